@@ -1,0 +1,114 @@
+// Package vfs is the file system seen by the storage layers.
+//
+// Everything that touches disk (partition logs, checkpoints, the metadata
+// log) goes through FS, so tests can swap the operating system's file
+// system for an in-memory one that simulates crashes (unsynced data is
+// lost) or a fault-injecting one (ENOSPC, EIO, torn writes) without a real
+// crash. Names are slash-separated paths as the OS sees them.
+package vfs
+
+import (
+	"errors"
+	"io"
+	"os"
+)
+
+// File is an open file. Writes made through a File opened with Create or
+// OpenAppend go to the end of the file; they are durable only after Sync.
+type File interface {
+	io.Reader
+	io.ReaderAt
+	io.Writer
+	io.Closer
+	// Sync flushes the file's data to stable storage (fdatasync).
+	Sync() error
+	// Truncate changes the file's size. Later appends continue at the
+	// new end.
+	Truncate(size int64) error
+	// Size returns the file's current size in bytes.
+	Size() (int64, error)
+}
+
+// FS is a file system.
+type FS interface {
+	// Create creates name, truncating it if it exists, opened for
+	// reading and appending.
+	Create(name string) (File, error)
+	// OpenAppend opens name for reading and appending, creating it empty
+	// if it does not exist.
+	OpenAppend(name string) (File, error)
+	// Open opens an existing file read-only.
+	Open(name string) (File, error)
+	// Remove removes a file or an empty directory.
+	Remove(name string) error
+	// RemoveAll removes a path and everything below it.
+	RemoveAll(name string) error
+	// Rename atomically replaces newname with oldname.
+	Rename(oldname, newname string) error
+	// MkdirAll creates a directory and any missing parents.
+	MkdirAll(dir string) error
+	// List returns the names of a directory's entries, sorted.
+	List(dir string) ([]string, error)
+	// Stat returns a file's size and whether it is a directory.
+	Stat(name string) (FileInfo, error)
+	// SyncDir makes a directory's entries (creations, renames,
+	// removals) durable.
+	SyncDir(dir string) error
+}
+
+// FileInfo is what Stat reports.
+type FileInfo struct {
+	Size  int64
+	IsDir bool
+}
+
+// ErrNotExist is returned (wrapped) when a file does not exist; test with
+// errors.Is(err, os.ErrNotExist) or IsNotExist.
+var ErrNotExist = os.ErrNotExist
+
+// IsNotExist reports whether err says a file does not exist.
+func IsNotExist(err error) bool { return errors.Is(err, os.ErrNotExist) }
+
+// WriteFileAtomic writes data to name through a temporary file that is
+// synced and renamed over name, then syncs dir, so a crash leaves either
+// the old or the new contents, never a mix.
+func WriteFileAtomic(fs FS, dir, name string, data []byte) error {
+	tmp := name + ".tmp"
+	f, err := fs.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := fs.Rename(tmp, name); err != nil {
+		return err
+	}
+	return fs.SyncDir(dir)
+}
+
+// ReadFile reads a whole file.
+func ReadFile(fs FS, name string) ([]byte, error) {
+	f, err := fs.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	n, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, 0); err != nil && !(errors.Is(err, io.EOF) && n == 0) {
+		return nil, err
+	}
+	return buf, nil
+}
