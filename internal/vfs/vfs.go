@@ -5,6 +5,16 @@
 // system for an in-memory one that simulates crashes (unsynced data is
 // lost) or a fault-injecting one (ENOSPC, EIO, torn writes) without a real
 // crash. Names are slash-separated paths as the OS sees them.
+//
+// Three implementations:
+//
+//   - Default, the operating system's.
+//   - NewMem, in memory, which tracks what File.Sync and SyncDir made
+//     durable; Crash and CrashWith return the file system a crash would
+//     leave (see MemFS for exactly what survives).
+//   - NewFault, which wraps another FS and injects errors by operation and
+//     path, partial writes, delays, and ENOSPC past a capacity (see
+//     FaultFS).
 package vfs
 
 import (
