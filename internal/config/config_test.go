@@ -1,0 +1,128 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestDefaultsAreValid(t *testing.T) {
+	for _, r := range []*Registry{Broker, Topic} {
+		for _, name := range r.Names() {
+			d, _ := r.Lookup(name)
+			if d.Null {
+				continue
+			}
+			if err := d.Check(d.Default); err != nil {
+				t.Errorf("%s: default invalid: %v", name, err)
+			}
+			if d.Doc == "" {
+				t.Errorf("%s: no documentation", name)
+			}
+		}
+	}
+}
+
+func TestTopicSynonymsExist(t *testing.T) {
+	for _, name := range Topic.Names() {
+		d, _ := Topic.Lookup(name)
+		for _, s := range d.Synonyms {
+			if _, ok := Broker.Lookup(s.Name); !ok {
+				// Some synonyms are broker properties Gregor accepts
+				// only through the topic (compatibility no-ops).
+				switch s.Name {
+				case "log.preallocate", "log.roll.jitter.ms", "log.message.downconversion.enable":
+					continue
+				}
+				t.Errorf("%s: synonym %s is not a broker property", name, s.Name)
+			}
+		}
+	}
+}
+
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		reg         *Registry
+		name, value string
+		ok          bool
+	}{
+		{Broker, "num.partitions", "3", true},
+		{Broker, "num.partitions", "0", false},
+		{Broker, "num.partitions", "x", false},
+		{Broker, "num.partitions", "99999999999", false},
+		{Broker, "auto.create.topics.enable", "false", true},
+		{Broker, "auto.create.topics.enable", "yes", false},
+		{Topic, "cleanup.policy", "compact,delete", true},
+		{Topic, "cleanup.policy", "compact,bogus", false},
+		{Topic, "min.cleanable.dirty.ratio", "0.2", true},
+		{Topic, "min.cleanable.dirty.ratio", "1.5", false},
+		{Topic, "message.timestamp.type", "LogAppendTime", true},
+		{Topic, "message.timestamp.type", "Now", false},
+		{Topic, "retention.ms", "-1", true},
+		{Topic, "retention.ms", "-2", false},
+		{Topic, "no.such.thing", "1", false},
+	}
+	for _, tt := range tests {
+		err := tt.reg.Validate(tt.name, tt.value)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s=%s: err=%v, want ok=%v", tt.name, tt.value, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s=%s: error %v does not wrap ErrInvalid", tt.name, tt.value, err)
+		}
+	}
+}
+
+func TestTopicResolution(t *testing.T) {
+	b, unknown, err := NewBroker(map[string]string{"log.retention.hours": "2", "bogus.name": "1", "message.max.bytes": "5000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(unknown) != 1 || unknown[0] != "bogus.name" {
+		t.Fatalf("unknown = %v", unknown)
+	}
+	tc := b.Topic(map[string]string{"segment.bytes": "1000"})
+	check := func(name, want string, wantSrc Source) {
+		t.Helper()
+		v, src, _ := tc.Lookup(name)
+		if v != want || src != wantSrc {
+			t.Errorf("%s = %q (source %d), want %q (source %d)", name, v, src, want, wantSrc)
+		}
+	}
+	check("retention.ms", "7200000", SourceStaticBroker)
+	check("segment.bytes", "1000", SourceDynamicTopic)
+	check("max.message.bytes", "5000", SourceStaticBroker)
+	check("cleanup.policy", "delete", SourceDefault)
+
+	dyn := b.WithDynamic(map[string]string{"log.retention.ms": "1000"})
+	if v := dyn.Topic(nil).Int("retention.ms"); v != 1000 {
+		t.Errorf("dynamic retention.ms = %d", v)
+	}
+	if got := b.RetentionMs(); got != 7200000 {
+		t.Errorf("RetentionMs = %d", got)
+	}
+}
+
+func TestParseProperties(t *testing.T) {
+	in := "# comment\n! other\n\nnum.partitions=3\nlog.dirs : /tmp/x\nlong.value=a,\\\n  b\n"
+	got, err := ParseProperties(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"num.partitions": "3", "log.dirs": "/tmp/x", "long.value": "a,b"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	if _, err := ParseProperties(strings.NewReader("novalue\n")); err == nil {
+		t.Error("line without = accepted")
+	}
+}
+
+func TestFromEnv(t *testing.T) {
+	got := FromEnv([]string{"GREGOR_NUM_PARTITIONS=4", "GREGOR_BROKERS=x", "PATH=/bin", "GREGOR_LOG_RETENTION_HOURS=1"}, nil)
+	if got["num.partitions"] != "4" || got["log.retention.hours"] != "1" || len(got) != 2 {
+		t.Errorf("FromEnv = %v", got)
+	}
+}

@@ -1,0 +1,167 @@
+package config
+
+import "math"
+
+// Source is where an effective value came from, numbered as Kafka's
+// DescribeConfigs ConfigSource.
+type Source int8
+
+// Sources, numbered as Kafka's.
+const (
+	SourceUnknown             Source = 0
+	SourceDynamicTopic        Source = 1
+	SourceDynamicBroker       Source = 2
+	SourceDynamicDefault      Source = 3
+	SourceStaticBroker        Source = 4
+	SourceDefault             Source = 5
+	SourceDynamicBrokerLogger Source = 6
+)
+
+const (
+	msPerHour   = 3600 * 1000
+	msPerMinute = 60 * 1000
+	maxLong     = "9223372036854775807"
+)
+
+func long(name, def, doc string, opts ...func(*Def)) Def {
+	return mk(Def{Name: name, Type: TypeLong, Default: def, Doc: doc}, opts)
+}
+func integer(name, def, doc string, opts ...func(*Def)) Def {
+	return mk(Def{Name: name, Type: TypeInt, Default: def, Doc: doc}, opts)
+}
+func boolean(name, def, doc string, opts ...func(*Def)) Def {
+	return mk(Def{Name: name, Type: TypeBoolean, Default: def, Doc: doc}, opts)
+}
+func str(name, def, doc string, opts ...func(*Def)) Def {
+	return mk(Def{Name: name, Type: TypeString, Default: def, Doc: doc}, opts)
+}
+func double(name, def, doc string, opts ...func(*Def)) Def {
+	return mk(Def{Name: name, Type: TypeDouble, Default: def, Doc: doc}, opts)
+}
+func list(name, def, doc string, opts ...func(*Def)) Def {
+	return mk(Def{Name: name, Type: TypeList, Default: def, Doc: doc}, opts)
+}
+func mk(d Def, opts []func(*Def)) Def {
+	for _, o := range opts {
+		o(&d)
+	}
+	return d
+}
+
+func dynamic(d *Def)  { d.Dynamic = true }
+func readOnly(d *Def) { d.ReadOnly = true }
+func null(d *Def)     { d.Null = true }
+func enum(vals ...string) func(*Def) {
+	return func(d *Def) { d.Enum = vals }
+}
+func between(min, max float64) func(*Def) {
+	return func(d *Def) { d.Bounded, d.Min, d.Max = true, min, max }
+}
+func syn(names ...any) func(*Def) {
+	return func(d *Def) {
+		for i := 0; i < len(names); i += 2 {
+			d.Synonyms = append(d.Synonyms, Synonym{Name: names[i].(string), Scale: int64(names[i+1].(int))})
+		}
+	}
+}
+
+var compressionTypes = []string{"uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"}
+
+// Broker holds the broker property definitions.
+var Broker = newRegistry([]Def{
+	integer("node.id", "0", "The node ID of this server in the cluster.", readOnly, atLeast(0)),
+	integer("broker.id", "-1", "Alias of node.id kept for older configuration files.", readOnly),
+	str("log.dirs", "", "Overridden by --data-dir: the directory holding partition logs and cluster metadata.", readOnly, null),
+	str("log.dir", "./gregor-data", "The data directory used when log.dirs is not set.", readOnly),
+	str("listeners", "PLAINTEXT://127.0.0.1:9092", "Listener address; --listen sets host:port.", readOnly),
+	str("advertised.listeners", "", "Address clients are told to connect to; defaults to the listener.", readOnly, null),
+	integer("num.partitions", "1", "Default number of partitions for auto-created topics and CreateTopics with -1.", atLeast(1), dynamic),
+	integer("default.replication.factor", "1", "Default replication factor for automatically created topics.", atLeast(1)),
+	boolean("auto.create.topics.enable", "true", "Create a topic when a client asks for its metadata or produces to it.", dynamic),
+	boolean("delete.topic.enable", "true", "Allow DeleteTopics.", readOnly),
+	integer("message.max.bytes", "1048588", "Largest record batch size allowed (topic override max.message.bytes).", atLeast(0), dynamic),
+	integer("socket.request.max.bytes", "104857600", "Largest request size accepted on a socket; larger frames close the connection.", atLeast(1), readOnly),
+	integer("queued.max.requests", "500", "Requests in flight per connection before the broker stops reading from it.", atLeast(1), readOnly),
+	long("connections.max.idle.ms", "600000", "Idle connections are closed after this many milliseconds.", atLeast(0)),
+	integer("num.io.threads", "8", "Accepted for compatibility; Gregor schedules request work on goroutines.", atLeast(1)),
+	integer("num.network.threads", "3", "Accepted for compatibility; Gregor uses a goroutine per connection.", atLeast(1)),
+	integer("log.segment.bytes", "1073741824", "Segment size at which a partition's active segment rolls.", atLeast(14), dynamic),
+	long("log.roll.ms", "", "Time after which a segment rolls, in ms (overrides log.roll.hours).", null, atLeast(1), dynamic),
+	integer("log.roll.hours", "168", "Time after which a segment rolls, in hours.", atLeast(1)),
+	integer("log.index.interval.bytes", "4096", "Bytes between offset index entries.", atLeast(0), dynamic),
+	integer("log.index.size.max.bytes", "10485760", "Maximum offset index size; the segment rolls when full.", atLeast(4), dynamic),
+	long("log.flush.interval.messages", maxLong, "Messages appended before a forced fsync. The default keeps Gregor's durable mode: every acknowledged write is synced (group commit). Setting this or log.flush.interval.ms relaxes it: produce is acknowledged before fsync.", atLeast(1), dynamic),
+	long("log.flush.interval.ms", "", "Maximum time in ms data may sit unsynced when relaxed durability is configured.", null, atLeast(0), dynamic),
+	long("log.flush.scheduler.interval.ms", maxLong, "Accepted for compatibility.", atLeast(0)),
+	long("log.flush.offset.checkpoint.interval.ms", "60000", "How often recovery points are checkpointed.", atLeast(0)),
+	str("log.message.timestamp.type", "CreateTime", "Timestamp type of appended records: CreateTime or LogAppendTime.", enum("CreateTime", "LogAppendTime"), dynamic),
+	long("log.message.timestamp.before.max.ms", maxLong, "Largest allowed gap between a record's timestamp and the broker's clock, backwards.", atLeast(0), dynamic),
+	long("log.message.timestamp.after.max.ms", "3600000", "Largest allowed gap between a record's timestamp and the broker's clock, forwards.", atLeast(0), dynamic),
+	long("log.retention.ms", "", "Time a log segment is kept before deletion, in ms (overrides minutes and hours); -1 = forever.", null, atLeast(-1), dynamic),
+	integer("log.retention.minutes", "", "Retention in minutes (overrides hours).", null, atLeast(-1)),
+	integer("log.retention.hours", "168", "Retention in hours.", atLeast(-1)),
+	long("log.retention.bytes", "-1", "Maximum size of a partition before old segments are deleted; -1 = no limit.", atLeast(-1), dynamic),
+	long("log.retention.check.interval.ms", "300000", "How often the cleaner looks for segments to delete.", atLeast(1)),
+	long("log.segment.delete.delay.ms", "60000", "Delay before a deleted segment's files are removed.", atLeast(0), dynamic),
+	list("log.cleanup.policy", "delete", "Default cleanup policy: delete, compact, or both.", enum("delete", "compact"), dynamic),
+	boolean("log.cleaner.enable", "true", "Run the log compactor.", readOnly),
+	integer("log.cleaner.threads", "1", "Compactor goroutines.", atLeast(0), dynamic),
+	long("log.cleaner.backoff.ms", "15000", "Sleep between compactor passes when there is nothing to clean.", atLeast(0), dynamic),
+	double("log.cleaner.min.cleanable.ratio", "0.5", "Minimum dirty ratio for a log to be compacted.", between(0, 1), dynamic),
+	long("log.cleaner.min.compaction.lag.ms", "0", "Minimum time a record stays uncompacted.", atLeast(0), dynamic),
+	long("log.cleaner.max.compaction.lag.ms", maxLong, "Maximum time a record stays uncompacted.", atLeast(1), dynamic),
+	long("log.cleaner.delete.retention.ms", "86400000", "How long tombstones are kept after compaction.", atLeast(0), dynamic),
+	integer("min.insync.replicas", "1", "Minimum in-sync replicas for acks=all.", atLeast(1), dynamic),
+	str("compression.type", "producer", "Default compression of topics.", enum(compressionTypes...), dynamic),
+	boolean("unclean.leader.election.enable", "false", "Allow out-of-sync replicas to become leader.", dynamic),
+	long("replica.lag.time.max.ms", "30000", "Followers behind for longer leave the ISR.", atLeast(0)),
+	integer("offsets.topic.num.partitions", "50", "Partitions of __consumer_offsets.", atLeast(1), readOnly),
+	integer("offsets.topic.replication.factor", "1", "Replication factor of __consumer_offsets.", atLeast(1), readOnly),
+	integer("offsets.topic.segment.bytes", "104857600", "Segment size of __consumer_offsets.", atLeast(1), readOnly),
+	long("offsets.retention.minutes", "10080", "Committed offsets of empty groups are kept this long.", atLeast(1)),
+	long("offsets.retention.check.interval.ms", "600000", "How often expired offsets are removed.", atLeast(1)),
+	integer("offsets.commit.timeout.ms", "5000", "Offset commits wait this long for replication.", atLeast(1)),
+	integer("offset.metadata.max.bytes", "4096", "Maximum size of the metadata string of an offset commit.", atLeast(0)),
+	integer("group.initial.rebalance.delay.ms", "3000", "Delay of the first rebalance of an empty group, to let more members join.", atLeast(0)),
+	integer("group.min.session.timeout.ms", "6000", "Minimum allowed session timeout of group members.", atLeast(0)),
+	integer("group.max.session.timeout.ms", "1800000", "Maximum allowed session timeout of group members.", atLeast(0)),
+	integer("group.max.size", "2147483647", "Maximum members of a consumer group.", atLeast(1)),
+	integer("transaction.state.log.num.partitions", "50", "Partitions of __transaction_state.", atLeast(1), readOnly),
+	integer("transaction.state.log.replication.factor", "1", "Replication factor of __transaction_state.", atLeast(1), readOnly),
+	integer("transaction.max.timeout.ms", "900000", "Largest transaction timeout a producer may ask for.", atLeast(1)),
+	integer("transactional.id.expiration.ms", "604800000", "Idle transactional IDs expire after this long.", atLeast(1)),
+	integer("producer.id.expiration.ms", "86400000", "Idle producer state expires after this long.", atLeast(1), dynamic),
+	integer("transaction.abort.timed.out.transaction.cleanup.interval.ms", "10000", "How often timed-out transactions are aborted.", atLeast(1)),
+	integer("fetch.max.bytes", "57671680", "Maximum bytes of one fetch response.", atLeast(0)),
+	integer("max.incremental.fetch.session.cache.slots", "1000", "Fetch sessions kept (KIP-227).", atLeast(0)),
+})
+
+// Topic holds the topic property definitions with their broker synonyms.
+var Topic = newRegistry([]Def{
+	list("cleanup.policy", "delete", "delete, compact, or both: how old segments are cleaned.", enum("delete", "compact"), syn("log.cleanup.policy", 1)),
+	str("compression.type", "producer", "Compression of the topic's batches; producer keeps the producer's.", enum(compressionTypes...), syn("compression.type", 1)),
+	long("delete.retention.ms", "86400000", "How long tombstones are kept after compaction.", atLeast(0), syn("log.cleaner.delete.retention.ms", 1)),
+	long("file.delete.delay.ms", "60000", "Delay before a deleted segment's files are removed.", atLeast(0), syn("log.segment.delete.delay.ms", 1)),
+	long("flush.messages", maxLong, "Messages appended before a forced fsync; setting it relaxes durable acknowledgement.", atLeast(1), syn("log.flush.interval.messages", 1)),
+	long("flush.ms", maxLong, "Time before a forced fsync; setting it relaxes durable acknowledgement.", atLeast(0), syn("log.flush.interval.ms", 1)),
+	integer("index.interval.bytes", "4096", "Bytes between offset index entries.", atLeast(0), syn("log.index.interval.bytes", 1)),
+	integer("max.message.bytes", "1048588", "Largest record batch size allowed.", atLeast(0), syn("message.max.bytes", 1)),
+	long("max.compaction.lag.ms", maxLong, "Maximum time a record stays uncompacted.", atLeast(1), syn("log.cleaner.max.compaction.lag.ms", 1)),
+	long("message.timestamp.after.max.ms", "3600000", "Largest allowed forward gap between record and broker time.", atLeast(0), syn("log.message.timestamp.after.max.ms", 1)),
+	long("message.timestamp.before.max.ms", maxLong, "Largest allowed backward gap between record and broker time.", atLeast(0), syn("log.message.timestamp.before.max.ms", 1)),
+	str("message.timestamp.type", "CreateTime", "CreateTime or LogAppendTime.", enum("CreateTime", "LogAppendTime"), syn("log.message.timestamp.type", 1)),
+	double("min.cleanable.dirty.ratio", "0.5", "Minimum dirty ratio for compaction.", between(0, 1), syn("log.cleaner.min.cleanable.ratio", 1)),
+	long("min.compaction.lag.ms", "0", "Minimum time a record stays uncompacted.", atLeast(0), syn("log.cleaner.min.compaction.lag.ms", 1)),
+	integer("min.insync.replicas", "1", "Minimum in-sync replicas for acks=all.", atLeast(1), syn("min.insync.replicas", 1)),
+	boolean("preallocate", "false", "Accepted for compatibility; segments are not preallocated.", syn("log.preallocate", 1)),
+	long("retention.bytes", "-1", "Maximum partition size before old segments are deleted; -1 = no limit.", atLeast(-1), syn("log.retention.bytes", 1)),
+	long("retention.ms", "604800000", "Time a segment is kept; -1 = forever.", atLeast(-1), syn("log.retention.ms", 1, "log.retention.minutes", msPerMinute, "log.retention.hours", msPerHour)),
+	integer("segment.bytes", "1073741824", "Segment size at which the active segment rolls.", atLeast(14), syn("log.segment.bytes", 1)),
+	integer("segment.index.bytes", "10485760", "Maximum offset index size.", atLeast(4), syn("log.index.size.max.bytes", 1)),
+	long("segment.jitter.ms", "0", "Accepted for compatibility.", atLeast(0), syn("log.roll.jitter.ms", 1)),
+	long("segment.ms", "604800000", "Time after which the active segment rolls.", atLeast(1), syn("log.roll.ms", 1, "log.roll.hours", msPerHour)),
+	boolean("unclean.leader.election.enable", "false", "Allow out-of-sync replicas to become leader.", syn("unclean.leader.election.enable", 1)),
+	boolean("message.downconversion.enable", "true", "Accepted for compatibility; Gregor stores only magic 2.", syn("log.message.downconversion.enable", 1)),
+})
+
+var _ = math.MaxInt64

@@ -1,0 +1,220 @@
+package metadata
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// Image is the cluster metadata at one offset of the metadata log. It is
+// immutable: Apply returns a new Image sharing unchanged parts.
+type Image struct {
+	// Offset is the metadata log offset of the last applied batch; -1
+	// for the empty image.
+	Offset int64
+	// ClusterID identifies the cluster; set by the first record batch.
+	ClusterID string
+	// Topics by name and by ID. Values are immutable.
+	Topics   map[string]*Topic
+	TopicIDs map[UUID]*Topic
+	// BrokerConfigs holds dynamic broker config overrides by resource
+	// name ("" = cluster default).
+	BrokerConfigs map[string]map[string]string
+	// NextProducerID is the first producer ID not yet allocated.
+	NextProducerID int64
+	// Brokers by ID.
+	Brokers map[int32]*BrokerRecord
+}
+
+// Topic is one topic in an Image. Immutable.
+type Topic struct {
+	Name       string
+	ID         UUID
+	Partitions []*Partition
+	// Configs holds the topic's config overrides. Immutable.
+	Configs map[string]string
+}
+
+// Partition is one partition in an Image. Immutable.
+type Partition struct {
+	Partition   int32
+	Replicas    []int32
+	ISR         []int32
+	Leader      int32
+	LeaderEpoch int32
+	// PartitionEpoch counts every change to the partition.
+	PartitionEpoch int32
+}
+
+// Empty returns the image before any record.
+func Empty() *Image {
+	return &Image{
+		Offset:        -1,
+		Topics:        map[string]*Topic{},
+		TopicIDs:      map[UUID]*Topic{},
+		BrokerConfigs: map[string]map[string]string{},
+		Brokers:       map[int32]*BrokerRecord{},
+	}
+}
+
+// Topic returns a topic by name.
+func (img *Image) Topic(name string) (*Topic, bool) {
+	t, ok := img.Topics[name]
+	return t, ok
+}
+
+// TopicByID returns a topic by ID.
+func (img *Image) TopicByID(id UUID) (*Topic, bool) {
+	t, ok := img.TopicIDs[id]
+	return t, ok
+}
+
+// TopicNames returns every topic name, sorted.
+func (img *Image) TopicNames() []string {
+	names := make([]string, 0, len(img.Topics))
+	for n := range img.Topics {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Apply applies a batch of records at offset to img and returns the new
+// image. It is deterministic and never mutates img. A record that does
+// not fit the image (a partition of an unknown topic, say) is an error:
+// the writer validated the batch against the same image, so an error
+// means the log is corrupt or was written by a buggy proposer.
+func Apply(img *Image, offset int64, recs []Record) (*Image, error) {
+	next := *img
+	next.Offset = offset
+	topicsCopied, configsCopied, brokersCopied := false, false, false
+	copyTopics := func() {
+		if !topicsCopied {
+			next.Topics = maps.Clone(img.Topics)
+			next.TopicIDs = maps.Clone(img.TopicIDs)
+			topicsCopied = true
+		}
+	}
+	// setTopic replaces a topic in both maps.
+	setTopic := func(t *Topic) {
+		copyTopics()
+		next.Topics[t.Name] = t
+		next.TopicIDs[t.ID] = t
+	}
+	for i, r := range recs {
+		switch {
+		case r.Topic != nil:
+			if _, ok := next.Topics[r.Topic.Name]; ok {
+				return nil, fmt.Errorf("metadata: record %d: topic %q exists", i, r.Topic.Name)
+			}
+			if _, ok := next.TopicIDs[r.Topic.ID]; ok {
+				return nil, fmt.Errorf("metadata: record %d: topic id %s exists", i, r.Topic.ID)
+			}
+			setTopic(&Topic{Name: r.Topic.Name, ID: r.Topic.ID, Configs: map[string]string{}})
+
+		case r.Partition != nil:
+			p := r.Partition
+			t, ok := next.TopicIDs[p.TopicID]
+			if !ok {
+				return nil, fmt.Errorf("metadata: record %d: partition of unknown topic %s", i, p.TopicID)
+			}
+			if int(p.Partition) != len(t.Partitions) {
+				return nil, fmt.Errorf("metadata: record %d: partition %d of %q out of order", i, p.Partition, t.Name)
+			}
+			nt := *t
+			nt.Partitions = append(slices.Clip(t.Partitions), &Partition{
+				Partition:   p.Partition,
+				Replicas:    slices.Clone(p.Replicas),
+				ISR:         slices.Clone(p.ISR),
+				Leader:      p.Leader,
+				LeaderEpoch: p.LeaderEpoch,
+			})
+			setTopic(&nt)
+
+		case r.PartitionChange != nil:
+			c := r.PartitionChange
+			t, ok := next.TopicIDs[c.TopicID]
+			if !ok || c.Partition < 0 || int(c.Partition) >= len(t.Partitions) {
+				return nil, fmt.Errorf("metadata: record %d: change of unknown partition %s/%d", i, c.TopicID, c.Partition)
+			}
+			np := *t.Partitions[c.Partition]
+			np.PartitionEpoch++
+			if c.Leader != nil && *c.Leader != np.Leader {
+				np.Leader = *c.Leader
+				np.LeaderEpoch++
+			}
+			if c.ISR != nil {
+				np.ISR = slices.Clone(c.ISR)
+			}
+			if c.Replicas != nil {
+				np.Replicas = slices.Clone(c.Replicas)
+			}
+			nt := *t
+			nt.Partitions = slices.Clone(t.Partitions)
+			nt.Partitions[c.Partition] = &np
+			setTopic(&nt)
+
+		case r.RemoveTopic != nil:
+			t, ok := next.TopicIDs[r.RemoveTopic.ID]
+			if !ok {
+				return nil, fmt.Errorf("metadata: record %d: remove of unknown topic %s", i, r.RemoveTopic.ID)
+			}
+			copyTopics()
+			delete(next.Topics, t.Name)
+			delete(next.TopicIDs, t.ID)
+
+		case r.Config != nil:
+			c := r.Config
+			switch c.ResourceType {
+			case ResourceTopic:
+				t, ok := next.Topics[c.ResourceName]
+				if !ok {
+					return nil, fmt.Errorf("metadata: record %d: config of unknown topic %q", i, c.ResourceName)
+				}
+				nt := *t
+				nt.Configs = maps.Clone(t.Configs)
+				setValue(nt.Configs, c.Name, c.Value)
+				setTopic(&nt)
+			case ResourceBroker:
+				if !configsCopied {
+					next.BrokerConfigs = maps.Clone(img.BrokerConfigs)
+					configsCopied = true
+				}
+				m := maps.Clone(next.BrokerConfigs[c.ResourceName])
+				if m == nil {
+					m = map[string]string{}
+				}
+				setValue(m, c.Name, c.Value)
+				next.BrokerConfigs[c.ResourceName] = m
+			default:
+				return nil, fmt.Errorf("metadata: record %d: unknown resource type %d", i, c.ResourceType)
+			}
+
+		case r.ProducerIDs != nil:
+			if r.ProducerIDs.NextProducerID <= next.NextProducerID {
+				return nil, fmt.Errorf("metadata: record %d: producer ID block goes backwards", i)
+			}
+			next.NextProducerID = r.ProducerIDs.NextProducerID
+
+		case r.Broker != nil:
+			if !brokersCopied {
+				next.Brokers = maps.Clone(img.Brokers)
+				brokersCopied = true
+			}
+			b := *r.Broker
+			next.Brokers[b.ID] = &b
+
+		default:
+			return nil, fmt.Errorf("metadata: record %d: empty record", i)
+		}
+	}
+	return &next, nil
+}
+
+func setValue(m map[string]string, k string, v *string) {
+	if v == nil {
+		delete(m, k)
+	} else {
+		m[k] = *v
+	}
+}

@@ -1,0 +1,179 @@
+package metadata
+
+import (
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/gregor-streaming/gregor/internal/vfs"
+)
+
+func createTopic(name string, parts int32) []Record {
+	id := NewUUID()
+	recs := []Record{{Topic: &TopicRecord{Name: name, ID: id}}}
+	for i := range parts {
+		recs = append(recs, Record{Partition: &PartitionRecord{TopicID: id, Partition: i, Replicas: []int32{0}, ISR: []int32{0}}})
+	}
+	return recs
+}
+
+func TestApplyDoesNotMutate(t *testing.T) {
+	img := Empty()
+	next, err := Apply(img, 0, createTopic("a", 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(img.Topics) != 0 || len(next.Topics) != 1 || len(next.Topics["a"].Partitions) != 3 {
+		t.Fatalf("img %d topics, next %d", len(img.Topics), len(next.Topics))
+	}
+	v := "1000"
+	next2, err := Apply(next, 1, []Record{{Config: &ConfigRecord{ResourceType: ResourceTopic, ResourceName: "a", Name: "retention.ms", Value: &v}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(next.Topics["a"].Configs) != 0 || next2.Topics["a"].Configs["retention.ms"] != "1000" {
+		t.Fatal("config apply mutated the old image")
+	}
+	leader := int32(5)
+	next3, err := Apply(next2, 2, []Record{{PartitionChange: &PartitionChangeRecord{TopicID: next.Topics["a"].ID, Partition: 1, Leader: &leader}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := next3.Topics["a"].Partitions[1]; p.Leader != 5 || p.LeaderEpoch != 1 {
+		t.Fatalf("partition change: %+v", p)
+	}
+	if p := next2.Topics["a"].Partitions[1]; p.Leader != 0 || p.LeaderEpoch != 0 {
+		t.Fatal("partition change mutated the old image")
+	}
+	if next3.TopicIDs[next.Topics["a"].ID] != next3.Topics["a"] {
+		t.Fatal("name and ID maps disagree")
+	}
+}
+
+func TestApplyRejects(t *testing.T) {
+	img, _ := Apply(Empty(), 0, createTopic("a", 1))
+	bad := [][]Record{
+		createTopic("a", 1),
+		{{Partition: &PartitionRecord{TopicID: NewUUID()}}},
+		{{RemoveTopic: &RemoveTopicRecord{ID: NewUUID()}}},
+		{{}},
+		{{ProducerIDs: &ProducerIDsRecord{NextProducerID: 0}}},
+	}
+	for i, recs := range bad {
+		if _, err := Apply(img, 1, recs); err == nil {
+			t.Errorf("case %d: no error", i)
+		}
+	}
+}
+
+func TestStoreReplayAndSnapshot(t *testing.T) {
+	fs := vfs.NewMem()
+	dir := "/meta"
+	s, err := Open(fs, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clusterID := s.Image().ClusterID
+	for i := range snapshotEvery + 10 {
+		name := "t" + string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676))
+		if _, err := s.Update(func(*Image) ([]Record, error) { return createTopic(name, 1), nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := s.Image()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Only synced data survives: Update syncs, so a crash keeps all.
+	crashed := fs.Crash()
+	s2, err := Open(crashed, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	got := s2.Image()
+	if got.ClusterID != clusterID || got.Offset != want.Offset || len(got.Topics) != len(want.Topics) {
+		t.Fatalf("after replay: cluster %q offset %d topics %d; want %q %d %d",
+			got.ClusterID, got.Offset, len(got.Topics), clusterID, want.Offset, len(want.Topics))
+	}
+	for name, t1 := range want.Topics {
+		t2 := got.Topics[name]
+		if t2 == nil || t2.ID != t1.ID || !reflect.DeepEqual(t2.Partitions, t1.Partitions) {
+			t.Fatalf("topic %s differs after replay", name)
+		}
+	}
+}
+
+func TestStoreTornTail(t *testing.T) {
+	fs := vfs.NewMem()
+	s, err := Open(fs, "/m", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"a", "b"} {
+		if _, err := s.Update(func(*Image) ([]Record, error) { return createTopic(n, 2), nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	// Append garbage: a torn frame.
+	f, err := fs.OpenAppend(filepath.Join("/m", logName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{0, 0, 1, 0, 1, 2, 3, 4, 5, 6})
+	f.Sync()
+	f.Close()
+	s2, err := Open(fs, "/m", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s2.Image().Topics) != 2 {
+		t.Fatalf("topics = %d", len(s2.Image().Topics))
+	}
+	// New commits land after the truncated tail and replay.
+	if _, err := s2.Update(func(*Image) ([]Record, error) { return createTopic("c", 1), nil }); err != nil {
+		t.Fatal(err)
+	}
+	s2.Close()
+	s3, err := Open(fs, "/m", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s3.Close()
+	if len(s3.Image().Topics) != 3 {
+		t.Fatalf("topics after reopen = %d", len(s3.Image().Topics))
+	}
+}
+
+func TestUpdateErrorCommitsNothing(t *testing.T) {
+	s, err := Open(vfs.NewMem(), "/m", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	before := s.Image()
+	if _, err := s.Update(func(*Image) ([]Record, error) { return []Record{{}}, nil }); err == nil {
+		t.Fatal("invalid record committed")
+	}
+	if s.Image() != before {
+		t.Fatal("image changed after failed update")
+	}
+}
+
+func FuzzReplay(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 2, 0, 0, 0, 0, '{', '}'})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fs := vfs.NewMem()
+		fs.MkdirAll("/m")
+		file, _ := fs.Create("/m/" + logName)
+		file.Write(data)
+		file.Sync()
+		file.Close()
+		s, err := Open(fs, "/m", nil)
+		if err != nil {
+			return // a record that does not apply is a refused log, not a panic
+		}
+		s.Close()
+	})
+}

@@ -1,0 +1,112 @@
+package metadata
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+)
+
+// UUID is a 16-byte Kafka UUID (topic IDs, KIP-516).
+type UUID [16]byte
+
+// NewUUID returns a random UUID that is never the zero UUID.
+func NewUUID() UUID {
+	for {
+		var u UUID
+		if _, err := rand.Read(u[:]); err != nil {
+			panic(fmt.Sprintf("crypto/rand: %v", err)) // unrecoverable: no entropy
+		}
+		// Kafka reserves the all-zero and the "metadata topic" IDs.
+		if u != (UUID{}) && u != (UUID{15: 1}) {
+			return u
+		}
+	}
+}
+
+// String formats the UUID as Kafka does (URL-safe base64 is Kafka's
+// display form; hex is easier to read in logs and files).
+func (u UUID) String() string { return hex.EncodeToString(u[:]) }
+
+// MarshalText implements encoding.TextMarshaler.
+func (u UUID) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (u *UUID) UnmarshalText(b []byte) error {
+	if len(b) != 32 {
+		return fmt.Errorf("uuid: bad length %d", len(b))
+	}
+	_, err := hex.Decode(u[:], b)
+	return err
+}
+
+// Record is one metadata change. Exactly one field is set.
+type Record struct {
+	Topic           *TopicRecord           `json:"topic,omitempty"`
+	Partition       *PartitionRecord       `json:"partition,omitempty"`
+	PartitionChange *PartitionChangeRecord `json:"partitionChange,omitempty"`
+	RemoveTopic     *RemoveTopicRecord     `json:"removeTopic,omitempty"`
+	Config          *ConfigRecord          `json:"config,omitempty"`
+	ProducerIDs     *ProducerIDsRecord     `json:"producerIds,omitempty"`
+	Broker          *BrokerRecord          `json:"broker,omitempty"`
+}
+
+// TopicRecord creates a topic.
+type TopicRecord struct {
+	Name string `json:"name"`
+	ID   UUID   `json:"id"`
+}
+
+// PartitionRecord creates a partition of a topic.
+type PartitionRecord struct {
+	TopicID     UUID    `json:"topicId"`
+	Partition   int32   `json:"partition"`
+	Replicas    []int32 `json:"replicas"`
+	ISR         []int32 `json:"isr"`
+	Leader      int32   `json:"leader"`
+	LeaderEpoch int32   `json:"leaderEpoch"`
+}
+
+// PartitionChangeRecord changes a partition's leader or ISR; the leader
+// epoch is bumped when the leader changes.
+type PartitionChangeRecord struct {
+	TopicID   UUID    `json:"topicId"`
+	Partition int32   `json:"partition"`
+	Leader    *int32  `json:"leader,omitempty"`
+	ISR       []int32 `json:"isr,omitempty"`
+	Replicas  []int32 `json:"replicas,omitempty"`
+}
+
+// RemoveTopicRecord deletes a topic and its partitions.
+type RemoveTopicRecord struct {
+	ID UUID `json:"id"`
+}
+
+// Resource types of ConfigRecord, numbered as Kafka's ConfigResource.
+const (
+	ResourceTopic  int8 = 2
+	ResourceBroker int8 = 4
+)
+
+// ConfigRecord sets (Value non-nil) or deletes (Value nil) a config
+// override. For ResourceBroker, an empty Name is the cluster-wide default.
+type ConfigRecord struct {
+	ResourceType int8    `json:"resourceType"`
+	ResourceName string  `json:"resourceName"`
+	Name         string  `json:"name"`
+	Value        *string `json:"value"`
+}
+
+// ProducerIDsRecord allocates the block [NextProducerID-BlockSize,
+// NextProducerID) to a broker; IDs are never reused.
+type ProducerIDsRecord struct {
+	BrokerID       int32 `json:"brokerId"`
+	NextProducerID int64 `json:"nextProducerId"`
+}
+
+// BrokerRecord registers a broker and its endpoint.
+type BrokerRecord struct {
+	ID   int32  `json:"id"`
+	Host string `json:"host"`
+	Port int32  `json:"port"`
+	Rack string `json:"rack,omitempty"`
+}

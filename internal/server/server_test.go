@@ -1,0 +1,239 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/goleak"
+
+	"github.com/gregor-streaming/gregor/internal/wire"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// testHandler answers Metadata requests after a delay given by the
+// request's first topic name length (ms), to reorder completions, and
+// produce with acks=0 with nothing.
+type testHandler struct {
+	wg sync.WaitGroup
+}
+
+func (h *testHandler) Versions(key int16) (int16, int16, bool) {
+	switch key {
+	case 3:
+		return 0, 12, true
+	case 0:
+		return 3, 11, true
+	case 18:
+		return 0, 4, true
+	}
+	return 0, 0, false
+}
+
+func (h *testHandler) Serve(_ context.Context, req *wire.Request, respond func(kmsg.Response)) {
+	switch r := req.Body.(type) {
+	case *kmsg.MetadataRequest:
+		delay := time.Duration(0)
+		if len(r.Topics) > 0 && r.Topics[0].Topic != nil {
+			delay = time.Duration(len(*r.Topics[0].Topic)) * time.Millisecond
+		}
+		resp := r.ResponseKind().(*kmsg.MetadataResponse)
+		resp.Version = r.Version
+		resp.ControllerID = req.CorrelationID
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			time.Sleep(delay)
+			respond(resp)
+		}()
+	case *kmsg.ProduceRequest:
+		respond(nil)
+	case *kmsg.ApiVersionsRequest:
+		resp := r.ResponseKind().(*kmsg.ApiVersionsResponse)
+		resp.Version = r.Version
+		if req.UnsupportedVersion {
+			resp.ErrorCode = 35
+		}
+		respond(resp)
+	}
+}
+
+func startServer(t *testing.T, cfg Config) (*Server, *testHandler, string) {
+	t.Helper()
+	h := &testHandler{}
+	s := New(h, cfg, nil)
+	l, err := s.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Shutdown(context.Background())
+		h.wg.Wait()
+	})
+	return s, h, l.Addr().String()
+}
+
+func send(t *testing.T, c net.Conn, req kmsg.Request, corr int32) {
+	t.Helper()
+	f := kmsg.NewRequestFormatter(kmsg.FormatterClientID("test"))
+	if _, err := c.Write(f.AppendRequest(nil, req, corr)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readFrame(t *testing.T, r io.Reader) []byte {
+	t.Helper()
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		t.Fatalf("read size: %v", err)
+	}
+	b := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+	if _, err := io.ReadFull(r, b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestResponsesInRequestOrder(t *testing.T) {
+	_, _, addr := startServer(t, Config{})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Earlier requests finish later; acks=0 produces interleave.
+	names := []string{"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "aaaaaaaaaa", "a", ""}
+	corr := int32(0)
+	var want []int32
+	for _, n := range names {
+		req := kmsg.NewPtrMetadataRequest()
+		req.Version = 9
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(n)
+		req.Topics = append(req.Topics, rt)
+		send(t, c, req, corr)
+		want = append(want, corr)
+		corr++
+		p := kmsg.NewPtrProduceRequest()
+		p.Version = 9
+		p.Acks = 0
+		send(t, c, p, corr)
+		corr++
+	}
+	br := bufio.NewReader(c)
+	for _, w := range want {
+		frame := readFrame(t, br)
+		got := int32(binary.BigEndian.Uint32(frame))
+		if got != w {
+			t.Fatalf("correlation id %d, want %d", got, w)
+		}
+		// Flexible response: header tag byte, then the body.
+		resp := kmsg.NewPtrMetadataResponse()
+		resp.Version = 9
+		if err := resp.ReadFrom(frame[5:]); err != nil {
+			t.Fatal(err)
+		}
+		if resp.ControllerID != w {
+			t.Fatalf("body for %d carried %d", w, resp.ControllerID)
+		}
+	}
+}
+
+func TestApiVersionsFallback(t *testing.T) {
+	_, _, addr := startServer(t, Config{})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Version 99 with a body we cannot parse.
+	frame := []byte{0, 0, 0, 12, 0, 18, 0, 99, 0, 0, 0, 5, 0xff, 0xff, 9, 9}
+	if _, err := c.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	resp := readFrame(t, c)
+	if got := int32(binary.BigEndian.Uint32(resp)); got != 5 {
+		t.Fatalf("correlation %d", got)
+	}
+	// v0 framing: no tag byte; error code first.
+	if code := int16(binary.BigEndian.Uint16(resp[4:])); code != 35 {
+		t.Fatalf("error code %d, want UNSUPPORTED_VERSION", code)
+	}
+}
+
+func TestBadFramesCloseConnection(t *testing.T) {
+	_, _, addr := startServer(t, Config{MaxRequestSize: 1024})
+	for name, frame := range map[string][]byte{
+		"too large":    {0, 0, 0x10, 0},
+		"negative":     {0xff, 0xff, 0xff, 0xf0},
+		"tiny":         {0, 0, 0, 2, 0, 0},
+		"unknown key":  {0, 0, 0, 10, 0x7f, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff},
+		"bad version":  {0, 0, 0, 10, 0, 3, 0, 99, 0, 0, 0, 1, 0xff, 0xff},
+		"garbage body": {0, 0, 0, 14, 0, 3, 0, 9, 0, 0, 0, 1, 0xff, 0xff, 0, 0xff, 0xff, 0xff},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.Write(frame)
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			var b [1]byte
+			if _, err := c.Read(b[:]); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("read: %v, want EOF or reset (closed)", err)
+			}
+		})
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	_, _, addr := startServer(t, Config{IdleTimeout: 50 * time.Millisecond})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var b [1]byte
+	if _, err := c.Read(b[:]); err != io.EOF {
+		t.Fatalf("read: %v, want EOF", err)
+	}
+}
+
+func TestShutdownFinishesInFlight(t *testing.T) {
+	s, h, addr := startServer(t, Config{})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 9
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr("0123456789012345678901234567890123456789") // 40ms
+	req.Topics = append(req.Topics, rt)
+	send(t, c, req, 77)
+	time.Sleep(10 * time.Millisecond)
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.wg.Wait()
+	frame := readFrame(t, c)
+	if got := int32(binary.BigEndian.Uint32(frame)); got != 77 {
+		t.Fatalf("correlation %d", got)
+	}
+	var b [1]byte
+	if _, err := c.Read(b[:]); err != io.EOF {
+		t.Fatalf("after shutdown: %v, want EOF", err)
+	}
+}

@@ -1,0 +1,36 @@
+package wire
+
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Request is one decoded request, as the server hands it to the broker.
+type Request struct {
+	// Client describes the connection the request arrived on. Never nil.
+	Client *Client
+	// Key, Version and CorrelationID are from the request header.
+	Key           int16
+	Version       int16
+	CorrelationID int32
+	// ClientID is the header's client ID ("" when null).
+	ClientID string
+	// Body is the decoded request, at Version.
+	Body kmsg.Request
+	// UnsupportedVersion is set on an ApiVersions request whose version
+	// is above the supported range: Body is a v0 request and the
+	// handler answers UNSUPPORTED_VERSION (KIP-511).
+	UnsupportedVersion bool
+	// Received is when the request's frame was read.
+	Received time.Time
+}
+
+// Client describes a client connection. Immutable.
+type Client struct {
+	// Remote is the client's address.
+	Remote string
+	// Close closes the connection after the responses already written;
+	// for handlers that cannot answer (Kafka closes on such requests).
+	Close func()
+}
