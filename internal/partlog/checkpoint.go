@@ -1,0 +1,100 @@
+package partlog
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/gregor-streaming/gregor/internal/batch"
+)
+
+// checkpoint is the content of partition.checkpoint (layout in doc.go).
+type checkpoint struct {
+	clean          bool
+	logStartOffset int64
+	highWatermark  int64
+	recoveryPoint  int64
+	logEndOffset   int64
+	// The active segment at a clean shutdown, to trust it on the next
+	// Open without a scan; zero otherwise.
+	activeBase        int64
+	activeSize        int64
+	activeIdxEntries  int32
+	activeTidxEntries int32
+	epochs            []EpochEntry
+}
+
+const (
+	checkpointMagic   = "GPCK"
+	checkpointVersion = 1
+	checkpointFixed   = 68 // bytes before the epoch entries
+	flagClean         = 1
+)
+
+var errCheckpoint = errors.New("partlog: bad checkpoint")
+
+func (c *checkpoint) encode() []byte {
+	b := make([]byte, checkpointFixed, checkpointFixed+12*len(c.epochs)+4)
+	copy(b, checkpointMagic)
+	binary.BigEndian.PutUint16(b[4:], checkpointVersion)
+	var flags uint16
+	if c.clean {
+		flags |= flagClean
+	}
+	binary.BigEndian.PutUint16(b[6:], flags)
+	binary.BigEndian.PutUint64(b[8:], uint64(c.logStartOffset))
+	binary.BigEndian.PutUint64(b[16:], uint64(c.highWatermark))
+	binary.BigEndian.PutUint64(b[24:], uint64(c.recoveryPoint))
+	binary.BigEndian.PutUint64(b[32:], uint64(c.logEndOffset))
+	binary.BigEndian.PutUint64(b[40:], uint64(c.activeBase))
+	binary.BigEndian.PutUint64(b[48:], uint64(c.activeSize))
+	binary.BigEndian.PutUint32(b[56:], uint32(c.activeIdxEntries))
+	binary.BigEndian.PutUint32(b[60:], uint32(c.activeTidxEntries))
+	binary.BigEndian.PutUint32(b[64:], uint32(len(c.epochs)))
+	for _, e := range c.epochs {
+		b = binary.BigEndian.AppendUint32(b, uint32(e.Epoch))
+		b = binary.BigEndian.AppendUint64(b, uint64(e.StartOffset))
+	}
+	return binary.BigEndian.AppendUint32(b, batch.Checksum(b))
+}
+
+func decodeCheckpoint(b []byte) (checkpoint, error) {
+	var c checkpoint
+	if len(b) < checkpointFixed+4 {
+		return c, fmt.Errorf("%w: %d bytes", errCheckpoint, len(b))
+	}
+	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
+	if batch.Checksum(body) != sum {
+		return c, fmt.Errorf("%w: CRC mismatch", errCheckpoint)
+	}
+	if string(b[:4]) != checkpointMagic {
+		return c, fmt.Errorf("%w: magic %q", errCheckpoint, b[:4])
+	}
+	if v := binary.BigEndian.Uint16(b[4:]); v != checkpointVersion {
+		return c, fmt.Errorf("%w: version %d", errCheckpoint, v)
+	}
+	c.clean = binary.BigEndian.Uint16(b[6:])&flagClean != 0
+	c.logStartOffset = int64(binary.BigEndian.Uint64(b[8:]))
+	c.highWatermark = int64(binary.BigEndian.Uint64(b[16:]))
+	c.recoveryPoint = int64(binary.BigEndian.Uint64(b[24:]))
+	c.logEndOffset = int64(binary.BigEndian.Uint64(b[32:]))
+	c.activeBase = int64(binary.BigEndian.Uint64(b[40:]))
+	c.activeSize = int64(binary.BigEndian.Uint64(b[48:]))
+	c.activeIdxEntries = int32(binary.BigEndian.Uint32(b[56:]))
+	c.activeTidxEntries = int32(binary.BigEndian.Uint32(b[60:]))
+	n := binary.BigEndian.Uint32(b[64:])
+	if uint64(len(body)) != checkpointFixed+12*uint64(n) {
+		return c, fmt.Errorf("%w: %d epochs in %d bytes", errCheckpoint, n, len(b))
+	}
+	if c.logStartOffset < 0 || c.highWatermark < 0 || c.recoveryPoint < 0 || c.logEndOffset < 0 ||
+		c.activeBase < 0 || c.activeSize < 0 || c.activeIdxEntries < 0 || c.activeTidxEntries < 0 {
+		return c, fmt.Errorf("%w: negative field", errCheckpoint)
+	}
+	c.epochs = make([]EpochEntry, n)
+	p := body[checkpointFixed:]
+	for i := range c.epochs {
+		c.epochs[i] = EpochEntry{Epoch: int32(binary.BigEndian.Uint32(p)), StartOffset: int64(binary.BigEndian.Uint64(p[4:]))}
+		p = p[12:]
+	}
+	return c, nil
+}

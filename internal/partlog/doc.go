@@ -1,0 +1,126 @@
+// Package partlog is the on-disk partition log: a directory of segments
+// holding RecordBatch v2 batches exactly as produced (after the broker set
+// baseOffset and partitionLeaderEpoch), with Kafka's sparse offset index
+// and time index per segment, group-committed fsyncs, crash recovery and
+// retention support.
+//
+// # Files
+//
+// A partition directory "<topic>-<partition>" holds, per segment, three
+// files named by the segment's base offset in 20 zero-padded digits, and
+// one checkpoint:
+//
+//	00000000000000000000.log        batches
+//	00000000000000000000.index      offset index
+//	00000000000000000000.timeindex  time index
+//	00000000000000004711.log        next segment (base offset 4711) ...
+//	partition.checkpoint            offsets, clean-shutdown flag, leader epochs
+//
+// # .log
+//
+// Back-to-back RecordBatch v2 batches, big-endian, byte-identical to what
+// clients fetch (see package batch for the header):
+//
+//	+----------------+----------------+----------------------+-------+-------+----------+
+//	| baseOffset i64 | batchLength i32| partitionLeaderEpoch | magic | crc   | attrs... |
+//	|                |                | i32                  | i8 =2 | u32   | records  |
+//	+----------------+----------------+----------------------+-------+-------+----------+
+//	|<------------------------- batchLength + 12 bytes per batch ------------------->|
+//
+// Offsets inside a segment increase strictly; relative offsets
+// (offset - base) fit in int32 and positions in int32 (segment.bytes is at
+// most 2 GiB), as in Kafka.
+//
+// # .index (offset index)
+//
+// Sparse, 8-byte entries, strictly increasing in both fields:
+//
+//	+--------------------+--------------+
+//	| relativeOffset i32 | position i32 |   the batch whose LAST offset is
+//	+--------------------+--------------+   base+relativeOffset starts at
+//	                                        byte position of the .log
+//
+// An entry is added for a batch when more than index.interval.bytes were
+// appended since the previous entry (Kafka's rule; the first batch of a
+// segment has none, position 0 is implicit). Recovery also adds one for
+// the first batch after a corrupt range so the data after it stays
+// reachable. Lookup: the last entry with relativeOffset <= target, then a
+// scan of batch headers from its position. The active segment keeps its
+// newest entries (at most 128) in memory and appends them to the file in
+// blocks; the file is complete after a roll or Close.
+//
+// # .timeindex (time index)
+//
+// 12-byte entries, timestamps strictly increasing:
+//
+//	+--------------+--------------------+
+//	| timestamp i64| relativeOffset i32 |   the largest batch maxTimestamp
+//	+--------------+--------------------+   up to here is timestamp, first
+//	                                        reached by the batch whose last
+//	                                        offset is base+relativeOffset
+//
+// An entry is appended at an offset index entry when the segment's max
+// timestamp grew since the last one, and once more when the segment stops
+// being active (roll, Close), so the last entry is the segment's max
+// timestamp. Lookup for timestamp T: the last entry with timestamp <= T;
+// every record before its batch is older than T.
+//
+// # partition.checkpoint
+//
+// Written atomically (temporary file, fsync, rename, directory fsync):
+//
+//	off  size  field
+//	  0     4  magic "GPCK"
+//	  4     2  version (1)
+//	  6     2  flags: bit 0 = clean shutdown
+//	  8     8  logStartOffset
+//	 16     8  highWatermark
+//	 24     8  recoveryPoint       offsets below were fsynced
+//	 32     8  logEndOffset
+//	 40     8  activeBase          clean shutdown only: the active segment,
+//	 48     8  activeSize          its size and index entry counts, so the
+//	 56     4  activeIndexEntries  next Open can trust it after a cheap
+//	 60     4  activeTimeEntries   tail check
+//	 64     4  N                   leader epoch entries
+//	 68  12*N  epoch i32, startOffset i64
+//	68+12N  4  CRC-32C of all bytes before it
+//
+// It is rewritten lazily by the Syncer (every DefaultCheckpointInterval
+// when something changed), synchronously by TruncateTo, retention and
+// SetLogStartOffset, and with the clean flag by Close. The leader epoch
+// history lives in the same file so it is always consistent with the
+// recovery point: epochs of batches above the recovery point are
+// re-learned from the batches during recovery.
+//
+// # Recovery
+//
+// After a clean shutdown Open trusts the files once the active segment's
+// size and index sizes match the checkpoint and the batches after its last
+// index entry are valid and end at the checkpointed log end offset. Any
+// append after Open changes the size, so a crash later is detected.
+// Otherwise every batch from the segment holding the checkpointed
+// recovery point to the end is validated (length, CRC-32C, record count,
+// strictly increasing offsets below the next segment's base) and the
+// indexes of those segments are rebuilt. Bytes that are not a valid batch
+// are a torn tail when no valid batch follows anywhere after them: the
+// segment is truncated there and later segments deleted. When valid
+// batches do follow (a flipped bit, not a torn write) the range is kept,
+// logged as corrupt and never served: Read returns ErrCorrupt for offsets
+// in it and the acknowledged data after it stays readable. Recovered data
+// is fsynced before the recovery point moves past it. Missing or corrupt
+// index files are rebuilt from the log. Limitation: baseOffset lies
+// outside the CRC, so a flipped bit there is only caught by the offset
+// ordering checks.
+//
+// # Concurrency and durability
+//
+// Appends run under Log.mu and write the active segment with one write
+// call (the page cache); fsyncs run on a Syncer goroutine that serves every
+// RequestSync queued before it starts with one fsync (group commit). Reads
+// take Log.mu only to find the segment and position; file reads run
+// without it, on reference-counted handles from a package-wide LRU
+// (DefaultOpenSegmentFiles), so at most one file per partition (the active
+// segment) stays open besides the cache. Closed segments' metadata and
+// indexes are loaded on demand. Lock order: ckptMu → syncMu → mu →
+// Syncer.mu; the file cache's mutex is a leaf.
+package partlog

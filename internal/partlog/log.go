@@ -1,0 +1,553 @@
+package partlog
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gregor-streaming/gregor/internal/vfs"
+)
+
+// Options configure Open.
+type Options struct {
+	// FS is the file system. Required.
+	FS vfs.FS
+	// Dir is the partition directory "<topic>-<partition>", created if
+	// missing. Required.
+	Dir string
+	// Config holds the topic-level settings; zero fields take defaults.
+	Config Config
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Syncer is the shared group-commit syncer. RequestSync needs it, and
+	// it writes the lazy checkpoints; without it checkpoints are written
+	// only by Sync, Close, TruncateTo and retention.
+	Syncer *Syncer
+	// Logger receives recovery and error reports; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Log is one partition's log: a directory of segments, each a .log file
+// of RecordBatch v2 batches with a sparse .index and a .timeindex, plus a
+// partition.checkpoint. Appends are serialized by mu; reads take mu only
+// to snapshot positions and do their file I/O without it.
+//
+// Lock order: ckptMu → syncMu → mu → Syncer.mu; fileCache.mu is a leaf.
+// mu is held during the active segment's write (one write call, as Kafka
+// holds its log lock) and while rolling, never during fsync or reads of
+// closed segments.
+type Log struct {
+	// Immutable after Open.
+	fs       vfs.FS
+	dir      string
+	ckptName string
+	now      func() time.Time
+	syncer   *Syncer
+	logger   *slog.Logger
+	openTime time.Time
+
+	// ckptMu serializes checkpoint writes, and is held across operations
+	// that must checkpoint before returning (TruncateTo, retention).
+	ckptMu sync.Mutex
+	// syncMu is held by whoever fsyncs the log's files (a Syncer worker,
+	// Sync or Close), so syncs of one log never overlap.
+	syncMu sync.Mutex
+
+	// mu guards the fields below.
+	mu sync.Mutex
+
+	cfg Config
+	// segs are the segments sorted by base offset; never empty after
+	// Open; the last one is the active segment.
+	segs []*segment
+	// w is the active segment's .log opened for appending; the Log owns
+	// one reference.
+	w *rcFile
+	// act is the active segment's appending state.
+	act activeState
+
+	// Invariant: logStartOffset <= highWatermark <= logEndOffset.
+	logStartOffset int64
+	highWatermark  int64
+	// logEndOffset is the next offset to assign.
+	logEndOffset int64
+	// recoveryPoint: offsets below it are durable. <= logEndOffset.
+	recoveryPoint int64
+	// epochs is the leader epoch history, epochs and start offsets
+	// strictly increasing, every start offset in [logStartOffset,
+	// logEndOffset).
+	epochs []EpochEntry
+
+	// waiters are pending RequestSync callbacks.
+	waiters []func(int64, error)
+	// queued: the log is in its Syncer's queue.
+	queued bool
+	// rolled are segments that rolled since the last sync: their files
+	// must be synced before the recovery point passes them.
+	rolled []rolledSegment
+	// dirDirty: files were created or removed since the last sync.
+	dirDirty bool
+	closed   bool
+	// failed is sticky: after a failed fsync or a write that could not be
+	// undone, the on-disk state is unknown and every append fails (an
+	// fsync error cannot be retried safely).
+	failed error
+	// ckptDirty: state changed since the last checkpoint; ckptListed: the
+	// log is on its Syncer's checkpoint list.
+	ckptDirty, ckptListed bool
+
+	// truncGen is bumped (under mu) whenever bytes below the log end are
+	// removed; readers retry when it changes under them.
+	truncGen atomic.Uint64
+}
+
+// activeState is the active segment's appending state. Guarded by Log.mu.
+type activeState struct {
+	seg  *segment
+	size int64 // bytes written; readers read only below it
+	// bytesSinceIdx counts bytes appended since the last index entry.
+	bytesSinceIdx int64
+	// idxPending and tidxPending are index entries not yet written to the
+	// files (at most maxPendingIndexEntries each).
+	idxPending  []indexEntry
+	tidxPending []timeEntry
+	// idxFlushed and tidxFlushed count entries in the files.
+	idxFlushed, tidxFlushed int64
+	// lastIdx is the last offset index entry (file or pending), if hasIdx.
+	lastIdx indexEntry
+	hasIdx  bool
+	// lastTs is the last time index entry's timestamp, -1 if none.
+	lastTs int64
+	// maxTs is the largest batch max timestamp, maxTsOff the last offset
+	// of the first batch that reached it (Kafka's shallow offset).
+	maxTs, maxTsOff int64
+	// firstTs is the first batch's max timestamp (-1: empty), for
+	// segment.ms.
+	firstTs  int64
+	created  time.Time
+	modified time.Time
+}
+
+type rolledSegment struct {
+	seg *segment
+	f   *rcFile
+}
+
+// Open opens the partition log in opts.Dir, creating it if missing, and
+// recovers it: after a clean shutdown the files are trusted once the
+// active segment's tail checks out; otherwise every batch from the
+// segment holding the recovery point on is validated, torn tails are
+// truncated, corrupt ranges with valid data after them are kept but never
+// served, and indexes are rebuilt.
+func Open(opts Options) (*Log, error) {
+	if opts.FS == nil || opts.Dir == "" {
+		return nil, errors.New("partlog: Open needs FS and Dir")
+	}
+	l := &Log{
+		fs:       opts.FS,
+		dir:      opts.Dir,
+		ckptName: path.Join(opts.Dir, checkpointName),
+		now:      opts.Now,
+		syncer:   opts.Syncer,
+		logger:   opts.Logger,
+		cfg:      opts.Config.normalized(),
+	}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	if l.logger == nil {
+		l.logger = slog.Default()
+	}
+	l.logger = l.logger.With("partlog", opts.Dir)
+	l.openTime = l.now()
+	if err := l.load(); err != nil {
+		l.releaseFiles()
+		return nil, fmt.Errorf("partlog: open %s: %w", opts.Dir, err)
+	}
+	return l, nil
+}
+
+// SetConfig changes the topic-level settings; they apply from the next
+// append.
+func (l *Log) SetConfig(c Config) {
+	l.mu.Lock()
+	l.cfg = c.normalized()
+	l.mu.Unlock()
+}
+
+// Config returns the settings in use.
+func (l *Log) Config() Config {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cfg
+}
+
+// Dir returns the partition directory.
+func (l *Log) Dir() string { return l.dir }
+
+// LogStartOffset is the first offset that may be read.
+func (l *Log) LogStartOffset() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.logStartOffset
+}
+
+// LogEndOffset is the next offset to be assigned.
+func (l *Log) LogEndOffset() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.logEndOffset
+}
+
+// HighWatermark returns the stored high watermark.
+func (l *Log) HighWatermark() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.highWatermark
+}
+
+// SetHighWatermark stores the high watermark, clamped to
+// [LogStartOffset, LogEndOffset]; it is checkpointed lazily. The caller
+// owns its semantics (replication).
+func (l *Log) SetHighWatermark(off int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	off = max(min(off, l.logEndOffset), l.logStartOffset)
+	if off != l.highWatermark {
+		l.highWatermark = off
+		l.markCkptDirtyLocked()
+	}
+}
+
+// RecoveryPoint is the offset below which the log is durable (synced).
+func (l *Log) RecoveryPoint() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.recoveryPoint
+}
+
+// LeaderEpochs returns a copy of the leader epoch history.
+func (l *Log) LeaderEpochs() []EpochEntry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]EpochEntry(nil), l.epochs...)
+}
+
+// EndOffsetForEpoch answers OffsetForLeaderEpoch: for the latest epoch,
+// (epoch, LogEndOffset); for an older one, the largest known epoch <=
+// epoch and the start offset of the first epoch above it; (-1, -1) when
+// epoch is unknown and newer than every entry, or the history is empty.
+func (l *Log) EndOffsetForEpoch(epoch int32) (epoch2 int32, endOffset int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return endOffsetForEpoch(l.epochs, epoch, l.logEndOffset)
+}
+
+// Size is the number of bytes of all segments' .log files.
+func (l *Log) Size() int64 {
+	var total int64
+	for _, si := range l.Segments() {
+		total += si.Size
+	}
+	return total
+}
+
+// Segments describes the segments, oldest first; the last is active.
+// Closed segments' sizes and max timestamps are loaded lazily (without
+// holding the log's lock) and cached.
+func (l *Log) Segments() []SegmentInfo {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	segs := append([]*segment(nil), l.segs...)
+	nexts := make([]int64, len(segs))
+	for i, s := range segs {
+		nexts[i] = s.next
+	}
+	a := l.act
+	nexts[len(segs)-1] = l.logEndOffset
+	l.mu.Unlock()
+
+	out := make([]SegmentInfo, len(segs))
+	for i, s := range segs {
+		si := SegmentInfo{BaseOffset: s.base, NextOffset: nexts[i]}
+		if s == a.seg {
+			si.Size, si.MaxTimestamp, si.Active, si.LastModified = a.size, a.maxTs, true, a.modified
+		} else if m, err := l.segMeta(s); err == nil {
+			si.Size, si.MaxTimestamp, si.LastModified = m.size, m.maxTs, m.modified
+		} else {
+			l.logger.Warn("partlog: segment metadata", "segment", s.logName, "err", err)
+			si.MaxTimestamp, si.LastModified = -1, l.openTime
+		}
+		out[i] = si
+	}
+	return out
+}
+
+// segMeta loads a closed segment's metadata, rebuilding its indexes when
+// they are missing or corrupt.
+func (l *Log) segMeta(s *segment) (segMeta, error) {
+	m, err := s.meta(l.fs, l.openTime)
+	if err == nil {
+		return m, nil
+	}
+	if !errors.Is(err, errIndexCorrupt) && !vfs.IsNotExist(err) {
+		return m, err
+	}
+	if _, serr := l.fs.Stat(s.logName); serr != nil {
+		return m, err // the segment itself is gone (deleted meanwhile)
+	}
+	l.logger.Warn("partlog: rebuilding indexes", "segment", s.logName, "reason", err)
+	if rerr := l.rebuildIndexes(s); rerr != nil {
+		return m, rerr
+	}
+	return s.meta(l.fs, l.openTime)
+}
+
+func (l *Log) markCkptDirtyLocked() {
+	l.ckptDirty = true
+	if !l.ckptListed && l.syncer != nil && !l.closed {
+		if l.syncer.addDirty(l) {
+			l.ckptListed = true
+		}
+	}
+}
+
+// checkpointLocked builds the current checkpoint.
+func (l *Log) checkpointLocked(clean bool) checkpoint {
+	c := checkpoint{
+		clean:          clean,
+		logStartOffset: l.logStartOffset,
+		highWatermark:  l.highWatermark,
+		recoveryPoint:  l.recoveryPoint,
+		logEndOffset:   l.logEndOffset,
+		epochs:         append([]EpochEntry(nil), l.epochs...),
+	}
+	if clean {
+		c.activeBase = l.act.seg.base
+		c.activeSize = l.act.size
+		c.activeIdxEntries = int32(l.act.idxFlushed)
+		c.activeTidxEntries = int32(l.act.tidxFlushed)
+	}
+	return c
+}
+
+// writeCheckpoint writes partition.checkpoint atomically with the current
+// state (not clean). It does nothing on a closed log.
+func (l *Log) writeCheckpoint() error {
+	l.ckptMu.Lock()
+	defer l.ckptMu.Unlock()
+	return l.writeCheckpointCkptHeld()
+}
+
+// writeCheckpointCkptHeld is writeCheckpoint for a caller holding ckptMu.
+func (l *Log) writeCheckpointCkptHeld() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	c := l.checkpointLocked(false)
+	l.ckptDirty = false
+	l.mu.Unlock()
+	if err := vfs.WriteFileAtomic(l.fs, l.dir, l.ckptName, c.encode()); err != nil {
+		l.mu.Lock()
+		l.markCkptDirtyLocked()
+		l.mu.Unlock()
+		return fmt.Errorf("partlog: write checkpoint: %w", err)
+	}
+	return nil
+}
+
+// Close syncs everything, writes a clean-shutdown checkpoint and closes
+// the files. Pending RequestSync callbacks get ErrClosed. Idempotent.
+func (l *Log) Close() error { return l.close(true) }
+
+// Delete closes the log without syncing and removes its directory.
+func (l *Log) Delete() error {
+	_ = l.close(false)
+	return l.fs.RemoveAll(l.dir)
+}
+
+func (l *Log) close(flush bool) error {
+	l.ckptMu.Lock()
+	defer l.ckptMu.Unlock()
+	l.syncMu.Lock() // waits for an in-flight sync
+	defer l.syncMu.Unlock()
+
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	var err error
+	if flush && l.failed == nil {
+		err = l.finishActiveIndexLocked()
+	}
+	l.closed = true
+	failed := l.failed
+	rolled := l.rolled
+	l.rolled = nil
+	segs := l.segs
+	act := l.act
+	w := l.w
+	l.w = nil
+	hasWaiters := len(l.waiters) > 0
+	c := l.checkpointLocked(true)
+	c.recoveryPoint = l.logEndOffset
+	l.mu.Unlock()
+
+	if flush && failed == nil && err == nil {
+		err = l.syncFiles(w, rolled, true, act.seg)
+		if err == nil {
+			err = vfs.WriteFileAtomic(l.fs, l.dir, l.ckptName, c.encode())
+		}
+	} else {
+		for _, r := range rolled {
+			r.f.release()
+		}
+	}
+	if hasWaiters {
+		l.failWaitersAsync()
+	}
+	for _, s := range segs {
+		files.remove(s)
+	}
+	if w != nil {
+		w.release()
+	}
+	if err != nil {
+		return fmt.Errorf("partlog: close %s: %w", l.dir, err)
+	}
+	return nil
+}
+
+// releaseFiles drops everything a failed Open had opened.
+func (l *Log) releaseFiles() {
+	for _, s := range l.segs {
+		files.remove(s)
+	}
+	if l.w != nil {
+		l.w.release()
+		l.w = nil
+	}
+}
+
+// finishActiveIndexLocked writes the active segment's pending index
+// entries and a final time index entry holding the segment's max
+// timestamp (Kafka does the same when a segment becomes inactive or is
+// closed), so the files are complete.
+func (l *Log) finishActiveIndexLocked() error {
+	a := &l.act
+	if e, ok := finalTimeEntry(a.lastTs, a.maxTs, a.maxTsOff, a.seg.base); ok {
+		a.tidxPending = append(a.tidxPending, e)
+		a.lastTs = e.ts
+	}
+	return l.flushIndexLocked()
+}
+
+// flushIndexLocked appends the active segment's pending index entries to
+// its index files.
+func (l *Log) flushIndexLocked() error {
+	a := &l.act
+	if len(a.idxPending) > 0 {
+		b := appendIndexEntries(nil, a.idxPending)
+		if err := appendFile(l.fs, a.seg.idxName, b); err != nil {
+			return err
+		}
+		a.idxFlushed += int64(len(a.idxPending))
+		a.idxPending = a.idxPending[:0]
+	}
+	if len(a.tidxPending) > 0 {
+		b := appendTimeEntries(nil, a.tidxPending)
+		if err := appendFile(l.fs, a.seg.tidxName, b); err != nil {
+			return err
+		}
+		a.tidxFlushed += int64(len(a.tidxPending))
+		a.tidxPending = a.tidxPending[:0]
+	}
+	return nil
+}
+
+// appendFile appends b to name, creating it if missing.
+func appendFile(fs vfs.FS, name string, b []byte) error {
+	f, err := fs.OpenAppend(name)
+	if err != nil {
+		return err
+	}
+	if len(b) > 0 {
+		if _, err := f.Write(b); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
+}
+
+// writeIndexFiles replaces a segment's index files with the given entries
+// (not synced: the caller syncs when it needs them durable).
+func writeIndexFiles(fs vfs.FS, s *segment, idx []indexEntry, tidx []timeEntry) error {
+	if err := writeFile(fs, s.idxName, appendIndexEntries(make([]byte, 0, len(idx)*offsetIndexEntrySize), idx)); err != nil {
+		return err
+	}
+	return writeFile(fs, s.tidxName, appendTimeEntries(make([]byte, 0, len(tidx)*timeIndexEntrySize), tidx))
+}
+
+func writeFile(fs vfs.FS, name string, b []byte) error {
+	f, err := fs.Create(name)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// syncFile opens name and fsyncs it.
+func syncFile(fs vfs.FS, name string) error {
+	f, err := fs.OpenAppend(name)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// removeSegmentFiles deletes a segment's files (missing ones are fine).
+func (l *Log) removeSegmentFiles(s *segment) error {
+	files.remove(s)
+	var first error
+	for _, name := range []string{s.logName, s.idxName, s.tidxName} {
+		if err := l.fs.Remove(name); err != nil && !vfs.IsNotExist(err) && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// findSegmentLocked returns the index of the segment holding off: the
+// last one whose base is <= off (0 if off is below every base).
+func (l *Log) findSegmentLocked(off int64) int {
+	lo, hi := 0, len(l.segs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if l.segs[m].base <= off {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return max(lo-1, 0)
+}

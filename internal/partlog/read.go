@@ -1,0 +1,414 @@
+package partlog
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"github.com/gregor-streaming/gregor/internal/batch"
+	"github.com/gregor-streaming/gregor/internal/vfs"
+)
+
+// Read appends to dst whole batches starting with the batch that holds
+// offset (or the first batch after it when offset falls in a gap),
+// stopping before a batch whose baseOffset >= maxOffset (the high
+// watermark or last stable offset), and before a batch that would make
+// the appended bytes exceed maxBytes, except that the first batch is
+// returned whole when minOne is set (Kafka returns at least one batch so
+// a consumer never stalls on a large one). Like Kafka it reads from one
+// segment per call. Every batch's CRC is checked on the way out: a
+// corrupt first batch gives ErrCorrupt; a later one ends the read.
+//
+// Offsets outside [LogStartOffset, LogEndOffset] give ErrOffsetOutOfRange;
+// offset == LogEndOffset (or >= maxOffset) reads nothing. With enough
+// spare capacity in dst (maxBytes plus the index interval) Read does not
+// allocate. The log's lock is held only to locate the segment; file reads
+// run without it.
+func (l *Log) Read(dst []byte, offset int64, maxBytes int, maxOffset int64, minOne bool) ([]byte, error) {
+	start := len(dst)
+	maxBytes = max(maxBytes, 0)
+	for attempt := 0; ; attempt++ {
+		out, retry, err := l.read(dst[:start], offset, maxBytes, maxOffset, minOne)
+		if !retry || attempt == 8 {
+			return out, err
+		}
+	}
+}
+
+// read is one attempt of Read; retry reports that a truncation ran
+// concurrently so the bytes read may mix old and new data.
+func (l *Log) read(dst []byte, offset int64, maxBytes int, maxOffset int64, minOne bool) (out []byte, retry bool, err error) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return dst, false, ErrClosed
+	}
+	if offset < l.logStartOffset || offset > l.logEndOffset {
+		lso, leo := l.logStartOffset, l.logEndOffset
+		l.mu.Unlock()
+		return dst, false, fmt.Errorf("%w: offset %d not in [%d, %d]", ErrOffsetOutOfRange, offset, lso, leo)
+	}
+	limit := min(maxOffset, l.logEndOffset)
+	gen := l.truncGen.Load()
+	i := l.findSegmentLocked(offset)
+	for {
+		if offset >= limit {
+			l.mu.Unlock()
+			return dst, false, nil
+		}
+		var v segView
+		l.viewLocked(&v, i, offset)
+		l.mu.Unlock()
+
+		out, found, err := l.readView(dst, &v, offset, maxBytes, limit, minOne)
+		v.release()
+		if l.truncGen.Load() != gen {
+			return dst, true, nil
+		}
+		if err != nil && !v.active {
+			// The segment may have been deleted under the read.
+			l.mu.Lock()
+			below := offset < l.logStartOffset
+			lso, leo := l.logStartOffset, l.logEndOffset
+			l.mu.Unlock()
+			if below {
+				return dst, false, fmt.Errorf("%w: offset %d not in [%d, %d]", ErrOffsetOutOfRange, offset, lso, leo)
+			}
+		}
+		if err != nil || found {
+			return out, false, err
+		}
+		// Nothing at or after offset in this segment (a gap at its end):
+		// continue with the first batch of the next one.
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			return dst, false, ErrClosed
+		}
+		i = l.findSegmentLocked(v.seg.base) + 1
+		if i >= len(l.segs) || l.segs[i-1] != v.seg {
+			l.mu.Unlock()
+			return dst, l.truncGen.Load() != gen, nil
+		}
+		offset = l.segs[i].base
+	}
+}
+
+// segView is what a read needs of one segment, snapshotted under the
+// log's lock so the I/O can run without it.
+type segView struct {
+	seg      *segment
+	active   bool
+	f        *rcFile // acquired .log handle (active segment: the writer)
+	end      int64   // readable size
+	pos      int64   // where to start scanning
+	expect   int64   // last offset of the batch at pos per the index, -1 if pos is 0
+	idxN     int64   // offset index entries in the file to search, 0 for none
+	corrupt  []corruptRange
+	interval int
+}
+
+func (v *segView) release() {
+	if v.f != nil {
+		v.f.release()
+		v.f = nil
+	}
+}
+
+// viewLocked fills v for reading offset from segment i. For the active
+// segment the start position comes from the index entries in memory when
+// they cover offset.
+func (l *Log) viewLocked(v *segView, i int, offset int64) {
+	s := l.segs[i]
+	*v = segView{seg: s, corrupt: s.corrupt, expect: -1, interval: int(l.cfg.IndexIntervalBytes)}
+	if s != l.act.seg {
+		return // closed: metadata and file are loaded outside the lock
+	}
+	a := &l.act
+	v.active = true
+	v.end = a.size
+	v.f = l.w
+	v.f.acquire()
+	rel := offset - s.base
+	if rel < 0 {
+		return
+	}
+	if n := len(a.idxPending); n > 0 && int64(a.idxPending[0].rel) <= rel {
+		j, _ := slices.BinarySearchFunc(a.idxPending, rel, func(e indexEntry, t int64) int {
+			if int64(e.rel) <= t {
+				return -1
+			}
+			return 1
+		})
+		e := a.idxPending[j-1]
+		v.pos, v.expect = int64(e.pos), s.base+int64(e.rel)
+		return
+	}
+	if a.idxFlushed == 0 || s.idxBad.Load() {
+		return
+	}
+	if len(a.idxPending) == 0 && a.hasIdx && int64(a.lastIdx.rel) <= rel {
+		v.pos, v.expect = int64(a.lastIdx.pos), s.base+int64(a.lastIdx.rel)
+		return
+	}
+	v.idxN = a.idxFlushed
+}
+
+// readView reads from the segment of v; found=false means the segment
+// holds no batch at or after offset.
+func (l *Log) readView(dst []byte, v *segView, offset int64, maxBytes int, limit int64, minOne bool) ([]byte, bool, error) {
+	s := v.seg
+	if !v.active {
+		m, err := l.segMeta(s)
+		if err != nil {
+			return dst, false, fmt.Errorf("partlog: read %s: %w", s.logName, err)
+		}
+		v.end, v.idxN = m.size, m.idxEntries
+		if s.idxBad.Load() {
+			v.idxN = 0
+		}
+		f, err := files.get(s, cacheLog, func() (vfs.File, error) { return l.fs.Open(s.logName) })
+		if err != nil {
+			return dst, false, fmt.Errorf("partlog: read %s: %w", s.logName, err)
+		}
+		v.f = f
+	}
+	if v.idxN > 0 && offset > s.base {
+		l.lookupFileIndex(v, offset)
+	}
+	out, found, idxBad, err := readSegment(dst, v, offset, maxBytes, limit, minOne)
+	if idxBad {
+		l.indexInconsistent(s, v.active)
+	}
+	return out, found, err
+}
+
+// lookupFileIndex sets v.pos from the segment's index file, leaving it
+// at 0 if the index cannot be used.
+func (l *Log) lookupFileIndex(v *segView, offset int64) {
+	s := v.seg
+	rel := offset - s.base
+	if rel > 1<<31-1 {
+		rel = 1<<31 - 1
+	}
+	idx, err := files.get(s, cacheIndex, func() (vfs.File, error) { return l.fs.Open(s.idxName) })
+	if err != nil {
+		l.indexInconsistent(s, v.active)
+		return
+	}
+	e, found, err := lookupIndexFile(idx.f, v.idxN, int32(rel))
+	idx.release()
+	if err != nil || (found && int64(e.pos) >= v.end) {
+		l.indexInconsistent(s, v.active)
+		return
+	}
+	if found {
+		v.pos, v.expect = int64(e.pos), s.base+int64(e.rel)
+	}
+}
+
+// indexInconsistent handles an offset index that failed a check: reads
+// of the segment scan from its start until it is rebuilt. A closed
+// segment is rebuilt at once; the active one when it rolls.
+func (l *Log) indexInconsistent(s *segment, active bool) {
+	if s.idxBad.Swap(true) {
+		return
+	}
+	l.logger.Warn("partlog: offset index inconsistent; rebuilding", "segment", s.idxName)
+	if !active {
+		if err := l.rebuildIndexes(s); err != nil {
+			l.logger.Error("partlog: rebuild index", "segment", s.idxName, "err", err)
+		}
+	}
+}
+
+// window is a read buffer in the spare capacity of the caller's dst:
+// buf[start:start+have] holds the file's bytes [pos, pos+have).
+type window struct {
+	f     vfs.File
+	buf   []byte
+	start int
+	pos   int64
+	have  int
+	end   int64
+}
+
+// ensure makes the window hold the file's [p, p+n) (p >= w.pos),
+// dropping bytes before p when it must read, and reading up to hint
+// bytes ahead when dst has room for them.
+func (w *window) ensure(p int64, n int, hint int) error {
+	if p+int64(n) <= w.pos+int64(w.have) {
+		return nil
+	}
+	w.shiftTo(p)
+	need := n - w.have
+	room := cap(w.buf) - w.start - w.have
+	readN := need
+	if hint > readN {
+		readN = min(hint, max(room, readN))
+	}
+	readN = int(minI64(int64(readN), w.end-(w.pos+int64(w.have))))
+	if readN < need {
+		return fmt.Errorf("%w: batch runs past the segment end", ErrCorrupt)
+	}
+	if room < readN {
+		w.buf = slices.Grow(w.buf[:w.start+w.have], readN)
+	}
+	b := w.buf[w.start+w.have : w.start+w.have+readN]
+	if err := readFullAt(w.f, b, w.pos+int64(w.have)); err != nil {
+		return err
+	}
+	w.have += readN
+	return nil
+}
+
+// shiftTo drops the window's bytes before p.
+func (w *window) shiftTo(p int64) {
+	if p <= w.pos {
+		return
+	}
+	if d := p - w.pos; d < int64(w.have) {
+		copy(w.buf[w.start:], w.buf[w.start+int(d):w.start+w.have])
+		w.have -= int(d)
+	} else {
+		w.have = 0
+	}
+	w.pos = p
+}
+
+// bytesAt returns the window's bytes from file position p on.
+func (w *window) bytesAt(p int64) []byte {
+	return w.buf[w.start+int(p-w.pos) : w.start+w.have]
+}
+
+func corruptAt(rs []corruptRange, p int64) *corruptRange {
+	for i := range rs {
+		if rs[i].start == p {
+			return &rs[i]
+		}
+	}
+	return nil
+}
+
+// readSegment finds the batch holding offset by scanning headers from
+// v.pos, then appends whole checked batches to dst. idxBad reports that
+// the index entry v.pos came from did not match the log.
+func readSegment(dst []byte, v *segView, offset int64, maxBytes int, limit int64, minOne bool) (out []byte, found, idxBad bool, err error) {
+	start := len(dst)
+	w := window{f: v.f.f, buf: dst, start: start, pos: v.pos, end: v.end}
+	hint := maxBytes + v.interval + batch.HeaderSize
+	corruptErr := func(p int64, why string) error {
+		return fmt.Errorf("%w: %s at position %d of %s (reading offset %d)", ErrCorrupt, why, p, v.seg.logName, offset)
+	}
+
+	// Phase 1: locate the first batch whose last offset is >= offset.
+	p, expect := v.pos, v.expect
+	for {
+		if p >= v.end {
+			return dst, false, idxBad, nil
+		}
+		if cr := corruptAt(v.corrupt, p); cr != nil {
+			if offset < cr.nextOff {
+				return dst, true, idxBad, fmt.Errorf("%w: offsets [%d, %d) at positions [%d, %d) of %s are unreadable", ErrCorrupt, cr.firstOff, cr.nextOff, cr.start, cr.end, v.seg.logName)
+			}
+			p, expect = cr.end, -1
+			continue
+		}
+		why := ""
+		var base, last int64
+		var size int
+		if v.end-p < batch.HeaderSize {
+			why = "truncated batch header"
+		} else if err := w.ensure(p, batch.HeaderSize, hint); err != nil {
+			return dst, true, idxBad, err
+		} else {
+			hb := w.bytesAt(p)
+			length := int32(binary.BigEndian.Uint32(hb[8:]))
+			base = int64(binary.BigEndian.Uint64(hb))
+			last = base + int64(int32(binary.BigEndian.Uint32(hb[23:])))
+			size = int(length) + batch.LengthOverhead
+			switch {
+			case hb[16] != 2:
+				why = "bad magic"
+			case length < batch.HeaderSize-batch.LengthOverhead || p+int64(size) > v.end:
+				why = "bad batch length"
+			case last < base:
+				why = "bad lastOffsetDelta"
+			}
+		}
+		if why == "" && expect >= 0 && last != expect {
+			why = "index mismatch"
+		}
+		if why != "" {
+			if expect >= 0 {
+				// The index pointed somewhere wrong: scan from the start.
+				idxBad = true
+				p, expect = 0, -1
+				w.pos, w.have = 0, 0
+				continue
+			}
+			return dst, true, idxBad, corruptErr(p, why)
+		}
+		expect = -1
+		if last >= offset {
+			break
+		}
+		p += int64(size)
+	}
+
+	// Phase 2: append whole batches from p.
+	w.shiftTo(p)
+	if err := w.ensure(p, batch.HeaderSize, hint); err != nil {
+		return dst, true, idxBad, err
+	}
+	fpos := p
+	total := 0
+	prevNext := int64(-1)
+	for {
+		bp := fpos + int64(total)
+		if bp >= v.end {
+			break
+		}
+		if corruptAt(v.corrupt, bp) != nil {
+			if total == 0 {
+				return dst, true, idxBad, corruptErr(bp, "known corrupt range")
+			}
+			break
+		}
+		if v.end-bp < batch.HeaderSize {
+			if total == 0 {
+				return dst, true, idxBad, corruptErr(bp, "truncated batch header")
+			}
+			break
+		}
+		if err := w.ensure(w.pos, total+batch.HeaderSize, hint-total); err != nil {
+			return dst, true, idxBad, err
+		}
+		h, perr := batch.ParseHeader(w.buf[w.start+total : w.start+w.have])
+		size := h.Size()
+		if perr != nil || bp+int64(size) > v.end {
+			if total == 0 {
+				return dst, true, idxBad, corruptErr(bp, "bad batch header")
+			}
+			break
+		}
+		if h.BaseOffset >= limit || (total > 0 && h.BaseOffset < prevNext) {
+			break
+		}
+		if total+size > maxBytes && !(total == 0 && minOne) {
+			break
+		}
+		if err := w.ensure(w.pos, total+size, hint-total); err != nil {
+			return dst, true, idxBad, err
+		}
+		if _, verr := batch.Validate(w.buf[w.start+total : w.start+total+size]); verr != nil {
+			if total == 0 {
+				return dst, true, idxBad, fmt.Errorf("%w: batch at offset %d (position %d of %s): %w", ErrCorrupt, h.BaseOffset, bp, v.seg.logName, verr)
+			}
+			break
+		}
+		prevNext = h.NextOffset()
+		total += size
+	}
+	return w.buf[:start+total], true, idxBad, nil
+}

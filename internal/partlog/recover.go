@@ -1,0 +1,519 @@
+package partlog
+
+import (
+	"fmt"
+	"math"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/gregor-streaming/gregor/internal/batch"
+	"github.com/gregor-streaming/gregor/internal/vfs"
+)
+
+// load reads the partition directory and recovers the log (Open).
+func (l *Log) load() error {
+	fs := l.fs
+	if err := fs.MkdirAll(l.dir); err != nil {
+		return err
+	}
+	names, err := fs.List(l.dir)
+	if err != nil {
+		return err
+	}
+	type present struct{ log, idx, tidx bool }
+	found := map[int64]*present{}
+	for _, n := range names {
+		if strings.HasSuffix(n, ".tmp") { // an interrupted atomic write
+			_ = fs.Remove(path.Join(l.dir, n))
+			continue
+		}
+		base, suffix, ok := parseSegmentName(n)
+		if !ok {
+			continue
+		}
+		p := found[base]
+		if p == nil {
+			p = &present{}
+			found[base] = p
+		}
+		switch suffix {
+		case logSuffix:
+			p.log = true
+		case indexSuffix:
+			p.idx = true
+		case timeIndexSuffix:
+			p.tidx = true
+		}
+	}
+	var bases []int64
+	for base, p := range found {
+		if p.log {
+			bases = append(bases, base)
+			continue
+		}
+		orphan := newSegment(l.dir, base) // indexes without a log
+		_ = fs.Remove(orphan.idxName)
+		_ = fs.Remove(orphan.tidxName)
+	}
+	slices.Sort(bases)
+
+	ckpt, cerr := l.readCheckpoint()
+	haveCkpt := cerr == nil
+	if cerr != nil && !vfs.IsNotExist(cerr) {
+		l.logger.Warn("partlog: checkpoint unreadable; recovering the whole log", "err", cerr)
+	}
+
+	if len(bases) == 0 {
+		start := int64(0)
+		if haveCkpt {
+			start = ckpt.logStartOffset
+		}
+		return l.startEmpty(start)
+	}
+
+	for i, base := range bases {
+		s := newSegment(l.dir, base)
+		if i > 0 {
+			l.segs[i-1].next = base
+		}
+		l.segs = append(l.segs, s)
+	}
+	lso := l.segs[0].base
+	if haveCkpt {
+		lso = max(lso, ckpt.logStartOffset)
+		l.epochs = ckpt.epochs
+	}
+	// Segments wholly below the log start offset: a crash came between
+	// checkpointing it and deleting them.
+	for len(l.segs) > 1 && l.segs[1].base <= lso {
+		if err := l.removeSegmentFiles(l.segs[0]); err != nil {
+			return err
+		}
+		l.segs = l.segs[1:]
+		l.dirDirty = true
+	}
+
+	last := l.segs[len(l.segs)-1]
+	clean := false
+	if haveCkpt && ckpt.clean && ckpt.activeBase == last.base && found[last.base].idx && found[last.base].tidx {
+		if err := l.loadCleanActive(&ckpt); err != nil {
+			l.logger.Warn("partlog: clean shutdown state does not match the files; recovering", "err", err)
+		} else {
+			clean = true
+		}
+	}
+	if !clean {
+		rp := int64(0)
+		if haveCkpt {
+			rp = ckpt.recoveryPoint
+		}
+		if err := l.recoverFrom(l.findSegmentLocked(rp)); err != nil {
+			return err
+		}
+	}
+	// Closed segments outside the recovery whose indexes are missing.
+	for _, s := range l.segs[:len(l.segs)-1] {
+		if p := found[s.base]; p != nil && (!p.idx || !p.tidx) && !s.metaLoaded {
+			l.logger.Warn("partlog: index missing; rebuilding", "segment", s.logName)
+			if err := l.rebuildIndexes(s); err != nil {
+				return err
+			}
+		}
+	}
+
+	if lso > l.logEndOffset {
+		// Everything below the checkpointed start offset was deleted and
+		// recovery lost the rest: start over at it, as Kafka does, so
+		// deleted records never come back.
+		l.logger.Warn("partlog: log start offset beyond recovered end; starting empty", "logStartOffset", lso, "logEndOffset", l.logEndOffset)
+		if err := l.resetTo(lso); err != nil {
+			return err
+		}
+	}
+	l.logStartOffset = lso
+	hw := lso
+	if haveCkpt {
+		hw = ckpt.highWatermark
+	}
+	l.highWatermark = max(min(hw, l.logEndOffset), lso)
+	l.epochs = truncateEpochsFromStart(truncateEpochsFromEnd(l.epochs, l.logEndOffset), lso)
+	if clean {
+		l.recoveryPoint = min(ckpt.recoveryPoint, l.logEndOffset)
+		return nil
+	}
+	// Everything recovery validated is made durable before the recovery
+	// point moves past it.
+	l.recoveryPoint = l.logEndOffset
+	c := l.checkpointLocked(false)
+	return vfs.WriteFileAtomic(l.fs, l.dir, l.ckptName, c.encode())
+}
+
+func (l *Log) readCheckpoint() (checkpoint, error) {
+	b, err := vfs.ReadFile(l.fs, l.ckptName)
+	if err != nil {
+		return checkpoint{}, err
+	}
+	return decodeCheckpoint(b)
+}
+
+// startEmpty makes a new log whose first segment starts at start.
+func (l *Log) startEmpty(start int64) error {
+	s := newSegment(l.dir, start)
+	f, err := l.fs.Create(s.logName)
+	if err != nil {
+		return err
+	}
+	if err := writeIndexFiles(l.fs, s, nil, nil); err != nil {
+		f.Close()
+		return err
+	}
+	l.segs = []*segment{s}
+	l.w = newRCFile(f, 1)
+	l.act = activeState{seg: s, lastTs: -1, maxTs: -1, maxTsOff: start, firstTs: -1, created: l.openTime, modified: l.openTime}
+	l.logStartOffset, l.highWatermark, l.logEndOffset, l.recoveryPoint = start, start, start, start
+	l.epochs = nil
+	l.dirDirty = true
+	return nil
+}
+
+// resetTo deletes every segment and starts empty at start.
+func (l *Log) resetTo(start int64) error {
+	for _, s := range l.segs {
+		if err := l.removeSegmentFiles(s); err != nil {
+			return err
+		}
+	}
+	if l.w != nil {
+		l.w.release()
+		l.w = nil
+	}
+	l.segs = nil
+	return l.startEmpty(start)
+}
+
+// loadCleanActive trusts the active segment after a clean shutdown once
+// its size and index sizes match the checkpoint and the batches after
+// the last index entry check out and end at the checkpointed end offset.
+func (l *Log) loadCleanActive(c *checkpoint) error {
+	s := l.segs[len(l.segs)-1]
+	f, err := l.fs.OpenAppend(s.logName)
+	if err != nil {
+		return err
+	}
+	a, err := l.checkCleanActive(s, f, c)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	l.act = a
+	l.w = newRCFile(f, 1)
+	l.logEndOffset = c.logEndOffset
+	s.next = c.logEndOffset
+	return nil
+}
+
+func (l *Log) checkCleanActive(s *segment, f vfs.File, c *checkpoint) (activeState, error) {
+	a := activeState{seg: s, lastTs: -1, maxTs: -1, maxTsOff: s.base, firstTs: -1, created: l.openTime, modified: l.openTime}
+	size, err := f.Size()
+	if err != nil {
+		return a, err
+	}
+	if size != c.activeSize {
+		return a, fmt.Errorf("active segment has %d bytes, checkpoint says %d", size, c.activeSize)
+	}
+	ii, err := l.fs.Stat(s.idxName)
+	if err != nil {
+		return a, err
+	}
+	ti, err := l.fs.Stat(s.tidxName)
+	if err != nil {
+		return a, err
+	}
+	if ii.Size != int64(c.activeIdxEntries)*offsetIndexEntrySize || ti.Size != int64(c.activeTidxEntries)*timeIndexEntrySize {
+		return a, fmt.Errorf("active index sizes %d/%d do not match the checkpoint", ii.Size, ti.Size)
+	}
+	a.size = size
+	a.idxFlushed, a.tidxFlushed = int64(c.activeIdxEntries), int64(c.activeTidxEntries)
+	pos, prevNext := int64(0), s.base
+	expect := int64(-1)
+	if a.idxFlushed > 0 {
+		idx, err := l.fs.Open(s.idxName)
+		if err != nil {
+			return a, err
+		}
+		var b [offsetIndexEntrySize]byte
+		err = readFullAt(idx, b[:], ii.Size-offsetIndexEntrySize)
+		idx.Close()
+		if err != nil {
+			return a, err
+		}
+		a.lastIdx, a.hasIdx = getIndexEntry(b[:]), true
+		pos, expect = int64(a.lastIdx.pos), s.base+int64(a.lastIdx.rel)
+	}
+	// Check the tail: whole valid batches from the last index entry to
+	// the end of the file, ending at the checkpointed end offset.
+	sc := newScanner(f, size)
+	next := s.base
+	for p := pos; p < size; {
+		h, ok, err := sc.batchAt(p, s.base, prevNext, -1)
+		if err != nil {
+			return a, err
+		}
+		if !ok || (expect >= 0 && h.LastOffset() != expect) {
+			return a, fmt.Errorf("no valid batch at position %d", p)
+		}
+		expect = -1
+		prevNext, next = h.NextOffset(), h.NextOffset()
+		p += int64(h.Size())
+	}
+	if size > 0 && next != c.logEndOffset || size == 0 && s.base != c.logEndOffset {
+		return a, fmt.Errorf("active segment ends at offset %d, checkpoint says %d", next, c.logEndOffset)
+	}
+	a.bytesSinceIdx = size - pos
+	if size > 0 {
+		w, err := sc.peek(0, batch.HeaderSize)
+		if err != nil {
+			return a, err
+		}
+		h, err := batch.ParseHeader(w)
+		if err != nil {
+			return a, err
+		}
+		a.firstTs = h.MaxTimestamp
+	}
+	ts, off, err := lastTimeIndexEntry(l.fs, s.tidxName, s.base)
+	if err != nil {
+		return a, err
+	}
+	a.lastTs, a.maxTs, a.maxTsOff = ts, ts, off
+	return a, nil
+}
+
+// recoverFrom validates segments k.. to the end (see Open), rebuilds
+// their indexes, truncates a torn tail and makes the last segment active.
+func (l *Log) recoverFrom(k int) error {
+	segs := l.segs
+	l.epochs = truncateEpochsFromEnd(l.epochs, segs[k].base)
+	lastEpoch := int32(-1)
+	if n := len(l.epochs); n > 0 {
+		lastEpoch = l.epochs[n-1].Epoch
+	}
+	l.logger.Info("partlog: recovering", "fromSegment", segs[k].logName, "segments", len(segs)-k)
+	results := make([]segScan, len(segs)-k)
+	sizes := make([]int64, len(segs)-k)
+	for i := k; i < len(segs); i++ {
+		s := segs[i]
+		maxNext := int64(-1)
+		if i+1 < len(segs) {
+			maxNext = segs[i+1].base
+		}
+		r, size, err := l.scanFile(s, maxNext, lastEpoch)
+		if err != nil {
+			return err
+		}
+		if n := len(r.epochs); n > 0 {
+			lastEpoch = r.epochs[n-1].Epoch
+		}
+		results[i-k], sizes[i-k] = r, size
+	}
+
+	lastValid := -1
+	for j := len(segs) - 1; j >= k; j-- {
+		if results[j-k].nValid > 0 {
+			lastValid = j
+			break
+		}
+	}
+	garbageAfter := func(j int) bool {
+		for i := j; i < len(segs); i++ {
+			if sizes[i-k] > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	cut, truncSeg, truncAt := len(segs), -1, int64(-1)
+	switch {
+	case lastValid >= 0 && results[lastValid-k].garbage >= 0:
+		cut, truncSeg, truncAt = lastValid+1, lastValid, results[lastValid-k].garbage
+	case lastValid >= 0:
+		if garbageAfter(lastValid + 1) {
+			cut = lastValid + 1
+		}
+	case garbageAfter(k) && k > 0:
+		cut = k // the last trusted segment becomes active, recovered below
+	case garbageAfter(k):
+		cut, truncSeg, truncAt = 1, 0, 0
+	}
+	if truncSeg >= 0 {
+		l.logger.Warn("partlog: truncating torn tail", "segment", segs[truncSeg].logName, "position", truncAt, "bytes", sizes[truncSeg-k]-truncAt)
+	}
+	for _, s := range segs[cut:] {
+		l.logger.Warn("partlog: deleting segment after torn tail", "segment", s.logName)
+		if err := l.removeSegmentFiles(s); err != nil {
+			return err
+		}
+		l.dirDirty = true
+	}
+	l.segs = segs[:cut]
+	if cut == k {
+		return l.recoverFrom(k - 1)
+	}
+
+	for j := k; j < cut; j++ {
+		s, r, size := segs[j], results[j-k], sizes[j-k]
+		active := j == cut-1
+		if j == truncSeg {
+			size = truncAt
+		} else if r.garbage >= 0 {
+			// Unreadable bytes at the end of a segment with valid data
+			// after it: keep them, never serve them.
+			r.corrupt = append(r.corrupt, corruptRange{start: r.garbage, end: size, firstOff: r.next, nextOff: s.next})
+		}
+		for _, cr := range r.corrupt {
+			l.logger.Error("partlog: CORRUPT batch range kept and never served; data after it is intact",
+				"segment", s.logName, "positions", fmt.Sprintf("[%d,%d)", cr.start, cr.end), "offsets", fmt.Sprintf("[%d,%d)", cr.firstOff, cr.nextOff))
+		}
+		s.corrupt = r.corrupt
+		l.epochs = append(l.epochs, r.epochs...)
+		tidx := r.tidx
+		lastTs := int64(-1)
+		if n := len(tidx); n > 0 {
+			lastTs = tidx[n-1].ts
+		}
+		if !active {
+			if e, ok := finalTimeEntry(lastTs, r.maxTs, r.maxTsOff, s.base); ok {
+				tidx = append(tidx, e)
+			}
+		}
+		if err := writeIndexFiles(l.fs, s, r.idx, tidx); err != nil {
+			return err
+		}
+		if !active {
+			s.setMeta(segMeta{size: size, maxTs: r.maxTs, maxTsOff: r.maxTsOff, idxEntries: int64(len(r.idx)), modified: l.openTime})
+			continue
+		}
+		f, err := l.fs.OpenAppend(s.logName)
+		if err != nil {
+			return err
+		}
+		if j == truncSeg {
+			if err := f.Truncate(truncAt); err != nil {
+				f.Close()
+				return err
+			}
+		}
+		l.w = newRCFile(f, 1)
+		a := activeState{seg: s, size: size, bytesSinceIdx: r.bytesSinceIdx,
+			idxFlushed: int64(len(r.idx)), tidxFlushed: int64(len(tidx)),
+			lastTs: lastTs, maxTs: r.maxTs, maxTsOff: r.maxTsOff, firstTs: r.firstTs,
+			created: l.openTime, modified: l.openTime}
+		if n := len(r.idx); n > 0 {
+			a.lastIdx, a.hasIdx = r.idx[n-1], true
+		}
+		l.act = a
+		l.logEndOffset = s.base
+		if r.nValid > 0 {
+			l.logEndOffset = max(r.next, s.base)
+		}
+		s.next = l.logEndOffset
+	}
+	// Make the recovered state durable.
+	for j := k; j < cut; j++ {
+		s := segs[j]
+		if j == cut-1 {
+			if err := l.w.f.Sync(); err != nil {
+				return err
+			}
+		} else if err := syncFile(l.fs, s.logName); err != nil {
+			return err
+		}
+		if err := syncFile(l.fs, s.idxName); err != nil {
+			return err
+		}
+		if err := syncFile(l.fs, s.tidxName); err != nil {
+			return err
+		}
+	}
+	l.dirDirty = false
+	return l.fs.SyncDir(l.dir)
+}
+
+// scanFile validates a whole segment file.
+func (l *Log) scanFile(s *segment, maxNext int64, lastEpoch int32) (segScan, int64, error) {
+	f, err := l.fs.Open(s.logName)
+	if err != nil {
+		return segScan{}, 0, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return segScan{}, 0, err
+	}
+	r, err := scanSegment(f, size, s.base, s.base, maxNext, l.cfg.IndexIntervalBytes, lastEpoch)
+	return r, size, err
+}
+
+// rebuildIndexes rebuilds a closed segment's .index and .timeindex from
+// its log, replacing the files atomically so concurrent readers see the
+// old or the new one. Concurrent calls for one segment run once.
+func (l *Log) rebuildIndexes(s *segment) error {
+	if !s.rebuilding.CompareAndSwap(false, true) {
+		return nil
+	}
+	defer s.rebuilding.Store(false)
+	l.mu.Lock()
+	maxNext := s.next
+	interval := l.cfg.IndexIntervalBytes
+	l.mu.Unlock()
+	f, err := l.fs.Open(s.logName)
+	if err != nil {
+		return err
+	}
+	size, err := f.Size()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	r, err := scanSegment(f, size, s.base, s.base, maxNext, interval, math.MaxInt32)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	tidx := r.tidx
+	lastTs := int64(-1)
+	if n := len(tidx); n > 0 {
+		lastTs = tidx[n-1].ts
+	}
+	if e, ok := finalTimeEntry(lastTs, r.maxTs, r.maxTsOff, s.base); ok {
+		tidx = append(tidx, e)
+	}
+	if r.garbage >= 0 {
+		r.corrupt = append(r.corrupt, corruptRange{start: r.garbage, end: size, firstOff: r.next, nextOff: maxNext})
+	}
+	for _, cr := range r.corrupt {
+		l.logger.Error("partlog: CORRUPT batch range found while rebuilding indexes; never served",
+			"segment", s.logName, "positions", fmt.Sprintf("[%d,%d)", cr.start, cr.end), "offsets", fmt.Sprintf("[%d,%d)", cr.firstOff, cr.nextOff))
+	}
+	for _, w := range []struct {
+		name string
+		b    []byte
+	}{
+		{s.idxName, appendIndexEntries(nil, r.idx)},
+		{s.tidxName, appendTimeEntries(nil, tidx)},
+	} {
+		if err := vfs.WriteFileAtomic(l.fs, l.dir, w.name, w.b); err != nil {
+			return err
+		}
+	}
+	files.drop(s, cacheIndex)
+	l.mu.Lock()
+	if len(r.corrupt) > 0 {
+		s.corrupt = r.corrupt
+	}
+	l.mu.Unlock()
+	s.setMeta(segMeta{size: size, maxTs: r.maxTs, maxTsOff: r.maxTsOff, idxEntries: int64(len(r.idx)), modified: l.openTime})
+	s.idxBad.Store(false)
+	return nil
+}
