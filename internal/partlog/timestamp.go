@@ -1,8 +1,6 @@
 package partlog
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/gregor-streaming/gregor/internal/batch"
@@ -258,42 +256,13 @@ func (l *Log) scanBatches(s *segment, from int64, fn func(b []byte, h *batch.Hea
 	return nil
 }
 
-var errRecords = errors.New("partlog: malformed records")
-
 // forEachRecord calls fn with each record's offset and timestamp until it
-// returns false.
+// returns false, decompressing the batch if needed (batch.Records gives
+// LogAppendTime batches' records the batch's maxTimestamp).
 func forEachRecord(b []byte, h *batch.Header, fn func(off, ts int64) bool) error {
-	recs, err := decompress(h.Codec(), b[batch.HeaderSize:])
+	err := batch.Records(b, func(r batch.Record) bool { return fn(r.Offset, r.Timestamp) })
 	if err != nil {
 		return fmt.Errorf("%w: batch at offset %d: %w", ErrCorrupt, h.BaseOffset, err)
-	}
-	logAppend := h.Attributes&batch.AttrLogAppendTime != 0
-	for range h.NumRecords {
-		length, n := binary.Varint(recs)
-		if n <= 0 || length < 0 || int64(len(recs)-n) < length {
-			return fmt.Errorf("%w: batch at offset %d", errRecords, h.BaseOffset)
-		}
-		rec := recs[n : n+int(length)]
-		recs = recs[n+int(length):]
-		if len(rec) < 1 {
-			return fmt.Errorf("%w: batch at offset %d", errRecords, h.BaseOffset)
-		}
-		rec = rec[1:] // attributes
-		tsDelta, n1 := binary.Varint(rec)
-		if n1 <= 0 {
-			return fmt.Errorf("%w: batch at offset %d", errRecords, h.BaseOffset)
-		}
-		offDelta, n2 := binary.Varint(rec[n1:])
-		if n2 <= 0 {
-			return fmt.Errorf("%w: batch at offset %d", errRecords, h.BaseOffset)
-		}
-		ts := h.BaseTimestamp + tsDelta
-		if logAppend {
-			ts = h.MaxTimestamp
-		}
-		if !fn(h.BaseOffset+offDelta, ts) {
-			return nil
-		}
 	}
 	return nil
 }
