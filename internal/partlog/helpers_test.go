@@ -61,6 +61,31 @@ type testLog struct {
 	cfg Config
 	syn *Syncer
 	now *fakeClock
+	// logs collects the log's slog output.
+	logs *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func (b *lockedBuffer) Reset() {
+	b.mu.Lock()
+	b.b.Reset()
+	b.mu.Unlock()
 }
 
 type fakeClock struct {
@@ -90,7 +115,7 @@ func openTest(t testing.TB, fs vfs.FS, cfg Config) *testLog {
 	if fs == nil {
 		fs = vfs.NewMem()
 	}
-	tl := &testLog{t: t, fs: fs, dir: "data/topic-0", cfg: cfg, now: &fakeClock{t: time.Unix(1_700_000_000, 0)}}
+	tl := &testLog{t: t, fs: fs, dir: "data/topic-0", cfg: cfg, now: &fakeClock{t: time.Unix(1_700_000_000, 0)}, logs: &lockedBuffer{}}
 	tl.reopen()
 	t.Cleanup(func() { tl.Log.Close() })
 	return tl
@@ -99,20 +124,28 @@ func openTest(t testing.TB, fs vfs.FS, cfg Config) *testLog {
 // reopen opens the log again on tl.fs (after Close or a crash).
 func (tl *testLog) reopen() {
 	tl.t.Helper()
-	l, err := Open(Options{FS: tl.fs, Dir: tl.dir, Config: tl.cfg, Now: tl.now.Now, Syncer: tl.syn, Logger: quietLogger})
+	l, err := Open(Options{FS: tl.fs, Dir: tl.dir, Config: tl.cfg, Now: tl.now.Now, Syncer: tl.syn, Logger: slog.New(slog.NewTextHandler(tl.logs, nil))})
 	if err != nil {
 		tl.t.Fatal(err)
 	}
 	tl.Log = l
 }
 
-// crash simulates a machine crash: only synced data survives.
+// crash simulates a machine crash and reopens: only synced data
+// survives.
 func (tl *testLog) crash() {
+	tl.t.Helper()
+	tl.crashFS()
+	tl.reopen()
+}
+
+// crashFS replaces tl.fs by what survives a crash, dropping the log
+// without a clean shutdown; reopen to recover.
+func (tl *testLog) crashFS() {
 	tl.t.Helper()
 	mem := tl.fs.(*vfs.MemFS)
 	tl.fs = mem.Crash()
-	tl.Log.Delete() // drop handles on the old FS (its contents are gone anyway)
-	tl.reopen()
+	tl.Log.Delete() // drops handles; removes the pre-crash copy only
 }
 
 func (tl *testLog) append(b []byte) (int64, int64) {
@@ -194,3 +227,16 @@ func mustErr(t testing.TB, err, want error) {
 func segName(base int64, suffix string) string { return fmt.Sprintf("%020d%s", base, suffix) }
 
 func isErr(err, target error) bool { return errors.Is(err, target) }
+
+// memFile returns a read-only file holding b.
+func memFile(t testing.TB, b []byte) vfs.File {
+	t.Helper()
+	fs := vfs.NewMem()
+	f, err := fs.Create("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(b)
+	t.Cleanup(func() { f.Close() })
+	return f
+}

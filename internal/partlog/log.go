@@ -294,7 +294,10 @@ func (l *Log) Segments() []SegmentInfo {
 // segMeta loads a closed segment's metadata, rebuilding its indexes when
 // they are missing or corrupt.
 func (l *Log) segMeta(s *segment) (segMeta, error) {
-	m, err := s.meta(l.fs, l.openTime)
+	l.mu.Lock()
+	next := s.next
+	l.mu.Unlock()
+	m, err := s.meta(l.fs, l.openTime, next)
 	if err == nil {
 		return m, nil
 	}
@@ -308,7 +311,7 @@ func (l *Log) segMeta(s *segment) (segMeta, error) {
 	if rerr := l.rebuildIndexes(s); rerr != nil {
 		return m, rerr
 	}
-	return s.meta(l.fs, l.openTime)
+	return s.meta(l.fs, l.openTime, next)
 }
 
 func (l *Log) markCkptDirtyLocked() {

@@ -14,7 +14,7 @@ import (
 // load reads the partition directory and recovers the log (Open).
 func (l *Log) load() error {
 	fs := l.fs
-	if err := fs.MkdirAll(l.dir); err != nil {
+	if err := mkdirDurable(fs, l.dir); err != nil {
 		return err
 	}
 	names, err := fs.List(l.dir)
@@ -147,6 +147,27 @@ func (l *Log) load() error {
 	l.recoveryPoint = l.logEndOffset
 	c := l.checkpointLocked(false)
 	return vfs.WriteFileAtomic(l.fs, l.dir, l.ckptName, c.encode())
+}
+
+// mkdirDurable creates dir and any missing parents, and syncs the parent
+// of each directory it created so the new directories survive a crash.
+func mkdirDurable(fs vfs.FS, dir string) error {
+	var created []string
+	for d := path.Clean(dir); d != "." && d != "/"; d = path.Dir(d) {
+		if _, err := fs.Stat(d); err == nil {
+			break
+		}
+		created = append(created, d)
+	}
+	if err := fs.MkdirAll(dir); err != nil {
+		return err
+	}
+	for _, d := range created {
+		if err := fs.SyncDir(path.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (l *Log) readCheckpoint() (checkpoint, error) {

@@ -133,7 +133,7 @@ func (s *segment) invalidateMeta() {
 // the segment's max timestamp because a final entry is appended when a
 // segment stops being active (as Kafka does). Must not be called with
 // Log.mu held (it does I/O).
-func (s *segment) meta(fs vfs.FS, openTime time.Time) (segMeta, error) {
+func (s *segment) meta(fs vfs.FS, openTime time.Time, next int64) (segMeta, error) {
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
 	if s.metaLoaded {
@@ -150,9 +150,15 @@ func (s *segment) meta(fs vfs.FS, openTime time.Time) (segMeta, error) {
 	if ii.Size%offsetIndexEntrySize != 0 {
 		return segMeta{}, fmt.Errorf("%w: %s: size %d not a multiple of %d", errIndexCorrupt, s.idxName, ii.Size, offsetIndexEntrySize)
 	}
+	if err := checkIndexEnds(fs, s.idxName, ii.Size, li.Size, next-s.base); err != nil {
+		return segMeta{}, err
+	}
 	ts, off, err := lastTimeIndexEntry(fs, s.tidxName, s.base)
 	if err != nil {
 		return segMeta{}, err
+	}
+	if ts >= 0 && off >= next {
+		return segMeta{}, fmt.Errorf("%w: %s: last entry at offset %d beyond %d", errIndexCorrupt, s.tidxName, off, next)
 	}
 	s.size, s.idxEntries = li.Size, ii.Size/offsetIndexEntrySize
 	s.maxTs, s.maxTsOff = ts, off
@@ -161,6 +167,32 @@ func (s *segment) meta(fs vfs.FS, openTime time.Time) (segMeta, error) {
 	}
 	s.metaLoaded = true
 	return segMeta{s.size, s.maxTs, s.maxTsOff, s.idxEntries, s.modified}, nil
+}
+
+// checkIndexEnds is Kafka's index sanity check: the first and last
+// entries of an offset index must lie inside the segment.
+func checkIndexEnds(fs vfs.FS, name string, size, logSize, relNext int64) error {
+	if size == 0 {
+		return nil
+	}
+	f, err := fs.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var b [2 * offsetIndexEntrySize]byte
+	if err := readFullAt(f, b[:offsetIndexEntrySize], 0); err != nil {
+		return err
+	}
+	if err := readFullAt(f, b[offsetIndexEntrySize:], size-offsetIndexEntrySize); err != nil {
+		return err
+	}
+	first, last := getIndexEntry(b[:]), getIndexEntry(b[offsetIndexEntrySize:])
+	if first.rel < 0 || first.pos < 0 || int64(last.rel) >= relNext || int64(last.pos) >= logSize ||
+		last.rel < first.rel || last.pos < first.pos {
+		return fmt.Errorf("%w: %s: entries %+v..%+v outside the segment", errIndexCorrupt, name, first, last)
+	}
+	return nil
 }
 
 // SegmentInfo describes one segment, for retention and DeleteRecords.
