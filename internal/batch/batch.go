@@ -21,6 +21,14 @@
 // The broker keeps batches as opaque bytes: it validates the header and the
 // CRC, sets baseOffset and partitionLeaderEpoch (outside the CRC), and
 // touches the inside only for LogAppendTime, which needs a fresh CRC.
+//
+// When it must look inside (compaction, internal topics, transaction
+// markers, tests), Records decodes a batch's records after decompressing
+// them (Decompress: gzip, snappy raw or xerial-framed, LZ4 frames, zstd;
+// bounded by MaxDecompressed), Builder encodes records into a batch, and
+// ControlBatch builds the end-transaction marker. Decoding never panics on
+// input and never allocates from a length the input claims without
+// checking it against the bytes there are.
 package batch
 
 import (
