@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gregor-streaming/gregor/internal/broker"
+	"github.com/gregor-streaming/gregor/internal/config"
+	"github.com/gregor-streaming/gregor/internal/server"
+)
+
+// multiFlag collects a repeatable flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func serve(args []string) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:9092", "address to accept Kafka clients on, HOST:PORT")
+	dataDir := fs.String("data-dir", "gregor-data", "directory for partition logs and cluster metadata")
+	configFile := fs.String("config", "", "server.properties file with Kafka property names")
+	advertise := fs.String("advertise", "", "HOST:PORT announced to clients (default: the listen address)")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	var sets multiFlag
+	fs.Var(&sets, "set", "broker property NAME=VALUE, by its Kafka name (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: gregor serve [flags]
+
+Runs a broker. With no flags: 127.0.0.1:9092, data in ./gregor-data.
+Properties take Kafka's names; precedence (highest first): --set,
+GREGOR_* environment variables (GREGOR_NUM_PARTITIONS=3), --config file.
+
+Examples:
+  gregor serve
+  gregor serve --listen 0.0.0.0:9092 --data-dir /var/lib/gregor
+  gregor serve --set num.partitions=3 --set log.retention.hours=24
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	log, err := newLogger(*logFormat, *logLevel)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gregor serve:", err)
+		return 2
+	}
+
+	props := map[string]string{}
+	if *configFile != "" {
+		f, err := os.Open(*configFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gregor serve:", err)
+			return 2
+		}
+		fileProps, err := config.ParseProperties(f)
+		f.Close()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "gregor serve: %s: %v\n", *configFile, err)
+			return 2
+		}
+		for k, v := range fileProps {
+			props[k] = v
+		}
+	}
+	for k, v := range config.FromEnv(os.Environ(), log) {
+		props[k] = v
+	}
+	for _, s := range sets {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok {
+			fmt.Fprintf(os.Stderr, "gregor serve: --set %q: want NAME=VALUE\n", s)
+			return 2
+		}
+		props[strings.TrimSpace(k)] = v
+	}
+	cfg, unknown, err := config.NewBroker(props)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gregor serve:", err)
+		return 2
+	}
+	for _, name := range unknown {
+		log.Warn("unknown broker property ignored", "name", name)
+	}
+
+	b, err := broker.Open(broker.Options{Config: cfg, DataDir: *dataDir, Logger: log})
+	if err != nil {
+		log.Error("cannot open data directory", "dir", *dataDir, "err", err)
+		return 1
+	}
+	srv := server.New(b, server.Config{
+		MaxRequestSize:    int32(cfg.Int("socket.request.max.bytes")),
+		QueuedMaxRequests: int(cfg.Int("queued.max.requests")),
+		IdleTimeout:       time.Duration(cfg.Int("connections.max.idle.ms")) * time.Millisecond,
+	}, log)
+	l, err := srv.Listen(*listen)
+	if err != nil {
+		log.Error("cannot listen", "addr", *listen, "err", err)
+		b.Close()
+		return 1
+	}
+	adv := *advertise
+	if adv == "" {
+		adv = l.Addr().String()
+	}
+	host, port, err := splitAdvertised(adv)
+	if err != nil {
+		log.Error("bad advertised address", "addr", adv, "err", err)
+		srv.Shutdown(context.Background())
+		b.Close()
+		return 2
+	}
+	b.SetAdvertised(host, port)
+	log.Info("gregor listening", "addr", l.Addr().String(), "advertised", adv, "data_dir", *dataDir)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	s := <-sig
+	log.Info("shutting down", "signal", s.String())
+	signal.Stop(sig)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Parked fetches answer at once; then the server stops reading and
+	// waits for in-flight requests (produces waiting for fsync finish
+	// normally); then logs are synced and closed.
+	b.Drain()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("connections did not finish in time", "err", err)
+	}
+	if err := b.Close(); err != nil {
+		log.Error("closing logs", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+func splitAdvertised(addr string) (string, int32, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	var port int32
+	if _, err := fmt.Sscan(p, &port); err != nil {
+		return "", 0, err
+	}
+	if h == "" || h == "0.0.0.0" || h == "::" {
+		if name, err := os.Hostname(); err == nil {
+			h = name
+		}
+	}
+	return h, port, nil
+}
+
+func newLogger(format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

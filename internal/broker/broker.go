@@ -1,0 +1,294 @@
+// Package broker implements the Kafka APIs: one file per API key, each
+// validating its request, calling the domain packages (partlog, metadata,
+// group, …) and building the response with kmsg.
+//
+// Broker satisfies the server's Handler interface: Serve runs on the
+// connection's reader goroutine in request order and answers through a
+// callback, at once or later (long-poll fetches, produces waiting for
+// fsync, joins waiting for a rebalance).
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-streaming/gregor/internal/config"
+	"github.com/gregor-streaming/gregor/internal/metadata"
+	"github.com/gregor-streaming/gregor/internal/partlog"
+	"github.com/gregor-streaming/gregor/internal/vfs"
+	"github.com/gregor-streaming/gregor/internal/wire"
+)
+
+// Options configure a Broker.
+type Options struct {
+	// Config is the static broker configuration. nil = defaults.
+	Config *config.BrokerConfig
+	// DataDir holds partition logs and cluster metadata.
+	DataDir string
+	// FS is the file system; nil = the OS.
+	FS vfs.FS
+	// AdvertisedHost and AdvertisedPort are what clients are told to
+	// connect to.
+	AdvertisedHost string
+	AdvertisedPort int32
+	// Logger; nil = slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; nil = time.Now.
+	Now func() time.Time
+}
+
+// Broker is a single Kafka broker.
+type Broker struct {
+	nodeID int32
+	host   string
+	port   int32
+	fs     vfs.FS
+	dir    string
+	log    *slog.Logger
+	now    func() time.Time
+
+	// static is the configuration from file, env and flags. Immutable.
+	static *config.BrokerConfig
+	// cfg is static plus dynamic overrides from metadata.
+	cfg atomic.Pointer[config.BrokerConfig]
+
+	meta   *metadata.Store
+	syncer *partlog.Syncer
+
+	// partsMu guards parts and topicsDeleting. Lock order: partsMu
+	// before partition.mu.
+	partsMu sync.RWMutex
+	// parts holds the open partitions by topic ID.
+	parts map[metadata.UUID][]*partition
+
+	// reconcileMu serializes reconcile (log creation/deletion).
+	reconcileMu sync.Mutex
+
+	// ctx is cancelled by Close: parked requests finish.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// wg tracks every goroutine the broker starts (see goTracked).
+	wg     sync.WaitGroup
+	closed atomic.Bool
+}
+
+// Open opens (recovering) the broker's data directory.
+func Open(opts Options) (*Broker, error) {
+	if opts.Config == nil {
+		opts.Config = config.Default()
+	}
+	if opts.FS == nil {
+		opts.FS = vfs.Default
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.DataDir == "" {
+		opts.DataDir = "gregor-data"
+	}
+	nodeID := int32(opts.Config.Int("node.id"))
+	if id := opts.Config.Int("broker.id"); id >= 0 && !opts.Config.Set("node.id") {
+		nodeID = int32(id)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Broker{
+		nodeID: nodeID,
+		host:   opts.AdvertisedHost,
+		port:   opts.AdvertisedPort,
+		fs:     opts.FS,
+		dir:    opts.DataDir,
+		log:    opts.Logger,
+		now:    opts.Now,
+		static: opts.Config,
+		parts:  map[metadata.UUID][]*partition{},
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	if err := b.fs.MkdirAll(b.dir); err != nil {
+		cancel()
+		return nil, fmt.Errorf("broker: data dir: %w", err)
+	}
+	if err := b.fs.SyncDir(filepath.Dir(b.dir)); err != nil {
+		cancel()
+		return nil, fmt.Errorf("broker: data dir: %w", err)
+	}
+	meta, err := metadata.Open(b.fs, filepath.Join(b.dir, "__cluster_metadata-0"), b.log)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	b.meta = meta
+	b.syncer = partlog.NewSyncer(4)
+	img := meta.Image()
+	b.cfg.Store(b.static.WithDynamic(img.BrokerConfigs[""]))
+	start := time.Now()
+	if err := b.reconcile(img); err != nil {
+		b.syncer.Close()
+		meta.Close()
+		cancel()
+		return nil, err
+	}
+	b.log.Info("broker recovered", "topics", len(img.Topics), "partitions", b.partitionCount(),
+		"elapsed", time.Since(start).Round(time.Millisecond), "cluster_id", img.ClusterID, "node_id", nodeID)
+	return b, nil
+}
+
+// SetAdvertised sets the endpoint announced in Metadata, once the
+// listener's port is known.
+func (b *Broker) SetAdvertised(host string, port int32) {
+	b.host, b.port = host, port
+}
+
+// Config returns the effective broker configuration.
+func (b *Broker) Config() *config.BrokerConfig { return b.cfg.Load() }
+
+// ClusterID returns the cluster's ID.
+func (b *Broker) ClusterID() string { return b.meta.Image().ClusterID }
+
+// NodeID returns this broker's ID.
+func (b *Broker) NodeID() int32 { return b.nodeID }
+
+// Drain makes parked requests (long-poll fetches) answer at once and
+// new ones not park: the first step of a graceful shutdown.
+func (b *Broker) Drain() { b.cancel() }
+
+// Close completes parked requests, syncs and closes every log. Call it
+// after the server stopped reading requests. Idempotent.
+func (b *Broker) Close() error {
+	if !b.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	b.cancel()
+	b.wg.Wait()
+	var errs []error
+	b.partsMu.Lock()
+	for _, ps := range b.parts {
+		for _, p := range ps {
+			if err := p.log.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	b.parts = map[metadata.UUID][]*partition{}
+	b.partsMu.Unlock()
+	b.syncer.Close()
+	errs = append(errs, b.meta.Close())
+	return errors.Join(errs...)
+}
+
+// goTracked runs fn on a goroutine that Close waits for.
+func (b *Broker) goTracked(fn func()) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		fn()
+	}()
+}
+
+// handlerFunc serves one request; see server.Handler.Serve.
+type handlerFunc func(b *Broker, ctx context.Context, req *wire.Request, respond func(kmsg.Response))
+
+type api struct {
+	min, max int16
+	fn       handlerFunc
+}
+
+// apis is filled by each handler file's init: ApiVersions is derived
+// from it.
+var apis = map[int16]api{}
+
+func register(key, min, max int16, fn handlerFunc) {
+	if kmax := kmsg.RequestForKey(key).MaxVersion(); max > kmax {
+		panic(fmt.Sprintf("broker: key %d registered above kmsg's max %d", key, kmax))
+	}
+	apis[key] = api{min, max, fn}
+}
+
+// registerSync registers a handler that answers at once.
+func registerSync(key, min, max int16, fn func(b *Broker, req *wire.Request) kmsg.Response) {
+	register(key, min, max, func(b *Broker, _ context.Context, req *wire.Request, respond func(kmsg.Response)) {
+		respond(fn(b, req))
+	})
+}
+
+// Versions implements server.Handler.
+func (b *Broker) Versions(key int16) (min, max int16, ok bool) {
+	a, ok := apis[key]
+	return a.min, a.max, ok
+}
+
+// Serve implements server.Handler.
+func (b *Broker) Serve(ctx context.Context, req *wire.Request, respond func(kmsg.Response)) {
+	a, ok := apis[req.Key]
+	if !ok {
+		respond(nil)
+		return
+	}
+	answered := false
+	once := func(r kmsg.Response) {
+		answered = true
+		if r != nil {
+			r.SetVersion(req.Version)
+		}
+		respond(r)
+	}
+	defer func() {
+		// A bug must not take the broker down: log it, and close
+		// the connection (the client reconnects and retries).
+		if v := recover(); v != nil {
+			b.log.Error("handler panic", "api", kmsg.NameForKey(req.Key), "version", req.Version,
+				"client", req.ClientID, "panic", v, "stack", string(debug.Stack()))
+			if req.Client.Close != nil {
+				req.Client.Close()
+			}
+			if !answered {
+				respond(nil)
+			}
+		}
+	}()
+	a.fn(b, ctx, req, once)
+}
+
+func (b *Broker) partitionCount() int {
+	b.partsMu.RLock()
+	defer b.partsMu.RUnlock()
+	n := 0
+	for _, ps := range b.parts {
+		n += len(ps)
+	}
+	return n
+}
+
+// partition returns an open partition.
+func (b *Broker) partition(id metadata.UUID, p int32) *partition {
+	b.partsMu.RLock()
+	defer b.partsMu.RUnlock()
+	ps := b.parts[id]
+	if p < 0 || int(p) >= len(ps) {
+		return nil
+	}
+	return ps[p]
+}
+
+func splitHostPort(addr string) (string, int32, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.Atoi(p)
+	return h, int32(n), err
+}

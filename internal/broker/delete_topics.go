@@ -1,0 +1,93 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-streaming/gregor/internal/metadata"
+	"github.com/gregor-streaming/gregor/internal/wire"
+)
+
+// DeleteTopics: v1-6
+//
+// Version notes:
+//   - v4: flexible
+//   - v5: ErrorMessage
+//   - v6: topics by name or ID (KIP-516)
+func init() { registerSync(20, 1, 6, (*Broker).handleDeleteTopics) }
+
+func (b *Broker) handleDeleteTopics(req *wire.Request) kmsg.Response {
+	r := req.Body.(*kmsg.DeleteTopicsRequest)
+	resp := r.ResponseKind().(*kmsg.DeleteTopicsResponse)
+
+	type target struct {
+		name *string
+		id   metadata.UUID
+		err  *kerr.Error
+		msg  string
+	}
+	var targets []*target
+	if r.Version >= 6 {
+		for _, t := range r.Topics {
+			targets = append(targets, &target{name: t.Topic, id: metadata.UUID(t.TopicID)})
+		}
+	} else {
+		for _, n := range r.TopicNames {
+			targets = append(targets, &target{name: kmsg.StringPtr(n)})
+		}
+	}
+	img, err := b.meta.Update(func(img *metadata.Image) ([]metadata.Record, error) {
+		var recs []metadata.Record
+		seen := map[metadata.UUID]bool{}
+		for _, t := range targets {
+			var topic *metadata.Topic
+			var ok bool
+			if t.name != nil && *t.name != "" {
+				if topic, ok = img.Topic(*t.name); !ok {
+					t.err = kerr.UnknownTopicOrPartition
+					continue
+				}
+			} else {
+				if topic, ok = img.TopicByID(t.id); !ok {
+					t.err = kerr.UnknownTopicID
+					continue
+				}
+				name := topic.Name
+				t.name = &name
+			}
+			t.id = topic.ID
+			if isInternal(topic.Name) {
+				t.err, t.msg = kerr.InvalidRequest, "internal topics cannot be deleted"
+				continue
+			}
+			if seen[topic.ID] {
+				continue
+			}
+			seen[topic.ID] = true
+			recs = append(recs, metadata.Record{RemoveTopic: &metadata.RemoveTopicRecord{ID: topic.ID}})
+		}
+		return recs, nil
+	})
+	if err == nil {
+		err = b.reconcile(img)
+	}
+	for _, t := range targets {
+		rt := kmsg.NewDeleteTopicsResponseTopic()
+		rt.Topic = t.name
+		rt.TopicID = t.id
+		switch {
+		case t.err != nil:
+			rt.ErrorCode = t.err.Code
+			if t.msg != "" {
+				rt.ErrorMessage = kmsg.StringPtr(t.msg)
+			}
+		case err != nil:
+			rt.ErrorCode = kerr.KafkaStorageError.Code
+			rt.ErrorMessage = kmsg.StringPtr(err.Error())
+		default:
+			b.log.Info("topic deleted", "topic", *t.name)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}

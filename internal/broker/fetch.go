@@ -1,0 +1,225 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-streaming/gregor/internal/metadata"
+	"github.com/gregor-streaming/gregor/internal/partlog"
+	"github.com/gregor-streaming/gregor/internal/wire"
+)
+
+// Fetch: v4-18
+//
+// Version notes:
+//   - v4: IsolationLevel, LastStableOffset, AbortedTransactions
+//   - v5: LogStartOffset
+//   - v7: fetch sessions (KIP-227): Gregor answers every fetch as a full
+//     sessionless fetch (SessionID 0), which clients accept
+//   - v9: CurrentLeaderEpoch (KIP-320)
+//   - v11: RackID, PreferredReadReplica (KIP-392)
+//   - v12: flexible; LastFetchedEpoch, DivergingEpoch
+//   - v13: topics by ID (KIP-516)
+//   - v15: ReplicaState (KIP-903)
+//   - v16-18: CurrentLeader/NodeEndpoints, ReplicaDirectoryID,
+//     HighWatermark tags (KIP-951, KIP-853, KIP-1166)
+func init() { register(1, 4, 18, (*Broker).handleFetch) }
+
+// fetchTarget is one requested partition, resolved once.
+type fetchTarget struct {
+	req  *kmsg.FetchRequestTopicPartition
+	resp *kmsg.FetchResponseTopicPartition
+	p    *partition
+	// err is a resolution error (unknown topic, fenced epoch, …).
+	err *kerr.Error
+}
+
+func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond func(kmsg.Response)) {
+	r := req.Body.(*kmsg.FetchRequest)
+	resp := r.ResponseKind().(*kmsg.FetchResponse)
+	if r.SessionID != 0 {
+		// We never create sessions, so the client's is unknown.
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		respond(resp)
+		return
+	}
+	replicaID := r.ReplicaID
+	if r.Version >= 15 {
+		replicaID = r.ReplicaState.ID
+	}
+	if replicaID >= 0 {
+		// Follower fetches arrive with replication.
+		resp.ErrorCode = kerr.NotLeaderForPartition.Code
+		respond(resp)
+		return
+	}
+
+	img := b.meta.Image()
+	var targets []fetchTarget
+	resp.Topics = make([]kmsg.FetchResponseTopic, len(r.Topics))
+	for i := range r.Topics {
+		rt := &r.Topics[i]
+		st := &resp.Topics[i]
+		st.Default()
+		st.Topic = rt.Topic
+		st.TopicID = rt.TopicID
+		var topic *metadata.Topic
+		var topicErr *kerr.Error
+		if r.Version >= 13 {
+			if t, ok := img.TopicByID(metadata.UUID(rt.TopicID)); ok {
+				topic = t
+			} else {
+				topicErr = kerr.UnknownTopicID
+			}
+		} else if t, ok := img.Topic(rt.Topic); ok {
+			topic = t
+		} else {
+			topicErr = kerr.UnknownTopicOrPartition
+		}
+		st.Partitions = make([]kmsg.FetchResponseTopicPartition, len(rt.Partitions))
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			sp := &st.Partitions[j]
+			sp.Default()
+			sp.Partition = rp.Partition
+			t := fetchTarget{req: rp, resp: sp, err: topicErr}
+			if topic != nil {
+				if t.p = b.partition(topic.ID, rp.Partition); t.p == nil {
+					t.err = kerr.UnknownTopicOrPartition
+				}
+			}
+			targets = append(targets, t)
+		}
+	}
+
+	maxBytes := int(r.MaxBytes)
+	if limit := int(b.Config().Int("fetch.max.bytes")); maxBytes <= 0 || maxBytes > limit {
+		maxBytes = limit
+	}
+	committed := r.IsolationLevel == 1
+	minBytes := int(r.MinBytes)
+	if minBytes < 1 {
+		minBytes = 1
+	}
+
+	n, failed := b.readFetch(targets, maxBytes, committed)
+	if failed || n >= minBytes || r.MaxWaitMillis <= 0 || len(targets) == 0 {
+		respond(resp)
+		return
+	}
+
+	// Park until enough data arrives, MaxWait passes, or shutdown.
+	w := &fetchWaiter{wake: make(chan struct{}, 1)}
+	for i := range targets {
+		if targets[i].p != nil {
+			targets[i].p.watch(w)
+		}
+	}
+	wait := time.Duration(r.MaxWaitMillis) * time.Millisecond
+	b.goTracked(func() {
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+		defer func() {
+			for i := range targets {
+				if targets[i].p != nil {
+					targets[i].p.unwatch(w)
+				}
+			}
+		}()
+		for {
+			select {
+			case <-w.wake:
+				n, failed := b.readFetch(targets, maxBytes, committed)
+				if failed || n >= minBytes {
+					respond(resp)
+					return
+				}
+			case <-timer.C:
+				b.readFetch(targets, maxBytes, committed)
+				respond(resp)
+				return
+			case <-b.ctx.Done():
+				b.readFetch(targets, maxBytes, committed)
+				respond(resp)
+				return
+			}
+		}
+	})
+}
+
+// readFetch fills every target's response partition from its log and
+// returns the bytes of records read and whether any partition failed
+// (which answers the fetch at once, as Kafka does).
+func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool) (int, bool) {
+	total := 0
+	failed := false
+	for i := range targets {
+		t := &targets[i]
+		sp := t.resp
+		sp.RecordBatches = nil
+		sp.ErrorCode = 0
+		if t.err != nil {
+			sp.ErrorCode = t.err.Code
+			failed = true
+			continue
+		}
+		p := t.p
+		p.mu.Lock()
+		epoch, deleted := p.leaderEpoch, p.deleted
+		p.mu.Unlock()
+		if deleted {
+			sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			failed = true
+			continue
+		}
+		if ce := t.req.CurrentLeaderEpoch; ce >= 0 {
+			if ce > epoch {
+				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+				failed = true
+				continue
+			}
+			if ce < epoch {
+				sp.ErrorCode = kerr.FencedLeaderEpoch.Code
+				failed = true
+				continue
+			}
+		}
+		hw := p.log.HighWatermark()
+		sp.HighWatermark = hw
+		sp.LastStableOffset = p.lastStableOffset()
+		sp.LogStartOffset = p.log.LogStartOffset()
+		offset := t.req.FetchOffset
+		if offset < sp.LogStartOffset || offset > p.log.LogEndOffset() {
+			sp.ErrorCode = kerr.OffsetOutOfRange.Code
+			failed = true
+			continue
+		}
+		upTo := hw
+		if committed {
+			upTo = sp.LastStableOffset
+		}
+		limit := min(int(t.req.PartitionMaxBytes), maxBytes-total)
+		if offset >= upTo || (limit <= 0 && total > 0) || t.req.PartitionMaxBytes <= 0 {
+			continue
+		}
+		data, err := p.log.Read(nil, offset, max(limit, 0), upTo, total == 0)
+		switch {
+		case errors.Is(err, partlog.ErrOffsetOutOfRange):
+			sp.ErrorCode = kerr.OffsetOutOfRange.Code
+			failed = true
+			continue
+		case err != nil:
+			b.log.Error("fetch read failed", "topic", p.topic, "partition", p.index, "offset", offset, "err", err)
+			sp.ErrorCode = kerr.KafkaStorageError.Code
+			failed = true
+			continue
+		}
+		sp.RecordBatches = data
+		total += len(data)
+	}
+	return total, failed
+}

@@ -1,0 +1,117 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-streaming/gregor/internal/metadata"
+	"github.com/gregor-streaming/gregor/internal/wire"
+)
+
+// ListOffsets: v1-11
+//
+// Version notes:
+//   - v1: single offset per partition, Timestamp in the response
+//   - v2: IsolationLevel
+//   - v4: CurrentLeaderEpoch, LeaderEpoch (KIP-320)
+//   - v6: flexible
+//   - v7: MAX_TIMESTAMP -3 (KIP-734)
+//   - v8: EARLIEST_LOCAL -4 (KIP-405)
+//   - v9: LATEST_TIERED -5 (KIP-1005)
+//   - v10: TimeoutMillis (KIP-1075)
+//   - v11: EARLIEST_PENDING_UPLOAD -6 (KIP-1023)
+//
+// Without tiered storage, -5 and -6 find nothing (offset -1), as Kafka.
+func init() { registerSync(2, 1, 11, (*Broker).handleListOffsets) }
+
+// Special timestamps of ListOffsets.
+const (
+	listLatest          = -1
+	listEarliest        = -2
+	listMaxTimestamp    = -3
+	listEarliestLocal   = -4
+	listLatestTiered    = -5
+	listEarliestPending = -6
+)
+
+func (b *Broker) handleListOffsets(req *wire.Request) kmsg.Response {
+	r := req.Body.(*kmsg.ListOffsetsRequest)
+	resp := r.ResponseKind().(*kmsg.ListOffsetsResponse)
+	img := b.meta.Image()
+	committed := r.IsolationLevel == 1
+	for _, rt := range r.Topics {
+		st := kmsg.NewListOffsetsResponseTopic()
+		st.Topic = rt.Topic
+		topic, topicOK := img.Topic(rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewListOffsetsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.Timestamp, sp.Offset = -1, -1
+			if !topicOK {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			} else {
+				b.listOffset(topic, &rp, &sp, committed)
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
+
+func (b *Broker) listOffset(topic *metadata.Topic, rp *kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition, committed bool) {
+	p := b.partition(topic.ID, rp.Partition)
+	if p == nil {
+		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		return
+	}
+	p.mu.Lock()
+	epoch := p.leaderEpoch
+	p.mu.Unlock()
+	if ce := rp.CurrentLeaderEpoch; ce >= 0 {
+		if ce > epoch {
+			sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+			return
+		}
+		if ce < epoch {
+			sp.ErrorCode = kerr.FencedLeaderEpoch.Code
+			return
+		}
+	}
+	sp.LeaderEpoch = epoch
+	hw := p.log.HighWatermark()
+	switch rp.Timestamp {
+	case listLatest:
+		sp.Offset = hw
+		if committed {
+			sp.Offset = p.lastStableOffset()
+		}
+	case listEarliest, listEarliestLocal:
+		sp.Offset = p.log.LogStartOffset()
+	case listLatestTiered, listEarliestPending:
+		// No tiered storage: nothing is tiered or pending (KIP-1005).
+		sp.Offset = -1
+	case listMaxTimestamp:
+		off, ts, found, err := p.log.MaxTimestamp()
+		if err != nil {
+			sp.ErrorCode = kerr.KafkaStorageError.Code
+			return
+		}
+		if found && off < hw {
+			sp.Offset, sp.Timestamp = off, ts
+		}
+	default:
+		if rp.Timestamp < 0 {
+			sp.ErrorCode = kerr.InvalidRequest.Code
+			return
+		}
+		off, ts, found, err := p.log.OffsetForTimestamp(rp.Timestamp)
+		if err != nil {
+			sp.ErrorCode = kerr.KafkaStorageError.Code
+			return
+		}
+		if found && off < hw {
+			sp.Offset, sp.Timestamp = off, ts
+		}
+	}
+}

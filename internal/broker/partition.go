@@ -1,0 +1,110 @@
+package broker
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/gregor-streaming/gregor/internal/config"
+	"github.com/gregor-streaming/gregor/internal/metadata"
+	"github.com/gregor-streaming/gregor/internal/partlog"
+)
+
+// partition is a partition this broker leads: its log, producer state
+// and the waiters parked on it.
+type partition struct {
+	topic   string
+	topicID metadata.UUID
+	index   int32
+	// log is the partition's log. Immutable; never nil.
+	log *partlog.Log
+	// cfg is the topic's effective configuration.
+	cfg atomic.Pointer[config.TopicConfig]
+
+	// mu serializes appends (producer-state checks, offset assignment)
+	// and guards the fields below. Lock order: partsMu, then mu. No I/O
+	// other than the append's page-cache write is done under mu.
+	mu sync.Mutex
+	// leaderEpoch is stamped on appended batches.
+	leaderEpoch int32
+	// producers is the idempotent producer state by producer ID.
+	producers map[int64]*producerState
+	// watchers are parked fetches to wake when the high watermark
+	// moves.
+	watchers map[*fetchWaiter]struct{}
+	// deleted is set when the topic is deleted; parked requests finish.
+	deleted bool
+}
+
+// fetchWaiter is a parked fetch; wake has capacity 1.
+type fetchWaiter struct {
+	wake chan struct{}
+}
+
+func (w *fetchWaiter) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *partition) watch(w *fetchWaiter) {
+	p.mu.Lock()
+	if p.watchers == nil {
+		p.watchers = map[*fetchWaiter]struct{}{}
+	}
+	p.watchers[w] = struct{}{}
+	deleted := p.deleted
+	p.mu.Unlock()
+	if deleted {
+		w.signal()
+	}
+}
+
+func (p *partition) unwatch(w *fetchWaiter) {
+	p.mu.Lock()
+	delete(p.watchers, w)
+	p.mu.Unlock()
+}
+
+// notifyLocked wakes every parked fetch.
+func (p *partition) notifyLocked() {
+	for w := range p.watchers {
+		w.signal()
+	}
+}
+
+// advanceHighWatermark moves the high watermark forward to off (never
+// back) and wakes parked fetches.
+func (p *partition) advanceHighWatermark(off int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if off <= p.log.HighWatermark() {
+		return
+	}
+	p.log.SetHighWatermark(off)
+	p.notifyLocked()
+}
+
+// durable reports whether acknowledged writes wait for fsync: Gregor's
+// default. Setting flush.messages or flush.ms (Kafka's knobs) relaxes it.
+func (p *partition) durable() bool {
+	cfg := p.cfg.Load()
+	_, src1, _ := cfg.Lookup("flush.messages")
+	_, src2, _ := cfg.Lookup("flush.ms")
+	return src1 == config.SourceDefault && src2 == config.SourceDefault
+}
+
+// partlogConfig derives the log's configuration from a topic's.
+func partlogConfig(c *config.TopicConfig) partlog.Config {
+	pc := partlog.DefaultConfig()
+	pc.SegmentBytes = c.Int("segment.bytes")
+	pc.SegmentMs = c.Int("segment.ms")
+	pc.IndexIntervalBytes = int32(c.Int("index.interval.bytes"))
+	pc.SegmentIndexBytes = int32(c.Int("segment.index.bytes"))
+	return pc
+}
+
+// lastStableOffset is the offset read_committed consumers read up to:
+// the first offset of the earliest open transaction, else the high
+// watermark. Without transactions it is the high watermark.
+func (p *partition) lastStableOffset() int64 { return p.log.HighWatermark() }

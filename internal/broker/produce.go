@@ -1,0 +1,221 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-streaming/gregor/internal/batch"
+	"github.com/gregor-streaming/gregor/internal/metadata"
+	"github.com/gregor-streaming/gregor/internal/wire"
+)
+
+// Produce: v0-13 advertised, v3-13 served
+//
+// Version notes:
+//   - v0-2: advertised and answered UNSUPPORTED_VERSION, as Kafka 4 does
+//     for librdkafka's sake (KAFKA-18659)
+//   - v3: TransactionalID; magic 2 only
+//   - v5: LogStartOffset in the response
+//   - v7: zstd allowed (KIP-110)
+//   - v8: RecordErrors, ErrorMessage (KIP-467)
+//   - v9: flexible
+//   - v10-11: CurrentLeader/NodeEndpoints tags (KIP-951)
+//   - v12: transactions v2 implicit AddPartitionsToTxn (KIP-890)
+//   - v13: topics by ID (KIP-516)
+func init() { register(0, 0, 13, (*Broker).handleProduce) }
+
+func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond func(kmsg.Response)) {
+	r := req.Body.(*kmsg.ProduceRequest)
+	resp := r.ResponseKind().(*kmsg.ProduceResponse)
+	img := b.meta.Image()
+
+	// remaining counts partitions still waiting for fsync, plus one for
+	// this function, so the response goes out exactly once, after all.
+	var remaining atomic.Int32
+	remaining.Store(1)
+	finish := func() {
+		if remaining.Add(-1) == 0 {
+			if r.Acks == 0 {
+				respond(nil)
+			} else {
+				respond(resp)
+			}
+		}
+	}
+
+	var requestErr *kerr.Error
+	switch {
+	case r.Version < 3:
+		requestErr = kerr.UnsupportedVersion
+	case r.Acks != 0 && r.Acks != 1 && r.Acks != -1:
+		requestErr = kerr.InvalidRequiredAcks
+	case r.TransactionID != nil:
+		// Transactions arrive with the transaction coordinator.
+		requestErr = kerr.TransactionalIDAuthorizationFailed
+	}
+
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(r.Topics))
+	for i := range r.Topics {
+		rt := &r.Topics[i]
+		st := &resp.Topics[i]
+		st.Default()
+		st.Topic = rt.Topic
+		st.TopicID = rt.TopicID
+		var topic *metadata.Topic
+		var topicErr *kerr.Error
+		if r.Version >= 13 {
+			if t, ok := img.TopicByID(metadata.UUID(rt.TopicID)); ok {
+				topic = t
+			} else {
+				topicErr = kerr.UnknownTopicID
+			}
+		} else if t, ok := img.Topic(rt.Topic); ok {
+			topic = t
+		} else {
+			topicErr = kerr.UnknownTopicOrPartition
+		}
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			sp := &st.Partitions[j]
+			sp.Default()
+			sp.Partition = rp.Partition
+			switch {
+			case requestErr != nil:
+				sp.ErrorCode = requestErr.Code
+				continue
+			case topicErr != nil:
+				sp.ErrorCode = topicErr.Code
+				continue
+			}
+			p := b.partition(topic.ID, rp.Partition)
+			if p == nil {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				continue
+			}
+			remaining.Add(1)
+			b.produceTo(p, rp.Records, r.Version, sp, finish)
+		}
+	}
+	finish()
+}
+
+// produceTo validates and appends one partition's batch and calls done
+// when the response for it is final: after fsync in durable mode.
+func (b *Broker) produceTo(p *partition, records []byte, version int16, sp *kmsg.ProduceResponseTopicPartition, done func()) {
+	fail := func(err *kerr.Error, msg string) {
+		sp.ErrorCode = err.Code
+		if msg != "" && version >= 8 {
+			sp.ErrorMessage = kmsg.StringPtr(msg)
+		}
+		done()
+	}
+	h, err := batch.ValidateProduced(records)
+	switch {
+	case err != nil:
+		fail(kerr.CorruptMessage, err.Error())
+		return
+	case h.Size() != len(records):
+		// Kafka requires exactly one magic-2 batch per partition.
+		fail(kerr.InvalidRecord, "produce request must hold exactly one record batch per partition")
+		return
+	case h.IsControl():
+		fail(kerr.InvalidRecord, "clients may not produce control batches")
+		return
+	case h.Codec() > batch.CodecZstd:
+		fail(kerr.UnsupportedCompressionType, "unknown compression codec")
+		return
+	case h.Codec() == batch.CodecZstd && version < 7:
+		fail(kerr.UnsupportedCompressionType, "zstd needs produce v7+")
+		return
+	case h.IsTransactional():
+		fail(kerr.InvalidTxnState, "transactional batch without a transaction")
+		return
+	}
+	cfg := p.cfg.Load()
+	if max := cfg.Int("max.message.bytes"); int64(len(records)) > max {
+		fail(kerr.MessageTooLarge, "")
+		return
+	}
+	now := b.now().UnixMilli()
+	logAppendTime := cfg.String("message.timestamp.type") == "LogAppendTime"
+	if !logAppendTime {
+		if before := cfg.Int("message.timestamp.before.max.ms"); now-h.BaseTimestamp > before {
+			fail(kerr.InvalidTimestamp, "record timestamp is too far in the past")
+			return
+		}
+		if after := cfg.Int("message.timestamp.after.max.ms"); h.MaxTimestamp-now > after {
+			fail(kerr.InvalidTimestamp, "record timestamp is too far in the future")
+			return
+		}
+	}
+
+	p.mu.Lock()
+	if p.deleted {
+		p.mu.Unlock()
+		fail(kerr.UnknownTopicOrPartition, "")
+		return
+	}
+	if err := p.checkProducerLocked(&h); err != nil {
+		p.mu.Unlock()
+		var dup *errDuplicate
+		if errors.As(err, &dup) {
+			sp.BaseOffset = dup.baseOffset
+			sp.LogStartOffset = p.log.LogStartOffset()
+			b.awaitDurable(p, -1, sp, done)
+			return
+		}
+		var ke *kerr.Error
+		if errors.As(err, &ke) {
+			fail(ke, "")
+			return
+		}
+		fail(kerr.UnknownServerError, err.Error())
+		return
+	}
+	if logAppendTime {
+		batch.SetLogAppendTime(records, now)
+		sp.LogAppendTime = now
+	}
+	base, last, err := p.log.Append(records, p.leaderEpoch)
+	if err != nil {
+		p.mu.Unlock()
+		b.log.Error("append failed", "topic", p.topic, "partition", p.index, "err", err)
+		fail(kerr.KafkaStorageError, "")
+		return
+	}
+	p.updateProducerLocked(&h, base, last)
+	p.mu.Unlock()
+
+	sp.BaseOffset = base
+	sp.LogStartOffset = p.log.LogStartOffset()
+	b.awaitDurable(p, last+1, sp, done)
+}
+
+// awaitDurable calls done once offsets below end are durable (durable
+// mode), or at once when flush.messages/flush.ms relax durability. The
+// high watermark follows the synced offset.
+func (b *Broker) awaitDurable(p *partition, end int64, sp *kmsg.ProduceResponseTopicPartition, done func()) {
+	if !p.durable() {
+		if end >= 0 {
+			p.advanceHighWatermark(end)
+		}
+		p.log.RequestSync(func(int64, error) {})
+		done()
+		return
+	}
+	p.log.RequestSync(func(durable int64, err error) {
+		if err != nil {
+			b.log.Error("fsync failed", "topic", p.topic, "partition", p.index, "err", err)
+			sp.ErrorCode = kerr.KafkaStorageError.Code
+			sp.BaseOffset = -1
+		} else {
+			p.advanceHighWatermark(durable)
+		}
+		done()
+	})
+}

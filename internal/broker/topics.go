@@ -1,0 +1,333 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/gregor-streaming/gregor/internal/config"
+	"github.com/gregor-streaming/gregor/internal/metadata"
+	"github.com/gregor-streaming/gregor/internal/partlog"
+	"github.com/gregor-streaming/gregor/internal/vfs"
+)
+
+// Internal topic names.
+const (
+	OffsetsTopic = "__consumer_offsets"
+	TxnTopic     = "__transaction_state"
+)
+
+func isInternal(topic string) bool { return topic == OffsetsTopic || topic == TxnTopic }
+
+const maxTopicNameLen = 249
+
+// validateTopicName checks a topic name as Kafka's Topic.validate does.
+func validateTopicName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("topic name is empty")
+	case name == "." || name == "..":
+		return fmt.Errorf("topic name %q is not allowed", name)
+	case len(name) > maxTopicNameLen:
+		return fmt.Errorf("topic name is longer than %d characters", maxTopicNameLen)
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("topic name %q contains characters other than ASCII alphanumerics, '.', '_' and '-'", name)
+		}
+	}
+	return nil
+}
+
+// collides reports whether name collides with an existing topic once '.'
+// and '_' are treated alike (they share metric names in Kafka, which
+// rejects such pairs).
+func collides(img *metadata.Image, name string) (string, bool) {
+	norm := func(s string) string { return strings.ReplaceAll(s, ".", "_") }
+	n := norm(name)
+	for existing := range img.Topics {
+		if existing != name && norm(existing) == n {
+			return existing, true
+		}
+	}
+	return "", false
+}
+
+// topicSpec is a topic to create.
+type topicSpec struct {
+	name              string
+	partitions        int32
+	replicationFactor int16
+	// assignment, when set, gives each partition's replicas.
+	assignment [][]int32
+	configs    map[string]string
+}
+
+// topicError is a per-topic failure with its Kafka error.
+type topicError struct {
+	err *kerr.Error
+	msg string
+}
+
+func (e *topicError) Error() string { return e.msg }
+
+func newTopicError(err *kerr.Error, format string, args ...any) *topicError {
+	return &topicError{err: err, msg: fmt.Sprintf(format, args...)}
+}
+
+// checkTopicSpec validates spec against img and fills defaults.
+func (b *Broker) checkTopicSpec(img *metadata.Image, spec *topicSpec) *topicError {
+	if err := validateTopicName(spec.name); err != nil {
+		return newTopicError(kerr.InvalidTopicException, "%v", err)
+	}
+	if _, ok := img.Topics[spec.name]; ok {
+		return newTopicError(kerr.TopicAlreadyExists, "topic %q already exists", spec.name)
+	}
+	if other, ok := collides(img, spec.name); ok {
+		return newTopicError(kerr.InvalidTopicException, "topic %q collides with existing topic %q", spec.name, other)
+	}
+	cfg := b.Config()
+	if len(spec.assignment) > 0 {
+		if spec.partitions != -1 || spec.replicationFactor != -1 {
+			return newTopicError(kerr.InvalidRequest, "both partition assignment and partition count or replication factor given")
+		}
+		spec.partitions = int32(len(spec.assignment))
+		spec.replicationFactor = int16(len(spec.assignment[0]))
+		for i, rs := range spec.assignment {
+			if len(rs) == 0 || len(rs) != int(spec.replicationFactor) {
+				return newTopicError(kerr.InvalidReplicaAssignment, "partition %d has %d replicas, want %d", i, len(rs), spec.replicationFactor)
+			}
+			seen := map[int32]bool{}
+			for _, r := range rs {
+				if r != b.nodeID {
+					return newTopicError(kerr.InvalidReplicaAssignment, "unknown broker %d in assignment", r)
+				}
+				if seen[r] {
+					return newTopicError(kerr.InvalidReplicaAssignment, "duplicate broker %d in assignment", r)
+				}
+				seen[r] = true
+			}
+		}
+	}
+	if spec.partitions == -1 {
+		spec.partitions = int32(cfg.Int("num.partitions"))
+	}
+	if spec.replicationFactor == -1 {
+		spec.replicationFactor = int16(cfg.Int("default.replication.factor"))
+	}
+	if spec.partitions <= 0 {
+		return newTopicError(kerr.InvalidPartitions, "number of partitions must be larger than 0")
+	}
+	if spec.partitions > maxPartitionsPerTopic {
+		return newTopicError(kerr.InvalidPartitions, "number of partitions %d is above the limit of %d", spec.partitions, maxPartitionsPerTopic)
+	}
+	if spec.replicationFactor <= 0 {
+		return newTopicError(kerr.InvalidReplicationFactor, "replication factor must be larger than 0")
+	}
+	if brokers := 1; int(spec.replicationFactor) > brokers {
+		return newTopicError(kerr.InvalidReplicationFactor, "replication factor: %d larger than available brokers: %d", spec.replicationFactor, brokers)
+	}
+	for k, v := range spec.configs {
+		if err := config.Topic.Validate(k, v); err != nil {
+			return newTopicError(kerr.InvalidConfig, "%v", err)
+		}
+	}
+	return nil
+}
+
+// maxPartitionsPerTopic bounds one request's damage; Kafka has no fixed
+// limit but a single broker serving millions of partitions is a mistake.
+const maxPartitionsPerTopic = 100000
+
+// topicRecords returns the metadata records that create spec.
+func (b *Broker) topicRecords(spec *topicSpec) []metadata.Record {
+	id := metadata.NewUUID()
+	recs := []metadata.Record{{Topic: &metadata.TopicRecord{Name: spec.name, ID: id}}}
+	for i := range spec.partitions {
+		replicas := []int32{b.nodeID}
+		recs = append(recs, metadata.Record{Partition: &metadata.PartitionRecord{
+			TopicID: id, Partition: i, Replicas: replicas, ISR: replicas, Leader: b.nodeID, LeaderEpoch: 0,
+		}})
+	}
+	for k, v := range spec.configs {
+		recs = append(recs, metadata.Record{Config: &metadata.ConfigRecord{
+			ResourceType: metadata.ResourceTopic, ResourceName: spec.name, Name: k, Value: &v,
+		}})
+	}
+	return recs
+}
+
+// createTopics creates topics in one metadata commit. It returns one
+// error per spec (nil = created) and the resulting image.
+func (b *Broker) createTopics(specs []*topicSpec, validateOnly bool) ([]*topicError, *metadata.Image, error) {
+	errs := make([]*topicError, len(specs))
+	img, err := b.meta.Update(func(img *metadata.Image) ([]metadata.Record, error) {
+		var recs []metadata.Record
+		seen := map[string]bool{}
+		for i, spec := range specs {
+			if seen[spec.name] {
+				errs[i] = newTopicError(kerr.InvalidRequest, "topic %q appears more than once", spec.name)
+				continue
+			}
+			seen[spec.name] = true
+			if errs[i] = b.checkTopicSpec(img, spec); errs[i] != nil || validateOnly {
+				continue
+			}
+			recs = append(recs, b.topicRecords(spec)...)
+		}
+		return recs, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := b.reconcile(img); err != nil {
+		return nil, nil, err
+	}
+	for i, spec := range specs {
+		if errs[i] == nil && !validateOnly {
+			b.log.Info("topic created", "topic", spec.name, "partitions", spec.partitions)
+		}
+	}
+	return errs, img, nil
+}
+
+// autoCreateTopic creates a topic with default settings, as Kafka does
+// for Metadata requests when auto.create.topics.enable is set. It
+// returns the topic or the reason it could not be created.
+func (b *Broker) autoCreateTopic(name string) (*metadata.Topic, *topicError) {
+	spec := &topicSpec{name: name, partitions: -1, replicationFactor: -1}
+	errs, img, err := b.createTopics([]*topicSpec{spec}, false)
+	if err != nil {
+		return nil, newTopicError(kerr.UnknownServerError, "%v", err)
+	}
+	if errs[0] != nil && errs[0].err != kerr.TopicAlreadyExists {
+		return nil, errs[0]
+	}
+	t, ok := b.meta.Image().Topic(name)
+	if !ok {
+		_ = img
+		return nil, newTopicError(kerr.UnknownTopicOrPartition, "topic %q vanished", name)
+	}
+	return t, nil
+}
+
+// partitionDir is the directory of a partition's log, named as Kafka's.
+func (b *Broker) partitionDir(topic string, p int32) string {
+	return filepath.Join(b.dir, topic+"-"+strconv.Itoa(int(p)))
+}
+
+const topicIDFile = "partition.metadata"
+
+// reconcile makes the open partitions match img: it opens logs of new
+// partitions, closes and removes logs of deleted topics, and applies
+// config changes. It runs at start and after each metadata change.
+func (b *Broker) reconcile(img *metadata.Image) error {
+	b.reconcileMu.Lock()
+	defer b.reconcileMu.Unlock()
+
+	b.cfg.Store(b.static.WithDynamic(img.BrokerConfigs[""]))
+	cfg := b.Config()
+
+	// Deleted topics.
+	b.partsMu.RLock()
+	var gone []metadata.UUID
+	for id := range b.parts {
+		if _, ok := img.TopicIDs[id]; !ok {
+			gone = append(gone, id)
+		}
+	}
+	b.partsMu.RUnlock()
+	for _, id := range gone {
+		b.partsMu.Lock()
+		ps := b.parts[id]
+		delete(b.parts, id)
+		b.partsMu.Unlock()
+		for _, p := range ps {
+			p.mu.Lock()
+			p.deleted = true
+			p.notifyLocked()
+			p.mu.Unlock()
+			if err := p.log.Delete(); err != nil {
+				b.log.Error("deleting partition log", "topic", p.topic, "partition", p.index, "err", err)
+			}
+		}
+	}
+
+	// New partitions and config changes.
+	for _, t := range img.Topics {
+		tcfg := cfg.Topic(t.Configs)
+		b.partsMu.RLock()
+		have := b.parts[t.ID]
+		b.partsMu.RUnlock()
+		for _, p := range have {
+			p.cfg.Store(tcfg)
+			p.log.SetConfig(partlogConfig(tcfg))
+		}
+		for i := len(have); i < len(t.Partitions); i++ {
+			p, err := b.openPartition(t, t.Partitions[i], tcfg)
+			if err != nil {
+				return err
+			}
+			b.partsMu.Lock()
+			b.parts[t.ID] = append(b.parts[t.ID], p)
+			b.partsMu.Unlock()
+		}
+	}
+	return nil
+}
+
+// openPartition opens (recovering) one partition's log. A directory left
+// by an earlier topic of the same name (deleted while the broker was
+// down) is removed first.
+func (b *Broker) openPartition(t *metadata.Topic, mp *metadata.Partition, tcfg *config.TopicConfig) (*partition, error) {
+	dir := b.partitionDir(t.Name, mp.Partition)
+	idFile := filepath.Join(dir, topicIDFile)
+	if data, err := vfs.ReadFile(b.fs, idFile); err == nil {
+		if !strings.Contains(string(data), "topic_id="+t.ID.String()+"\n") {
+			b.log.Warn("removing log of an earlier topic with the same name", "dir", dir)
+			if err := b.fs.RemoveAll(dir); err != nil {
+				return nil, fmt.Errorf("broker: %w", err)
+			}
+		}
+	} else if !vfs.IsNotExist(err) {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	l, err := partlog.Open(partlog.Options{
+		FS:     b.fs,
+		Dir:    dir,
+		Config: partlogConfig(tcfg),
+		Now:    b.now,
+		Syncer: b.syncer,
+		Logger: b.log.With("topic", t.Name, "partition", mp.Partition),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: open %s-%d: %w", t.Name, mp.Partition, err)
+	}
+	if _, err := b.fs.Stat(idFile); vfs.IsNotExist(err) {
+		if err := vfs.WriteFileAtomic(b.fs, dir, idFile, []byte("version=0\ntopic_id="+t.ID.String()+"\n")); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+	}
+	p := &partition{
+		topic:       t.Name,
+		topicID:     t.ID,
+		index:       mp.Partition,
+		log:         l,
+		leaderEpoch: mp.LeaderEpoch,
+		producers:   map[int64]*producerState{},
+	}
+	p.cfg.Store(tcfg)
+	// With one replica, everything recovered from disk is durable: the
+	// high watermark is the log end offset.
+	p.log.SetHighWatermark(l.LogEndOffset())
+	if err := p.loadProducers(); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return p, nil
+}

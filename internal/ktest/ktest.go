@@ -1,0 +1,166 @@
+// Package ktest runs in-process Gregor brokers for tests: each on a
+// random loopback port with its own data directory, driven by real
+// franz-go clients.
+package ktest
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/gregor-streaming/gregor/internal/broker"
+	"github.com/gregor-streaming/gregor/internal/config"
+	"github.com/gregor-streaming/gregor/internal/server"
+	"github.com/gregor-streaming/gregor/internal/vfs"
+)
+
+// Broker is one in-process broker.
+type Broker struct {
+	t    testing.TB
+	opts options
+	// Addr is the broker's host:port. Stable across Restart.
+	Addr string
+	// Dir is the data directory. Stable across Restart.
+	Dir string
+	// B is the running broker; replaced by Restart.
+	B   *broker.Broker
+	srv *server.Server
+}
+
+type options struct {
+	props map[string]string
+	fs    vfs.FS
+	log   *slog.Logger
+}
+
+// Option configures a test broker.
+type Option func(*options)
+
+// Set sets a broker property by its Kafka name.
+func Set(name, value string) Option {
+	return func(o *options) { o.props[name] = value }
+}
+
+// WithFS runs the broker on fs instead of the OS file system.
+func WithFS(fs vfs.FS) Option { return func(o *options) { o.fs = fs } }
+
+// NewBroker starts a broker and stops it when the test ends.
+func NewBroker(t testing.TB, opts ...Option) *Broker {
+	t.Helper()
+	o := options{props: map[string]string{}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.log == nil {
+		level := slog.LevelWarn
+		if os.Getenv("GREGOR_TEST_LOG") != "" {
+			level = slog.LevelDebug
+		}
+		o.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	}
+	b := &Broker{t: t, opts: o, Dir: t.TempDir()}
+	b.start("127.0.0.1:0")
+	t.Cleanup(b.Stop)
+	return b
+}
+
+func (b *Broker) start(addr string) {
+	b.t.Helper()
+	cfg, _, err := config.NewBroker(b.opts.props)
+	if err != nil {
+		b.t.Fatalf("ktest: config: %v", err)
+	}
+	br, err := broker.Open(broker.Options{Config: cfg, DataDir: b.Dir, FS: b.opts.fs, Logger: b.opts.log})
+	if err != nil {
+		b.t.Fatalf("ktest: open broker: %v", err)
+	}
+	srv := server.New(br, server.Config{
+		MaxRequestSize:    int32(cfg.Int("socket.request.max.bytes")),
+		QueuedMaxRequests: int(cfg.Int("queued.max.requests")),
+		IdleTimeout:       time.Duration(cfg.Int("connections.max.idle.ms")) * time.Millisecond,
+	}, b.opts.log)
+	var l net.Listener
+	// Restart reuses the port; another process may grab it in between,
+	// so retry briefly.
+	for i := 0; ; i++ {
+		l, err = srv.Listen(addr)
+		if err == nil || i == 50 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		br.Close()
+		b.t.Fatalf("ktest: listen: %v", err)
+	}
+	host, port, _ := net.SplitHostPort(l.Addr().String())
+	p, _ := strconv.Atoi(port)
+	br.SetAdvertised(host, int32(p))
+	b.Addr = l.Addr().String()
+	b.B = br
+	b.srv = srv
+}
+
+// Stop shuts the broker down gracefully. Idempotent.
+func (b *Broker) Stop() {
+	if b.B == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b.B.Drain()
+	if err := b.srv.Shutdown(ctx); err != nil {
+		b.t.Errorf("ktest: shutdown: %v", err)
+	}
+	if err := b.B.Close(); err != nil {
+		b.t.Errorf("ktest: close: %v", err)
+	}
+	b.B = nil
+}
+
+// Restart stops the broker gracefully and starts it again on the same
+// address and data directory.
+func (b *Broker) Restart() {
+	b.t.Helper()
+	b.Stop()
+	b.start(b.Addr)
+}
+
+// Client returns a franz-go client for the broker, closed at test end.
+func (b *Broker) Client(opts ...kgo.Opt) *kgo.Client {
+	b.t.Helper()
+	opts = append([]kgo.Opt{kgo.SeedBrokers(b.Addr)}, opts...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		b.t.Fatalf("ktest: client: %v", err)
+	}
+	b.t.Cleanup(cl.Close)
+	return cl
+}
+
+// Admin returns a kadm client for the broker, closed at test end.
+func (b *Broker) Admin() *kadm.Client {
+	b.t.Helper()
+	return kadm.NewClient(b.Client())
+}
+
+// CreateTopic creates a topic with partitions and optional configs.
+func (b *Broker) CreateTopic(topic string, partitions int32, configs map[string]*string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := b.Admin().CreateTopic(ctx, partitions, 1, configs, topic)
+	if err != nil {
+		b.t.Fatalf("ktest: create topic %q: %v", topic, err)
+	}
+	if resp.Err != nil {
+		b.t.Fatalf("ktest: create topic %q: %v", topic, resp.Err)
+	}
+}
