@@ -72,6 +72,12 @@ type Broker struct {
 	// parts holds the open partitions by topic ID.
 	parts map[metadata.UUID][]*partition
 
+	// pidMu guards nextPID and pidBlockEnd: the producer-ID block this
+	// broker hands out from. Invariant: nextPID <= pidBlockEnd.
+	pidMu       sync.Mutex
+	nextPID     int64
+	pidBlockEnd int64
+
 	// reconcileMu serializes reconcile (log creation/deletion).
 	reconcileMu sync.Mutex
 
