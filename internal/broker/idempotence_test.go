@@ -71,13 +71,13 @@ func TestIdempotentSequences(t *testing.T) {
 			t.Fatalf("base offset %d, want %d", p.BaseOffset, wantOffset)
 		}
 	}
-	check(produceRaw(t, cl, "idem", pid, 0, 0, 3), nil, 0)   // seq 0-2
-	check(produceRaw(t, cl, "idem", pid, 0, 3, 2), nil, 3)   // seq 3-4
-	check(produceRaw(t, cl, "idem", pid, 0, 0, 3), nil, 0)   // retried duplicate: original offset
-	check(produceRaw(t, cl, "idem", pid, 0, 3, 2), nil, 3)   // retried duplicate
+	check(produceRaw(t, cl, "idem", pid, 0, 0, 3), nil, 0) // seq 0-2
+	check(produceRaw(t, cl, "idem", pid, 0, 3, 2), nil, 3) // seq 3-4
+	check(produceRaw(t, cl, "idem", pid, 0, 0, 3), nil, 0) // retried duplicate: original offset
+	check(produceRaw(t, cl, "idem", pid, 0, 3, 2), nil, 3) // retried duplicate
 	check(produceRaw(t, cl, "idem", pid, 0, 9, 1), kerr.OutOfOrderSequenceNumber, 0)
 	check(produceRaw(t, cl, "idem", pid, 0, 5, 1), nil, 5)
-	check(produceRaw(t, cl, "idem", pid, 1, 0, 1), nil, 6)   // new epoch restarts at 0
+	check(produceRaw(t, cl, "idem", pid, 1, 0, 1), nil, 6) // new epoch restarts at 0
 	check(produceRaw(t, cl, "idem", pid, 0, 6, 1), kerr.InvalidProducerEpoch, 0)
 	check(produceRaw(t, cl, "idem", pid, 2, 4, 1), kerr.OutOfOrderSequenceNumber, 0)
 

@@ -93,9 +93,9 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 
 func (b *Broker) metadataTopic(t *metadata.Topic, includeOps bool) kmsg.MetadataResponseTopic {
 	mt := kmsg.MetadataResponseTopic{
-		Topic:                     kmsg.StringPtr(t.Name),
-		TopicID:                   t.ID,
-		IsInternal:                isInternal(t.Name),
+		Topic:                kmsg.StringPtr(t.Name),
+		TopicID:              t.ID,
+		IsInternal:           isInternal(t.Name),
 		AuthorizedOperations: authorizedOpsOmitted,
 	}
 	if includeOps {
