@@ -1,0 +1,848 @@
+package group
+
+import (
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/gregor-streaming/gregor/internal/batch"
+)
+
+// Log is the coordinator's view of __consumer_offsets; the broker
+// satisfies it with its partition append and read paths.
+type Log interface {
+	// Append appends one record batch (RecordBatch v2, baseOffset 0) to
+	// the partition and calls done once it is durable, or with the
+	// error (a *kerr.Error where one applies). done may run on any
+	// goroutine, even before Append returns. Batches appended to one
+	// partition land in the log in the order of the Append calls.
+	Append(partition int32, batch []byte, done func(error))
+	// Replay calls fn with each record batch of the partition, from the
+	// log start to the high watermark.
+	Replay(partition int32, fn func(batch []byte) error) error
+}
+
+// Options configure a Coordinator.
+type Options struct {
+	Config Config
+	Log    Log
+	// Clock; nil = RealClock{}.
+	Clock  Clock
+	Logger *slog.Logger
+	// NewMemberID makes member IDs; nil = Kafka's
+	// clientID-or-instanceID "-" UUID. Tests make them predictable.
+	NewMemberID func(clientID string, instanceID *string) string
+}
+
+// Coordinator is the group coordinator of the __consumer_offsets
+// partitions this broker leads.
+//
+// Each group is owned by a mailbox: requests, append completions and
+// timers are closures queued to it, run in order by one goroutine that
+// exists while the queue is non-empty. Lock order: shard.mu, then
+// mailbox.mu; c.mu is a leaf. None is held while a group runs.
+type Coordinator struct {
+	cfg    Config
+	log    Log
+	clock  Clock
+	logger *slog.Logger
+	newID  func(clientID string, instanceID *string) string
+
+	// shards are the __consumer_offsets partitions by index; nil until
+	// Start. Immutable once set.
+	shards atomic.Pointer[[]*shard]
+
+	// mu guards the fields below.
+	mu   sync.Mutex
+	cond *sync.Cond
+	// busy counts work that Close waits for: requests being queued,
+	// running mailboxes, appends in flight, loaders, expiry sweeps.
+	busy     int
+	draining bool
+	closed   bool
+	// expiry is the pending offset-expiry sweep.
+	expiry Timer
+}
+
+// shard is one __consumer_offsets partition's groups.
+type shard struct {
+	partition int32
+	// loaded is set once the partition's records are replayed.
+	loaded atomic.Bool
+	// mu guards groups (the map only, never a group's state).
+	mu     sync.Mutex
+	groups map[string]*mailbox
+}
+
+// New returns a coordinator that serves nothing until Start.
+func New(opts Options) *Coordinator {
+	if opts.Clock == nil {
+		opts.Clock = RealClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.NewMemberID == nil {
+		opts.NewMemberID = newMemberID
+	}
+	c := &Coordinator{cfg: opts.Config, log: opts.Log, clock: opts.Clock, logger: opts.Logger, newID: opts.NewMemberID}
+	c.cond = sync.NewCond(&c.mu)
+	return c
+}
+
+func newMemberID(clientID string, instanceID *string) string {
+	prefix := clientID
+	if instanceID != nil {
+		prefix = *instanceID
+	}
+	var u [16]byte
+	_, _ = rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return fmt.Sprintf("%s-%x-%x-%x-%x-%x", prefix, u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+}
+
+// Started reports whether Start ran.
+func (c *Coordinator) Started() bool { return c.shards.Load() != nil }
+
+// NumPartitions returns the partition count of __consumer_offsets; 0
+// before Start.
+func (c *Coordinator) NumPartitions() int32 {
+	if s := c.shards.Load(); s != nil {
+		return int32(len(*s))
+	}
+	return 0
+}
+
+// PartitionFor returns the __consumer_offsets partition of a group.
+func (c *Coordinator) PartitionFor(groupID string) int32 {
+	return PartitionFor(groupID, c.NumPartitions())
+}
+
+// Start begins coordinating the n partitions of __consumer_offsets:
+// each is replayed in the background, and its groups are served
+// (COORDINATOR_LOAD_IN_PROGRESS until then). Later calls do nothing.
+func (c *Coordinator) Start(n int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.shards.Load() != nil || c.closed || n <= 0 {
+		return
+	}
+	shards := make([]*shard, n)
+	for i := range shards {
+		shards[i] = &shard{partition: int32(i), groups: map[string]*mailbox{}}
+	}
+	c.shards.Store(&shards)
+	// A few loaders: replay is I/O and decoding, and a broker with
+	// many groups should serve the first partitions early.
+	next := atomic.Int32{}
+	for range min(int(n), 4) {
+		c.busy++
+		go func() {
+			defer c.release()
+			for {
+				i := next.Add(1) - 1
+				if i >= n {
+					return
+				}
+				c.load(shards[i])
+			}
+		}()
+	}
+	c.scheduleExpiryLocked()
+}
+
+func (c *Coordinator) scheduleExpiryLocked() {
+	if c.draining || c.cfg.OffsetsRetentionCheckInterval <= 0 {
+		return
+	}
+	c.expiry = c.clock.AfterFunc(c.cfg.OffsetsRetentionCheckInterval, func() {
+		if !c.enter() {
+			return
+		}
+		defer c.release()
+		c.expireOffsets()
+		c.mu.Lock()
+		c.scheduleExpiryLocked()
+		c.mu.Unlock()
+	})
+}
+
+// ExpireOffsets runs the offset-expiry sweep now (it also runs every
+// offsets.retention.check.interval.ms).
+func (c *Coordinator) ExpireOffsets() {
+	if !c.enter() {
+		return
+	}
+	defer c.release()
+	c.expireOffsets()
+}
+
+func (c *Coordinator) expireOffsets() {
+	shards := c.shards.Load()
+	if shards == nil {
+		return
+	}
+	for _, sh := range *shards {
+		if !sh.loaded.Load() {
+			continue
+		}
+		for _, mb := range sh.snapshot() {
+			mb.do(func(g *Group, now time.Time) { g.ExpireOffsets(now) })
+		}
+	}
+}
+
+// enter registers work that Close must wait for; false once closed.
+func (c *Coordinator) enter() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.busy++
+	return true
+}
+
+// acquire registers internal work (a mailbox run, an append) that
+// exists because earlier registered work does; it is allowed while
+// closing.
+func (c *Coordinator) acquire() {
+	c.mu.Lock()
+	c.busy++
+	c.mu.Unlock()
+}
+
+func (c *Coordinator) release() {
+	c.mu.Lock()
+	c.busy--
+	if c.busy == 0 {
+		c.cond.Broadcast()
+	}
+	c.mu.Unlock()
+}
+
+func (c *Coordinator) isDraining() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.draining
+}
+
+// Drain is the first step of shutdown: parked JoinGroup and SyncGroup
+// requests are answered NOT_COORDINATOR (the clients find the
+// coordinator again), new ones too, and group timers stop, so no
+// rebalance completes half-way. Commits, fetches and heartbeats are
+// still served until Close.
+func (c *Coordinator) Drain() {
+	c.mu.Lock()
+	if c.draining {
+		c.mu.Unlock()
+		return
+	}
+	c.draining = true
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	c.mu.Unlock()
+	shards := c.shards.Load()
+	if shards == nil {
+		return
+	}
+	for _, sh := range *shards {
+		for _, mb := range sh.snapshot() {
+			mb.do(func(g *Group, now time.Time) {
+				for _, m := range g.order {
+					g.invokeJoin(m, joinError(m.id, kerr.NotCoordinator))
+					g.invokeSync(m, SyncResult{Err: kerr.NotCoordinator})
+				}
+			})
+		}
+	}
+}
+
+// Close drains, waits for writes in flight and every goroutine, and
+// refuses further requests with NOT_COORDINATOR. Idempotent.
+func (c *Coordinator) Close() {
+	c.Drain()
+	c.mu.Lock()
+	c.closed = true
+	for c.busy > 0 {
+		c.cond.Wait()
+	}
+	c.mu.Unlock()
+}
+
+// ---- loading
+
+func (c *Coordinator) load(sh *shard) {
+	start := time.Now()
+	backoff := 100 * time.Millisecond
+	for {
+		groups, err := c.replay(sh.partition)
+		if err == nil {
+			c.install(sh, groups)
+			c.logger.Debug("group coordinator partition loaded", "partition", sh.partition,
+				"groups", len(groups), "elapsed", time.Since(start).Round(time.Millisecond))
+			return
+		}
+		c.logger.Error("loading __consumer_offsets partition failed; retrying", "partition", sh.partition, "err", err)
+		c.mu.Lock()
+		stop := c.draining
+		c.mu.Unlock()
+		if stop {
+			return
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// replay rebuilds the groups of a partition from its records.
+func (c *Coordinator) replay(partition int32) (map[string]*Group, error) {
+	ld := newLoader(c.logger.With("partition", partition))
+	var reader batch.Reader
+	err := c.log.Replay(partition, func(b []byte) error {
+		h, err := batch.ParseHeader(b)
+		if err != nil {
+			return err
+		}
+		// Transaction markers carry no group records; transactional
+		// offset commits (TxnOffsetCommit) are not written yet.
+		if h.IsControl() || h.IsTransactional() {
+			return nil
+		}
+		return reader.Records(b, func(r batch.Record) bool {
+			ld.apply(r.Offset, r.Key, r.Value)
+			return true
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ld.groups(c.clock.Now(), &c.cfg), nil
+}
+
+// install publishes a loaded partition's groups.
+func (c *Coordinator) install(sh *shard, groups map[string]*Group) {
+	var kick []*mailbox
+	sh.mu.Lock()
+	for id, g := range groups {
+		mb := c.newMailbox(sh, g)
+		sh.groups[id] = mb
+		if len(g.members) > 0 {
+			kick = append(kick, mb)
+		}
+	}
+	sh.mu.Unlock()
+	sh.loaded.Store(true)
+	// Arm the loaded members' session timers.
+	for _, mb := range kick {
+		mb.do(func(*Group, time.Time) {})
+	}
+}
+
+// ---- routing
+
+// route returns a group's shard, or the error for a coordinator that
+// cannot serve it now.
+func (c *Coordinator) route(groupID string) (*shard, *kerr.Error) {
+	shards := c.shards.Load()
+	if shards == nil {
+		return nil, kerr.NotCoordinator
+	}
+	sh := (*shards)[PartitionFor(groupID, int32(len(*shards)))]
+	if !sh.loaded.Load() {
+		return nil, kerr.CoordinatorLoadInProgress
+	}
+	return sh, nil
+}
+
+func (sh *shard) get(id string) *mailbox {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.groups[id]
+}
+
+func (c *Coordinator) getOrCreate(sh *shard, id string) *mailbox {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	mb := sh.groups[id]
+	if mb == nil {
+		mb = c.newMailbox(sh, newGroup(id, &c.cfg, nil, c.logger))
+		sh.groups[id] = mb
+	}
+	return mb
+}
+
+func (sh *shard) snapshot() []*mailbox {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	out := make([]*mailbox, 0, len(sh.groups))
+	for _, mb := range sh.groups {
+		out = append(out, mb)
+	}
+	return out
+}
+
+// removeIf forgets a dead group, unless a new one took its ID.
+func (sh *shard) removeIf(id string, mb *mailbox) {
+	sh.mu.Lock()
+	if sh.groups[id] == mb {
+		delete(sh.groups, id)
+	}
+	sh.mu.Unlock()
+}
+
+// ---- requests
+
+// Join handles a JoinGroup.
+func (c *Coordinator) Join(groupID string, req JoinRequest, respond func(JoinResult)) {
+	if groupID == "" {
+		respond(joinError(req.MemberID, kerr.InvalidGroupID))
+		return
+	}
+	if !c.enter() {
+		respond(joinError(req.MemberID, kerr.NotCoordinator))
+		return
+	}
+	defer c.release()
+	if c.isDraining() {
+		respond(joinError(req.MemberID, kerr.NotCoordinator))
+		return
+	}
+	sh, err := c.route(groupID)
+	if err != nil {
+		respond(joinError(req.MemberID, err))
+		return
+	}
+	if req.SessionTimeout < c.cfg.MinSessionTimeout || req.SessionTimeout > c.cfg.MaxSessionTimeout {
+		respond(joinError(req.MemberID, kerr.InvalidSessionTimeout))
+		return
+	}
+	var mb *mailbox
+	if req.MemberID == "" {
+		mb = c.getOrCreate(sh, groupID)
+	} else if mb = sh.get(groupID); mb == nil {
+		respond(joinError(req.MemberID, kerr.UnknownMemberID))
+		return
+	}
+	mb.do(func(g *Group, now time.Time) { g.Join(now, req, respond) })
+}
+
+// Sync handles a SyncGroup.
+func (c *Coordinator) Sync(groupID string, req SyncRequest, respond func(SyncResult)) {
+	if groupID == "" {
+		respond(SyncResult{Err: kerr.InvalidGroupID})
+		return
+	}
+	if !c.enter() {
+		respond(SyncResult{Err: kerr.NotCoordinator})
+		return
+	}
+	defer c.release()
+	if c.isDraining() {
+		respond(SyncResult{Err: kerr.NotCoordinator})
+		return
+	}
+	sh, err := c.route(groupID)
+	if err == kerr.CoordinatorLoadInProgress {
+		// The rebalance in progress was lost with the old
+		// coordinator: rejoin. Older clients do not expect
+		// COORDINATOR_LOAD_IN_PROGRESS here (as Kafka).
+		err = kerr.RebalanceInProgress
+	}
+	if err != nil {
+		respond(SyncResult{Err: err})
+		return
+	}
+	mb := sh.get(groupID)
+	if mb == nil {
+		respond(SyncResult{Err: kerr.UnknownMemberID})
+		return
+	}
+	mb.do(func(g *Group, now time.Time) { g.Sync(now, req, respond) })
+}
+
+// Heartbeat handles a Heartbeat.
+func (c *Coordinator) Heartbeat(groupID string, req HeartbeatRequest, respond func(*kerr.Error)) {
+	if groupID == "" {
+		respond(kerr.InvalidGroupID)
+		return
+	}
+	if !c.enter() {
+		respond(kerr.NotCoordinator)
+		return
+	}
+	defer c.release()
+	sh, err := c.route(groupID)
+	if err == kerr.CoordinatorLoadInProgress {
+		// Kafka answers blindly while loading: the member's session
+		// starts when its group is loaded.
+		respond(nil)
+		return
+	}
+	if err != nil {
+		respond(err)
+		return
+	}
+	mb := sh.get(groupID)
+	if mb == nil {
+		respond(kerr.UnknownMemberID)
+		return
+	}
+	mb.do(func(g *Group, now time.Time) { respond(g.Heartbeat(now, req)) })
+}
+
+// Leave handles a LeaveGroup. An unknown group answers UNKNOWN_MEMBER_ID
+// per member.
+func (c *Coordinator) Leave(groupID string, members []LeaveMember, respond func(LeaveResult)) {
+	if groupID == "" {
+		respond(LeaveResult{Err: kerr.InvalidGroupID})
+		return
+	}
+	if !c.enter() {
+		respond(LeaveResult{Err: kerr.NotCoordinator})
+		return
+	}
+	defer c.release()
+	sh, err := c.route(groupID)
+	if err != nil {
+		respond(LeaveResult{Err: err})
+		return
+	}
+	mb := sh.get(groupID)
+	if mb == nil {
+		res := LeaveResult{Members: make([]*kerr.Error, len(members))}
+		for i := range res.Members {
+			res.Members[i] = kerr.UnknownMemberID
+		}
+		respond(res)
+		return
+	}
+	mb.do(func(g *Group, now time.Time) { respond(g.Leave(now, members)) })
+}
+
+// Commit handles an OffsetCommit. A commit with generation -1 to an
+// unknown group creates an offsets-only group; otherwise an unknown
+// group is ILLEGAL_GENERATION, or GROUP_ID_NOT_FOUND when
+// groupNotFound is set (v9+).
+func (c *Coordinator) Commit(groupID string, req CommitRequest, groupNotFound bool, respond func(CommitResult)) {
+	fail := func(err *kerr.Error) {
+		res := CommitResult{Topics: make([][]*kerr.Error, len(req.Topics))}
+		for i, t := range req.Topics {
+			res.Topics[i] = make([]*kerr.Error, len(t.Partitions))
+			for j := range res.Topics[i] {
+				res.Topics[i][j] = err
+			}
+		}
+		respond(res)
+	}
+	if !c.enter() {
+		fail(kerr.NotCoordinator)
+		return
+	}
+	defer c.release()
+	sh, err := c.route(groupID)
+	if err != nil {
+		fail(err)
+		return
+	}
+	var mb *mailbox
+	if req.Generation < 0 {
+		mb = c.getOrCreate(sh, groupID)
+	} else if mb = sh.get(groupID); mb == nil {
+		if groupNotFound {
+			fail(kerr.GroupIDNotFound)
+		} else {
+			fail(kerr.IllegalGeneration)
+		}
+		return
+	}
+	mb.do(func(g *Group, now time.Time) { g.Commit(now, req, respond) })
+}
+
+// Fetch handles one group of an OffsetFetch. A group the coordinator
+// never saw has no offsets (-1), and no error.
+func (c *Coordinator) Fetch(groupID string, req FetchRequest, respond func(FetchResult)) {
+	if !c.enter() {
+		respond(FetchResult{Err: kerr.NotCoordinator})
+		return
+	}
+	defer c.release()
+	sh, err := c.route(groupID)
+	if err != nil {
+		respond(FetchResult{Err: err})
+		return
+	}
+	mb := sh.get(groupID)
+	if mb == nil {
+		g := newGroup(groupID, &c.cfg, nil, c.logger)
+		respond(g.Fetch(req))
+		return
+	}
+	mb.do(func(g *Group, _ time.Time) { respond(g.Fetch(req)) })
+}
+
+// Describe handles one group of DescribeGroups; an unknown group is
+// Dead with no error (the handler maps it per version).
+func (c *Coordinator) Describe(groupID string, respond func(DescribedGroup)) {
+	if !c.enter() {
+		respond(DescribedGroup{Err: kerr.NotCoordinator, State: Dead})
+		return
+	}
+	defer c.release()
+	sh, err := c.route(groupID)
+	if err != nil {
+		respond(DescribedGroup{Err: err, State: Dead})
+		return
+	}
+	mb := sh.get(groupID)
+	if mb == nil {
+		respond(DescribedGroup{State: Dead})
+		return
+	}
+	mb.do(func(g *Group, _ time.Time) { respond(g.Describe()) })
+}
+
+// Delete handles one group of DeleteGroups.
+func (c *Coordinator) Delete(groupID string, respond func(*kerr.Error)) {
+	if !c.enter() {
+		respond(kerr.NotCoordinator)
+		return
+	}
+	defer c.release()
+	sh, err := c.route(groupID)
+	if err != nil {
+		respond(err)
+		return
+	}
+	mb := sh.get(groupID)
+	if mb == nil {
+		respond(kerr.GroupIDNotFound)
+		return
+	}
+	mb.do(func(g *Group, now time.Time) { g.Delete(now, respond) })
+}
+
+// DeleteOffsets handles an OffsetDelete.
+func (c *Coordinator) DeleteOffsets(groupID string, topics []OffsetDeleteTopic, respond func(OffsetDeleteResult)) {
+	if groupID == "" {
+		respond(OffsetDeleteResult{Err: kerr.InvalidGroupID})
+		return
+	}
+	if !c.enter() {
+		respond(OffsetDeleteResult{Err: kerr.NotCoordinator})
+		return
+	}
+	defer c.release()
+	sh, err := c.route(groupID)
+	if err != nil {
+		respond(OffsetDeleteResult{Err: err})
+		return
+	}
+	mb := sh.get(groupID)
+	if mb == nil {
+		respond(OffsetDeleteResult{Err: kerr.GroupIDNotFound})
+		return
+	}
+	mb.do(func(g *Group, now time.Time) { g.DeleteOffsets(now, topics, respond) })
+}
+
+// List returns the groups of every loaded partition, sorted by ID, and
+// COORDINATOR_LOAD_IN_PROGRESS when some partition is still loading
+// (the groups listed are then incomplete, as in Kafka).
+func (c *Coordinator) List() ([]ListedGroup, *kerr.Error) {
+	shards := c.shards.Load()
+	if shards == nil {
+		return nil, nil
+	}
+	var out []ListedGroup
+	var err *kerr.Error
+	for _, sh := range *shards {
+		if !sh.loaded.Load() {
+			err = kerr.CoordinatorLoadInProgress
+			continue
+		}
+		for _, mb := range sh.snapshot() {
+			s := mb.summary.Load()
+			if s.state == Dead {
+				continue
+			}
+			out = append(out, ListedGroup{Group: mb.id, ProtocolType: s.protocolType, State: s.state})
+		}
+	}
+	slices.SortFunc(out, func(a, b ListedGroup) int { return strings.Compare(a.Group, b.Group) })
+	return out, err
+}
+
+// ---- mailbox
+
+// summary is what ListGroups shows of a group, published by its owner
+// after every run.
+type summary struct {
+	state        State
+	protocolType string
+}
+
+// mailbox owns one group.
+type mailbox struct {
+	c  *Coordinator
+	sh *shard
+	id string
+	// g is the group; touched only by the running drain loop.
+	g *Group
+	// summary is published by the drain loop for List.
+	summary atomic.Pointer[summary]
+
+	// mu guards queue and running.
+	mu      sync.Mutex
+	queue   []func(g *Group, now time.Time)
+	running bool
+
+	// timer and timerAt are the armed group deadline; owned by the
+	// drain loop.
+	timer   Timer
+	timerAt time.Time
+}
+
+func (c *Coordinator) newMailbox(sh *shard, g *Group) *mailbox {
+	mb := &mailbox{c: c, sh: sh, id: g.id, g: g}
+	g.h = mb
+	mb.publish()
+	return mb
+}
+
+func (mb *mailbox) publish() {
+	s := &summary{state: mb.g.state}
+	if mb.g.hasProtocolType {
+		s.protocolType = mb.g.protocolType
+	}
+	mb.summary.Store(s)
+}
+
+// do queues fn to run on the group's owner.
+func (mb *mailbox) do(fn func(g *Group, now time.Time)) {
+	mb.mu.Lock()
+	mb.queue = append(mb.queue, fn)
+	start := !mb.running
+	mb.running = true
+	mb.mu.Unlock()
+	if start {
+		mb.c.acquire()
+		go mb.run()
+	}
+}
+
+func (mb *mailbox) run() {
+	defer mb.c.release()
+	for {
+		mb.mu.Lock()
+		q := mb.queue
+		mb.queue = nil
+		if len(q) == 0 {
+			mb.running = false
+			mb.mu.Unlock()
+			return
+		}
+		mb.mu.Unlock()
+		draining := mb.c.isDraining()
+		for _, fn := range q {
+			mb.step(func(g *Group, now time.Time) {
+				// Deadlines that passed fire before the request, so
+				// it sees the group as of now.
+				if !draining {
+					g.Tick(now)
+				}
+				fn(g, now)
+			})
+		}
+		mb.settle()
+	}
+}
+
+// step runs one message. A panic is a bug: it is logged and the group
+// carries on, rather than taking the broker down.
+func (mb *mailbox) step(fn func(g *Group, now time.Time)) {
+	defer func() {
+		if v := recover(); v != nil {
+			mb.c.logger.Error("group coordinator panic", "group", mb.id, "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	fn(mb.g, mb.c.clock.Now())
+}
+
+// settle fires due timers, arms the next, publishes the summary and
+// forgets a dead group.
+func (mb *mailbox) settle() {
+	g := mb.g
+	if mb.c.isDraining() {
+		if mb.timer != nil {
+			mb.timer.Stop()
+			mb.timer, mb.timerAt = nil, time.Time{}
+		}
+	} else {
+		mb.step(func(g *Group, now time.Time) {
+			g.Tick(now)
+			mb.arm(now, g.Deadline())
+		})
+	}
+	mb.publish()
+	if g.state == Dead {
+		mb.sh.removeIf(mb.id, mb)
+	}
+}
+
+func (mb *mailbox) arm(now, at time.Time) {
+	if at.Equal(mb.timerAt) && mb.timer != nil {
+		return
+	}
+	if mb.timer != nil {
+		mb.timer.Stop()
+		mb.timer, mb.timerAt = nil, time.Time{}
+	}
+	if at.IsZero() {
+		return
+	}
+	mb.timerAt = at
+	mb.timer = mb.c.clock.AfterFunc(at.Sub(now), func() {
+		if !mb.c.enter() {
+			return
+		}
+		defer mb.c.release()
+		mb.do(func(*Group, time.Time) {})
+	})
+}
+
+// append implements host: it encodes the records as one batch and
+// appends it; the completion is queued to the mailbox.
+func (mb *mailbox) append(recs []Record, complete func(now time.Time, err error)) {
+	c := mb.c
+	b := batch.NewBuilder(batch.CodecNone)
+	ts := c.clock.Now().UnixMilli()
+	for _, r := range recs {
+		b.Add(batch.Record{Timestamp: ts, Key: r.Key, Value: r.Value})
+	}
+	data, err := b.Build()
+	if err != nil {
+		mb.do(func(_ *Group, now time.Time) { complete(now, err) })
+		return
+	}
+	c.acquire()
+	c.log.Append(mb.sh.partition, data, func(err error) {
+		mb.do(func(_ *Group, now time.Time) { complete(now, err) })
+		c.release()
+	})
+}
+
+// newMemberID implements host.
+func (mb *mailbox) newMemberID(clientID string, instanceID *string) string {
+	return mb.c.newID(clientID, instanceID)
+}
