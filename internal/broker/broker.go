@@ -81,6 +81,9 @@ type Broker struct {
 	// reconcileMu serializes reconcile (log creation/deletion).
 	reconcileMu sync.Mutex
 
+	// groups is the consumer group coordinator (groups.go).
+	groups groupsState
+
 	// ctx is cancelled by Close: parked requests finish.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -148,6 +151,7 @@ func Open(opts Options) (*Broker, error) {
 		cancel()
 		return nil, err
 	}
+	b.openGroups()
 	b.log.Info("broker recovered", "topics", len(img.Topics), "partitions", b.partitionCount(),
 		"elapsed", time.Since(start).Round(time.Millisecond), "cluster_id", img.ClusterID, "node_id", nodeID)
 	return b, nil
@@ -170,7 +174,10 @@ func (b *Broker) NodeID() int32 { return b.nodeID }
 
 // Drain makes parked requests (long-poll fetches) answer at once and
 // new ones not park: the first step of a graceful shutdown.
-func (b *Broker) Drain() { b.cancel() }
+func (b *Broker) Drain() {
+	b.groups.coord.Drain()
+	b.cancel()
+}
 
 // Close completes parked requests, syncs and closes every log. Call it
 // after the server stopped reading requests. Idempotent.
@@ -178,6 +185,9 @@ func (b *Broker) Close() error {
 	if !b.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	// First: the coordinator waits for its writes in flight, which
+	// need the logs open.
+	b.groups.coord.Close()
 	b.cancel()
 	b.wg.Wait()
 	var errs []error

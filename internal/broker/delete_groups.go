@@ -1,0 +1,49 @@
+package broker
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-streaming/gregor/internal/wire"
+)
+
+// DeleteGroups: v0-3
+//
+// Version notes:
+//   - v2: flexible
+//   - v3: ErrorMessage
+//
+// Only an empty group can be deleted (NON_EMPTY_GROUP otherwise); its
+// offsets and metadata are tombstoned in __consumer_offsets and the
+// response waits until the tombstones are durable.
+func init() { register(42, 0, 3, (*Broker).handleDeleteGroups) }
+
+func (b *Broker) handleDeleteGroups(_ context.Context, req *wire.Request, respond func(kmsg.Response)) {
+	r := req.Body.(*kmsg.DeleteGroupsRequest)
+	resp := r.ResponseKind().(*kmsg.DeleteGroupsResponse)
+	resp.Groups = make([]kmsg.DeleteGroupsResponseGroup, len(r.Groups))
+	g := newGather(len(r.Groups), func() { respond(resp) })
+	c := b.startedCoordinator()
+	for i, id := range r.Groups {
+		out := &resp.Groups[i]
+		out.Default()
+		out.Group = id
+		fill := func(err *kerr.Error) {
+			defer g.one()
+			if err != nil {
+				out.ErrorCode = err.Code
+				if r.Version >= 3 {
+					out.ErrorMessage = kmsg.StringPtr(err.Description)
+				}
+			}
+		}
+		if c == nil {
+			fill(kerr.GroupIDNotFound)
+			continue
+		}
+		c.Delete(id, fill)
+	}
+	g.one()
+}

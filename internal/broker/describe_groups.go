@@ -1,0 +1,76 @@
+package broker
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-streaming/gregor/internal/group"
+	"github.com/gregor-streaming/gregor/internal/wire"
+)
+
+// DescribeGroups: v0-6
+//
+// Version notes:
+//   - v1: ThrottleMillis
+//   - v3: AuthorizedOperations
+//   - v4: member InstanceID (KIP-345)
+//   - v5: flexible
+//   - v6: ErrorMessage; an unknown group is GROUP_ID_NOT_FOUND (KIP-1043)
+//     where older versions describe it as Dead without an error
+//
+// Member metadata and assignments are shown in the Stable state only,
+// as Kafka does.
+func init() { register(15, 0, 6, (*Broker).handleDescribeGroups) }
+
+// allGroupOperations is the bit set of the group ACL operations (READ,
+// DELETE, DESCRIBE): without an authorizer, everything is allowed.
+const allGroupOperations = 1<<3 | 1<<6 | 1<<8
+
+func (b *Broker) handleDescribeGroups(_ context.Context, req *wire.Request, respond func(kmsg.Response)) {
+	r := req.Body.(*kmsg.DescribeGroupsRequest)
+	resp := r.ResponseKind().(*kmsg.DescribeGroupsResponse)
+	resp.Groups = make([]kmsg.DescribeGroupsResponseGroup, len(r.Groups))
+	g := newGather(len(r.Groups), func() { respond(resp) })
+	c := b.startedCoordinator()
+	for i, id := range r.Groups {
+		out := &resp.Groups[i]
+		out.Default()
+		out.Group = id
+		out.AuthorizedOperations = authorizedOpsOmitted
+		if r.IncludeAuthorizedOperations {
+			out.AuthorizedOperations = allGroupOperations
+		}
+		fill := func(d group.DescribedGroup) {
+			defer g.one()
+			out.State = d.State.String()
+			switch {
+			case d.Err != nil:
+				out.ErrorCode = d.Err.Code
+			case d.State == group.Dead && r.Version >= 6:
+				out.ErrorCode = kerr.GroupIDNotFound.Code
+				out.ErrorMessage = kmsg.StringPtr("group " + id + " not found")
+			}
+			out.ProtocolType, out.Protocol = d.ProtocolType, d.Protocol
+			for _, m := range d.Members {
+				rm := kmsg.NewDescribeGroupsResponseGroupMember()
+				rm.MemberID, rm.InstanceID, rm.ClientID, rm.ClientHost = m.MemberID, m.InstanceID, m.ClientID, m.ClientHost
+				rm.ProtocolMetadata, rm.MemberAssignment = m.Metadata, m.Assignment
+				if rm.ProtocolMetadata == nil {
+					rm.ProtocolMetadata = []byte{}
+				}
+				if rm.MemberAssignment == nil {
+					rm.MemberAssignment = []byte{}
+				}
+				out.Members = append(out.Members, rm)
+			}
+		}
+		if c == nil {
+			fill(group.DescribedGroup{State: group.Dead})
+			continue
+		}
+		c.Describe(id, fill)
+	}
+	g.one()
+}

@@ -1,0 +1,65 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-streaming/gregor/internal/wire"
+)
+
+// FindCoordinator: v0-6
+//
+// Version notes:
+//   - v1: CoordinatorType (0 group, 1 transaction), ThrottleMillis,
+//     ErrorMessage
+//   - v3: flexible
+//   - v4: batched CoordinatorKeys (KIP-699)
+//   - v6: key type 2, share groups (KIP-932): not served, INVALID_REQUEST
+//
+// This broker coordinates every group and transactional ID: it leads
+// every partition of __consumer_offsets (created on the first group
+// lookup, as Kafka does) and will lead __transaction_state.
+func init() { registerSync(10, 0, 6, (*Broker).handleFindCoordinator) }
+
+// Coordinator key types.
+const (
+	coordinatorGroup       = 0
+	coordinatorTransaction = 1
+)
+
+func (b *Broker) handleFindCoordinator(req *wire.Request) kmsg.Response {
+	r := req.Body.(*kmsg.FindCoordinatorRequest)
+	resp := r.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	if r.Version < 4 {
+		c := b.findCoordinator(r.CoordinatorType, r.CoordinatorKey)
+		resp.ErrorCode, resp.ErrorMessage = c.ErrorCode, c.ErrorMessage
+		resp.NodeID, resp.Host, resp.Port = c.NodeID, c.Host, c.Port
+		return resp
+	}
+	for _, key := range r.CoordinatorKeys {
+		resp.Coordinators = append(resp.Coordinators, b.findCoordinator(r.CoordinatorType, key))
+	}
+	return resp
+}
+
+func (b *Broker) findCoordinator(keyType int8, key string) kmsg.FindCoordinatorResponseCoordinator {
+	c := kmsg.NewFindCoordinatorResponseCoordinator()
+	c.Key = key
+	fail := func(err *kerr.Error, msg string) kmsg.FindCoordinatorResponseCoordinator {
+		c.ErrorCode, c.ErrorMessage = err.Code, kmsg.StringPtr(msg)
+		c.NodeID, c.Host, c.Port = -1, "", -1
+		return c
+	}
+	switch keyType {
+	case coordinatorGroup:
+		if _, err := b.coordinator(); err != nil {
+			return fail(err, "the group coordinator is not available")
+		}
+	case coordinatorTransaction:
+		// The transaction coordinator lives on this broker too.
+	default:
+		return fail(kerr.InvalidRequest, "unsupported coordinator type")
+	}
+	c.NodeID, c.Host, c.Port = b.nodeID, b.host, b.port
+	return c
+}

@@ -1,0 +1,245 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/gregor-streaming/gregor/internal/batch"
+	"github.com/gregor-streaming/gregor/internal/config"
+	"github.com/gregor-streaming/gregor/internal/group"
+	"github.com/gregor-streaming/gregor/internal/partlog"
+)
+
+// groupsState wires the group coordinator to the broker: the internal
+// topic __consumer_offsets, created on first use as Kafka does, and the
+// append/replay paths the coordinator writes and loads through.
+type groupsState struct {
+	// coord is the coordinator; set by openGroups. Never nil after Open.
+	coord *group.Coordinator
+	// createMu serializes creating __consumer_offsets.
+	createMu sync.Mutex
+}
+
+// groupConfig derives the coordinator's settings from the broker's.
+func groupConfig(cfg *config.BrokerConfig) group.Config {
+	ms := func(name string) time.Duration { return time.Duration(cfg.Int(name)) * time.Millisecond }
+	return group.Config{
+		InitialRebalanceDelay:         ms("group.initial.rebalance.delay.ms"),
+		MinSessionTimeout:             ms("group.min.session.timeout.ms"),
+		MaxSessionTimeout:             ms("group.max.session.timeout.ms"),
+		MaxSize:                       int(cfg.Int("group.max.size")),
+		OffsetsRetention:              time.Duration(cfg.Int("offsets.retention.minutes")) * time.Minute,
+		OffsetsRetentionCheckInterval: ms("offsets.retention.check.interval.ms"),
+		OffsetMetadataMaxBytes:        int(cfg.Int("offset.metadata.max.bytes")),
+	}
+}
+
+// openGroups creates the coordinator and, when __consumer_offsets
+// exists, starts loading its groups (in the background: the coordinator
+// answers COORDINATOR_LOAD_IN_PROGRESS meanwhile).
+func (b *Broker) openGroups() {
+	b.groups.coord = group.New(group.Options{
+		Config: groupConfig(b.Config()),
+		Log:    offsetsLog{b},
+		Clock:  group.RealClock{NowFunc: b.now},
+		Logger: b.log.With("component", "group-coordinator"),
+	})
+	if t, ok := b.meta.Image().Topic(OffsetsTopic); ok {
+		b.groups.coord.Start(int32(len(t.Partitions)))
+	}
+}
+
+// coordinator returns the group coordinator, creating __consumer_offsets
+// first if needed, so the first group request of a fresh broker is
+// served rather than bounced with COORDINATOR_NOT_AVAILABLE.
+func (b *Broker) coordinator() (*group.Coordinator, *kerr.Error) {
+	c := b.groups.coord
+	if c.Started() {
+		return c, nil
+	}
+	b.groups.createMu.Lock()
+	defer b.groups.createMu.Unlock()
+	if c.Started() {
+		return c, nil
+	}
+	t, ok := b.meta.Image().Topic(OffsetsTopic)
+	if !ok {
+		cfg := b.Config()
+		spec := &topicSpec{
+			name:       OffsetsTopic,
+			partitions: int32(cfg.Int("offsets.topic.num.partitions")),
+			// One broker: offsets.topic.replication.factor applies
+			// once replication exists.
+			replicationFactor: 1,
+			configs: map[string]string{
+				"cleanup.policy":   "compact",
+				"segment.bytes":    strconv.FormatInt(cfg.Int("offsets.topic.segment.bytes"), 10),
+				"compression.type": "producer",
+			},
+		}
+		errs, _, err := b.createTopics([]*topicSpec{spec}, false)
+		if err == nil && errs[0] != nil && errs[0].err != kerr.TopicAlreadyExists {
+			err = errs[0]
+		}
+		if err != nil {
+			b.log.Error("cannot create "+OffsetsTopic, "err", err)
+			return nil, kerr.CoordinatorNotAvailable
+		}
+		if t, ok = b.meta.Image().Topic(OffsetsTopic); !ok {
+			return nil, kerr.CoordinatorNotAvailable
+		}
+	}
+	c.Start(int32(len(t.Partitions)))
+	return c, nil
+}
+
+// startedCoordinator returns the coordinator if __consumer_offsets
+// exists; read-only requests (ListGroups, DescribeGroups, …) do not
+// create the topic.
+func (b *Broker) startedCoordinator() *group.Coordinator {
+	if c := b.groups.coord; c.Started() {
+		return c
+	}
+	return nil
+}
+
+// offsetsLog is the group coordinator's Log: appends go through the
+// same partition append and fsync path as produce.
+type offsetsLog struct{ b *Broker }
+
+func (l offsetsLog) partition(i int32) *partition {
+	t, ok := l.b.meta.Image().Topic(OffsetsTopic)
+	if !ok {
+		return nil
+	}
+	return l.b.partition(t.ID, i)
+}
+
+// Append implements group.Log.
+func (l offsetsLog) Append(i int32, data []byte, done func(error)) {
+	p := l.partition(i)
+	if p == nil {
+		done(kerr.NotLeaderForPartition)
+		return
+	}
+	l.b.appendInternal(p, data, done)
+}
+
+// appendInternal appends a batch built by the broker itself (internal
+// topics) and calls done once it is durable: unlike produce it always
+// waits for fsync, whatever flush.messages says, since the coordinator
+// acknowledges commits only then.
+func (b *Broker) appendInternal(p *partition, data []byte, done func(error)) {
+	if max := p.cfg.Load().Int("max.message.bytes"); int64(len(data)) > max {
+		done(kerr.MessageTooLarge)
+		return
+	}
+	p.mu.Lock()
+	if p.deleted {
+		p.mu.Unlock()
+		done(kerr.NotLeaderForPartition)
+		return
+	}
+	_, _, err := p.log.Append(data, p.leaderEpoch)
+	p.mu.Unlock()
+	if err != nil {
+		b.log.Error("append failed", "topic", p.topic, "partition", p.index, "err", err)
+		done(fmt.Errorf("%w: %w", kerr.KafkaStorageError, err))
+		return
+	}
+	p.log.RequestSync(func(durable int64, err error) {
+		if err != nil {
+			b.log.Error("fsync failed", "topic", p.topic, "partition", p.index, "err", err)
+			done(fmt.Errorf("%w: %w", kerr.KafkaStorageError, err))
+			return
+		}
+		p.advanceHighWatermark(durable)
+		done(nil)
+	})
+}
+
+// replayChunk is how much of __consumer_offsets is read at a time when
+// the coordinator loads.
+const replayChunk = 1 << 20
+
+// Replay implements group.Log: every batch from the log start to the
+// high watermark.
+func (l offsetsLog) Replay(i int32, fn func([]byte) error) error {
+	p := l.partition(i)
+	if p == nil {
+		return fmt.Errorf("broker: %s-%d is not open", OffsetsTopic, i)
+	}
+	off, end := p.log.LogStartOffset(), p.log.HighWatermark()
+	var buf []byte
+	for off < end {
+		data, err := p.log.Read(buf[:0], off, replayChunk, end, true)
+		if err != nil {
+			if errors.Is(err, partlog.ErrCorrupt) {
+				// A corrupt batch is never served; skip past it.
+				off++
+				continue
+			}
+			return fmt.Errorf("broker: replaying %s-%d at %d: %w", OffsetsTopic, i, off, err)
+		}
+		if len(data) == 0 {
+			break
+		}
+		next := off
+		for rest := data; len(rest) > 0; {
+			h, err := batch.ParseHeader(rest)
+			if err != nil || h.Size() > len(rest) {
+				break
+			}
+			if h.NextOffset() > off {
+				if err := fn(rest[:h.Size()]); err != nil {
+					return err
+				}
+			}
+			next = h.NextOffset()
+			rest = rest[h.Size():]
+		}
+		if next <= off {
+			return fmt.Errorf("broker: replaying %s-%d: no progress at offset %d", OffsetsTopic, i, off)
+		}
+		off = next
+		buf = data
+	}
+	return nil
+}
+
+// clientHost is the client's address as Kafka shows it in
+// DescribeGroups ("/" and the IP).
+func clientHost(remote string) string {
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		return "/" + h
+	}
+	return "/" + remote
+}
+
+// gather counts down callbacks of a fanned-out request and calls done
+// after the last. Each callback writes only its own slot of the
+// response; the atomic counter orders those writes before done.
+type gather struct {
+	left atomic.Int32
+	done func()
+}
+
+func newGather(n int, done func()) *gather {
+	g := &gather{done: done}
+	g.left.Store(int32(n) + 1)
+	return g
+}
+
+// one marks one callback finished.
+func (g *gather) one() {
+	if g.left.Add(-1) == 0 {
+		g.done()
+	}
+}

@@ -1,0 +1,74 @@
+package broker
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-streaming/gregor/internal/group"
+	"github.com/gregor-streaming/gregor/internal/wire"
+)
+
+// OffsetDelete: v0
+//
+// Version notes:
+//   - v0: KIP-496. Offsets of topics the group is subscribed to stay
+//     (GROUP_SUBSCRIBED_TO_TOPIC); a group that is not a consumer group
+//     must be empty (NON_EMPTY_GROUP).
+func init() { register(47, 0, 0, (*Broker).handleOffsetDelete) }
+
+func (b *Broker) handleOffsetDelete(_ context.Context, req *wire.Request, respond func(kmsg.Response)) {
+	r := req.Body.(*kmsg.OffsetDeleteRequest)
+	resp := r.ResponseKind().(*kmsg.OffsetDeleteResponse)
+	img := b.meta.Image()
+
+	type slot struct{ ti, pi int }
+	var slots []slot
+	var topics []group.OffsetDeleteTopic
+	resp.Topics = make([]kmsg.OffsetDeleteResponseTopic, len(r.Topics))
+	for i, rt := range r.Topics {
+		st := &resp.Topics[i]
+		st.Topic = rt.Topic
+		st.Partitions = make([]kmsg.OffsetDeleteResponseTopicPartition, len(rt.Partitions))
+		t, known := img.Topic(rt.Topic)
+		var dt *group.OffsetDeleteTopic
+		for j, rp := range rt.Partitions {
+			st.Partitions[j].Partition = rp.Partition
+			if !known || rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
+				st.Partitions[j].ErrorCode = kerr.UnknownTopicOrPartition.Code
+				continue
+			}
+			if dt == nil {
+				topics = append(topics, group.OffsetDeleteTopic{Topic: rt.Topic})
+				dt = &topics[len(topics)-1]
+			}
+			dt.Partitions = append(dt.Partitions, rp.Partition)
+			slots = append(slots, slot{i, j})
+		}
+	}
+	c := b.startedCoordinator()
+	if c == nil {
+		resp.ErrorCode = kerr.GroupIDNotFound.Code
+		respond(resp)
+		return
+	}
+	c.DeleteOffsets(r.Group, topics, func(res group.OffsetDeleteResult) {
+		if res.Err != nil {
+			resp.ErrorCode = res.Err.Code
+			respond(resp)
+			return
+		}
+		k := 0
+		for _, errs := range res.Topics {
+			for _, e := range errs {
+				if e != nil {
+					s := slots[k]
+					resp.Topics[s.ti].Partitions[s.pi].ErrorCode = e.Code
+				}
+				k++
+			}
+		}
+		respond(resp)
+	})
+}
