@@ -13,8 +13,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gregor-streaming/gregor/internal/admin"
 	"github.com/gregor-streaming/gregor/internal/broker"
 	"github.com/gregor-streaming/gregor/internal/config"
+	"github.com/gregor-streaming/gregor/internal/metrics"
 	"github.com/gregor-streaming/gregor/internal/server"
 )
 
@@ -32,6 +34,8 @@ func serve(args []string) int {
 	advertise := fs.String("advertise", "", "HOST:PORT announced to clients (default: the listen address)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	adminListen := fs.String("admin-listen", "127.0.0.1:9644", "admin HTTP address for /metrics, /healthz, /readyz; empty disables it")
+	pprofOn := fs.Bool("pprof", false, "serve Go's pprof profiles under /debug/pprof/ on the admin address")
 	var sets multiFlag
 	fs.Var(&sets, "set", "broker property NAME=VALUE, by its Kafka name (repeatable)")
 	fs.Usage = func() {
@@ -45,6 +49,11 @@ Examples:
   gregor serve
   gregor serve --listen 0.0.0.0:9092 --data-dir /var/lib/gregor
   gregor serve --set num.partitions=3 --set log.retention.hours=24
+  gregor serve --admin-listen 0.0.0.0:9644 --pprof   # metrics and profiles for remote scrapes
+
+Admin endpoints (--admin-listen): /metrics (Prometheus; docs/METRICS.md),
+/healthz (200 while the process runs), /readyz (200 once logs are
+recovered and the listener is up, 503 while starting or shutting down).
 
 Flags:
 `)
@@ -99,11 +108,27 @@ Flags:
 		log.Warn("unknown broker property ignored", "name", name)
 	}
 
+	// The admin port comes up first: /healthz answers and /readyz says
+	// "recovering" while a large data directory is being recovered.
+	collector := &metrics.Collector{}
+	adm := admin.New(admin.Options{Gatherer: metrics.NewRegistry(collector), Pprof: *pprofOn, Logger: log})
+	if *adminListen != "" {
+		al, err := adm.Listen(*adminListen)
+		if err != nil {
+			log.Error("cannot listen", "addr", *adminListen, "err", err, "flag", "--admin-listen")
+			return 1
+		}
+		log.Info("admin listening", "addr", al.Addr().String(), "pprof", *pprofOn)
+		defer adm.Shutdown(context.Background())
+	}
+	adm.SetNotReady("recovering logs")
+
 	b, err := broker.Open(broker.Options{Config: cfg, DataDir: *dataDir, Logger: log})
 	if err != nil {
 		log.Error("cannot open data directory", "dir", *dataDir, "err", err)
 		return 1
 	}
+	collector.SetBroker(b)
 	srv := server.New(b, server.Config{
 		MaxRequestSize:    int32(cfg.Int("socket.request.max.bytes")),
 		QueuedMaxRequests: int(cfg.Int("queued.max.requests")),
@@ -127,12 +152,15 @@ Flags:
 		return 2
 	}
 	b.SetAdvertised(host, port)
+	collector.SetConns(srv)
+	adm.SetReady()
 	log.Info("gregor listening", "addr", l.Addr().String(), "advertised", adv, "data_dir", *dataDir)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	s := <-sig
 	log.Info("shutting down", "signal", s.String())
+	adm.SetNotReady("shutting down")
 	signal.Stop(sig)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

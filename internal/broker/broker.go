@@ -25,6 +25,7 @@ import (
 
 	"github.com/gregor-streaming/gregor/internal/config"
 	"github.com/gregor-streaming/gregor/internal/metadata"
+	"github.com/gregor-streaming/gregor/internal/metrics"
 	"github.com/gregor-streaming/gregor/internal/partlog"
 	"github.com/gregor-streaming/gregor/internal/vfs"
 	"github.com/gregor-streaming/gregor/internal/wire"
@@ -80,6 +81,9 @@ type Broker struct {
 
 	// reconcileMu serializes reconcile (log creation/deletion).
 	reconcileMu sync.Mutex
+
+	// stats are the request-path instruments /metrics reads (stats.go).
+	stats metrics.BrokerStats
 
 	// groups is the consumer group coordinator (groups.go).
 	groups groupsState
@@ -142,6 +146,7 @@ func Open(opts Options) (*Broker, error) {
 	}
 	b.meta = meta
 	b.syncer = partlog.NewSyncer(4)
+	b.syncer.ObserveSyncs(b.observeFsync)
 	img := meta.Image()
 	b.cfg.Store(b.static.WithDynamic(img.BrokerConfigs[""]))
 	start := time.Now()
@@ -255,8 +260,10 @@ func (b *Broker) Serve(ctx context.Context, req *wire.Request, respond func(kmsg
 		return
 	}
 	answered := false
+	start := time.Now()
 	once := func(r kmsg.Response) {
 		answered = true
+		b.stats.Requests.Observe(req.Key, time.Since(start))
 		if r != nil {
 			r.SetVersion(req.Version)
 		}

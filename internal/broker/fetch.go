@@ -96,6 +96,7 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 		}
 	}
 
+	respond = b.countFetch(targets, respond)
 	maxBytes := int(r.MaxBytes)
 	if limit := int(b.Config().Int("fetch.max.bytes")); maxBytes <= 0 || maxBytes > limit {
 		maxBytes = limit
@@ -120,7 +121,9 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 		}
 	}
 	wait := time.Duration(r.MaxWaitMillis) * time.Millisecond
+	b.stats.FetchPurgatory.Add(1)
 	b.goTracked(func() {
+		defer b.stats.FetchPurgatory.Add(-1)
 		timer := time.NewTimer(wait)
 		defer timer.Stop()
 		defer func() {

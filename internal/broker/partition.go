@@ -6,6 +6,7 @@ import (
 
 	"github.com/gregor-streaming/gregor/internal/config"
 	"github.com/gregor-streaming/gregor/internal/metadata"
+	"github.com/gregor-streaming/gregor/internal/metrics"
 	"github.com/gregor-streaming/gregor/internal/partlog"
 )
 
@@ -19,6 +20,8 @@ type partition struct {
 	log *partlog.Log
 	// cfg is the topic's effective configuration.
 	cfg atomic.Pointer[config.TopicConfig]
+	// stats count the partition's traffic for /metrics; atomic.
+	stats metrics.PartitionStats
 
 	// mu serializes appends (producer-state checks, offset assignment)
 	// and guards the fields below. Lock order: partsMu, then mu. No I/O

@@ -108,6 +108,7 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 // when the response for it is final: after fsync in durable mode.
 func (b *Broker) produceTo(p *partition, records []byte, version int16, sp *kmsg.ProduceResponseTopicPartition, done func()) {
 	fail := func(err *kerr.Error, msg string) {
+		p.stats.Produced(0, 0, true)
 		sp.ErrorCode = err.Code
 		if msg != "" && version >= 8 {
 			sp.ErrorMessage = kmsg.StringPtr(msg)
@@ -190,6 +191,7 @@ func (b *Broker) produceTo(p *partition, records []byte, version int16, sp *kmsg
 	}
 	p.updateProducerLocked(&h, base, last)
 	p.mu.Unlock()
+	p.stats.Produced(len(records), h.NumRecords, false)
 
 	sp.BaseOffset = base
 	sp.LogStartOffset = p.log.LogStartOffset()
@@ -208,7 +210,9 @@ func (b *Broker) awaitDurable(p *partition, end int64, sp *kmsg.ProduceResponseT
 		done()
 		return
 	}
+	b.stats.ProducePurgatory.Add(1)
 	p.log.RequestSync(func(durable int64, err error) {
+		b.stats.ProducePurgatory.Add(-1)
 		if err != nil {
 			b.log.Error("fsync failed", "topic", p.topic, "partition", p.index, "err", err)
 			sp.ErrorCode = kerr.KafkaStorageError.Code

@@ -676,7 +676,7 @@ func (c *Coordinator) List() ([]ListedGroup, *kerr.Error) {
 			if s.state == Dead {
 				continue
 			}
-			out = append(out, ListedGroup{Group: mb.id, ProtocolType: s.protocolType, State: s.state})
+			out = append(out, ListedGroup{Group: mb.id, ProtocolType: s.protocolType, State: s.state, Members: s.members})
 		}
 	}
 	slices.SortFunc(out, func(a, b ListedGroup) int { return strings.Compare(a.Group, b.Group) })
@@ -690,6 +690,7 @@ func (c *Coordinator) List() ([]ListedGroup, *kerr.Error) {
 type summary struct {
 	state        State
 	protocolType string
+	members      int
 }
 
 // mailbox owns one group.
@@ -721,7 +722,7 @@ func (c *Coordinator) newMailbox(sh *shard, g *Group) *mailbox {
 }
 
 func (mb *mailbox) publish() {
-	s := &summary{state: mb.g.state}
+	s := &summary{state: mb.g.state, members: len(mb.g.members)}
 	if mb.g.hasProtocolType {
 		s.protocolType = mb.g.protocolType
 	}

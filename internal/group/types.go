@@ -260,6 +260,8 @@ type ListedGroup struct {
 	Group        string
 	ProtocolType string
 	State        State
+	// Members is the member count (for metrics; not in ListGroups).
+	Members int
 }
 
 // OffsetDeleteTopic names partitions whose offsets to delete.

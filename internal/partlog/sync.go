@@ -2,6 +2,7 @@ package partlog
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,6 +26,8 @@ type Syncer struct {
 
 	interval time.Duration
 	stop     chan struct{}
+	// observer receives fsync durations (observe.go); nil = none.
+	observer atomic.Pointer[func(time.Duration)]
 	wg       sync.WaitGroup
 }
 
@@ -267,7 +270,9 @@ func (l *Log) syncSyncMuHeld(takeWaiters bool) (rp int64, ws []func(int64, error
 	l.dirDirty = false
 	l.mu.Unlock()
 
+	start := time.Now()
 	err = l.syncFiles(w, rolled, dirDirty, nil)
+	l.syncer.observeSync(start)
 	w.release()
 
 	l.mu.Lock()
