@@ -223,7 +223,8 @@ func (l *Log) indexInconsistent(s *segment, active bool) {
 }
 
 // window is a read buffer in the spare capacity of the caller's dst:
-// buf[start:start+have] holds the file's bytes [pos, pos+have).
+// buf[start:start+have] holds the file's bytes [pos, pos+have). buf is
+// always sliced to its capacity.
 type window struct {
 	f     vfs.File
 	buf   []byte
@@ -253,6 +254,7 @@ func (w *window) ensure(p int64, n int, hint int) error {
 	}
 	if room < readN {
 		w.buf = slices.Grow(w.buf[:w.start+w.have], readN)
+		w.buf = w.buf[:cap(w.buf)]
 	}
 	b := w.buf[w.start+w.have : w.start+w.have+readN]
 	if err := readFullAt(w.f, b, w.pos+int64(w.have)); err != nil {
@@ -295,7 +297,7 @@ func corruptAt(rs []corruptRange, p int64) *corruptRange {
 // the index entry v.pos came from did not match the log.
 func readSegment(dst []byte, v *segView, offset int64, maxBytes int, limit int64, minOne bool) (out []byte, found, idxBad bool, err error) {
 	start := len(dst)
-	w := window{f: v.f.f, buf: dst, start: start, pos: v.pos, end: v.end}
+	w := window{f: v.f.f, buf: dst[:cap(dst)], start: start, pos: v.pos, end: v.end}
 	hint := maxBytes + v.interval + batch.HeaderSize
 	corruptErr := func(p int64, why string) error {
 		return fmt.Errorf("%w: %s at position %d of %s (reading offset %d)", ErrCorrupt, why, p, v.seg.logName, offset)

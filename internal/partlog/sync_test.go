@@ -1,0 +1,346 @@
+package partlog
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gregor-streaming/gregor/internal/batch"
+	"github.com/gregor-streaming/gregor/internal/vfs"
+)
+
+// countingFS counts File.Sync calls.
+type countingFS struct {
+	vfs.FS
+	syncs atomic.Int64
+	block chan struct{} // if non-nil, each File.Sync waits for a receive
+}
+
+type countingFile struct {
+	vfs.File
+	fs *countingFS
+}
+
+func (c *countingFS) wrap(f vfs.File, err error) (vfs.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return countingFile{f, c}, nil
+}
+func (c *countingFS) Create(n string) (vfs.File, error)     { return c.wrap(c.FS.Create(n)) }
+func (c *countingFS) OpenAppend(n string) (vfs.File, error) { return c.wrap(c.FS.OpenAppend(n)) }
+func (c *countingFS) Open(n string) (vfs.File, error)       { return c.wrap(c.FS.Open(n)) }
+func (f countingFile) Sync() error {
+	f.fs.syncs.Add(1)
+	if f.fs.block != nil {
+		<-f.fs.block
+	}
+	return f.File.Sync()
+}
+
+func TestRequestSyncGroupCommit(t *testing.T) {
+	s := NewSyncer(2)
+	defer s.Close()
+	cfs := &countingFS{FS: vfs.NewMem()}
+	tl := openTest(t, cfs, DefaultConfig())
+	tl.syn = s
+	tl.Close()
+	tl.reopen()
+	tl.append(mkBatch(t, 1, 1, 10))
+	block := make(chan struct{})
+	cfs.block = block
+	cfs.syncs.Store(0)
+
+	var mu sync.Mutex
+	var got []int64
+	var wg sync.WaitGroup
+	done := func(off int64, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		got = append(got, off)
+		mu.Unlock()
+		wg.Done()
+	}
+	wg.Add(1)
+	tl.RequestSync(done) // starts a sync that blocks in File.Sync
+	deadline := time.Now().Add(5 * time.Second)
+	for cfs.syncs.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	// While it runs: more appends and requests, served by ONE next sync.
+	for range 10 {
+		tl.append(mkBatch(t, 1, 1, 10))
+		wg.Add(1)
+		tl.RequestSync(done)
+	}
+	close(block) // let every sync through
+	wg.Wait()
+	cfs.block = nil
+	if len(got) != 11 || got[0] != 1 {
+		t.Fatalf("callbacks %v", got)
+	}
+	for _, off := range got[1:] {
+		if off != 11 {
+			t.Fatalf("callbacks %v", got)
+		}
+	}
+	// One fsync of the log per round (plus the directory, not counted).
+	if n := cfs.syncs.Load(); n > 4 {
+		t.Fatalf("%d fsyncs for 2 rounds", n)
+	}
+	if tl.RecoveryPoint() != 11 {
+		t.Fatalf("recovery point %d", tl.RecoveryPoint())
+	}
+}
+
+func TestRequestSyncExactlyOnce(t *testing.T) {
+	s := NewSyncer(2)
+	defer s.Close()
+	var logs []*testLog
+	for i := range 4 {
+		tl := openTest(t, nil, smallConfig())
+		tl.syn = s
+		tl.dir = "data/t-" + string(rune('0'+i))
+		tl.Close()
+		tl.reopen()
+		logs = append(logs, tl)
+	}
+	const perLog = 300
+	var calls sync.Map // id -> count
+	var wg sync.WaitGroup
+	var closedErrs atomic.Int64
+	caller := make(chan struct{})
+	for li, tl := range logs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perLog {
+				if _, _, err := tl.Append(mkBatch(t, 1, 1, 10), 0); err != nil && !errors.Is(err, ErrClosed) {
+					t.Error(err)
+				}
+				id := li*perLog + i
+				var n atomic.Int32
+				calls.Store(id, &n)
+				tl.RequestSync(func(off int64, err error) {
+					select {
+					case <-caller:
+					default:
+					}
+					if n.Add(1) != 1 {
+						t.Errorf("callback %d called twice", id)
+					}
+					if errors.Is(err, ErrClosed) {
+						closedErrs.Add(1)
+					} else if err != nil {
+						t.Error(err)
+					}
+				})
+				if li == 0 && i == perLog/2 {
+					tl.Close() // the rest of log 0's requests fail
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, tl := range logs {
+		tl.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		missing := 0
+		calls.Range(func(_, v any) bool {
+			if v.(*atomic.Int32).Load() != 1 {
+				missing++
+			}
+			return true
+		})
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d callbacks never called", missing)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if closedErrs.Load() == 0 {
+		t.Fatal("no request failed with ErrClosed")
+	}
+}
+
+func TestRequestSyncWithoutSyncer(t *testing.T) {
+	tl := openTest(t, nil, DefaultConfig())
+	ch := make(chan error, 1)
+	tl.RequestSync(func(_ int64, err error) { ch <- err })
+	mustErr(t, <-ch, ErrNoSyncer)
+	s := NewSyncer(1)
+	tl.syn = s
+	tl.Close()
+	tl.reopen()
+	s.Close()
+	tl.RequestSync(func(_ int64, err error) { ch <- err })
+	mustErr(t, <-ch, ErrNoSyncer)
+}
+
+func TestSyncFailureIsSticky(t *testing.T) {
+	ffs := vfs.NewFault(vfs.NewMem())
+	tl := openTest(t, ffs, DefaultConfig())
+	tl.append(mkBatch(t, 1, 1, 10))
+	ffs.SetSyncError(errors.New("EIO"))
+	if err := tl.Sync(); err == nil {
+		t.Fatal("sync error lost")
+	}
+	ffs.Reset()
+	if _, _, err := tl.Append(mkBatch(t, 1, 1, 10), 0); err == nil {
+		t.Fatal("append after a failed fsync accepted")
+	}
+	if err := tl.Sync(); err == nil {
+		t.Fatal("sync after a failed fsync succeeded")
+	}
+	if tl.RecoveryPoint() != 0 {
+		t.Fatalf("recovery point %d", tl.RecoveryPoint())
+	}
+	// Reads still work.
+	if out, err := tl.Read(nil, 0, 100, 10, true); err != nil || len(out) == 0 {
+		t.Fatal(err)
+	}
+}
+
+func TestWriteFailureUndone(t *testing.T) {
+	ffs := vfs.NewFault(vfs.NewMem())
+	tl := openTest(t, ffs, DefaultConfig())
+	want := [][]byte{}
+	b := mkBatch(t, 1, 1, 100)
+	tl.Append(b, 0)
+	want = append(want, b)
+	ffs.SetWriteError(errors.New("ENOSPC"))
+	if _, _, err := tl.Append(mkBatch(t, 1, 1, 100), 0); err == nil {
+		t.Fatal("write error lost")
+	}
+	ffs.Reset()
+	b = mkBatch(t, 1, 2, 100)
+	tl.Append(b, 0)
+	want = append(want, b)
+	checkContent(t, tl, want)
+}
+
+func TestCheckpointerWritesLazily(t *testing.T) {
+	s := newSyncer(1, 10*time.Millisecond)
+	defer s.Close()
+	tl := openTest(t, nil, DefaultConfig())
+	tl.syn = s
+	tl.Close()
+	tl.reopen()
+	tl.append(mkBatch(t, 5, 1, 10))
+	tl.SetHighWatermark(5)
+	ch := make(chan struct{})
+	tl.RequestSync(func(int64, error) { close(ch) })
+	<-ch
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := decodeCheckpoint(tl.readFile(checkpointName))
+		if err == nil && c.highWatermark == 5 && c.recoveryPoint == 5 && !c.clean {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("checkpoint %+v %v", c, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestConcurrentAppendReadSync(t *testing.T) {
+	s := NewSyncer(2)
+	defer s.Close()
+	tl := openTest(t, nil, Config{SegmentBytes: 20000, IndexIntervalBytes: 300})
+	tl.syn = s
+	tl.Close()
+	tl.reopen()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var synced atomic.Int64
+	wg.Add(1)
+	go func() { // appender
+		defer wg.Done()
+		defer close(stop)
+		for i := range 1500 {
+			if _, _, err := tl.Append(mkBatch(t, 1+i%4, int64(i), 50+i%200), int32(i/500)); err != nil {
+				t.Error(err)
+				return
+			}
+			if i%10 == 0 {
+				tl.RequestSync(func(off int64, err error) {
+					if err != nil {
+						t.Error(err)
+					}
+					for {
+						cur := synced.Load()
+						if off <= cur || synced.CompareAndSwap(cur, off) {
+							return
+						}
+					}
+				})
+			}
+			if i == 700 {
+				if _, err := tl.DeleteSegmentsBefore(tl.LogEndOffset() / 4); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	}()
+	for r := range 3 {
+		wg.Add(1)
+		go func() { // readers: tail and random
+			defer wg.Done()
+			buf := make([]byte, 0, 64<<10)
+			off := int64(0)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if r == 0 {
+					off = max(tl.LogEndOffset()-3, 0)
+				}
+				out, err := tl.Read(buf[:0], off, 16<<10, tl.LogEndOffset(), true)
+				if errors.Is(err, ErrOffsetOutOfRange) {
+					off = tl.LogStartOffset()
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				prev := int64(-1)
+				for p := 0; p < len(out); {
+					h, err := batch.Validate(out[p:])
+					if err != nil || h.BaseOffset < prev || (prev < 0 && h.LastOffset() < off) {
+						t.Errorf("reader %d read at %d: batch %d..%d after %d: %v; LSO %d segs %+v", r, off, h.BaseOffset, h.LastOffset(), prev, err, tl.LogStartOffset(), tl.Segments())
+						return
+					}
+					prev = h.NextOffset()
+					p += h.Size()
+				}
+				if prev > 0 {
+					off = prev
+				}
+				_ = tl.Segments()
+				_, _, _, _ = tl.OffsetForTimestamp(int64(off))
+			}
+		}()
+	}
+	wg.Wait()
+	if err := tl.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if tl.RecoveryPoint() != tl.LogEndOffset() {
+		t.Fatalf("RP %d LEO %d", tl.RecoveryPoint(), tl.LogEndOffset())
+	}
+	tl.readAll(tl.LogStartOffset())
+	tl.crash()
+	tl.readAll(tl.LogStartOffset())
+}
