@@ -360,7 +360,9 @@ func TestIndexFilesRebuilt(t *testing.T) {
 func TestCheckpointDamage(t *testing.T) {
 	for name, damage := range map[string]func(tl *testLog){
 		"missing": func(tl *testLog) { tl.fs.Remove(path.Join(tl.dir, checkpointName)) },
-		"garbage": func(tl *testLog) { tl.writeFile(checkpointName, []byte("not a checkpoint at all, no no no no no no no no no no no no no no no")) },
+		"garbage": func(tl *testLog) {
+			tl.writeFile(checkpointName, []byte("not a checkpoint at all, no no no no no no no no no no no no no no no"))
+		},
 		"flipped": func(tl *testLog) {
 			b := tl.readFile(checkpointName)
 			b[20] ^= 1

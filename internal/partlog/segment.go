@@ -49,8 +49,8 @@ func parseSegmentName(name string) (base int64, suffix string, ok bool) {
 // found by recovery between valid batches, with the offsets it spans.
 // Read never serves it.
 type corruptRange struct {
-	start, end         int64 // file positions [start, end)
-	firstOff, nextOff  int64 // offsets [firstOff, nextOff) it covers
+	start, end        int64 // file positions [start, end)
+	firstOff, nextOff int64 // offsets [firstOff, nextOff) it covers
 }
 
 // segment is one segment of a Log: files <base>.log, .index, .timeindex.
@@ -216,4 +216,3 @@ type SegmentInfo struct {
 	// MaxTimestamp is -1.
 	LastModified time.Time
 }
-
