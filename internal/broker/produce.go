@@ -35,16 +35,17 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 
 	// remaining counts partitions still waiting for fsync, plus one for
 	// this function, so the response goes out exactly once, after all.
+	// acks=0 gets no response, and does not wait for anything: the
+	// appends are done when this function returns.
 	var remaining atomic.Int32
 	remaining.Store(1)
 	finish := func() {
-		if remaining.Add(-1) == 0 {
-			if r.Acks == 0 {
-				respond(nil)
-			} else {
-				respond(resp)
-			}
+		if remaining.Add(-1) == 0 && r.Acks != 0 {
+			respond(resp)
 		}
+	}
+	if r.Acks == 0 {
+		defer respond(nil)
 	}
 
 	var requestErr *kerr.Error

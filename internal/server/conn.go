@@ -65,8 +65,6 @@ type slot struct {
 func (sl *slot) complete(resp kmsg.Response) {
 	sl.once.Do(func() {
 		sl.resp = resp
-		putBuf(sl.buf)
-		sl.buf = nil
 		sl.conn.inflight.Add(-1)
 		close(sl.done)
 	})
@@ -185,8 +183,12 @@ func (c *Conn) decode(frame []byte) (*wire.Request, error) {
 	if h.ClientID != nil {
 		req.ClientID = *h.ClientID
 	}
-	if u, ok := body.(interface{ UnsafeReadFrom([]byte) error }); ok {
-		err = u.UnsafeReadFrom(rest)
+	// Only Produce decodes without copying: its record batches are the
+	// bulk of its bytes and are copied once, into the log. Strings of
+	// other requests outlive the frame (topic names in metadata, group
+	// IDs), so they get their own memory.
+	if p, ok := body.(*kmsg.ProduceRequest); ok {
+		err = p.UnsafeReadFrom(rest)
 	} else {
 		err = body.ReadFrom(rest)
 	}
@@ -252,17 +254,22 @@ func (c *Conn) writeLoop() {
 	}
 }
 
-// drain waits for nothing: it lets the reader finish after a kill.
+// drain lets the reader finish after a kill. Frames of requests still
+// being handled are left to the garbage collector.
 func (c *Conn) drain() {
 	for range c.queue {
 	}
 }
 
+// appendResponse encodes sl's response and then releases its request
+// frame: the response may alias it (produce topic names).
 func (c *Conn) appendResponse(dst []byte, sl *slot) []byte {
-	if sl.resp == nil {
-		return dst
+	if sl.resp != nil {
+		dst = wire.AppendResponse(dst, sl.correlationID, sl.resp)
 	}
-	return wire.AppendResponse(dst, sl.correlationID, sl.resp)
+	putBuf(sl.buf)
+	sl.buf = nil
+	return dst
 }
 
 // bufPools pools request buffers by power-of-two size class up to 1 MiB;

@@ -36,7 +36,8 @@ type Handler interface {
 	// goroutine in request order, and must call respond exactly once,
 	// then or later from any goroutine. respond(nil) sends no response
 	// (acks=0 produce). The request, and any bytes aliasing it, stay
-	// valid until respond is called.
+	// valid until the response has been written, so a response may
+	// refer to the request's strings.
 	Serve(ctx context.Context, req *wire.Request, respond func(kmsg.Response))
 }
 
