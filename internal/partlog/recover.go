@@ -69,7 +69,7 @@ func (l *Log) load() error {
 		if haveCkpt {
 			start = ckpt.logStartOffset
 		}
-		return l.startEmpty(start)
+		return l.startEmptyLocked(start)
 	}
 
 	for i, base := range bases {
@@ -127,7 +127,7 @@ func (l *Log) load() error {
 		// recovery lost the rest: start over at it, as Kafka does, so
 		// deleted records never come back.
 		l.logger.Warn("partlog: log start offset beyond recovered end; starting empty", "logStartOffset", lso, "logEndOffset", l.logEndOffset)
-		if err := l.resetTo(lso); err != nil {
+		if err := l.resetToLocked(lso); err != nil {
 			return err
 		}
 	}
@@ -178,8 +178,8 @@ func (l *Log) readCheckpoint() (checkpoint, error) {
 	return decodeCheckpoint(b)
 }
 
-// startEmpty makes a new log whose first segment starts at start.
-func (l *Log) startEmpty(start int64) error {
+// startEmptyLocked makes a new log whose first segment starts at start.
+func (l *Log) startEmptyLocked(start int64) error {
 	s := newSegment(l.dir, start)
 	f, err := l.fs.Create(s.logName)
 	if err != nil {
@@ -198,8 +198,8 @@ func (l *Log) startEmpty(start int64) error {
 	return nil
 }
 
-// resetTo deletes every segment and starts empty at start.
-func (l *Log) resetTo(start int64) error {
+// resetToLocked deletes every segment and starts empty at start.
+func (l *Log) resetToLocked(start int64) error {
 	for _, s := range l.segs {
 		if err := l.removeSegmentFiles(s); err != nil {
 			return err
@@ -210,7 +210,7 @@ func (l *Log) resetTo(start int64) error {
 		l.w = nil
 	}
 	l.segs = nil
-	return l.startEmpty(start)
+	return l.startEmptyLocked(start)
 }
 
 // loadCleanActive trusts the active segment after a clean shutdown once

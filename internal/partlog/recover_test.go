@@ -410,3 +410,68 @@ func TestStateSurvivesReopen(t *testing.T) {
 	}
 	_ = want
 }
+
+func TestCleanShutdownWithDamagedActiveIndex(t *testing.T) {
+	for name, damage := range map[string]func(tl *testLog, base int64){
+		"missing index": func(tl *testLog, base int64) { tl.fs.Remove(path.Join(tl.dir, segName(base, ".index"))) },
+		"short index": func(tl *testLog, base int64) {
+			tl.writeFile(segName(base, ".index"), tl.readFile(segName(base, ".index"))[:8])
+		},
+		"garbage timeidx": func(tl *testLog, base int64) { tl.writeFile(segName(base, ".timeindex"), make([]byte, 24)) },
+		"log grew": func(tl *testLog, base int64) {
+			tl.writeFile(segName(base, ".log"), append(tl.readFile(segName(base, ".log")), 0, 0, 0))
+		},
+		"log shrank": func(tl *testLog, base int64) {
+			b := tl.readFile(segName(base, ".log"))
+			tl.writeFile(segName(base, ".log"), b[:len(b)-1])
+		},
+		"stale index tail": func(tl *testLog, base int64) {
+			b := tl.readFile(segName(base, ".index"))
+			b[len(b)-1]++
+			tl.writeFile(segName(base, ".index"), b)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tl := openTest(t, nil, Config{SegmentBytes: 1 << 20, IndexIntervalBytes: 200})
+			want := fill(t, tl, 40, 100)
+			tl.Close()
+			damage(tl, 0)
+			tl.logs.Reset()
+			tl.reopen()
+			if !strings.Contains(tl.logs.String(), "recovering") {
+				t.Fatalf("damage not noticed:\n%s", tl.logs)
+			}
+			if name == "log shrank" {
+				want = want[:len(want)-1]
+			}
+			checkContent(t, tl, want)
+			checkIndexFile(t, tl, 0)
+		})
+	}
+}
+
+func TestOSFileSystem(t *testing.T) {
+	dir := t.TempDir()
+	tl := openTest(t, vfs.Default, smallConfig())
+	tl.Close()
+	tl.dir = dir + "/new/topic-3"
+	tl.reopen()
+	want := fill(t, tl, 30, 100)
+	tl.Close()
+	tl.writeFile(checkpointName+".tmp", []byte("left by a crash"))
+	tl.reopen()
+	checkContent(t, tl, want)
+	if slices.Contains(tl.files(), checkpointName+".tmp") {
+		t.Fatal("temporary file not removed")
+	}
+	if err := tl.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vfs.Default.Stat(tl.dir); !vfs.IsNotExist(err) {
+		t.Fatalf("directory left: %v", err)
+	}
+	tl.reopen() // a fresh, empty log
+	if tl.LogEndOffset() != 0 {
+		t.Fatal("not empty")
+	}
+}

@@ -32,7 +32,7 @@ func (l *Log) TruncateTo(offset int64) error {
 		offset = max(offset, 0)
 		l.logger.Warn("partlog: truncating below the log start offset; starting over", "offset", offset)
 		l.truncGen.Add(1)
-		if err = l.resetTo(offset); err != nil {
+		if err = l.resetToLocked(offset); err != nil {
 			l.failLocked(err)
 		}
 	} else {
