@@ -222,6 +222,9 @@ func (l *Log) indexInconsistent(s *segment, active bool) {
 	}
 }
 
+// maxReadAhead bounds one read of a segment into the caller's buffer.
+const maxReadAhead = 1 << 20
+
 // window is a read buffer in the spare capacity of the caller's dst:
 // buf[start:start+have] holds the file's bytes [pos, pos+have). buf is
 // always sliced to its capacity.
@@ -243,14 +246,19 @@ func (w *window) ensure(p int64, n int, hint int) error {
 	}
 	w.shiftTo(p)
 	need := n - w.have
+	avail := w.end - (w.pos + int64(w.have))
+	if int64(need) > avail {
+		return fmt.Errorf("%w: batch runs past the segment end", ErrCorrupt)
+	}
 	room := cap(w.buf) - w.start - w.have
 	readN := need
-	if hint > readN {
-		readN = min(hint, max(room, readN))
-	}
-	readN = int(minI64(int64(readN), w.end-(w.pos+int64(w.have))))
-	if readN < need {
-		return fmt.Errorf("%w: batch runs past the segment end", ErrCorrupt)
+	if hint > need {
+		want := int(minI64(int64(hint), avail))
+		if room >= need {
+			readN = max(need, min(want, room)) // no growth for read-ahead
+		} else {
+			readN = want // growing anyway: grow once for the hint
+		}
 	}
 	if room < readN {
 		w.buf = slices.Grow(w.buf[:w.start+w.have], readN)
@@ -298,7 +306,10 @@ func corruptAt(rs []corruptRange, p int64) *corruptRange {
 func readSegment(dst []byte, v *segView, offset int64, maxBytes int, limit int64, minOne bool) (out []byte, found, idxBad bool, err error) {
 	start := len(dst)
 	w := window{f: v.f.f, buf: dst[:cap(dst)], start: start, pos: v.pos, end: v.end}
-	hint := maxBytes + v.interval + batch.HeaderSize
+	// Read ahead what the fetch may return, in chunks of at most
+	// maxReadAhead so a read bounded by maxOffset far below the segment's
+	// end does not read (or allocate) much more than it returns.
+	hint := min(maxBytes, maxReadAhead) + v.interval + batch.HeaderSize
 	corruptErr := func(p int64, why string) error {
 		return fmt.Errorf("%w: %s at position %d of %s (reading offset %d)", ErrCorrupt, why, p, v.seg.logName, offset)
 	}
