@@ -123,13 +123,15 @@ func BenchmarkFetch(b *testing.B) {
 	for b.Loop() {
 		req.Topics[0].Partitions[0].FetchOffset = off
 		br.Serve(context.Background(), wr, respond)
-		resp := (<-done).(*kmsg.FetchResponse)
+		fr := (<-done).(*fetchResponse)
+		resp := fr.FetchResponse
 		sp := resp.Topics[0].Partitions[0]
 		if sp.ErrorCode != 0 || len(sp.RecordBatches) == 0 {
 			b.Fatalf("error %d, %d bytes", sp.ErrorCode, len(sp.RecordBatches))
 		}
-		out = wire.AppendResponse(out[:0], 1, resp)
 		b.SetBytes(int64(len(sp.RecordBatches)))
+		out = wire.AppendResponse(out[:0], 1, resp)
+		fr.Release()
 		if off += 16 * 60; off >= end-1000 {
 			off = 0
 		}

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -38,10 +39,47 @@ type fetchTarget struct {
 	err *kerr.Error
 }
 
+// fetchResponse is a FetchResponse whose record batches live in a pooled
+// buffer, returned once the server has encoded the response.
+type fetchResponse struct {
+	*kmsg.FetchResponse
+	buf *[]byte
+}
+
+// Release implements wire.Releaser.
+func (r *fetchResponse) Release() {
+	if r.buf != nil {
+		putFetchBuf(r.buf)
+		r.buf = nil
+	}
+}
+
+// fetchBufSize is the pooled read buffer's capacity: a typical 1 MiB
+// partition read plus slack for partlog's index-interval overshoot. Reads
+// that need more grow it by append (the extra memory is not pooled).
+const fetchBufSize = 1<<20 + 64<<10
+
+var fetchBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, fetchBufSize)
+	return &b
+}}
+
+func getFetchBuf() *[]byte { return fetchBufs.Get().(*[]byte) }
+
+func putFetchBuf(b *[]byte) {
+	if cap(*b) != fetchBufSize {
+		return
+	}
+	*b = (*b)[:0]
+	fetchBufs.Put(b)
+}
+
 func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond func(kmsg.Response)) {
 	r := req.Body.(*kmsg.FetchRequest)
-	resp := r.ResponseKind().(*kmsg.FetchResponse)
+	kresp := r.ResponseKind().(*kmsg.FetchResponse)
+	resp := &fetchResponse{FetchResponse: kresp, buf: getFetchBuf()}
 	if r.SessionID != 0 {
+		resp.Release()
 		// We never create sessions, so the client's is unknown.
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
 		respond(resp)
@@ -54,6 +92,7 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 	if replicaID >= 0 {
 		// Follower fetches arrive with replication.
 		resp.ErrorCode = kerr.NotLeaderForPartition.Code
+		resp.Release()
 		respond(resp)
 		return
 	}
@@ -107,7 +146,7 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 		minBytes = 1
 	}
 
-	n, failed := b.readFetch(targets, maxBytes, committed)
+	n, failed := b.readFetch(targets, maxBytes, committed, resp.buf)
 	if failed || n >= minBytes || r.MaxWaitMillis <= 0 || len(targets) == 0 {
 		respond(resp)
 		return
@@ -136,17 +175,17 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 		for {
 			select {
 			case <-w.wake:
-				n, failed := b.readFetch(targets, maxBytes, committed)
+				n, failed := b.readFetch(targets, maxBytes, committed, resp.buf)
 				if failed || n >= minBytes {
 					respond(resp)
 					return
 				}
 			case <-timer.C:
-				b.readFetch(targets, maxBytes, committed)
+				b.readFetch(targets, maxBytes, committed, resp.buf)
 				respond(resp)
 				return
 			case <-b.ctx.Done():
-				b.readFetch(targets, maxBytes, committed)
+				b.readFetch(targets, maxBytes, committed, resp.buf)
 				respond(resp)
 				return
 			}
@@ -156,9 +195,11 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 
 // readFetch fills every target's response partition from its log and
 // returns the bytes of records read and whether any partition failed
-// (which answers the fetch at once, as Kafka does).
-func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool) (int, bool) {
+// (which answers the fetch at once, as Kafka does). Record batches are
+// read into buf, one partition after the other.
+func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, buf *[]byte) (int, bool) {
 	total := 0
+	data := (*buf)[:0]
 	failed := false
 	for i := range targets {
 		t := &targets[i]
@@ -209,7 +250,9 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool) 
 		if offset >= upTo || (limit <= 0 && total > 0) || t.req.PartitionMaxBytes <= 0 {
 			continue
 		}
-		data, err := p.log.Read(nil, offset, max(limit, 0), upTo, total == 0)
+		start := len(data)
+		var err error
+		data, err = p.log.Read(data, offset, max(limit, 0), upTo, total == 0)
 		switch {
 		case errors.Is(err, partlog.ErrOffsetOutOfRange):
 			sp.ErrorCode = kerr.OffsetOutOfRange.Code
@@ -221,8 +264,11 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool) 
 			failed = true
 			continue
 		}
-		sp.RecordBatches = data
-		total += len(data)
+		sp.RecordBatches = data[start:len(data):len(data)]
+		total += len(data) - start
+	}
+	if cap(data) == cap(*buf) {
+		*buf = data
 	}
 	return total, failed
 }

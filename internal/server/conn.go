@@ -266,6 +266,9 @@ func (c *Conn) drain() {
 func (c *Conn) appendResponse(dst []byte, sl *slot) []byte {
 	if sl.resp != nil {
 		dst = wire.AppendResponse(dst, sl.correlationID, sl.resp)
+		if r, ok := sl.resp.(wire.Releaser); ok {
+			r.Release()
+		}
 	}
 	putBuf(sl.buf)
 	sl.buf = nil

@@ -34,3 +34,10 @@ type Client struct {
 	// for handlers that cannot answer (Kafka closes on such requests).
 	Close func()
 }
+
+// Releaser is implemented by responses holding pooled memory (fetched
+// record batches). The server calls Release once the response has been
+// encoded; a response dropped with its connection is left to the GC.
+type Releaser interface {
+	Release()
+}
