@@ -46,6 +46,10 @@ type fetchResponse struct {
 	buf *[]byte
 }
 
+// Unwrap implements wire.Wrapper, so the server writes the record
+// batches without copying them.
+func (r *fetchResponse) Unwrap() kmsg.Response { return r.FetchResponse }
+
 // Release implements wire.Releaser.
 func (r *fetchResponse) Release() {
 	if r.buf != nil {

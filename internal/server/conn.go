@@ -203,9 +203,8 @@ const maxBatchedWrite = 1 << 20
 
 func (c *Conn) writeLoop() {
 	defer c.kill()
-	var buf []byte
+	var w batchWriter
 	var next *slot
-	broken := false
 	for {
 		if next == nil {
 			var ok bool
@@ -216,16 +215,15 @@ func (c *Conn) writeLoop() {
 		select {
 		case <-next.done:
 		case <-c.dead:
-			broken = true
-			next = nil
+			w.reset()
 			c.drain()
 			return
 		}
-		buf = c.appendResponse(buf[:0], next)
+		w.add(next)
 		next = nil
 		// Batch every response that is already complete.
 	gather:
-		for len(buf) < maxBatchedWrite {
+		for w.size < maxBatchedWrite {
 			select {
 			case sl, ok := <-c.queue:
 				if !ok {
@@ -233,7 +231,7 @@ func (c *Conn) writeLoop() {
 				}
 				select {
 				case <-sl.done:
-					buf = c.appendResponse(buf, sl)
+					w.add(sl)
 				default:
 					next = sl
 					break gather
@@ -242,14 +240,8 @@ func (c *Conn) writeLoop() {
 				break gather
 			}
 		}
-		if len(buf) > 0 && !broken {
-			if _, err := c.nc.Write(buf); err != nil {
-				broken = true
-				c.kill()
-			}
-		}
-		if cap(buf) > 4*maxBatchedWrite {
-			buf = nil // don't pin a huge fetch response's buffer
+		if err := w.flush(c.nc); err != nil {
+			c.kill()
 		}
 	}
 }
@@ -261,18 +253,73 @@ func (c *Conn) drain() {
 	}
 }
 
-// appendResponse encodes sl's response and then releases its request
-// frame: the response may alias it (produce topic names).
-func (c *Conn) appendResponse(dst []byte, sl *slot) []byte {
+// batchWriter gathers encoded responses and writes them with one writev:
+// small encoded bytes in buf, fetched record batches as segments between
+// them (never copied in user space).
+type batchWriter struct {
+	buf       []byte
+	segs      []wire.Segment
+	releasers []wire.Releaser
+	bufs      net.Buffers
+	size      int
+}
+
+func (w *batchWriter) add(sl *slot) {
 	if sl.resp != nil {
-		dst = wire.AppendResponse(dst, sl.correlationID, sl.resp)
+		before := len(w.segs)
+		w.buf, w.segs = wire.AppendResponseSegments(w.buf, sl.correlationID, sl.resp, w.segs)
+		w.size = len(w.buf)
+		for _, s := range w.segs[before:] {
+			w.size += len(s.Data)
+		}
 		if r, ok := sl.resp.(wire.Releaser); ok {
-			r.Release()
+			w.releasers = append(w.releasers, r)
 		}
 	}
+	// The response may alias the request's strings: only now is the
+	// frame free.
 	putBuf(sl.buf)
 	sl.buf = nil
-	return dst
+}
+
+func (w *batchWriter) flush(nc net.Conn) error {
+	var err error
+	if len(w.buf) > 0 {
+		if len(w.segs) == 0 {
+			_, err = nc.Write(w.buf)
+		} else {
+			w.bufs = w.bufs[:0]
+			prev := 0
+			for _, s := range w.segs {
+				w.bufs = append(w.bufs, w.buf[prev:s.Pos], s.Data)
+				prev = s.Pos
+			}
+			w.bufs = append(w.bufs, w.buf[prev:])
+			bufs := w.bufs // WriteTo consumes its receiver
+			_, err = bufs.WriteTo(nc)
+		}
+	}
+	w.reset()
+	return err
+}
+
+// reset releases pooled response memory and empties the batch.
+func (w *batchWriter) reset() {
+	for _, r := range w.releasers {
+		r.Release()
+	}
+	clear(w.releasers)
+	w.releasers = w.releasers[:0]
+	clear(w.segs)
+	w.segs = w.segs[:0]
+	clear(w.bufs)
+	w.bufs = w.bufs[:0]
+	w.size = 0
+	if cap(w.buf) > 4*maxBatchedWrite {
+		w.buf = nil // don't pin a huge response's buffer
+	} else {
+		w.buf = w.buf[:0]
+	}
 }
 
 // bufPools pools request buffers by power-of-two size class up to 1 MiB;
