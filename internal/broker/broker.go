@@ -199,6 +199,11 @@ func (b *Broker) Close() error {
 	b.partsMu.Lock()
 	for _, ps := range b.parts {
 		for _, p := range ps {
+			if p.bytesSinceSnapshot > 0 {
+				if err := b.snapshotProducers(p); err != nil {
+					b.log.Warn("producer snapshot at shutdown failed", "topic", p.topic, "partition", p.index, "err", err)
+				}
+			}
 			if err := p.log.Close(); err != nil {
 				errs = append(errs, err)
 			}

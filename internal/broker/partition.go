@@ -36,6 +36,10 @@ type partition struct {
 	watchers map[*fetchWaiter]struct{}
 	// deleted is set when the topic is deleted; parked requests finish.
 	deleted bool
+	// bytesSinceSnapshot counts bytes appended since the last producer
+	// state snapshot; snapshotting is set while one is written.
+	bytesSinceSnapshot int64
+	snapshotting       bool
 }
 
 // fetchWaiter is a parked fetch; wake has capacity 1.

@@ -191,7 +191,11 @@ func (b *Broker) produceTo(p *partition, records []byte, version int16, sp *kmsg
 		return
 	}
 	p.updateProducerLocked(&h, base, last)
+	snapshot := p.noteAppendLocked(len(records))
 	p.mu.Unlock()
+	if snapshot {
+		b.startProducerSnapshot(p)
+	}
 	p.stats.Produced(len(records), h.NumRecords, false)
 
 	sp.BaseOffset = base

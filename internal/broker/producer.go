@@ -110,15 +110,17 @@ func (p *partition) updateProducerLocked(h *batch.Header, base, last int64) {
 // state is rebuilt.
 const producerScanChunk = 1 << 20
 
-// loadProducers rebuilds producer state from the log, so a retried batch
-// that reached the disk before a crash is recognised as a duplicate
-// after it. It reads batch headers from the log start.
-//
-// TODO(issue 5): snapshot producer state at segment roll and on clean
-// shutdown, and replay only the tail; today the scan reads every batch.
-func (p *partition) loadProducers() error {
-	off := p.log.LogStartOffset()
+// loadProducers rebuilds producer state, so a retried batch that reached
+// the disk before a crash is recognised as a duplicate after it: from
+// the newest usable snapshot, replaying the log after it (the whole log
+// when there is no snapshot).
+func (b *Broker) loadProducers(p *partition) error {
 	end := p.log.LogEndOffset()
+	off := p.log.LogStartOffset()
+	if snapOff, producers := b.loadProducerSnapshot(p.log.Dir(), end); snapOff >= 0 {
+		p.producers = producers
+		off = max(off, snapOff)
+	}
 	buf := make([]byte, 0, producerScanChunk)
 	for off < end {
 		data, err := p.log.Read(buf[:0], off, producerScanChunk, end, true)
@@ -139,6 +141,9 @@ func (p *partition) loadProducers() error {
 				break
 			}
 			p.updateProducerLocked(&h, h.BaseOffset, h.LastOffset())
+			// Replayed bytes are not in a snapshot yet: the next
+			// clean shutdown writes one.
+			p.bytesSinceSnapshot += int64(h.Size())
 			off = h.NextOffset()
 			data = data[h.Size():]
 		}

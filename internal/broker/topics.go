@@ -325,7 +325,7 @@ func (b *Broker) openPartition(t *metadata.Topic, mp *metadata.Partition, tcfg *
 	// With one replica, everything recovered from disk is durable: the
 	// high watermark is the log end offset.
 	p.log.SetHighWatermark(l.LogEndOffset())
-	if err := p.loadProducers(); err != nil {
+	if err := b.loadProducers(p); err != nil {
 		l.Close()
 		return nil, err
 	}

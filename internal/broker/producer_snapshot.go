@@ -1,0 +1,186 @@
+package broker
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/gregor-streaming/gregor/internal/batch"
+	"github.com/gregor-streaming/gregor/internal/vfs"
+)
+
+// Producer state snapshots let a partition rebuild its idempotence state
+// without reading its whole log: on open, the newest snapshot not beyond
+// the recovered log end is loaded and only the log after it is replayed
+// (Kafka's <offset>.snapshot files do the same job).
+//
+// producer.snapshot (and producer.snapshot.prev, the one before it, kept
+// because a crash can lose the log tail a newer snapshot describes):
+//
+//	magic "GPST" | version u16 (1) | offset i64 | count u32 |
+//	count × entry | crc32c u32 (of everything before it)
+//	entry: producerID i64 | epoch i16 | lastTimestamp i64 | n u8 |
+//	       n × (firstSeq i32 | lastSeq i32 | firstOffset i64 | lastOffset i64)
+const (
+	producerSnapshotName = "producer.snapshot"
+	producerSnapshotPrev = "producer.snapshot.prev"
+	// producerSnapshotEvery is how many appended bytes trigger a new
+	// snapshot, bounding the replay after a crash.
+	producerSnapshotEvery = 64 << 20
+)
+
+var errSnapshot = errors.New("producer snapshot corrupt")
+
+func encodeProducerSnapshot(offset int64, producers map[int64]*producerState) []byte {
+	b := make([]byte, 0, 18+len(producers)*(19+producerWindow*24)+4)
+	b = append(b, "GPST"...)
+	b = binary.BigEndian.AppendUint16(b, 1)
+	b = binary.BigEndian.AppendUint64(b, uint64(offset))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(producers)))
+	for id, st := range producers {
+		b = binary.BigEndian.AppendUint64(b, uint64(id))
+		b = binary.BigEndian.AppendUint16(b, uint16(st.epoch))
+		b = binary.BigEndian.AppendUint64(b, uint64(st.lastTimestamp))
+		b = append(b, byte(len(st.batches)))
+		for _, m := range st.batches {
+			b = binary.BigEndian.AppendUint32(b, uint32(m.firstSeq))
+			b = binary.BigEndian.AppendUint32(b, uint32(m.lastSeq))
+			b = binary.BigEndian.AppendUint64(b, uint64(m.firstOffset))
+			b = binary.BigEndian.AppendUint64(b, uint64(m.lastOffset))
+		}
+	}
+	return binary.BigEndian.AppendUint32(b, batch.Checksum(b))
+}
+
+func decodeProducerSnapshot(b []byte) (int64, map[int64]*producerState, error) {
+	if len(b) < 22 || string(b[:4]) != "GPST" || binary.BigEndian.Uint16(b[4:]) != 1 {
+		return 0, nil, errSnapshot
+	}
+	body := b[:len(b)-4]
+	if batch.Checksum(body) != binary.BigEndian.Uint32(b[len(b)-4:]) {
+		return 0, nil, errSnapshot
+	}
+	offset := int64(binary.BigEndian.Uint64(body[6:]))
+	count := binary.BigEndian.Uint32(body[14:])
+	body = body[18:]
+	producers := make(map[int64]*producerState, min(count, 1<<16))
+	for range count {
+		if len(body) < 19 {
+			return 0, nil, errSnapshot
+		}
+		id := int64(binary.BigEndian.Uint64(body))
+		st := &producerState{
+			epoch:         int16(binary.BigEndian.Uint16(body[8:])),
+			lastTimestamp: int64(binary.BigEndian.Uint64(body[10:])),
+		}
+		n := int(body[18])
+		body = body[19:]
+		if n > producerWindow || len(body) < n*24 {
+			return 0, nil, errSnapshot
+		}
+		for range n {
+			st.batches = append(st.batches, batchMeta{
+				firstSeq:    int32(binary.BigEndian.Uint32(body)),
+				lastSeq:     int32(binary.BigEndian.Uint32(body[4:])),
+				firstOffset: int64(binary.BigEndian.Uint64(body[8:])),
+				lastOffset:  int64(binary.BigEndian.Uint64(body[16:])),
+			})
+			body = body[24:]
+		}
+		producers[id] = st
+	}
+	if len(body) != 0 {
+		return 0, nil, errSnapshot
+	}
+	return offset, producers, nil
+}
+
+// loadProducerSnapshot returns the newest valid snapshot at or below
+// the log end offset, or offset -1 when there is none.
+func (b *Broker) loadProducerSnapshot(dir string, leo int64) (int64, map[int64]*producerState) {
+	for _, name := range []string{producerSnapshotName, producerSnapshotPrev} {
+		data, err := vfs.ReadFile(b.fs, filepath.Join(dir, name))
+		if err != nil {
+			continue
+		}
+		off, producers, err := decodeProducerSnapshot(data)
+		if err != nil {
+			b.log.Warn("ignoring corrupt producer snapshot", "file", filepath.Join(dir, name))
+			continue
+		}
+		if off <= leo {
+			return off, producers
+		}
+	}
+	return -1, nil
+}
+
+// snapshotProducers writes the partition's producer state at its current
+// log end offset. The state is copied under mu; the file is written
+// without it.
+func (b *Broker) snapshotProducers(p *partition) error {
+	p.mu.Lock()
+	offset := p.log.LogEndOffset()
+	data := encodeProducerSnapshot(offset, p.producers)
+	p.bytesSinceSnapshot = 0
+	p.mu.Unlock()
+
+	// No fsync: a snapshot is an optimisation. One lost or torn by a
+	// crash fails its checksum or is missing, and the log is replayed
+	// from the previous snapshot or its start instead.
+	dir := p.log.Dir()
+	cur := filepath.Join(dir, producerSnapshotName)
+	if _, err := b.fs.Stat(cur); err == nil {
+		if err := b.fs.Rename(cur, filepath.Join(dir, producerSnapshotPrev)); err != nil {
+			return fmt.Errorf("producer snapshot: %w", err)
+		}
+	}
+	tmp := cur + ".tmp"
+	f, err := b.fs.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("producer snapshot: %w", err)
+	}
+	_, werr := f.Write(data)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("producer snapshot: %w", werr)
+	}
+	if err := b.fs.Rename(tmp, cur); err != nil {
+		return fmt.Errorf("producer snapshot: %w", err)
+	}
+	return nil
+}
+
+// noteAppendLocked counts appended bytes and reports whether a producer
+// snapshot is due; the caller then calls startProducerSnapshot after
+// releasing mu.
+func (p *partition) noteAppendLocked(n int) bool {
+	p.bytesSinceSnapshot += int64(n)
+	if p.bytesSinceSnapshot < producerSnapshotEvery || p.snapshotting {
+		return false
+	}
+	p.snapshotting = true
+	return true
+}
+
+// startProducerSnapshot writes a snapshot in the background.
+func (b *Broker) startProducerSnapshot(p *partition) {
+	done := func() {
+		p.mu.Lock()
+		p.snapshotting = false
+		p.mu.Unlock()
+	}
+	if b.closed.Load() {
+		done() // Close writes the final snapshot
+		return
+	}
+	b.goTracked(func() {
+		defer done()
+		if err := b.snapshotProducers(p); err != nil {
+			b.log.Warn("producer snapshot failed", "topic", p.topic, "partition", p.index, "err", err)
+		}
+	})
+}
