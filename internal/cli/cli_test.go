@@ -144,7 +144,6 @@ func topicOffsets(t *testing.T, kb *ktest.Broker, topic string) map[int32]int64 
 	return out
 }
 
-
 // newGregor starts a Gregor broker with topic "events" and returns its
 // address.
 func newGregor(t *testing.T) string {

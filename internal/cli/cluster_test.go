@@ -35,4 +35,3 @@ func TestClusterInfo(t *testing.T) {
 		t.Errorf("cluster info table:\n%s", out)
 	}
 }
-
