@@ -319,7 +319,7 @@ func (s *produceSummary) report(r *runner, took time.Duration) error {
 				where = append(where, fmt.Sprintf("partition %d offsets %d-%d", id, p.first, p.last))
 			}
 		}
-		line := fmt.Sprintf("produced %d records (%s) to %s", s.n, humanBytes(s.bytes), s.topic)
+		line := fmt.Sprintf("produced %d %s (%s) to %s", s.n, plural(s.n, "record"), humanBytes(s.bytes), s.topic)
 		if len(where) > 0 {
 			line += ": " + strings.Join(where, ", ")
 		}
@@ -337,7 +337,14 @@ func (s *produceSummary) report(r *runner, took time.Duration) error {
 		if errors.As(err, &ke) && isAuthError(ke) {
 			return err
 		}
-		return &failedError{msg: fmt.Sprintf("%d records failed: %v", s.failed, err)}
+		return &failedError{msg: fmt.Sprintf("%d %s failed: %v", s.failed, plural(s.failed, "record"), err)}
 	}
 	return nil
+}
+
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return noun
+	}
+	return noun + "s"
 }
