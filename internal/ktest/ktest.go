@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,6 +33,10 @@ type Broker struct {
 	// B is the running broker; replaced by Restart.
 	B   *broker.Broker
 	srv *server.Server
+	// power is the switch between B and opts.fs (nil without WithFS);
+	// muted silences B's logger once it is abandoned (Kill, Crash).
+	power *powerFS
+	muted *atomic.Bool
 }
 
 type options struct {
@@ -48,8 +53,13 @@ func Set(name, value string) Option {
 	return func(o *options) { o.props[name] = value }
 }
 
-// WithFS runs the broker on fs instead of the OS file system.
+// WithFS runs the broker on fs instead of the OS file system. Kill and
+// Crash need it.
 func WithFS(fs vfs.FS) Option { return func(o *options) { o.fs = fs } }
+
+// WithLogger sets the brokers' logger (default: stderr, warnings and up,
+// everything with GREGOR_TEST_LOG set).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // NewBroker starts a broker and stops it when the test ends.
 func NewBroker(t testing.TB, opts ...Option) *Broker {
@@ -77,7 +87,14 @@ func (b *Broker) start(addr string) {
 	if err != nil {
 		b.t.Fatalf("ktest: config: %v", err)
 	}
-	br, err := broker.Open(broker.Options{Config: cfg, DataDir: b.Dir, FS: b.opts.fs, Logger: b.opts.log})
+	b.muted = new(atomic.Bool)
+	log := slog.New(&muteHandler{h: b.opts.log.Handler(), muted: b.muted})
+	var fs vfs.FS
+	if b.opts.fs != nil {
+		b.power = &powerFS{fs: b.opts.fs}
+		fs = b.power
+	}
+	br, err := broker.Open(broker.Options{Config: cfg, DataDir: b.Dir, FS: fs, Logger: log})
 	if err != nil {
 		b.t.Fatalf("ktest: open broker: %v", err)
 	}
@@ -85,7 +102,7 @@ func (b *Broker) start(addr string) {
 		MaxRequestSize:    int32(cfg.Int("socket.request.max.bytes")),
 		QueuedMaxRequests: int(cfg.Int("queued.max.requests")),
 		IdleTimeout:       time.Duration(cfg.Int("connections.max.idle.ms")) * time.Millisecond,
-	}, b.opts.log)
+	}, log)
 	var l net.Listener
 	// Restart reuses the port; another process may grab it in between,
 	// so retry briefly.

@@ -1,0 +1,274 @@
+package crashtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestProcessCrash SIGKILLs a real `gregor serve` at random moments while
+// three idempotent acks=all producers write keyed records to a
+// 4-partition topic, and restarts it on the same data directory and port,
+// GREGOR_CRASH_CYCLES times (default 25). Most kills land under steady
+// load; some just after the broker starts accepting, some during
+// recovery (before it listens). The producers keep going across the
+// restarts; their retries must be recognised as duplicates by the
+// producer state rebuilt on open. At the end every acknowledged record
+// must be stored exactly once, at its acknowledged offset, in order.
+//
+// A SIGKILL loses no written byte (the page cache survives the process),
+// so this tests recovery, producer-state rebuild and the offsets told to
+// clients; power loss is TestPowerLoss's.
+func TestProcessCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds gregor and kills it repeatedly (~20 s); skipped with -short")
+	}
+	seed := seedFromEnv(t)
+	cycles := envInt(t, "GREGOR_CRASH_CYCLES", 25)
+	rng := rand.New(rand.NewPCG(seed, 1))
+
+	g := &process{t: t, bin: buildGregor(t), dir: filepath.Join(t.TempDir(), "data"), addr: freeAddr(t)}
+	g.logPath = filepath.Join(t.TempDir(), "gregor.log")
+	g.start(true)
+	t.Cleanup(g.cleanup)
+
+	const topic, partitions = "crash", 4
+	createTopic(t, g.addr, topic, partitions, map[string]*string{
+		// Small segments so that kills also land around rolls.
+		"segment.bytes": kadm.StringPtr("262144"),
+	})
+	w := startWorkload(t, g.addr, topic, 3, seed)
+
+	// progress waits for n more acknowledgements: the producers
+	// reconnected and the broker works.
+	progress := func(n int64, what string) {
+		t.Helper()
+		if !w.waitAcked(w.acked()+n, 30*time.Second) {
+			t.Fatalf("%s: no progress (%d acknowledged)\n%s", what, w.acked(), g.logTail())
+		}
+	}
+	var kinds [3]int
+	for c := range cycles {
+		kind := rng.IntN(5)
+		switch kind {
+		case 0: // just after the broker began accepting
+			time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
+		case 1: // during recovery: kill, start, kill before it listens
+			progress(200, fmt.Sprintf("cycle %d", c))
+			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+			g.kill()
+			g.start(false)
+			time.Sleep(time.Duration(rng.IntN(40)) * time.Millisecond)
+		default: // under steady load
+			progress(500, fmt.Sprintf("cycle %d", c))
+			time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
+		}
+		kinds[min(kind, 2)]++
+		g.kill()
+		g.start(true)
+	}
+	progress(500, "after the last restart")
+	t.Logf("%d SIGKILLs: %d just after start, %d during recovery, %d under load; %d records acknowledged",
+		cycles, kinds[0], kinds[1], kinds[2], w.acked())
+	w.finish()
+	w.checkErrors()
+	verify(t, g.addr, topic, w.led, true)
+	g.stop()
+}
+
+// buildGregor builds cmd/gregor into a temporary directory, with the
+// race detector when the test binary has it (GREGOR_CRASH_RACE
+// overrides).
+func buildGregor(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "gregor")
+	args := []string{"build", "-o", bin}
+	race := raceEnabled
+	switch os.Getenv("GREGOR_CRASH_RACE") {
+	case "0":
+		race = false
+	case "1":
+		race = true
+	}
+	if race {
+		args = append(args, "-race")
+	}
+	args = append(args, "github.com/gregor-streaming/gregor/cmd/gregor")
+	cmd := exec.Command("go", args...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return bin
+}
+
+// freeAddr returns a loopback address with a port that was free.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func createTopic(t *testing.T, addr, topic string, partitions int32, configs map[string]*string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, 1, configs, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatalf("create topic %s: %v", topic, err)
+	}
+}
+
+// process is a `gregor serve` child process.
+type process struct {
+	t       *testing.T
+	bin     string
+	dir     string
+	addr    string
+	logPath string
+	starts  int
+	// cmd is the running child, nil when there is none; exited gets
+	// its Wait result.
+	cmd    *exec.Cmd
+	exited chan error
+	log    *os.File
+}
+
+// start runs the broker; with wait, until it accepts connections.
+func (g *process) start(wait bool) {
+	g.t.Helper()
+	for attempt := 0; ; attempt++ {
+		f, err := os.OpenFile(g.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		g.starts++
+		fmt.Fprintf(f, "=== start %d\n", g.starts)
+		cmd := exec.Command(g.bin, "serve", "--listen", g.addr, "--data-dir", g.dir, "--admin-listen=", "--log-level", "info")
+		cmd.Stdout, cmd.Stderr = f, f
+		if err := cmd.Start(); err != nil {
+			f.Close()
+			g.t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		if !wait {
+			g.cmd, g.exited, g.log = cmd, exited, f
+			return
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			c, err := net.DialTimeout("tcp", g.addr, 100*time.Millisecond)
+			if err == nil {
+				c.Close()
+				g.cmd, g.exited, g.log = cmd, exited, f
+				return
+			}
+			select {
+			case err := <-exited:
+				f.Close()
+				if attempt < 20 && strings.Contains(g.logTail(), "address already in use") {
+					// Another process took the port in between: rare,
+					// and no fault of the broker's.
+					time.Sleep(100 * time.Millisecond)
+					continue
+				}
+				g.t.Fatalf("gregor exited during start: %v\n%s", err, g.logTail())
+			case <-time.After(10 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				g.t.Fatalf("gregor did not accept connections within 30 s\n%s", g.logTail())
+			}
+		}
+	}
+}
+
+// kill SIGKILLs the broker and waits for it to die.
+func (g *process) kill() {
+	g.t.Helper()
+	if g.cmd == nil {
+		return
+	}
+	g.cmd.Process.Signal(syscall.SIGKILL)
+	<-g.exited
+	g.cmd = nil
+	g.log.Close()
+}
+
+// stop shuts the broker down with SIGTERM and checks it exits cleanly.
+func (g *process) stop() {
+	g.t.Helper()
+	if g.cmd == nil {
+		return
+	}
+	g.cmd.Process.Signal(syscall.SIGTERM)
+	var err error
+	select {
+	case err = <-g.exited:
+	case <-time.After(30 * time.Second):
+		g.kill()
+		g.t.Fatalf("gregor did not stop within 30 s of SIGTERM\n%s", g.logTail())
+	}
+	g.cmd = nil
+	g.log.Close()
+	if err != nil {
+		g.t.Errorf("gregor exited with %v after SIGTERM\n%s", err, g.logTail())
+	}
+	g.checkLog()
+}
+
+func (g *process) cleanup() {
+	g.kill()
+	if g.t.Failed() {
+		g.t.Logf("broker log:\n%s", g.logTail())
+	}
+}
+
+// checkLog fails on log lines that are bugs whatever happened: handler
+// panics, data races (race-enabled binaries), corruption found in data
+// a SIGKILL cannot corrupt.
+func (g *process) checkLog() {
+	g.t.Helper()
+	b, err := os.ReadFile(g.logPath)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	for _, bad := range []string{"handler panic", "DATA RACE", "CORRUPT", "panic:"} {
+		if i := bytes.Index(b, []byte(bad)); i >= 0 {
+			start := max(0, i-2000)
+			g.t.Errorf("broker log has %q:\n%s", bad, b[start:min(len(b), i+4000)])
+		}
+	}
+}
+
+// logTail returns the end of the broker's log.
+func (g *process) logTail() string {
+	b, _ := os.ReadFile(g.logPath)
+	if len(b) > 8000 {
+		b = b[len(b)-8000:]
+	}
+	return string(b)
+}
