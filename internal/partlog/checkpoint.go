@@ -21,13 +21,17 @@ type checkpoint struct {
 	activeSize        int64
 	activeIdxEntries  int32
 	activeTidxEntries int32
-	epochs            []EpochEntry
+	// cleanerOffset is the compactor's first dirty offset: offsets below
+	// it were compacted (Kafka's cleaner-offset-checkpoint). Version 2.
+	cleanerOffset int64
+	epochs        []EpochEntry
 }
 
 const (
 	checkpointMagic   = "GPCK"
-	checkpointVersion = 1
-	checkpointFixed   = 68 // bytes before the epoch entries
+	checkpointVersion = 2
+	checkpointFixedV1 = 68 // bytes before the epoch entries, version 1
+	checkpointFixed   = 76 // bytes before the epoch entries, version 2
 	flagClean         = 1
 )
 
@@ -51,6 +55,7 @@ func (c *checkpoint) encode() []byte {
 	binary.BigEndian.PutUint32(b[56:], uint32(c.activeIdxEntries))
 	binary.BigEndian.PutUint32(b[60:], uint32(c.activeTidxEntries))
 	binary.BigEndian.PutUint32(b[64:], uint32(len(c.epochs)))
+	binary.BigEndian.PutUint64(b[68:], uint64(c.cleanerOffset))
 	for _, e := range c.epochs {
 		b = binary.BigEndian.AppendUint32(b, uint32(e.Epoch))
 		b = binary.BigEndian.AppendUint64(b, uint64(e.StartOffset))
@@ -60,7 +65,7 @@ func (c *checkpoint) encode() []byte {
 
 func decodeCheckpoint(b []byte) (checkpoint, error) {
 	var c checkpoint
-	if len(b) < checkpointFixed+4 {
+	if len(b) < checkpointFixedV1+4 {
 		return c, fmt.Errorf("%w: %d bytes", errCheckpoint, len(b))
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
@@ -70,7 +75,16 @@ func decodeCheckpoint(b []byte) (checkpoint, error) {
 	if string(b[:4]) != checkpointMagic {
 		return c, fmt.Errorf("%w: magic %q", errCheckpoint, b[:4])
 	}
-	if v := binary.BigEndian.Uint16(b[4:]); v != checkpointVersion {
+	fixed := uint64(checkpointFixed)
+	switch v := binary.BigEndian.Uint16(b[4:]); v {
+	case 1: // before compaction: no cleaner offset
+		fixed = checkpointFixedV1
+	case checkpointVersion:
+		if len(body) < checkpointFixed {
+			return c, fmt.Errorf("%w: %d bytes", errCheckpoint, len(b))
+		}
+		c.cleanerOffset = int64(binary.BigEndian.Uint64(b[68:]))
+	default:
 		return c, fmt.Errorf("%w: version %d", errCheckpoint, v)
 	}
 	c.clean = binary.BigEndian.Uint16(b[6:])&flagClean != 0
@@ -83,15 +97,15 @@ func decodeCheckpoint(b []byte) (checkpoint, error) {
 	c.activeIdxEntries = int32(binary.BigEndian.Uint32(b[56:]))
 	c.activeTidxEntries = int32(binary.BigEndian.Uint32(b[60:]))
 	n := binary.BigEndian.Uint32(b[64:])
-	if uint64(len(body)) != checkpointFixed+12*uint64(n) {
+	if uint64(len(body)) != fixed+12*uint64(n) {
 		return c, fmt.Errorf("%w: %d epochs in %d bytes", errCheckpoint, n, len(b))
 	}
 	if c.logStartOffset < 0 || c.highWatermark < 0 || c.recoveryPoint < 0 || c.logEndOffset < 0 ||
-		c.activeBase < 0 || c.activeSize < 0 || c.activeIdxEntries < 0 || c.activeTidxEntries < 0 {
+		c.activeBase < 0 || c.activeSize < 0 || c.activeIdxEntries < 0 || c.activeTidxEntries < 0 || c.cleanerOffset < 0 {
 		return c, fmt.Errorf("%w: negative field", errCheckpoint)
 	}
 	c.epochs = make([]EpochEntry, n)
-	p := body[checkpointFixed:]
+	p := body[fixed:]
 	for i := range c.epochs {
 		c.epochs[i] = EpochEntry{Epoch: int32(binary.BigEndian.Uint32(p)), StartOffset: int64(binary.BigEndian.Uint64(p[4:]))}
 		p = p[12:]

@@ -16,6 +16,10 @@
 //	00000000000000004711.log        next segment (base offset 4711) ...
 //	partition.checkpoint            offsets, clean-shutdown flag, leader epochs
 //
+// and, only while a compaction swaps segments in (see compact.go), the
+// new segment's files under <base>.log.cleaned, .index.cleaned and
+// .timeindex.cleaned, and an empty commit marker <base>.<next>.swap.
+//
 // # .log
 //
 // Back-to-back RecordBatch v2 batches, big-endian, byte-identical to what
@@ -71,7 +75,7 @@
 //
 //	off  size  field
 //	  0     4  magic "GPCK"
-//	  4     2  version (1)
+//	  4     2  version (2)
 //	  6     2  flags: bit 0 = clean shutdown
 //	  8     8  logStartOffset
 //	 16     8  highWatermark
@@ -82,8 +86,11 @@
 //	 56     4  activeIndexEntries  next Open can trust it after a cheap
 //	 60     4  activeTimeEntries   tail check
 //	 64     4  N                   leader epoch entries
-//	 68  12*N  epoch i32, startOffset i64
-//	68+12N  4  CRC-32C of all bytes before it
+//	 68     8  cleanerOffset       compaction's first dirty offset (v2)
+//	 76  12*N  epoch i32, startOffset i64
+//	76+12N  4  CRC-32C of all bytes before it
+//
+// Version 1 (no cleanerOffset; epochs at 68) is still read.
 //
 // It is rewritten lazily by the Syncer (every DefaultCheckpointInterval
 // when something changed), synchronously by TruncateTo, retention and
@@ -121,6 +128,29 @@
 // without it, on reference-counted handles from a package-wide LRU
 // (DefaultOpenSegmentFiles), so at most one file per partition (the active
 // segment) stays open besides the cache. Closed segments' metadata and
-// indexes are loaded on demand. Lock order: ckptMu → syncMu → mu →
-// Syncer.mu; the file cache's mutex is a leaf.
+// indexes are loaded on demand. Lock order: compactMu → ckptMu → syncMu →
+// mu → Syncer.mu; the file cache's mutex is a leaf (docs/LOCKING.md).
+//
+// # Failures
+//
+// A write that fails (ENOSPC) is undone by truncating the segment to its
+// last batch, and the log stays usable. A failed fsync, or a write that
+// cannot be undone, makes the log refuse appends and syncs (Failed): the
+// page cache may have dropped data, so nothing is reported durable that
+// might not be. Reopen runs recovery again in place once the disk is
+// healthy.
+//
+// # Retention and compaction
+//
+// EnforceRetention deletes whole segments, oldest first, by largest
+// record timestamp (retention.ms) and total size (retention.bytes), as
+// Kafka does; the log start offset moves to the first kept segment.
+// Compact rewrites closed segments keeping the newest record per key
+// (compact.go describes the pass and its crash-safe swap). Kafka marks
+// tombstones with a delete horizon in the batch header (KIP-534); Gregor
+// instead removes a tombstone once a pass compacted it and its batch's
+// max timestamp is older than delete.retention.ms, which needs no header
+// rewrite. A compacted group whose last batch went keeps it as a batch of
+// zero records, so offsets stay contiguous to the segment end and a
+// consumer positioned in a trailing gap moves on.
 package partlog

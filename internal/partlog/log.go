@@ -37,10 +37,11 @@ type Options struct {
 // partition.checkpoint. Appends are serialized by mu; reads take mu only
 // to snapshot positions and do their file I/O without it.
 //
-// Lock order: ckptMu → syncMu → mu → Syncer.mu; fileCache.mu is a leaf.
-// mu is held during the active segment's write (one write call, as Kafka
-// holds its log lock) and while rolling, never during fsync or reads of
-// closed segments.
+// Lock order: compactMu → ckptMu → syncMu → mu → Syncer.mu; fileCache.mu
+// is a leaf. mu is held during the active segment's write (one write
+// call, as Kafka holds its log lock), while rolling and during the
+// renames of a compaction swap, never during fsync or reads of closed
+// segments.
 type Log struct {
 	// Immutable after Open.
 	fs       vfs.FS
@@ -51,8 +52,12 @@ type Log struct {
 	logger   *slog.Logger
 	openTime time.Time
 
+	// compactMu is held for a whole compaction pass (compact.go), so
+	// passes over one log never overlap.
+	compactMu sync.Mutex
 	// ckptMu serializes checkpoint writes, and is held across operations
-	// that must checkpoint before returning (TruncateTo, retention).
+	// that must checkpoint before returning (TruncateTo, retention,
+	// Reopen) and across a compaction's swap, so none of them interleave.
 	ckptMu sync.Mutex
 	// syncMu is held by whoever fsyncs the log's files (a Syncer worker,
 	// Sync or Close), so syncs of one log never overlap.
@@ -82,6 +87,15 @@ type Log struct {
 	// strictly increasing, every start offset in [logStartOffset,
 	// logEndOffset).
 	epochs []EpochEntry
+	// cleanerOffset is the compactor's first dirty offset: every offset
+	// below it was compacted by a finished pass. It may lag
+	// logStartOffset (the effective first dirty offset is the larger).
+	// Invariant: cleanerOffset <= logEndOffset.
+	cleanerOffset int64
+	// tombstoneDue is when a tombstone kept by the last compaction pass
+	// may be removed (zero: none known), so a log with nothing new to
+	// compact is still cleaned once its tombstones expire.
+	tombstoneDue time.Time
 
 	// waiters are pending RequestSync callbacks.
 	waiters []func(int64, error)
@@ -331,6 +345,7 @@ func (l *Log) checkpointLocked(clean bool) checkpoint {
 		highWatermark:  l.highWatermark,
 		recoveryPoint:  l.recoveryPoint,
 		logEndOffset:   l.logEndOffset,
+		cleanerOffset:  l.cleanerOffset,
 		epochs:         append([]EpochEntry(nil), l.epochs...),
 	}
 	if clean {

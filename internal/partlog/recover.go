@@ -21,6 +21,13 @@ func (l *Log) load() error {
 	if err != nil {
 		return err
 	}
+	if changed, err := recoverSwaps(fs, l.dir, names, l.logger.Warn); err != nil {
+		return fmt.Errorf("compaction swap recovery: %w", err)
+	} else if changed {
+		if names, err = fs.List(l.dir); err != nil {
+			return err
+		}
+	}
 	type present struct{ log, idx, tidx bool }
 	found := map[int64]*present{}
 	for _, n := range names {
@@ -135,6 +142,12 @@ func (l *Log) load() error {
 	hw := lso
 	if haveCkpt {
 		hw = ckpt.highWatermark
+		l.cleanerOffset = min(ckpt.cleanerOffset, l.logEndOffset)
+		if l.cleanerOffset > lso {
+			// Tombstones kept by earlier passes may have expired
+			// while the log was closed: look once.
+			l.tombstoneDue = l.openTime
+		}
 	}
 	l.highWatermark = max(min(hw, l.logEndOffset), lso)
 	l.epochs = truncateEpochsFromStart(truncateEpochsFromEnd(l.epochs, l.logEndOffset), lso)
@@ -193,6 +206,7 @@ func (l *Log) startEmptyLocked(start int64) error {
 	l.w = newRCFile(f, 1)
 	l.act = activeState{seg: s, lastTs: -1, maxTs: -1, maxTsOff: start, firstTs: -1, created: l.openTime, modified: l.openTime}
 	l.logStartOffset, l.highWatermark, l.logEndOffset, l.recoveryPoint = start, start, start, start
+	l.cleanerOffset = start
 	l.epochs = nil
 	l.dirDirty = true
 	return nil
@@ -485,6 +499,12 @@ func (l *Log) rebuildIndexes(s *segment) error {
 	}
 	defer s.rebuilding.Store(false)
 	l.mu.Lock()
+	if i := l.findSegmentLocked(s.base); len(l.segs) > 0 && l.segs[i] != s && l.segs != nil {
+		// Replaced (compaction) or deleted meanwhile: its file names may
+		// belong to another segment now.
+		l.mu.Unlock()
+		return nil
+	}
 	maxNext := s.next
 	interval := l.cfg.IndexIntervalBytes
 	l.mu.Unlock()

@@ -213,6 +213,7 @@ func (l *Log) truncateLocked(offset int64) error {
 	l.logEndOffset = newEnd
 	l.highWatermark = min(l.highWatermark, newEnd)
 	l.recoveryPoint = min(l.recoveryPoint, newEnd)
+	l.cleanerOffset = min(l.cleanerOffset, newEnd)
 	l.epochs = truncateEpochsFromEnd(l.epochs, newEnd)
 	l.dirDirty = true
 	l.markCkptDirtyLocked()
