@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gregor-streaming/gregor/internal/batch"
 	"github.com/gregor-streaming/gregor/internal/vfs"
@@ -452,10 +453,11 @@ func TestCleanShutdownWithDamagedActiveIndex(t *testing.T) {
 
 func TestOSFileSystem(t *testing.T) {
 	dir := t.TempDir()
-	tl := openTest(t, vfs.Default, smallConfig())
-	tl.Close()
-	tl.dir = dir + "/new/topic-3"
+	// Not openTest: its relative default directory would land in the
+	// source tree.
+	tl := &testLog{t: t, fs: vfs.Default, dir: dir + "/new/topic-3", cfg: smallConfig(), now: &fakeClock{t: time.Unix(1_700_000_000, 0)}, logs: &lockedBuffer{}}
 	tl.reopen()
+	t.Cleanup(func() { tl.Log.Close() })
 	want := fill(t, tl, 30, 100)
 	tl.Close()
 	tl.writeFile(checkpointName+".tmp", []byte("left by a crash"))
