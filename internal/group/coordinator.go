@@ -708,10 +708,12 @@ type mailbox struct {
 	queue   []func(g *Group, now time.Time)
 	running bool
 
-	// timer and timerAt are the armed group deadline; owned by the
-	// drain loop.
-	timer   Timer
-	timerAt time.Time
+	// timer and timerAt are the armed group deadline, and timerSeq
+	// numbers the arming so a fired timer is known to be spent; owned
+	// by the drain loop.
+	timer    Timer
+	timerAt  time.Time
+	timerSeq uint64
 }
 
 func (c *Coordinator) newMailbox(sh *shard, g *Group) *mailbox {
@@ -812,13 +814,21 @@ func (mb *mailbox) arm(now, at time.Time) {
 	if at.IsZero() {
 		return
 	}
+	mb.timerSeq++
+	seq := mb.timerSeq
 	mb.timerAt = at
 	mb.timer = mb.c.clock.AfterFunc(at.Sub(now), func() {
 		if !mb.c.enter() {
 			return
 		}
 		defer mb.c.release()
-		mb.do(func(*Group, time.Time) {})
+		mb.do(func(*Group, time.Time) {
+			// The timer is spent: settle arms a new one even if the
+			// deadline did not move.
+			if mb.timerSeq == seq {
+				mb.timer, mb.timerAt = nil, time.Time{}
+			}
+		})
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -149,6 +150,9 @@ type Group struct {
 }
 
 func newGroup(id string, cfg *Config, h host, log *slog.Logger) *Group {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Group{
 		id:          id,
 		cfg:         cfg,
@@ -451,7 +455,7 @@ func (g *Group) Join(now time.Time, req JoinRequest, cb func(JoinResult)) {
 	}
 	if !g.acceptJoiningMember(req.MemberID) {
 		if m := g.members[req.MemberID]; m != nil {
-			g.removeMemberAndUpdateGroup(now, m)
+			g.removeMemberAndUpdateGroup(now, m, "group.max.size reached")
 		} else {
 			delete(g.pending, req.MemberID)
 		}
@@ -546,12 +550,16 @@ func (g *Group) addMemberAndRebalance(now time.Time, req JoinRequest, id string,
 	// client may have given up: bound how long it can hold the
 	// rebalance.
 	g.scheduleHeartbeat(now, m, newMemberJoinTimeout)
-	g.maybePrepareRebalance(now)
+	g.maybePrepareRebalance(now, "adding member "+id)
 }
 
 func (g *Group) updateMemberAndRebalance(now time.Time, m *member, req JoinRequest, cb func(JoinResult)) {
 	g.updateMember(m, req.Protocols, req.RebalanceTimeout, req.SessionTimeout, cb)
-	g.maybePrepareRebalance(now)
+	reason := "member " + m.id + " rejoined"
+	if req.Reason != "" {
+		reason += ": " + req.Reason
+	}
+	g.maybePrepareRebalance(now, reason)
 }
 
 // replaceStaticMember gives a static member a new member ID. Requests
@@ -580,6 +588,7 @@ func (g *Group) replaceStaticMember(instanceID, oldID, newID string) *member {
 // assignment) without a rebalance.
 func (g *Group) replaceStaticMemberAndRebalance(now time.Time, req JoinRequest, oldID, newID string, cb func(JoinResult)) {
 	instanceID := *req.InstanceID
+	g.log.Info("static member rejoined", "group", g.id, "instance", instanceID, "old_member", oldID, "new_member", newID, "state", g.state)
 	currentLeader := g.leader
 	m := g.replaceStaticMember(instanceID, oldID, newID)
 	oldProtocols, oldRebalance, oldSession := m.protocols, m.rebalanceTimeout, m.sessionTimeout
@@ -591,7 +600,7 @@ func (g *Group) replaceStaticMemberAndRebalance(now time.Time, req JoinRequest, 
 	switch g.state {
 	case Stable:
 		if g.selectProtocol() != g.protocol {
-			g.maybePrepareRebalance(now)
+			g.maybePrepareRebalance(now, "static member "+newID+" rejoined with protocols that change the group's")
 			return
 		}
 		gen := g.generation
@@ -632,7 +641,7 @@ func (g *Group) replaceStaticMemberAndRebalance(now time.Time, req JoinRequest, 
 	case CompletingRebalance:
 		// The leader may already be assigning with the old member ID:
 		// start over so the assignment names the new one.
-		g.prepareRebalance(now)
+		g.prepareRebalance(now, "static member "+newID+" replaced "+oldID+" during the assignment")
 	case PreparingRebalance:
 		// The member now awaits the join like the others.
 	}
@@ -644,13 +653,14 @@ func (g *Group) canRebalance() bool {
 	return g.state == Stable || g.state == CompletingRebalance || g.state == Empty
 }
 
-func (g *Group) maybePrepareRebalance(now time.Time) {
+func (g *Group) maybePrepareRebalance(now time.Time, reason string) {
 	if g.canRebalance() {
-		g.prepareRebalance(now)
+		g.prepareRebalance(now, reason)
 	}
 }
 
-func (g *Group) prepareRebalance(now time.Time) {
+func (g *Group) prepareRebalance(now time.Time, reason string) {
+	g.log.Info("preparing to rebalance group", "group", g.id, "state", g.state, "generation", g.generation, "reason", reason)
 	if g.state == CompletingRebalance {
 		g.resetAndPropagateAssignmentError(now, kerr.RebalanceInProgress)
 	}
@@ -703,6 +713,7 @@ func (g *Group) completeJoin(now time.Time) {
 	g.initialDelay = false
 	for _, m := range slices.Clone(g.order) {
 		if m.joinCB == nil && m.instanceID == nil {
+			g.log.Info("removing member that did not rejoin in time", "group", g.id, "member", m.id)
 			g.remove(m.id)
 		}
 	}
@@ -714,9 +725,11 @@ func (g *Group) completeJoin(now time.Time) {
 	}
 	g.initNextGeneration(now)
 	if g.state == Empty {
+		g.log.Info("group is empty", "group", g.id, "generation", g.generation)
 		g.storeGroup(now, nil, func(time.Time, *kerr.Error) {})
 		return
 	}
+	g.log.Info("stabilized group", "group", g.id, "generation", g.generation, "protocol", g.protocol, "members", len(g.order), "leader", g.leader)
 	for _, m := range g.order {
 		g.invokeJoin(m, g.joinResult(m, g.leader, m.id == g.leader))
 		g.scheduleHeartbeat(now, m, m.sessionTimeout)
@@ -848,7 +861,8 @@ func (g *Group) propagateAssignment(now time.Time, err *kerr.Error) {
 
 // removeMemberAndUpdateGroup removes a member that left or expired and
 // rebalances the rest.
-func (g *Group) removeMemberAndUpdateGroup(now time.Time, m *member) {
+func (g *Group) removeMemberAndUpdateGroup(now time.Time, m *member, reason string) {
+	g.log.Info("removing member", "group", g.id, "member", m.id, "reason", reason)
 	// A member can expire with its JoinGroup parked (new members):
 	// UNKNOWN_MEMBER_ID makes a live client join again.
 	g.invokeJoin(m, joinError("", kerr.UnknownMemberID))
@@ -856,7 +870,7 @@ func (g *Group) removeMemberAndUpdateGroup(now time.Time, m *member) {
 	g.remove(m.id)
 	switch g.state {
 	case Stable, CompletingRebalance:
-		g.maybePrepareRebalance(now)
+		g.maybePrepareRebalance(now, "removing member "+m.id+": "+reason)
 	case PreparingRebalance:
 		g.tryCompleteJoin(now)
 	}
@@ -915,7 +929,7 @@ func (g *Group) Sync(now time.Time, req SyncRequest, cb func(SyncResult)) {
 			}
 			if err != nil {
 				g.resetAndPropagateAssignmentError(now, err)
-				g.maybePrepareRebalance(now)
+				g.maybePrepareRebalance(now, "storing the assignment failed: "+err.Message)
 				return
 			}
 			g.setAndPropagateAssignment(now, assignment)
@@ -991,7 +1005,11 @@ func (g *Group) leaveOne(now time.Time, lm LeaveMember) *kerr.Error {
 	if m == nil {
 		return kerr.UnknownMemberID
 	}
-	g.removeMemberAndUpdateGroup(now, m)
+	reason := "left the group"
+	if lm.Reason != "" {
+		reason += ": " + lm.Reason
+	}
+	g.removeMemberAndUpdateGroup(now, m, reason)
 	return nil
 }
 
@@ -1061,7 +1079,11 @@ func (g *Group) fire(now, d time.Time) {
 		if m.heartbeatDeadline.Equal(d) {
 			m.heartbeatDeadline = time.Time{}
 			if !m.hasSatisfiedHeartbeat() {
-				g.removeMemberAndUpdateGroup(now, m)
+				reason := "session timeout expired"
+				if m.isNew {
+					reason = "new member did not complete its join in time"
+				}
+				g.removeMemberAndUpdateGroup(now, m, reason)
 			}
 			return
 		}
@@ -1074,13 +1096,15 @@ func (g *Group) syncExpired(now time.Time) {
 	if g.state != CompletingRebalance && g.state != Stable || len(g.pendingSync) == 0 {
 		return
 	}
+	var ids []string
 	for _, m := range slices.Clone(g.order) {
 		if g.pendingSync[m.id] {
+			ids = append(ids, m.id)
 			g.invokeJoin(m, joinError("", kerr.UnknownMemberID))
 			g.remove(m.id)
 		}
 	}
-	g.prepareRebalance(now)
+	g.prepareRebalance(now, fmt.Sprintf("members %v did not send SyncGroup in time", ids))
 }
 
 // ---- persistence
@@ -1226,7 +1250,7 @@ func (g *Group) loaded(now time.Time) {
 		g.scheduleHeartbeat(now, m, m.sessionTimeout)
 	}
 	if len(g.members) > g.cfg.MaxSize {
-		g.prepareRebalance(now)
+		g.prepareRebalance(now, "the group is larger than group.max.size")
 	}
 }
 
