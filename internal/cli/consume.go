@@ -37,7 +37,7 @@ Format (-f) verbs: %t topic, %p partition, %o offset, %k key, %v value,
 Examples:
   gregor consume events -e                      # everything so far, then exit
   gregor consume events -o end                  # new records only; Ctrl-C stops
-  gregor consume events -o -10 -e              # the last 10 of each partition
+  gregor consume events -o -10 -e               # the last 10 of each partition
   gregor consume events -o @-15m -f '%p/%o %k=%v\n'
   gregor consume events -g billing -n 100 --json
   gregor consume events --read-committed -e`,

@@ -114,7 +114,6 @@ Examples:
 			prog := startProgress(r.env.Stderr, "produced", r.env.StderrTTY && !(stdinOnly && r.env.StdinTTY))
 			defer prog.finish()
 			sum := newProduceSummary(topic)
-			start := time.Now()
 			ctx := r.ctx
 			for _, in := range inputs {
 				sc := bufio.NewScanner(in.r)
@@ -158,7 +157,7 @@ Examples:
 				return err
 			}
 			prog.finish()
-			return sum.report(r, time.Since(start))
+			return sum.report(r)
 		}
 	},
 }
@@ -276,7 +275,7 @@ func (s *produceSummary) add(rec *kgo.Record, err error) {
 	p.records++
 }
 
-func (s *produceSummary) report(r *runner, took time.Duration) error {
+func (s *produceSummary) report(r *runner) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ids := make([]int32, 0, len(s.parts))

@@ -38,17 +38,6 @@ func errorText(err error, msg string) string {
 	return err.Error()
 }
 
-// firstErr returns the first per-item error, for the exit status: an
-// authorization failure on any item makes the whole command exit 4.
-func firstErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
-}
-
 // itemFailure summarises per-item failures into the command's error.
 func itemFailure(errs []error, noun string) error {
 	var failed []error
@@ -778,18 +767,15 @@ Examples:
 					if res.Error != "" {
 						s += ": " + res.Error
 					}
-					t.row(res.Topic, dash(int64(res.Partitions)-boolInt(res.Partitions == 0)), s)
+					parts := any(res.Partitions)
+					if res.Partitions == 0 {
+						parts = "-"
+					}
+					t.row(res.Topic, parts, s)
 				}
 				t.flush()
 			}
 			return itemFailure(errs, "topics")
 		}
 	},
-}
-
-func boolInt(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
 }
