@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // The tests in this file run the commands whose broker side Gregor does
@@ -105,16 +107,36 @@ func TestFakeAddPartitions(t *testing.T) {
 	}
 }
 
-// Against a cluster without an API, a command that needs it says so.
-func TestUnsupportedAPIMessage(t *testing.T) {
-	// Gregor lacks IncrementalAlterConfigs today; when it lands this
-	// test has nothing to show and skips.
-	kb := newGregor(t)
-	r := gregor(t, kb, "", "topic", "alter-config", "events", "--set", "retention.ms=1")
-	if r.code == 0 {
-		t.Skip("the broker serves IncrementalAlterConfigs now")
+// Against a cluster without an API, a command that needs it says so in
+// one line, and describe shows what it can with the reason for the rest.
+func TestUnsupportedAPIs(t *testing.T) {
+	vs := kversion.Stable()
+	for _, k := range []kmsg.Key{kmsg.IncrementalAlterConfigs, kmsg.DescribeConfigs, kmsg.DescribeLogDirs, kmsg.CreatePartitions} {
+		vs.SetMaxKeyVersion(k.Int16(), -1)
 	}
-	if !strings.Contains(r.stderr, "does not support IncrementalAlterConfigs") {
-		t.Errorf("stderr %q", r.stderr)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "events"), kfake.MaxVersions(vs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	a := c.ListenAddrs()[0]
+
+	r := gregor(t, a, "", "topic", "alter-config", "events", "--set", "retention.ms=1")
+	if r.code != ExitFailed || r.stderr != "gregor topic alter-config: the cluster does not support IncrementalAlterConfigs, which this command needs\n" {
+		t.Errorf("alter-config: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = gregor(t, a, "", "topic", "add-partitions", "events", "-n", "1")
+	if r.code != ExitFailed || !strings.Contains(r.stderr, "does not support CreatePartitions") {
+		t.Errorf("add-partitions: exit %d, stderr %q", r.code, r.stderr)
+	}
+	out := ok(t, a, "", "topic", "describe", "events")
+	for _, want := range []string{
+		"CONFIGS  unavailable: the cluster does not support DescribeConfigs",
+		"(sizes unavailable: the cluster does not support DescribeLogDirs)",
+		"HIGH-WATERMARK",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("describe lacks %q:\n%s", want, out)
+		}
 	}
 }
