@@ -95,6 +95,11 @@ func (b *Broker) coordinator() (*group.Coordinator, *kerr.Error) {
 		if t, ok = b.meta.Image().Topic(OffsetsTopic); !ok {
 			return nil, kerr.CoordinatorNotAvailable
 		}
+		// Its partitions are empty: loading them is quick, and this
+		// request should not be told COORDINATOR_LOAD_IN_PROGRESS.
+		c.Start(int32(len(t.Partitions)))
+		c.WaitLoaded(10 * time.Second)
+		return c, nil
 	}
 	c.Start(int32(len(t.Partitions)))
 	return c, nil

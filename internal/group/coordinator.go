@@ -70,6 +70,10 @@ type Coordinator struct {
 	closed   bool
 	// expiry is the pending offset-expiry sweep.
 	expiry Timer
+
+	// loaded is closed once every partition has loaded (or loading
+	// stopped for shutdown); created by Start.
+	loaded chan struct{}
 }
 
 // shard is one __consumer_offsets partition's groups.
@@ -140,14 +144,23 @@ func (c *Coordinator) Start(n int32) {
 	for i := range shards {
 		shards[i] = &shard{partition: int32(i), groups: map[string]*mailbox{}}
 	}
+	c.loaded = make(chan struct{})
 	c.shards.Store(&shards)
 	// A few loaders: replay is I/O and decoding, and a broker with
 	// many groups should serve the first partitions early.
-	next := atomic.Int32{}
-	for range min(int(n), 4) {
+	var next atomic.Int32
+	loaders := min(int(n), 4)
+	var running atomic.Int32
+	running.Store(int32(loaders))
+	for range loaders {
 		c.busy++
 		go func() {
 			defer c.release()
+			defer func() {
+				if running.Add(-1) == 0 {
+					close(c.loaded)
+				}
+			}()
 			for {
 				i := next.Add(1) - 1
 				if i >= n {
@@ -158,6 +171,32 @@ func (c *Coordinator) Start(n int32) {
 		}()
 	}
 	c.scheduleExpiryLocked()
+}
+
+// WaitLoaded waits until every partition is loaded, up to timeout; it
+// reports whether they are. The broker waits after creating
+// __consumer_offsets, whose partitions are empty, so the request that
+// created it is served at once.
+func (c *Coordinator) WaitLoaded(timeout time.Duration) bool {
+	c.mu.Lock()
+	ch := c.loaded
+	c.mu.Unlock()
+	if ch == nil {
+		return false
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+		return false
+	}
+	for _, sh := range *c.shards.Load() {
+		if !sh.loaded.Load() {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Coordinator) scheduleExpiryLocked() {
