@@ -197,6 +197,10 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 	})
 }
 
+// noRecords is a partition's record set when it has no data: zero
+// length, not null (see readFetch).
+var noRecords = []byte{}
+
 // readFetch fills every target's response partition from its log and
 // returns the bytes of records read and whether any partition failed
 // (which answers the fetch at once, as Kafka does). Record batches are
@@ -208,7 +212,12 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 	for i := range targets {
 		t := &targets[i]
 		sp := t.resp
-		sp.RecordBatches = nil
+		// Empty, never null: Kafka answers a partition without data
+		// with a zero-length record set, and librdkafka 2.0 (Fetch
+		// v11) rejects a null one as "invalid MessageSetSize -1", so
+		// kcat -e and every librdkafka consumer stall at the end of
+		// a partition.
+		sp.RecordBatches = noRecords
 		sp.ErrorCode = 0
 		if t.err != nil {
 			sp.ErrorCode = t.err.Code
