@@ -1,0 +1,163 @@
+package load
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/gregor-streaming/gregor/bench/internal/proc"
+)
+
+// Target is the broker under measurement.
+type Target struct {
+	// Name labels results ("gregor", "kfake").
+	Name string
+	// Addr is the Kafka listener, HOST:PORT.
+	Addr string
+	// PID is the broker process read through /proc; 0 skips broker
+	// CPU and memory.
+	PID int
+	// Admin is the base URL of the broker's admin HTTP port
+	// ("http://127.0.0.1:9644") for heap readings; "" if none.
+	Admin string
+}
+
+// Result is one measured run of one workload.
+type Result struct {
+	Workload string `json:"workload"`
+	Target   string `json:"target"`
+	Rep      int    `json:"rep,omitempty"`
+
+	// Seconds is the measured interval (after warm-up).
+	Seconds      float64 `json:"seconds"`
+	Records      int64   `json:"records"`
+	PayloadBytes int64   `json:"payload_bytes"`
+	// OfferedRate is the paced rate in records/s; 0 means as fast as
+	// the broker and client allow.
+	OfferedRate   float64 `json:"offered_rate,omitempty"`
+	RecordsPerSec float64 `json:"records_per_sec"`
+	MBPerSec      float64 `json:"mb_per_sec"`
+
+	// BrokerCPUSeconds is utime+stime of the broker process over the
+	// measured interval; BrokerCPUPerGiB divides it by GiB of payload.
+	BrokerCPUSeconds float64 `json:"broker_cpu_seconds"`
+	BrokerCPUPerGiB  float64 `json:"broker_cpu_s_per_gib"`
+	// BrokerCores, LoadgenCores and OtherCores are average CPUs busy
+	// over the interval: the broker, this load generator, and everything
+	// else on the host (noise from neighbours).
+	BrokerCores       float64 `json:"broker_cores"`
+	LoadgenCPUSeconds float64 `json:"loadgen_cpu_seconds"`
+	LoadgenCores      float64 `json:"loadgen_cores"`
+	OtherCores        float64 `json:"other_cores"`
+	// Bound says what limited the run: "rate" (paced and kept up),
+	// "loadgen" (host CPUs saturated and the load generator used at
+	// least as much CPU as the broker), "broker" (host saturated,
+	// broker the larger user) or "latency" (no CPU saturated: round
+	// trips, fsync, in-flight limits).
+	Bound string `json:"bound"`
+
+	BrokerRSSBefore int64 `json:"broker_rss_before"`
+	BrokerRSSAfter  int64 `json:"broker_rss_after"`
+	BrokerRSSPeak   int64 `json:"broker_rss_peak"`
+	LoadgenRSS      int64 `json:"loadgen_rss"`
+
+	// RecordsPerBatch is the average records per record batch the
+	// client produced or fetched.
+	RecordsPerBatch float64 `json:"records_per_batch,omitempty"`
+	// Latency is end-to-end (send → consumer receipt) for e2e runs.
+	Latency *Latency `json:"latency,omitempty"`
+	// AckLatency is produce → acknowledgement for paced produce runs.
+	AckLatency *Latency `json:"ack_latency,omitempty"`
+	// SendLagMs is how far the pacer fell behind its schedule at worst
+	// (large values mean the client could not send at the offered rate).
+	SendLagMs float64 `json:"send_lag_ms,omitempty"`
+
+	Errors     int64  `json:"errors,omitempty"`
+	FirstError string `json:"first_error,omitempty"`
+	// Missing counts e2e records sent in the window but not received
+	// within the drain time.
+	Missing int64 `json:"missing,omitempty"`
+
+	Samples []MemSample `json:"samples,omitempty"`
+	Note    string      `json:"note,omitempty"`
+}
+
+// MemSample is one reading of broker memory during a run.
+type MemSample struct {
+	// T is seconds since the run started.
+	T   float64 `json:"t"`
+	RSS int64   `json:"rss"`
+	// HeapInuse is go_memstats_heap_inuse_bytes from the broker's
+	// /metrics, 0 when it has none.
+	HeapInuse int64 `json:"heap_inuse,omitempty"`
+}
+
+// snap is a reading of broker, self and host at one instant.
+type snap struct {
+	broker proc.Stat
+	self   proc.Stat
+	host   proc.Host
+	err    error
+}
+
+func (t Target) snap() snap {
+	var s snap
+	if t.PID != 0 {
+		s.broker, s.err = proc.Read(t.PID)
+	}
+	s.self, _ = proc.Read(0)
+	s.host, _ = proc.ReadHost()
+	if s.broker.Time.IsZero() {
+		s.broker.Time = time.Now()
+	}
+	return s
+}
+
+// fill sets the rates, CPU and bound of r from the readings a and b
+// taken around the measured interval.
+func (r *Result) fill(a, b snap, records, payload int64) {
+	sec := b.self.Time.Sub(a.self.Time).Seconds()
+	r.Seconds = sec
+	r.Records = records
+	r.PayloadBytes = payload
+	if sec > 0 {
+		r.RecordsPerSec = float64(records) / sec
+		r.MBPerSec = float64(payload) / 1e6 / sec
+	}
+	r.BrokerCPUSeconds = (b.broker.CPU - a.broker.CPU).Seconds()
+	r.LoadgenCPUSeconds = (b.self.CPU - a.self.CPU).Seconds()
+	if payload > 0 {
+		r.BrokerCPUPerGiB = r.BrokerCPUSeconds / (float64(payload) / (1 << 30))
+	}
+	ncpu := runtime.NumCPU()
+	host := proc.BusyCores(a.host, b.host, ncpu)
+	if sec > 0 {
+		r.BrokerCores = r.BrokerCPUSeconds / sec
+		r.LoadgenCores = r.LoadgenCPUSeconds / sec
+		r.OtherCores = max(0, host-r.BrokerCores-r.LoadgenCores)
+	}
+	r.BrokerRSSBefore = a.broker.RSS
+	r.BrokerRSSAfter = b.broker.RSS
+	r.BrokerRSSPeak = max(a.broker.RSS, b.broker.RSS)
+	r.LoadgenRSS = b.self.RSS
+	switch {
+	case r.OfferedRate > 0 && r.RecordsPerSec >= 0.97*r.OfferedRate:
+		r.Bound = "rate"
+	case host >= 0.85*float64(ncpu) && r.LoadgenCores >= r.BrokerCores:
+		r.Bound = "loadgen"
+	case host >= 0.85*float64(ncpu):
+		r.Bound = "broker"
+	default:
+		r.Bound = "latency"
+	}
+	if a.err != nil || b.err != nil {
+		r.Note = fmt.Sprintf("broker /proc unreadable: %v %v", a.err, b.err)
+	}
+}
+
+func (r *Result) addError(err error) {
+	r.Errors++
+	if r.FirstError == "" {
+		r.FirstError = err.Error()
+	}
+}
