@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# Interoperability suite: unmodified third-party Kafka clients against a
+# real `gregor serve` (DESIGN: "a feature exists when an unmodified
+# third-party client uses it successfully").
+#
+#   interop/run.sh                 install what is missing, run every case
+#   interop/run.sh kcat sarama     only the cases whose name matches (grep -E)
+#   INTEROP_KEEP=1 interop/run.sh  keep the work dir (broker log, case logs)
+#   GREGOR_BIN=path interop/run.sh  test that gregor binary instead of building one
+#
+# It installs its clients itself (Debian: kcat, python3-confluent-kafka,
+# python3-kafka; npm: kafkajs into interop/node; Go: sarama and kafka-go in
+# the interop/goclients module), builds gregor once, starts one broker on a
+# free port behind a recording proxy (wiretap) and runs each case. A case
+# passes, fails, or — for consumer-group cases while the broker advertises
+# no group API — prints "SKIP: broker lacks consumer groups"; that skip
+# ends by itself once ApiVersions lists the group APIs, and a skip while
+# they are listed is a failure. At the end the broker gets SIGTERM and must
+# exit 0 with no ERROR in its log. Any failure prints the case's output and
+# the broker log, and the script exits 1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+HERE=$ROOT/interop
+PY=/usr/bin/python3 # Debian's, which has the python3-* client packages
+export PYTHONDONTWRITEBYTECODE=1
+START=$SECONDS
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gregor-interop.XXXXXX")
+export WORK
+BROKER_PID="" WIRETAP_PID=""
+FAILED=0
+
+say() { printf '== interop: %s\n' "$*"; }
+
+cleanup() {
+	local rc=$?
+	for pid in $BROKER_PID $WIRETAP_PID; do
+		if kill -0 "$pid" 2>/dev/null; then
+			kill -TERM "$pid" 2>/dev/null || true
+			wait "$pid" 2>/dev/null || true
+		fi
+	done
+	if [ "$rc" = 0 ] && [ -z "${INTEROP_KEEP:-}" ]; then
+		rm -rf "$WORK"
+	else
+		echo "interop: work dir kept: $WORK"
+	fi
+}
+trap cleanup EXIT
+
+# wait_for DESC SECONDS CMD...: poll CMD every 50ms until it succeeds;
+# give up at once when it exits 2.
+wait_for() {
+	local desc=$1 secs=$2 rc
+	shift 2
+	local deadline=$((SECONDS + secs))
+	while :; do
+		rc=0
+		"$@" >/dev/null 2>&1 || rc=$?
+		case $rc in
+		0) return 0 ;;
+		2)
+			echo "interop: gave up waiting for $desc" >&2
+			return 1
+			;;
+		esac
+		if ((SECONDS >= deadline)); then
+			echo "interop: timed out after ${secs}s waiting for $desc" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+# ---- install ---------------------------------------------------------------
+
+install_deps() {
+	local missing=() p
+	for p in kcat python3-confluent-kafka python3-kafka; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	if ((${#missing[@]})); then
+		say "apt-get install ${missing[*]}"
+		local sudo=""
+		[ "$(id -u)" = 0 ] || sudo=sudo
+		if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"; } >"$WORK/apt.log" 2>&1; then
+			cat "$WORK/apt.log"
+			echo "interop: apt-get install failed" >&2
+			exit 1
+		fi
+	fi
+	# kafkajs: npm ci only when package-lock.json changed since the last one.
+	local want stamp=$HERE/node/node_modules/.interop-lock.sha256
+	want=$(sha256sum "$HERE/node/package-lock.json" | cut -d' ' -f1)
+	if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+		say "npm ci (kafkajs)"
+		(cd "$HERE/node" && npm ci --no-audit --no-fund --loglevel=error) || {
+			echo "interop: npm ci failed" >&2
+			exit 1
+		}
+		echo "$want" >"$stamp"
+	fi
+	say "build gregor, wiretap and the Go client tests"
+	if [ -n "${GREGOR_BIN:-}" ]; then
+		cp "$GREGOR_BIN" "$WORK/gregor"
+	else
+		go build -o "$WORK/gregor" ./cmd/gregor
+	fi
+	(cd "$HERE/goclients" && go build -o "$WORK/wiretap" ./cmd/wiretap && go test -c -o "$WORK/goclients.test" .)
+}
+
+# ---- broker ----------------------------------------------------------------
+
+# start_broker starts the recording proxy and then gregor, which
+# advertises the proxy, so every client connection passes through it.
+start_broker() {
+	"$WORK/wiretap" serve -listen 127.0.0.1:0 -addr-file "$WORK/proxy.addr" \
+		-upstream-file "$WORK/broker.addr" -out "$WORK/apis.tsv" 2>"$WORK/wiretap.log" &
+	WIRETAP_PID=$!
+	wait_for "the wiretap to listen" 30 test -s "$WORK/proxy.addr"
+	PROXY=$(cat "$WORK/proxy.addr")
+	# The admin HTTP port defaults to a fixed one: take a free one (when
+	# the binary has it), so the suite never collides with another broker.
+	local admin=()
+	if "$WORK/gregor" serve --help 2>&1 | grep -q -- '-admin-listen'; then
+		admin=(--admin-listen 127.0.0.1:0)
+	fi
+	"$WORK/gregor" serve --listen 127.0.0.1:0 --advertise "$PROXY" --data-dir "$WORK/data" \
+		"${admin[@]}" --log-level debug >"$WORK/broker.log" 2>&1 &
+	BROKER_PID=$!
+	if ! wait_for "gregor to listen" 30 broker_listening; then
+		echo "--- broker log"
+		cat "$WORK/broker.log"
+		exit 1
+	fi
+	local addr
+	addr=$(sed -n 's/.*msg="gregor listening" addr=\([^ ]*\).*/\1/p' "$WORK/broker.log" | head -n1)
+	echo "$addr" >"$WORK/broker.addr.tmp"
+	mv "$WORK/broker.addr.tmp" "$WORK/broker.addr"
+	export GREGOR_ADDR=$PROXY GREGOR_DATA=$WORK/data WIRETAP=$WORK/wiretap
+	say "gregor pid $BROKER_PID on $addr, clients use $PROXY (wiretap)"
+}
+
+# broker_listening: 0 once gregor logged its address, 2 if it exited.
+broker_listening() {
+	grep -q 'msg="gregor listening"' "$WORK/broker.log" && return 0
+	kill -0 "$BROKER_PID" 2>/dev/null || return 2
+	return 1
+}
+
+# stop_broker sends SIGTERM and requires a clean exit: status 0, "stopped"
+# logged, no ERROR lines and no panic.
+stop_broker() {
+	kill -TERM "$BROKER_PID"
+	local rc=0
+	wait "$BROKER_PID" || rc=$?
+	BROKER_PID=""
+	local why=""
+	[ "$rc" = 0 ] || why="exit status $rc"
+	grep -q 'msg=stopped' "$WORK/broker.log" || why="${why:+$why; }no \"stopped\" in its log"
+	if grep -qE 'level=ERROR|panic' "$WORK/broker.log"; then
+		why="${why:+$why; }ERROR or panic in its log"
+	fi
+	if [ -n "$why" ]; then
+		say "FAIL broker shutdown: $why"
+		echo "--- broker log (ERROR lines and the last 100 lines)"
+		grep -E 'level=ERROR|panic' "$WORK/broker.log" | head -n 50 || true
+		tail -n 100 "$WORK/broker.log"
+		FAILED=$((FAILED + 1))
+	else
+		say "broker stopped cleanly on SIGTERM (exit 0)"
+	fi
+}
+
+# ---- cases -----------------------------------------------------------------
+
+# Each case: NAME|EXPECT|COMMAND. A case passes when COMMAND exits 0 and its
+# output has a line matching EXPECT (so a Go -run pattern that matches no
+# test cannot pass); it is gated when it exits 0 after printing
+# "SKIP: broker lacks consumer groups".
+GO_TEST="\$WORK/goclients.test -test.v -test.timeout 240s -test.run"
+CASES=(
+	"kcat-none|^PASS|bash interop/kcat.sh roundtrip none"
+	"kcat-gzip|^PASS|bash interop/kcat.sh roundtrip gzip"
+	"kcat-snappy|^PASS|bash interop/kcat.sh roundtrip snappy"
+	"kcat-lz4|^PASS|bash interop/kcat.sh roundtrip lz4"
+	"kcat-zstd|^PASS|bash interop/kcat.sh roundtrip zstd"
+	"kcat-group|^PASS|bash interop/kcat.sh group"
+	"confluent-kafka-python|^PASS|$PY interop/python/confluent_case.py roundtrip"
+	"confluent-kafka-python-group|^PASS|$PY interop/python/confluent_case.py group"
+	"kafka-python|^PASS|$PY interop/python/kafka_python_case.py roundtrip"
+	"kafka-python-gzip|^PASS|$PY interop/python/kafka_python_case.py gzip"
+	"kafka-python-group|^PASS|$PY interop/python/kafka_python_case.py group"
+	"kafkajs|^PASS|node interop/node/kafkajs_case.js produce"
+	"kafkajs-group|^PASS|node interop/node/kafkajs_case.js group"
+	"sarama-v3.6|^--- PASS: TestSaramaV3_6 |$GO_TEST ^TestSaramaV3_6\$"
+	"sarama-v2.1|^--- PASS: TestSaramaV2_1 |$GO_TEST ^TestSaramaV2_1\$"
+	"sarama-compression|^--- PASS: TestSaramaCompression |$GO_TEST ^TestSaramaCompression\$"
+	"sarama-group|^--- PASS: TestSaramaGroup |$GO_TEST ^TestSaramaGroup\$"
+	"kafka-go|^--- PASS: TestKafkaGo |$GO_TEST ^TestKafkaGo\$"
+	"kafka-go-compression|^--- PASS: TestKafkaGoCompression |$GO_TEST ^TestKafkaGoCompression\$"
+	"kafka-go-group|^--- PASS: TestKafkaGoGroup |$GO_TEST ^TestKafkaGoGroup\$"
+)
+GATE='SKIP: broker lacks consumer groups'
+
+run_cases() {
+	local filter=("$@") groups=no
+	if "$WORK/wiretap" groups -broker "$GREGOR_ADDR"; then groups=yes; fi
+	say "broker advertises consumer groups: $groups"
+	mkdir -p "$WORK/logs"
+	PASSED=() SKIPPED=() FAILS=()
+	local c name expect cmd t0 rc dur
+	for c in "${CASES[@]}"; do
+		IFS='|' read -r name expect cmd <<<"$c"
+		selected "$name" "${filter[@]}" || continue
+		t0=$SECONDS
+		LOG_FROM=$(($(wc -l <"$WORK/broker.log") + 1))
+		rc=0
+		eval "timeout --kill-after=10 150 $cmd" >"$WORK/logs/$name.log" 2>&1 </dev/null || rc=$?
+		dur=$((SECONDS - t0))
+		local out=$WORK/logs/$name.log
+		if [ "$rc" = 0 ] && grep -q "$GATE" "$out"; then
+			if [ "$groups" = yes ]; then
+				say "FAIL $name (${dur}s): skipped although the broker advertises group APIs"
+				FAILS+=("$name")
+				show_failure "$name"
+			else
+				say "SKIP $name (${dur}s): $(grep -o "$GATE.*" "$out" | head -n1)"
+				SKIPPED+=("$name")
+			fi
+		elif [ "$rc" = 0 ] && grep -qE "$expect" "$out"; then
+			say "PASS $name (${dur}s)"
+			PASSED+=("$name")
+		else
+			if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+				say "FAIL $name (${dur}s): timed out"
+			else
+				say "FAIL $name (${dur}s): exit status $rc"
+			fi
+			FAILS+=("$name")
+			show_failure "$name"
+		fi
+	done
+}
+
+# selected NAME [PATTERN...]: no patterns, or NAME matches one.
+selected() {
+	local name=$1 f
+	shift
+	(($#)) || return 0
+	for f in "$@"; do
+		[[ $name =~ $f ]] && return 0
+	done
+	return 1
+}
+
+show_failure() {
+	echo "--- $1: client output (last 200 lines)"
+	tail -n 200 "$WORK/logs/$1.log"
+	echo "--- broker log during $1 (up to 300 lines)"
+	tail -n "+$LOG_FROM" "$WORK/broker.log" | head -n 300
+	echo "--- end of $1"
+}
+
+# ---- main ------------------------------------------------------------------
+
+install_deps
+say "setup took $((SECONDS - START))s"
+start_broker
+run_cases "$@"
+say "API versions each client sent (wiretap; ! = not advertised by the broker):"
+"$WORK/wiretap" report -broker "$GREGOR_ADDR" -in "$WORK/apis.tsv" | tee "$WORK/api-versions.md"
+stop_broker
+kill -TERM "$WIRETAP_PID" 2>/dev/null || true
+wait "$WIRETAP_PID" 2>/dev/null || true
+WIRETAP_PID=""
+
+FAILED=$((FAILED + ${#FAILS[@]}))
+say "${#PASSED[@]} passed, ${#FAILS[@]} failed, ${#SKIPPED[@]} skipped in $((SECONDS - START))s"
+if ((${#SKIPPED[@]})); then
+	say "gated (broker lacks consumer groups): ${SKIPPED[*]}"
+fi
+if ((${#FAILS[@]})); then
+	say "failed: ${FAILS[*]}"
+fi
+echo "interop: ${#PASSED[@]} passed, $FAILED failed, ${#SKIPPED[@]} skipped"
+[ "$FAILED" = 0 ]
