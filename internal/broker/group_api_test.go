@@ -111,6 +111,18 @@ func joinAlone(t *testing.T, b *ktest.Broker, version int16, group string, insta
 	return jr.MemberID, jr.Generation
 }
 
+// waitGroupsLoaded waits until the coordinator has loaded every
+// partition of __consumer_offsets after a restart: ListGroups answers
+// COORDINATOR_LOAD_IN_PROGRESS until then (clients retry).
+func waitGroupsLoaded(t *testing.T, b *ktest.Broker) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "__consumer_offsets to load", func() bool {
+		r := kmsg.NewPtrListGroupsRequest()
+		r.Version = 4
+		return send[*kmsg.ListGroupsResponse](t, b, r).ErrorCode == 0
+	})
+}
+
 func heartbeat(t *testing.T, b *ktest.Broker, version int16, group, member string, gen int32) int16 {
 	t.Helper()
 	r := kmsg.NewPtrHeartbeatRequest()
@@ -273,6 +285,7 @@ func TestOffsetCommitFetchVersions(t *testing.T) {
 
 	// Committed offsets and their metadata survive a restart.
 	b.Restart()
+	waitGroupsLoaded(t, b)
 	r.Version = 8
 	r.Groups = []kmsg.OffsetFetchRequestGroup{{Group: "g"}}
 	resp = send[*kmsg.OffsetFetchResponse](t, b, r)
@@ -455,7 +468,9 @@ func TestDescribeListDeleteGroups(t *testing.T) {
 		r.Version = 8
 		r.Groups = []kmsg.OffsetFetchRequestGroup{{Group: group}}
 		out := map[string]int64{}
-		for _, rt := range send[*kmsg.OffsetFetchResponse](t, b, r).Groups[0].Topics {
+		resp := send[*kmsg.OffsetFetchResponse](t, b, r)
+		errCode(t, "fetch "+group, resp.Groups[0].ErrorCode, nil)
+		for _, rt := range resp.Groups[0].Topics {
 			for _, p := range rt.Partitions {
 				out[rt.Topic+"/"+itoa(p.Partition)] = p.Offset
 			}
@@ -478,6 +493,7 @@ func TestDescribeListDeleteGroups(t *testing.T) {
 	}
 	// Deleted stays deleted across a restart; the other group is back.
 	b.Restart()
+	waitGroupsLoaded(t, b)
 	if got := fetch("simple"); len(got) != 0 {
 		t.Errorf("deleted group's offsets after restart: %v", got)
 	}
@@ -494,13 +510,14 @@ func TestGroupSurvivesRestart(t *testing.T) {
 	b.CreateTopic("t", 1, nil)
 	member, gen := joinAlone(t, b, 9, "g", nil, "my-partitions", "t")
 	b.Restart()
-	// The partition may still be loading: heartbeats answer blindly
-	// then, so retry until the group is served.
-	waitFor(t, 10*time.Second, "the group to load", func() bool {
-		r := kmsg.NewPtrDescribeGroupsRequest()
-		r.Version, r.Groups = 5, []string{"g"}
-		return send[*kmsg.DescribeGroupsResponse](t, b, r).Groups[0].State == "Stable"
-	})
+	// While loading, a heartbeat is answered blindly (as Kafka does).
+	errCode(t, "heartbeat while loading or loaded", heartbeat(t, b, 4, "g", member, gen), nil)
+	waitGroupsLoaded(t, b)
+	r := kmsg.NewPtrDescribeGroupsRequest()
+	r.Version, r.Groups = 5, []string{"g"}
+	if d := send[*kmsg.DescribeGroupsResponse](t, b, r).Groups[0]; d.State != "Stable" || len(d.Members) != 1 || d.Members[0].MemberID != member {
+		t.Fatalf("after restart: %+v", d)
+	}
 	errCode(t, "heartbeat after restart", heartbeat(t, b, 4, "g", member, gen), nil)
 	sr := kmsg.NewPtrSyncGroupRequest()
 	sr.Version, sr.Group, sr.MemberID, sr.Generation = 5, "g", member, gen
@@ -547,5 +564,45 @@ func TestJoinGroupConcurrentMembers(t *testing.T) {
 	}
 	if len(leaders) != 1 || len(gens) != 1 {
 		t.Errorf("leaders %v generations %v", leaders, gens)
+	}
+}
+
+// TestDeletedTopicOffsets: deleting a topic drops the groups' offsets
+// of it, so a re-created topic of the same name starts fresh.
+func TestDeletedTopicOffsets(t *testing.T) {
+	b := groupBroker(t)
+	b.CreateTopic("gone", 1, nil)
+	b.CreateTopic("kept", 1, nil)
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.Version, commit.Group, commit.Generation = 8, "g", -1
+	commit.Topics = []kmsg.OffsetCommitRequestTopic{
+		{Topic: "gone", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 5}}},
+		{Topic: "kept", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 6}}},
+	}
+	for _, rt := range send[*kmsg.OffsetCommitResponse](t, b, commit).Topics {
+		errCode(t, "commit "+rt.Topic, rt.Partitions[0].ErrorCode, nil)
+	}
+	dt := kmsg.NewPtrDeleteTopicsRequest()
+	dt.Version, dt.TopicNames, dt.TimeoutMillis = 5, []string{"gone"}, 5000
+	errCode(t, "delete topic", send[*kmsg.DeleteTopicsResponse](t, b, dt).Topics[0].ErrorCode, nil)
+	b.CreateTopic("gone", 1, nil)
+	offsets := func() map[string]int64 {
+		r := kmsg.NewPtrOffsetFetchRequest()
+		r.Version = 8
+		r.Groups = []kmsg.OffsetFetchRequestGroup{{Group: "g"}}
+		out := map[string]int64{}
+		for _, rt := range send[*kmsg.OffsetFetchResponse](t, b, r).Groups[0].Topics {
+			out[rt.Topic] = rt.Partitions[0].Offset
+		}
+		return out
+	}
+	waitFor(t, 5*time.Second, "the deleted topic's offsets to go", func() bool {
+		o := offsets()
+		return len(o) == 1 && o["kept"] == 6
+	})
+	b.Restart()
+	waitGroupsLoaded(t, b)
+	if o := offsets(); len(o) != 1 || o["kept"] != 6 {
+		t.Errorf("after restart: %v", o)
 	}
 }

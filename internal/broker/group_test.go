@@ -488,6 +488,7 @@ func TestGroupCommitResume(t *testing.T) {
 	// __consumer_offsets.
 	before = committedNext()
 	b.Restart()
+	waitGroupsLoaded(t, b)
 	if got := fetchCommitted(); !maps.Equal(got, before) {
 		t.Fatalf("after restart, committed offsets %v, want %v", got, before)
 	}

@@ -115,6 +115,15 @@ func (b *Broker) startedCoordinator() *group.Coordinator {
 	return nil
 }
 
+// groupsTopicsDeleted drops the committed offsets of deleted topics,
+// as Kafka does, so a topic re-created with the same name starts
+// without them.
+func (b *Broker) groupsTopicsDeleted(topics []string) {
+	if c := b.groups.coord; c != nil && len(topics) > 0 {
+		c.TopicsDeleted(topics)
+	}
+}
+
 // offsetsLog is the group coordinator's Log: appends go through the
 // same partition append and fsync path as produce.
 type offsetsLog struct{ b *Broker }

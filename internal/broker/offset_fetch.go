@@ -46,6 +46,16 @@ func (b *Broker) handleOffsetFetch(_ context.Context, req *wire.Request, respond
 		b.fetchOffsets(r.Group, fr, func(res group.FetchResult) {
 			if res.Err != nil {
 				resp.ErrorCode = res.Err.Code
+				// v1 has no top-level error: every requested
+				// partition carries it.
+				res.Topics = nil
+				for _, t := range fr.Topics {
+					rt := group.FetchTopicResult{Topic: t.Topic}
+					for _, p := range t.Partitions {
+						rt.Partitions = append(rt.Partitions, group.FetchPartition{Partition: p, Offset: -1, LeaderEpoch: -1, Err: res.Err})
+					}
+					res.Topics = append(res.Topics, rt)
+				}
 			}
 			for _, t := range res.Topics {
 				rt := kmsg.NewOffsetFetchResponseTopic()

@@ -241,11 +241,15 @@ func (b *Broker) reconcile(img *metadata.Image) error {
 		}
 	}
 	b.partsMu.RUnlock()
+	var goneNames []string
 	for _, id := range gone {
 		b.partsMu.Lock()
 		ps := b.parts[id]
 		delete(b.parts, id)
 		b.partsMu.Unlock()
+		if len(ps) > 0 {
+			goneNames = append(goneNames, ps[0].topic)
+		}
 		for _, p := range ps {
 			p.mu.Lock()
 			p.deleted = true
@@ -256,6 +260,7 @@ func (b *Broker) reconcile(img *metadata.Image) error {
 			}
 		}
 	}
+	b.groupsTopicsDeleted(goneNames)
 
 	// New partitions and config changes.
 	for _, t := range img.Topics {

@@ -240,6 +240,25 @@ func (c *Coordinator) expireOffsets() {
 	}
 }
 
+// TopicsDeleted removes every group's committed offsets of the deleted
+// topics (tombstones in __consumer_offsets).
+func (c *Coordinator) TopicsDeleted(topics []string) {
+	if len(topics) == 0 || !c.enter() {
+		return
+	}
+	defer c.release()
+	shards := c.shards.Load()
+	if shards == nil {
+		return
+	}
+	topics = slices.Clone(topics)
+	for _, sh := range *shards {
+		for _, mb := range sh.snapshot() {
+			mb.do(func(g *Group, now time.Time) { g.DeleteTopicOffsets(now, topics) })
+		}
+	}
+}
+
 // enter registers work that Close must wait for; false once closed.
 func (c *Coordinator) enter() bool {
 	c.mu.Lock()

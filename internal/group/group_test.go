@@ -25,6 +25,7 @@ import (
 //	commit tag= [member=] [gen=] [instance=] [retention=] offsets=t:0@5[:meta],...
 //	fetch [topics=t:0.1,u:2] [stable]
 //	describe | delete tag= | delete-offsets tag= topics=t:0.1 | expire
+//	delete-topics t,u     the topics were deleted
 //	tick [duration]       advance the clock (default: to the next deadline)
 //	persist [n=] [err=]   complete appends in flight (default all)
 //	reload                rebuild the group from the records persisted so far
@@ -402,6 +403,9 @@ func (h *harness) run(c *scriptCmd) string {
 			}
 			h.out.WriteString("\n")
 		})
+
+	case "delete-topics":
+		g.DeleteTopicOffsets(h.now, strings.Split(c.args[0].key, ","))
 
 	case "expire":
 		dead := g.ExpireOffsets(h.now)

@@ -377,3 +377,27 @@ func (g *Group) loadOffset(topic string, partition int32, o *offset) {
 	}
 	g.offsets.committed[tp] = o
 }
+
+// DeleteTopicOffsets tombstones the group's offsets of deleted topics,
+// as Kafka does when a topic is deleted: a topic re-created with the
+// same name must not inherit them.
+func (g *Group) DeleteTopicOffsets(now time.Time, topics []string) {
+	if g.state == Dead {
+		return
+	}
+	var recs []Record
+	for _, tp := range g.offsets.sorted(true) {
+		if slices.Contains(topics, tp.topic) {
+			recs = append(recs, offsetTombstone(g.id, tp.topic, tp.partition))
+			g.offsets.remove(tp)
+		}
+	}
+	if len(recs) == 0 {
+		return
+	}
+	g.append(recs, func(_ time.Time, err error) {
+		if err != nil {
+			g.log.Warn("writing tombstones for offsets of deleted topics failed", "group", g.id, "err", err)
+		}
+	})
+}
