@@ -7,15 +7,17 @@
 #   interop/run.sh kcat sarama     only the cases whose name matches (grep -E)
 #   INTEROP_KEEP=1 interop/run.sh  keep the work dir (broker log, case logs)
 #   GREGOR_BIN=path interop/run.sh  test that gregor binary instead of building one
+#   INTEROP_UPDATE_COMPAT=1 interop/run.sh  rewrite docs/COMPAT.md's client table
 #
 # It installs its clients itself (Debian: kcat, python3-confluent-kafka,
 # python3-kafka; npm: kafkajs into interop/node; Go: sarama and kafka-go in
 # the interop/goclients module), builds gregor once, starts one broker on a
 # free port behind a recording proxy (wiretap) and runs each case. A case
 # passes, fails, or — for consumer-group cases while the broker advertises
-# no group API — prints "SKIP: broker lacks consumer groups"; that skip
-# ends by itself once ApiVersions lists the group APIs, and a skip while
-# they are listed is a failure. At the end the broker gets SIGTERM and must
+# no group API — prints "SKIP: broker lacks consumer groups" (idempotent
+# producer cases likewise without InitProducerID); that skip ends by
+# itself once ApiVersions lists the APIs, and a skip while they are
+# listed is a failure. At the end the broker gets SIGTERM and must
 # exit 0 with no ERROR in its log. Any failure prints the case's output and
 # the broker log, and the script exits 1.
 set -euo pipefail
@@ -188,28 +190,38 @@ CASES=(
 	"kcat-group|^PASS|bash interop/kcat.sh group"
 	"confluent-kafka-python|^PASS|$PY interop/python/confluent_case.py roundtrip"
 	"confluent-kafka-python-group|^PASS|$PY interop/python/confluent_case.py group"
+	"confluent-kafka-python-idempotent|^PASS|$PY interop/python/confluent_case.py idempotent"
 	"kafka-python|^PASS|$PY interop/python/kafka_python_case.py roundtrip"
 	"kafka-python-gzip|^PASS|$PY interop/python/kafka_python_case.py gzip"
 	"kafka-python-group|^PASS|$PY interop/python/kafka_python_case.py group"
 	"kafkajs|^PASS|node interop/node/kafkajs_case.js produce"
 	"kafkajs-group|^PASS|node interop/node/kafkajs_case.js group"
+	"kafkajs-idempotent|^PASS|node interop/node/kafkajs_case.js idempotent"
 	"sarama-v3.6|^--- PASS: TestSaramaV3_6 |$GO_TEST ^TestSaramaV3_6\$"
 	"sarama-v2.1|^--- PASS: TestSaramaV2_1 |$GO_TEST ^TestSaramaV2_1\$"
 	"sarama-compression|^--- PASS: TestSaramaCompression |$GO_TEST ^TestSaramaCompression\$"
 	"sarama-group|^--- PASS: TestSaramaGroup |$GO_TEST ^TestSaramaGroup\$"
+	"sarama-idempotent|^--- PASS: TestSaramaIdempotent |$GO_TEST ^TestSaramaIdempotent\$"
 	"kafka-go|^--- PASS: TestKafkaGo |$GO_TEST ^TestKafkaGo\$"
 	"kafka-go-compression|^--- PASS: TestKafkaGoCompression |$GO_TEST ^TestKafkaGoCompression\$"
 	"kafka-go-group|^--- PASS: TestKafkaGoGroup |$GO_TEST ^TestKafkaGoGroup\$"
 )
-GATE='SKIP: broker lacks consumer groups'
+GATE_GROUPS='SKIP: broker lacks consumer groups'
+GATE_IDEMPOTENCE='SKIP: broker lacks idempotent producers'
 
 run_cases() {
-	local filter=("$@") groups=no
-	if "$WORK/wiretap" groups -broker "$GREGOR_ADDR"; then groups=yes; fi
-	say "broker advertises consumer groups: $groups"
+	local filter=("$@") feature
+	# What the broker advertises now decides which gated skips are
+	# legitimate: a gate may skip only while its feature is missing.
+	declare -gA HAS=()
+	for feature in groups idempotence; do
+		HAS[$feature]=no
+		if "$WORK/wiretap" "$feature" -broker "$GREGOR_ADDR"; then HAS[$feature]=yes; fi
+	done
+	say "broker advertises consumer groups: ${HAS[groups]}, idempotent producers: ${HAS[idempotence]}"
 	mkdir -p "$WORK/logs"
 	PASSED=() SKIPPED=() FAILS=()
-	local c name expect cmd t0 rc dur
+	local c name expect cmd t0 rc dur gate
 	for c in "${CASES[@]}"; do
 		IFS='|' read -r name expect cmd <<<"$c"
 		selected "$name" "${filter[@]}" || continue
@@ -219,13 +231,16 @@ run_cases() {
 		eval "timeout --kill-after=10 150 $cmd" >"$WORK/logs/$name.log" 2>&1 </dev/null || rc=$?
 		dur=$((SECONDS - t0))
 		local out=$WORK/logs/$name.log
-		if [ "$rc" = 0 ] && grep -q "$GATE" "$out"; then
-			if [ "$groups" = yes ]; then
-				say "FAIL $name (${dur}s): skipped although the broker advertises group APIs"
+		gate=""
+		grep -q "$GATE_GROUPS" "$out" && gate=groups
+		grep -q "$GATE_IDEMPOTENCE" "$out" && gate=idempotence
+		if [ "$rc" = 0 ] && [ -n "$gate" ]; then
+			if [ "${HAS[$gate]}" = yes ]; then
+				say "FAIL $name (${dur}s): skipped although the broker advertises its APIs ($gate)"
 				FAILS+=("$name")
 				show_failure "$name"
 			else
-				say "SKIP $name (${dur}s): $(grep -o "$GATE.*" "$out" | head -n1)"
+				say "SKIP $name (${dur}s): $(grep -o 'SKIP: broker lacks.*' "$out" | head -n1)"
 				SKIPPED+=("$name")
 			fi
 		elif [ "$rc" = 0 ] && grep -qE "$expect" "$out"; then
@@ -270,6 +285,19 @@ start_broker
 run_cases "$@"
 say "API versions each client sent (wiretap; ! = not advertised by the broker):"
 "$WORK/wiretap" report -broker "$GREGOR_ADDR" -in "$WORK/apis.tsv" | tee "$WORK/api-versions.md"
+if [ -n "${INTEROP_UPDATE_COMPAT:-}" ]; then
+	# Replace docs/COMPAT.md's client table with this run's report.
+	awk -v report="$WORK/api-versions.md" '
+		/<!-- END CLIENT TABLE -->/ { skip = 0 }
+		!skip { print }
+		/<!-- BEGIN CLIENT TABLE/ {
+			skip = 1
+			print "| client ID | API versions sent |"
+			print "|---|---|"
+			while ((getline line < report) > 0) if (line ~ /^\| interop-/) print line
+		}' docs/COMPAT.md >"$WORK/COMPAT.md" && cp "$WORK/COMPAT.md" docs/COMPAT.md
+	say "updated docs/COMPAT.md's client table"
+fi
 stop_broker
 kill -TERM "$WIRETAP_PID" 2>/dev/null || true
 wait "$WIRETAP_PID" 2>/dev/null || true
@@ -278,7 +306,7 @@ WIRETAP_PID=""
 FAILED=$((FAILED + ${#FAILS[@]}))
 say "${#PASSED[@]} passed, ${#FAILS[@]} failed, ${#SKIPPED[@]} skipped in $((SECONDS - START))s"
 if ((${#SKIPPED[@]})); then
-	say "gated (broker lacks consumer groups): ${SKIPPED[*]}"
+	say "gated (the broker lacks what they test): ${SKIPPED[*]}"
 fi
 if ((${#FAILS[@]})); then
 	say "failed: ${FAILS[*]}"

@@ -9,6 +9,7 @@ package goclients
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"strconv"
@@ -53,6 +54,83 @@ func advertises(t *testing.T, key int16) bool {
 	}
 	_, ok := vs[key]
 	return ok
+}
+
+// requireIdempotence skips an idempotent-producer case, loudly, while
+// the broker does not advertise InitProducerID.
+func requireIdempotence(t *testing.T) {
+	t.Helper()
+	ok, err := probe.Idempotence(addr)
+	if err != nil {
+		t.Fatalf("ApiVersions probe: %v", err)
+	}
+	if !ok {
+		t.Skip("SKIP: broker lacks idempotent producers (ApiVersions lacks InitProducerID)")
+	}
+}
+
+// batch is a stored RecordBatch v2 header.
+type batch struct {
+	baseOffset    int64
+	attributes    int16
+	producerID    int64
+	producerEpoch int16
+	baseSequence  int32
+	records       int32
+}
+
+// storedBatches reads the batch headers of a partition's first segment
+// from the broker's data directory (GREGOR_DATA): what the broker wrote,
+// not what a consumer makes of it.
+func storedBatches(t *testing.T, topic string, partition int) []batch {
+	t.Helper()
+	dir := os.Getenv("GREGOR_DATA")
+	if dir == "" {
+		t.Fatal("GREGOR_DATA is not set")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("%s/%s-%d/%020d.log", dir, topic, partition, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []batch
+	for len(b) >= 61 {
+		length := int(binary.BigEndian.Uint32(b[8:]))
+		out = append(out, batch{
+			baseOffset:    int64(binary.BigEndian.Uint64(b)),
+			attributes:    int16(binary.BigEndian.Uint16(b[21:])),
+			producerID:    int64(binary.BigEndian.Uint64(b[43:])),
+			producerEpoch: int16(binary.BigEndian.Uint16(b[51:])),
+			baseSequence:  int32(binary.BigEndian.Uint32(b[53:])),
+			records:       int32(binary.BigEndian.Uint32(b[57:])),
+		})
+		if length+12 > len(b) {
+			break
+		}
+		b = b[length+12:]
+	}
+	return out
+}
+
+// checkIdempotentBatches verifies that a partition's batches were written
+// by one idempotent producer: a producer ID, and sequences that start at
+// 0 and follow each other without gap or repeat.
+func checkIdempotentBatches(t *testing.T, topic string, partition int) {
+	t.Helper()
+	bs := storedBatches(t, topic, partition)
+	if len(bs) == 0 {
+		t.Fatalf("%s-%d: no stored batches", topic, partition)
+	}
+	var seq int32
+	for _, b := range bs {
+		if b.producerID < 0 || b.producerID != bs[0].producerID || b.producerEpoch != bs[0].producerEpoch {
+			t.Fatalf("%s-%d offset %d: producer ID %d epoch %d, want one idempotent producer (first: %d/%d)",
+				topic, partition, b.baseOffset, b.producerID, b.producerEpoch, bs[0].producerID, bs[0].producerEpoch)
+		}
+		if b.baseSequence != seq {
+			t.Fatalf("%s-%d offset %d: base sequence %d, want %d", topic, partition, b.baseOffset, b.baseSequence, seq)
+		}
+		seq += b.records
+	}
 }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {

@@ -440,3 +440,88 @@ func checkResume(t *testing.T, src string, n, m int, gs []got) {
 		t.Fatalf("new member consumed %d distinct records, want %d", len(seen), m)
 	}
 }
+
+// TestSaramaIdempotent: an idempotent AsyncProducer (InitProducerID,
+// sequence numbers) writes every record exactly once, in order; the
+// stored batches carry its producer ID and gap-free sequences.
+func TestSaramaIdempotent(t *testing.T) {
+	requireIdempotence(t)
+	const parts, n = 3, 3000
+	topic, src := "sarama-idempotent", "sarama-idempotent"
+	cfg := saramaConfig(sarama.V3_6_0_0, "interop-sarama-v3.6")
+	cfg.Producer.Idempotent = true
+	cfg.Net.MaxOpenRequests = 1
+	cfg.Producer.Flush.Messages = 50
+
+	admin, err := sarama.NewClusterAdmin([]string{addr}, cfg)
+	if err != nil {
+		t.Fatalf("NewClusterAdmin: %v", err)
+	}
+	defer admin.Close()
+	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: parts, ReplicationFactor: 1}, false); err != nil {
+		t.Fatalf("CreateTopic: %v", err)
+	}
+	client, err := sarama.NewClient([]string{addr}, cfg)
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	defer client.Close()
+	ap, err := sarama.NewAsyncProducerFromClient(client)
+	if err != nil {
+		t.Fatalf("NewAsyncProducer: %v", err)
+	}
+	go func() {
+		for i := range n {
+			ap.Input() <- saramaMessage(topic, src, i, parts)
+		}
+	}()
+	counts := make([]int64, parts)
+	timeout := time.After(60 * time.Second)
+	for range n {
+		select {
+		case m := <-ap.Successes():
+			counts[m.Partition]++
+		case err := <-ap.Errors():
+			t.Fatalf("AsyncProducer: %v", err)
+		case <-timeout:
+			t.Fatal("AsyncProducer: timed out waiting for acks")
+		}
+	}
+	if err := ap.Close(); err != nil {
+		t.Fatalf("AsyncProducer.Close: %v", err)
+	}
+
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		t.Fatalf("NewConsumer: %v", err)
+	}
+	defer consumer.Close()
+	for p := range int32(parts) {
+		newest, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil || newest != counts[p] {
+			t.Fatalf("partition %d: end offset %d, %v; want %d (duplicates or losses)", p, newest, err, counts[p])
+		}
+		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatalf("ConsumePartition(%d): %v", p, err)
+		}
+		var gs []got
+		timeout := time.After(60 * time.Second)
+		for int64(len(gs)) < counts[p] {
+			select {
+			case m := <-pc.Messages():
+				gs = append(gs, saramaGot(m))
+			case err := <-pc.Errors():
+				t.Fatalf("partition %d: %v", p, err)
+			case <-timeout:
+				t.Fatalf("partition %d: consumed %d of %d records", p, len(gs), counts[p])
+			}
+		}
+		pc.Close()
+		idx := checkPartition(t, src, p, parts, 0, gs, true)
+		if want := (n - int(p) + parts - 1) / parts; len(idx) != want {
+			t.Fatalf("partition %d: %d records, want %d", p, len(idx), want)
+		}
+		checkIdempotentBatches(t, topic, int(p))
+	}
+}

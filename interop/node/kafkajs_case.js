@@ -5,6 +5,9 @@
 //                                 records with headers (plain and gzip);
 //                                 fetchTopicOffsets (ListOffsets); kcat reads
 //                                 them back (kafkajs consumes only in groups)
+//   node kafkajs_case.js idempotent  the same with an idempotent producer: the
+//                                 stored batches carry one producer ID and
+//                                 gap-free sequences
 //   node kafkajs_case.js group    two group consumers share the partitions and
 //                                 commit; fetchOffsets sees the commits; a new
 //                                 consumer resumes after them
@@ -13,7 +16,9 @@
 // v-%05d-<src>-x…x (i % 61 x's), headers i and src, partition i % P.
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1'
+const fs = require('fs')
 const net = require('net')
+const path = require('path')
 const { execFileSync } = require('child_process')
 const { Kafka, logLevel, CompressionTypes } = require('kafkajs')
 
@@ -107,18 +112,58 @@ async function produce (producer, topic, src, parts, from, to, compression) {
   for (const r of res) check(r.errorCode === 0, `produce: ${JSON.stringify(r)}`)
 }
 
-async function produceCase () {
-  const topic = 'kafkajs'
+// storedBatches reads a partition's first segment from the broker's data
+// directory (GREGOR_DATA): the batch headers the broker wrote.
+function storedBatches (topic, partition) {
+  const data = fs.readFileSync(path.join(process.env.GREGOR_DATA, `${topic}-${partition}`, '0'.repeat(20) + '.log'))
+  const out = []
+  for (let pos = 0; pos + 61 <= data.length; pos += data.readInt32BE(pos + 8) + 12) {
+    out.push({
+      baseOffset: data.readBigInt64BE(pos),
+      producerId: data.readBigInt64BE(pos + 43),
+      producerEpoch: data.readInt16BE(pos + 51),
+      baseSequence: data.readInt32BE(pos + 53),
+      records: data.readInt32BE(pos + 57)
+    })
+  }
+  return out
+}
+
+// checkIdempotentBatches: one idempotent producer wrote the partition, a
+// producer ID and sequences from 0 without gap or repeat.
+function checkIdempotentBatches (topic, partition) {
+  const bs = storedBatches(topic, partition)
+  check(bs.length > 0, `${topic}-${partition}: no stored batches`)
+  let seq = 0
+  for (const b of bs) {
+    check(b.producerId >= 0n && b.producerId === bs[0].producerId && b.producerEpoch === bs[0].producerEpoch,
+      `${topic}-${partition} offset ${b.baseOffset}: producer ${b.producerId} epoch ${b.producerEpoch}, want one idempotent producer`)
+    check(b.baseSequence === seq, `${topic}-${partition} offset ${b.baseOffset}: base sequence ${b.baseSequence}, want ${seq}`)
+    seq += b.records
+  }
+}
+
+async function produceCase (idempotent = false) {
+  const topic = idempotent ? 'kafkajs-idempotent' : 'kafkajs'
   const src = topic
   const parts = 3
-  const n = 600
+  const n = idempotent ? 3000 : 600
+  if (idempotent) {
+    const vs = await apiVersions(ADDR)
+    if (!vs.has(22)) {
+      console.log('SKIP: broker lacks idempotent producers (ApiVersions lacks InitProducerID)')
+      return null
+    }
+  }
   const admin = kafka.admin()
   await admin.connect()
   await createTopic(admin, topic, parts)
-  const producer = kafka.producer({ allowAutoTopicCreation: false })
+  const producer = kafka.producer({ allowAutoTopicCreation: false, idempotent, maxInFlightRequests: idempotent ? 1 : undefined })
   await producer.connect()
-  await produce(producer, topic, src, parts, 0, n / 2, CompressionTypes.None)
-  await produce(producer, topic, src, parts, n / 2, n, CompressionTypes.GZIP)
+  // Several sends, so each partition gets several batches.
+  for (let from = 0, k = 0; from < n; from += 300, k++) {
+    await produce(producer, topic, src, parts, from, Math.min(from + 300, n), k % 2 ? CompressionTypes.GZIP : CompressionTypes.None)
+  }
   await producer.disconnect()
 
   const offsets = await admin.fetchTopicOffsets(topic)
@@ -149,8 +194,9 @@ async function produceCase () {
       check(headers === `i=${i},src=${src}`, `${p}/${off}: headers ${headers}`)
       last = i
     })
+    if (idempotent) checkIdempotentBatches(topic, p)
   }
-  return `${n} records in ${parts} partitions (plain and gzip): produced, listed, read back by kcat`
+  return `${n} records in ${parts} partitions (plain and gzip${idempotent ? ', idempotent: one producer ID, gap-free sequences' : ''}): produced, listed, read back by kcat`
 }
 
 // member is a group consumer recording its assignment and records.
@@ -255,7 +301,7 @@ async function groupCase () {
 }
 
 async function main () {
-  const cases = { produce: produceCase, group: groupCase }
+  const cases = { produce: () => produceCase(false), idempotent: () => produceCase(true), group: groupCase }
   const name = process.argv[2]
   if (!cases[name]) {
     console.error(`usage: node kafkajs_case.js ${Object.keys(cases).join('|')}`)

@@ -63,6 +63,43 @@ def require_groups():
         sys.exit(0)
 
 
+def require_idempotence():
+    """Exit 0 with the gate message while the broker does not advertise
+    InitProducerID (what idempotent producers need first)."""
+    if 22 not in api_versions():
+        print("SKIP: broker lacks idempotent producers (ApiVersions lacks InitProducerID)")
+        sys.exit(0)
+
+
+def stored_batches(topic, partition):
+    """Batch headers of a partition's first segment, read from the broker's
+    data directory (GREGOR_DATA): [(baseOffset, producerId, producerEpoch,
+    baseSequence, recordsCount)]."""
+    path = os.path.join(os.environ["GREGOR_DATA"], "%s-%d" % (topic, partition), "%020d.log" % 0)
+    with open(path, "rb") as f:
+        data = f.read()
+    out, pos = [], 0
+    while pos + 61 <= len(data):
+        base, length = struct.unpack_from(">qi", data, pos)
+        pid, epoch, seq, count = struct.unpack_from(">qhii", data, pos + 43)
+        out.append((base, pid, epoch, seq, count))
+        pos += length + 12
+    return out
+
+
+def check_idempotent_batches(topic, partition):
+    """One idempotent producer wrote the partition: a producer ID, and
+    sequences from 0 without gap or repeat."""
+    bs = stored_batches(topic, partition)
+    check(bs, "%s-%d: no stored batches", topic, partition)
+    seq = 0
+    for (base, pid, epoch, bseq, count) in bs:
+        check(pid >= 0 and (pid, epoch) == bs[0][1:3], "%s-%d offset %d: producer %d epoch %d, want one "
+              "idempotent producer (first %d/%d)", topic, partition, base, pid, epoch, bs[0][1], bs[0][2])
+        check(bseq == seq, "%s-%d offset %d: base sequence %d, want %d", topic, partition, base, bseq, seq)
+        seq += count
+
+
 def want(src, i):
     """(key, value, headers) of record i."""
     return (

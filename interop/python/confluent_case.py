@@ -5,6 +5,8 @@
                                Consumer with assign() reads them back
   confluent_case.py group      two group members share the partitions and
                                commit; a new member resumes after the commits
+  confluent_case.py idempotent roundtrip with enable.idempotence: the stored
+                               batches carry one producer ID, gap-free sequences
 """
 
 import time
@@ -12,8 +14,8 @@ import time
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import (ADDR, Failure, check, check_group_share, check_partition, check_resume, distinct,
-                    eventually, index, main, require_groups, want)
+from common import (ADDR, Failure, check, check_group_share, check_idempotent_batches, check_partition,
+                    check_resume, distinct, eventually, index, main, require_groups, require_idempotence, want)
 
 CID = "interop-confluent-kafka-python"
 
@@ -34,7 +36,7 @@ def create_topic(topic, parts):
     check(t is not None and t.error is None and len(t.partitions) == parts, "list_topics: %r", t)
 
 
-def produce(topic, src, parts, rng):
+def produce(topic, src, parts, rng, **conf):
     """Send records rng with a Producer; return {(partition, offset): i}."""
     acked, errors = {}, []
 
@@ -45,7 +47,7 @@ def produce(topic, src, parts, rng):
             acked[(msg.partition(), msg.offset())] = index(msg.key())
 
     p = Producer({"bootstrap.servers": ADDR, "client.id": CID, "acks": "all", "linger.ms": 5,
-                  "batch.num.messages": 100})
+                  "batch.num.messages": 100, **conf})
     for i in rng:
         k, v, h = want(src, i)
         p.produce(topic, value=v, key=k, headers=h, partition=i % parts, on_delivery=delivered)
@@ -61,11 +63,11 @@ def record(msg):
     return (msg.partition(), msg.offset(), msg.key(), msg.value(), msg.headers())
 
 
-def roundtrip():
-    topic = src = "confluent-kafka-python"
-    parts, n = 3, 600
+def roundtrip(idempotent=False):
+    topic = src = "confluent-kafka-python" + ("-idempotent" if idempotent else "")
+    parts, n = 3, (3000 if idempotent else 600)
     create_topic(topic, parts)
-    acked = produce(topic, src, parts, range(n))
+    acked = produce(topic, src, parts, range(n), **({"enable.idempotence": True} if idempotent else {}))
 
     # group.id is required by this client version even for assign(); no
     # group is joined and nothing is committed.
@@ -97,7 +99,15 @@ def roundtrip():
         for off, key, _, _ in got[p]:
             check(acked[(p, off)] == index(key), "partition %d offset %d: producer was told record %d",
                   p, off, acked[(p, off)])
-    return "%d records in %d partitions: produced, listed, consumed back" % (n, parts)
+        if idempotent:
+            check_idempotent_batches(topic, p)
+    return "%d records in %d partitions%s: produced, listed, consumed back" % (
+        n, parts, " by an idempotent producer (one producer ID, gap-free sequences)" if idempotent else "")
+
+
+def idempotent():
+    require_idempotence()
+    return roundtrip(idempotent=True)
 
 
 class Member:
@@ -175,4 +185,4 @@ def group():
 
 
 if __name__ == "__main__":
-    main({"roundtrip": roundtrip, "group": group})
+    main({"roundtrip": roundtrip, "group": group, "idempotent": idempotent})

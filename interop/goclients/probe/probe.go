@@ -80,3 +80,14 @@ func Groups(addr string) (bool, error) {
 	}
 	return slices.ContainsFunc(GroupAPIs, func(k int16) bool { _, ok := vs[k]; return ok }), nil
 }
+
+// Idempotence reports whether the broker advertises InitProducerID, which
+// idempotent producers need before their first produce.
+func Idempotence(addr string) (bool, error) {
+	vs, err := ApiVersions(addr)
+	if err != nil {
+		return false, err
+	}
+	_, ok := vs[22]
+	return ok, nil
+}

@@ -7,14 +7,15 @@
 //	wiretap serve -listen 127.0.0.1:0 -addr-file F -upstream-file U -out T
 //	wiretap report -broker ADDR -in T
 //	wiretap groups -broker ADDR
+//	wiretap idempotence -broker ADDR
 //
 // serve writes its bound address to F, then reads the broker's address
 // from U when the first client connects (the broker is started after the
 // proxy, with --advertise set to the proxy, and binds a port of its own).
 // report prints one Markdown row per client ID, marking versions the
-// broker does not advertise with "!". groups exits 0 when the broker
-// advertises consumer groups and 3 when it does not (for shell cases
-// whose client cannot ask).
+// broker does not advertise with "!". groups (idempotence) exits 0 when
+// the broker advertises consumer groups (InitProducerID) and 3 when it
+// does not, for the shell cases and run.sh's consistency check.
 package main
 
 import (
@@ -55,6 +56,14 @@ func main() {
 		fs.Parse(os.Args[2:])
 		var ok bool
 		if ok, err = probe.Groups(*broker); err == nil && !ok {
+			os.Exit(3)
+		}
+	case "idempotence":
+		fs := flag.NewFlagSet("idempotence", flag.ExitOnError)
+		broker := fs.String("broker", "", "broker HOST:PORT")
+		fs.Parse(os.Args[2:])
+		var ok bool
+		if ok, err = probe.Idempotence(*broker); err == nil && !ok {
 			os.Exit(3)
 		}
 	default:
