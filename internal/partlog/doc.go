@@ -119,6 +119,13 @@
 // outside the CRC, so a flipped bit there is only caught by the offset
 // ordering checks.
 //
+// Damage that recovery did not see (bit rot under a running broker, or
+// after a clean shutdown, whose open does not re-read batches the index
+// covers) is found by the CRC check every read makes. Such a read
+// resyncs as recovery does, to the next position where a whole batch
+// validates, and records the range in memory: offsets below that batch
+// get ErrCorrupt, the data after it is served.
+//
 // # Concurrency and durability
 //
 // Appends run under Log.mu and write the active segment with one write

@@ -58,6 +58,7 @@ func (l *Log) read(dst []byte, offset int64, maxBytes int, maxOffset int64, minO
 		}
 		var v segView
 		l.viewLocked(&v, i, offset)
+		v.gen = gen
 		l.mu.Unlock()
 
 		out, found, err := l.readView(dst, &v, offset, maxBytes, limit, minOne)
@@ -106,6 +107,7 @@ type segView struct {
 	idxN     int64   // offset index entries in the file to search, 0 for none
 	corrupt  []corruptRange
 	interval int
+	gen      uint64 // Log.truncGen when the view was taken
 }
 
 func (v *segView) release() {
@@ -176,7 +178,8 @@ func (l *Log) readView(dst []byte, v *segView, offset int64, maxBytes int, limit
 	if v.idxN > 0 && offset > s.base {
 		l.lookupFileIndex(v, offset)
 	}
-	out, found, idxBad, err := readSegment(dst, v, offset, maxBytes, limit, minOne)
+	resync := func(p, prevNext int64) (corruptRange, bool, error) { return l.resyncDamaged(v, p, prevNext) }
+	out, found, idxBad, err := readSegment(dst, v, offset, maxBytes, limit, minOne, resync)
 	if idxBad {
 		l.indexInconsistent(s, v.active)
 	}
@@ -303,7 +306,15 @@ func corruptAt(rs []corruptRange, p int64) *corruptRange {
 // readSegment finds the batch holding offset by scanning headers from
 // v.pos, then appends whole checked batches to dst. idxBad reports that
 // the index entry v.pos came from did not match the log.
-func readSegment(dst []byte, v *segView, offset int64, maxBytes int, limit int64, minOne bool) (out []byte, found, idxBad bool, err error) {
+//
+// Damaged bytes found on the way (a header that does not parse, or the
+// first batch failing its checks) go to resync, which finds the next
+// valid batch and records the damaged range: offsets below that batch
+// get ErrCorrupt, later ones are read on from it, so one flipped bit does
+// not make the rest of the segment unreadable. resync may be nil
+// (every damaged range is ErrCorrupt).
+func readSegment(dst []byte, v *segView, offset int64, maxBytes int, limit int64, minOne bool,
+	resync func(p, prevNext int64) (corruptRange, bool, error)) (out []byte, found, idxBad bool, err error) {
 	start := len(dst)
 	w := window{f: v.f.f, buf: dst[:cap(dst)], start: start, pos: v.pos, end: v.end}
 	// Read ahead what the fetch may return, in chunks of at most
@@ -314,8 +325,32 @@ func readSegment(dst []byte, v *segView, offset int64, maxBytes int, limit int64
 		return fmt.Errorf("%w: %s at position %d of %s (reading offset %d)", ErrCorrupt, why, p, v.seg.logName, offset)
 	}
 
+	// skipDamage handles damaged bytes at p following a batch whose
+	// next offset is prevNext (-1: unknown): skip reports that offset
+	// lies after them, and where the next valid batch starts.
+	skipDamage := func(p, prevNext int64, why string) (next int64, skip bool, err error) {
+		if resync != nil {
+			cr, ok, err := resync(p, prevNext)
+			if err != nil {
+				return 0, false, err
+			}
+			if ok && offset >= cr.nextOff {
+				return cr.end, true, nil
+			}
+			if ok {
+				return 0, false, fmt.Errorf("%w: %s at position %d of %s: offsets [%d, %d) are unreadable (reading offset %d)", ErrCorrupt, why, p, v.seg.logName, cr.firstOff, cr.nextOff, offset)
+			}
+		}
+		return 0, false, corruptErr(p, why)
+	}
+
 	// Phase 1: locate the first batch whose last offset is >= offset.
 	p, expect := v.pos, v.expect
+	prevNext1 := int64(-1)
+	if p == 0 {
+		prevNext1 = v.seg.base
+	}
+phase1:
 	for {
 		if p >= v.end {
 			return dst, false, idxBad, nil
@@ -324,7 +359,7 @@ func readSegment(dst []byte, v *segView, offset int64, maxBytes int, limit int64
 			if offset < cr.nextOff {
 				return dst, true, idxBad, fmt.Errorf("%w: offsets [%d, %d) at positions [%d, %d) of %s are unreadable", ErrCorrupt, cr.firstOff, cr.nextOff, cr.start, cr.end, v.seg.logName)
 			}
-			p, expect = cr.end, -1
+			p, expect, prevNext1 = cr.end, -1, cr.nextOff
 			continue
 		}
 		why := ""
@@ -356,20 +391,36 @@ func readSegment(dst []byte, v *segView, offset int64, maxBytes int, limit int64
 			if expect >= 0 {
 				// The index pointed somewhere wrong: scan from the start.
 				idxBad = true
-				p, expect = 0, -1
+				p, expect, prevNext1 = 0, -1, v.seg.base
 				w.pos, w.have = 0, 0
 				continue
 			}
-			return dst, true, idxBad, corruptErr(p, why)
+			next, skip, err := skipDamage(p, prevNext1, why)
+			if !skip {
+				return dst, true, idxBad, err
+			}
+			p, prevNext1 = next, -1
+			continue
 		}
 		expect = -1
 		if last >= offset {
 			break
 		}
 		p += int64(size)
+		prevNext1 = last + 1
 	}
 
 	// Phase 2: append whole batches from p.
+	// A first batch that fails its checks is damage: back to phase 1
+	// after it when offset lies beyond it.
+	damaged := func(bp int64, why string) error {
+		next, skip, err := skipDamage(bp, prevNext1, why)
+		if skip {
+			p, expect, prevNext1 = next, -1, -1
+			return nil
+		}
+		return err
+	}
 	w.shiftTo(p)
 	if err := w.ensure(p, batch.HeaderSize, hint); err != nil {
 		return dst, true, idxBad, err
@@ -390,7 +441,10 @@ func readSegment(dst []byte, v *segView, offset int64, maxBytes int, limit int64
 		}
 		if v.end-bp < batch.HeaderSize {
 			if total == 0 {
-				return dst, true, idxBad, corruptErr(bp, "truncated batch header")
+				if err := damaged(bp, "truncated batch header"); err != nil {
+					return dst, true, idxBad, err
+				}
+				goto phase1
 			}
 			break
 		}
@@ -401,7 +455,10 @@ func readSegment(dst []byte, v *segView, offset int64, maxBytes int, limit int64
 		size := h.Size()
 		if perr != nil || bp+int64(size) > v.end {
 			if total == 0 {
-				return dst, true, idxBad, corruptErr(bp, "bad batch header")
+				if err := damaged(bp, "bad batch header"); err != nil {
+					return dst, true, idxBad, err
+				}
+				goto phase1
 			}
 			break
 		}
@@ -416,7 +473,10 @@ func readSegment(dst []byte, v *segView, offset int64, maxBytes int, limit int64
 		}
 		if _, verr := batch.Validate(w.buf[w.start+total : w.start+total+size]); verr != nil {
 			if total == 0 {
-				return dst, true, idxBad, fmt.Errorf("%w: batch at offset %d (position %d of %s): %w", ErrCorrupt, h.BaseOffset, bp, v.seg.logName, verr)
+				if err := damaged(bp, fmt.Sprintf("batch at offset %d: %v", h.BaseOffset, verr)); err != nil {
+					return dst, true, idxBad, err
+				}
+				goto phase1
 			}
 			break
 		}
@@ -424,4 +484,43 @@ func readSegment(dst []byte, v *segView, offset int64, maxBytes int, limit int64
 		total += size
 	}
 	return w.buf[:start+total], true, idxBad, nil
+}
+
+// resyncDamaged is called by a read that found damaged bytes at position
+// p of v's segment, after a batch whose next offset is prevNext (-1:
+// unknown). It finds the first valid batch after p (as recovery does)
+// and records [p, there) as a corrupt range, so reads skip it from now
+// on and serve the data after it; ok=false when no valid batch follows.
+// Nothing is recorded when the log was truncated since v was taken: the
+// bytes may have been a concurrent truncation's, not damage.
+func (l *Log) resyncDamaged(v *segView, p, prevNext int64) (cr corruptRange, ok bool, err error) {
+	s := v.seg
+	l.mu.Lock()
+	for _, c := range s.corrupt {
+		if c.start <= p && p < c.end {
+			l.mu.Unlock()
+			return c, true, nil
+		}
+	}
+	l.mu.Unlock()
+	from := max(prevNext, s.base)
+	q, h, found, err := newScanner(v.f.f, v.end).resync(p+1, s.base, from, -1)
+	if err != nil || !found {
+		return cr, false, err
+	}
+	cr = corruptRange{start: p, end: q, firstOff: from, nextOff: h.BaseOffset}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.truncGen.Load() != v.gen || l.closed {
+		return cr, true, nil
+	}
+	for _, c := range s.corrupt {
+		if c.start == p {
+			return c, true, nil
+		}
+	}
+	s.corrupt = append(slices.Clip(s.corrupt), cr)
+	l.logger.Error("partlog: CORRUPT batch range found by a read; never served, data after it is served",
+		"segment", s.logName, "positions", fmt.Sprintf("[%d,%d)", cr.start, cr.end), "offsets", fmt.Sprintf("[%d,%d)", cr.firstOff, cr.nextOff))
+	return cr, true, nil
 }

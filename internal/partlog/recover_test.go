@@ -232,6 +232,12 @@ func TestFlippedBitInMiddle(t *testing.T) {
 		{"length field after crash", 10, false},
 		{"attributes after crash", 22, false},
 		{"records after clean shutdown", -1, true},
+		// Damaged headers found by reads: the data after them must
+		// stay readable although the batch's length cannot be trusted.
+		{"length field after clean shutdown", 10, true},
+		{"magic after clean shutdown", 16, true},
+		{"lastOffsetDelta after clean shutdown", 26, true},
+		{"lastOffsetDelta high byte after clean shutdown", 23, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tl := openTest(t, nil, Config{SegmentBytes: 1 << 20, IndexIntervalBytes: 256})
