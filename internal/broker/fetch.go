@@ -271,6 +271,17 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 			sp.ErrorCode = kerr.OffsetOutOfRange.Code
 			failed = true
 			continue
+		case errors.Is(err, partlog.ErrCorrupt):
+			// Stored bytes failed their checksum or structure checks:
+			// CORRUPT_MESSAGE, as Kafka answers. The Java consumer
+			// surfaces it to the application (which may seek past),
+			// where KAFKA_STORAGE_ERROR would make clients refresh
+			// metadata and retry forever. Data after the damaged range
+			// is still served.
+			b.log.Error("fetch hit corrupt data; never served", "topic", p.topic, "partition", p.index, "offset", offset, "err", err)
+			sp.ErrorCode = kerr.CorruptMessage.Code
+			failed = true
+			continue
 		case err != nil:
 			b.log.Error("fetch read failed", "topic", p.topic, "partition", p.index, "offset", offset, "err", err)
 			sp.ErrorCode = kerr.KafkaStorageError.Code
