@@ -134,6 +134,17 @@ Flags:
 		QueuedMaxRequests: int(cfg.Int("queued.max.requests")),
 		IdleTimeout:       time.Duration(cfg.Int("connections.max.idle.ms")) * time.Millisecond,
 	}, log)
+	// Set the advertised endpoint before accepting when it is known
+	// (not port 0): a client connecting at once must not read it while
+	// it is being set, a data race that answers Metadata with ":0".
+	early := *advertise
+	if early == "" {
+		early = *listen
+	}
+	earlyHost, earlyPort, earlyErr := splitAdvertised(early)
+	if earlyErr == nil && earlyPort != 0 {
+		b.SetAdvertised(earlyHost, earlyPort)
+	}
 	l, err := srv.Listen(*listen)
 	if err != nil {
 		log.Error("cannot listen", "addr", *listen, "err", err)
@@ -151,7 +162,9 @@ Flags:
 		b.Close()
 		return 2
 	}
-	b.SetAdvertised(host, port)
+	if host != earlyHost || port != earlyPort || earlyErr != nil {
+		b.SetAdvertised(host, port)
+	}
 	collector.SetConns(srv)
 	adm.SetReady()
 	log.Info("gregor listening", "addr", l.Addr().String(), "advertised", adv, "data_dir", *dataDir)

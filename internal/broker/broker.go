@@ -131,11 +131,7 @@ func Open(opts Options) (*Broker, error) {
 		ctx:    ctx,
 		cancel: cancel,
 	}
-	if err := b.fs.MkdirAll(b.dir); err != nil {
-		cancel()
-		return nil, fmt.Errorf("broker: data dir: %w", err)
-	}
-	if err := b.fs.SyncDir(filepath.Dir(b.dir)); err != nil {
+	if err := mkdirDurable(b.fs, b.dir); err != nil {
 		cancel()
 		return nil, fmt.Errorf("broker: data dir: %w", err)
 	}
@@ -160,6 +156,31 @@ func Open(opts Options) (*Broker, error) {
 	b.log.Info("broker recovered", "topics", len(img.Topics), "partitions", b.partitionCount(),
 		"elapsed", time.Since(start).Round(time.Millisecond), "cluster_id", img.ClusterID, "node_id", nodeID)
 	return b, nil
+}
+
+// mkdirDurable creates dir and any missing parents, syncing the parent of
+// each one it creates: syncing only dir's parent would let a power loss
+// take a new data directory, metadata and all, with a missing ancestor.
+func mkdirDurable(fs vfs.FS, dir string) error {
+	var created []string
+	for d := filepath.Clean(dir); d != "." && d != "/"; d = filepath.Dir(d) {
+		if _, err := fs.Stat(d); err == nil {
+			break
+		}
+		created = append(created, d)
+	}
+	if err := fs.MkdirAll(dir); err != nil {
+		return err
+	}
+	if len(created) == 0 {
+		created = []string{filepath.Clean(dir)} // as before: cheap, and safe
+	}
+	for _, d := range created {
+		if err := fs.SyncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SetAdvertised sets the endpoint announced in Metadata, once the

@@ -103,6 +103,13 @@ func (b *Broker) start(addr string) {
 		QueuedMaxRequests: int(cfg.Int("queued.max.requests")),
 		IdleTimeout:       time.Duration(cfg.Int("connections.max.idle.ms")) * time.Millisecond,
 	}, log)
+	// On a restart the address is known: advertise it before accepting,
+	// as clients reconnect at once and must not read it while it is set.
+	host, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	if p != 0 {
+		br.SetAdvertised(host, int32(p))
+	}
 	var l net.Listener
 	// Restart reuses the port; another process may grab it in between,
 	// so retry briefly.
@@ -117,9 +124,10 @@ func (b *Broker) start(addr string) {
 		br.Close()
 		b.t.Fatalf("ktest: listen: %v", err)
 	}
-	host, port, _ := net.SplitHostPort(l.Addr().String())
-	p, _ := strconv.Atoi(port)
-	br.SetAdvertised(host, int32(p))
+	if lhost, lport, _ := net.SplitHostPort(l.Addr().String()); lhost != host || lport != port {
+		lp, _ := strconv.Atoi(lport)
+		br.SetAdvertised(lhost, int32(lp))
+	}
 	b.Addr = l.Addr().String()
 	b.B = br
 	b.srv = srv
