@@ -47,8 +47,11 @@ type Options struct {
 //
 // Each group is owned by a mailbox: requests, append completions and
 // timers are closures queued to it, run in order by one goroutine that
-// exists while the queue is non-empty. Lock order: shard.mu, then
-// mailbox.mu; c.mu is a leaf. None is held while a group runs.
+// exists while the queue is non-empty. No lock is held while a group
+// runs, and none is taken by two groups' requests alike: shard.mu
+// guards a shard's map only, mailbox.mu one group's queue, and the
+// coordinator's own state is atomic (c.mu serves Start, Drain and the
+// expiry timer). Lock order: c.mu, shard.mu, mailbox.mu.
 type Coordinator struct {
 	cfg    Config
 	log    Log
@@ -60,14 +63,17 @@ type Coordinator struct {
 	// Start. Immutable once set.
 	shards atomic.Pointer[[]*shard]
 
+	// busy counts work that Close waits for (requests being queued,
+	// running mailboxes, appends in flight, loaders, expiry sweeps);
+	// closedBit is set by Close, after which enter refuses. idle is
+	// closed when busy reaches zero after that.
+	busy     atomic.Int64
+	idle     chan struct{}
+	idleOnce sync.Once
+	draining atomic.Bool
+
 	// mu guards the fields below.
-	mu   sync.Mutex
-	cond *sync.Cond
-	// busy counts work that Close waits for: requests being queued,
-	// running mailboxes, appends in flight, loaders, expiry sweeps.
-	busy     int
-	draining bool
-	closed   bool
+	mu sync.Mutex
 	// expiry is the pending offset-expiry sweep.
 	expiry Timer
 
@@ -97,9 +103,7 @@ func New(opts Options) *Coordinator {
 	if opts.NewMemberID == nil {
 		opts.NewMemberID = newMemberID
 	}
-	c := &Coordinator{cfg: opts.Config, log: opts.Log, clock: opts.Clock, logger: opts.Logger, newID: opts.NewMemberID}
-	c.cond = sync.NewCond(&c.mu)
-	return c
+	return &Coordinator{cfg: opts.Config, log: opts.Log, clock: opts.Clock, logger: opts.Logger, newID: opts.NewMemberID, idle: make(chan struct{})}
 }
 
 func newMemberID(clientID string, instanceID *string) string {
@@ -137,7 +141,7 @@ func (c *Coordinator) PartitionFor(groupID string) int32 {
 func (c *Coordinator) Start(n int32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.shards.Load() != nil || c.closed || n <= 0 {
+	if c.shards.Load() != nil || c.draining.Load() || n <= 0 {
 		return
 	}
 	shards := make([]*shard, n)
@@ -153,7 +157,7 @@ func (c *Coordinator) Start(n int32) {
 	var running atomic.Int32
 	running.Store(int32(loaders))
 	for range loaders {
-		c.busy++
+		c.acquire()
 		go func() {
 			defer c.release()
 			defer func() {
@@ -200,7 +204,7 @@ func (c *Coordinator) WaitLoaded(timeout time.Duration) bool {
 }
 
 func (c *Coordinator) scheduleExpiryLocked() {
-	if c.draining || c.cfg.OffsetsRetentionCheckInterval <= 0 {
+	if c.draining.Load() || c.cfg.OffsetsRetentionCheckInterval <= 0 {
 		return
 	}
 	c.expiry = c.clock.AfterFunc(c.cfg.OffsetsRetentionCheckInterval, func() {
@@ -259,40 +263,34 @@ func (c *Coordinator) TopicsDeleted(topics []string) {
 	}
 }
 
+// closedBit marks c.busy once Close started.
+const closedBit = 1 << 62
+
 // enter registers work that Close must wait for; false once closed.
 func (c *Coordinator) enter() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return false
+	for {
+		b := c.busy.Load()
+		if b&closedBit != 0 {
+			return false
+		}
+		if c.busy.CompareAndSwap(b, b+1) {
+			return true
+		}
 	}
-	c.busy++
-	return true
 }
 
 // acquire registers internal work (a mailbox run, an append) that
 // exists because earlier registered work does; it is allowed while
-// closing.
-func (c *Coordinator) acquire() {
-	c.mu.Lock()
-	c.busy++
-	c.mu.Unlock()
-}
+// closing, since that work is still counted.
+func (c *Coordinator) acquire() { c.busy.Add(1) }
 
 func (c *Coordinator) release() {
-	c.mu.Lock()
-	c.busy--
-	if c.busy == 0 {
-		c.cond.Broadcast()
+	if c.busy.Add(-1) == closedBit {
+		c.idleOnce.Do(func() { close(c.idle) })
 	}
-	c.mu.Unlock()
 }
 
-func (c *Coordinator) isDraining() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.draining
-}
+func (c *Coordinator) isDraining() bool { return c.draining.Load() }
 
 // Drain is the first step of shutdown: parked JoinGroup and SyncGroup
 // requests are answered NOT_COORDINATOR (the clients find the
@@ -301,11 +299,10 @@ func (c *Coordinator) isDraining() bool {
 // still served until Close.
 func (c *Coordinator) Drain() {
 	c.mu.Lock()
-	if c.draining {
+	if c.draining.Swap(true) {
 		c.mu.Unlock()
 		return
 	}
-	c.draining = true
 	if c.expiry != nil {
 		c.expiry.Stop()
 	}
@@ -330,12 +327,10 @@ func (c *Coordinator) Drain() {
 // refuses further requests with NOT_COORDINATOR. Idempotent.
 func (c *Coordinator) Close() {
 	c.Drain()
-	c.mu.Lock()
-	c.closed = true
-	for c.busy > 0 {
-		c.cond.Wait()
+	if c.busy.Or(closedBit)&^closedBit == 0 {
+		c.idleOnce.Do(func() { close(c.idle) })
 	}
-	c.mu.Unlock()
+	<-c.idle
 }
 
 // ---- loading
@@ -352,10 +347,7 @@ func (c *Coordinator) load(sh *shard) {
 			return
 		}
 		c.logger.Error("loading __consumer_offsets partition failed; retrying", "partition", sh.partition, "err", err)
-		c.mu.Lock()
-		stop := c.draining
-		c.mu.Unlock()
-		if stop {
+		if c.draining.Load() {
 			return
 		}
 		time.Sleep(backoff)
