@@ -139,7 +139,7 @@ func (c *manualClock) Advance(d time.Duration) {
 }
 
 type coordEnv struct {
-	t     *testing.T
+	t     testing.TB
 	log   *memLog
 	clock *manualClock
 	c     *Coordinator
@@ -152,7 +152,7 @@ func testConfig() Config {
 	return cfg
 }
 
-func newCoordEnv(t *testing.T, log *memLog, start bool) *coordEnv {
+func newCoordEnv(t testing.TB, log *memLog, start bool) *coordEnv {
 	t.Helper()
 	e := &coordEnv{t: t, log: log, clock: &manualClock{now: scriptStart}}
 	e.c = New(Options{Config: testConfig(), Log: log, Clock: e.clock, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
@@ -183,7 +183,7 @@ func (e *coordEnv) waitLoaded() {
 }
 
 // await returns a callback and a function that waits for its value.
-func await[T any](t *testing.T) (func(T), func() T) {
+func await[T any](t testing.TB) (func(T), func() T) {
 	ch := make(chan T, 1)
 	return func(v T) { ch <- v }, func() T {
 		t.Helper()
