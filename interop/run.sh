@@ -49,6 +49,8 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # wait_for DESC SECONDS CMD...: poll CMD every 50ms until it succeeds;
 # give up at once when it exits 2.
@@ -124,7 +126,7 @@ start_broker() {
 	# The admin HTTP port defaults to a fixed one: take a free one (when
 	# the binary has it), so the suite never collides with another broker.
 	local admin=()
-	if "$WORK/gregor" serve --help 2>&1 | grep -q -- '-admin-listen'; then
+	if timeout 10 "$WORK/gregor" serve --help 2>&1 | grep -q -- '-admin-listen'; then
 		admin=(--admin-listen 127.0.0.1:0)
 	fi
 	"$WORK/gregor" serve --listen 127.0.0.1:0 --advertise "$PROXY" --data-dir "$WORK/data" \
@@ -150,23 +152,33 @@ broker_listening() {
 	return 1
 }
 
+broker_gone() { ! kill -0 "$BROKER_PID" 2>/dev/null; }
+
+# BROKER_BAD matches broker log lines that fail the run: errors (a
+# recovered handler panic logs one) and an unrecovered panic.
+BROKER_BAD='level=ERROR|^panic:|^fatal error:'
+
 # stop_broker sends SIGTERM and requires a clean exit: status 0, "stopped"
 # logged, no ERROR lines and no panic.
 stop_broker() {
 	kill -TERM "$BROKER_PID"
-	local rc=0
+	local rc=0 why=""
+	# A shutdown that hangs is a failure, not a stuck CI run.
+	if ! wait_for "gregor to exit after SIGTERM" 60 broker_gone; then
+		why="still running 60s after SIGTERM (killed)"
+		kill -KILL "$BROKER_PID" 2>/dev/null || true
+	fi
 	wait "$BROKER_PID" || rc=$?
 	BROKER_PID=""
-	local why=""
-	[ "$rc" = 0 ] || why="exit status $rc"
+	[ "$rc" = 0 ] || why="${why:+$why; }exit status $rc"
 	grep -q 'msg=stopped' "$WORK/broker.log" || why="${why:+$why; }no \"stopped\" in its log"
-	if grep -qE 'level=ERROR|panic' "$WORK/broker.log"; then
+	if grep -qE "$BROKER_BAD" "$WORK/broker.log"; then
 		why="${why:+$why; }ERROR or panic in its log"
 	fi
 	if [ -n "$why" ]; then
 		say "FAIL broker shutdown: $why"
 		echo "--- broker log (ERROR lines and the last 100 lines)"
-		grep -E 'level=ERROR|panic' "$WORK/broker.log" | head -n 50 || true
+		grep -E "$BROKER_BAD" "$WORK/broker.log" | head -n 50 || true
 		tail -n 100 "$WORK/broker.log"
 		FAILED=$((FAILED + 1))
 	else
@@ -179,7 +191,8 @@ stop_broker() {
 # Each case: NAME|EXPECT|COMMAND. A case passes when COMMAND exits 0 and its
 # output has a line matching EXPECT (so a Go -run pattern that matches no
 # test cannot pass); it is gated when it exits 0 after printing
-# "SKIP: broker lacks consumer groups".
+# "SKIP: broker lacks consumer groups" or "SKIP: broker lacks idempotent
+# producers".
 GO_TEST="\$WORK/goclients.test -test.v -test.timeout 240s -test.run"
 CASES=(
 	"kcat-none|^PASS|bash interop/kcat.sh roundtrip none"
@@ -256,6 +269,10 @@ run_cases() {
 			show_failure "$name"
 		fi
 	done
+	if ((${#PASSED[@]} + ${#SKIPPED[@]} + ${#FAILS[@]} == 0)); then
+		say "FAIL: no case matches: $*"
+		FAILS+=("(none selected)")
+	fi
 }
 
 # selected NAME [PATTERN...]: no patterns, or NAME matches one.
@@ -284,7 +301,10 @@ say "setup took $((SECONDS - START))s"
 start_broker
 run_cases "$@"
 say "API versions each client sent (wiretap; ! = not advertised by the broker):"
-"$WORK/wiretap" report -broker "$GREGOR_ADDR" -in "$WORK/apis.tsv" | tee "$WORK/api-versions.md"
+if ! "$WORK/wiretap" report -broker "$GREGOR_ADDR" -in "$WORK/apis.tsv" | tee "$WORK/api-versions.md"; then
+	say "FAIL wiretap report (is the broker still answering ApiVersions?)"
+	FAILED=$((FAILED + 1))
+fi
 if [ -n "${INTEROP_UPDATE_COMPAT:-}" ]; then
 	# Replace docs/COMPAT.md's client table with this run's report.
 	awk -v report="$WORK/api-versions.md" '
@@ -304,7 +324,7 @@ wait "$WIRETAP_PID" 2>/dev/null || true
 WIRETAP_PID=""
 
 FAILED=$((FAILED + ${#FAILS[@]}))
-say "${#PASSED[@]} passed, ${#FAILS[@]} failed, ${#SKIPPED[@]} skipped in $((SECONDS - START))s"
+say "cases: ${#PASSED[@]} passed, ${#FAILS[@]} failed, ${#SKIPPED[@]} skipped in $((SECONDS - START))s"
 if ((${#SKIPPED[@]})); then
 	say "gated (the broker lacks what they test): ${SKIPPED[*]}"
 fi
