@@ -1,8 +1,9 @@
 """confluent-kafka-python (Debian: 1.7 on librdkafka 2.0) against Gregor.
 
   confluent_case.py roundtrip  AdminClient creates a topic; Producer sends
-                               keyed records with headers; watermarks (ListOffsets);
-                               Consumer with assign() reads them back
+                               keyed records with headers; watermarks and
+                               offsets_for_times (ListOffsets); Consumer with
+                               assign() reads them back; AdminClient deletes it
   confluent_case.py group      two group members share the partitions and
                                commit; a new member resumes after the commits
   confluent_case.py idempotent roundtrip with enable.idempotence: the stored
@@ -82,6 +83,7 @@ def roundtrip(idempotent=False):
 
     c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(parts)])
     got = {p: [] for p in range(parts)}
+    stamps = {}  # partition -> record timestamps by offset
     deadline = time.monotonic() + 60
     total = 0
     while total < n:
@@ -92,7 +94,9 @@ def roundtrip(idempotent=False):
         check(msg.error() is None, "consumer error: %s", msg.error())
         p, off, key, value, headers = record(msg)
         got[p].append((off, key, value, headers))
+        stamps.setdefault(p, []).append(msg.timestamp()[1])
         total += 1
+    check_offsets_for_times(c, topic, stamps)
     c.close()
     for p in range(parts):
         check_partition(src, p, parts, 0, got[p])
@@ -101,13 +105,35 @@ def roundtrip(idempotent=False):
                   p, off, acked[(p, off)])
         if idempotent:
             check_idempotent_batches(topic, p)
-    return "%d records in %d partitions%s: produced, listed, consumed back" % (
-        n, parts, " by an idempotent producer (one producer ID, gap-free sequences)" if idempotent else "")
+    if idempotent:
+        return "%d records in %d partitions by an idempotent producer (one producer ID, gap-free sequences): " \
+            "produced, listed, consumed back" % (n, parts)
+    delete_topic(topic)
+    return "%d records in %d partitions: produced, listed, found by timestamp, consumed back; topic deleted" % (n, parts)
 
 
 def idempotent():
     require_idempotence()
     return roundtrip(idempotent=True)
+
+
+def check_offsets_for_times(c, topic, stamps):
+    """ListOffsets by timestamp: the first offset whose timestamp is at
+    least the one asked (computed from the consumed records), and the end
+    (-1) past the last one."""
+    for p, ts in stamps.items():
+        for target in sorted({ts[0], ts[len(ts) // 2], ts[len(ts) // 2] + 1, ts[-1], ts[-1] + 1}):
+            want = next((o for o, t in enumerate(ts) if t >= target), -1)
+            (res,) = c.offsets_for_times([TopicPartition(topic, p, target)], timeout=30)
+            check(res.error is None and res.offset == want, "offsets_for_times(partition %d, %d) = %s, want offset %d",
+                  p, target, res, want)
+
+
+def delete_topic(topic):
+    admin = AdminClient({"bootstrap.servers": ADDR, "client.id": CID})
+    admin.delete_topics([topic], operation_timeout=30)[topic].result(30)
+    eventually("%s to leave the metadata" % topic,
+               lambda: topic not in admin.list_topics(timeout=30).topics, timeout=30, step=0.1)
 
 
 class Member:

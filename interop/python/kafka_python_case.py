@@ -3,7 +3,8 @@
   kafka_python_case.py roundtrip  KafkaAdminClient creates a topic;
                                   KafkaProducer sends keyed records with headers;
                                   beginning/end offsets (ListOffsets);
-                                  KafkaConsumer with assign() reads them back
+                                  KafkaConsumer with assign() reads them back;
+                                  KafkaAdminClient deletes the topic
   kafka_python_case.py gzip       the same through compression_type=gzip
   kafka_python_case.py group      two group members (one thread each) share the
                                   partitions and commit; a new member resumes
@@ -93,7 +94,15 @@ def roundtrip(codec=None):
         for off, key, _, _ in got[p]:
             check(acked[(p, off)] == index(key), "partition %d offset %d: producer was told record %d",
                   p, off, acked[(p, off)])
-    return "%d records in %d partitions (%s): produced, listed, consumed back" % (n, parts, codec or "uncompressed")
+    admin = KafkaAdminClient(bootstrap_servers=ADDR, client_id=CID)
+    try:
+        resp = admin.delete_topics([topic], timeout_ms=30000)
+        check(all(e == 0 for _, e in resp.topic_error_codes), "delete_topics: %r", resp)
+        eventually("%s to leave the metadata" % topic, lambda: topic not in admin.list_topics(), timeout=30, step=0.1)
+    finally:
+        admin.close()
+    return "%d records in %d partitions (%s): produced, listed, consumed back; topic deleted" % (
+        n, parts, codec or "uncompressed")
 
 
 class Member(threading.Thread):
