@@ -214,6 +214,7 @@ CASES=(
 	"sarama-v2.1|^--- PASS: TestSaramaV2_1 |$GO_TEST ^TestSaramaV2_1\$"
 	"sarama-compression|^--- PASS: TestSaramaCompression |$GO_TEST ^TestSaramaCompression\$"
 	"sarama-group|^--- PASS: TestSaramaGroup |$GO_TEST ^TestSaramaGroup\$"
+	"sarama-group-static|^--- PASS: TestSaramaGroupStatic |$GO_TEST ^TestSaramaGroupStatic\$"
 	"sarama-idempotent|^--- PASS: TestSaramaIdempotent |$GO_TEST ^TestSaramaIdempotent\$"
 	"kafka-go|^--- PASS: TestKafkaGo |$GO_TEST ^TestKafkaGo\$"
 	"kafka-go-compression|^--- PASS: TestKafkaGoCompression |$GO_TEST ^TestKafkaGoCompression\$"
