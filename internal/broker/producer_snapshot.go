@@ -112,6 +112,16 @@ func (b *Broker) loadProducerSnapshot(dir string, leo int64) (int64, map[int64]*
 		if off <= leo {
 			return off, producers
 		}
+		// Beyond the recovered log end: it describes a tail the crash
+		// lost, and once the log grows past its offset again it would
+		// match a history that no longer exists. Kafka deletes such
+		// snapshots too; the removal is synced before any new append.
+		b.log.Info("removing producer snapshot beyond the log end", "file", filepath.Join(dir, name), "offset", off, "logEndOffset", leo)
+		if err := b.fs.Remove(filepath.Join(dir, name)); err != nil {
+			b.log.Warn("removing producer snapshot", "err", err)
+		} else if err := b.fs.SyncDir(dir); err != nil {
+			b.log.Warn("removing producer snapshot", "err", err)
+		}
 	}
 	return -1, nil
 }
