@@ -234,6 +234,7 @@ func (l *Log) rollLocked(newBase int64) error {
 	now := l.now()
 	a := &l.act
 	old, oldW := a.seg, l.w
+	closedOne := a.size > 0
 	if a.size == 0 {
 		oldW.release()
 		if err := l.removeSegmentFiles(old); err != nil {
@@ -268,5 +269,8 @@ func (l *Log) rollLocked(newBase int64) error {
 	}
 	l.dirDirty = true
 	l.markCkptDirtyLocked()
+	if l.onRoll != nil && closedOne {
+		l.onRoll()
+	}
 	return nil
 }

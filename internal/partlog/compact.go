@@ -138,6 +138,10 @@ type Cleanability struct {
 	// TombstonesDue reports that a tombstone kept by an earlier pass may
 	// be removable now.
 	TombstonesDue bool
+	// ActiveSize and ActiveMaxTimestamp describe the active segment,
+	// which is never compacted: a caller enforcing
+	// max.compaction.lag.ms rolls it once it is idle that long.
+	ActiveSize, ActiveMaxTimestamp int64
 }
 
 // DirtyRatio is DirtyBytes / (CleanBytes + DirtyBytes), Kafka's
@@ -172,6 +176,9 @@ func (l *Log) cleanability(now time.Time, minLagMs int64) (Cleanability, []Segme
 	c.FirstDirty, c.FirstDirtyTimestamp, c.TombstonesDue = firstDirty, -1, due
 	c.FirstUncleanable = firstDirty
 	lagLimit := now.UnixMilli() - minLagMs
+	if n := len(segs); n > 0 {
+		c.ActiveSize, c.ActiveMaxTimestamp = segs[n-1].Size, segs[n-1].MaxTimestamp
+	}
 	for _, si := range segs {
 		if si.Active || si.NextOffset > bound || (minLagMs > 0 && si.MaxTimestamp > lagLimit) {
 			break
@@ -808,8 +815,8 @@ func (l *Log) swapIn(snaps []segSnap, cleaned *segment, next int64) error {
 	}
 	// Renames and removals only (no fsync) under mu, so a reader either
 	// sees the old segments with the old files or the new one with the
-	// new files; readers in flight see truncGen move and retry.
-	l.truncGen.Add(1)
+	// new files; readers in flight see readGen move and retry.
+	l.swapGen.Add(1)
 	err = func() error {
 		if err := l.fs.Rename(cleaned.idxName+cleanedSuffix, cleaned.idxName); err != nil {
 			return err
@@ -835,7 +842,7 @@ func (l *Log) swapIn(snaps []segSnap, cleaned *segment, next int64) error {
 	segs = append(segs, cleaned)
 	segs = append(segs, l.segs[i+len(group):]...)
 	l.segs = segs
-	l.truncGen.Add(1)
+	l.swapGen.Add(1)
 	l.mu.Unlock()
 	for _, s := range group {
 		files.remove(s)

@@ -30,6 +30,11 @@ type Options struct {
 	// Logger receives recovery and error reports; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// OnRoll, when set, is called after the active segment rolled (a
+	// closed segment was added), for example to run size retention
+	// without waiting for its next pass. It runs with the log's lock
+	// held: it must be quick, must not block and must not call the Log.
+	OnRoll func()
 }
 
 // Log is one partition's log: a directory of segments, each a .log file
@@ -50,6 +55,7 @@ type Log struct {
 	now      func() time.Time
 	syncer   *Syncer
 	logger   *slog.Logger
+	onRoll   func()
 	openTime time.Time
 
 	// compactMu is held for a whole compaction pass (compact.go), so
@@ -118,6 +124,11 @@ type Log struct {
 	// truncGen is bumped (under mu) whenever bytes below the log end are
 	// removed; readers retry when it changes under them.
 	truncGen atomic.Uint64
+	// swapGen is bumped (under mu) when a compaction swaps segment files:
+	// readers retry (readGen), but unlike a truncation it does not stop
+	// a concurrent sync from advancing the recovery point, since no
+	// offset below the log end changed.
+	swapGen atomic.Uint64
 }
 
 // activeState is the active segment's appending state. Guarded by Log.mu.
@@ -169,6 +180,7 @@ func Open(opts Options) (*Log, error) {
 		now:      opts.Now,
 		syncer:   opts.Syncer,
 		logger:   opts.Logger,
+		onRoll:   opts.OnRoll,
 		cfg:      opts.Config.normalized(),
 	}
 	if l.now == nil {
@@ -554,6 +566,11 @@ func (l *Log) removeSegmentFiles(s *segment) error {
 	}
 	return first
 }
+
+// readGen changes whenever segment bytes that a reader may have located
+// change under it (truncation, compaction swap, Reopen); readers retry
+// when it moved.
+func (l *Log) readGen() uint64 { return l.truncGen.Load() + l.swapGen.Load() }
 
 // findSegmentLocked returns the index of the segment holding off: the
 // last one whose base is <= off (0 if off is below every base).

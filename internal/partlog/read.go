@@ -49,7 +49,7 @@ func (l *Log) read(dst []byte, offset int64, maxBytes int, maxOffset int64, minO
 		return dst, false, fmt.Errorf("%w: offset %d not in [%d, %d]", ErrOffsetOutOfRange, offset, lso, leo)
 	}
 	limit := min(maxOffset, l.logEndOffset)
-	gen := l.truncGen.Load()
+	gen := l.readGen()
 	i := l.findSegmentLocked(offset)
 	for {
 		if offset >= limit {
@@ -63,7 +63,7 @@ func (l *Log) read(dst []byte, offset int64, maxBytes int, maxOffset int64, minO
 
 		out, found, err := l.readView(dst, &v, offset, maxBytes, limit, minOne)
 		v.release()
-		if l.truncGen.Load() != gen {
+		if l.readGen() != gen {
 			return dst, true, nil
 		}
 		if err != nil && !v.active {
@@ -89,7 +89,7 @@ func (l *Log) read(dst []byte, offset int64, maxBytes int, maxOffset int64, minO
 		i = l.findSegmentLocked(v.seg.base) + 1
 		if i >= len(l.segs) || l.segs[i-1] != v.seg {
 			l.mu.Unlock()
-			return dst, l.truncGen.Load() != gen, nil
+			return dst, l.readGen() != gen, nil
 		}
 		offset = l.segs[i].base
 	}
@@ -107,7 +107,7 @@ type segView struct {
 	idxN     int64   // offset index entries in the file to search, 0 for none
 	corrupt  []corruptRange
 	interval int
-	gen      uint64 // Log.truncGen when the view was taken
+	gen      uint64 // Log.readGen() when the view was taken
 }
 
 func (v *segView) release() {
@@ -511,7 +511,7 @@ func (l *Log) resyncDamaged(v *segView, p, prevNext int64) (cr corruptRange, ok 
 	cr = corruptRange{start: p, end: q, firstOff: from, nextOff: h.BaseOffset}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.truncGen.Load() != v.gen || l.closed {
+	if l.readGen() != v.gen || l.closed {
 		return cr, true, nil
 	}
 	for _, c := range s.corrupt {
