@@ -3,7 +3,7 @@
 #
 #   bench/run.sh                 full Gregor-vs-kfake comparison (~12 min)
 #   bench/run.sh quick           one short repetition of everything (~3 min): a smoke test
-#   bench/run.sh profile [DIR]   CPU+alloc profiles of both brokers under workloads a, b, c; prints the tops
+#   bench/run.sh profile [DIR]   CPU+alloc profiles of both brokers under a, b, c and 10000p max; prints the tops
 #   bench/run.sh soak [DUR]      memory soak of Gregor (default 10m)
 #   bench/run.sh check           vet and build the bench module
 #
@@ -25,8 +25,8 @@ quick)
 profile)
 	dir=${1:-results/profiles-$(date +%Y%m%d-%H%M%S)}
 	[ $# -gt 0 ] && shift
-	go run ./cmd/compare --workloads c --reps 1 --duration 10s --consume-duration 8s \
-		--restart=false --profile "$dir" --json "$dir/compare.json" "$@"
+	go run ./cmd/compare --workloads c,e --reps 1 --duration 10s --consume-duration 8s \
+		--scale-partitions 10000 --restart=false --profile "$dir" --json "$dir/compare.json" "$@"
 	for f in "$dir"/*.cpu.pprof; do
 		echo "== $f"
 		go tool pprof -top -nodecount=25 "$f" 2>/dev/null | sed -n '1,32p'

@@ -120,7 +120,7 @@ func parseFlags() (*config, error) {
 	fs.StringVar(&c.workDir, "work-dir", "", "directory for binaries, data and logs (default: a new temporary directory)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (data and broker logs) afterwards")
 	fs.StringVar(&c.jsonOut, "json", "", "write all results as JSON here (default: results/compare-TIME.json)")
-	fs.StringVar(&c.profileDir, "profile", "", "write broker CPU and allocation profiles of workloads a, b and c here (pprof format; both brokers serve /debug/pprof)")
+	fs.StringVar(&c.profileDir, "profile", "", "write broker CPU and allocation profiles of workloads a, b, c and the largest e max here (pprof format; both brokers serve /debug/pprof)")
 	fs.BoolVar(&c.restart, "restart", true, "measure Gregor restart time and heap per idle partition")
 	fs.IntVar(&c.restartPartitions, "restart-partitions", 10000, "partitions of the restart experiment")
 	fs.IntVar(&c.restartRecords, "restart-records", 100000, "1 KiB records produced (round robin) before the restarts")
@@ -432,7 +432,8 @@ func (c *config) runTarget(ctx context.Context, tn string, rep int, ws []workloa
 		return nil, fails
 	}
 	defer os.RemoveAll(dataDir)
-	fmt.Printf("== rep %d/%d: %s (pid %d, %s)\n", rep, c.reps, tn, s.cmd.Process.Pid, s.addr)
+	repStart := time.Now()
+	fmt.Printf("== rep %d/%d: %s (pid %d, %s) at %s\n", rep, c.reps, tn, s.cmd.Process.Pid, s.addr, repStart.Format("15:04:05"))
 	t := s.target()
 	for _, w := range ws {
 		if ctx.Err() != nil {
@@ -461,12 +462,17 @@ func (c *config) runTarget(ctx context.Context, tn string, rep int, ws []workloa
 		if err != nil {
 			fail(w.name, err)
 		}
+		if len(w.drop) > 0 {
+			if err := load.DeleteTopics(ctx, s.addr, w.drop...); err != nil {
+				fmt.Printf("  deleting %v: %v\n", w.drop, err)
+			}
+		}
 	}
-	if d, err := s.stop(); err != nil {
-		fail("stop", err)
-	} else {
-		fmt.Printf("  stopped %s in %s\n", tn, d.Round(time.Millisecond))
-	}
+	// The data directory is thrown away, so there is nothing to shut
+	// down cleanly; an orderly stop of Gregor with 10,000 partitions takes
+	// tens of seconds (the restart experiment measures it).
+	s.kill()
+	fmt.Printf("  %s rep %d done in %s\n", tn, rep, time.Since(repStart).Round(time.Second))
 	return res, fails
 }
 

@@ -58,6 +58,22 @@ func CreateTopic(ctx context.Context, addr, topic string, partitions int, config
 	return took, waitTopic(ctx, adm, topic, partitions)
 }
 
+// DeleteTopics deletes topics and waits for the broker's answer.
+func DeleteTopics(ctx context.Context, addr string, topics ...string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("gregor-bench"))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	adm.SetTimeoutMillis(300_000)
+	resps, err := adm.DeleteTopics(ctx, topics...)
+	if err != nil {
+		return err
+	}
+	return resps.Error()
+}
+
 // waitTopic waits until metadata shows every partition with a leader.
 func waitTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int) error {
 	deadline := time.Now().Add(60 * time.Second)

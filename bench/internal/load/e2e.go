@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -117,8 +118,9 @@ func (w E2E) Run(ctx context.Context, t Target, name string) (*Result, error) {
 	prodDone := make(chan struct{})
 	defer func() { stopProd(); <-prodDone }()
 	p := &pacer{rate: w.Rate, start: time.Now()}
+	var closing atomic.Bool // set once the run is measured: later failures are the client closing
 	promise := func(r *kgo.Record, err error) {
-		if err != nil && ctx.Err() == nil {
+		if err != nil && ctx.Err() == nil && !closing.Load() {
 			mu.Lock()
 			res.addError(err)
 			mu.Unlock()
@@ -174,10 +176,12 @@ func (w E2E) Run(ctx context.Context, t Target, name string) (*Result, error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	closing.Store(true)
 	stopCons()
 	<-consDone
 
 	res.fill(a, b, n, n*int64(w.RecordSize))
+	res.starved(w.Duration)
 	res.Latency = summarize(lat)
 	res.Missing = n - int64(len(lat))
 	res.SendLagMs = ms(p.maxLag)

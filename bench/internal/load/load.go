@@ -53,7 +53,8 @@ type Result struct {
 	// "loadgen" (host CPUs saturated and the load generator used at
 	// least as much CPU as the broker), "broker" (host saturated,
 	// broker the larger user) or "latency" (no CPU saturated: round
-	// trips, fsync, in-flight limits).
+	// trips, fsync, in-flight limits); "starved" (the interval ran far
+	// past the one asked: the machine's neighbours took the CPUs).
 	Bound string `json:"bound"`
 
 	BrokerRSSBefore int64 `json:"broker_rss_before"`
@@ -159,5 +160,19 @@ func (r *Result) addError(err error) {
 	r.Errors++
 	if r.FirstError == "" {
 		r.FirstError = err.Error()
+	}
+}
+
+// starved notes when the measured interval ran far past the one asked
+// for: this process (and usually the broker) got no CPU for a while, so
+// the run says more about the machine's neighbours than about the broker.
+func (r *Result) starved(asked time.Duration) {
+	if asked > 0 && r.Seconds > 1.5*asked.Seconds() {
+		n := fmt.Sprintf("interval stretched to %.1f s of %.1f s asked: starved of CPU by other processes (%.2f cores)", r.Seconds, asked.Seconds(), r.OtherCores)
+		if r.Note != "" {
+			n = r.Note + "; " + n
+		}
+		r.Note = n
+		r.Bound = "starved"
 	}
 }

@@ -159,6 +159,7 @@ func (w Produce) Run(ctx context.Context, t Target, name string) (*Result, error
 	n := b0 - a0
 	res.fill(a, b, n, n*int64(w.RecordSize))
 	res.RecordsPerBatch = bc.perBatch()
+	res.starved(w.Duration)
 	mu.Lock()
 	res.AckLatency = summarize(acks)
 	mu.Unlock()
