@@ -73,6 +73,9 @@ type Broker struct {
 	// parts holds the open partitions by topic ID.
 	parts map[metadata.UUID][]*partition
 
+	// fetchSessions holds incremental fetch sessions (KIP-227).
+	fetchSessions fetchSessionCache
+
 	// pidMu guards nextPID and pidBlockEnd: the producer-ID block this
 	// broker hands out from. Invariant: nextPID <= pidBlockEnd.
 	pidMu       sync.Mutex
@@ -87,6 +90,12 @@ type Broker struct {
 
 	// groups is the consumer group coordinator (groups.go).
 	groups groupsState
+	// txns is the transaction coordinator (txns.go).
+	txns txnsState
+
+	// retentionKick wakes the retention loop early (cleaner.go): a
+	// segment rolled. Capacity 1, non-blocking sends.
+	retentionKick chan struct{}
 
 	// ctx is cancelled by Close: parked requests finish.
 	ctx    context.Context
@@ -130,6 +139,8 @@ func Open(opts Options) (*Broker, error) {
 		parts:  map[metadata.UUID][]*partition{},
 		ctx:    ctx,
 		cancel: cancel,
+
+		retentionKick: make(chan struct{}, 1),
 	}
 	if err := mkdirDurable(b.fs, b.dir); err != nil {
 		cancel()
@@ -144,7 +155,7 @@ func Open(opts Options) (*Broker, error) {
 	b.syncer = partlog.NewSyncer(4)
 	b.syncer.ObserveSyncs(b.observeFsync)
 	img := meta.Image()
-	b.cfg.Store(b.static.WithDynamic(img.BrokerConfigs[""]))
+	b.cfg.Store(b.effectiveConfig(img))
 	start := time.Now()
 	if err := b.reconcile(img); err != nil {
 		b.syncer.Close()
@@ -153,6 +164,8 @@ func Open(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b.openGroups()
+	b.openTxns()
+	b.startBackground()
 	b.log.Info("broker recovered", "topics", len(img.Topics), "partitions", b.partitionCount(),
 		"elapsed", time.Since(start).Round(time.Millisecond), "cluster_id", img.ClusterID, "node_id", nodeID)
 	return b, nil
@@ -201,6 +214,7 @@ func (b *Broker) NodeID() int32 { return b.nodeID }
 // Drain makes parked requests (long-poll fetches) answer at once and
 // new ones not park: the first step of a graceful shutdown.
 func (b *Broker) Drain() {
+	b.txns.coord.Drain()
 	b.groups.coord.Drain()
 	b.cancel()
 }
@@ -211,8 +225,9 @@ func (b *Broker) Close() error {
 	if !b.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	// First: the coordinator waits for its writes in flight, which
-	// need the logs open.
+	// First: the coordinators wait for their writes in flight, which
+	// need the logs open (transaction markers complete group commits).
+	b.txns.coord.Close()
 	b.groups.coord.Close()
 	b.cancel()
 	b.wg.Wait()

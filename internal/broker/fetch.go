@@ -19,8 +19,7 @@ import (
 // Version notes:
 //   - v4: IsolationLevel, LastStableOffset, AbortedTransactions
 //   - v5: LogStartOffset
-//   - v7: fetch sessions (KIP-227): Gregor answers every fetch as a full
-//     sessionless fetch (SessionID 0), which clients accept
+//   - v7: fetch sessions (KIP-227, fetch_session.go)
 //   - v9: CurrentLeaderEpoch (KIP-320)
 //   - v11: RackID, PreferredReadReplica (KIP-392)
 //   - v12: flexible; LastFetchedEpoch, DivergingEpoch
@@ -82,13 +81,6 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 	r := req.Body.(*kmsg.FetchRequest)
 	kresp := r.ResponseKind().(*kmsg.FetchResponse)
 	resp := &fetchResponse{FetchResponse: kresp, buf: getFetchBuf()}
-	if r.SessionID != 0 {
-		resp.Release()
-		// We never create sessions, so the client's is unknown.
-		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
-		respond(resp)
-		return
-	}
 	replicaID := r.ReplicaID
 	if r.Version >= 15 {
 		replicaID = r.ReplicaState.ID
@@ -100,43 +92,44 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 		respond(resp)
 		return
 	}
+	items, session, serr := b.sessionFetchItems(r)
+	if serr != nil {
+		resp.ErrorCode = serr.Code
+		resp.Release()
+		respond(resp)
+		return
+	}
+	incremental := session != nil && r.SessionEpoch > sessionInitialEpoch
 
 	img := b.meta.Image()
-	var targets []fetchTarget
-	resp.Topics = make([]kmsg.FetchResponseTopic, len(r.Topics))
-	for i := range r.Topics {
-		rt := &r.Topics[i]
-		st := &resp.Topics[i]
-		st.Default()
-		st.Topic = rt.Topic
-		st.TopicID = rt.TopicID
+	parts := make([]kmsg.FetchResponseTopicPartition, len(items))
+	targets := make([]fetchTarget, len(items))
+	for i := range items {
+		it := &items[i]
+		sp := &parts[i]
+		sp.Default()
+		sp.Partition = it.req.Partition
+		t := &targets[i]
+		t.req, t.resp = it.req, sp
 		var topic *metadata.Topic
-		var topicErr *kerr.Error
 		if r.Version >= 13 {
-			if t, ok := img.TopicByID(metadata.UUID(rt.TopicID)); ok {
-				topic = t
-			} else {
-				topicErr = kerr.UnknownTopicID
+			if topic, _ = img.TopicByID(metadata.UUID(it.topicID)); topic == nil {
+				t.err = kerr.UnknownTopicID
 			}
-		} else if t, ok := img.Topic(rt.Topic); ok {
-			topic = t
-		} else {
-			topicErr = kerr.UnknownTopicOrPartition
+		} else if topic, _ = img.Topic(it.topic); topic == nil {
+			t.err = kerr.UnknownTopicOrPartition
 		}
-		st.Partitions = make([]kmsg.FetchResponseTopicPartition, len(rt.Partitions))
-		for j := range rt.Partitions {
-			rp := &rt.Partitions[j]
-			sp := &st.Partitions[j]
-			sp.Default()
-			sp.Partition = rp.Partition
-			t := fetchTarget{req: rp, resp: sp, err: topicErr}
-			if topic != nil {
-				if t.p = b.partition(topic.ID, rp.Partition); t.p == nil {
-					t.err = kerr.UnknownTopicOrPartition
-				}
+		if topic != nil {
+			if t.p = b.partition(topic.ID, it.req.Partition); t.p == nil {
+				t.err = kerr.UnknownTopicOrPartition
 			}
-			targets = append(targets, t)
 		}
+	}
+	// The response's topics are assembled once, when it is final.
+	final := respond
+	respond = func(kr kmsg.Response) {
+		assembleFetch(resp.FetchResponse, items, parts, session, incremental)
+		final(kr)
 	}
 
 	respond = b.countFetch(targets, respond)
@@ -151,7 +144,7 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 	}
 
 	n, failed := b.readFetch(targets, maxBytes, committed, resp.buf)
-	if failed || n >= minBytes || r.MaxWaitMillis <= 0 || len(targets) == 0 {
+	if failed || n >= minBytes || r.MaxWaitMillis <= 0 || len(targets) == 0 || b.ctx.Err() != nil {
 		respond(resp)
 		return
 	}

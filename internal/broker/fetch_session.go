@@ -1,0 +1,270 @@
+package broker
+
+import (
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Fetch sessions (KIP-227). A consumer that fetches many partitions sends
+// them all once (epoch 0: a new session); afterwards (epoch n > 0) it
+// sends only partitions whose fetch position changed and those to forget,
+// and the broker answers only partitions with something new: records, an
+// error, or a moved high watermark, last stable offset or log start
+// offset. Epoch -1 closes the session; session ID 0 with epoch -1 is a
+// plain sessionless fetch.
+
+// Session epochs with special meaning.
+const (
+	sessionInitialEpoch = 0
+	sessionFinalEpoch   = -1
+)
+
+// fetchItem is one partition a fetch reads: from the request, or from the
+// session for an incremental fetch.
+type fetchItem struct {
+	topic   string
+	topicID [16]byte
+	req     *kmsg.FetchRequestTopicPartition
+	// sp is the session's entry, nil without a session.
+	sp *sessionPartition
+}
+
+// sessionKey names a partition in a session: by topic ID (Fetch v13+)
+// or by name.
+type sessionKey struct {
+	topicID   [16]byte
+	topic     string
+	partition int32
+}
+
+// sessionPartition is a partition's state in a session.
+type sessionPartition struct {
+	key sessionKey
+	req kmsg.FetchRequestTopicPartition
+	// sent* are what the last response told the client; a partition is
+	// answered again when one of them moves.
+	sentHW, sentLSO, sentLogStart int64
+	sentOnce                      bool
+}
+
+// fetchSession is one client's incremental fetch state.
+type fetchSession struct {
+	id int32
+	// mu guards the fields below. A client has one fetch in flight per
+	// session; the lock only protects against misbehaving ones.
+	mu       sync.Mutex
+	epoch    int32 // the epoch the next request must carry
+	parts    []*sessionPartition
+	index    map[sessionKey]int
+	lastUsed time.Time
+	// inUse is set while a fetch of this session is being answered.
+	inUse bool
+}
+
+// fetchSessionCache holds the sessions, bounded by
+// max.incremental.fetch.session.cache.slots; the least recently used
+// idle session is evicted for a new one.
+type fetchSessionCache struct {
+	mu       sync.Mutex
+	sessions map[int32]*fetchSession
+}
+
+func (c *fetchSessionCache) get(id int32) *fetchSession {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sessions[id]
+}
+
+func (c *fetchSessionCache) remove(id int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.sessions, id)
+}
+
+// create returns a new session, or nil when the cache is full of
+// sessions in use (the fetch is then answered without a session).
+func (c *fetchSessionCache) create(max int, now time.Time) *fetchSession {
+	if max <= 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sessions == nil {
+		c.sessions = map[int32]*fetchSession{}
+	}
+	if len(c.sessions) >= max {
+		var oldest *fetchSession
+		for _, s := range c.sessions {
+			s.mu.Lock()
+			idle := !s.inUse
+			used := s.lastUsed
+			s.mu.Unlock()
+			if idle && (oldest == nil || used.Before(oldest.lastUsed)) {
+				oldest = s
+			}
+		}
+		if oldest == nil {
+			return nil
+		}
+		delete(c.sessions, oldest.id)
+	}
+	s := &fetchSession{epoch: 1, index: map[sessionKey]int{}, lastUsed: now}
+	for {
+		s.id = rand.Int32N(1<<31-1) + 1
+		if _, taken := c.sessions[s.id]; !taken {
+			break
+		}
+	}
+	c.sessions[s.id] = s
+	return s
+}
+
+// upsert adds or updates a partition from a request.
+func (s *fetchSession) upsertLocked(key sessionKey, rp *kmsg.FetchRequestTopicPartition) {
+	if i, ok := s.index[key]; ok {
+		s.parts[i].req = *rp
+		return
+	}
+	s.index[key] = len(s.parts)
+	s.parts = append(s.parts, &sessionPartition{key: key, req: *rp})
+}
+
+// forgetLocked removes a partition.
+func (s *fetchSession) forgetLocked(key sessionKey) {
+	i, ok := s.index[key]
+	if !ok {
+		return
+	}
+	delete(s.index, key)
+	copy(s.parts[i:], s.parts[i+1:])
+	s.parts[len(s.parts)-1] = nil
+	s.parts = s.parts[:len(s.parts)-1]
+	for j := i; j < len(s.parts); j++ {
+		s.index[s.parts[j].key] = j
+	}
+}
+
+// sessionFetchItems resolves the partitions a fetch reads and the session
+// it belongs to. A non-nil error is a top-level fetch error.
+func (b *Broker) sessionFetchItems(r *kmsg.FetchRequest) ([]fetchItem, *fetchSession, *kerr.Error) {
+	byID := r.Version >= 13
+	keyOf := func(topic string, id [16]byte, p int32) sessionKey {
+		if byID {
+			return sessionKey{topicID: id, partition: p}
+		}
+		return sessionKey{topic: topic, partition: p}
+	}
+	fromRequest := func(sp func(sessionKey, *kmsg.FetchRequestTopicPartition) *sessionPartition) []fetchItem {
+		var items []fetchItem
+		for i := range r.Topics {
+			rt := &r.Topics[i]
+			for j := range rt.Partitions {
+				rp := &rt.Partitions[j]
+				it := fetchItem{topic: rt.Topic, topicID: rt.TopicID, req: rp}
+				if sp != nil {
+					it.sp = sp(keyOf(rt.Topic, rt.TopicID, rp.Partition), rp)
+					it.req = &it.sp.req
+				}
+				items = append(items, it)
+			}
+		}
+		return items
+	}
+	now := b.now()
+
+	switch {
+	case r.SessionEpoch == sessionFinalEpoch:
+		if r.SessionID != 0 {
+			b.fetchSessions.remove(r.SessionID)
+		}
+		return fromRequest(nil), nil, nil
+
+	case r.SessionEpoch == sessionInitialEpoch:
+		if r.SessionID != 0 {
+			b.fetchSessions.remove(r.SessionID)
+		}
+		s := b.fetchSessions.create(int(b.Config().Int("max.incremental.fetch.session.cache.slots")), now)
+		if s == nil {
+			return fromRequest(nil), nil, nil
+		}
+		s.mu.Lock()
+		s.inUse = true
+		items := fromRequest(func(k sessionKey, rp *kmsg.FetchRequestTopicPartition) *sessionPartition {
+			s.upsertLocked(k, rp)
+			return s.parts[s.index[k]]
+		})
+		s.mu.Unlock()
+		return items, s, nil
+	}
+
+	s := b.fetchSessions.get(r.SessionID)
+	if s == nil {
+		return nil, nil, kerr.FetchSessionIDNotFound
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.epoch != r.SessionEpoch || s.inUse {
+		return nil, nil, kerr.InvalidFetchSessionEpoch
+	}
+	s.inUse = true
+	s.epoch++
+	if s.epoch < 1 {
+		s.epoch = 1 // wrap, skipping the special epochs
+	}
+	s.lastUsed = now
+	for i := range r.Topics {
+		rt := &r.Topics[i]
+		for j := range rt.Partitions {
+			s.upsertLocked(keyOf(rt.Topic, rt.TopicID, rt.Partitions[j].Partition), &rt.Partitions[j])
+		}
+	}
+	for _, ft := range r.ForgottenTopics {
+		for _, p := range ft.Partitions {
+			s.forgetLocked(keyOf(ft.Topic, ft.TopicID, p))
+		}
+	}
+	items := make([]fetchItem, len(s.parts))
+	for i, sp := range s.parts {
+		items[i] = fetchItem{topic: sp.key.topic, topicID: sp.key.topicID, req: &sp.req, sp: sp}
+	}
+	return items, s, nil
+}
+
+// assembleFetch builds the response's topics from the partitions read.
+// A full fetch answers every partition; an incremental one only those
+// with news since the session's last response.
+func assembleFetch(resp *kmsg.FetchResponse, items []fetchItem, parts []kmsg.FetchResponseTopicPartition, s *fetchSession, incremental bool) {
+	if s != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.inUse = false
+		resp.SessionID = s.id
+	}
+	resp.Topics = resp.Topics[:0]
+	for i := range items {
+		it := &items[i]
+		p := &parts[i]
+		if sp := it.sp; sp != nil {
+			changed := !sp.sentOnce || p.ErrorCode != 0 || len(p.RecordBatches) > 0 ||
+				p.HighWatermark != sp.sentHW || p.LastStableOffset != sp.sentLSO || p.LogStartOffset != sp.sentLogStart
+			if incremental && !changed {
+				continue
+			}
+			sp.sentOnce = true
+			sp.sentHW, sp.sentLSO, sp.sentLogStart = p.HighWatermark, p.LastStableOffset, p.LogStartOffset
+		}
+		n := len(resp.Topics)
+		if n == 0 || resp.Topics[n-1].Topic != it.topic || resp.Topics[n-1].TopicID != it.topicID {
+			st := kmsg.NewFetchResponseTopic()
+			st.Topic = it.topic
+			st.TopicID = it.topicID
+			resp.Topics = append(resp.Topics, st)
+			n++
+		}
+		resp.Topics[n-1].Partitions = append(resp.Topics[n-1].Partitions, *p)
+	}
+}

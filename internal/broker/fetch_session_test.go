@@ -1,0 +1,102 @@
+package broker_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-streaming/gregor/internal/ktest"
+)
+
+func TestFetchSessions(t *testing.T) {
+	b := ktest.NewBroker(t)
+	b.CreateTopic("sess", 3, nil)
+	cl := b.Client(kgo.DefaultProduceTopic("sess"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	ctx := ctxT(t, 20*time.Second)
+	produce := func(p int32) {
+		t.Helper()
+		if err := cl.ProduceSync(ctx, &kgo.Record{Partition: p, Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p := range int32(3) {
+		produce(p)
+	}
+	md, err := b.Admin().Metadata(ctx, "sess")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := md.Topics["sess"].ID
+
+	fetch := func(sessionID, epoch int32, parts map[int32]int64) *kmsg.FetchResponse {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.SessionID, req.SessionEpoch = sessionID, epoch
+		req.MaxBytes = 1 << 20
+		if len(parts) > 0 {
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic, rt.TopicID = "sess", id
+			for p, off := range parts {
+				rp := kmsg.NewFetchRequestTopicPartition()
+				rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, off, 1<<20
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			req.Topics = append(req.Topics, rt)
+		}
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	count := func(r *kmsg.FetchResponse) int {
+		n := 0
+		for _, rt := range r.Topics {
+			n += len(rt.Partitions)
+		}
+		return n
+	}
+
+	// Create a session: a full answer.
+	r := fetch(0, 0, map[int32]int64{0: 0, 1: 0, 2: 0})
+	if r.ErrorCode != 0 || r.SessionID == 0 || count(r) != 3 {
+		t.Fatalf("create: err %d session %d partitions %d", r.ErrorCode, r.SessionID, count(r))
+	}
+	sid := r.SessionID
+	// Incremental: move partitions 0 and 1 past their record; nothing is
+	// new, so nothing is answered.
+	r = fetch(sid, 1, map[int32]int64{0: 1, 1: 1})
+	if r.ErrorCode != 0 || r.SessionID != sid {
+		t.Fatalf("incremental: err %d session %d", r.ErrorCode, r.SessionID)
+	}
+	if n := count(r); n != 1 { // partition 2 still has its record at offset 0
+		t.Fatalf("incremental answered %d partitions, want 1", n)
+	}
+	r = fetch(sid, 2, map[int32]int64{2: 1})
+	if count(r) != 0 {
+		t.Fatalf("idle incremental answered %d partitions", count(r))
+	}
+	// New data on partition 1 shows up without re-sending partition 1.
+	produce(1)
+	r = fetch(sid, 3, nil)
+	if count(r) != 1 || r.Topics[0].Partitions[0].Partition != 1 || len(r.Topics[0].Partitions[0].RecordBatches) == 0 {
+		t.Fatalf("after produce: %+v", r.Topics)
+	}
+	// Wrong epoch, unknown session.
+	if r = fetch(sid, 3, nil); r.ErrorCode != kerr.InvalidFetchSessionEpoch.Code {
+		t.Fatalf("stale epoch: err %d", r.ErrorCode)
+	}
+	if r = fetch(sid+1, 1, nil); r.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("unknown session: err %d", r.ErrorCode)
+	}
+	// Close: sessionless answer; the session is gone.
+	if r = fetch(sid, -1, map[int32]int64{0: 0}); r.ErrorCode != 0 || r.SessionID != 0 || count(r) != 1 {
+		t.Fatalf("close: err %d session %d", r.ErrorCode, r.SessionID)
+	}
+	if r = fetch(sid, 4, nil); r.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("closed session still there: err %d", r.ErrorCode)
+	}
+}
