@@ -277,7 +277,10 @@ func run(ctx context.Context, c *config) error {
 		os.MkdirAll(filepath.Join(c.benchSrc, "results"), 0o755)
 		c.jsonOut = filepath.Join(c.benchSrc, "results", "compare-"+out.Started.Format("20060102-150405")+".json")
 	}
-	b, _ := json.MarshalIndent(out, "", "  ")
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding results: %w", err)
+	}
 	if err := os.WriteFile(c.jsonOut, append(b, '\n'), 0o644); err != nil {
 		return err
 	}

@@ -62,7 +62,10 @@ func (c *config) soak(ctx context.Context) error {
 		os.MkdirAll(filepath.Join(c.benchSrc, "results"), 0o755)
 		c.jsonOut = filepath.Join(c.benchSrc, "results", "soak-"+time.Now().Format("20060102-150405")+".json")
 	}
-	b, _ := json.MarshalIndent(out, "", "  ")
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding results: %w", err)
+	}
 	fmt.Println("JSON:", c.jsonOut)
 	return os.WriteFile(c.jsonOut, append(b, '\n'), 0o644)
 }

@@ -139,7 +139,7 @@ func (r *Result) fill(a, b snap, records, payload int64) {
 	}
 	r.BrokerRSSBefore = a.broker.RSS
 	r.BrokerRSSAfter = b.broker.RSS
-	r.BrokerRSSPeak = max(a.broker.RSS, b.broker.RSS)
+	r.BrokerRSSPeak = max(r.BrokerRSSPeak, a.broker.RSS, b.broker.RSS) // the sampler may have set it
 	r.LoadgenRSS = b.self.RSS
 	switch {
 	case r.OfferedRate > 0 && r.RecordsPerSec >= 0.97*r.OfferedRate:
