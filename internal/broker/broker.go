@@ -90,12 +90,6 @@ type Broker struct {
 
 	// groups is the consumer group coordinator (groups.go).
 	groups groupsState
-	// txns is the transaction coordinator (txns.go).
-	txns txnsState
-
-	// retentionKick wakes the retention loop early (cleaner.go): a
-	// segment rolled. Capacity 1, non-blocking sends.
-	retentionKick chan struct{}
 
 	// ctx is cancelled by Close: parked requests finish.
 	ctx    context.Context
@@ -139,8 +133,6 @@ func Open(opts Options) (*Broker, error) {
 		parts:  map[metadata.UUID][]*partition{},
 		ctx:    ctx,
 		cancel: cancel,
-
-		retentionKick: make(chan struct{}, 1),
 	}
 	if err := mkdirDurable(b.fs, b.dir); err != nil {
 		cancel()
@@ -155,7 +147,7 @@ func Open(opts Options) (*Broker, error) {
 	b.syncer = partlog.NewSyncer(4)
 	b.syncer.ObserveSyncs(b.observeFsync)
 	img := meta.Image()
-	b.cfg.Store(b.effectiveConfig(img))
+	b.cfg.Store(b.static.WithDynamic(img.BrokerConfigs[""]))
 	start := time.Now()
 	if err := b.reconcile(img); err != nil {
 		b.syncer.Close()
@@ -164,8 +156,6 @@ func Open(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b.openGroups()
-	b.openTxns()
-	b.startBackground()
 	b.log.Info("broker recovered", "topics", len(img.Topics), "partitions", b.partitionCount(),
 		"elapsed", time.Since(start).Round(time.Millisecond), "cluster_id", img.ClusterID, "node_id", nodeID)
 	return b, nil
@@ -214,7 +204,6 @@ func (b *Broker) NodeID() int32 { return b.nodeID }
 // Drain makes parked requests (long-poll fetches) answer at once and
 // new ones not park: the first step of a graceful shutdown.
 func (b *Broker) Drain() {
-	b.txns.coord.Drain()
 	b.groups.coord.Drain()
 	b.cancel()
 }
@@ -225,9 +214,8 @@ func (b *Broker) Close() error {
 	if !b.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	// First: the coordinators wait for their writes in flight, which
-	// need the logs open (transaction markers complete group commits).
-	b.txns.coord.Close()
+	// First: the coordinator waits for its writes in flight, which
+	// need the logs open.
 	b.groups.coord.Close()
 	b.cancel()
 	b.wg.Wait()
