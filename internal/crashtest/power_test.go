@@ -1,11 +1,15 @@
 package crashtest
 
 import (
+	"context"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-streaming/gregor/internal/ktest"
 	"github.com/gregor-streaming/gregor/internal/vfs"
@@ -20,6 +24,9 @@ import (
 // (clean-shutdown fast path, producer-state snapshot). Every
 // acknowledged record must survive, exactly once, at its offset: this is
 // what proves a produce is acknowledged only after its bytes are synced.
+// Cluster metadata too: each cycle creates a topic and takes a producer
+// ID first; the topics must all survive, and no producer ID may be
+// handed out twice.
 func TestPowerLoss(t *testing.T) {
 	seed := seedFromEnv(t)
 	cycles := envInt(t, "GREGOR_CRASH_CYCLES", 20)
@@ -32,6 +39,9 @@ func TestPowerLoss(t *testing.T) {
 		"index.interval.bytes": kadm.StringPtr("1024"),
 	})
 	w := startWorkload(t, b.Addr, topic, 3, seed)
+	cl := b.Client(kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond }), kgo.MetadataMinAge(10*time.Millisecond))
+	pids := map[int64]int{}
+	var topics []string
 
 	var kinds [5]int
 	names := [5]string{"power loss", "power loss with torn tails", "power loss with torn tails and unsynced directories", "kill -9", "graceful restart"}
@@ -39,6 +49,18 @@ func TestPowerLoss(t *testing.T) {
 		if !w.waitAcked(w.acked()+300, 30*time.Second) {
 			t.Fatalf("cycle %d: no progress (%d acknowledged)", c, w.acked())
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ir, err := kmsg.NewPtrInitProducerIDRequest().RequestWith(ctx, cl)
+		cancel()
+		if err != nil || ir.ErrorCode != 0 {
+			t.Fatalf("cycle %d: InitProducerID: %v (error code %d)", c, err, ir.ErrorCode)
+		}
+		if prev, ok := pids[ir.ProducerID]; ok {
+			t.Fatalf("cycle %d: producer ID %d handed out again (first in cycle %d)", c, ir.ProducerID, prev)
+		}
+		pids[ir.ProducerID] = c
+		topics = append(topics, fmt.Sprintf("meta-%d", c))
+		b.CreateTopic(topics[len(topics)-1], 1, nil)
 		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
 		kind := rng.IntN(len(kinds))
 		crashRng := rand.New(rand.NewPCG(seed, uint64(1000+c)))
@@ -56,6 +78,23 @@ func TestPowerLoss(t *testing.T) {
 		}
 		kinds[kind]++
 		t.Logf("cycle %d: %s", c, names[kind])
+		// Not kadm.Metadata: it lets the broker auto-create topics.
+		mreq := kmsg.NewPtrMetadataRequest()
+		mreq.AllowAutoTopicCreation = false
+		for _, name := range topics {
+			mreq.Topics = append(mreq.Topics, kmsg.MetadataRequestTopic{Topic: kmsg.StringPtr(name)})
+		}
+		ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+		md, err := mreq.RequestWith(ctx, cl)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mt := range md.Topics {
+			if mt.ErrorCode != 0 {
+				t.Fatalf("cycle %d: topic %s, created before the %s, is gone", c, *mt.Topic, names[kind])
+			}
+		}
 	}
 	if !w.waitAcked(w.acked()+300, 30*time.Second) {
 		t.Fatalf("no progress after the last restart (%d acknowledged)", w.acked())
