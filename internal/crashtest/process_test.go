@@ -21,7 +21,7 @@ import (
 // TestProcessCrash SIGKILLs a real `gregor serve` at random moments while
 // three idempotent acks=all producers write keyed records to a
 // 4-partition topic, and restarts it on the same data directory and port,
-// GREGOR_CRASH_CYCLES times (default 25). Most kills land under steady
+// GREGOR_CRASH_CYCLES times (default 20). Most kills land under steady
 // load; some just after the broker starts accepting, some during
 // recovery (before it listens). The producers keep going across the
 // restarts; their retries must be recognised as duplicates by the
@@ -36,7 +36,7 @@ func TestProcessCrash(t *testing.T) {
 		t.Skip("builds gregor and kills it repeatedly (~20 s); skipped with -short")
 	}
 	seed := seedFromEnv(t)
-	cycles := envInt(t, "GREGOR_CRASH_CYCLES", 25)
+	cycles := envInt(t, "GREGOR_CRASH_CYCLES", 20)
 	rng := rand.New(rand.NewPCG(seed, 1))
 
 	g := &process{t: t, bin: buildGregor(t), dir: filepath.Join(t.TempDir(), "data"), addr: freeAddr(t)}
@@ -73,7 +73,7 @@ func TestProcessCrash(t *testing.T) {
 			time.Sleep(time.Duration(rng.IntN(40)) * time.Millisecond)
 		default: // under steady load
 			progress(500, fmt.Sprintf("cycle %d", c))
-			time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
+			time.Sleep(time.Duration(rng.IntN(700)) * time.Millisecond)
 		}
 		kinds[min(kind, 2)]++
 		g.kill()
