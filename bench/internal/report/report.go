@@ -5,6 +5,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/gregor-streaming/gregor/bench/internal/load"
@@ -54,7 +55,9 @@ func Print(w io.Writer, r *load.Result) {
 		}
 		fmt.Fprintln(w)
 		if g, ok := Growth(r.Samples); ok {
-			fmt.Fprintf(w, "  RSS trend over the second half: %+.2f MiB/min\n", g)
+			a, b := Halves(r.Samples)
+			fmt.Fprintf(w, "  RSS median first half %s, second half %s; trend over the second half %+.2f MiB/min\n",
+				MiB(a), MiB(b), g)
 		}
 	}
 }
@@ -89,6 +92,23 @@ func Growth(s []load.MemSample) (float64, bool) {
 		return 0, false
 	}
 	return (n*sxy - sx*sy) / d, true
+}
+
+// Halves returns the median RSS of the first and second half of the
+// samples: robust to the GC's saw-tooth where a slope is not.
+func Halves(s []load.MemSample) (first, second int64) {
+	med := func(s []load.MemSample) int64 {
+		v := make([]int64, len(s))
+		for i, x := range s {
+			v[i] = x.RSS
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	if len(s) < 2 {
+		return 0, 0
+	}
+	return med(s[:len(s)/2]), med(s[len(s)/2:])
 }
 
 // Row is one line of a comparison table.
