@@ -91,6 +91,10 @@ type Broker struct {
 	// groups is the consumer group coordinator (groups.go).
 	groups groupsState
 
+	// retentionKick wakes the retention loop early (cleaner.go): a
+	// segment rolled. Capacity 1, non-blocking sends.
+	retentionKick chan struct{}
+
 	// ctx is cancelled by Close: parked requests finish.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -133,6 +137,8 @@ func Open(opts Options) (*Broker, error) {
 		parts:  map[metadata.UUID][]*partition{},
 		ctx:    ctx,
 		cancel: cancel,
+
+		retentionKick: make(chan struct{}, 1),
 	}
 	if err := mkdirDurable(b.fs, b.dir); err != nil {
 		cancel()
@@ -147,7 +153,7 @@ func Open(opts Options) (*Broker, error) {
 	b.syncer = partlog.NewSyncer(4)
 	b.syncer.ObserveSyncs(b.observeFsync)
 	img := meta.Image()
-	b.cfg.Store(b.static.WithDynamic(img.BrokerConfigs[""]))
+	b.cfg.Store(b.effectiveConfig(img))
 	start := time.Now()
 	if err := b.reconcile(img); err != nil {
 		b.syncer.Close()
@@ -156,6 +162,7 @@ func Open(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b.openGroups()
+	b.startBackground()
 	b.log.Info("broker recovered", "topics", len(img.Topics), "partitions", b.partitionCount(),
 		"elapsed", time.Since(start).Round(time.Millisecond), "cluster_id", img.ClusterID, "node_id", nodeID)
 	return b, nil

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -106,6 +107,11 @@ func partlogConfig(c *config.TopicConfig) partlog.Config {
 	pc := partlog.DefaultConfig()
 	pc.SegmentBytes = c.Int("segment.bytes")
 	pc.SegmentMs = c.Int("segment.ms")
+	if strings.Contains(c.String("cleanup.policy"), "compact") {
+		// KIP-354: the active segment is never compacted, so on a
+		// compacted topic it rolls within max.compaction.lag.ms.
+		pc.SegmentMs = min(pc.SegmentMs, c.Int("max.compaction.lag.ms"))
+	}
 	pc.IndexIntervalBytes = int32(c.Int("index.interval.bytes"))
 	pc.SegmentIndexBytes = int32(c.Int("segment.index.bytes"))
 	return pc

@@ -139,6 +139,11 @@ func (b *Broker) produceTo(p *partition, records []byte, version int16, sp *kmsg
 		return
 	}
 	cfg := p.cfg.Load()
+	records, h, cerr := convertProduced(cfg, records, h)
+	if cerr != nil {
+		fail(cerr.err, cerr.msg)
+		return
+	}
 	if max := cfg.Int("max.message.bytes"); int64(len(records)) > max {
 		fail(kerr.MessageTooLarge, "")
 		return

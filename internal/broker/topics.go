@@ -131,10 +131,8 @@ func (b *Broker) checkTopicSpec(img *metadata.Image, spec *topicSpec) *topicErro
 	if brokers := 1; int(spec.replicationFactor) > brokers {
 		return newTopicError(kerr.InvalidReplicationFactor, "replication factor: %d larger than available brokers: %d", spec.replicationFactor, brokers)
 	}
-	for k, v := range spec.configs {
-		if err := config.Topic.Validate(k, v); err != nil {
-			return newTopicError(kerr.InvalidConfig, "%v", err)
-		}
+	if err := config.ValidateTopicOverrides(spec.configs); err != nil {
+		return newTopicError(kerr.InvalidConfig, "%v", err)
 	}
 	return nil
 }
@@ -229,7 +227,7 @@ func (b *Broker) reconcile(img *metadata.Image) error {
 	b.reconcileMu.Lock()
 	defer b.reconcileMu.Unlock()
 
-	b.cfg.Store(b.static.WithDynamic(img.BrokerConfigs[""]))
+	b.cfg.Store(b.effectiveConfig(img))
 	cfg := b.Config()
 
 	// Deleted topics.
@@ -308,6 +306,7 @@ func (b *Broker) openPartition(t *metadata.Topic, mp *metadata.Partition, tcfg *
 		Now:    b.now,
 		Syncer: b.syncer,
 		Logger: b.log.With("topic", t.Name, "partition", mp.Partition),
+		OnRoll: b.kickRetention,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("broker: open %s-%d: %w", t.Name, mp.Partition, err)

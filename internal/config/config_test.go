@@ -1,7 +1,11 @@
 package config
 
 import (
+	"bytes"
 	"errors"
+	"flag"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -28,12 +32,6 @@ func TestTopicSynonymsExist(t *testing.T) {
 		d, _ := Topic.Lookup(name)
 		for _, s := range d.Synonyms {
 			if _, ok := Broker.Lookup(s.Name); !ok {
-				// Some synonyms are broker properties Gregor accepts
-				// only through the topic (compatibility no-ops).
-				switch s.Name {
-				case "log.preallocate", "log.roll.jitter.ms", "log.message.downconversion.enable":
-					continue
-				}
 				t.Errorf("%s: synonym %s is not a broker property", name, s.Name)
 			}
 		}
@@ -94,7 +92,7 @@ func TestTopicResolution(t *testing.T) {
 	check("max.message.bytes", "5000", SourceStaticBroker)
 	check("cleanup.policy", "delete", SourceDefault)
 
-	dyn := b.WithDynamic(map[string]string{"log.retention.ms": "1000"})
+	dyn := b.WithDynamic(map[string]string{"log.retention.ms": "1000"}, nil)
 	if v := dyn.Topic(nil).Int("retention.ms"); v != 1000 {
 		t.Errorf("dynamic retention.ms = %d", v)
 	}
@@ -124,5 +122,95 @@ func TestFromEnv(t *testing.T) {
 	got := FromEnv([]string{"GREGOR_NUM_PARTITIONS=4", "GREGOR_BROKERS=x", "PATH=/bin", "GREGOR_LOG_RETENTION_HOURS=1"}, nil)
 	if got["num.partitions"] != "4" || got["log.retention.hours"] != "1" || len(got) != 2 {
 		t.Errorf("FromEnv = %v", got)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite docs/CONFIG.md")
+
+// TestConfigDoc keeps docs/CONFIG.md in step with the registry; run with
+// -update to regenerate it.
+func TestConfigDoc(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	const file = "../../docs/CONFIG.md"
+	if *update {
+		if err := os.WriteFile(file, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	have, err := os.ReadFile(file)
+	if err != nil || !bytes.Equal(have, b.Bytes()) {
+		t.Fatalf("docs/CONFIG.md is stale (%v): run go test ./internal/config -run TestConfigDoc -update", err)
+	}
+	for _, r := range []*Registry{Broker, Topic} {
+		for _, name := range r.Names() {
+			if !bytes.Contains(have, []byte("| `"+name+"` |")) {
+				t.Errorf("%s missing from docs/CONFIG.md", name)
+			}
+		}
+	}
+}
+
+func TestDynamicPrecedence(t *testing.T) {
+	b, _, err := NewBroker(map[string]string{"log.retention.hours": "2", "message.max.bytes": "100"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := b.WithDynamic(map[string]string{"message.max.bytes": "200", "log.retention.ms": "5000"}, map[string]string{"message.max.bytes": "300"})
+	check := func(name, want string, wantSrc Source) {
+		t.Helper()
+		v, src, _ := c.Lookup(name)
+		if v != want || src != wantSrc {
+			t.Errorf("%s = %q (source %d), want %q (source %d)", name, v, src, want, wantSrc)
+		}
+	}
+	check("message.max.bytes", "300", SourceDynamicBroker)
+	check("log.retention.ms", "5000", SourceDynamicDefault)
+	check("log.retention.hours", "2", SourceStaticBroker)
+	check("num.partitions", "1", SourceDefault)
+	if v := c.Topic(nil).Int("retention.ms"); v != 5000 {
+		t.Errorf("retention.ms = %d, want the dynamic log.retention.ms", v)
+	}
+	if v := c.Topic(nil).Int("max.message.bytes"); v != 300 {
+		t.Errorf("max.message.bytes = %d", v)
+	}
+
+	vals := c.Values("log.retention.ms")
+	want := []Value{
+		{Name: "log.retention.ms", Value: "5000", Source: SourceDynamicDefault},
+		{Name: "log.retention.hours", Value: "2", Source: SourceStaticBroker},
+		{Name: "log.retention.hours", Value: "168", Source: SourceDefault},
+	}
+	if !slices.Equal(vals, want) {
+		t.Errorf("Values(log.retention.ms) = %+v, want %+v", vals, want)
+	}
+	tvals := c.Topic(map[string]string{"retention.ms": "1"}).Values("retention.ms")
+	if len(tvals) != 4 || tvals[0] != (Value{Name: "retention.ms", Value: "1", Source: SourceDynamicTopic}) {
+		t.Errorf("topic Values(retention.ms) = %+v", tvals)
+	}
+	if got := c.Topic(nil).Values("cleanup.policy"); len(got) != 1 || got[0].Name != "log.cleanup.policy" || got[0].Source != SourceDefault {
+		t.Errorf("topic Values(cleanup.policy) = %+v", got)
+	}
+	if got := BrokerSynonyms("log.roll.ms"); !slices.Equal(got, []string{"log.roll.ms", "log.roll.hours"}) {
+		t.Errorf("BrokerSynonyms(log.roll.ms) = %v", got)
+	}
+}
+
+func TestValidation(t *testing.T) {
+	if err := ValidateTopicOverrides(map[string]string{"min.compaction.lag.ms": "10", "max.compaction.lag.ms": "5"}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("min > max compaction lag: %v", err)
+	}
+	if err := ValidateTopicOverrides(map[string]string{"min.compaction.lag.ms": "1", "cleanup.policy": "compact,delete"}); err != nil {
+		t.Error(err)
+	}
+	for name, ok := range map[string]bool{"log.retention.ms": true, "log.cleaner.threads": true, "num.partitions": false,
+		"log.retention.hours": false, "node.id": false, "no.such": false} {
+		v := "1"
+		if err := CheckDynamicBroker(name, v); (err == nil) != ok {
+			t.Errorf("CheckDynamicBroker(%s): %v, want ok=%v", name, err, ok)
+		}
 	}
 }

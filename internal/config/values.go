@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -16,16 +17,20 @@ type BrokerConfig struct {
 	// static holds values from the properties file, environment and
 	// flags (SourceStaticBroker).
 	static map[string]string
-	// dynamic holds cluster-wide dynamic defaults from metadata
-	// (SourceDynamicDefault) — AlterConfigs on the broker resource.
-	dynamic map[string]string
+	// clusterDynamic holds cluster-wide dynamic defaults from metadata
+	// (SourceDynamicDefault): AlterConfigs on the broker resource "".
+	clusterDynamic map[string]string
+	// brokerDynamic holds this broker's dynamic overrides from metadata
+	// (SourceDynamicBroker): AlterConfigs on the broker resource
+	// "<node.id>".
+	brokerDynamic map[string]string
 }
 
 // NewBroker validates static properties and returns the configuration.
 // Unknown names are returned in unknown (Kafka warns about them and goes
 // on); invalid values are an error.
 func NewBroker(static map[string]string) (c *BrokerConfig, unknown []string, err error) {
-	c = &BrokerConfig{static: map[string]string{}, dynamic: map[string]string{}}
+	c = &BrokerConfig{static: map[string]string{}}
 	for k, v := range static {
 		d, ok := Broker.Lookup(k)
 		if !ok {
@@ -40,6 +45,7 @@ func NewBroker(static map[string]string) (c *BrokerConfig, unknown []string, err
 		}
 		c.static[k] = strings.TrimSpace(v)
 	}
+	slices.Sort(unknown)
 	return c, unknown, nil
 }
 
@@ -49,10 +55,11 @@ func Default() *BrokerConfig {
 	return c
 }
 
-// WithDynamic returns a copy of c with the given dynamic broker values
-// (nil value deletes).
-func (c *BrokerConfig) WithDynamic(dyn map[string]string) *BrokerConfig {
-	return &BrokerConfig{static: c.static, dynamic: maps.Clone(dyn)}
+// WithDynamic returns a copy of c with the dynamic broker values from
+// cluster metadata: cluster is the cluster-wide default (resource ""),
+// broker this broker's own (resource "<node.id>"), which wins.
+func (c *BrokerConfig) WithDynamic(cluster, broker map[string]string) *BrokerConfig {
+	return &BrokerConfig{static: c.static, clusterDynamic: maps.Clone(cluster), brokerDynamic: maps.Clone(broker)}
 }
 
 // Static returns the static value of name, if set.
@@ -64,7 +71,10 @@ func (c *BrokerConfig) Static(name string) (string, bool) {
 // Lookup returns the effective value of a broker property and where it
 // came from; ok is false for a null value.
 func (c *BrokerConfig) Lookup(name string) (value string, src Source, ok bool) {
-	if v, ok := c.dynamic[name]; ok {
+	if v, ok := c.brokerDynamic[name]; ok {
+		return v, SourceDynamicBroker, true
+	}
+	if v, ok := c.clusterDynamic[name]; ok {
 		return v, SourceDynamicDefault, true
 	}
 	if v, ok := c.static[name]; ok {

@@ -1,0 +1,323 @@
+package broker_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-streaming/gregor/internal/ktest"
+)
+
+func TestCreatePartitions(t *testing.T) {
+	b := ktest.NewBroker(t)
+	b.CreateTopic("grow", 2, nil)
+	adm := b.Admin()
+	ctx := ctxT(t, 30*time.Second)
+
+	rs, err := adm.CreatePartitions(ctx, 2, "grow")
+	if err != nil || rs["grow"].Err != nil {
+		t.Fatalf("create partitions: %v %+v", err, rs)
+	}
+	td, err := adm.ListTopics(ctx, "grow")
+	if err != nil || len(td["grow"].Partitions) != 4 {
+		t.Fatalf("metadata after growing: %v %+v", err, td["grow"])
+	}
+	// Clients see the new partitions: produce to and consume from #3.
+	cl := b.Client(kgo.DefaultProduceTopic("grow"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := cl.ProduceSync(ctx, &kgo.Record{Partition: 3, Value: []byte("in the new partition")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	got := consumeN(t, b, "grow", 1)
+	if got[0].Partition != 3 || string(got[0].Value) != "in the new partition" {
+		t.Fatalf("consumed %d %q", got[0].Partition, got[0].Value)
+	}
+
+	for _, tc := range []struct {
+		count int
+		want  *kerr.Error
+	}{{4, kerr.InvalidPartitions}, {3, kerr.InvalidPartitions}, {0, kerr.InvalidPartitions}} {
+		rs, err := adm.UpdatePartitions(ctx, tc.count, "grow")
+		if err != nil || !errors.Is(rs["grow"].Err, tc.want) {
+			t.Errorf("set %d partitions: %v %v, want %v", tc.count, err, rs["grow"].Err, tc.want)
+		}
+	}
+	rs, err = adm.CreatePartitions(ctx, 1, "nope")
+	if err != nil || !errors.Is(rs["nope"].Err, kerr.UnknownTopicOrPartition) {
+		t.Errorf("unknown topic: %v %+v", err, rs)
+	}
+	rs, err = adm.ValidateCreatePartitions(ctx, 5, "grow")
+	if err != nil || rs["grow"].Err != nil {
+		t.Fatalf("validate: %v %+v", err, rs)
+	}
+	// A bad assignment; duplicates in one request.
+	req := kmsg.NewPtrCreatePartitionsRequest()
+	req.Version = 3
+	rt := kmsg.NewCreatePartitionsRequestTopic()
+	rt.Topic, rt.Count = "grow", 5
+	rt.Assignment = []kmsg.CreatePartitionsRequestTopicAssignment{{Replicas: []int32{9}}}
+	req.Topics = append(req.Topics, rt)
+	resp := send[*kmsg.CreatePartitionsResponse](t, b, req)
+	errCode(t, "unknown broker in assignment", resp.Topics[0].ErrorCode, kerr.InvalidReplicaAssignment)
+	rt.Assignment = nil
+	req.Topics = []kmsg.CreatePartitionsRequestTopic{rt, rt}
+	resp = send[*kmsg.CreatePartitionsResponse](t, b, req)
+	errCode(t, "duplicate topic", resp.Topics[0].ErrorCode, kerr.InvalidRequest)
+
+	b.Restart()
+	td, err = b.Admin().ListTopics(ctxT(t, 10*time.Second), "grow")
+	if err != nil || len(td["grow"].Partitions) != 4 {
+		t.Fatalf("after restart: %v %+v", err, td["grow"])
+	}
+}
+
+func TestDeleteRecords(t *testing.T) {
+	b := ktest.NewBroker(t)
+	b.CreateTopic("trim", 1, map[string]*string{"segment.bytes": kmsg.StringPtr("1048576")})
+	b.CreateTopic("keyed", 1, map[string]*string{"cleanup.policy": kmsg.StringPtr("compact")})
+	cl := b.Client(kgo.DefaultProduceTopic("trim"))
+	ctx := ctxT(t, 30*time.Second)
+	var recs []*kgo.Record
+	for i := range 3000 {
+		v := make([]byte, 1000)
+		rand.Read(v) // incompressible: the log spans several segments
+		recs = append(recs, &kgo.Record{Value: v, Key: []byte(strconv.Itoa(i))})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	adm := b.Admin()
+	del := func(topic string, off int64) kadm.DeleteRecordsResponse {
+		t.Helper()
+		os := kadm.Offsets{}
+		os.Add(kadm.Offset{Topic: topic, Partition: 0, At: off})
+		rs, err := adm.DeleteRecords(ctx, os)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, ok := rs.Lookup(topic, 0)
+		if !ok {
+			t.Fatalf("no response for %s", topic)
+		}
+		return r
+	}
+	sizeBefore := logDirSize(t, adm, "trim")
+	if r := del("trim", 2500); r.Err != nil || r.LowWatermark != 2500 {
+		t.Fatalf("delete to 2500: %+v", r)
+	}
+	if s := logDirSize(t, adm, "trim"); s >= sizeBefore/2 {
+		t.Fatalf("log size %d → %d: segments below the new start not deleted", sizeBefore, s)
+	}
+	starts, err := adm.ListStartOffsets(ctx, "trim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := starts.Lookup("trim", 0); o.Offset != 2500 {
+		t.Fatalf("start offset %d", o.Offset)
+	}
+	// A fetch below the log start offset: OFFSET_OUT_OF_RANGE.
+	fr := kmsg.NewPtrFetchRequest()
+	fr.Version = 11
+	fr.MaxBytes = 1 << 20
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "trim"
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.FetchOffset, fp.PartitionMaxBytes, fp.CurrentLeaderEpoch = 10, 1<<20, -1
+	ft.Partitions = append(ft.Partitions, fp)
+	fr.Topics = append(fr.Topics, ft)
+	fresp := send[*kmsg.FetchResponse](t, b, fr)
+	errCode(t, "fetch below the log start offset", fresp.Topics[0].Partitions[0].ErrorCode, kerr.OffsetOutOfRange)
+	if lso := fresp.Topics[0].Partitions[0].LogStartOffset; lso != 2500 {
+		t.Fatalf("fetch log start offset %d", lso)
+	}
+	// Consumers from the earliest offset start at the new log start
+	// offset; a consumer whose committed position fell below it resets.
+	got := consumeN(t, b, "trim", 500)
+	if got[0].Offset != 2500 || string(got[0].Key) != "2500" {
+		t.Fatalf("first record %d %q", got[0].Offset, got[0].Key)
+	}
+	reset := b.Client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"trim": {0: kgo.NewOffset().At(5)}}),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	fs := reset.PollFetches(ctx)
+	if fs.Err() != nil || len(fs.Records()) == 0 || fs.Records()[0].Offset != 2500 {
+		t.Fatalf("reset consumer: %v, %d records", fs.Err(), len(fs.Records()))
+	}
+
+	if r := del("trim", 100); r.Err != nil || r.LowWatermark != 2500 {
+		t.Fatalf("delete below the start: %+v", r)
+	}
+	if r := del("trim", 3001); !errors.Is(r.Err, kerr.OffsetOutOfRange) {
+		t.Fatalf("delete above the high watermark: %+v", r)
+	}
+	if r := del("trim", -1); r.Err != nil || r.LowWatermark != 3000 {
+		t.Fatalf("delete to the high watermark: %+v", r)
+	}
+	if r := del("keyed", -1); !errors.Is(r.Err, kerr.PolicyViolation) {
+		t.Fatalf("delete on a compacted topic: %+v", r)
+	}
+	dr := kmsg.NewPtrDeleteRecordsRequest()
+	dt := kmsg.NewDeleteRecordsRequestTopic()
+	dt.Topic = "nope"
+	dt.Partitions = []kmsg.DeleteRecordsRequestTopicPartition{{Partition: 0, Offset: 1}}
+	dr.Topics = append(dr.Topics, dt)
+	dresp := send[*kmsg.DeleteRecordsResponse](t, b, dr)
+	errCode(t, "delete records of an unknown topic", dresp.Topics[0].Partitions[0].ErrorCode, kerr.UnknownTopicOrPartition)
+	b.Restart()
+	starts, err = b.Admin().ListStartOffsets(ctxT(t, 10*time.Second), "trim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := starts.Lookup("trim", 0); o.Offset != 3000 {
+		t.Fatalf("start offset %d after restart", o.Offset)
+	}
+}
+
+// logDirSize is the partition's size as DescribeLogDirs reports it.
+func logDirSize(t *testing.T, adm *kadm.Client, topic string) int64 {
+	t.Helper()
+	ds, err := adm.DescribeAllLogDirs(ctxT(t, 10*time.Second), kadm.TopicsSet{topic: {0: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var size int64 = -1
+	ds.Each(func(d kadm.DescribedLogDir) {
+		if p, ok := d.Topics.Lookup(topic, 0); ok {
+			size = p.Size
+		}
+	})
+	if size < 0 {
+		t.Fatalf("%s-0 not described", topic)
+	}
+	return size
+}
+
+func TestDescribeLogDirs(t *testing.T) {
+	b := ktest.NewBroker(t)
+	b.CreateTopic("sized", 3, nil)
+	cl := b.Client(kgo.DefaultProduceTopic("sized"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	ctx := ctxT(t, 30*time.Second)
+	for p := range int32(3) {
+		var recs []*kgo.Record
+		for range 100 * (p + 1) {
+			recs = append(recs, &kgo.Record{Partition: p, Value: make([]byte, 500)})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds, err := b.Admin().DescribeAllLogDirs(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	ds.Each(func(d kadm.DescribedLogDir) {
+		n++
+		if d.Err != nil || d.TotalBytes <= 0 || d.UsableBytes <= 0 || d.UsableBytes > d.TotalBytes {
+			t.Errorf("dir %+v", d)
+		}
+		var prev int64
+		for p := range int32(3) {
+			dp, ok := d.Topics.Lookup("sized", p)
+			if !ok || dp.Size <= prev || dp.OffsetLag != 0 || dp.IsFuture {
+				t.Errorf("partition %d: %+v (previous size %d)", p, dp, prev)
+			}
+			prev = dp.Size
+		}
+	})
+	if n != 1 {
+		t.Fatalf("%d dirs", n)
+	}
+	// Old clients: v1.
+	req := kmsg.NewPtrDescribeLogDirsRequest()
+	req.Version = 1
+	rt := kmsg.NewDescribeLogDirsRequestTopic()
+	rt.Topic, rt.Partitions = "sized", []int32{1}
+	req.Topics = append(req.Topics, rt)
+	resp := send[*kmsg.DescribeLogDirsResponse](t, b, req)
+	if len(resp.Dirs) != 1 || len(resp.Dirs[0].Topics) != 1 || len(resp.Dirs[0].Topics[0].Partitions) != 1 || resp.Dirs[0].Topics[0].Partitions[0].Size <= 0 {
+		t.Fatalf("v1 response %+v", resp.Dirs)
+	}
+}
+
+// TestTopicCompressionType checks compression.type: a topic codec other
+// than producer re-encodes batches on produce, as Kafka does.
+func TestTopicCompressionType(t *testing.T) {
+	b := ktest.NewBroker(t)
+	for _, tc := range []struct {
+		topicCodec string
+		producer   kgo.CompressionCodec
+		wantCodec  int8
+	}{
+		{"gzip", kgo.NoCompression(), 1},
+		{"zstd", kgo.SnappyCompression(), 4},
+		{"uncompressed", kgo.Lz4Compression(), 0},
+		{"producer", kgo.SnappyCompression(), 2},
+		{"lz4", kgo.Lz4Compression(), 3},
+	} {
+		t.Run(tc.topicCodec, func(t *testing.T) {
+			topic := "ct-" + tc.topicCodec
+			b.CreateTopic(topic, 1, map[string]*string{"compression.type": kmsg.StringPtr(tc.topicCodec)})
+			cl := b.Client(kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(tc.producer))
+			ctx := ctxT(t, 30*time.Second)
+			var recs []*kgo.Record
+			for i := range 200 {
+				recs = append(recs, &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: bytes.Repeat([]byte{'a' + byte(i%26)}, 200),
+					Headers: []kgo.RecordHeader{{Key: "h", Value: []byte(strconv.Itoa(i))}}})
+			}
+			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			// The stored batches carry the topic's codec.
+			fr := kmsg.NewPtrFetchRequest()
+			fr.Version = 11
+			fr.MaxBytes = 1 << 20
+			ft := kmsg.NewFetchRequestTopic()
+			ft.Topic = topic
+			fp := kmsg.NewFetchRequestTopicPartition()
+			fp.PartitionMaxBytes, fp.CurrentLeaderEpoch = 1<<20, -1
+			ft.Partitions = append(ft.Partitions, fp)
+			fr.Topics = append(fr.Topics, ft)
+			raw := send[*kmsg.FetchResponse](t, b, fr).Topics[0].Partitions[0].RecordBatches
+			if len(raw) < 61 {
+				t.Fatalf("fetched %d bytes", len(raw))
+			}
+			var rb kmsg.RecordBatch
+			if err := rb.ReadFrom(raw); err != nil {
+				t.Fatal(err)
+			}
+			if codec := int8(rb.Attributes & 7); codec != tc.wantCodec {
+				t.Fatalf("stored codec %d, want %d", codec, tc.wantCodec)
+			}
+			got := consumeN(t, b, topic, len(recs))
+			for i, r := range got {
+				if r.Offset != int64(i) || !bytes.Equal(r.Value, recs[i].Value) || string(r.Key) != strconv.Itoa(i) ||
+					len(r.Headers) != 1 || string(r.Headers[0].Value) != strconv.Itoa(i) {
+					t.Fatalf("record %d: %d %q %q %v", i, r.Offset, r.Key, r.Value, r.Headers)
+				}
+			}
+		})
+	}
+}
+
+func TestCompactedTopicRefusesKeylessRecords(t *testing.T) {
+	b := ktest.NewBroker(t)
+	b.CreateTopic("keys", 1, map[string]*string{"cleanup.policy": kmsg.StringPtr("compact")})
+	cl := b.Client(kgo.DefaultProduceTopic("keys"), kgo.RecordRetries(1))
+	ctx := ctxT(t, 30*time.Second)
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("no key")}).FirstErr(); !errors.Is(err, kerr.InvalidRecord) {
+		t.Fatalf("keyless record on a compacted topic: %v", err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte("k"), Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var _ = context.Background
