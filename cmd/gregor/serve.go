@@ -107,6 +107,27 @@ Flags:
 	for _, name := range unknown {
 		log.Warn("unknown broker property ignored", "name", name)
 	}
+	// Kafka's log.dirs, listeners and advertised.listeners from the
+	// properties apply unless the flags say otherwise.
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	if d, ok := cfg.DataDir(); ok && !explicit["data-dir"] {
+		*dataDir = d
+	}
+	for _, e := range []struct {
+		flag string
+		dst  *string
+		get  func() (string, bool, error)
+	}{{"listen", listen, cfg.ListenAddr}, {"advertise", advertise, cfg.AdvertisedAddr}} {
+		addr, ok, err := e.get()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gregor serve:", err)
+			return 2
+		}
+		if ok && !explicit[e.flag] {
+			*e.dst = addr
+		}
+	}
 
 	// The admin port comes up first: /healthz answers and /readyz says
 	// "recovering" while a large data directory is being recovered.

@@ -214,3 +214,33 @@ func TestValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestEndpoints(t *testing.T) {
+	c, _, err := NewBroker(map[string]string{"log.dirs": "/data/a, /data/b", "listeners": "CONTROLLER://:9093,PLAINTEXT://0.0.0.0:9092", "advertised.listeners": "PLAINTEXT://broker1:9092"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := c.DataDir(); !ok || d != "/data/a" {
+		t.Errorf("DataDir = %q %v", d, ok)
+	}
+	if a, ok, err := c.ListenAddr(); !ok || err != nil || a != "0.0.0.0:9092" {
+		t.Errorf("ListenAddr = %q %v %v", a, ok, err)
+	}
+	if a, ok, err := c.AdvertisedAddr(); !ok || err != nil || a != "broker1:9092" {
+		t.Errorf("AdvertisedAddr = %q %v %v", a, ok, err)
+	}
+	d := Default()
+	if _, ok := d.DataDir(); ok {
+		t.Error("default DataDir set")
+	}
+	if _, ok, _ := d.ListenAddr(); ok {
+		t.Error("default ListenAddr set")
+	}
+	c, _, _ = NewBroker(map[string]string{"log.dir": "/x", "listeners": "SSL://:9093"})
+	if d, ok := c.DataDir(); !ok || d != "/x" {
+		t.Errorf("log.dir: %q %v", d, ok)
+	}
+	if _, _, err := c.ListenAddr(); !errors.Is(err, ErrInvalid) {
+		t.Errorf("SSL-only listeners: %v", err)
+	}
+}
