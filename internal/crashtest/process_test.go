@@ -39,8 +39,17 @@ func TestProcessCrash(t *testing.T) {
 	cycles := envInt(t, "GREGOR_CRASH_CYCLES", 20)
 	rng := rand.New(rand.NewPCG(seed, 1))
 
-	g := &process{t: t, bin: buildGregor(t), dir: filepath.Join(t.TempDir(), "data"), addr: freeAddr(t)}
-	g.logPath = filepath.Join(t.TempDir(), "gregor.log")
+	work := t.TempDir()
+	if keep := os.Getenv("GREGOR_CRASH_KEEP"); keep != "" {
+		// Keep the data directory and the broker's log for a post-mortem.
+		work = keep
+		if err := os.MkdirAll(work, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("data directory and broker log kept in %s", work)
+	}
+	g := &process{t: t, bin: buildGregor(t), dir: filepath.Join(work, "data"), addr: freeAddr(t)}
+	g.logPath = filepath.Join(work, "gregor.log")
 	g.start(true)
 	t.Cleanup(g.cleanup)
 
@@ -242,9 +251,22 @@ func (g *process) stop() {
 
 func (g *process) cleanup() {
 	g.kill()
-	if g.t.Failed() {
-		g.t.Logf("broker log:\n%s", g.logTail())
+	if !g.t.Failed() {
+		return
 	}
+	// The whole log may be long: its warnings and errors, then its end.
+	b, _ := os.ReadFile(g.logPath)
+	var notable []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") || strings.HasPrefix(line, "=== start") {
+			notable = append(notable, line)
+		}
+	}
+	if len(notable) > 400 {
+		notable = append(notable[:200], append([]string{"[...]"}, notable[len(notable)-200:]...)...)
+	}
+	g.t.Logf("broker log, starts, warnings and errors:\n%s", strings.Join(notable, "\n"))
+	g.t.Logf("broker log, end:\n%s", g.logTail())
 }
 
 // checkLog fails on log lines that are bugs whatever happened: handler

@@ -110,6 +110,11 @@ func startWorkload(t *testing.T, addr, topic string, producers int, seed uint64)
 			// every cycle runs under load.
 			kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }),
 			kgo.MetadataMinAge(50*time.Millisecond),
+			// A broker killed again during its recovery can be away
+			// for seconds: requests (InitProducerID included, whose
+			// failure fails every buffered record) must outlast it.
+			kgo.RequestRetries(1<<20),
+			kgo.RetryTimeout(2*time.Minute),
 			kgo.ProducerOnDataLossDetected(func(string, int32) { w.led.dataLoss.Add(1) }),
 		)
 		if err != nil {
@@ -229,12 +234,34 @@ func verify(t *testing.T, addr, topic string, led *ledger, contiguous bool) int 
 	if err != nil || ends.Error() != nil {
 		t.Fatalf("ListEndOffsets: %v %v", err, ends.Error())
 	}
+	starts, err := kadm.NewClient(adm).ListStartOffsets(ctx, topic)
+	if err != nil || starts.Error() != nil {
+		t.Fatalf("ListStartOffsets: %v %v", err, starts.Error())
+	}
 	want := map[int32]int64{}
 	parts := map[int32]kgo.Offset{}
 	ends.Each(func(o kadm.ListedOffset) {
 		if o.Offset > 0 {
 			want[o.Partition] = o.Offset
 			parts[o.Partition] = kgo.NewOffset().AtStart()
+		}
+	})
+	// Say plainly when the partition's offsets already rule out an
+	// acknowledgement, before the record-by-record report.
+	led.mu.Lock()
+	maxAcked := map[int32]int64{}
+	for _, a := range led.acked {
+		maxAcked[a.partition] = max(maxAcked[a.partition], a.offset+1)
+	}
+	led.mu.Unlock()
+	for p, m := range maxAcked {
+		if want[p] < m {
+			t.Errorf("partition %d: high watermark %d, but offset %d was acknowledged", p, want[p], m-1)
+		}
+	}
+	starts.Each(func(o kadm.ListedOffset) {
+		if o.Offset != 0 {
+			t.Errorf("partition %d: log start offset %d, want 0 (nothing was deleted)", o.Partition, o.Offset)
 		}
 	})
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr),
