@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gregor-streaming/gregor/internal/config"
@@ -168,7 +169,9 @@ func (b *Broker) compactDirtiest(cfg *config.BrokerConfig, threads int, th *thro
 		if !hasCleanupPolicy(tcfg, "compact") || p.log.Failed() != nil {
 			continue
 		}
-		c, err := p.log.Cleanability(now, tcfg.Int("min.compaction.lag.ms"))
+		// Like Kafka, never past the last stable offset: an open
+		// transaction's fate is not known yet.
+		c, err := p.log.Cleanability(now, tcfg.Int("min.compaction.lag.ms"), p.lastStableOffset())
 		if err != nil {
 			continue
 		}
@@ -207,25 +210,32 @@ func (b *Broker) compactDirtiest(cfg *config.BrokerConfig, threads int, th *thro
 	maxKeys := int(cfg.Int("log.cleaner.dedupe.buffer.size") / 32 / int64(len(cands)))
 	buf := int(cfg.Int("log.cleaner.io.buffer.size"))
 	var wg sync.WaitGroup
+	var worked atomic.Int32
 	for _, c := range cands {
 		wg.Add(1)
 		go func() { // joined below; the loop's goroutine is tracked
 			defer wg.Done()
-			b.compact(c.p, now, maxKeys, buf, th)
+			if b.compact(c.p, now, maxKeys, buf, th) {
+				worked.Add(1)
+			}
 		}()
 	}
 	wg.Wait()
-	return len(cands)
+	// Candidates that could do nothing (segments changed under the
+	// pass, an error) must not make the loop spin without its backoff.
+	return int(worked.Load())
 }
 
-// compact runs one compaction pass over p.
-func (b *Broker) compact(p *partition, now time.Time, maxKeys, bufSize int, th *throttler) {
+// compact runs one compaction pass over p and reports whether it
+// rewrote or read anything.
+func (b *Broker) compact(p *partition, now time.Time, maxKeys, bufSize int, th *throttler) bool {
 	tcfg := p.cfg.Load()
 	start := time.Now()
 	res, err := p.log.Compact(b.ctx, partlog.CompactOptions{
 		Now:                 now,
 		DeleteRetentionMs:   tcfg.Int("delete.retention.ms"),
 		MinCompactionLagMs:  tcfg.Int("min.compaction.lag.ms"),
+		UnstableOffset:      p.lastStableOffset(),
 		MaxKeys:             maxKeys,
 		BufferSize:          bufSize,
 		ProducerLastOffsets: p.producerLastOffsets(),
@@ -234,17 +244,19 @@ func (b *Broker) compact(p *partition, now time.Time, maxKeys, bufSize int, th *
 	switch {
 	case err == nil:
 	case errors.Is(err, context.Canceled), errors.Is(err, partlog.ErrClosed):
-		return
+		return false
 	default:
 		b.log.Error("compaction failed", "topic", p.topic, "partition", p.index, "err", err)
-		return
+		return false
 	}
-	if res.Segments > 0 {
-		b.log.Info("log compacted", "topic", p.topic, "partition", p.index,
-			"segments", res.Segments, "into", res.Groups, "bytes_before", res.BytesBefore, "bytes_after", res.BytesAfter,
-			"records_removed", res.RecordsRemoved, "tombstones_removed", res.TombstonesRemoved,
-			"cleaned_to", res.CleanedTo, "elapsed", time.Since(start).Round(time.Millisecond))
+	if res.Segments == 0 {
+		return false
 	}
+	b.log.Info("log compacted", "topic", p.topic, "partition", p.index,
+		"segments", res.Segments, "into", res.Groups, "bytes_before", res.BytesBefore, "bytes_after", res.BytesAfter,
+		"records_removed", res.RecordsRemoved, "tombstones_removed", res.TombstonesRemoved,
+		"cleaned_to", res.CleanedTo, "elapsed", time.Since(start).Round(time.Millisecond))
+	return true
 }
 
 // producerLastOffsets maps each producer with state on p to the last

@@ -89,6 +89,10 @@ type CompactOptions struct {
 	// MinCompactionLagMs is min.compaction.lag.ms: segments holding a
 	// record newer than this are not compacted yet.
 	MinCompactionLagMs int64
+	// UnstableOffset, when positive, is the first offset of the earliest
+	// open transaction (the last stable offset): like Kafka, compaction
+	// stops before the segment holding it.
+	UnstableOffset int64
 	// MaxKeys bounds the offset map (log.cleaner.dedupe.buffer.size);
 	// a pass cleans as far as the keys it could hold. 0 means
 	// DefaultCompactMaxKeys.
@@ -154,14 +158,15 @@ func (c Cleanability) DirtyRatio() float64 {
 }
 
 // Cleanability measures the log for compaction at now with
-// min.compaction.lag.ms minLagMs.
-func (l *Log) Cleanability(now time.Time, minLagMs int64) (Cleanability, error) {
-	c, _, err := l.cleanability(now, minLagMs)
+// min.compaction.lag.ms minLagMs and, when positive, the first offset of
+// an open transaction unstable (see CompactOptions).
+func (l *Log) Cleanability(now time.Time, minLagMs, unstable int64) (Cleanability, error) {
+	c, _, err := l.cleanability(now, minLagMs, unstable)
 	return c, err
 }
 
 // cleanability also returns the segment infos it used.
-func (l *Log) cleanability(now time.Time, minLagMs int64) (Cleanability, []SegmentInfo, error) {
+func (l *Log) cleanability(now time.Time, minLagMs, unstable int64) (Cleanability, []SegmentInfo, error) {
 	var c Cleanability
 	l.mu.Lock()
 	if l.closed {
@@ -170,6 +175,9 @@ func (l *Log) cleanability(now time.Time, minLagMs int64) (Cleanability, []Segme
 	}
 	firstDirty := max(l.cleanerOffset, l.logStartOffset)
 	bound := min(l.highWatermark, l.recoveryPoint)
+	if unstable > 0 {
+		bound = min(bound, unstable)
+	}
 	due := !l.tombstoneDue.IsZero() && !now.Before(l.tombstoneDue)
 	l.mu.Unlock()
 	segs := l.Segments()
@@ -232,7 +240,7 @@ func (l *Log) Compact(ctx context.Context, o CompactOptions) (CompactResult, err
 	if o.BufferSize <= 0 {
 		o.BufferSize = 1 << 20
 	}
-	c, infos, err := l.cleanability(o.Now, o.MinCompactionLagMs)
+	c, infos, err := l.cleanability(o.Now, o.MinCompactionLagMs, o.UnstableOffset)
 	if err != nil {
 		return res, err
 	}

@@ -179,7 +179,7 @@ func TestCompactKeepsLatestPerKey(t *testing.T) {
 		tl.appendKeyed(batch.CodecNone, ts+1000, keyed(k, "final"))
 	}
 	tl.settle()
-	c, _ := tl.Cleanability(tl.now.Now(), 0)
+	c, _ := tl.Cleanability(tl.now.Now(), 0, 0)
 	if c.DirtyRatio() <= 0 || c.FirstDirty != res.CleanedTo {
 		t.Fatalf("cleanability %+v", c)
 	}
@@ -204,7 +204,7 @@ func TestCompactKeepsLatestPerKey(t *testing.T) {
 	if got2 := tl.records(); !slices.Equal(got, got2) {
 		t.Fatal("records changed across reopen")
 	}
-	if c, _ := tl.Cleanability(tl.now.Now(), 0); c.FirstDirty != tl.LogEndOffset() {
+	if c, _ := tl.Cleanability(tl.now.Now(), 0, 0); c.FirstDirty != tl.LogEndOffset() {
 		t.Fatalf("cleaner offset not kept across reopen: %+v (LEO %d)", c, tl.LogEndOffset())
 	}
 	tl.crash()
@@ -237,14 +237,14 @@ func TestCompactTombstones(t *testing.T) {
 	}
 	// Not yet due.
 	tl.now.Add(30 * time.Second)
-	if c, _ := tl.Cleanability(tl.now.Now(), 0); c.TombstonesDue {
+	if c, _ := tl.Cleanability(tl.now.Now(), 0, 0); c.TombstonesDue {
 		t.Fatal("tombstones due before delete.retention.ms")
 	}
 	if res := tl.compact(CompactOptions{DeleteRetentionMs: retention}); res.TombstonesRemoved != 0 {
 		t.Fatalf("removed %d tombstones early", res.TombstonesRemoved)
 	}
 	tl.now.Add(31 * time.Second)
-	if c, _ := tl.Cleanability(tl.now.Now(), 0); !c.TombstonesDue {
+	if c, _ := tl.Cleanability(tl.now.Now(), 0, 0); !c.TombstonesDue {
 		t.Fatal("tombstones not due after delete.retention.ms")
 	}
 	res := tl.compact(CompactOptions{DeleteRetentionMs: retention})
@@ -257,7 +257,7 @@ func TestCompactTombstones(t *testing.T) {
 			t.Fatalf("tombstone %+v kept", r)
 		}
 	}
-	if c, _ := tl.Cleanability(tl.now.Now(), 0); c.TombstonesDue {
+	if c, _ := tl.Cleanability(tl.now.Now(), 0, 0); c.TombstonesDue {
 		t.Fatal("tombstones still due")
 	}
 }
@@ -342,7 +342,7 @@ func TestCompactMinLagAndActiveSegment(t *testing.T) {
 	}
 	tl.Sync()
 	tl.SetHighWatermark(tl.LogEndOffset())
-	c, _ := tl.Cleanability(tl.now.Now(), 50_000)
+	c, _ := tl.Cleanability(tl.now.Now(), 50_000, 0)
 	tl.compact(CompactOptions{MinCompactionLagMs: 50_000})
 	got := tl.records()
 	old := 0
@@ -719,3 +719,31 @@ func TestCheckpointVersions(t *testing.T) {
 }
 
 var _ = path.Join
+
+func TestCompactStopsAtUnstableOffset(t *testing.T) {
+	tl := openTest(t, nil, compactConfig())
+	ts := tl.now.Now().UnixMilli()
+	for i := range 200 {
+		tl.appendKeyed(batch.CodecNone, ts, keyed(i%5, fmt.Sprint(i)))
+	}
+	tl.settle()
+	unstable := tl.LogEndOffset()
+	for i := range 200 { // after an open transaction's first offset
+		tl.appendKeyed(batch.CodecNone, ts, keyed(i%5, fmt.Sprint(i)))
+	}
+	tl.settle()
+	c, _ := tl.Cleanability(tl.now.Now(), 0, unstable)
+	if c.FirstUncleanable != unstable {
+		t.Fatalf("first uncleanable %d, want the unstable offset %d", c.FirstUncleanable, unstable)
+	}
+	tl.compact(CompactOptions{UnstableOffset: unstable})
+	above := 0
+	for _, r := range tl.records() {
+		if r.off >= unstable {
+			above++
+		}
+	}
+	if above != 200 {
+		t.Fatalf("%d records at or above the unstable offset, want all 200 untouched", above)
+	}
+}
