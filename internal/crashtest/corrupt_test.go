@@ -43,7 +43,7 @@ func newRawPartition(t *testing.T, b *ktest.Broker, topic string, configs map[st
 	}
 	return &rawPartition{t: t, b: b, topic: topic, id: md.Topics[topic].ID, cl: b.Client(
 		kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond }),
-		kgo.MetadataMinAge(10*time.Millisecond))}
+		kgo.MetadataMinAge(10*time.Millisecond), kgo.AlwaysRetryEOF())}
 }
 
 // produce writes one batch of n records with values of size bytes and

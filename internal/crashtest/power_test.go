@@ -39,7 +39,7 @@ func TestPowerLoss(t *testing.T) {
 		"index.interval.bytes": kadm.StringPtr("1024"),
 	})
 	w := startWorkload(t, b.Addr, topic, 3, seed)
-	cl := b.Client(kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond }), kgo.MetadataMinAge(10*time.Millisecond))
+	cl := b.Client(kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond }), kgo.MetadataMinAge(10*time.Millisecond), kgo.AlwaysRetryEOF())
 	pids := map[int64]int{}
 	var topics []string
 

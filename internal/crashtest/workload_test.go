@@ -115,6 +115,10 @@ func startWorkload(t *testing.T, addr, topic string, producers int, seed uint64)
 			// failure fails every buffered record) must outlast it.
 			kgo.RequestRetries(1<<20),
 			kgo.RetryTimeout(2*time.Minute),
+			// A broker killed right after accepting a connection gives
+			// an EOF on its first read, which kgo by default takes for
+			// a TLS or SASL misconfiguration and does not retry.
+			kgo.AlwaysRetryEOF(),
 			kgo.ProducerOnDataLossDetected(func(string, int32) { w.led.dataLoss.Add(1) }),
 		)
 		if err != nil {
@@ -277,6 +281,15 @@ func verify(t *testing.T, addr, topic string, led *ledger, contiguous bool) int 
 	next := map[int32]int64{}             // next expected offset per partition
 	lastSeq := map[int32]map[string]int{} // per partition, per producer
 	total, done := 0, 0
+	// problem reports a finding; after 20, only counts them, so one bug
+	// does not bury the others.
+	problems := 0
+	problem := func(format string, args ...any) {
+		t.Helper()
+		if problems++; problems <= 20 {
+			t.Errorf(format, args...)
+		}
+	}
 	for done < len(want) {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -295,7 +308,7 @@ func verify(t *testing.T, addr, topic string, led *ledger, contiguous bool) int 
 				t.Fatalf("partition %d: offset %d read after %d", p, off, next[p]-1)
 			}
 			if contiguous && off != next[p] {
-				t.Errorf("partition %d: offsets [%d, %d) missing", p, next[p], off)
+				problem("partition %d: offsets [%d, %d) missing", p, next[p], off)
 			}
 			next[p] = off + 1
 			if next[p] == want[p] {
@@ -303,25 +316,25 @@ func verify(t *testing.T, addr, topic string, led *ledger, contiguous bool) int 
 			}
 			v := string(r.Value)
 			if prev, ok := seen[v]; ok {
-				t.Errorf("value %.40q stored twice: partition %d offset %d and partition %d offset %d", v, prev.partition, prev.offset, p, off)
+				problem("value %.40q stored twice: partition %d offset %d and partition %d offset %d", v, prev.partition, prev.offset, p, off)
 			}
 			seen[v] = stored{p, off}
 			producer, seq, ok := parseValue(v)
 			if !ok {
-				t.Errorf("partition %d offset %d: value %.40q was never produced", p, off, v)
+				problem("partition %d offset %d: value %.40q was never produced", p, off, v)
 				return
 			}
 			if lastSeq[p] == nil {
 				lastSeq[p] = map[string]int{}
 			}
 			if last, ok := lastSeq[p][producer]; ok && seq <= last {
-				t.Errorf("partition %d offset %d: %s's record %d after its record %d (reordered)", p, off, producer, seq, last)
+				problem("partition %d offset %d: %s's record %d after its record %d (reordered)", p, off, producer, seq, last)
 			}
 			lastSeq[p][producer] = seq
 		})
-		if t.Failed() && total > 0 {
-			break
-		}
+	}
+	if problems > 20 {
+		t.Errorf("%d problems in the read-back, the first 20 above", problems)
 	}
 
 	led.mu.Lock()
