@@ -201,7 +201,7 @@ func (l *Log) removeAfterCheckpoint(victims []*segment) error {
 	if len(victims) == 0 {
 		return nil
 	}
-	if err := l.writeCheckpointCkptHeld(); err != nil {
+	if err := l.writeCheckpointCkptHeld(false); err != nil {
 		// The segments are gone from the log already; Open deletes the
 		// files below the checkpointed start offset, or they stay
 		// unreachable until the next deletion.

@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gregor-streaming/gregor/internal/vfs"
 )
 
 // DefaultCheckpointInterval is how often a Syncer writes the checkpoints
@@ -23,6 +25,11 @@ type Syncer struct {
 	head   int
 	dirty  []*Log // logs whose checkpoint is stale
 	closed bool
+
+	// whole, when set, syncs many dirty logs in one call; degraded is
+	// set after it failed (UseWholeSync).
+	whole    vfs.WholeSyncer
+	degraded atomic.Bool
 
 	interval time.Duration
 	stop     chan struct{}
@@ -99,6 +106,15 @@ func (s *Syncer) worker() {
 			s.mu.Unlock()
 			return
 		}
+		if s.whole != nil && !s.degraded.Load() && len(s.queue)-s.head >= wholeSyncMin {
+			// Many logs are dirty: one syncfs for all of them.
+			batch := append([]*Log(nil), s.queue[s.head:]...)
+			clear(s.queue[s.head:])
+			s.queue, s.head = s.queue[:0], 0
+			s.mu.Unlock()
+			s.syncBatch(batch)
+			continue
+		}
 		l := s.queue[s.head]
 		s.queue[s.head] = nil
 		s.head++
@@ -107,6 +123,83 @@ func (s *Syncer) worker() {
 		}
 		s.mu.Unlock()
 		l.serviceSync()
+	}
+}
+
+// wholeSyncMin is how many dirty logs make one syncfs cheaper than an
+// fsync each.
+const wholeSyncMin = 4
+
+// UseWholeSync makes the Syncer sync many dirty logs with one call of
+// ws (Linux syncfs) instead of an fsync per file. Call it before opening
+// the logs it serves, with ws opened before any of their data was
+// written (see vfs.WholeSyncer). After a SyncAll error the Syncer goes
+// back to per-file fsyncs for good, since syncfs cannot say which file
+// lost data and reports an error only once; each file's own descriptor
+// still reports it.
+func (s *Syncer) UseWholeSync(ws vfs.WholeSyncer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.whole = ws
+}
+
+// syncBatch makes a batch of logs durable with one SyncAll.
+func (s *Syncer) syncBatch(logs []*Log) {
+	preps := make([]syncPrep, 0, len(logs))
+	for _, l := range logs {
+		l.mu.Lock()
+		l.queued = false
+		if l.closed {
+			ws, rp := l.waiters, l.recoveryPoint
+			l.waiters = nil
+			l.mu.Unlock()
+			callWaiters(ws, rp, ErrClosed)
+			continue
+		}
+		l.mu.Unlock()
+		if !l.syncMu.TryLock() {
+			continue // a running sync requeues the log when it ends
+		}
+		p := l.prepareSyncSyncMuHeld(true)
+		if p.done {
+			l.syncMu.Unlock()
+			l.mu.Lock()
+			l.enqueueLocked()
+			l.mu.Unlock()
+			callWaiters(p.ws, p.rp, p.err)
+			continue
+		}
+		preps = append(preps, p)
+	}
+	if len(preps) == 0 {
+		return
+	}
+	start := time.Now()
+	err := s.whole.SyncAll()
+	s.observeSync(start)
+	if err != nil {
+		s.degraded.Store(true)
+		preps[0].l.logger.Error("partlog: syncfs failed; syncing files one by one from now on", "err", err)
+	}
+	for i := range preps {
+		p := &preps[i]
+		l := p.l
+		var perr error
+		if err != nil {
+			// Each file's own descriptor reports whether it lost data.
+			perr = l.syncFiles(p.w, p.rolled, p.dirDirty, nil)
+		} else {
+			for _, r := range p.rolled {
+				r.f.release()
+			}
+		}
+		p.w.release()
+		rp := l.finishSyncSyncMuHeld(p, perr)
+		l.syncMu.Unlock()
+		l.mu.Lock()
+		l.enqueueLocked()
+		l.mu.Unlock()
+		callWaiters(p.ws, rp, perr)
 	}
 }
 
@@ -124,25 +217,41 @@ func (s *Syncer) checkpointer() {
 		s.mu.Lock()
 		batch, s.dirty = s.dirty, batch[:0]
 		s.mu.Unlock()
+		// With a whole-file-system sync, checkpoints are written without
+		// an fsync each and made durable together.
+		lazy := s.whole != nil && !s.degraded.Load() && len(batch) >= wholeSyncMin
+		wrote := false
 		for i, l := range batch {
-			l.checkpointIfDirty()
+			wrote = l.checkpointIfDirty(lazy) || wrote
 			batch[i] = nil
+		}
+		if lazy && wrote {
+			if err := s.whole.SyncAll(); err != nil {
+				// Checkpoints are hints: a lost one only means a longer
+				// recovery scan. Data syncs go file by file from now on.
+				s.degraded.Store(true)
+			}
 		}
 	}
 }
 
-// checkpointIfDirty writes the checkpoint if it is stale (checkpointer).
-func (l *Log) checkpointIfDirty() {
+// checkpointIfDirty writes the checkpoint if it is stale (checkpointer)
+// and reports whether it wrote one; lazy skips the fsyncs.
+func (l *Log) checkpointIfDirty(lazy bool) bool {
 	l.mu.Lock()
 	l.ckptListed = false
 	dirty := l.ckptDirty && !l.closed
 	l.mu.Unlock()
 	if !dirty {
-		return
+		return false
 	}
-	if err := l.writeCheckpoint(); err != nil && err != ErrClosed {
+	l.ckptMu.Lock()
+	err := l.writeCheckpointCkptHeld(lazy)
+	l.ckptMu.Unlock()
+	if err != nil && err != ErrClosed {
 		l.logger.Error("partlog: checkpoint", "err", err)
 	}
+	return err == nil
 }
 
 // RequestSync asks that everything appended so far be fsynced. done is
@@ -240,50 +349,79 @@ func (l *Log) Sync() error {
 // takeWaiters moves the pending RequestSync callbacks (all of which asked
 // for offsets below the captured end) to the caller, which calls them.
 func (l *Log) syncSyncMuHeld(takeWaiters bool) (rp int64, ws []func(int64, error), err error) {
+	p := l.prepareSyncSyncMuHeld(takeWaiters)
+	if p.done {
+		return p.rp, p.ws, p.err
+	}
+	start := time.Now()
+	err = l.syncFiles(p.w, p.rolled, p.dirDirty, nil)
+	l.syncer.observeSync(start)
+	p.w.release()
+	return l.finishSyncSyncMuHeld(&p, err), p.ws, err
+}
+
+// syncPrep is what a sync captured of a log under its lock, so the I/O
+// runs without it.
+type syncPrep struct {
+	l      *Log
+	target int64
+	gen    uint64
+	w      *rcFile
+	rolled []rolledSegment
+	// dirDirty is set when the directory's entries changed.
+	dirDirty bool
+	ws       []func(int64, error)
+	// done is set when there is nothing to sync (or the log cannot be
+	// synced): rp and err are the answer.
+	done bool
+	rp   int64
+	err  error
+}
+
+// prepareSyncSyncMuHeld captures what a sync must make durable.
+func (l *Log) prepareSyncSyncMuHeld(takeWaiters bool) syncPrep {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := syncPrep{l: l}
 	if takeWaiters {
-		ws = l.waiters
+		p.ws = l.waiters
 		l.waiters = nil
 	}
-	if l.closed {
-		rp = l.recoveryPoint
-		l.mu.Unlock()
-		return rp, ws, ErrClosed
+	switch {
+	case l.closed:
+		p.done, p.rp, p.err = true, l.recoveryPoint, ErrClosed
+		return p
+	case l.failed != nil:
+		p.done, p.rp, p.err = true, l.recoveryPoint, l.failed
+		return p
 	}
-	if l.failed != nil {
-		rp = l.recoveryPoint
-		l.mu.Unlock()
-		return rp, ws, l.failed
+	p.target = l.logEndOffset
+	p.gen = l.truncGen.Load()
+	if p.target <= l.recoveryPoint && len(l.rolled) == 0 && !l.dirDirty {
+		p.done, p.rp = true, l.recoveryPoint
+		return p
 	}
-	target := l.logEndOffset
-	gen := l.truncGen.Load()
-	if target <= l.recoveryPoint && len(l.rolled) == 0 && !l.dirDirty {
-		rp = l.recoveryPoint
-		l.mu.Unlock()
-		return rp, ws, nil
-	}
-	w := l.w
-	w.acquire()
-	rolled := l.rolled
+	p.w = l.w
+	p.w.acquire()
+	p.rolled = l.rolled
 	l.rolled = nil
-	dirDirty := l.dirDirty
+	p.dirDirty = l.dirDirty
 	l.dirDirty = false
-	l.mu.Unlock()
+	return p
+}
 
-	start := time.Now()
-	err = l.syncFiles(w, rolled, dirDirty, nil)
-	l.syncer.observeSync(start)
-	w.release()
-
+// finishSyncSyncMuHeld records the outcome of the sync p prepared and
+// returns the recovery point. The caller released p's file references.
+func (l *Log) finishSyncSyncMuHeld(p *syncPrep, err error) int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err != nil {
 		l.failLocked(err)
-	} else if gen == l.truncGen.Load() && target > l.recoveryPoint {
-		l.recoveryPoint = min(target, l.logEndOffset)
+	} else if p.gen == l.truncGen.Load() && p.target > l.recoveryPoint {
+		l.recoveryPoint = min(p.target, l.logEndOffset)
 		l.markCkptDirtyLocked()
 	}
-	return l.recoveryPoint, ws, err
+	return l.recoveryPoint
 }
 
 // syncFiles fsyncs rolled segments (log and indexes, releasing their

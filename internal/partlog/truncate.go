@@ -42,7 +42,7 @@ func (l *Log) TruncateTo(offset int64) error {
 	if err != nil {
 		return fmt.Errorf("partlog: truncate %s to %d: %w", l.dir, offset, err)
 	}
-	return l.writeCheckpointCkptHeld()
+	return l.writeCheckpointCkptHeld(false)
 }
 
 // truncateLocked implements TruncateTo for offset in [LogStartOffset,
