@@ -38,11 +38,13 @@ type fetchTarget struct {
 	err *kerr.Error
 }
 
-// fetchResponse is a FetchResponse whose record batches live in a pooled
-// buffer, returned once the server has encoded the response.
+// fetchResponse is a FetchResponse whose record batches live in pooled
+// chunks, returned once the server has written the response.
 type fetchResponse struct {
 	*kmsg.FetchResponse
-	buf *[]byte
+	// chunks hold the record batches read; partitions are packed into a
+	// chunk while it has room for another full read.
+	chunks []*[]byte
 }
 
 // Unwrap implements wire.Wrapper, so the server writes the record
@@ -51,15 +53,16 @@ func (r *fetchResponse) Unwrap() kmsg.Response { return r.FetchResponse }
 
 // Release implements wire.Releaser.
 func (r *fetchResponse) Release() {
-	if r.buf != nil {
-		putFetchBuf(r.buf)
-		r.buf = nil
+	for i, c := range r.chunks {
+		putFetchBuf(c)
+		r.chunks[i] = nil
 	}
+	r.chunks = r.chunks[:0]
 }
 
-// fetchBufSize is the pooled read buffer's capacity: a typical 1 MiB
-// partition read plus slack for partlog's index-interval overshoot. Reads
-// that need more grow it by append (the extra memory is not pooled).
+// fetchBufSize is a pooled chunk's capacity: the largest typical partition
+// read (1 MiB) plus slack for partlog's index-interval overshoot. A read
+// that needs more grows its own copy (not pooled).
 const fetchBufSize = 1<<20 + 64<<10
 
 var fetchBufs = sync.Pool{New: func() any {
@@ -80,7 +83,7 @@ func putFetchBuf(b *[]byte) {
 func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond func(kmsg.Response)) {
 	r := req.Body.(*kmsg.FetchRequest)
 	kresp := r.ResponseKind().(*kmsg.FetchResponse)
-	resp := &fetchResponse{FetchResponse: kresp, buf: getFetchBuf()}
+	resp := &fetchResponse{FetchResponse: kresp}
 	replicaID := r.ReplicaID
 	if r.Version >= 15 {
 		replicaID = r.ReplicaState.ID
@@ -143,7 +146,7 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 		minBytes = 1
 	}
 
-	n, failed := b.readFetch(targets, maxBytes, committed, resp.buf)
+	n, failed := b.readFetch(targets, maxBytes, committed, resp)
 	if failed || n >= minBytes || r.MaxWaitMillis <= 0 || len(targets) == 0 || b.ctx.Err() != nil {
 		respond(resp)
 		return
@@ -172,17 +175,17 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 		for {
 			select {
 			case <-w.wake:
-				n, failed := b.readFetch(targets, maxBytes, committed, resp.buf)
+				n, failed := b.readFetch(targets, maxBytes, committed, resp)
 				if failed || n >= minBytes {
 					respond(resp)
 					return
 				}
 			case <-timer.C:
-				b.readFetch(targets, maxBytes, committed, resp.buf)
+				b.readFetch(targets, maxBytes, committed, resp)
 				respond(resp)
 				return
 			case <-b.ctx.Done():
-				b.readFetch(targets, maxBytes, committed, resp.buf)
+				b.readFetch(targets, maxBytes, committed, resp)
 				respond(resp)
 				return
 			}
@@ -197,10 +200,14 @@ var noRecords = []byte{}
 // readFetch fills every target's response partition from its log and
 // returns the bytes of records read and whether any partition failed
 // (which answers the fetch at once, as Kafka does). Record batches are
-// read into buf, one partition after the other.
-func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, buf *[]byte) (int, bool) {
+// read into resp's pooled chunks, packed one partition after the other.
+func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, resp *fetchResponse) (int, bool) {
 	total := 0
-	data := (*buf)[:0]
+	// A re-read (a parked fetch woken up) reuses the chunks from the top.
+	for _, c := range resp.chunks {
+		*c = (*c)[:0]
+	}
+	chunk := 0
 	failed := false
 	for i := range targets {
 		t := &targets[i]
@@ -256,9 +263,21 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 		if offset >= upTo || (limit <= 0 && total > 0) || t.req.PartitionMaxBytes <= 0 {
 			continue
 		}
-		start := len(data)
-		var err error
-		data, err = p.log.Read(data, offset, max(limit, 0), upTo, total == 0)
+		// Room for a whole read: partlog needs min(limit, 1 MiB) plus
+		// an index interval of spare capacity not to allocate.
+		need := min(max(limit, 0), 1<<20) + 64<<10
+		for chunk < len(resp.chunks) && cap(*resp.chunks[chunk])-len(*resp.chunks[chunk]) < need {
+			chunk++
+		}
+		if chunk == len(resp.chunks) {
+			resp.chunks = append(resp.chunks, getFetchBuf())
+		}
+		cb := resp.chunks[chunk]
+		start := len(*cb)
+		data, err := p.log.Read(*cb, offset, max(limit, 0), upTo, total == 0)
+		if len(data) > 0 && cap(data) == cap(*cb) {
+			*cb = data // read in place; else data is a grown copy
+		}
 		switch {
 		case errors.Is(err, partlog.ErrOffsetOutOfRange):
 			sp.ErrorCode = kerr.OffsetOutOfRange.Code
@@ -283,9 +302,6 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 		}
 		sp.RecordBatches = data[start:len(data):len(data)]
 		total += len(data) - start
-	}
-	if cap(data) == cap(*buf) {
-		*buf = data
 	}
 	return total, failed
 }

@@ -322,9 +322,12 @@ func (w *batchWriter) reset() {
 	}
 }
 
-// bufPools pools request buffers by power-of-two size class up to 1 MiB;
-// larger frames are allocated exactly.
-var bufPools [21]sync.Pool
+// bufPools pools request buffers by power-of-two size class up to
+// 128 MiB (above socket.request.max.bytes' default); larger frames are
+// allocated exactly. Produce requests of about 1 MiB (a client's default
+// batch) were allocated and zeroed afresh for every request before: 8%
+// of produce CPU at 100 B records, 21% at 1 KiB.
+var bufPools [28]sync.Pool
 
 func getBuf(size int) *[]byte {
 	class := sizeClass(size)
