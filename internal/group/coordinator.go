@@ -87,9 +87,11 @@ type shard struct {
 	partition int32
 	// loaded is set once the partition's records are replayed.
 	loaded atomic.Bool
-	// mu guards groups (the map only, never a group's state).
+	// mu guards groups (the map only, never a group's state) and
+	// early: transaction markers that arrived while loading.
 	mu     sync.Mutex
 	groups map[string]*mailbox
+	early  []txnCompletion
 }
 
 // New returns a coordinator that serves nothing until Start.
@@ -364,10 +366,21 @@ func (c *Coordinator) replay(partition int32) (map[string]*Group, error) {
 		if err != nil {
 			return err
 		}
-		// Transaction markers carry no group records; transactional
-		// offset commits (TxnOffsetCommit) are not written yet.
-		if h.IsControl() || h.IsTransactional() {
-			return nil
+		switch {
+		case h.IsControl():
+			// A transaction marker ends the producer's
+			// transactional offset commits.
+			return reader.Records(b, func(r batch.Record) bool {
+				if typ, err := batch.ParseControlKey(r.Key); err == nil && (typ == batch.ControlCommit || typ == batch.ControlAbort) {
+					ld.completeTxn(h.ProducerID, typ == batch.ControlCommit)
+				}
+				return false
+			})
+		case h.IsTransactional():
+			return reader.Records(b, func(r batch.Record) bool {
+				ld.applyTxn(h.ProducerID, r.Offset, r.Key, r.Value)
+				return true
+			})
 		}
 		return reader.Records(b, func(r batch.Record) bool {
 			ld.apply(r.Offset, r.Key, r.Value)
@@ -391,8 +404,25 @@ func (c *Coordinator) install(sh *shard, groups map[string]*Group) {
 			kick = append(kick, mb)
 		}
 	}
-	sh.mu.Unlock()
+	early := sh.early
+	sh.early = nil
 	sh.loaded.Store(true)
+	var all []*mailbox
+	if len(early) > 0 {
+		for _, mb := range sh.groups {
+			all = append(all, mb)
+		}
+	}
+	sh.mu.Unlock()
+	// Markers written while the partition loaded (replay may or may not
+	// have read them; applying one twice changes nothing).
+	for _, mb := range all {
+		mb.do(func(g *Group, _ time.Time) {
+			for _, e := range early {
+				g.CompleteTxn(e.producerID, e.commit)
+			}
+		})
+	}
 	// Arm the loaded members' session timers.
 	for _, mb := range kick {
 		mb.do(func(*Group, time.Time) {})
@@ -885,8 +915,12 @@ func (mb *mailbox) arm(now, at time.Time) {
 // append implements host: it encodes the records as one batch and
 // appends it; the completion is queued to the mailbox.
 func (mb *mailbox) append(recs []Record, complete func(now time.Time, err error)) {
+	mb.appendBatch(batch.NewBuilder(batch.CodecNone), recs, complete)
+}
+
+// appendBatch encodes the records with b and appends the batch.
+func (mb *mailbox) appendBatch(b *batch.Builder, recs []Record, complete func(now time.Time, err error)) {
 	c := mb.c
-	b := batch.NewBuilder(batch.CodecNone)
 	ts := c.clock.Now().UnixMilli()
 	for _, r := range recs {
 		b.Add(batch.Record{Timestamp: ts, Key: r.Key, Value: r.Value})

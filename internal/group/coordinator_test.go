@@ -40,6 +40,15 @@ func (l *memLog) Append(p int32, b []byte, done func(error)) {
 		go done(err)
 		return
 	}
+	// Offsets as a log assigns them (transactional commits are
+	// ordered by them on load).
+	off := int64(0)
+	for _, prev := range l.parts[p] {
+		h, _ := batch.ParseHeader(prev)
+		off = h.NextOffset()
+	}
+	b = append([]byte(nil), b...)
+	batch.SetBaseOffset(b, off)
 	l.parts[p] = append(l.parts[p], b)
 	if l.hold {
 		l.held = append(l.held, func() { done(nil) })

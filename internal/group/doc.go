@@ -36,7 +36,10 @@
 //	                 their subscription and assignment
 //	null value       tombstone: the offset or the group is deleted
 //
-// Other key versions (KIP-848 and transaction records) are skipped on
-// load. A record batch holds one request's records, appended with
-// producer ID -1, and the request is answered once it is durable.
+// Other key versions (KIP-848 records) are skipped on load. A record
+// batch holds one request's records, appended with producer ID -1, and
+// the request is answered once it is durable. Transactional offset
+// commits (TxnOffsetCommit) are a transactional batch of the producer
+// instead, held aside until the transaction's marker in the same
+// partition commits or aborts them (txn.go).
 package group

@@ -19,6 +19,10 @@ type host interface {
 	// partition; complete runs later on the group's owner with the time
 	// then. Appends complete in the order they were made.
 	append(recs []Record, complete func(now time.Time, err error))
+	// appendTxn is append for transactional offset commits: the
+	// records go in a transactional batch of the producer, which its
+	// transaction's marker later commits or aborts.
+	appendTxn(producerID int64, epoch int16, recs []Record, complete func(now time.Time, err error))
 	// newMemberID returns a fresh member ID, as Kafka makes them:
 	// clientID (or the instance ID of a static member), "-", a UUID.
 	newMemberID(clientID string, instanceID *string) string
@@ -183,7 +187,7 @@ func (g *Group) transition(now time.Time, s State) {
 // idle reports whether nothing is in flight or parked: a group that is
 // also Empty without offsets may be forgotten.
 func (g *Group) idle() bool {
-	return len(g.writes) == 0 && len(g.pending) == 0 && len(g.members) == 0 && g.offsets.pendingCount() == 0
+	return len(g.writes) == 0 && len(g.pending) == 0 && len(g.members) == 0 && g.offsets.pendingCount() == 0 && len(g.offsets.txn) == 0
 }
 
 // ---- membership bookkeeping
@@ -1157,16 +1161,27 @@ func (g *Group) metadataValue(now time.Time, assignment map[string][]byte) *kmsg
 // append starts a write; its completion runs after those of earlier
 // writes, whatever order the log reports them in.
 func (g *Group) append(recs []Record, done func(now time.Time, err error)) {
+	g.appendWith(-1, -1, recs, done)
+}
+
+// appendWith is append, in a transactional batch of the producer when
+// producerID >= 0.
+func (g *Group) appendWith(producerID int64, epoch int16, recs []Record, done func(now time.Time, err error)) {
 	w := &write{done: done}
 	g.writes = append(g.writes, w)
-	g.h.append(recs, func(now time.Time, err error) {
+	complete := func(now time.Time, err error) {
 		w.finished, w.err = true, err
 		for len(g.writes) > 0 && g.writes[0].finished {
 			head := g.writes[0]
 			g.writes = g.writes[1:]
 			head.done(now, head.err)
 		}
-	})
+	}
+	if producerID >= 0 {
+		g.h.appendTxn(producerID, epoch, recs, complete)
+		return
+	}
+	g.h.append(recs, complete)
 }
 
 // storeGroupError maps a failed group metadata write as Kafka's

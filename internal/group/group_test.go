@@ -76,6 +76,11 @@ func (h *harness) append(recs []Record, complete func(now time.Time, err error))
 	}
 }
 
+func (h *harness) appendTxn(producerID int64, epoch int16, recs []Record, complete func(now time.Time, err error)) {
+	fmt.Fprintf(h.out, "transactional (producer %d epoch %d) ", producerID, epoch)
+	h.append(recs, complete)
+}
+
 func (h *harness) newMemberID(clientID string, instanceID *string) string {
 	prefix := clientID
 	if instanceID != nil {

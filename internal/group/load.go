@@ -21,6 +21,9 @@ type loader struct {
 	// deterministic.
 	order []string
 	seen  map[string]bool
+	// txn holds transactional commits not yet ended by a marker, by
+	// producer ID and group (txn.go).
+	txn map[int64]map[string]map[topicPartition]*offset
 }
 
 func newLoader(log *slog.Logger) *loader {
@@ -29,6 +32,7 @@ func newLoader(log *slog.Logger) *loader {
 		metas: map[string]*kmsg.GroupMetadataValue{},
 		offs:  map[string]map[topicPartition]*offset{},
 		seen:  map[string]bool{},
+		txn:   map[int64]map[string]map[topicPartition]*offset{},
 	}
 }
 
@@ -71,15 +75,29 @@ func (ld *loader) apply(off int64, key, value []byte) {
 		delete(m, tp)
 		return
 	}
+	d.offset.order = uint64(off)
 	m[tp] = d.offset
 }
 
 // groups returns the loaded groups, their sessions starting at now.
 func (ld *loader) groups(now time.Time, cfg *Config) map[string]*Group {
 	out := map[string]*Group{}
+	// Transactions still open at the end of the log keep their commits
+	// aside, by group. Offsets keep their log offsets as their order,
+	// so a transaction that commits after loading replaces only older
+	// ones; commits made after loading count on from the largest.
+	open := map[string]map[int64]map[topicPartition]*offset{}
+	for pid, byGroup := range ld.txn {
+		for group, m := range byGroup {
+			if open[group] == nil {
+				open[group] = map[int64]map[topicPartition]*offset{}
+			}
+			open[group][pid] = m
+		}
+	}
 	for _, id := range ld.order {
 		meta := ld.metas[id]
-		if meta == nil && len(ld.offs[id]) == 0 {
+		if meta == nil && len(ld.offs[id]) == 0 && len(open[id]) == 0 {
 			continue
 		}
 		g := newGroup(id, cfg, nil, ld.log)
@@ -88,6 +106,13 @@ func (ld *loader) groups(now time.Time, cfg *Config) map[string]*Group {
 		}
 		for tp, o := range ld.offs[id] {
 			g.loadOffset(tp.topic, tp.partition, o)
+			g.offsets.seq = max(g.offsets.seq, o.order)
+		}
+		for pid, m := range open[id] {
+			g.offsets.txn[pid] = m
+			for _, o := range m {
+				g.offsets.seq = max(g.offsets.seq, o.order)
+			}
 		}
 		g.loaded(now)
 		out[id] = g

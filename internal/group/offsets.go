@@ -26,6 +26,10 @@ type offsets struct {
 	// resurrect the offset when they complete.
 	deletedAt map[topicPartition]uint64
 	seq       uint64
+	// txn holds transactional commits (TxnOffsetCommit) by producer ID,
+	// invisible until their transaction's marker commits them (KIP-98);
+	// RequireStable reports them (KIP-447).
+	txn map[int64]map[topicPartition]*offset
 }
 
 func newOffsets() offsets {
@@ -33,6 +37,7 @@ func newOffsets() offsets {
 		committed: map[topicPartition]*offset{},
 		pending:   map[topicPartition]int{},
 		deletedAt: map[topicPartition]uint64{},
+		txn:       map[int64]map[topicPartition]*offset{},
 	}
 }
 
@@ -156,6 +161,7 @@ func (g *Group) Commit(now time.Time, req CommitRequest, cb func(CommitResult)) 
 		kerrv := commitError(err)
 		for _, it := range items {
 			if kerrv == nil && it.seq > g.offsets.deletedAt[it.tp] {
+				it.o.order = it.seq
 				g.offsets.committed[it.tp] = it.o
 			}
 			if g.offsets.pending[it.tp]--; g.offsets.pending[it.tp] <= 0 {
@@ -223,7 +229,7 @@ func (g *Group) fetchPartition(tp topicPartition, requireStable bool) FetchParti
 	if g.state == Dead {
 		return fp
 	}
-	if requireStable && g.offsets.pending[tp] > 0 {
+	if requireStable && (g.offsets.pending[tp] > 0 || g.offsets.txnPending(tp)) {
 		fp.Err = kerr.UnstableOffsetCommit
 		return fp
 	}

@@ -35,6 +35,12 @@ type offset struct {
 	// ExpireTimestamp is in Unix milliseconds, -1 for none: only
 	// commits with an explicit retention time have one (KIP-211).
 	ExpireTimestamp int64
+	// order places the commit in log order, in memory only: the log
+	// offset of its record when loaded, and a write sequence counting
+	// on from the largest loaded one after. A transactional commit
+	// completed by its marker replaces only an older offset, as
+	// Kafka's olderThan.
+	order uint64
 }
 
 func offsetKey(group, topic string, partition int32) []byte {
