@@ -72,6 +72,10 @@ var features = []struct {
 	// metadata.version 4.0-IV3 (level 25) is what a Kafka 4.0 KRaft
 	// cluster reports; clients read it to pick behaviours.
 	{"metadata.version", 1, 25, 25},
+	// transaction.version 2 is KIP-890's transactions v2, finalized as
+	// in a Kafka 4 cluster: clients then add partitions with produce
+	// v12+ and expect EndTxn v5 to bump the epoch.
+	{"transaction.version", 0, 2, 2},
 }
 
 func supportedFeatures() []kmsg.ApiVersionsResponseSupportedFeature {

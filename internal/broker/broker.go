@@ -93,6 +93,8 @@ type Broker struct {
 
 	// groups is the consumer group coordinator (groups.go).
 	groups groupsState
+	// txns is the transaction coordinator (txns.go).
+	txns txnsState
 
 	// retentionKick wakes the retention loop early (cleaner.go): a
 	// segment rolled. Capacity 1, non-blocking sends.
@@ -171,6 +173,7 @@ func Open(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b.openGroups()
+	b.openTxns()
 	b.startBackground()
 	b.log.Info("broker recovered", "topics", len(img.Topics), "partitions", b.partitionCount(),
 		"elapsed", time.Since(start).Round(time.Millisecond), "cluster_id", img.ClusterID, "node_id", nodeID)
@@ -220,6 +223,7 @@ func (b *Broker) NodeID() int32 { return b.nodeID }
 // Drain makes parked requests (long-poll fetches) answer at once and
 // new ones not park: the first step of a graceful shutdown.
 func (b *Broker) Drain() {
+	b.txns.coord.Drain()
 	b.groups.coord.Drain()
 	b.cancel()
 }
@@ -230,8 +234,9 @@ func (b *Broker) Close() error {
 	if !b.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	// First: the coordinator waits for its writes in flight, which
-	// need the logs open.
+	// First: the coordinators wait for their writes in flight, which
+	// need the logs open (transaction markers complete group commits).
+	b.txns.coord.Close()
 	b.groups.coord.Close()
 	b.cancel()
 	b.wg.Wait()

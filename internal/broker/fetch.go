@@ -17,7 +17,10 @@ import (
 // Fetch: v4-18
 //
 // Version notes:
-//   - v4: IsolationLevel, LastStableOffset, AbortedTransactions
+//   - v4: IsolationLevel, LastStableOffset, AbortedTransactions:
+//     read_committed stops at the last stable offset and lists the
+//     aborted transactions of what it read (KIP-98); control batches
+//     are served as stored, and clients skip them
 //   - v5: LogStartOffset
 //   - v7: fetch sessions (KIP-227, fetch_session.go)
 //   - v9: CurrentLeaderEpoch (KIP-320)
@@ -218,6 +221,7 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 		// kcat -e and every librdkafka consumer stall at the end of
 		// a partition.
 		sp.RecordBatches = noRecords
+		sp.AbortedTransactions = nil
 		sp.ErrorCode = 0
 		if t.err != nil {
 			sp.ErrorCode = t.err.Code
@@ -302,6 +306,11 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 		}
 		sp.RecordBatches = data[start:len(data):len(data)]
 		total += len(data) - start
+		if committed {
+			// The aborted transactions whose records this read may
+			// hold: the consumer skips them (KIP-98).
+			sp.AbortedTransactions = p.abortedTxns(offset, upTo)
+		}
 	}
 	return total, failed
 }

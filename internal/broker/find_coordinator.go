@@ -17,8 +17,8 @@ import (
 //   - v6: key type 2, share groups (KIP-932): not served, INVALID_REQUEST
 //
 // This broker coordinates every group and transactional ID: it leads
-// every partition of __consumer_offsets (created on the first group
-// lookup, as Kafka does) and will lead __transaction_state.
+// every partition of __consumer_offsets and __transaction_state
+// (created on the first lookup of their kind, as Kafka does).
 func init() { registerSync(10, 0, 6, (*Broker).handleFindCoordinator) }
 
 // Coordinator key types.
@@ -56,7 +56,9 @@ func (b *Broker) findCoordinator(keyType int8, key string) kmsg.FindCoordinatorR
 			return fail(err, "the group coordinator is not available")
 		}
 	case coordinatorTransaction:
-		// The transaction coordinator lives on this broker too.
+		if _, err := b.txnCoordinator(); err != nil {
+			return fail(err, "the transaction coordinator is not available")
+		}
 	default:
 		return fail(kerr.InvalidRequest, "unsupported coordinator type")
 	}

@@ -161,7 +161,10 @@ func (b *Broker) appendInternal(p *partition, data []byte, done func(error)) {
 		done(kerr.NotLeaderForPartition)
 		return
 	}
-	_, _, err := p.log.Append(data, p.leaderEpoch)
+	base, last, err := p.log.Append(data, p.leaderEpoch)
+	if err == nil {
+		p.noteInternalAppendLocked(data, base, last)
+	}
 	p.mu.Unlock()
 	if err != nil {
 		b.log.Error("append failed", "topic", p.topic, "partition", p.index, "err", err)

@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-streaming/gregor/internal/metadata"
+	"github.com/gregor-streaming/gregor/internal/txn"
 	"github.com/gregor-streaming/gregor/internal/wire"
 )
 
@@ -22,6 +23,9 @@ import (
 // Idempotent producers (no transactional ID) get a fresh producer ID
 // with epoch 0 each time, as Kafka does. Producer IDs come from blocks
 // committed to the metadata log, so they never repeat across restarts.
+// Transactional producers get theirs from the transaction coordinator
+// (internal/txn): the same producer ID with a bumped epoch, fencing the
+// previous producer with that transactional ID.
 func init() { register(22, 0, 5, (*Broker).handleInitProducerID) }
 
 // producerIDBlockSize is how many IDs one metadata record reserves.
@@ -47,11 +51,37 @@ func (b *Broker) handleInitProducerID(ctx context.Context, req *wire.Request, re
 }
 
 // initTransactionalProducer answers InitProducerID for a transactional
-// ID: the transaction coordinator's job, which is not there yet, so the
-// client is told none is available.
-func (b *Broker) initTransactionalProducer(_ context.Context, _ *wire.Request, _ *kmsg.InitProducerIDRequest, resp *kmsg.InitProducerIDResponse, respond func(kmsg.Response)) {
-	resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
-	respond(resp)
+// ID through the transaction coordinator (creating __transaction_state
+// on first use, as Kafka does).
+func (b *Broker) initTransactionalProducer(_ context.Context, _ *wire.Request, r *kmsg.InitProducerIDRequest, resp *kmsg.InitProducerIDResponse, respond func(kmsg.Response)) {
+	c, kerrv := b.txnCoordinator()
+	if kerrv != nil {
+		resp.ErrorCode = kerrv.Code
+		respond(resp)
+		return
+	}
+	ir := txn.InitRequest{TimeoutMs: r.TransactionTimeoutMillis, ProducerID: -1, ProducerEpoch: -1}
+	if r.Version >= 3 {
+		ir.ProducerID, ir.ProducerEpoch = r.ProducerID, r.ProducerEpoch
+	}
+	c.InitProducerID(*r.TransactionalID, ir, func(res txn.EndResult) {
+		if res.Err != nil {
+			resp.ErrorCode = fencedError(res.Err, r.Version < 4).Code
+			respond(resp)
+			return
+		}
+		resp.ProducerID, resp.ProducerEpoch = res.ProducerID, res.ProducerEpoch
+		respond(resp)
+	})
+}
+
+// fencedError maps PRODUCER_FENCED (KIP-588) to INVALID_PRODUCER_EPOCH
+// for the request versions that predate it, as Kafka does.
+func fencedError(err *kerr.Error, legacy bool) *kerr.Error {
+	if legacy && err == kerr.ProducerFenced {
+		return kerr.InvalidProducerEpoch
+	}
+	return err
 }
 
 // allocateProducerID returns a producer ID never handed out before,

@@ -32,6 +32,20 @@ type partition struct {
 	leaderEpoch int32
 	// producers is the idempotent producer state by producer ID.
 	producers map[int64]*producerState
+	// ongoing maps producers with an open transaction on this
+	// partition to its first offset; unstable are completed ones whose
+	// marker is not below the high watermark yet; guards are the
+	// transactional producers being verified with the coordinator
+	// (producer.go).
+	ongoing  map[int64]int64
+	unstable []completedTxn
+	guards   map[int64]*txnGuard
+	// aborted is the aborted-transaction index; set by loadProducers,
+	// never nil after. onIndexError logs its write failures;
+	// indexFresh is set when it had no file (rebuilt from the log).
+	aborted      *partlog.TxnIndex
+	onIndexError func(error)
+	indexFresh   bool
 	// watchers are parked fetches to wake when the high watermark
 	// moves.
 	watchers map[*fetchWaiter]struct{}
@@ -90,6 +104,7 @@ func (p *partition) advanceHighWatermark(off int64) {
 		return
 	}
 	p.log.SetHighWatermark(off)
+	p.pruneUnstableLocked()
 	p.notifyLocked()
 }
 
@@ -116,8 +131,3 @@ func partlogConfig(c *config.TopicConfig) partlog.Config {
 	pc.SegmentIndexBytes = int32(c.Int("segment.index.bytes"))
 	return pc
 }
-
-// lastStableOffset is the offset read_committed consumers read up to:
-// the first offset of the earliest open transaction, else the high
-// watermark. Without transactions it is the high watermark.
-func (p *partition) lastStableOffset() int64 { return p.log.HighWatermark() }

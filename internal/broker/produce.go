@@ -54,9 +54,6 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 		requestErr = kerr.UnsupportedVersion
 	case r.Acks != 0 && r.Acks != 1 && r.Acks != -1:
 		requestErr = kerr.InvalidRequiredAcks
-	case r.TransactionID != nil:
-		// Transactions arrive with the transaction coordinator.
-		requestErr = kerr.TransactionalIDAuthorizationFailed
 	}
 
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(r.Topics))
@@ -99,15 +96,20 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 				continue
 			}
 			remaining.Add(1)
-			b.produceTo(p, rp.Records, r.Version, sp, finish)
+			b.produceTo(p, rp.Records, r.Version, r.TransactionID, nil, sp, finish)
 		}
 	}
 	finish()
 }
 
 // produceTo validates and appends one partition's batch and calls done
-// when the response for it is final: after fsync in durable mode.
-func (b *Broker) produceTo(p *partition, records []byte, version int16, sp *kmsg.ProduceResponseTopicPartition, done func()) {
+// when the response for it is final: after fsync in durable mode. The
+// first transactional batch of a producer's transaction on the
+// partition is verified with the transaction coordinator first (and,
+// from v12, added to the transaction: KIP-890); produceTo then runs
+// again with the guard the verification holds (producer.go).
+func (b *Broker) produceTo(p *partition, records []byte, version int16, txnID *string, guard *txnGuard, sp *kmsg.ProduceResponseTopicPartition, done func()) {
+	produced := records
 	fail := func(err *kerr.Error, msg string) {
 		p.stats.Produced(0, 0, true)
 		sp.ErrorCode = err.Code
@@ -134,8 +136,8 @@ func (b *Broker) produceTo(p *partition, records []byte, version int16, sp *kmsg
 	case h.Codec() == batch.CodecZstd && version < 7:
 		fail(kerr.UnsupportedCompressionType, "zstd needs produce v7+")
 		return
-	case h.IsTransactional():
-		fail(kerr.InvalidTxnState, "transactional batch without a transaction")
+	case h.IsTransactional() && (txnID == nil || h.ProducerID < 0):
+		fail(kerr.InvalidRecord, "a transactional batch needs a transactional ID and a producer ID")
 		return
 	}
 	cfg := p.cfg.Load()
@@ -167,6 +169,31 @@ func (b *Broker) produceTo(p *partition, records []byte, version int16, sp *kmsg
 		fail(kerr.UnknownTopicOrPartition, "")
 		return
 	}
+	// Before the sequence checks: the batches after a transaction's
+	// first one on this partition, pipelined behind it, queue behind
+	// its verification instead of finding a gap where it will land.
+	if h.IsTransactional() {
+		if guard == nil && p.needsTxnVerifyLocked(&h) {
+			g := p.guardLocked(h.ProducerID)
+			p.mu.Unlock()
+			b.verifyTxn(p, *txnID, &h, version, g, func(err *kerr.Error) {
+				if err != nil {
+					fail(err, "")
+					return
+				}
+				b.produceTo(p, produced, version, txnID, g, sp, done)
+			})
+			return
+		}
+		if guard != nil && !p.guardValidLocked(&h, guard) {
+			// A marker ended the transaction while the batch was
+			// verified: it must not open one the coordinator does
+			// not know.
+			p.mu.Unlock()
+			fail(kerr.InvalidTxnState, "the transaction ended while the batch was verified")
+			return
+		}
+	}
 	if err := p.checkProducerLocked(&h); err != nil {
 		p.mu.Unlock()
 		var dup *errDuplicate
@@ -195,7 +222,7 @@ func (b *Broker) produceTo(p *partition, records []byte, version int16, sp *kmsg
 		fail(kerr.KafkaStorageError, "")
 		return
 	}
-	p.updateProducerLocked(&h, base, last)
+	p.updateProducerLocked(&h, records, base, last)
 	snapshot := p.noteAppendLocked(len(records))
 	p.mu.Unlock()
 	if snapshot {

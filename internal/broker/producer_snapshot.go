@@ -10,18 +10,23 @@ import (
 	"github.com/gregor-streaming/gregor/internal/vfs"
 )
 
-// Producer state snapshots let a partition rebuild its idempotence state
-// without reading its whole log: on open, the newest snapshot not beyond
-// the recovered log end is loaded and only the log after it is replayed
-// (Kafka's <offset>.snapshot files do the same job).
+// Producer state snapshots let a partition rebuild its idempotence and
+// transaction state without reading its whole log: on open, the newest
+// snapshot not beyond the recovered log end is loaded and only the log
+// after it is replayed (Kafka's <offset>.snapshot files do the same job).
 //
 // producer.snapshot (and producer.snapshot.prev, the one before it, kept
 // because a crash can lose the log tail a newer snapshot describes):
 //
-//	magic "GPST" | version u16 (1) | offset i64 | count u32 |
+//	magic "GPST" | version u16 (2) | offset i64 | count u32 |
 //	count × entry | crc32c u32 (of everything before it)
-//	entry: producerID i64 | epoch i16 | lastTimestamp i64 | n u8 |
+//	entry: producerID i64 | epoch i16 | lastTimestamp i64 |
+//	       coordinatorEpoch i32 | txnFirstOffset i64 (-1: none) | n u8 |
 //	       n × (firstSeq i32 | lastSeq i32 | firstOffset i64 | lastOffset i64)
+//
+// Version 1 (no coordinatorEpoch and txnFirstOffset) is still read. The
+// aborted-transaction index is synced before a snapshot is written, so
+// the index holds every abort marker below the snapshot's offset.
 const (
 	producerSnapshotName = "producer.snapshot"
 	producerSnapshotPrev = "producer.snapshot.prev"
@@ -32,16 +37,29 @@ const (
 
 var errSnapshot = errors.New("producer snapshot corrupt")
 
-func encodeProducerSnapshot(offset int64, producers map[int64]*producerState) []byte {
-	b := make([]byte, 0, 18+len(producers)*(19+producerWindow*24)+4)
+// producerSnapshot is a decoded snapshot: the producers and the first
+// offsets of their open transactions.
+type producerSnapshot struct {
+	producers map[int64]*producerState
+	ongoing   map[int64]int64
+}
+
+func encodeProducerSnapshot(offset int64, producers map[int64]*producerState, ongoing map[int64]int64) []byte {
+	b := make([]byte, 0, 18+len(producers)*(31+producerWindow*24)+4)
 	b = append(b, "GPST"...)
-	b = binary.BigEndian.AppendUint16(b, 1)
+	b = binary.BigEndian.AppendUint16(b, 2)
 	b = binary.BigEndian.AppendUint64(b, uint64(offset))
 	b = binary.BigEndian.AppendUint32(b, uint32(len(producers)))
 	for id, st := range producers {
 		b = binary.BigEndian.AppendUint64(b, uint64(id))
 		b = binary.BigEndian.AppendUint16(b, uint16(st.epoch))
 		b = binary.BigEndian.AppendUint64(b, uint64(st.lastTimestamp))
+		b = binary.BigEndian.AppendUint32(b, uint32(st.coordinatorEpoch))
+		first, open := ongoing[id]
+		if !open {
+			first = -1
+		}
+		b = binary.BigEndian.AppendUint64(b, uint64(first))
 		b = append(b, byte(len(st.batches)))
 		for _, m := range st.batches {
 			b = binary.BigEndian.AppendUint32(b, uint32(m.firstSeq))
@@ -53,31 +71,48 @@ func encodeProducerSnapshot(offset int64, producers map[int64]*producerState) []
 	return binary.BigEndian.AppendUint32(b, batch.Checksum(b))
 }
 
-func decodeProducerSnapshot(b []byte) (int64, map[int64]*producerState, error) {
-	if len(b) < 22 || string(b[:4]) != "GPST" || binary.BigEndian.Uint16(b[4:]) != 1 {
-		return 0, nil, errSnapshot
+func decodeProducerSnapshot(b []byte) (int64, producerSnapshot, error) {
+	var snap producerSnapshot
+	if len(b) < 22 || string(b[:4]) != "GPST" {
+		return 0, snap, errSnapshot
+	}
+	version := binary.BigEndian.Uint16(b[4:])
+	if version != 1 && version != 2 {
+		return 0, snap, errSnapshot
 	}
 	body := b[:len(b)-4]
 	if batch.Checksum(body) != binary.BigEndian.Uint32(b[len(b)-4:]) {
-		return 0, nil, errSnapshot
+		return 0, snap, errSnapshot
 	}
 	offset := int64(binary.BigEndian.Uint64(body[6:]))
 	count := binary.BigEndian.Uint32(body[14:])
 	body = body[18:]
-	producers := make(map[int64]*producerState, min(count, 1<<16))
+	fixed := 19
+	if version == 2 {
+		fixed = 31
+	}
+	snap.producers = make(map[int64]*producerState, min(count, 1<<16))
+	snap.ongoing = map[int64]int64{}
 	for range count {
-		if len(body) < 19 {
-			return 0, nil, errSnapshot
+		if len(body) < fixed {
+			return 0, snap, errSnapshot
 		}
 		id := int64(binary.BigEndian.Uint64(body))
 		st := &producerState{
-			epoch:         int16(binary.BigEndian.Uint16(body[8:])),
-			lastTimestamp: int64(binary.BigEndian.Uint64(body[10:])),
+			epoch:            int16(binary.BigEndian.Uint16(body[8:])),
+			lastTimestamp:    int64(binary.BigEndian.Uint64(body[10:])),
+			coordinatorEpoch: -1,
 		}
-		n := int(body[18])
-		body = body[19:]
+		if version == 2 {
+			st.coordinatorEpoch = int32(binary.BigEndian.Uint32(body[18:]))
+			if first := int64(binary.BigEndian.Uint64(body[22:])); first >= 0 {
+				snap.ongoing[id] = first
+			}
+		}
+		n := int(body[fixed-1])
+		body = body[fixed:]
 		if n > producerWindow || len(body) < n*24 {
-			return 0, nil, errSnapshot
+			return 0, snap, errSnapshot
 		}
 		for range n {
 			st.batches = append(st.batches, batchMeta{
@@ -88,29 +123,29 @@ func decodeProducerSnapshot(b []byte) (int64, map[int64]*producerState, error) {
 			})
 			body = body[24:]
 		}
-		producers[id] = st
+		snap.producers[id] = st
 	}
 	if len(body) != 0 {
-		return 0, nil, errSnapshot
+		return 0, snap, errSnapshot
 	}
-	return offset, producers, nil
+	return offset, snap, nil
 }
 
 // loadProducerSnapshot returns the newest valid snapshot at or below
 // the log end offset, or offset -1 when there is none.
-func (b *Broker) loadProducerSnapshot(dir string, leo int64) (int64, map[int64]*producerState) {
+func (b *Broker) loadProducerSnapshot(dir string, leo int64) (int64, producerSnapshot) {
 	for _, name := range []string{producerSnapshotName, producerSnapshotPrev} {
 		data, err := vfs.ReadFile(b.fs, filepath.Join(dir, name))
 		if err != nil {
 			continue
 		}
-		off, producers, err := decodeProducerSnapshot(data)
+		off, snap, err := decodeProducerSnapshot(data)
 		if err != nil {
 			b.log.Warn("ignoring corrupt producer snapshot", "file", filepath.Join(dir, name))
 			continue
 		}
 		if off <= leo {
-			return off, producers
+			return off, snap
 		}
 		// Beyond the recovered log end: it describes a tail the crash
 		// lost, and once the log grows past its offset again it would
@@ -123,7 +158,7 @@ func (b *Broker) loadProducerSnapshot(dir string, leo int64) (int64, map[int64]*
 			b.log.Warn("removing producer snapshot", "err", err)
 		}
 	}
-	return -1, nil
+	return -1, producerSnapshot{}
 }
 
 // snapshotProducers writes the partition's producer state at its current
@@ -132,9 +167,18 @@ func (b *Broker) loadProducerSnapshot(dir string, leo int64) (int64, map[int64]*
 func (b *Broker) snapshotProducers(p *partition) error {
 	p.mu.Lock()
 	offset := p.log.LogEndOffset()
-	data := encodeProducerSnapshot(offset, p.producers)
+	data := encodeProducerSnapshot(offset, p.producers, p.ongoing)
 	p.bytesSinceSnapshot = 0
 	p.mu.Unlock()
+
+	// Every abort marker below offset must be durable in the index
+	// before a snapshot says the log below offset needs no replay.
+	if err := p.aborted.Sync(); err != nil {
+		return fmt.Errorf("producer snapshot: %w", err)
+	}
+	if err := p.aborted.DropBefore(p.log.LogStartOffset()); err != nil {
+		return fmt.Errorf("producer snapshot: %w", err)
+	}
 
 	// No fsync: a snapshot is an optimisation. One lost or torn by a
 	// crash fails its checksum or is missing, and the log is replayed

@@ -1,0 +1,56 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-streaming/gregor/internal/wire"
+)
+
+// DescribeProducers: v0
+//
+// Lists the producers with state on each partition (KIP-664): producer
+// ID and epoch, last sequence and timestamp, the coordinator epoch of
+// their last marker and the first offset of their open transaction
+// (-1: none). kafka-transactions.sh find-hanging uses it.
+func init() { registerSync(61, 0, 0, (*Broker).handleDescribeProducers) }
+
+func (b *Broker) handleDescribeProducers(req *wire.Request) kmsg.Response {
+	r := req.Body.(*kmsg.DescribeProducersRequest)
+	resp := r.ResponseKind().(*kmsg.DescribeProducersResponse)
+	img := b.meta.Image()
+	for _, rt := range r.Topics {
+		st := kmsg.NewDescribeProducersResponseTopic()
+		st.Topic = rt.Topic
+		topic, ok := img.Topic(rt.Topic)
+		for _, part := range rt.Partitions {
+			sp := kmsg.NewDescribeProducersResponseTopicPartition()
+			sp.Partition = part
+			var p *partition
+			if ok {
+				p = b.partition(topic.ID, part)
+			}
+			if p == nil {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			p.mu.Lock()
+			for id, ps := range p.producers {
+				ap := kmsg.NewDescribeProducersResponseTopicPartitionActiveProducer()
+				ap.ProducerID, ap.ProducerEpoch = id, int32(ps.epoch)
+				ap.LastSequence, ap.LastTimestamp = ps.lastSeq(), ps.lastTimestamp
+				ap.CoordinatorEpoch = ps.coordinatorEpoch
+				ap.CurrentTxnStartOffset = -1
+				if first, open := p.ongoing[id]; open {
+					ap.CurrentTxnStartOffset = first
+				}
+				sp.ActiveProducers = append(sp.ActiveProducers, ap)
+			}
+			p.mu.Unlock()
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}

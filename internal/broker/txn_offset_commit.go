@@ -1,0 +1,125 @@
+package broker
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-streaming/gregor/internal/group"
+	"github.com/gregor-streaming/gregor/internal/txn"
+	"github.com/gregor-streaming/gregor/internal/wire"
+)
+
+// TxnOffsetCommit: v0-5
+//
+// Version notes:
+//   - v1: same as v0 (throttle behaviour)
+//   - v2: LeaderEpoch
+//   - v3: MemberID, GenerationID, GroupInstanceID (KIP-447); flexible;
+//     PRODUCER_FENCED rather than INVALID_PRODUCER_EPOCH (KIP-588)
+//   - v4: TRANSACTION_ABORTABLE may be returned (KIP-890)
+//   - v5: transactions v2: the group's __consumer_offsets partition is
+//     added to the transaction here, without AddOffsetsToTxn (KIP-890)
+//
+// The offsets are written with the producer's transaction and become
+// the group's at its commit marker; until then OffsetFetch with
+// RequireStable answers UNSTABLE_OFFSET_COMMIT for them (KIP-447). The
+// transaction must be open with the group's partition in it (v0-4,
+// after AddOffsetsToTxn): else INVALID_TXN_STATE.
+func init() { register(28, 0, 5, (*Broker).handleTxnOffsetCommit) }
+
+func (b *Broker) handleTxnOffsetCommit(_ context.Context, req *wire.Request, respond func(kmsg.Response)) {
+	r := req.Body.(*kmsg.TxnOffsetCommitRequest)
+	resp := r.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+	img := b.meta.Image()
+
+	type slot struct{ ti, pi int }
+	var slots []slot
+	cr := group.TxnCommitRequest{ProducerID: r.ProducerID, ProducerEpoch: r.ProducerEpoch, Generation: -1}
+	if r.Version >= 3 {
+		cr.MemberID, cr.InstanceID, cr.Generation = r.MemberID, r.InstanceID, r.Generation
+	}
+	resp.Topics = make([]kmsg.TxnOffsetCommitResponseTopic, len(r.Topics))
+	for i, rt := range r.Topics {
+		st := &resp.Topics[i]
+		st.Topic = rt.Topic
+		st.Partitions = make([]kmsg.TxnOffsetCommitResponseTopicPartition, len(rt.Partitions))
+		topic, ok := img.Topic(rt.Topic)
+		var ct *group.CommitTopic
+		for j, rp := range rt.Partitions {
+			sp := &st.Partitions[j]
+			sp.Partition = rp.Partition
+			if !ok || rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions) {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				continue
+			}
+			if ct == nil {
+				cr.Topics = append(cr.Topics, group.CommitTopic{Topic: rt.Topic})
+				ct = &cr.Topics[len(cr.Topics)-1]
+			}
+			cp := group.CommitPartition{Partition: rp.Partition, Offset: rp.Offset, LeaderEpoch: -1}
+			if r.Version >= 2 {
+				cp.LeaderEpoch = rp.LeaderEpoch
+			}
+			if rp.Metadata != nil {
+				cp.Metadata = *rp.Metadata
+			}
+			ct.Partitions = append(ct.Partitions, cp)
+			slots = append(slots, slot{i, j})
+		}
+	}
+	if len(slots) == 0 {
+		respond(resp)
+		return
+	}
+	setAll := func(err *kerr.Error) {
+		for _, s := range slots {
+			resp.Topics[s.ti].Partitions[s.pi].ErrorCode = err.Code
+		}
+		respond(resp)
+	}
+	tp, kerrv := b.offsetsPartitionOf(r.Group)
+	if kerrv != nil {
+		setAll(kerrv)
+		return
+	}
+	gc, _ := b.coordinator()
+	tc, kerrv := b.txnCoordinator()
+	if kerrv != nil {
+		setAll(kerrv)
+		return
+	}
+	commit := func(err *kerr.Error) {
+		switch err {
+		case nil:
+		case kerr.ConcurrentTransactions:
+			// Markers of the previous transaction keep failing:
+			// retriable for the client.
+			setAll(kerr.CoordinatorLoadInProgress)
+			return
+		default:
+			setAll(fencedError(err, r.Version < 3))
+			return
+		}
+		gc.TxnCommit(r.Group, cr, false, func(res group.CommitResult) {
+			k := 0
+			for _, errs := range res.Topics {
+				for _, e := range errs {
+					if e != nil {
+						s := slots[k]
+						resp.Topics[s.ti].Partitions[s.pi].ErrorCode = e.Code
+					}
+					k++
+				}
+			}
+			respond(resp)
+		})
+	}
+	tps := []txn.TopicPartition{tp}
+	if r.Version >= 5 {
+		tc.AddPartitions(r.TransactionalID, r.ProducerID, r.ProducerEpoch, tps, true, commit)
+		return
+	}
+	tc.Verify(r.TransactionalID, r.ProducerID, r.ProducerEpoch, tps, func(errs []*kerr.Error) { commit(errs[0]) })
+}
