@@ -167,7 +167,9 @@ type EndResult struct {
 	Err           *kerr.Error
 }
 
-func failEnd(err *kerr.Error) EndResult { return EndResult{ProducerID: -1, ProducerEpoch: -1, Err: err} }
+func failEnd(err *kerr.Error) EndResult {
+	return EndResult{ProducerID: -1, ProducerEpoch: -1, Err: err}
+}
 
 // InitRequest is an InitProducerID with a transactional ID.
 type InitRequest struct {
