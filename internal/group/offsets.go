@@ -202,7 +202,11 @@ func (g *Group) Fetch(req FetchRequest) FetchResult {
 		if g.state == Dead {
 			return res
 		}
-		for _, tp := range g.offsets.sorted(req.RequireStable) {
+		tps := g.offsets.sorted(req.RequireStable)
+		if req.RequireStable {
+			tps = g.offsets.withTxnPending(tps)
+		}
+		for _, tp := range tps {
 			fp := g.fetchPartition(tp, req.RequireStable)
 			if n := len(res.Topics); n == 0 || res.Topics[n-1].Topic != tp.topic {
 				res.Topics = append(res.Topics, FetchTopicResult{Topic: tp.topic})

@@ -1,6 +1,8 @@
 package group
 
 import (
+	"cmp"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -42,6 +44,26 @@ func (o *offsets) txnPending(tp topicPartition) bool {
 		}
 	}
 	return false
+}
+
+// withTxnPending adds to sorted tps the partitions only a transaction
+// holds a commit of, keeping the order: a RequireStable fetch of every
+// offset reports them as unstable.
+func (o *offsets) withTxnPending(tps []topicPartition) []topicPartition {
+	n := len(tps)
+	for _, m := range o.txn {
+		for tp := range m {
+			if o.committed[tp] == nil && o.pending[tp] == 0 && !slices.Contains(tps[n:], tp) {
+				tps = append(tps, tp)
+			}
+		}
+	}
+	if len(tps) > n {
+		slices.SortFunc(tps, func(a, b topicPartition) int {
+			return cmp.Or(cmp.Compare(a.topic, b.topic), cmp.Compare(a.partition, b.partition))
+		})
+	}
+	return tps
 }
 
 // validateTxnCommit checks who may commit, as Kafka's

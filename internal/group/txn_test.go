@@ -164,3 +164,26 @@ func TestTxnCommitMembership(t *testing.T) {
 		t.Fatalf("unknown group with a generation: %v", err)
 	}
 }
+
+// TestTxnPendingInFetchAll: a RequireStable fetch of all the group's
+// offsets reports a partition only a transaction holds a commit of.
+func TestTxnPendingInFetchAll(t *testing.T) {
+	e := newCoordEnv(t, newMemLog(), true)
+	if err := e.commit("g", "", -1, "t", 0, 5, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.txnCommit("g", 7, -1, "", "u", 3, 10); err != nil {
+		t.Fatal(err)
+	}
+	cb, wait := await[FetchResult](t)
+	e.c.Fetch("g", FetchRequest{RequireStable: true}, cb)
+	res := wait()
+	if len(res.Topics) != 2 || res.Topics[1].Topic != "u" || res.Topics[1].Partitions[0].Err != kerr.UnstableOffsetCommit {
+		t.Fatalf("fetch all with RequireStable: %+v", res)
+	}
+	cb, wait = await[FetchResult](t)
+	e.c.Fetch("g", FetchRequest{}, cb)
+	if res := wait(); len(res.Topics) != 1 {
+		t.Fatalf("fetch all without RequireStable shows the pending commit: %+v", res)
+	}
+}
