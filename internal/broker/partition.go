@@ -41,11 +41,9 @@ type partition struct {
 	unstable []completedTxn
 	guards   map[int64]*txnGuard
 	// aborted is the aborted-transaction index; set by loadProducers,
-	// never nil after. onIndexError logs its write failures;
-	// indexFresh is set when it had no file (rebuilt from the log).
+	// never nil after. onIndexError logs its write failures.
 	aborted      *partlog.TxnIndex
 	onIndexError func(error)
-	indexFresh   bool
 	// watchers are parked fetches to wake when the high watermark
 	// moves.
 	watchers map[*fetchWaiter]struct{}

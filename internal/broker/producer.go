@@ -332,11 +332,13 @@ const producerScanChunk = 1 << 20
 // the disk before a crash is recognised as a duplicate after it, and the
 // open transactions and the aborted-transaction index are what the log
 // says: from the newest usable snapshot, replaying the log after it (the
-// whole log when there is no snapshot, or no index to trust).
+// whole log when there is no snapshot). The index holds every abort
+// marker below the snapshot (it is synced first); markers after it are
+// re-appended if its tail was lost.
 func (b *Broker) loadProducers(p *partition) error {
 	p.resetProducersLocked()
 	if p.aborted == nil {
-		x, fresh, err := partlog.OpenTxnIndex(b.fs, p.log.Dir())
+		x, _, err := partlog.OpenTxnIndex(b.fs, p.log.Dir())
 		if err != nil {
 			return fmt.Errorf("broker: %s-%d: %w", p.topic, p.index, err)
 		}
@@ -344,25 +346,19 @@ func (b *Broker) loadProducers(p *partition) error {
 		p.onIndexError = func(err error) {
 			b.log.Error("aborted transaction index", "topic", p.topic, "partition", p.index, "err", err)
 		}
-		p.indexFresh = fresh
 	}
 	end := p.log.LogEndOffset()
 	if err := p.aborted.TruncateFrom(end); err != nil {
 		return fmt.Errorf("broker: %s-%d: %w", p.topic, p.index, err)
 	}
 	off := p.log.LogStartOffset()
-	// Without an index file (a log written before it existed) the
-	// whole log is replayed to build it.
-	if !p.indexFresh {
-		if snapOff, snap := b.loadProducerSnapshot(p.log.Dir(), end); snapOff >= 0 {
-			p.producers = snap.producers
-			for id, first := range snap.ongoing {
-				p.ongoing[id] = first
-			}
-			off = max(off, snapOff)
+	if snapOff, snap := b.loadProducerSnapshot(p.log.Dir(), end); snapOff >= 0 {
+		p.producers = snap.producers
+		for id, first := range snap.ongoing {
+			p.ongoing[id] = first
 		}
+		off = max(off, snapOff)
 	}
-	p.indexFresh = false
 	buf := make([]byte, 0, producerScanChunk)
 	for off < end {
 		data, err := p.log.Read(buf[:0], off, producerScanChunk, end, true)

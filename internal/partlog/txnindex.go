@@ -69,8 +69,11 @@ type TxnIndex struct {
 }
 
 // OpenTxnIndex opens (creating) the aborted-transaction index of the
-// partition directory dir. fresh reports that no index file existed, so
-// the owner must rebuild it from the whole log.
+// partition directory dir; fresh reports that it had no file. A new file
+// is made durable (its directory entry synced) before anything can be
+// appended to the log, so a partition without one never had an aborted
+// transaction: it is new, or was written by a Gregor without
+// transactions.
 func OpenTxnIndex(fs vfs.FS, dir string) (x *TxnIndex, fresh bool, err error) {
 	name := path.Join(dir, TxnIndexName)
 	_, serr := fs.Stat(name)
@@ -92,6 +95,14 @@ func OpenTxnIndex(fs vfs.FS, dir string) (x *TxnIndex, fresh bool, err error) {
 		}
 	}
 	defer f.Close()
+	if fresh {
+		if err := f.Sync(); err != nil {
+			return nil, false, fmt.Errorf("partlog: txn index: %w", err)
+		}
+		if err := fs.SyncDir(dir); err != nil {
+			return nil, false, fmt.Errorf("partlog: txn index: %w", err)
+		}
+	}
 	x = &TxnIndex{fs: fs, dir: dir, name: name}
 	valid := 0
 	for len(data)-valid >= txnIndexEntrySize {
