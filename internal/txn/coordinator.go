@@ -458,12 +458,18 @@ func (c *Coordinator) Sweep() {
 	if shards == nil {
 		return
 	}
+	nowMs := c.clock.Now().UnixMilli()
 	for _, sh := range *shards {
 		if !sh.loaded.Load() {
 			continue
 		}
 		for _, mb := range sh.snapshot() {
-			mb.do(func(t *txn, now time.Time) { t.sweep(now) })
+			// Only transactional IDs with a deadline passed wake their
+			// owner (the summary may be a little stale; sweep checks
+			// again).
+			if s := mb.summary.Load(); s.exists && s.due(nowMs, c.cfg.IDExpiration.Milliseconds()) {
+				mb.do(func(t *txn, now time.Time) { t.sweep(now) })
+			}
 		}
 	}
 }
@@ -477,6 +483,20 @@ type summary struct {
 	state      State
 	producerID int64
 	startMs    int64
+	updateMs   int64
+	timeoutMs  int32
+}
+
+// due reports whether the sweep has something to do: a transaction past
+// its timeout, or an idle ID past its expiration.
+func (s *summary) due(nowMs, expirationMs int64) bool {
+	switch s.state {
+	case Ongoing:
+		return nowMs > s.startMs+int64(s.timeoutMs)
+	case Empty, CompleteCommit, CompleteAbort:
+		return expirationMs > 0 && nowMs-s.updateMs >= expirationMs
+	}
+	return false
 }
 
 // mailbox owns one transactional ID.
@@ -503,7 +523,8 @@ func (c *Coordinator) newMailbox(sh *shard, t *txn) *mailbox {
 
 func (mb *mailbox) publish() {
 	t := mb.t
-	mb.summary.Store(&summary{exists: t.exists, state: t.state, producerID: t.producerID, startMs: t.startMs})
+	mb.summary.Store(&summary{exists: t.exists, state: t.state, producerID: t.producerID, startMs: t.startMs,
+		updateMs: t.updateMs, timeoutMs: t.timeoutMs})
 }
 
 // do queues fn to run on the transaction's owner.
