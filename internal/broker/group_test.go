@@ -270,12 +270,23 @@ func describe(t *testing.T, adm *kadm.Client, group string) (string, int) {
 	return d.State, len(d.Members)
 }
 
+// waitStable waits until the members own disjoint, covering and
+// balanced assignments (every balancer here ends balanced) and the group
+// is Stable. Covering alone is not enough: a cooperative rebalance passes
+// through a Stable generation where a newcomer owns nothing yet, while
+// the others still cover every partition.
 func waitStable(t *testing.T, adm *kadm.Client, group string, n int32, ms ...*member) time.Duration {
 	t.Helper()
 	return waitFor(t, 30*time.Second, fmt.Sprintf("%d members to share %d partitions", len(ms), n), func() bool {
 		ok, _ := covering(n, ms...)
 		if !ok {
 			return false
+		}
+		lo := int(n) / len(ms)
+		for _, m := range ms {
+			if k := len(m.ownedSet()); k < lo || k > lo+1 {
+				return false
+			}
 		}
 		state, count := describe(t, adm, group)
 		return state == "Stable" && count == len(ms)
