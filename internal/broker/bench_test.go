@@ -137,3 +137,51 @@ func BenchmarkFetch(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkProduceManyPartitions measures the per-partition cost of a
+// produce request spread over 1,000 partitions with one small batch
+// each (the many-partitions workload), without fsync.
+func BenchmarkProduceManyPartitions(b *testing.B) {
+	const parts = 1000
+	cfg, _, _ := config.NewBroker(map[string]string{"log.flush.interval.messages": "1000000"})
+	br, err := Open(Options{Config: cfg, DataDir: b.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { br.Close() })
+	errs, img, err := br.createTopics([]*topicSpec{{name: "many", partitions: parts, replicationFactor: 1}}, false)
+	if err != nil || errs[0] != nil {
+		b.Fatal(err, errs[0])
+	}
+	t, _ := img.Topic("many")
+	data := benchBatch(b, 1, 1024)
+	req := kmsg.NewPtrProduceRequest()
+	req.Version = 13
+	req.Acks = -1
+	rt := kmsg.NewProduceRequestTopic()
+	rt.TopicID = t.ID
+	bufs := make([][]byte, parts)
+	for i := range parts {
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition = int32(i)
+		rt.Partitions = append(rt.Partitions, rp)
+		bufs[i] = make([]byte, len(data))
+	}
+	req.Topics = append(req.Topics, rt)
+	wr := &wire.Request{Client: &wire.Client{}, Key: 0, Version: 13, Body: req}
+	done := make(chan kmsg.Response, 1)
+	respond := func(r kmsg.Response) { done <- r }
+	b.SetBytes(int64(len(data) * parts))
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range parts {
+			copy(bufs[i], data)
+			req.Topics[0].Partitions[i].Records = bufs[i]
+		}
+		br.Serve(context.Background(), wr, respond)
+		resp := (<-done).(*kmsg.ProduceResponse)
+		if c := resp.Topics[0].Partitions[0].ErrorCode; c != 0 {
+			b.Fatalf("error %d", c)
+		}
+	}
+}

@@ -140,24 +140,24 @@ func (b *Broker) produceTo(p *partition, records []byte, version int16, txnID *s
 		fail(kerr.InvalidRecord, "a transactional batch needs a transactional ID and a producer ID")
 		return
 	}
-	cfg := p.cfg.Load()
-	records, h, cerr := convertProduced(cfg, records, h)
+	ps := p.settings.Load()
+	records, h, cerr := convertProduced(ps, records, h)
 	if cerr != nil {
 		fail(cerr.err, cerr.msg)
 		return
 	}
-	if max := cfg.Int("max.message.bytes"); int64(len(records)) > max {
+	if int64(len(records)) > ps.maxMessageBytes {
 		fail(kerr.MessageTooLarge, "")
 		return
 	}
 	now := b.now().UnixMilli()
-	logAppendTime := cfg.String("message.timestamp.type") == "LogAppendTime"
+	logAppendTime := ps.logAppendTime
 	if !logAppendTime {
-		if before := cfg.Int("message.timestamp.before.max.ms"); now-h.BaseTimestamp > before {
+		if now-h.BaseTimestamp > ps.tsBeforeMax {
 			fail(kerr.InvalidTimestamp, "record timestamp is too far in the past")
 			return
 		}
-		if after := cfg.Int("message.timestamp.after.max.ms"); h.MaxTimestamp-now > after {
+		if h.MaxTimestamp-now > ps.tsAfterMax {
 			fail(kerr.InvalidTimestamp, "record timestamp is too far in the future")
 			return
 		}

@@ -1,12 +1,9 @@
 package broker
 
 import (
-	"strings"
-
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/gregor-streaming/gregor/internal/batch"
-	"github.com/gregor-streaming/gregor/internal/config"
 )
 
 // Per-record work that a topic's configuration asks of the produce path,
@@ -30,12 +27,9 @@ var topicCodecs = map[string]int{
 // re-encodes the batch in that codec when the producer used another.
 // It returns the batch to append, which is records itself when nothing
 // changes.
-func convertProduced(cfg *config.TopicConfig, records []byte, h batch.Header) ([]byte, batch.Header, *topicError) {
-	// The policy values are "delete" and "compact" only, so a substring
-	// test is exact and does not allocate.
-	compact := strings.Contains(cfg.String("cleanup.policy"), "compact")
-	target, recompress := topicCodecs[cfg.String("compression.type")]
-	recompress = recompress && target != h.Codec()
+func convertProduced(ps *produceSettings, records []byte, h batch.Header) ([]byte, batch.Header, *topicError) {
+	compact := ps.compact
+	target, recompress := ps.codec, ps.recompress && ps.codec != h.Codec()
 	if !compact && !recompress {
 		return records, h, nil
 	}

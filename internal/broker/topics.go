@@ -267,7 +267,7 @@ func (b *Broker) reconcile(img *metadata.Image) error {
 		have := b.parts[t.ID]
 		b.partsMu.RUnlock()
 		for _, p := range have {
-			p.cfg.Store(tcfg)
+			p.setConfig(tcfg)
 			p.log.SetConfig(partlogConfig(tcfg))
 		}
 		for i := len(have); i < len(t.Partitions); i++ {
@@ -325,7 +325,7 @@ func (b *Broker) openPartition(t *metadata.Topic, mp *metadata.Partition, tcfg *
 		leaderEpoch: mp.LeaderEpoch,
 		producers:   map[int64]*producerState{},
 	}
-	p.cfg.Store(tcfg)
+	p.setConfig(tcfg)
 	// With one replica, everything recovered from disk is durable: the
 	// high watermark is the log end offset.
 	p.log.SetHighWatermark(l.LogEndOffset())
