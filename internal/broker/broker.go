@@ -52,12 +52,13 @@ type Options struct {
 // Broker is a single Kafka broker.
 type Broker struct {
 	nodeID int32
-	host   string
-	port   int32
-	fs     vfs.FS
-	dir    string
-	log    *slog.Logger
-	now    func() time.Time
+	// advertised is the endpoint announced to clients; SetAdvertised may
+	// replace it while requests are served (a listener on port 0).
+	advertised atomic.Pointer[endpoint]
+	fs         vfs.FS
+	dir        string
+	log        *slog.Logger
+	now        func() time.Time
 
 	// static is the configuration from file, env and flags. Immutable.
 	static *config.BrokerConfig
@@ -132,8 +133,6 @@ func Open(opts Options) (*Broker, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{
 		nodeID: nodeID,
-		host:   opts.AdvertisedHost,
-		port:   opts.AdvertisedPort,
 		fs:     opts.FS,
 		dir:    opts.DataDir,
 		log:    opts.Logger,
@@ -145,6 +144,7 @@ func Open(opts Options) (*Broker, error) {
 
 		retentionKick: make(chan struct{}, 1),
 	}
+	b.SetAdvertised(opts.AdvertisedHost, opts.AdvertisedPort)
 	if err := mkdirDurable(b.fs, b.dir); err != nil {
 		cancel()
 		return nil, fmt.Errorf("broker: data dir: %w", err)
@@ -208,7 +208,19 @@ func mkdirDurable(fs vfs.FS, dir string) error {
 // SetAdvertised sets the endpoint announced in Metadata, once the
 // listener's port is known.
 func (b *Broker) SetAdvertised(host string, port int32) {
-	b.host, b.port = host, port
+	b.advertised.Store(&endpoint{host: host, port: port})
+}
+
+// endpoint is a host and port announced to clients. Immutable.
+type endpoint struct {
+	host string
+	port int32
+}
+
+// endpoint returns the advertised endpoint.
+func (b *Broker) endpoint() (string, int32) {
+	e := b.advertised.Load()
+	return e.host, e.port
 }
 
 // Config returns the effective broker configuration.

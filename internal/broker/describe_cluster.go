@@ -30,7 +30,8 @@ func (b *Broker) handleDescribeCluster(req *wire.Request) kmsg.Response {
 			return resp
 		}
 	}
-	resp.Brokers = []kmsg.DescribeClusterResponseBroker{{NodeID: b.nodeID, Host: b.host, Port: b.port}}
+	host, port := b.endpoint()
+	resp.Brokers = []kmsg.DescribeClusterResponseBroker{{NodeID: b.nodeID, Host: host, Port: port}}
 	return resp
 }
 

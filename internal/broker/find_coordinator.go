@@ -62,6 +62,7 @@ func (b *Broker) findCoordinator(keyType int8, key string) kmsg.FindCoordinatorR
 	default:
 		return fail(kerr.InvalidRequest, "unsupported coordinator type")
 	}
-	c.NodeID, c.Host, c.Port = b.nodeID, b.host, b.port
+	host, port := b.endpoint()
+	c.NodeID, c.Host, c.Port = b.nodeID, host, port
 	return c
 }

@@ -30,7 +30,8 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 	resp := r.ResponseKind().(*kmsg.MetadataResponse)
 	img := b.meta.Image()
 
-	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: b.nodeID, Host: b.host, Port: b.port}}
+	host, port := b.endpoint()
+	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: b.nodeID, Host: host, Port: port}}
 	clusterID := img.ClusterID
 	resp.ClusterID = &clusterID
 	resp.ControllerID = b.nodeID
