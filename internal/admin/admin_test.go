@@ -20,6 +20,7 @@ import (
 	"github.com/gregor-streaming/gregor/internal/batch"
 	"github.com/gregor-streaming/gregor/internal/ktest"
 	"github.com/gregor-streaming/gregor/internal/metrics"
+	"github.com/gregor-streaming/gregor/internal/partlog"
 )
 
 // newAdmin serves a ktest broker's admin endpoints.
@@ -132,14 +133,21 @@ func TestMetricsCountTraffic(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	// Three produce requests: 3+2 records to partition 0, 4 to 1.
+	// Four produce requests: 3+2 records to partition 0, 200+4 to 1. The
+	// fetch sends partition 1's batches from the file (a first batch of
+	// over 8 KiB: partlog.SpanMinBatch), partition 0's from memory; both
+	// are counted.
 	sends := []struct {
 		partition int32
 		batch     []byte
 	}{
 		{0, buildBatch(t, 3, "a")},
 		{0, buildBatch(t, 2, "b")},
+		{1, buildBatch(t, 200, "d")},
 		{1, buildBatch(t, 4, "c")},
+	}
+	if n := len(sends[2].batch); n < partlog.SpanMinBatch {
+		t.Fatalf("batch of %d bytes is below the sendfile threshold", n)
 	}
 	var wantBytes int
 	for _, s := range sends {
@@ -193,11 +201,11 @@ func TestMetricsCountTraffic(t *testing.T) {
 		name string
 		want float64
 	}{
-		{"gregor_topic_records_in_total", 9},
+		{"gregor_topic_records_in_total", 209},
 		{"gregor_topic_bytes_in_total", float64(wantBytes)},
-		{"gregor_topic_records_out_total", 9},
+		{"gregor_topic_records_out_total", 209},
 		{"gregor_topic_bytes_out_total", float64(wantBytes)},
-		{"gregor_topic_produce_requests_total", 3},
+		{"gregor_topic_produce_requests_total", 4},
 		{"gregor_topic_failed_produce_requests_total", 0},
 		{"gregor_topic_fetch_requests_total", 2}, // one fetch, two partitions
 		{"gregor_topic_failed_fetch_requests_total", 0},
@@ -209,8 +217,8 @@ func TestMetricsCountTraffic(t *testing.T) {
 			t.Errorf("%s{topic=idle} = %v, want 0", c.name, got)
 		}
 	}
-	if got := mustValue(t, fams, "gregor_requests_total", "request", "Produce"); got != 3 {
-		t.Errorf("requests_total{Produce} = %v, want 3", got)
+	if got := mustValue(t, fams, "gregor_requests_total", "request", "Produce"); got != 4 {
+		t.Errorf("requests_total{Produce} = %v, want 4", got)
 	}
 	for _, api := range []string{"Produce", "Fetch", "Metadata", "ApiVersions"} {
 		if n := mustValue(t, fams, "gregor_request_duration_seconds", "request", api); n < 1 {
@@ -220,7 +228,7 @@ func TestMetricsCountTraffic(t *testing.T) {
 	if n := mustValue(t, fams, "gregor_log_flush_duration_seconds"); n < 1 {
 		t.Errorf("log_flush_duration_seconds has no samples (acks=all produces are fsynced)")
 	}
-	wantLEO := map[string]float64{"0": 5, "1": 4}
+	wantLEO := map[string]float64{"0": 5, "1": 204}
 	var logBytes float64
 	for p, leo := range wantLEO {
 		if got := mustValue(t, fams, "gregor_log_end_offset", "topic", "metered", "partition", p); got != leo {

@@ -1,16 +1,20 @@
 package broker
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-streaming/gregor/internal/metadata"
 	"github.com/gregor-streaming/gregor/internal/partlog"
+	"github.com/gregor-streaming/gregor/internal/vfs"
 	"github.com/gregor-streaming/gregor/internal/wire"
 )
 
@@ -42,12 +46,18 @@ type fetchTarget struct {
 }
 
 // fetchResponse is a FetchResponse whose record batches live in pooled
-// chunks, returned once the server has written the response.
+// chunks or stay in segment files (spans the kernel sends), released
+// once the server has written the response.
 type fetchResponse struct {
 	*kmsg.FetchResponse
 	// chunks hold the record batches read; partitions are packed into a
 	// chunk while it has room for another full read.
 	chunks []*[]byte
+	// spans are the file ranges of partitions whose RecordBatches is a
+	// placeholder: 16 bytes of ph (one slot per target, never
+	// reallocated while the response lives) holding the span's index.
+	spans []partlog.Span
+	ph    []byte
 }
 
 // Unwrap implements wire.Wrapper, so the server writes the record
@@ -61,6 +71,60 @@ func (r *fetchResponse) Release() {
 		r.chunks[i] = nil
 	}
 	r.chunks = r.chunks[:0]
+	r.releaseSpans()
+}
+
+func (r *fetchResponse) releaseSpans() {
+	for i := range r.spans {
+		r.spans[i].Release()
+	}
+	clear(r.spans)
+	r.spans = r.spans[:0]
+}
+
+// placeholderLen is a span placeholder's size: wire leaves record sets of
+// at least this many bytes out of the encoded frame.
+const placeholderLen = 16
+
+// placeholderTag starts every placeholder; the rest is the span index.
+var placeholderTag = [12]byte{'g', 'r', 'e', 'g', 'o', 'r', '-', 's', 'p', 'a', 'n', 0}
+
+// addSpan records sp for target slot i and returns its placeholder.
+func (r *fetchResponse) addSpan(i int, sp partlog.Span) []byte {
+	ph := r.ph[i*placeholderLen : (i+1)*placeholderLen : (i+1)*placeholderLen]
+	copy(ph, placeholderTag[:])
+	binary.BigEndian.PutUint32(ph[12:], uint32(len(r.spans)))
+	r.spans = append(r.spans, sp)
+	return ph
+}
+
+// span returns the span a RecordBatches placeholder stands for.
+func (r *fetchResponse) span(b []byte) (*partlog.Span, bool) {
+	if len(b) != placeholderLen || len(r.ph) == 0 || !bytes.Equal(b[:12], placeholderTag[:]) {
+		return nil, false
+	}
+	j := int(binary.BigEndian.Uint32(b[12:]))
+	// Only ph's own bytes are placeholders, not record bytes that happen
+	// to look like one.
+	base := unsafe.Pointer(unsafe.SliceData(r.ph))
+	at := uintptr(unsafe.Pointer(unsafe.SliceData(b))) - uintptr(base)
+	if j >= len(r.spans) || at >= uintptr(len(r.ph)) || at%placeholderLen != 0 {
+		return nil, false
+	}
+	return &r.spans[j], true
+}
+
+// FileSpan implements wire.FileSpanner.
+func (r *fetchResponse) FileSpan(b []byte) (wire.SendFile, int64, int, bool) {
+	sp, ok := r.span(b)
+	if !ok {
+		return nil, 0, 0, false
+	}
+	f, ok := sp.File().(vfs.OSFile)
+	if !ok {
+		return nil, 0, 0, false
+	}
+	return f.File, sp.Pos, sp.Len, true
 }
 
 // fetchBufSize is a pooled chunk's capacity: the largest typical partition
@@ -138,7 +202,7 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 		final(kr)
 	}
 
-	respond = b.countFetch(targets, respond)
+	respond = b.countFetch(targets, resp, respond)
 	maxBytes := int(r.MaxBytes)
 	if limit := int(b.Config().Int("fetch.max.bytes")); maxBytes <= 0 || maxBytes > limit {
 		maxBytes = limit
@@ -210,6 +274,10 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 	for _, c := range resp.chunks {
 		*c = (*c)[:0]
 	}
+	resp.releaseSpans()
+	if b.sendfile && len(resp.ph) < len(targets)*placeholderLen {
+		resp.ph = make([]byte, len(targets)*placeholderLen)
+	}
 	chunk := 0
 	failed := false
 	for i := range targets {
@@ -278,7 +346,14 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 		}
 		cb := resp.chunks[chunk]
 		start := len(*cb)
-		data, err := p.log.Read(*cb, offset, max(limit, 0), upTo, total == 0)
+		var data []byte
+		var err error
+		var span partlog.Span
+		if b.sendfile {
+			data, err = p.log.ReadSpan(*cb, &span, offset, max(limit, 0), upTo, total == 0)
+		} else {
+			data, err = p.log.Read(*cb, offset, max(limit, 0), upTo, total == 0)
+		}
 		if len(data) > 0 && cap(data) == cap(*cb) {
 			*cb = data // read in place; else data is a grown copy
 		}
@@ -304,8 +379,14 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 			failed = true
 			continue
 		}
-		sp.RecordBatches = data[start:len(data):len(data)]
-		total += len(data) - start
+		if span.Len > 0 {
+			// Sent from the page cache by the kernel (sendfile).
+			sp.RecordBatches = resp.addSpan(i, span)
+			total += span.Len
+		} else {
+			sp.RecordBatches = data[start:len(data):len(data)]
+			total += len(data) - start
+		}
 		if committed {
 			// The aborted transactions whose records this read may
 			// hold: the consumer skips them (KIP-98).

@@ -88,10 +88,16 @@ func (b *Broker) observeFsync(d time.Duration) {
 // countFetch wraps a fetch's respond so the response, once final, is
 // counted per partition: bytes and records out, failures. A parked fetch
 // reads several times; only what is sent counts.
-func (b *Broker) countFetch(targets []fetchTarget, respond func(kmsg.Response)) func(kmsg.Response) {
+func (b *Broker) countFetch(targets []fetchTarget, resp *fetchResponse, respond func(kmsg.Response)) func(kmsg.Response) {
 	return func(r kmsg.Response) {
 		for i := range targets {
-			if t := &targets[i]; t.p != nil {
+			t := &targets[i]
+			if t.p == nil {
+				continue
+			}
+			if sp, ok := resp.span(t.resp.RecordBatches); ok {
+				t.p.stats.FetchedN(int64(sp.Len), sp.Records, t.resp.ErrorCode != 0)
+			} else {
 				t.p.stats.Fetched(t.resp.RecordBatches, t.resp.ErrorCode != 0)
 			}
 		}

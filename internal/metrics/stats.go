@@ -78,16 +78,26 @@ func (s *PartitionStats) Produced(size int, n int32, failed bool) {
 // batches sent (whole batches, as stored, control batches included), or
 // a failure.
 func (s *PartitionStats) Fetched(batches []byte, failed bool) {
+	var records int64
+	if !failed && len(batches) > 0 {
+		records = CountRecords(batches)
+	}
+	s.FetchedN(int64(len(batches)), records, failed)
+}
+
+// FetchedN counts a fetch of a partition that returned bytes of record
+// batches holding records (batches sent from a file, not in memory).
+func (s *PartitionStats) FetchedN(bytes, records int64, failed bool) {
 	s.fetchReqs.Add(1)
 	if failed {
 		s.fetchFail.Add(1)
 		return
 	}
-	if len(batches) == 0 {
+	if bytes == 0 {
 		return
 	}
-	s.bytesOut.Add(int64(len(batches)))
-	s.recordsOut.Add(CountRecords(batches))
+	s.bytesOut.Add(bytes)
+	s.recordsOut.Add(records)
 }
 
 // Totals is a snapshot of PartitionStats.

@@ -25,19 +25,79 @@ import (
 // allocate. The log's lock is held only to locate the segment; file reads
 // run without it.
 func (l *Log) Read(dst []byte, offset int64, maxBytes int, maxOffset int64, minOne bool) ([]byte, error) {
+	return l.readAttempts(dst, nil, offset, maxBytes, maxOffset, minOne)
+}
+
+// ReadSpan is Read for a caller that can have the kernel send file bytes
+// (sendfile): when the first batch read is at least SpanMinBatch bytes
+// and the segment is an operating-system file, the batches are not
+// copied into dst but described by sp (sp.Len > 0), which holds a
+// reference to the file until sp.Release. Their CRCs are not checked on
+// the way out, as Kafka's sendfile path does not: clients check them,
+// and produce and recovery checked them on the way in. Otherwise it is
+// Read, with sp.Len == 0.
+//
+// The span's bytes are read by the kernel after ReadSpan returns, so
+// they must not change: reads stop at maxOffset, and only data above the
+// high watermark (never handed to readers) is ever truncated.
+func (l *Log) ReadSpan(dst []byte, sp *Span, offset int64, maxBytes int, maxOffset int64, minOne bool) ([]byte, error) {
+	*sp = Span{}
+	return l.readAttempts(dst, sp, offset, maxBytes, maxOffset, minOne)
+}
+
+// SpanMinBatch is the smallest first batch ReadSpan leaves to sendfile:
+// below it, copying is cheaper than the extra header reads and system
+// calls.
+const SpanMinBatch = 8 << 10
+
+// spanMaxBatches bounds the header reads of one span.
+const spanMaxBatches = 128
+
+// Span is a run of whole batches in a segment file that ReadSpan left
+// for the kernel to send.
+type Span struct {
+	f       *rcFile
+	Pos     int64 // file position of the first batch
+	Len     int   // bytes; 0 when the read was copied instead
+	Records int64 // records in the batches (for metrics)
+}
+
+// File is the span's segment file, a vfs.OSFile.
+func (s *Span) File() vfs.File { return s.f.f }
+
+// Release drops the span's reference to its file. Call it once the
+// bytes were sent (or will not be); a zero Span is a no-op.
+func (s *Span) Release() {
+	if s.f != nil {
+		s.f.release()
+		s.f = nil
+	}
+}
+
+func (l *Log) readAttempts(dst []byte, sp *Span, offset int64, maxBytes int, maxOffset int64, minOne bool) ([]byte, error) {
 	start := len(dst)
 	maxBytes = max(maxBytes, 0)
 	for attempt := 0; ; attempt++ {
-		out, retry, err := l.read(dst[:start], offset, maxBytes, maxOffset, minOne)
+		out, retry, err := l.read(dst[:start], sp, offset, maxBytes, maxOffset, minOne)
+		if retry {
+			sp.releaseIfSet()
+		}
 		if !retry || attempt == 8 {
 			return out, err
 		}
 	}
 }
 
+func (s *Span) releaseIfSet() {
+	if s != nil {
+		s.Release()
+		*s = Span{}
+	}
+}
+
 // read is one attempt of Read; retry reports that a truncation ran
 // concurrently so the bytes read may mix old and new data.
-func (l *Log) read(dst []byte, offset int64, maxBytes int, maxOffset int64, minOne bool) (out []byte, retry bool, err error) {
+func (l *Log) read(dst []byte, sp *Span, offset int64, maxBytes int, maxOffset int64, minOne bool) (out []byte, retry bool, err error) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -61,7 +121,7 @@ func (l *Log) read(dst []byte, offset int64, maxBytes int, maxOffset int64, minO
 		v.gen = gen
 		l.mu.Unlock()
 
-		out, found, err := l.readView(dst, &v, offset, maxBytes, limit, minOne)
+		out, found, err := l.readView(dst, sp, &v, offset, maxBytes, limit, minOne)
 		v.release()
 		if l.readGen() != gen {
 			return dst, true, nil
@@ -77,6 +137,9 @@ func (l *Log) read(dst []byte, offset int64, maxBytes int, maxOffset int64, minO
 			}
 		}
 		if err != nil || found {
+			if err != nil {
+				sp.releaseIfSet()
+			}
 			return out, false, err
 		}
 		// Nothing at or after offset in this segment (a gap at its end):
@@ -158,7 +221,7 @@ func (l *Log) viewLocked(v *segView, i int, offset int64) {
 
 // readView reads from the segment of v; found=false means the segment
 // holds no batch at or after offset.
-func (l *Log) readView(dst []byte, v *segView, offset int64, maxBytes int, limit int64, minOne bool) ([]byte, bool, error) {
+func (l *Log) readView(dst []byte, sp *Span, v *segView, offset int64, maxBytes int, limit int64, minOne bool) ([]byte, bool, error) {
 	s := v.seg
 	if !v.active {
 		m, err := l.segMeta(s)
@@ -179,7 +242,17 @@ func (l *Log) readView(dst []byte, v *segView, offset int64, maxBytes int, limit
 		l.lookupFileIndex(v, offset)
 	}
 	resync := func(p, prevNext int64) (corruptRange, bool, error) { return l.resyncDamaged(v, p, prevNext) }
-	out, found, idxBad, err := readSegment(dst, v, offset, maxBytes, limit, minOne, resync)
+	var span *spanOut
+	if sp != nil {
+		if _, ok := v.f.f.(vfs.OSFile); ok {
+			span = &spanOut{}
+		}
+	}
+	out, found, idxBad, err := readSegment(dst, v, offset, maxBytes, limit, minOne, resync, span)
+	if span != nil && span.n > 0 && err == nil {
+		v.f.acquire()
+		*sp = Span{f: v.f, Pos: span.pos, Len: span.n, Records: span.records}
+	}
 	if idxBad {
 		l.indexInconsistent(s, v.active)
 	}
@@ -313,14 +386,22 @@ func corruptAt(rs []corruptRange, p int64) *corruptRange {
 // get ErrCorrupt, later ones are read on from it, so one flipped bit does
 // not make the rest of the segment unreadable. resync may be nil
 // (every damaged range is ErrCorrupt).
+//
+// With span set, a first batch of at least SpanMinBatch bytes is not
+// read: the batches are described by span (span.n > 0) for sendfile.
 func readSegment(dst []byte, v *segView, offset int64, maxBytes int, limit int64, minOne bool,
-	resync func(p, prevNext int64) (corruptRange, bool, error)) (out []byte, found, idxBad bool, err error) {
+	resync func(p, prevNext int64) (corruptRange, bool, error), span *spanOut) (out []byte, found, idxBad bool, err error) {
 	start := len(dst)
 	w := window{f: v.f.f, buf: dst[:cap(dst)], start: start, pos: v.pos, end: v.end}
 	// Read ahead what the fetch may return, in chunks of at most
 	// maxReadAhead so a read bounded by maxOffset far below the segment's
 	// end does not read (or allocate) much more than it returns.
-	hint := min(maxBytes, maxReadAhead) + v.interval + batch.HeaderSize
+	fullHint := min(maxBytes, maxReadAhead) + v.interval + batch.HeaderSize
+	hint := fullHint
+	if span != nil {
+		// Locate with header reads only: the batches may not be read.
+		hint = min(fullHint, v.interval+batch.HeaderSize)
+	}
 	corruptErr := func(p int64, why string) error {
 		return fmt.Errorf("%w: %s at position %d of %s (reading offset %d)", ErrCorrupt, why, p, v.seg.logName, offset)
 	}
@@ -408,6 +489,13 @@ phase1:
 		}
 		p += int64(size)
 		prevNext1 = last + 1
+	}
+
+	if span != nil {
+		if ok, err := spanSegment(&w, v, span, p, offset, maxBytes, limit, minOne); ok || err != nil {
+			return dst, true, idxBad, err
+		}
+		hint = fullHint
 	}
 
 	// Phase 2: append whole batches from p.
@@ -523,4 +611,57 @@ func (l *Log) resyncDamaged(v *segView, p, prevNext int64) (cr corruptRange, ok 
 	l.logger.Error("partlog: CORRUPT batch range found by a read; never served, data after it is served",
 		"segment", s.logName, "positions", fmt.Sprintf("[%d,%d)", cr.start, cr.end), "offsets", fmt.Sprintf("[%d,%d)", cr.firstOff, cr.nextOff))
 	return cr, true, nil
+}
+
+// spanOut is what readSegment found for a span: n bytes of whole batches
+// from file position pos, holding records records.
+type spanOut struct {
+	pos     int64
+	n       int
+	records int64
+}
+
+// spanSegment describes in span the batches from p (located by phase 1,
+// its header in w) that a read would return, reading only their headers,
+// when the first is at least SpanMinBatch bytes. ok=false leaves the
+// read to the copying path (a small first batch, or one that fails its
+// header checks: the copying path handles damage).
+func spanSegment(w *window, v *segView, span *spanOut, p, offset int64, maxBytes int, limit int64, minOne bool) (ok bool, err error) {
+	total := 0
+	prevNext := int64(-1)
+	for n := 0; n < spanMaxBatches; n++ {
+		bp := p + int64(total)
+		if bp >= v.end || v.end-bp < batch.HeaderSize || corruptAt(v.corrupt, bp) != nil {
+			break
+		}
+		w.shiftTo(bp)
+		if err := w.ensure(bp, batch.HeaderSize, batch.HeaderSize); err != nil {
+			if total == 0 {
+				return false, err
+			}
+			break
+		}
+		h, perr := batch.ParseHeader(w.bytesAt(bp))
+		size := h.Size()
+		if perr != nil || bp+int64(size) > v.end || h.LastOffsetDelta < 0 {
+			break
+		}
+		if total == 0 && (size < SpanMinBatch || h.LastOffset() < offset) {
+			return false, nil
+		}
+		if h.BaseOffset >= limit || (total > 0 && h.BaseOffset < prevNext) {
+			break
+		}
+		if total+size > maxBytes && !(total == 0 && minOne) {
+			break
+		}
+		prevNext = h.NextOffset()
+		total += size
+		span.records += int64(h.NumRecords)
+	}
+	if total == 0 {
+		return false, nil
+	}
+	span.pos, span.n = p, total
+	return true, nil
 }

@@ -216,7 +216,7 @@ func (c *Conn) writeLoop() {
 		case <-next.done:
 		case <-c.dead:
 			w.reset()
-			c.drain()
+			c.drain(next)
 			return
 		}
 		w.add(next)
@@ -246,10 +246,28 @@ func (c *Conn) writeLoop() {
 	}
 }
 
-// drain lets the reader finish after a kill. Frames of requests still
-// being handled are left to the garbage collector.
-func (c *Conn) drain() {
-	for range c.queue {
+// drain lets the reader finish after a kill, and releases the responses
+// of the requests still in flight (next, then the queued ones) as their
+// handlers complete: a fetch response may hold segment files open. Their
+// frames are left to the garbage collector.
+func (c *Conn) drain(next *slot) {
+	release := func(sl *slot) {
+		<-sl.done
+		if r, ok := sl.resp.(wire.Releaser); ok {
+			r.Release()
+		}
+	}
+	wait := func(sl *slot) {
+		select {
+		case <-sl.done:
+			release(sl)
+		default:
+			go release(sl) // a parked fetch: don't hold up the close
+		}
+	}
+	wait(next)
+	for sl := range c.queue {
+		wait(sl)
 	}
 }
 
@@ -269,8 +287,8 @@ func (w *batchWriter) add(sl *slot) {
 		before := len(w.segs)
 		w.buf, w.segs = wire.AppendResponseSegments(w.buf, sl.correlationID, sl.resp, w.segs)
 		w.size = len(w.buf)
-		for _, s := range w.segs[before:] {
-			w.size += len(s.Data)
+		for i := range w.segs[before:] {
+			w.size += w.segs[before+i].Len()
 		}
 		if r, ok := sl.resp.(wire.Releaser); ok {
 			w.releasers = append(w.releasers, r)
@@ -288,18 +306,40 @@ func (w *batchWriter) flush(nc net.Conn) error {
 		if len(w.segs) == 0 {
 			_, err = nc.Write(w.buf)
 		} else {
-			w.bufs = w.bufs[:0]
-			prev := 0
-			for _, s := range w.segs {
-				w.bufs = append(w.bufs, w.buf[prev:s.Pos], s.Data)
-				prev = s.Pos
-			}
-			w.bufs = append(w.bufs, w.buf[prev:])
-			bufs := w.bufs // WriteTo consumes its receiver
-			_, err = bufs.WriteTo(nc)
+			err = w.writeSegments(nc)
 		}
 	}
 	w.reset()
+	return err
+}
+
+// writeSegments writes buf with the segments between its bytes: runs of
+// memory with one writev, file ranges with sendfile.
+func (w *batchWriter) writeSegments(nc net.Conn) error {
+	w.bufs = w.bufs[:0]
+	prev := 0
+	for i := range w.segs {
+		s := &w.segs[i]
+		if s.File == nil {
+			w.bufs = append(w.bufs, w.buf[prev:s.Pos], s.Data)
+			prev = s.Pos
+			continue
+		}
+		w.bufs = append(w.bufs, w.buf[prev:s.Pos])
+		prev = s.Pos
+		bufs := w.bufs // WriteTo consumes its receiver
+		if _, err := bufs.WriteTo(nc); err != nil {
+			return err
+		}
+		clear(w.bufs)
+		w.bufs = w.bufs[:0]
+		if err := sendFile(nc, s.File, s.Off, s.N); err != nil {
+			return err
+		}
+	}
+	w.bufs = append(w.bufs, w.buf[prev:])
+	bufs := w.bufs
+	_, err := bufs.WriteTo(nc)
 	return err
 }
 

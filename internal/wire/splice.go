@@ -4,16 +4,44 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
+	"io"
+	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Segment is a slice of bytes to be written at Pos of an encoded frame
-// buffer: the record batches of a fetch response, which are not copied
-// into the buffer but written with writev.
+// Segment is a part of an encoded frame to be written at Pos of the frame
+// buffer without being copied into it: the record batches of a fetch
+// response, written with writev (Data), or N bytes of File from Off,
+// which the kernel sends (sendfile) when File is set.
 type Segment struct {
 	Pos  int
 	Data []byte
+	File SendFile
+	Off  int64
+	N    int
+}
+
+// Len is the number of bytes the segment adds to the frame.
+func (s *Segment) Len() int {
+	if s.File != nil {
+		return s.N
+	}
+	return len(s.Data)
+}
+
+// SendFile is a file whose bytes the kernel can send to a socket
+// (*os.File); ReadAt serves connections that are not sockets.
+type SendFile interface {
+	io.ReaderAt
+	SyscallConn() (syscall.RawConn, error)
+}
+
+// FileSpanner is implemented by responses whose record batches may stand
+// for file ranges: FileSpan reports the range a RecordBatches placeholder
+// stands for.
+type FileSpanner interface {
+	FileSpan(placeholder []byte) (f SendFile, off int64, n int, ok bool)
 }
 
 // Wrapper is implemented by responses that wrap a kmsg response (to carry
@@ -41,6 +69,7 @@ func AppendResponseSegments(dst []byte, correlationID int32, resp kmsg.Response,
 	if w, ok := resp.(Wrapper); ok {
 		inner = w.Unwrap()
 	}
+	spanner, _ := resp.(FileSpanner)
 	fr, ok := inner.(*kmsg.FetchResponse)
 	if !ok {
 		return AppendResponse(dst, correlationID, resp), segs
@@ -101,14 +130,22 @@ func AppendResponseSegments(dst []byte, correlationID int32, resp kmsg.Response,
 		if flexible {
 			prefixLen = 1 // uvarint(16+1)
 		}
+		seg := Segment{Data: rec}
+		if spanner != nil {
+			if f, off, n, ok := spanner.FileSpan(rec); ok {
+				seg = Segment{File: f, Off: off, N: n}
+			}
+		}
+		n := seg.Len()
 		buf = append(buf, frame[prev:at-prefixLen]...)
 		if flexible {
-			buf = binary.AppendUvarint(buf, uint64(len(rec))+1)
+			buf = binary.AppendUvarint(buf, uint64(n)+1)
 		} else {
-			buf = binary.BigEndian.AppendUint32(buf, uint32(len(rec)))
+			buf = binary.BigEndian.AppendUint32(buf, uint32(n))
 		}
-		segs = append(segs, Segment{Pos: start + len(buf), Data: rec})
-		total += len(rec)
+		seg.Pos = start + len(buf)
+		segs = append(segs, seg)
+		total += n
 		prev = at + sentinelLen
 	}
 	buf = append(buf, frame[prev:]...)
