@@ -201,6 +201,7 @@ CASES=(
 	"kcat-lz4|^PASS|bash interop/kcat.sh roundtrip lz4"
 	"kcat-zstd|^PASS|bash interop/kcat.sh roundtrip zstd"
 	"kcat-group|^PASS|bash interop/kcat.sh group"
+	"kcat-large|^PASS|bash interop/kcat.sh large"
 	"confluent-kafka-python|^PASS|$PY interop/python/confluent_case.py roundtrip"
 	"confluent-kafka-python-group|^PASS|$PY interop/python/confluent_case.py group"
 	"confluent-kafka-python-idempotent|^PASS|$PY interop/python/confluent_case.py idempotent"
