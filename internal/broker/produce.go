@@ -10,6 +10,7 @@ import (
 
 	"github.com/gregor-streaming/gregor/internal/batch"
 	"github.com/gregor-streaming/gregor/internal/metadata"
+	"github.com/gregor-streaming/gregor/internal/partlog"
 	"github.com/gregor-streaming/gregor/internal/wire"
 )
 
@@ -57,6 +58,7 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 	}
 
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(r.Topics))
+	syncs := &produceSyncs{}
 	for i := range r.Topics {
 		rt := &r.Topics[i]
 		st := &resp.Topics[i]
@@ -96,10 +98,34 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 				continue
 			}
 			remaining.Add(1)
-			b.produceTo(p, rp.Records, r.Version, r.TransactionID, nil, sp, finish)
+			b.produceTo(p, rp.Records, r.Version, r.TransactionID, nil, syncs, sp, finish)
 		}
 	}
+	syncs.flush()
 	finish()
+}
+
+// produceSyncs gathers the fsync requests of one produce request's
+// partitions, to hand them to the syncer together once all are appended
+// (partlog.RequestSyncs): a request to 8 partitions then costs one
+// syncfs, not a trickle of fsyncs started while the others append. A
+// nil *produceSyncs requests at once (a batch appended after its
+// transaction was verified, outside the request's loop).
+type produceSyncs struct{ reqs []partlog.SyncRequest }
+
+func (s *produceSyncs) request(l *partlog.Log, done func(int64, error)) {
+	if s == nil {
+		l.RequestSync(done)
+		return
+	}
+	s.reqs = append(s.reqs, partlog.SyncRequest{Log: l, Done: done})
+}
+
+func (s *produceSyncs) flush() {
+	if len(s.reqs) > 0 {
+		partlog.RequestSyncs(s.reqs)
+		s.reqs = nil
+	}
 }
 
 // produceTo validates and appends one partition's batch and calls done
@@ -108,7 +134,7 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 // partition is verified with the transaction coordinator first (and,
 // from v12, added to the transaction: KIP-890); produceTo then runs
 // again with the guard the verification holds (producer.go).
-func (b *Broker) produceTo(p *partition, records []byte, version int16, txnID *string, guard *txnGuard, sp *kmsg.ProduceResponseTopicPartition, done func()) {
+func (b *Broker) produceTo(p *partition, records []byte, version int16, txnID *string, guard *txnGuard, syncs *produceSyncs, sp *kmsg.ProduceResponseTopicPartition, done func()) {
 	produced := records
 	fail := func(err *kerr.Error, msg string) {
 		p.stats.Produced(0, 0, true)
@@ -181,7 +207,7 @@ func (b *Broker) produceTo(p *partition, records []byte, version int16, txnID *s
 					fail(err, "")
 					return
 				}
-				b.produceTo(p, produced, version, txnID, g, sp, done)
+				b.produceTo(p, produced, version, txnID, g, nil, sp, done)
 			})
 			return
 		}
@@ -200,7 +226,7 @@ func (b *Broker) produceTo(p *partition, records []byte, version int16, txnID *s
 		if errors.As(err, &dup) {
 			sp.BaseOffset = dup.baseOffset
 			sp.LogStartOffset = p.log.LogStartOffset()
-			b.awaitDurable(p, -1, sp, done)
+			b.awaitDurable(p, -1, syncs, sp, done)
 			return
 		}
 		var ke *kerr.Error
@@ -232,13 +258,13 @@ func (b *Broker) produceTo(p *partition, records []byte, version int16, txnID *s
 
 	sp.BaseOffset = base
 	sp.LogStartOffset = p.log.LogStartOffset()
-	b.awaitDurable(p, last+1, sp, done)
+	b.awaitDurable(p, last+1, syncs, sp, done)
 }
 
 // awaitDurable calls done once offsets below end are durable (durable
 // mode), or at once when flush.messages/flush.ms relax durability. The
 // high watermark follows the synced offset.
-func (b *Broker) awaitDurable(p *partition, end int64, sp *kmsg.ProduceResponseTopicPartition, done func()) {
+func (b *Broker) awaitDurable(p *partition, end int64, syncs *produceSyncs, sp *kmsg.ProduceResponseTopicPartition, done func()) {
 	if !p.durable() {
 		if end >= 0 {
 			p.advanceHighWatermark(end)
@@ -248,7 +274,7 @@ func (b *Broker) awaitDurable(p *partition, end int64, sp *kmsg.ProduceResponseT
 		return
 	}
 	b.stats.ProducePurgatory.Add(1)
-	p.log.RequestSync(func(durable int64, err error) {
+	syncs.request(p.log, func(durable int64, err error) {
 		b.stats.ProducePurgatory.Add(-1)
 		if err != nil {
 			b.log.Error("fsync failed", "topic", p.topic, "partition", p.index, "err", err)

@@ -267,6 +267,66 @@ func (l *Log) RequestSync(done func(durableOffset int64, err error)) {
 	l.enqueueLocked()
 }
 
+// SyncRequest is one request of RequestSyncs: RequestSync(Done) on Log.
+type SyncRequest struct {
+	Log  *Log
+	Done func(durableOffset int64, err error)
+}
+
+// RequestSyncs is RequestSync for several logs at once (the partitions
+// one produce request appended to): the logs of a Syncer reach its queue
+// together, so one worker finds them all and syncs them with one
+// whole-file-system sync, instead of starting an fsync of the first
+// while the others are still being queued.
+func RequestSyncs(reqs []SyncRequest) {
+	if len(reqs) == 1 {
+		reqs[0].Log.RequestSync(reqs[0].Done)
+		return
+	}
+	var s *Syncer
+	var batch []*Log
+	for _, r := range reqs {
+		l := r.Log
+		l.mu.Lock()
+		l.waiters = append(l.waiters, r.Done)
+		if s == nil && l.syncer != nil {
+			s = l.syncer
+		}
+		if !l.queued && l.syncer != nil && l.syncer == s {
+			l.queued = true // queued below, with the others
+			batch = append(batch, l)
+		} else {
+			l.enqueueLocked()
+		}
+		l.mu.Unlock()
+	}
+	if len(batch) == 0 {
+		return
+	}
+	s.mu.Lock()
+	if !s.closed {
+		s.queue = append(s.queue, batch...)
+		if s.whole != nil && !s.degraded.Load() && len(s.queue)-s.head >= wholeSyncMin {
+			s.cond.Signal() // one worker syncs them all
+		} else {
+			for range batch {
+				s.cond.Signal() // an fsync each, in parallel
+			}
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	// The Syncer closed meanwhile: enqueueLocked hands the callbacks to
+	// a goroutine of their own.
+	for _, l := range batch {
+		l.mu.Lock()
+		l.queued = false
+		l.enqueueLocked()
+		l.mu.Unlock()
+	}
+}
+
 // enqueueLocked puts the log on its Syncer's queue unless it is there.
 func (l *Log) enqueueLocked() {
 	if l.queued || len(l.waiters) == 0 {

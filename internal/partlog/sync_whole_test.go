@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gregor-streaming/gregor/internal/vfs"
 )
@@ -130,5 +132,83 @@ func TestWholeSyncErrorFallsBack(t *testing.T) {
 	}
 	if !s.degraded.Load() {
 		t.Fatal("syncer still uses syncfs after it failed")
+	}
+}
+
+// countingSyncer counts SyncAll calls.
+type countingSyncer struct {
+	vfs.WholeSyncer
+	n atomic.Int32
+}
+
+func (c *countingSyncer) SyncAll() error {
+	c.n.Add(1)
+	return c.WholeSyncer.SyncAll()
+}
+
+// RequestSyncs hands a request's logs to the Syncer together: one
+// whole-file-system sync serves them all, every callback runs once with
+// its offsets durable, and a Syncer that closed first still calls them.
+func TestRequestSyncsOneWholeSync(t *testing.T) {
+	fs := vfs.NewMem()
+	s, logs := openWholeLogs(t, fs, 8)
+	ws, err := vfs.OpenWholeSyncer(fs, "/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &countingSyncer{WholeSyncer: ws}
+	s.UseWholeSync(cs)
+	defer ws.Close()
+	var syncs atomic.Int32 // every sync, per file or whole
+	s.ObserveSyncs(func(time.Duration) { syncs.Add(1) })
+	for round := range 20 {
+		var wg sync.WaitGroup
+		reqs := make([]SyncRequest, len(logs))
+		got := make([]int64, len(logs))
+		for i, l := range logs {
+			if _, _, err := l.Append(mkBatch(t, 2, int64(round), 10), 0); err != nil {
+				t.Fatal(err)
+			}
+			wg.Add(1)
+			reqs[i] = SyncRequest{Log: l, Done: func(rp int64, err error) {
+				defer wg.Done()
+				if err != nil {
+					t.Errorf("log %d: %v", i, err)
+				}
+				got[i] = rp
+			}}
+		}
+		before, beforeAll := cs.n.Load(), syncs.Load()
+		RequestSyncs(reqs)
+		wg.Wait()
+		for i, rp := range got {
+			if want := int64(2 * (round + 1)); rp < want {
+				t.Fatalf("round %d log %d: durable %d, want %d", round, i, rp, want)
+			}
+		}
+		// (The checkpointer's own whole syncs are not observed.)
+		if n, all := cs.n.Load()-before, syncs.Load()-beforeAll; n < 1 || all != 1 {
+			t.Fatalf("round %d: %d syncs (%d whole) for one request's logs, want 1 whole", round, all, n)
+		}
+	}
+	if err := CloseLogs(s, logs); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	// A closed Syncer: the callbacks still run, with an error.
+	var wg sync.WaitGroup
+	errs := make([]error, len(logs))
+	reqs := make([]SyncRequest, len(logs))
+	for i, l := range logs {
+		wg.Add(1)
+		reqs[i] = SyncRequest{Log: l, Done: func(_ int64, err error) { errs[i] = err; wg.Done() }}
+	}
+	RequestSyncs(reqs)
+	wg.Wait()
+	for i, err := range errs {
+		if err == nil {
+			t.Fatalf("log %d: no error after the Syncer closed", i)
+		}
 	}
 }
