@@ -35,9 +35,10 @@ type Client struct {
 	Close func()
 }
 
-// Releaser is implemented by responses holding pooled memory (fetched
-// record batches). The server calls Release once the response has been
-// encoded; a response dropped with its connection is left to the GC.
+// Releaser is implemented by responses holding pooled memory or open
+// files (fetched record batches). The server calls Release once the
+// response has been written, or, when its connection died first, once
+// the handler has produced it.
 type Releaser interface {
 	Release()
 }
