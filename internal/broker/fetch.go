@@ -275,9 +275,6 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 		*c = (*c)[:0]
 	}
 	resp.releaseSpans()
-	if b.sendfile && len(resp.ph) < len(targets)*placeholderLen {
-		resp.ph = make([]byte, len(targets)*placeholderLen)
-	}
 	chunk := 0
 	failed := false
 	for i := range targets {
@@ -380,7 +377,13 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 			continue
 		}
 		if span.Len > 0 {
-			// Sent from the page cache by the kernel (sendfile).
+			// Sent from the page cache by the kernel (sendfile). The
+			// placeholders are allocated at the first span, once for
+			// every target (never reallocated: they are identified by
+			// address).
+			if len(resp.ph) < len(targets)*placeholderLen {
+				resp.ph = make([]byte, len(targets)*placeholderLen)
+			}
 			sp.RecordBatches = resp.addSpan(i, span)
 			total += span.Len
 		} else {
