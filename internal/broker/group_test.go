@@ -637,7 +637,7 @@ func TestGroupStaticMemberRestart(t *testing.T) {
 // rebalance the next owner starts exactly where the last one stopped:
 // no record is processed twice, none is lost, and errors stay rare.
 func TestGroupChurn(t *testing.T) {
-	churn := 25 * time.Second
+	churn := 30 * time.Second // the figure
 	if testing.Short() {
 		churn = 5 * time.Second
 	}
