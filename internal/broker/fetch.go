@@ -151,6 +151,14 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 	r := req.Body.(*kmsg.FetchRequest)
 	kresp := r.ResponseKind().(*kmsg.FetchResponse)
 	resp := &fetchResponse{FetchResponse: kresp}
+	defer func() {
+		// A panic (recovered by Serve, which answers nothing) must not
+		// leave the response's spans holding segment files open.
+		if v := recover(); v != nil {
+			resp.Release()
+			panic(v)
+		}
+	}()
 	replicaID := r.ReplicaID
 	if r.Version >= 15 {
 		replicaID = r.ReplicaState.ID

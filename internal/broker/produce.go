@@ -59,6 +59,9 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(r.Topics))
 	syncs := &produceSyncs{}
+	// Also on a panic (recovered by Serve): the partitions appended so
+	// far still get their syncs and callbacks.
+	defer syncs.flush()
 	for i := range r.Topics {
 		rt := &r.Topics[i]
 		st := &resp.Topics[i]

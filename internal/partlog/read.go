@@ -39,7 +39,9 @@ func (l *Log) Read(dst []byte, offset int64, maxBytes int, maxOffset int64, minO
 //
 // The span's bytes are read by the kernel after ReadSpan returns, so
 // they must not change: reads stop at maxOffset, and only data above the
-// high watermark (never handed to readers) is ever truncated.
+// high watermark (never handed to readers) is truncated, except by a
+// Reopen of a failed log whose recovery finds synced data damaged; a span
+// over bytes cut then sends short, and the server closes the connection.
 func (l *Log) ReadSpan(dst []byte, sp *Span, offset int64, maxBytes int, maxOffset int64, minOne bool) ([]byte, error) {
 	*sp = Span{}
 	return l.readAttempts(dst, sp, offset, maxBytes, maxOffset, minOne)
@@ -50,8 +52,9 @@ func (l *Log) ReadSpan(dst []byte, sp *Span, offset int64, maxBytes int, maxOffs
 // calls.
 const SpanMinBatch = 8 << 10
 
-// spanMaxBatches bounds the header reads of one span.
-const spanMaxBatches = 128
+// spanHeaderReadAhead is how much a span's header scan reads at a time:
+// the headers of small batches after a large one come with one read.
+const spanHeaderReadAhead = 4 << 10
 
 // Span is a run of whole batches in a segment file that ReadSpan left
 // for the kernel to send.
@@ -629,13 +632,13 @@ type spanOut struct {
 func spanSegment(w *window, v *segView, span *spanOut, p, offset int64, maxBytes int, limit int64, minOne bool) (ok bool, err error) {
 	total := 0
 	prevNext := int64(-1)
-	for n := 0; n < spanMaxBatches; n++ {
+	for {
 		bp := p + int64(total)
 		if bp >= v.end || v.end-bp < batch.HeaderSize || corruptAt(v.corrupt, bp) != nil {
 			break
 		}
 		w.shiftTo(bp)
-		if err := w.ensure(bp, batch.HeaderSize, batch.HeaderSize); err != nil {
+		if err := w.ensure(bp, batch.HeaderSize, spanHeaderReadAhead); err != nil {
 			if total == 0 {
 				return false, err
 			}

@@ -115,3 +115,33 @@ func TestReadSpanCopiesOnMemFS(t *testing.T) {
 		t.Fatalf("out %d bytes, span %+v, err %v", len(out), sp, err)
 	}
 }
+
+// A large batch followed by hundreds of small ones: the span runs to
+// maxBytes as the copying read does, not to a batch count (a short span
+// made a fetch wait MaxWait for data it had).
+func TestReadSpanManySmallBatchesAfterLarge(t *testing.T) {
+	dir := t.TempDir()
+	tl := &testLog{t: t, fs: vfs.Default, dir: dir + "/topic-0", cfg: Config{SegmentBytes: 64 << 20, IndexIntervalBytes: 4096},
+		now: &fakeClock{t: time.Unix(1_700_000_000, 0)}, logs: &lockedBuffer{}}
+	tl.reopen()
+	t.Cleanup(func() { tl.Log.Close() })
+	tl.append(mkBatch(t, 5, 1, 2000))
+	for i := range 500 {
+		tl.append(mkBatch(t, 1, int64(i+10), 30))
+	}
+	want, err := tl.Read(nil, 0, 1<<20, 1<<62, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sp Span
+	if _, err := tl.ReadSpan(nil, &sp, 0, 1<<20, 1<<62, true); err != nil || sp.Len == 0 {
+		t.Fatalf("span %+v, err %v", sp, err)
+	}
+	defer sp.Release()
+	if got := spanBytes(t, &sp); !bytes.Equal(got, want) {
+		t.Fatalf("span of %d bytes (%d records), Read returned %d bytes", len(got), sp.Records, len(want))
+	}
+	if sp.Records != 505 {
+		t.Fatalf("span counts %d records, want 505", sp.Records)
+	}
+}
