@@ -127,7 +127,12 @@ func (c *call) respond(r kmsg.Response) {
 			c.fail("encoding the response panicked: %v", v)
 		}
 	}()
-	wire.AppendResponse(nil, 7, r)
+	// As the server's writer does: splice, then release pooled memory
+	// and the segment files of sendfile spans.
+	wire.AppendResponseSegments(nil, 7, r, nil)
+	if rel, ok := r.(wire.Releaser); ok {
+		rel.Release()
+	}
 }
 
 func (c *call) fail(format string, args ...any) {
