@@ -58,10 +58,7 @@ type Broker struct {
 	fs         vfs.FS
 	dir        string
 	log        *slog.Logger
-	// sendfile lets fetches leave large batches in their files for the
-	// kernel to send (partlog.ReadSpan); tests turn it off to compare.
-	sendfile bool
-	now      func() time.Time
+	now        func() time.Time
 
 	// static is the configuration from file, env and flags. Immutable.
 	static *config.BrokerConfig
@@ -135,16 +132,15 @@ func Open(opts Options) (*Broker, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{
-		sendfile: true,
-		nodeID:   nodeID,
-		fs:       opts.FS,
-		dir:      opts.DataDir,
-		log:      opts.Logger,
-		now:      opts.Now,
-		static:   opts.Config,
-		parts:    map[metadata.UUID][]*partition{},
-		ctx:      ctx,
-		cancel:   cancel,
+		nodeID: nodeID,
+		fs:     opts.FS,
+		dir:    opts.DataDir,
+		log:    opts.Logger,
+		now:    opts.Now,
+		static: opts.Config,
+		parts:  map[metadata.UUID][]*partition{},
+		ctx:    ctx,
+		cancel: cancel,
 
 		retentionKick: make(chan struct{}, 1),
 	}

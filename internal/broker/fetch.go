@@ -1,9 +1,7 @@
 package broker
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"sync"
 	"time"
@@ -53,9 +51,10 @@ type fetchResponse struct {
 	// chunks hold the record batches read; partitions are packed into a
 	// chunk while it has room for another full read.
 	chunks []*[]byte
-	// spans are the file ranges of partitions whose RecordBatches is a
-	// placeholder: 16 bytes of ph (one slot per target, never
-	// reallocated while the response lives) holding the span's index.
+	// spans[i] is target i's file range when its RecordBatches is the
+	// placeholder ph[i*placeholderLen:]: both are allocated at the first
+	// span, one slot per target, and never reallocated while the response
+	// lives, so a placeholder is recognised by its address.
 	spans []partlog.Span
 	ph    []byte
 }
@@ -79,39 +78,33 @@ func (r *fetchResponse) releaseSpans() {
 		r.spans[i].Release()
 	}
 	clear(r.spans)
-	r.spans = r.spans[:0]
 }
 
 // placeholderLen is a span placeholder's size: wire leaves record sets of
 // at least this many bytes out of the encoded frame.
 const placeholderLen = 16
 
-// placeholderTag starts every placeholder; the rest is the span index.
-var placeholderTag = [12]byte{'g', 'r', 'e', 'g', 'o', 'r', '-', 's', 'p', 'a', 'n', 0}
-
-// addSpan records sp for target slot i and returns its placeholder.
-func (r *fetchResponse) addSpan(i int, sp partlog.Span) []byte {
-	ph := r.ph[i*placeholderLen : (i+1)*placeholderLen : (i+1)*placeholderLen]
-	copy(ph, placeholderTag[:])
-	binary.BigEndian.PutUint32(ph[12:], uint32(len(r.spans)))
-	r.spans = append(r.spans, sp)
-	return ph
+// addSpan records sp for target i of n and returns its placeholder.
+func (r *fetchResponse) addSpan(i, n int, sp partlog.Span) []byte {
+	if r.spans == nil {
+		r.spans = make([]partlog.Span, n)
+		r.ph = make([]byte, n*placeholderLen)
+	}
+	r.spans[i] = sp
+	return r.ph[i*placeholderLen : (i+1)*placeholderLen : (i+1)*placeholderLen]
 }
 
 // span returns the span a RecordBatches placeholder stands for.
 func (r *fetchResponse) span(b []byte) (*partlog.Span, bool) {
-	if len(b) != placeholderLen || len(r.ph) == 0 || !bytes.Equal(b[:12], placeholderTag[:]) {
+	if len(b) != placeholderLen || len(r.ph) == 0 {
 		return nil, false
 	}
-	j := int(binary.BigEndian.Uint32(b[12:]))
-	// Only ph's own bytes are placeholders, not record bytes that happen
-	// to look like one.
-	base := unsafe.Pointer(unsafe.SliceData(r.ph))
-	at := uintptr(unsafe.Pointer(unsafe.SliceData(b))) - uintptr(base)
-	if j >= len(r.spans) || at >= uintptr(len(r.ph)) || at%placeholderLen != 0 {
+	at := uintptr(unsafe.Pointer(unsafe.SliceData(b))) - uintptr(unsafe.Pointer(unsafe.SliceData(r.ph)))
+	if at >= uintptr(len(r.ph)) || at%placeholderLen != 0 {
 		return nil, false
 	}
-	return &r.spans[j], true
+	sp := &r.spans[at/placeholderLen]
+	return sp, sp.Len > 0
 }
 
 // FileSpan implements wire.FileSpanner.
@@ -351,14 +344,8 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 		}
 		cb := resp.chunks[chunk]
 		start := len(*cb)
-		var data []byte
-		var err error
 		var span partlog.Span
-		if b.sendfile {
-			data, err = p.log.ReadSpan(*cb, &span, offset, max(limit, 0), upTo, total == 0)
-		} else {
-			data, err = p.log.Read(*cb, offset, max(limit, 0), upTo, total == 0)
-		}
+		data, err := p.log.ReadSpan(*cb, &span, offset, max(limit, 0), upTo, total == 0)
 		if len(data) > 0 && cap(data) == cap(*cb) {
 			*cb = data // read in place; else data is a grown copy
 		}
@@ -385,14 +372,8 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 			continue
 		}
 		if span.Len > 0 {
-			// Sent from the page cache by the kernel (sendfile). The
-			// placeholders are allocated at the first span, once for
-			// every target (never reallocated: they are identified by
-			// address).
-			if len(resp.ph) < len(targets)*placeholderLen {
-				resp.ph = make([]byte, len(targets)*placeholderLen)
-			}
-			sp.RecordBatches = resp.addSpan(i, span)
+			// Sent from the page cache by the kernel (sendfile).
+			sp.RecordBatches = resp.addSpan(i, len(targets), span)
 			total += span.Len
 		} else {
 			sp.RecordBatches = data[start:len(data):len(data)]
