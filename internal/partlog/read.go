@@ -140,10 +140,7 @@ func (l *Log) read(dst []byte, sp *Span, offset int64, maxBytes int, maxOffset i
 			}
 		}
 		if err != nil || found {
-			if err != nil {
-				sp.releaseIfSet()
-			}
-			return out, false, err
+			return out, false, err // readView leaves no span with an error
 		}
 		// Nothing at or after offset in this segment (a gap at its end):
 		// continue with the first batch of the next one.
@@ -245,16 +242,18 @@ func (l *Log) readView(dst []byte, sp *Span, v *segView, offset int64, maxBytes 
 		l.lookupFileIndex(v, offset)
 	}
 	resync := func(p, prevNext int64) (corruptRange, bool, error) { return l.resyncDamaged(v, p, prevNext) }
-	var span *spanOut
-	if sp != nil {
-		if _, ok := v.f.f.(vfs.OSFile); ok {
-			span = &spanOut{}
-		}
+	var span *Span // only operating-system files can be sent by the kernel
+	if _, ok := v.f.f.(vfs.OSFile); ok && sp != nil {
+		span = sp
 	}
 	out, found, idxBad, err := readSegment(dst, v, offset, maxBytes, limit, minOne, resync, span)
-	if span != nil && span.n > 0 && err == nil {
-		v.f.acquire()
-		*sp = Span{f: v.f, Pos: span.pos, Len: span.n, Records: span.records}
+	if span != nil && span.Len > 0 {
+		if err != nil {
+			*span = Span{}
+		} else {
+			v.f.acquire()
+			span.f = v.f
+		}
 	}
 	if idxBad {
 		l.indexInconsistent(s, v.active)
@@ -391,9 +390,10 @@ func corruptAt(rs []corruptRange, p int64) *corruptRange {
 // (every damaged range is ErrCorrupt).
 //
 // With span set, a first batch of at least SpanMinBatch bytes is not
-// read: the batches are described by span (span.n > 0) for sendfile.
+// read: the batches are described by span (span.Len > 0; the caller
+// attaches the file) for sendfile.
 func readSegment(dst []byte, v *segView, offset int64, maxBytes int, limit int64, minOne bool,
-	resync func(p, prevNext int64) (corruptRange, bool, error), span *spanOut) (out []byte, found, idxBad bool, err error) {
+	resync func(p, prevNext int64) (corruptRange, bool, error), span *Span) (out []byte, found, idxBad bool, err error) {
 	start := len(dst)
 	w := window{f: v.f.f, buf: dst[:cap(dst)], start: start, pos: v.pos, end: v.end}
 	// Read ahead what the fetch may return, in chunks of at most
@@ -616,21 +616,14 @@ func (l *Log) resyncDamaged(v *segView, p, prevNext int64) (cr corruptRange, ok 
 	return cr, true, nil
 }
 
-// spanOut is what readSegment found for a span: n bytes of whole batches
-// from file position pos, holding records records.
-type spanOut struct {
-	pos     int64
-	n       int
-	records int64
-}
-
 // spanSegment describes in span the batches from p (located by phase 1,
 // its header in w) that a read would return, reading only their headers,
 // when the first is at least SpanMinBatch bytes. ok=false leaves the
 // read to the copying path (a small first batch, or one that fails its
 // header checks: the copying path handles damage).
-func spanSegment(w *window, v *segView, span *spanOut, p, offset int64, maxBytes int, limit int64, minOne bool) (ok bool, err error) {
+func spanSegment(w *window, v *segView, span *Span, p, offset int64, maxBytes int, limit int64, minOne bool) (ok bool, err error) {
 	total := 0
+	var records int64
 	prevNext := int64(-1)
 	for {
 		bp := p + int64(total)
@@ -660,11 +653,11 @@ func spanSegment(w *window, v *segView, span *spanOut, p, offset int64, maxBytes
 		}
 		prevNext = h.NextOffset()
 		total += size
-		span.records += int64(h.NumRecords)
+		records += int64(h.NumRecords)
 	}
 	if total == 0 {
 		return false, nil
 	}
-	span.pos, span.n = p, total
+	span.Pos, span.Len, span.Records = p, total, records
 	return true, nil
 }

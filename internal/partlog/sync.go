@@ -72,15 +72,21 @@ func (s *Syncer) Close() {
 	s.wg.Wait()
 }
 
-// enqueue adds l to the sync queue; false if the Syncer is closed.
-func (s *Syncer) enqueue(l *Log) bool {
+// enqueue adds logs to the sync queue; false if the Syncer is closed.
+func (s *Syncer) enqueue(logs ...*Log) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return false
 	}
-	s.queue = append(s.queue, l)
-	s.cond.Signal()
+	s.queue = append(s.queue, logs...)
+	if len(logs) == 1 || s.whole != nil && !s.degraded.Load() && len(s.queue)-s.head >= wholeSyncMin {
+		s.cond.Signal() // one worker syncs them all
+	} else {
+		for range logs {
+			s.cond.Signal() // an fsync each, in parallel
+		}
+	}
 	return true
 }
 
@@ -300,23 +306,9 @@ func RequestSyncs(reqs []SyncRequest) {
 		}
 		l.mu.Unlock()
 	}
-	if len(batch) == 0 {
+	if len(batch) == 0 || s.enqueue(batch...) {
 		return
 	}
-	s.mu.Lock()
-	if !s.closed {
-		s.queue = append(s.queue, batch...)
-		if s.whole != nil && !s.degraded.Load() && len(s.queue)-s.head >= wholeSyncMin {
-			s.cond.Signal() // one worker syncs them all
-		} else {
-			for range batch {
-				s.cond.Signal() // an fsync each, in parallel
-			}
-		}
-		s.mu.Unlock()
-		return
-	}
-	s.mu.Unlock()
 	// The Syncer closed meanwhile: enqueueLocked hands the callbacks to
 	// a goroutine of their own.
 	for _, l := range batch {
