@@ -409,9 +409,7 @@ func (c *Coordinator) install(sh *shard, groups map[string]*Group) {
 	sh.loaded.Store(true)
 	var all []*mailbox
 	if len(early) > 0 {
-		for _, mb := range sh.groups {
-			all = append(all, mb)
-		}
+		all = sh.snapshotLocked()
 	}
 	sh.mu.Unlock()
 	// Markers written while the partition loaded (replay may or may not
@@ -465,6 +463,11 @@ func (c *Coordinator) getOrCreate(sh *shard, id string) *mailbox {
 func (sh *shard) snapshot() []*mailbox {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	return sh.snapshotLocked()
+}
+
+// snapshotLocked is snapshot with sh.mu held.
+func (sh *shard) snapshotLocked() []*mailbox {
 	out := make([]*mailbox, 0, len(sh.groups))
 	for _, mb := range sh.groups {
 		out = append(out, mb)
@@ -615,16 +618,14 @@ func (c *Coordinator) Leave(groupID string, members []LeaveMember, respond func(
 // group is ILLEGAL_GENERATION, or GROUP_ID_NOT_FOUND when
 // groupNotFound is set (v9+).
 func (c *Coordinator) Commit(groupID string, req CommitRequest, groupNotFound bool, respond func(CommitResult)) {
-	fail := func(err *kerr.Error) {
-		res := CommitResult{Topics: make([][]*kerr.Error, len(req.Topics))}
-		for i, t := range req.Topics {
-			res.Topics[i] = make([]*kerr.Error, len(t.Partitions))
-			for j := range res.Topics[i] {
-				res.Topics[i][j] = err
-			}
-		}
-		respond(res)
-	}
+	c.commit(groupID, req.Generation, req.Topics, groupNotFound, respond,
+		func(g *Group, now time.Time) { g.Commit(now, req, respond) })
+}
+
+// commit routes an OffsetCommit or TxnOffsetCommit to its group, as
+// Commit describes, and runs fn there.
+func (c *Coordinator) commit(groupID string, generation int32, topics []CommitTopic, groupNotFound bool, respond func(CommitResult), fn func(g *Group, now time.Time)) {
+	fail := func(err *kerr.Error) { respond(commitResult(topics, err)) }
 	if !c.enter() {
 		fail(kerr.NotCoordinator)
 		return
@@ -636,7 +637,7 @@ func (c *Coordinator) Commit(groupID string, req CommitRequest, groupNotFound bo
 		return
 	}
 	var mb *mailbox
-	if req.Generation < 0 {
+	if generation < 0 {
 		mb = c.getOrCreate(sh, groupID)
 	} else if mb = sh.get(groupID); mb == nil {
 		if groupNotFound {
@@ -646,7 +647,7 @@ func (c *Coordinator) Commit(groupID string, req CommitRequest, groupNotFound bo
 		}
 		return
 	}
-	mb.do(func(g *Group, now time.Time) { g.Commit(now, req, respond) })
+	mb.do(fn)
 }
 
 // Fetch handles one group of an OffsetFetch. A group the coordinator

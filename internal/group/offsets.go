@@ -69,10 +69,13 @@ func (o *offsets) sorted(withPending bool) []topicPartition {
 			}
 		}
 	}
-	slices.SortFunc(tps, func(a, b topicPartition) int {
-		return cmp.Or(cmp.Compare(a.topic, b.topic), cmp.Compare(a.partition, b.partition))
-	})
+	slices.SortFunc(tps, compareTP)
 	return tps
+}
+
+// compareTP orders partitions by topic, then partition.
+func compareTP(a, b topicPartition) int {
+	return cmp.Or(cmp.Compare(a.topic, b.topic), cmp.Compare(a.partition, b.partition))
 }
 
 // validateOffsetCommit checks who may commit, as Kafka's ClassicGroup:
@@ -113,19 +116,11 @@ func (g *Group) validateOffsetCommit(now time.Time, req CommitRequest) *kerr.Err
 // Commit handles an OffsetCommit; cb runs once the offsets are durable
 // (or failed).
 func (g *Group) Commit(now time.Time, req CommitRequest, cb func(CommitResult)) {
-	res := CommitResult{Topics: make([][]*kerr.Error, len(req.Topics))}
-	for i, t := range req.Topics {
-		res.Topics[i] = make([]*kerr.Error, len(t.Partitions))
-	}
 	if err := g.validateOffsetCommit(now, req); err != nil {
-		for _, errs := range res.Topics {
-			for j := range errs {
-				errs[j] = err
-			}
-		}
-		cb(res)
+		cb(commitResult(req.Topics, err))
 		return
 	}
+	res := commitResult(req.Topics, nil)
 	type item struct {
 		ti, pi int
 		tp     topicPartition
@@ -172,6 +167,21 @@ func (g *Group) Commit(now time.Time, req CommitRequest, cb func(CommitResult)) 
 		}
 		cb(res)
 	})
+}
+
+// commitResult returns a result for topics with err for every
+// partition.
+func commitResult(topics []CommitTopic, err *kerr.Error) CommitResult {
+	res := CommitResult{Topics: make([][]*kerr.Error, len(topics))}
+	for i, t := range topics {
+		res.Topics[i] = make([]*kerr.Error, len(t.Partitions))
+		if err != nil {
+			for j := range res.Topics[i] {
+				res.Topics[i][j] = err
+			}
+		}
+	}
+	return res
 }
 
 // commitError maps a failed offset write as Kafka's

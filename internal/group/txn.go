@@ -1,7 +1,6 @@
 package group
 
 import (
-	"cmp"
 	"slices"
 	"time"
 
@@ -59,9 +58,7 @@ func (o *offsets) withTxnPending(tps []topicPartition) []topicPartition {
 		}
 	}
 	if len(tps) > n {
-		slices.SortFunc(tps, func(a, b topicPartition) int {
-			return cmp.Or(cmp.Compare(a.topic, b.topic), cmp.Compare(a.partition, b.partition))
-		})
+		slices.SortFunc(tps, compareTP)
 	}
 	return tps
 }
@@ -94,19 +91,11 @@ func (g *Group) validateTxnCommit(req TxnCommitRequest) *kerr.Error {
 // durable (or failed). The offsets become visible at the transaction's
 // commit marker (CompleteTxn).
 func (g *Group) TxnCommit(now time.Time, req TxnCommitRequest, cb func(CommitResult)) {
-	res := CommitResult{Topics: make([][]*kerr.Error, len(req.Topics))}
-	for i, t := range req.Topics {
-		res.Topics[i] = make([]*kerr.Error, len(t.Partitions))
-	}
 	if err := g.validateTxnCommit(req); err != nil {
-		for _, errs := range res.Topics {
-			for j := range errs {
-				errs[j] = err
-			}
-		}
-		cb(res)
+		cb(commitResult(req.Topics, err))
 		return
 	}
+	res := commitResult(req.Topics, nil)
 	type item struct {
 		ti, pi int
 		tp     topicPartition
@@ -161,9 +150,14 @@ func (g *Group) CompleteTxn(producerID int64, commit bool) {
 	if !commit || g.state == Dead {
 		return
 	}
-	for tp, o := range m {
-		if cur := g.offsets.committed[tp]; cur == nil || cur.order < o.order {
-			g.offsets.committed[tp] = o
+	mergeNewer(g.offsets.committed, m)
+}
+
+// mergeNewer commits into dst the offsets of src newer than dst's.
+func mergeNewer(dst, src map[topicPartition]*offset) {
+	for tp, o := range src {
+		if cur := dst[tp]; cur == nil || cur.order < o.order {
+			dst[tp] = o
 		}
 	}
 }
@@ -173,42 +167,12 @@ func (g *Group) CompleteTxn(producerID int64, commit bool) {
 // unknown group is ILLEGAL_GENERATION, or GROUP_ID_NOT_FOUND when
 // groupNotFound is set (v6+, KIP-1319).
 func (c *Coordinator) TxnCommit(groupID string, req TxnCommitRequest, groupNotFound bool, respond func(CommitResult)) {
-	fail := func(err *kerr.Error) {
-		res := CommitResult{Topics: make([][]*kerr.Error, len(req.Topics))}
-		for i, t := range req.Topics {
-			res.Topics[i] = make([]*kerr.Error, len(t.Partitions))
-			for j := range res.Topics[i] {
-				res.Topics[i][j] = err
-			}
-		}
-		respond(res)
-	}
 	if groupID == "" {
-		fail(kerr.InvalidGroupID)
+		respond(commitResult(req.Topics, kerr.InvalidGroupID))
 		return
 	}
-	if !c.enter() {
-		fail(kerr.NotCoordinator)
-		return
-	}
-	defer c.release()
-	sh, err := c.route(groupID)
-	if err != nil {
-		fail(err)
-		return
-	}
-	var mb *mailbox
-	if req.Generation < 0 {
-		mb = c.getOrCreate(sh, groupID)
-	} else if mb = sh.get(groupID); mb == nil {
-		if groupNotFound {
-			fail(kerr.GroupIDNotFound)
-		} else {
-			fail(kerr.IllegalGeneration)
-		}
-		return
-	}
-	mb.do(func(g *Group, now time.Time) { g.TxnCommit(now, req, respond) })
+	c.commit(groupID, req.Generation, req.Topics, groupNotFound, respond,
+		func(g *Group, now time.Time) { g.TxnCommit(now, req, respond) })
 }
 
 // CompleteTxn applies a transaction marker written to a
@@ -230,10 +194,7 @@ func (c *Coordinator) CompleteTxn(partition int32, producerID int64, commit bool
 		sh.mu.Unlock()
 		return
 	}
-	mbs := make([]*mailbox, 0, len(sh.groups))
-	for _, mb := range sh.groups {
-		mbs = append(mbs, mb)
-	}
+	mbs := sh.snapshotLocked()
 	sh.mu.Unlock()
 	for _, mb := range mbs {
 		mb.do(func(g *Group, _ time.Time) { g.CompleteTxn(producerID, commit) })
@@ -296,10 +257,6 @@ func (ld *loader) completeTxn(producerID int64, commit bool) {
 			offs = map[topicPartition]*offset{}
 			ld.offs[group] = offs
 		}
-		for tp, o := range m {
-			if cur := offs[tp]; cur == nil || cur.order < o.order {
-				offs[tp] = o
-			}
-		}
+		mergeNewer(offs, m)
 	}
 }

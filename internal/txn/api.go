@@ -77,13 +77,7 @@ func (c *Coordinator) AddPartitions(txnID string, pid int64, epoch int16, tps []
 // all (AddPartitionsToTxn v4+ VerifyOnly; a produce's first
 // transactional batch on a partition under transactions v0/v1).
 func (c *Coordinator) Verify(txnID string, pid int64, epoch int16, tps []TopicPartition, respond func([]*kerr.Error)) {
-	all := func(err *kerr.Error) {
-		errs := make([]*kerr.Error, len(tps))
-		for i := range errs {
-			errs[i] = err
-		}
-		respond(errs)
-	}
+	all := func(err *kerr.Error) { respond(allErrs(len(tps), err)) }
 	if txnID == "" {
 		all(kerr.InvalidRequest)
 		return

@@ -189,10 +189,9 @@ func (t *txn) initProducerID(now time.Time, req InitRequest, respond func(EndRes
 	c := t.mb.c
 	nowMs := now.UnixMilli()
 	if !t.exists {
-		pid, err := c.newPID()
+		pid, err := c.allocPID()
 		if err != nil {
-			c.logger.Error("allocating a producer ID", "err", err)
-			respond(failEnd(kerr.CoordinatorNotAvailable))
+			respond(failEnd(err))
 			return
 		}
 		next := &meta{producerID: pid, epoch: 0, lastEpoch: noProducerEpoch, prevProducerID: -1, nextProducerID: -1,
@@ -221,10 +220,9 @@ func (t *txn) initProducerID(now time.Time, req InitRequest, respond func(EndRes
 		case epochExhausted(t.epoch) && (!req.hasExpected() || req.ProducerEpoch == t.epoch):
 			// Out of epochs: a new producer ID (Kafka's
 			// prepareProducerIdRotation).
-			pid, err := c.newPID()
+			pid, err := c.allocPID()
 			if err != nil {
-				c.logger.Error("allocating a producer ID", "err", err)
-				respond(failEnd(kerr.CoordinatorNotAvailable))
+				respond(failEnd(err))
 				return
 			}
 			next.prevProducerID, next.producerID, next.epoch, next.lastEpoch = t.producerID, pid, 0, noProducerEpoch
@@ -298,14 +296,24 @@ func (t *txn) fenceAbort(now time.Time, done func(*kerr.Error)) {
 // rotate gives next a producer ID to continue with once its completion
 // is durable: the epoch ran out.
 func (t *txn) rotate(next *meta, done func(*kerr.Error)) bool {
-	pid, err := t.mb.c.newPID()
+	pid, err := t.mb.c.allocPID()
 	if err != nil {
-		t.mb.c.logger.Error("allocating a producer ID", "err", err)
-		done(kerr.CoordinatorNotAvailable)
+		done(err)
 		return false
 	}
 	next.nextProducerID = pid
 	return true
+}
+
+// allocPID allocates a new producer ID; a failure is logged and
+// answered COORDINATOR_NOT_AVAILABLE.
+func (c *Coordinator) allocPID() (int64, *kerr.Error) {
+	pid, err := c.newPID()
+	if err != nil {
+		c.logger.Error("allocating a producer ID", "err", err)
+		return 0, kerr.CoordinatorNotAvailable
+	}
+	return pid, nil
 }
 
 // prepareEnd writes next (PrepareCommit or PrepareAbort); once durable,
@@ -385,13 +393,7 @@ func (t *txn) addPartitions(now time.Time, pid int64, epoch int16, tps []TopicPa
 // first transactional batch of a partition): INVALID_TXN_STATE for
 // those that are not.
 func (t *txn) verify(now time.Time, pid int64, epoch int16, tps []TopicPartition, respond func([]*kerr.Error)) {
-	all := func(err *kerr.Error) {
-		errs := make([]*kerr.Error, len(tps))
-		for i := range errs {
-			errs[i] = err
-		}
-		respond(errs)
-	}
+	all := func(err *kerr.Error) { respond(allErrs(len(tps), err)) }
 	if !t.admit(func(now time.Time) { t.verify(now, pid, epoch, tps, respond) }, all) {
 		return
 	}
@@ -406,6 +408,15 @@ func (t *txn) verify(now time.Time, pid int64, epoch int16, tps []TopicPartition
 		}
 	}
 	respond(errs)
+}
+
+// allErrs returns n copies of err.
+func allErrs(n int, err *kerr.Error) []*kerr.Error {
+	errs := make([]*kerr.Error, n)
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
 }
 
 // ---- EndTxn
