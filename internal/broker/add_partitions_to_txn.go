@@ -74,31 +74,26 @@ func (b *Broker) addPartitionsToTxn(txnID string, pid int64, epoch int16, verify
 	img := b.meta.Image()
 	out := make([]kmsg.AddPartitionsToTxnResponseTransactionTopic, len(topics))
 	var tps []txn.TopicPartition
-	type slot struct{ ti, pi int }
-	var slots []slot
+	var slots errSlots
 	unknown := false
 	for i, t := range topics {
 		out[i].Topic = t.Topic
 		out[i].Partitions = make([]kmsg.AddPartitionsToTxnResponseTransactionTopicPartition, len(t.Partitions))
 		topic, ok := img.Topic(t.Topic)
 		for j, p := range t.Partitions {
-			out[i].Partitions[j].Partition = p
+			op := &out[i].Partitions[j]
+			op.Partition = p
 			if !ok || p < 0 || int(p) >= len(topic.Partitions) {
-				out[i].Partitions[j].ErrorCode = kerr.UnknownTopicOrPartition.Code
+				op.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				unknown = true
 				continue
 			}
 			tps = append(tps, txn.TopicPartition{Topic: t.Topic, Partition: p})
-			slots = append(slots, slot{i, j})
-		}
-	}
-	setAll := func(err *kerr.Error) {
-		for _, s := range slots {
-			out[s.ti].Partitions[s.pi].ErrorCode = err.Code
+			slots = append(slots, &op.ErrorCode)
 		}
 	}
 	if unknown {
-		setAll(kerr.OperationNotAttempted)
+		slots.setAll(kerr.OperationNotAttempted)
 		respond(out)
 		return
 	}
@@ -108,24 +103,20 @@ func (b *Broker) addPartitionsToTxn(txnID string, pid int64, epoch int16, verify
 	}
 	c, kerrv := b.txnCoordinator()
 	if kerrv != nil {
-		setAll(kerrv)
+		slots.setAll(kerrv)
 		respond(out)
 		return
 	}
 	if verifyOnly {
 		c.Verify(txnID, pid, epoch, tps, func(errs []*kerr.Error) {
-			for k, s := range slots {
-				if errs[k] != nil {
-					out[s.ti].Partitions[s.pi].ErrorCode = errs[k].Code
-				}
-			}
+			slots.setEach(errs)
 			respond(out)
 		})
 		return
 	}
 	c.AddPartitions(txnID, pid, epoch, tps, false, func(err *kerr.Error) {
 		if err != nil {
-			setAll(fencedError(err, legacy))
+			slots.setAll(fencedError(err, legacy))
 		}
 		respond(out)
 	})

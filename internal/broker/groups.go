@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -11,10 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/gregor-streaming/gregor/internal/batch"
 	"github.com/gregor-streaming/gregor/internal/config"
 	"github.com/gregor-streaming/gregor/internal/group"
-	"github.com/gregor-streaming/gregor/internal/partlog"
 )
 
 // groupsState wires the group coordinator to the broker: the internal
@@ -47,7 +44,7 @@ func groupConfig(cfg *config.BrokerConfig) group.Config {
 func (b *Broker) openGroups() {
 	b.groups.coord = group.New(group.Options{
 		Config: groupConfig(b.Config()),
-		Log:    offsetsLog{b},
+		Log:    internalLog{b, OffsetsTopic},
 		Clock:  group.RealClock{NowFunc: b.now},
 		Logger: b.log.With("component", "group-coordinator"),
 	})
@@ -69,10 +66,8 @@ func (b *Broker) coordinator() (*group.Coordinator, *kerr.Error) {
 	if c.Started() {
 		return c, nil
 	}
-	t, ok := b.meta.Image().Topic(OffsetsTopic)
-	if !ok {
-		cfg := b.Config()
-		spec := &topicSpec{
+	n, created, kerrv := b.ensureInternalTopic(OffsetsTopic, func(cfg *config.BrokerConfig) *topicSpec {
+		return &topicSpec{
 			name:       OffsetsTopic,
 			partitions: int32(cfg.Int("offsets.topic.num.partitions")),
 			// One broker: offsets.topic.replication.factor applies
@@ -84,25 +79,44 @@ func (b *Broker) coordinator() (*group.Coordinator, *kerr.Error) {
 				"compression.type": "producer",
 			},
 		}
-		errs, _, err := b.createTopics([]*topicSpec{spec}, false)
-		if err == nil && errs[0] != nil && errs[0].err != kerr.TopicAlreadyExists {
-			err = errs[0]
-		}
-		if err != nil {
-			b.log.Error("cannot create "+OffsetsTopic, "err", err)
-			return nil, kerr.CoordinatorNotAvailable
-		}
-		if t, ok = b.meta.Image().Topic(OffsetsTopic); !ok {
-			return nil, kerr.CoordinatorNotAvailable
-		}
+	})
+	if kerrv != nil {
+		return nil, kerrv
+	}
+	c.Start(n)
+	if created {
 		// Its partitions are empty: loading them is quick, and this
 		// request should not be told COORDINATOR_LOAD_IN_PROGRESS.
-		c.Start(int32(len(t.Partitions)))
-		c.WaitLoaded(10 * time.Second)
-		return c, nil
+		c.WaitLoaded(internalTopicLoadWait)
 	}
-	c.Start(int32(len(t.Partitions)))
 	return c, nil
+}
+
+// internalTopicLoadWait bounds how long the request that created a
+// coordinator's internal topic waits for the coordinator to load it.
+const internalTopicLoadWait = 10 * time.Second
+
+// ensureInternalTopic returns the partition count of the internal topic
+// name, creating it from spec first if it does not exist (created is
+// then true). Any failure is COORDINATOR_NOT_AVAILABLE. Callers
+// serialize calls for one topic.
+func (b *Broker) ensureInternalTopic(name string, spec func(*config.BrokerConfig) *topicSpec) (n int32, created bool, _ *kerr.Error) {
+	if t, ok := b.meta.Image().Topic(name); ok {
+		return int32(len(t.Partitions)), false, nil
+	}
+	errs, _, err := b.createTopics([]*topicSpec{spec(b.Config())}, false)
+	if err == nil && errs[0] != nil && errs[0].err != kerr.TopicAlreadyExists {
+		err = errs[0]
+	}
+	if err != nil {
+		b.log.Error("cannot create "+name, "err", err)
+		return 0, false, kerr.CoordinatorNotAvailable
+	}
+	t, ok := b.meta.Image().Topic(name)
+	if !ok {
+		return 0, false, kerr.CoordinatorNotAvailable
+	}
+	return int32(len(t.Partitions)), true, nil
 }
 
 // startedCoordinator returns the coordinator if __consumer_offsets
@@ -124,20 +138,24 @@ func (b *Broker) groupsTopicsDeleted(topics []string) {
 	}
 }
 
-// offsetsLog is the group coordinator's Log: appends go through the
-// same partition append and fsync path as produce.
-type offsetsLog struct{ b *Broker }
+// internalLog is a coordinator's Log (group.Log, txn.Log) over its
+// internal topic: appends go through the same partition append and
+// fsync path as produce.
+type internalLog struct {
+	b     *Broker
+	topic string
+}
 
-func (l offsetsLog) partition(i int32) *partition {
-	t, ok := l.b.meta.Image().Topic(OffsetsTopic)
+func (l internalLog) partition(i int32) *partition {
+	t, ok := l.b.meta.Image().Topic(l.topic)
 	if !ok {
 		return nil
 	}
 	return l.b.partition(t.ID, i)
 }
 
-// Append implements group.Log.
-func (l offsetsLog) Append(i int32, data []byte, done func(error)) {
+// Append implements group.Log and txn.Log.
+func (l internalLog) Append(i int32, data []byte, done func(error)) {
 	p := l.partition(i)
 	if p == nil {
 		done(kerr.NotLeaderForPartition)
@@ -182,53 +200,18 @@ func (b *Broker) appendInternal(p *partition, data []byte, done func(error)) {
 	})
 }
 
-// replayChunk is how much of __consumer_offsets is read at a time when
-// the coordinator loads.
+// replayChunk is how much of an internal topic is read at a time when
+// a coordinator loads.
 const replayChunk = 1 << 20
 
-// Replay implements group.Log: every batch from the log start to the
-// high watermark.
-func (l offsetsLog) Replay(i int32, fn func([]byte) error) error {
+// Replay implements group.Log and txn.Log: every batch from the log
+// start to the high watermark.
+func (l internalLog) Replay(i int32, fn func([]byte) error) error {
 	p := l.partition(i)
 	if p == nil {
-		return fmt.Errorf("broker: %s-%d is not open", OffsetsTopic, i)
+		return fmt.Errorf("broker: %s-%d is not open", l.topic, i)
 	}
-	off, end := p.log.LogStartOffset(), p.log.HighWatermark()
-	var buf []byte
-	for off < end {
-		data, err := p.log.Read(buf[:0], off, replayChunk, end, true)
-		if err != nil {
-			if errors.Is(err, partlog.ErrCorrupt) {
-				// A corrupt batch is never served; skip past it.
-				off++
-				continue
-			}
-			return fmt.Errorf("broker: replaying %s-%d at %d: %w", OffsetsTopic, i, off, err)
-		}
-		if len(data) == 0 {
-			break
-		}
-		next := off
-		for rest := data; len(rest) > 0; {
-			h, err := batch.ParseHeader(rest)
-			if err != nil || h.Size() > len(rest) {
-				break
-			}
-			if h.NextOffset() > off {
-				if err := fn(rest[:h.Size()]); err != nil {
-					return err
-				}
-			}
-			next = h.NextOffset()
-			rest = rest[h.Size():]
-		}
-		if next <= off {
-			return fmt.Errorf("broker: replaying %s-%d: no progress at offset %d", OffsetsTopic, i, off)
-		}
-		off = next
-		buf = data
-	}
-	return nil
+	return replayPartition(p, fn)
 }
 
 // clientHost is the client's address as Kafka shows it in

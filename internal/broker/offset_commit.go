@@ -38,8 +38,7 @@ func (b *Broker) handleOffsetCommit(_ context.Context, req *wire.Request, respon
 
 	// Partitions of unknown topics are answered here; the rest go to
 	// the coordinator, which reports per partition in the same order.
-	type slot struct{ ti, pi int }
-	var slots []slot
+	var slots errSlots
 	var cr group.CommitRequest
 	cr.MemberID, cr.InstanceID, cr.Generation = r.MemberID, r.InstanceID, r.Generation
 	cr.RetentionTime = -1
@@ -88,33 +87,21 @@ func (b *Broker) handleOffsetCommit(_ context.Context, req *wire.Request, respon
 				cp.Metadata = *rp.Metadata
 			}
 			ct.Partitions = append(ct.Partitions, cp)
-			slots = append(slots, slot{i, j})
+			slots = append(slots, &sp.ErrorCode)
 		}
 	}
 	if len(slots) == 0 {
 		respond(resp)
 		return
 	}
-	fill := func(res group.CommitResult) {
-		k := 0
-		for _, errs := range res.Topics {
-			for _, e := range errs {
-				if e != nil {
-					s := slots[k]
-					resp.Topics[s.ti].Partitions[s.pi].ErrorCode = e.Code
-				}
-				k++
-			}
-		}
-		respond(resp)
-	}
 	c, err := b.coordinator()
 	if err != nil {
-		for _, s := range slots {
-			resp.Topics[s.ti].Partitions[s.pi].ErrorCode = err.Code
-		}
+		slots.setAll(err)
 		respond(resp)
 		return
 	}
-	c.Commit(r.Group, cr, r.Version >= 9, fill)
+	c.Commit(r.Group, cr, r.Version >= 9, func(res group.CommitResult) {
+		slots.fill(res.Topics)
+		respond(resp)
+	})
 }

@@ -23,8 +23,7 @@ func (b *Broker) handleOffsetDelete(_ context.Context, req *wire.Request, respon
 	resp := r.ResponseKind().(*kmsg.OffsetDeleteResponse)
 	img := b.meta.Image()
 
-	type slot struct{ ti, pi int }
-	var slots []slot
+	var slots errSlots
 	var topics []group.OffsetDeleteTopic
 	resp.Topics = make([]kmsg.OffsetDeleteResponseTopic, len(r.Topics))
 	for i, rt := range r.Topics {
@@ -34,9 +33,10 @@ func (b *Broker) handleOffsetDelete(_ context.Context, req *wire.Request, respon
 		t, known := img.Topic(rt.Topic)
 		var dt *group.OffsetDeleteTopic
 		for j, rp := range rt.Partitions {
-			st.Partitions[j].Partition = rp.Partition
+			sp := &st.Partitions[j]
+			sp.Partition = rp.Partition
 			if !known || rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
-				st.Partitions[j].ErrorCode = kerr.UnknownTopicOrPartition.Code
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
 			}
 			if dt == nil {
@@ -44,7 +44,7 @@ func (b *Broker) handleOffsetDelete(_ context.Context, req *wire.Request, respon
 				dt = &topics[len(topics)-1]
 			}
 			dt.Partitions = append(dt.Partitions, rp.Partition)
-			slots = append(slots, slot{i, j})
+			slots = append(slots, &sp.ErrorCode)
 		}
 	}
 	c := b.startedCoordinator()
@@ -59,16 +59,7 @@ func (b *Broker) handleOffsetDelete(_ context.Context, req *wire.Request, respon
 			respond(resp)
 			return
 		}
-		k := 0
-		for _, errs := range res.Topics {
-			for _, e := range errs {
-				if e != nil {
-					s := slots[k]
-					resp.Topics[s.ti].Partitions[s.pi].ErrorCode = e.Code
-				}
-				k++
-			}
-		}
+		slots.fill(res.Topics)
 		respond(resp)
 	})
 }

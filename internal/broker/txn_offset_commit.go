@@ -34,8 +34,7 @@ func (b *Broker) handleTxnOffsetCommit(_ context.Context, req *wire.Request, res
 	resp := r.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
 	img := b.meta.Image()
 
-	type slot struct{ ti, pi int }
-	var slots []slot
+	var slots errSlots
 	cr := group.TxnCommitRequest{ProducerID: r.ProducerID, ProducerEpoch: r.ProducerEpoch, Generation: -1}
 	if r.Version >= 3 {
 		cr.MemberID, cr.InstanceID, cr.Generation = r.MemberID, r.InstanceID, r.Generation
@@ -66,7 +65,7 @@ func (b *Broker) handleTxnOffsetCommit(_ context.Context, req *wire.Request, res
 				cp.Metadata = *rp.Metadata
 			}
 			ct.Partitions = append(ct.Partitions, cp)
-			slots = append(slots, slot{i, j})
+			slots = append(slots, &sp.ErrorCode)
 		}
 	}
 	if len(slots) == 0 {
@@ -74,9 +73,7 @@ func (b *Broker) handleTxnOffsetCommit(_ context.Context, req *wire.Request, res
 		return
 	}
 	setAll := func(err *kerr.Error) {
-		for _, s := range slots {
-			resp.Topics[s.ti].Partitions[s.pi].ErrorCode = err.Code
-		}
+		slots.setAll(err)
 		respond(resp)
 	}
 	tp, kerrv := b.offsetsPartitionOf(r.Group)
@@ -103,16 +100,7 @@ func (b *Broker) handleTxnOffsetCommit(_ context.Context, req *wire.Request, res
 			return
 		}
 		gc.TxnCommit(r.Group, cr, false, func(res group.CommitResult) {
-			k := 0
-			for _, errs := range res.Topics {
-				for _, e := range errs {
-					if e != nil {
-						s := slots[k]
-						resp.Topics[s.ti].Partitions[s.pi].ErrorCode = e.Code
-					}
-					k++
-				}
-			}
+			slots.fill(res.Topics)
 			respond(resp)
 		})
 	}

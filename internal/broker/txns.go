@@ -47,7 +47,7 @@ func txnConfig(cfg *config.BrokerConfig) txn.Config {
 func (b *Broker) openTxns() {
 	b.txns.coord = txn.New(txn.Options{
 		Config:        txnConfig(b.Config()),
-		Log:           txnLog{b},
+		Log:           internalLog{b, TxnTopic},
 		Markers:       markerWriter{b},
 		NewProducerID: b.allocateProducerID,
 		Clock:         txn.RealClock{NowFunc: b.now},
@@ -71,10 +71,8 @@ func (b *Broker) txnCoordinator() (*txn.Coordinator, *kerr.Error) {
 	if c.Started() {
 		return c, nil
 	}
-	t, ok := b.meta.Image().Topic(TxnTopic)
-	if !ok {
-		cfg := b.Config()
-		spec := &topicSpec{
+	n, created, kerrv := b.ensureInternalTopic(TxnTopic, func(cfg *config.BrokerConfig) *topicSpec {
+		return &topicSpec{
 			name:              TxnTopic,
 			partitions:        int32(cfg.Int("transaction.state.log.num.partitions")),
 			replicationFactor: 1,
@@ -84,53 +82,15 @@ func (b *Broker) txnCoordinator() (*txn.Coordinator, *kerr.Error) {
 				"compression.type": "uncompressed",
 			},
 		}
-		errs, _, err := b.createTopics([]*topicSpec{spec}, false)
-		if err == nil && errs[0] != nil && errs[0].err != kerr.TopicAlreadyExists {
-			err = errs[0]
-		}
-		if err != nil {
-			b.log.Error("cannot create "+TxnTopic, "err", err)
-			return nil, kerr.CoordinatorNotAvailable
-		}
-		if t, ok = b.meta.Image().Topic(TxnTopic); !ok {
-			return nil, kerr.CoordinatorNotAvailable
-		}
-		c.Start(int32(len(t.Partitions)))
-		c.WaitLoaded(10 * time.Second)
-		return c, nil
+	})
+	if kerrv != nil {
+		return nil, kerrv
 	}
-	c.Start(int32(len(t.Partitions)))
+	c.Start(n)
+	if created {
+		c.WaitLoaded(internalTopicLoadWait)
+	}
 	return c, nil
-}
-
-// txnLog is the coordinator's Log over __transaction_state.
-type txnLog struct{ b *Broker }
-
-func (l txnLog) partition(i int32) *partition {
-	t, ok := l.b.meta.Image().Topic(TxnTopic)
-	if !ok {
-		return nil
-	}
-	return l.b.partition(t.ID, i)
-}
-
-// Append implements txn.Log.
-func (l txnLog) Append(i int32, data []byte, done func(error)) {
-	p := l.partition(i)
-	if p == nil {
-		done(kerr.NotLeaderForPartition)
-		return
-	}
-	l.b.appendInternal(p, data, done)
-}
-
-// Replay implements txn.Log.
-func (l txnLog) Replay(i int32, fn func([]byte) error) error {
-	p := l.partition(i)
-	if p == nil {
-		return fmt.Errorf("broker: %s-%d is not open", TxnTopic, i)
-	}
-	return replayPartition(p, fn)
 }
 
 // replayPartition calls fn with every batch of p from the log start to
@@ -285,14 +245,8 @@ func (b *Broker) producerExpiryLoop() {
 // expireProducers removes the state of producers idle for expiration ms
 // on every partition.
 func (b *Broker) expireProducers(nowMs, expiration int64) {
-	b.partsMu.RLock()
-	var ps []*partition
-	for _, tps := range b.parts {
-		ps = append(ps, tps...)
-	}
-	b.partsMu.RUnlock()
 	n := 0
-	for _, p := range ps {
+	for _, p := range b.allPartitions() {
 		p.mu.Lock()
 		n += p.expireProducersLocked(nowMs, expiration)
 		p.mu.Unlock()
