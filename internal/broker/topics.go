@@ -220,6 +220,10 @@ func (b *Broker) partitionDir(topic string, p int32) string {
 
 const topicIDFile = "partition.metadata"
 
+// journalDir is the data directory's partlog journal: a topic's partition
+// directories are named <topic>-<n>, so it never clashes with one.
+const journalDir = "journal"
+
 // reconcile makes the open partitions match img: it opens logs of new
 // partitions, closes and removes logs of deleted topics, and applies
 // config changes. It runs at start and after each metadata change.
@@ -307,6 +311,9 @@ func (b *Broker) openPartition(t *metadata.Topic, mp *metadata.Partition, tcfg *
 		Syncer: b.syncer,
 		Logger: b.log.With("topic", t.Name, "partition", mp.Partition),
 		OnRoll: b.kickRetention,
+		// The topic ID tells this topic's entries from those of an
+		// earlier topic of the same name.
+		JournalKey: filepath.Base(dir) + "@" + t.ID.String(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("broker: open %s-%d: %w", t.Name, mp.Partition, err)

@@ -177,6 +177,11 @@ func TestTornTailTruncated(t *testing.T) {
 			if len(want) != 3 {
 				t.Fatalf("fetched %d batches, want 3", len(want))
 			}
+			// The batches reach the segment (not only the journal),
+			// so the torn tail lands after them.
+			if !b.B.SyncSegments() {
+				t.Fatal("journal cycle failed")
+			}
 			b.PowerOff(vfs.CrashOptions{})
 			fs := b.FS()
 			st, err := fs.Stat(r.segmentFile())
@@ -340,6 +345,9 @@ func flipTest(t *testing.T, mode string, pos func(int) int, bit uint) {
 		b.Stop()
 		fs = b.FS()
 	case "power loss":
+		if !b.B.SyncSegments() { // the batches in the segment, not only the journal
+			t.Fatal("journal cycle failed")
+		}
 		b.PowerOff(vfs.CrashOptions{})
 		fs = b.FS()
 	}

@@ -45,6 +45,7 @@ func (l *Log) Append(b []byte, leaderEpoch int32) (baseOffset, lastOffset int64,
 	if err := l.appendLocked(b, base, next-1, maxTs); err != nil {
 		return -1, -1, err
 	}
+	l.journalAppendLocked(b, base, next)
 	if n := len(l.epochs); leaderEpoch >= 0 && (n == 0 || l.epochs[n-1].Epoch < leaderEpoch) {
 		l.epochs = assignEpoch(l.epochs, leaderEpoch, base)
 		l.markCkptDirtyLocked()
@@ -93,6 +94,7 @@ func (l *Log) AppendRaw(b []byte) (lastOffset int64, err error) {
 	if err := l.appendLocked(b, first, last, maxTs); err != nil {
 		return -1, err
 	}
+	l.journalAppendLocked(b, first, last+1)
 	n := len(l.epochs)
 	for p := 0; p < len(b); {
 		h, _ := batch.ParseHeader(b[p:])
@@ -103,6 +105,27 @@ func (l *Log) AppendRaw(b []byte) (lastOffset int64, err error) {
 		l.markCkptDirtyLocked()
 	}
 	return last, nil
+}
+
+// journalAppendLocked adds an append of batches b holding [first, next)
+// to the journal when it is small and every offset before it is durable
+// or journaled already (see Journal).
+func (l *Log) journalAppendLocked(b []byte, first, next int64) {
+	j := l.journal()
+	if j == nil || len(b) > JournalMaxAppend || l.jEnd != first {
+		return
+	}
+	if seq := j.add(l, journalKindBatch, first, b); seq != 0 {
+		l.jSeq, l.jEnd = seq, next
+	}
+}
+
+// journal returns the Syncer's journal while it is in use.
+func (l *Log) journal() *Journal {
+	if l.syncer == nil || l.syncer.journal == nil || !l.syncer.journal.active.Load() {
+		return nil
+	}
+	return l.syncer.journal
 }
 
 func (l *Log) writableLocked() error {

@@ -20,6 +20,10 @@
 // new segment's files under <base>.log.cleaned, .index.cleaned and
 // .timeindex.cleaned, and an empty commit marker <base>.<next>.swap.
 //
+// A Syncer with a journal (journal.go) also keeps, in a directory of
+// its own, the write-ahead files <20-digit number>.wal that hold small
+// appends of every log until their segments are synced.
+//
 // # .log
 //
 // Back-to-back RecordBatch v2 batches, big-endian, byte-identical to what

@@ -35,6 +35,11 @@ type Options struct {
 	// without waiting for its next pass. It runs with the log's lock
 	// held: it must be quick, must not block and must not call the Log.
 	OnRoll func()
+	// JournalKey names this log in its Syncer's journal (UseJournal); it
+	// must name one incarnation of the log, so a log deleted and created
+	// again at the same directory never replays the old one's entries.
+	// Empty means Dir.
+	JournalKey string
 }
 
 // Log is one partition's log: a directory of segments, each a .log file
@@ -102,6 +107,19 @@ type Log struct {
 	// may be removed (zero: none known), so a log with nothing new to
 	// compact is still cleaned once its tombstones expire.
 	tombstoneDue time.Time
+
+	// jkey names the log in the journal. jEnd: every offset below it is
+	// in synced segments or in the journal, so a sync request can be
+	// answered by a journal sync when jEnd == logEndOffset; jSeq is the
+	// journal sequence number of the log's last entry; jDurable: offsets
+	// below it are durable in the journal (the segments may lag:
+	// recoveryPoint). jEnd and jDurable are <= logEndOffset.
+	jkey     string
+	jEnd     int64
+	jDurable int64
+	jSeq     uint64
+	// recoverRP is the checkpointed recovery point while Open recovers.
+	recoverRP int64
 
 	// waiters are pending RequestSync callbacks.
 	waiters []func(int64, error)
@@ -182,6 +200,10 @@ func Open(opts Options) (*Log, error) {
 		logger:   opts.Logger,
 		onRoll:   opts.OnRoll,
 		cfg:      opts.Config.normalized(),
+		jkey:     opts.JournalKey,
+	}
+	if l.jkey == "" {
+		l.jkey = opts.Dir
 	}
 	if l.now == nil {
 		l.now = time.Now
@@ -194,6 +216,10 @@ func Open(opts Options) (*Log, error) {
 	if err := l.load(); err != nil {
 		l.releaseFiles()
 		return nil, fmt.Errorf("partlog: open %s: %w", opts.Dir, err)
+	}
+	if err := l.replayJournal(); err != nil {
+		l.releaseFiles()
+		return nil, fmt.Errorf("partlog: open %s: journal replay: %w", opts.Dir, err)
 	}
 	return l, nil
 }
@@ -250,11 +276,29 @@ func (l *Log) SetHighWatermark(off int64) {
 	}
 }
 
-// RecoveryPoint is the offset below which the log is durable (synced).
+// RecoveryPoint is the offset below which the log's segment files are
+// durable (synced). With a journal, acknowledged offsets may be ahead of
+// it: see DurableOffset.
 func (l *Log) RecoveryPoint() int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.recoveryPoint
+}
+
+// DurableOffset is the offset below which the log survives a crash, in
+// its segments or in the journal.
+func (l *Log) DurableOffset() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.durableLocked()
+}
+
+func (l *Log) durableLocked() int64 { return max(l.recoveryPoint, l.jDurable) }
+
+func (l *Log) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
 }
 
 // LeaderEpochs returns a copy of the leader epoch history.
@@ -505,6 +549,9 @@ func CloseLogs(s *Syncer, logs []*Log) error {
 		}
 		return errors.Join(errs...)
 	}
+	// A journal cycle holds many logs' syncMu too.
+	s.cycleMu.Lock()
+	defer s.cycleMu.Unlock()
 	cs := make([]closing, 0, len(logs))
 	for _, l := range logs {
 		l.ckptMu.Lock()

@@ -115,6 +115,7 @@ func (l *Log) load() error {
 		if haveCkpt {
 			rp = ckpt.recoveryPoint
 		}
+		l.recoverRP = rp
 		if err := l.recoverFrom(l.findSegmentLocked(rp)); err != nil {
 			return err
 		}
@@ -206,6 +207,7 @@ func (l *Log) startEmptyLocked(start int64) error {
 	l.w = newRCFile(f, 1)
 	l.act = activeState{seg: s, lastTs: -1, maxTs: -1, maxTsOff: start, firstTs: -1, created: l.openTime, modified: l.openTime}
 	l.logStartOffset, l.highWatermark, l.logEndOffset, l.recoveryPoint = start, start, start, start
+	l.jEnd, l.jDurable = start, start
 	l.cleanerOffset = start
 	l.epochs = nil
 	l.dirDirty = true
@@ -360,6 +362,41 @@ func (l *Log) recoverFrom(k int) error {
 			break
 		}
 	}
+	if jl := l.journal(); jl != nil {
+		// With a journal, damage past the recovery point is usually a
+		// torn write of data never synced in its segment. When the
+		// journal holds the first damaged batch, cut the log there and
+		// let the replay restore what the journal holds, rather than
+		// keep the damage as a hole the replay cannot fill: what
+		// follows and is not in the journal was never acknowledged,
+		// since a segment sync acknowledging it would have synced the
+		// damaged bytes too. Otherwise (a flipped bit in synced data)
+		// the damage is kept and never served, as without a journal.
+		for j := k; j < len(segs); j++ {
+			r := &results[j-k]
+			pos, off := int64(-1), int64(-1)
+			if len(r.corrupt) > 0 {
+				pos, off = r.corrupt[0].start, r.corrupt[0].firstOff
+			} else if r.garbage >= 0 && j < lastValid {
+				pos, off = r.garbage, r.next
+			} else if j < len(segs)-1 && r.next < segs[j+1].base {
+				// The segment's tail is gone and the next segment's
+				// file survived: a gap (legitimate only below the
+				// recovery point, after compaction).
+				pos, off = r.validEnd, r.next
+			}
+			if pos < 0 {
+				continue
+			}
+			if off < l.recoverRP || !jl.covers(l.jkey, off, off+1) {
+				break
+			}
+			if err := l.cutForReplay(segs, j, pos); err != nil {
+				return err
+			}
+			return l.recoverFrom(k)
+		}
+	}
 	garbageAfter := func(j int) bool {
 		for i := j; i < len(segs); i++ {
 			if sizes[i-k] > 0 {
@@ -473,6 +510,34 @@ func (l *Log) recoverFrom(k int) error {
 	}
 	l.dirDirty = false
 	return l.fs.SyncDir(l.dir)
+}
+
+// cutForReplay truncates segment j's file at pos and deletes the
+// segments after it (recoverFrom with a journal).
+func (l *Log) cutForReplay(segs []*segment, j int, pos int64) error {
+	l.logger.Warn("partlog: damage past the recovery point; truncating for journal replay", "segment", segs[j].logName, "position", pos)
+	f, err := l.fs.OpenAppend(segs[j].logName)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(pos)
+	if serr := f.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	for _, s := range segs[j+1:] {
+		if err := l.removeSegmentFiles(s); err != nil {
+			return err
+		}
+	}
+	l.segs = segs[:j+1]
+	l.dirDirty = true
+	return nil
 }
 
 // scanFile validates a whole segment file.

@@ -1,6 +1,7 @@
 package partlog
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,13 @@ type Syncer struct {
 	whole    vfs.WholeSyncer
 	degraded atomic.Bool
 
+	// journal, when set, answers syncs of small appends (UseJournal);
+	// cycleMu serializes its cycles with CloseLogs, the other holder of
+	// many logs' syncMu at once.
+	journal         *Journal
+	cycleMu         sync.Mutex
+	journalInterval time.Duration
+
 	interval time.Duration
 	stop     chan struct{}
 	// observer receives fsync durations (observe.go); nil = none.
@@ -45,7 +53,7 @@ func NewSyncer(workers int) *Syncer {
 }
 
 func newSyncer(workers int, interval time.Duration) *Syncer {
-	s := &Syncer{interval: interval, stop: make(chan struct{})}
+	s := &Syncer{interval: interval, journalInterval: DefaultJournalCycleInterval, stop: make(chan struct{})}
 	s.cond.L = &s.mu
 	workers = max(workers, 1)
 	s.wg.Add(workers + 1)
@@ -70,6 +78,11 @@ func (s *Syncer) Close() {
 	s.mu.Unlock()
 	close(s.stop)
 	s.wg.Wait()
+	if s.journal != nil {
+		if err := s.journal.close(); err != nil {
+			s.journal.logger.Error("partlog: closing journal", "err", err)
+		}
+	}
 }
 
 // enqueue adds logs to the sync queue; false if the Syncer is closed.
@@ -149,9 +162,12 @@ func (s *Syncer) UseWholeSync(ws vfs.WholeSyncer) {
 	s.whole = ws
 }
 
-// syncBatch makes a batch of logs durable with one SyncAll.
+// syncBatch makes a batch of logs durable: those whose unsynced
+// offsets are all journaled with one journal sync, the others with one
+// SyncAll.
 func (s *Syncer) syncBatch(logs []*Log) {
 	preps := make([]syncPrep, 0, len(logs))
+	var jps []journalPrep
 	for _, l := range logs {
 		l.mu.Lock()
 		l.queued = false
@@ -160,6 +176,11 @@ func (s *Syncer) syncBatch(logs []*Log) {
 			l.waiters = nil
 			l.mu.Unlock()
 			callWaiters(ws, rp, ErrClosed)
+			continue
+		}
+		if jp, ok := l.takeJournalWaitersLocked(); ok {
+			l.mu.Unlock()
+			jps = append(jps, jp)
 			continue
 		}
 		l.mu.Unlock()
@@ -177,36 +198,204 @@ func (s *Syncer) syncBatch(logs []*Log) {
 		}
 		preps = append(preps, p)
 	}
+	if len(jps) > 0 {
+		var seq uint64
+		for _, jp := range jps {
+			seq = max(seq, jp.seq)
+		}
+		start := time.Now()
+		err := jps[0].j.syncTo(seq)
+		s.observeSync(start)
+		for i := range jps {
+			jps[i].finish(err)
+		}
+	}
 	if len(preps) == 0 {
 		return
 	}
-	start := time.Now()
-	err := s.whole.SyncAll()
-	s.observeSync(start)
-	if err != nil {
-		s.degraded.Store(true)
-		preps[0].l.logger.Error("partlog: syncfs failed; syncing files one by one from now on", "err", err)
-	}
+	errs := s.syncPrepared(preps)
 	for i := range preps {
 		p := &preps[i]
 		l := p.l
-		var perr error
+		rp := l.finishSyncSyncMuHeld(p, errs[i])
+		l.syncMu.Unlock()
+		l.mu.Lock()
+		l.enqueueLocked()
+		l.mu.Unlock()
+		callWaiters(p.ws, rp, errs[i])
+	}
+}
+
+// syncPrepared makes what preps captured durable, with one SyncAll when
+// the Syncer has a whole-file-system sync and file by file otherwise,
+// releases the preps' file references and returns each log's error.
+func (s *Syncer) syncPrepared(preps []syncPrep) []error {
+	errs := make([]error, len(preps))
+	var err error
+	whole := s.whole != nil && !s.degraded.Load()
+	if whole {
+		start := time.Now()
+		err = s.whole.SyncAll()
+		s.observeSync(start)
 		if err != nil {
+			s.degraded.Store(true)
+			preps[0].l.logger.Error("partlog: syncfs failed; syncing files one by one from now on", "err", err)
+		}
+	}
+	for i := range preps {
+		p := &preps[i]
+		if !whole || err != nil {
 			// Each file's own descriptor reports whether it lost data.
-			perr = l.syncFiles(p.w, p.rolled, p.dirDirty, nil)
+			errs[i] = p.l.syncFiles(p.w, p.rolled, p.dirDirty, nil)
 		} else {
 			for _, r := range p.rolled {
 				r.f.release()
 			}
 		}
 		p.w.release()
-		rp := l.finishSyncSyncMuHeld(p, perr)
-		l.syncMu.Unlock()
-		l.mu.Lock()
+	}
+	return errs
+}
+
+// journalPrep is a sync request answered by a journal sync.
+type journalPrep struct {
+	l      *Log
+	j      *Journal
+	target int64
+	seq    uint64
+	gen    uint64
+	ws     []func(int64, error)
+}
+
+// takeJournalWaitersLocked takes the pending callbacks when every offset
+// they wait for is durable or journaled, so a journal sync answers them.
+func (l *Log) takeJournalWaitersLocked() (journalPrep, bool) {
+	j := l.journal()
+	if j == nil || l.failed != nil || l.jEnd != l.logEndOffset {
+		return journalPrep{}, false
+	}
+	p := journalPrep{l: l, j: j, target: l.logEndOffset, seq: l.jSeq, gen: l.truncGen.Load(), ws: l.waiters}
+	l.waiters = nil
+	return p, true
+}
+
+// finish records the outcome of the journal sync and calls the
+// callbacks. After a journal failure they wait for a segment sync
+// instead: the journal is out of use from then on.
+func (p *journalPrep) finish(err error) {
+	l := p.l
+	l.mu.Lock()
+	if err != nil {
+		l.waiters = append(p.ws, l.waiters...)
 		l.enqueueLocked()
 		l.mu.Unlock()
-		callWaiters(p.ws, rp, perr)
+		return
 	}
+	if p.gen == l.truncGen.Load() && p.target > l.jDurable {
+		l.jDurable = min(p.target, l.logEndOffset)
+	}
+	d := l.durableLocked()
+	l.mu.Unlock()
+	callWaiters(p.ws, d, nil)
+}
+
+// DefaultJournalCycleInterval is how often a Syncer with a journal makes
+// the segments of journaled logs durable and deletes the journal files
+// that covered them.
+const DefaultJournalCycleInterval = 5 * time.Second
+
+// UseJournal makes the Syncer answer sync requests of small appends with
+// syncs of j (see Journal) and run j's cycles. Call it before opening the
+// logs it serves; the Syncer closes j when it closes.
+func (s *Syncer) UseJournal(j *Journal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.journal != nil || s.closed {
+		return
+	}
+	s.journal = j
+	s.wg.Add(1)
+	go s.journaler()
+}
+
+// Journal returns the journal set by UseJournal, or nil.
+func (s *Syncer) Journal() *Journal { return s.journal }
+
+func (s *Syncer) journaler() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.journalInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		case <-s.journal.kick:
+		}
+		s.JournalCycle()
+	}
+}
+
+// JournalCycle rolls the journal, makes the segments of every log that
+// journaled since the last cycle durable and deletes the journal files
+// they no longer need. The Syncer runs it periodically; it reports
+// whether it completed.
+func (s *Syncer) JournalCycle() bool {
+	j := s.journal
+	if j == nil || !j.active.Load() {
+		return false
+	}
+	s.cycleMu.Lock()
+	defer s.cycleMu.Unlock()
+	logs, old, err := j.roll()
+	if err != nil {
+		j.logger.Warn("partlog: journal cycle", "err", err)
+		return false
+	}
+	if !s.syncSegments(logs) {
+		j.relist(logs)
+		return false
+	}
+	j.remove(old)
+	return true
+}
+
+// syncSegments makes the segment files of logs durable up to their
+// current log end offsets (recovery points advance); false if one of
+// them could not be synced. It holds every log's syncMu meanwhile, so
+// it runs under cycleMu, which CloseLogs takes too.
+func (s *Syncer) syncSegments(logs []*Log) bool {
+	ok := true
+	preps := make([]syncPrep, 0, len(logs))
+	for _, l := range logs {
+		l.syncMu.Lock()
+		p := l.prepareSyncSyncMuHeld(false)
+		if p.done {
+			l.syncMu.Unlock()
+			if p.err != nil && !errors.Is(p.err, ErrClosed) {
+				ok = false
+			}
+			continue
+		}
+		preps = append(preps, p)
+	}
+	if len(preps) == 0 {
+		return ok
+	}
+	errs := s.syncPrepared(preps)
+	for i := range preps {
+		p := &preps[i]
+		l := p.l
+		l.finishSyncSyncMuHeld(p, errs[i])
+		l.syncMu.Unlock()
+		l.mu.Lock()
+		l.enqueueLocked() // requests skipped while we held syncMu
+		l.mu.Unlock()
+		if errs[i] != nil {
+			ok = false
+		}
+	}
+	return ok
 }
 
 func (s *Syncer) checkpointer() {
@@ -364,6 +553,14 @@ func (l *Log) serviceSync() {
 		callWaiters(ws, rp, ErrClosed)
 		return
 	}
+	if jp, ok := l.takeJournalWaitersLocked(); ok {
+		l.mu.Unlock()
+		start := time.Now()
+		err := jp.j.syncTo(jp.seq)
+		l.syncer.observeSync(start)
+		jp.finish(err)
+		return
+	}
 	l.mu.Unlock()
 	if !l.syncMu.TryLock() {
 		// A sync is running (another worker, Sync or Close); it requeues
@@ -472,8 +669,10 @@ func (l *Log) finishSyncSyncMuHeld(p *syncPrep, err error) int64 {
 	} else if p.gen == l.truncGen.Load() && p.target > l.recoveryPoint {
 		l.recoveryPoint = min(p.target, l.logEndOffset)
 		l.markCkptDirtyLocked()
+		// Journal coverage resumes from the synced offset.
+		l.jEnd = max(l.jEnd, l.recoveryPoint)
 	}
-	return l.recoveryPoint
+	return l.durableLocked()
 }
 
 // syncFiles fsyncs rolled segments (log and indexes, releasing their

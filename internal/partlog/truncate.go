@@ -27,6 +27,10 @@ func (l *Log) TruncateTo(offset int64) error {
 		l.mu.Unlock()
 		return nil
 	}
+	if err := l.journalCutLocked(offset); err != nil {
+		l.mu.Unlock()
+		return fmt.Errorf("partlog: truncate %s to %d: journal: %w", l.dir, offset, err)
+	}
 	var err error
 	if offset < l.logStartOffset || offset < 0 {
 		offset = max(offset, 0)
@@ -213,6 +217,7 @@ func (l *Log) truncateLocked(offset int64) error {
 	l.logEndOffset = newEnd
 	l.highWatermark = min(l.highWatermark, newEnd)
 	l.recoveryPoint = min(l.recoveryPoint, newEnd)
+	l.jEnd, l.jDurable = min(l.jEnd, newEnd), min(l.jDurable, newEnd)
 	l.cleanerOffset = min(l.cleanerOffset, newEnd)
 	l.epochs = truncateEpochsFromEnd(l.epochs, newEnd)
 	l.dirDirty = true

@@ -1,0 +1,648 @@
+package partlog
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gregor-streaming/gregor/internal/batch"
+	"github.com/gregor-streaming/gregor/internal/vfs"
+)
+
+// Journal is a write-ahead log shared by every log of a Syncer, so that
+// acknowledging small appends to many partitions costs one sequential
+// write and one fdatasync instead of an fsync (or a syncfs over
+// thousands of dirty files) per round.
+//
+// A small append is written to its segment as always (page cache, so
+// reads see it at once) and its bytes are also added to the journal. A
+// sync request for a log whose every unsynced offset is journaled is
+// answered once the journal is synced; the log's recovery point (what
+// its segment files hold durably) stays behind. A journal cycle (every
+// JournalCycleInterval, or once JournalCycleBytes were added) rolls the
+// journal to a new file, makes the segments of every log that journaled
+// since the previous cycle durable with one whole-file-system sync, and
+// then deletes the older journal files: whatever they held is now in
+// synced segments.
+//
+// Recovery: the journal's files are scanned when it is opened; Open of
+// a log replays the entries of its key that the segments lost (those at
+// or after the recovered log end offset). Keys must name one
+// incarnation of a log (the broker uses the directory and the topic ID),
+// so a topic deleted and created again never receives the old one's
+// entries. The files found at open are kept until ReplayDone was called
+// and a cycle completed after it.
+//
+// File format (journal/<20-digit number>.wal): a sequence of entries
+//
+//	u32 payload length | u32 CRC-32C of payload | payload
+//	payload: u8 kind | u16 key length | key | i64 offset | batches
+//
+// kind 1 holds offset-assigned batches starting at offset; kind 2 (a
+// cut) says the log was truncated to offset, so earlier entries' batches
+// at or after it must not be replayed. A file ends at its first entry
+// that does not check out (a torn write at a crash).
+type Journal struct {
+	fs     vfs.FS
+	dir    string
+	logger *slog.Logger
+
+	// syncMu serializes writes of pending bytes, fdatasyncs and rolls.
+	syncMu sync.Mutex
+	f      vfs.File // current file; guarded by syncMu
+	num    uint64   // current file's number; guarded by syncMu
+
+	// synced is the sequence number of the last entry known durable.
+	synced atomic.Uint64
+	// active is cleared when the journal failed: logs stop using it.
+	active atomic.Bool
+
+	// kick wakes the cycle goroutine early (JournalCycleBytes reached).
+	kick chan struct{}
+
+	// mu guards the fields below. Lock order: Log.mu → mu.
+	mu      sync.Mutex
+	pending []byte // entries not written yet, in sequence order
+	spare   []byte
+	seq     uint64 // sequence number of the last entry added
+	added   int64  // bytes added since the last roll
+	dirty   map[*Log]struct{}
+	failed  error
+	// startup are the files found at open, with the records of keys no
+	// log claimed yet; replayDone is set by ReplayDone.
+	startup    []startupFile
+	replay     map[string][]journalRecord
+	replayDone bool
+}
+
+type startupFile struct {
+	name string
+	f    vfs.File
+}
+
+// journalRecord is one entry found at open.
+type journalRecord struct {
+	cut    bool
+	offset int64
+	file   int // index in startup
+	pos    int64
+	n      int // batch bytes
+}
+
+const (
+	journalDirName   = "journal"
+	journalSuffix    = ".wal"
+	journalKindBatch = 1
+	journalKindCut   = 2
+	journalHeader    = 8
+	// JournalMaxAppend is the largest append that goes to the journal:
+	// a larger one is cheaper to fsync in its own file than to write
+	// twice.
+	JournalMaxAppend = 32 << 10
+	// JournalCycleBytes is how many journaled bytes start a cycle early.
+	JournalCycleBytes = 128 << 20
+)
+
+// OpenJournal opens (creating) the journal in dir and scans the files
+// it holds for replay. It starts a new file for new entries.
+func OpenJournal(fs vfs.FS, dir string, logger *slog.Logger) (*Journal, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	j := &Journal{fs: fs, dir: dir, logger: logger, kick: make(chan struct{}, 1),
+		dirty: map[*Log]struct{}{}, replay: map[string][]journalRecord{}}
+	if err := mkdirDurable(fs, dir); err != nil {
+		return nil, fmt.Errorf("partlog: journal: %w", err)
+	}
+	names, err := fs.List(dir)
+	if err != nil {
+		return nil, fmt.Errorf("partlog: journal: %w", err)
+	}
+	var last uint64
+	for _, n := range names {
+		num, ok := parseJournalName(n)
+		if !ok {
+			continue
+		}
+		last = max(last, num)
+		f, err := fs.Open(path.Join(dir, n))
+		if err != nil {
+			j.closeStartup()
+			return nil, fmt.Errorf("partlog: journal: %w", err)
+		}
+		j.startup = append(j.startup, startupFile{name: n, f: f})
+		if err := scanJournalFile(f, len(j.startup)-1, "", j.replay); err != nil {
+			j.closeStartup()
+			return nil, fmt.Errorf("partlog: journal %s: %w", n, err)
+		}
+	}
+	j.num = last + 1
+	if j.f, err = fs.Create(j.fileName(j.num)); err != nil {
+		j.closeStartup()
+		return nil, fmt.Errorf("partlog: journal: %w", err)
+	}
+	if err := fs.SyncDir(dir); err != nil {
+		j.f.Close()
+		j.closeStartup()
+		return nil, fmt.Errorf("partlog: journal: %w", err)
+	}
+	j.active.Store(true)
+	return j, nil
+}
+
+func parseJournalName(n string) (uint64, bool) {
+	s, ok := strings.CutSuffix(n, journalSuffix)
+	if !ok || len(s) != 20 {
+		return 0, false
+	}
+	num, err := strconv.ParseUint(s, 10, 64)
+	return num, err == nil
+}
+
+func (j *Journal) fileName(num uint64) string {
+	return path.Join(j.dir, fmt.Sprintf("%020d%s", num, journalSuffix))
+}
+
+// scanJournalFile reads one file's entries (of key only, unless key is
+// empty) into recs, stopping at the first one that does not check out.
+func scanJournalFile(f vfs.File, file int, only string, recs map[string][]journalRecord) error {
+	size, err := f.Size()
+	if err != nil {
+		return err
+	}
+	var hdr [journalHeader]byte
+	var payload []byte
+	for pos := int64(0); pos+journalHeader <= size; {
+		if _, err := f.ReadAt(hdr[:], pos); err != nil {
+			return err
+		}
+		n := int64(binary.BigEndian.Uint32(hdr[:]))
+		if n < 11 || pos+journalHeader+n > size {
+			break
+		}
+		payload = slices.Grow(payload[:0], int(n))[:n]
+		if _, err := f.ReadAt(payload, pos+journalHeader); err != nil && err != io.EOF {
+			return err
+		}
+		if batch.Checksum(payload) != binary.BigEndian.Uint32(hdr[4:]) {
+			break
+		}
+		kind, kl := payload[0], int(binary.BigEndian.Uint16(payload[1:]))
+		if 3+kl+8 > len(payload) || kind != journalKindBatch && kind != journalKindCut {
+			break
+		}
+		key := string(payload[3 : 3+kl])
+		if only != "" && key != only {
+			pos += journalHeader + n
+			continue
+		}
+		r := journalRecord{
+			cut:    kind == journalKindCut,
+			offset: int64(binary.BigEndian.Uint64(payload[3+kl:])),
+			file:   file,
+			pos:    pos + journalHeader + int64(3+kl+8),
+			n:      len(payload) - (3 + kl + 8),
+		}
+		recs[key] = append(recs[key], r)
+		pos += journalHeader + n
+	}
+	return nil
+}
+
+func (j *Journal) closeStartup() { closeFiles(j.startup) }
+
+// appendEntry appends one encoded entry to dst.
+func appendJournalEntry(dst []byte, kind byte, key string, offset int64, b []byte) []byte {
+	n := 3 + len(key) + 8 + len(b)
+	start := len(dst)
+	dst = slices.Grow(dst, journalHeader+n)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(n))
+	dst = append(dst, 0, 0, 0, 0, kind)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(key)))
+	dst = append(dst, key...)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(offset))
+	dst = append(dst, b...)
+	binary.BigEndian.PutUint32(dst[start+4:], batch.Checksum(dst[start+journalHeader:]))
+	return dst
+}
+
+// add queues an entry for l and returns its sequence number, or 0 when
+// the journal failed (the caller then relies on its segment syncs).
+func (j *Journal) add(l *Log, kind byte, offset int64, b []byte) uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.failed != nil {
+		return 0
+	}
+	j.pending = appendJournalEntry(j.pending, kind, l.jkey, offset, b)
+	j.seq++
+	j.added += int64(journalHeader + 11 + len(l.jkey) + len(b))
+	j.dirty[l] = struct{}{}
+	if j.added >= JournalCycleBytes {
+		select {
+		case j.kick <- struct{}{}:
+		default:
+		}
+	}
+	return j.seq
+}
+
+// syncTo makes the entries up to sequence number seq durable; entries
+// queued meanwhile share the write and the fdatasync.
+func (j *Journal) syncTo(seq uint64) error {
+	if j.synced.Load() >= seq {
+		return nil
+	}
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
+	if j.synced.Load() >= seq {
+		return nil
+	}
+	return j.flushSyncMuHeld()
+}
+
+// flushSyncMuHeld writes the pending entries and fdatasyncs the file.
+func (j *Journal) flushSyncMuHeld() error {
+	j.mu.Lock()
+	if j.failed != nil {
+		err := j.failed
+		j.mu.Unlock()
+		return err
+	}
+	buf, upTo := j.pending, j.seq
+	j.pending, j.spare = j.spare[:0], nil
+	j.mu.Unlock()
+	var err error
+	if len(buf) > 0 {
+		_, err = j.f.Write(buf)
+	}
+	if err == nil {
+		err = j.f.Sync()
+	}
+	j.mu.Lock()
+	if cap(buf) <= 4<<20 {
+		j.spare = buf[:0]
+	}
+	if err != nil {
+		j.failLocked(err)
+	}
+	j.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	j.synced.Store(upTo)
+	return nil
+}
+
+// failLocked stops the journal for good: an fsync error cannot be
+// retried safely, and logs go back to syncing their own files.
+func (j *Journal) failLocked(err error) {
+	if j.failed != nil {
+		return
+	}
+	j.failed = err
+	j.active.Store(false)
+	j.pending = nil
+	if err == errJournalClosed {
+		return
+	}
+	j.logger.Error("partlog: journal failed; logs sync their own files from now on", "err", err)
+}
+
+// claim returns the records found at open for key, once.
+func (j *Journal) claim(key string) ([]journalRecord, []startupFile) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	rs := j.replay[key]
+	delete(j.replay, key)
+	return rs, j.startup
+}
+
+// ReplayDone tells the journal that every log that may have entries in
+// the files found at open was opened: entries of keys not claimed by
+// then belong to deleted logs, and the files can go after the next
+// cycle.
+func (j *Journal) ReplayDone() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.replayDone = true
+	j.replay = nil
+}
+
+// roll makes the current file durable, starts a new one and returns the
+// logs that journaled since the last roll and the files a successful
+// cycle over them may delete.
+func (j *Journal) roll() (logs []*Log, old []string, err error) {
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
+	j.mu.Lock()
+	idle := len(j.dirty) == 0 && j.added == 0 && len(j.pending) == 0 && !(j.replayDone && len(j.startup) > 0)
+	j.mu.Unlock()
+	if idle {
+		return nil, nil, nil // nothing to sync or delete
+	}
+	if err := j.flushSyncMuHeld(); err != nil {
+		return nil, nil, err
+	}
+	j.mu.Lock()
+	for l := range j.dirty {
+		logs = append(logs, l)
+	}
+	clear(j.dirty)
+	j.added = 0
+	replayDone := j.replayDone
+	j.mu.Unlock()
+
+	f, err := j.fs.Create(j.fileName(j.num + 1))
+	if err == nil {
+		err = j.fs.SyncDir(j.dir)
+		if err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		// The current file stays in use; the logs stay listed.
+		j.mu.Lock()
+		for _, l := range logs {
+			j.dirty[l] = struct{}{}
+		}
+		j.mu.Unlock()
+		return nil, nil, err
+	}
+	j.f.Close()
+	old = append(old, j.fileName(j.num))
+	j.f = f
+	j.num++
+	// Older files left by earlier failed cycles are covered too.
+	names, _ := j.fs.List(j.dir)
+	for _, n := range names {
+		num, ok := parseJournalName(n)
+		if !ok || num >= j.num-1 {
+			continue
+		}
+		if !replayDone && j.isStartup(n) {
+			continue
+		}
+		old = append(old, path.Join(j.dir, n))
+	}
+	return logs, old, nil
+}
+
+func (j *Journal) isStartup(name string) bool {
+	for _, s := range j.startup {
+		if s.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// relist lists logs again after a failed cycle.
+func (j *Journal) relist(logs []*Log) {
+	open := logs[:0:0]
+	for _, l := range logs {
+		if !l.isClosed() { // Log.mu before j.mu
+			open = append(open, l)
+		}
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, l := range open {
+		j.dirty[l] = struct{}{}
+	}
+}
+
+// scanKey makes the pending entries durable and reads every current
+// file's entries of key (Reopen replays them). The caller closes files.
+func (j *Journal) scanKey(key string) ([]journalRecord, []startupFile, error) {
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
+	if err := j.flushSyncMuHeld(); err != nil {
+		return nil, nil, err
+	}
+	names, err := j.fs.List(j.dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	recs := map[string][]journalRecord{}
+	var files []startupFile
+	for _, n := range names {
+		if _, ok := parseJournalName(n); !ok {
+			continue
+		}
+		f, err := j.fs.Open(path.Join(j.dir, n))
+		if err != nil {
+			closeFiles(files)
+			return nil, nil, err
+		}
+		files = append(files, startupFile{name: n, f: f})
+		if err := scanJournalFile(f, len(files)-1, key, recs); err != nil {
+			closeFiles(files)
+			return nil, nil, err
+		}
+	}
+	return recs[key], files, nil
+}
+
+func closeFiles(fs []startupFile) {
+	for _, s := range fs {
+		s.f.Close()
+	}
+}
+
+// remove deletes journal files a cycle made unnecessary.
+func (j *Journal) remove(names []string) {
+	j.mu.Lock()
+	if j.replayDone && len(j.startup) > 0 {
+		j.closeStartup()
+		j.startup = nil
+	}
+	j.mu.Unlock()
+	for _, n := range names {
+		if err := j.fs.Remove(n); err != nil && !vfs.IsNotExist(err) {
+			j.logger.Warn("partlog: removing journal file", "file", n, "err", err)
+		}
+	}
+	if len(names) > 0 {
+		// Not needed for safety (a file that comes back is replayed
+		// harmlessly), but a restart then scans less.
+		_ = j.fs.SyncDir(j.dir)
+	}
+}
+
+// covers reports whether the journal's records of key found at open
+// hold every offset in [from, to) (recovery: damage at from may be cut
+// and replayed only then).
+func (j *Journal) covers(key string, from, to int64) bool {
+	j.mu.Lock()
+	recs, files := slices.Clone(j.replay[key]), j.startup
+	j.mu.Unlock()
+	limits := cutLimits(recs)
+	next := from
+	var buf []byte
+	for i, r := range recs {
+		if r.cut {
+			continue
+		}
+		buf = slices.Grow(buf[:0], r.n)[:r.n]
+		if _, err := files[r.file].f.ReadAt(buf, r.pos); err != nil && err != io.EOF {
+			return false
+		}
+		for p := 0; p+batch.HeaderSize <= len(buf); {
+			h, err := batch.ParseHeader(buf[p:])
+			if err != nil || h.Size() > len(buf)-p {
+				return false
+			}
+			p += h.Size()
+			if h.NextOffset() > limits[i] {
+				continue
+			}
+			if h.BaseOffset <= next && h.NextOffset() > next {
+				next = h.NextOffset()
+			}
+		}
+	}
+	return next >= to
+}
+
+// cutLimits gives each record the lowest offset a later cut truncated
+// to: its batches ending past it must not be replayed.
+func cutLimits(recs []journalRecord) []int64 {
+	limits := make([]int64, len(recs))
+	limit := int64(math.MaxInt64)
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i].cut {
+			limit = min(limit, recs[i].offset)
+		}
+		limits[i] = limit
+	}
+	return limits
+}
+
+// forget drops a closed log from the cycle list.
+func (j *Journal) forget(l *Log) {
+	j.mu.Lock()
+	delete(j.dirty, l)
+	j.mu.Unlock()
+}
+
+// close writes and syncs what is pending and closes the files. The
+// files stay: the next open replays what segments lack.
+func (j *Journal) close() error {
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
+	err := j.flushSyncMuHeld()
+	if errors.Is(err, errJournalClosed) {
+		return nil
+	}
+	j.mu.Lock()
+	j.closeStartup()
+	j.startup = nil
+	j.failLocked(errJournalClosed)
+	j.mu.Unlock()
+	if cerr := j.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+var errJournalClosed = errors.New("partlog: journal closed")
+
+// replayJournal appends the journaled batches of the log's key that its
+// segments lost (Open, after recovery). The replayed offsets are
+// durable in the journal; the log is listed for the next cycle, which
+// syncs its segments before the journal files go.
+func (l *Log) replayJournal() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	defer func() { l.jEnd, l.jDurable = l.logEndOffset, l.logEndOffset }()
+	j := l.journal()
+	if j == nil {
+		return nil
+	}
+	recs, files := j.claim(l.jkey)
+	if len(recs) == 0 {
+		return nil
+	}
+	return l.replayRecordsLocked(j, recs, files)
+}
+
+// replayRecordsLocked appends what recs hold past the log end offset.
+func (l *Log) replayRecordsLocked(j *Journal, recs []journalRecord, files []startupFile) error {
+	// A cut (truncation) drops the batches at or after its offset that
+	// entries before it hold.
+	limits := cutLimits(recs)
+	from := l.logEndOffset
+	var buf []byte
+	for i, r := range recs {
+		if r.cut {
+			continue
+		}
+		buf = slices.Grow(buf[:0], r.n)[:r.n]
+		if _, err := files[r.file].f.ReadAt(buf, r.pos); err != nil && err != io.EOF {
+			return err
+		}
+		for p, first := 0, true; p < len(buf); first = false {
+			h, err := batch.Validate(buf[p:])
+			if err != nil {
+				return fmt.Errorf("entry at %s:%d: %w", files[r.file].name, r.pos, err)
+			}
+			size := h.Size()
+			b := buf[p : p+size]
+			p += size
+			switch {
+			case h.NextOffset() <= l.logEndOffset: // the segments kept it
+				continue
+			case h.NextOffset() > limits[i]: // truncated later
+				continue
+			case h.BaseOffset < l.logEndOffset || h.BaseOffset > l.logEndOffset && first:
+				// Not contiguous with what the segments hold: the journal
+				// cannot fill the gap, so stop rather than invent one.
+				l.logger.Error("partlog: journal entry does not continue the log; replay stopped",
+					"logEndOffset", l.logEndOffset, "batchBaseOffset", h.BaseOffset)
+				return l.noteReplayLocked(j, from)
+			}
+			if err := l.appendLocked(b, h.BaseOffset, h.LastOffset(), h.MaxTimestamp); err != nil {
+				return err
+			}
+			l.epochs = assignEpoch(l.epochs, h.PartitionLeaderEpoch, h.BaseOffset)
+		}
+	}
+	return l.noteReplayLocked(j, from)
+}
+
+// noteReplayLocked lists a log that replayed for the next cycle.
+func (l *Log) noteReplayLocked(j *Journal, from int64) error {
+	j.mu.Lock()
+	j.dirty[l] = struct{}{}
+	j.mu.Unlock()
+	if l.logEndOffset > from {
+		l.logger.Info("partlog: replayed journal", "from", from, "to", l.logEndOffset)
+		l.markCkptDirtyLocked()
+	}
+	return nil
+}
+
+// journalCutLocked makes a truncation to offset durable in the journal
+// before the segments change, so a replay never brings back what it
+// removed.
+func (l *Log) journalCutLocked(offset int64) error {
+	j := l.journal()
+	if j == nil {
+		return nil
+	}
+	seq := j.add(l, journalKindCut, offset, nil)
+	if seq == 0 {
+		return nil
+	}
+	return j.syncTo(seq)
+}
