@@ -1,6 +1,7 @@
 package partlog
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -59,7 +60,7 @@ type Journal struct {
 	// syncMu serializes writes of pending bytes, fdatasyncs and rolls.
 	syncMu sync.Mutex
 	f      vfs.File // current file; guarded by syncMu
-	num    uint64   // current file's number; guarded by syncMu
+	num    uint64   // current file's number; written by roll only
 
 	// synced is the sequence number of the last entry known durable.
 	synced atomic.Uint64
@@ -99,7 +100,6 @@ type journalRecord struct {
 }
 
 const (
-	journalDirName   = "journal"
 	journalSuffix    = ".wal"
 	journalKindBatch = 1
 	journalKindCut   = 2
@@ -123,28 +123,11 @@ func OpenJournal(fs vfs.FS, dir string, logger *slog.Logger) (*Journal, error) {
 	if err := mkdirDurable(fs, dir); err != nil {
 		return nil, fmt.Errorf("partlog: journal: %w", err)
 	}
-	names, err := fs.List(dir)
+	files, last, err := openJournalFiles(fs, dir, "", j.replay)
 	if err != nil {
 		return nil, fmt.Errorf("partlog: journal: %w", err)
 	}
-	var last uint64
-	for _, n := range names {
-		num, ok := parseJournalName(n)
-		if !ok {
-			continue
-		}
-		last = max(last, num)
-		f, err := fs.Open(path.Join(dir, n))
-		if err != nil {
-			j.closeStartup()
-			return nil, fmt.Errorf("partlog: journal: %w", err)
-		}
-		j.startup = append(j.startup, startupFile{name: n, f: f})
-		if err := scanJournalFile(f, len(j.startup)-1, "", j.replay); err != nil {
-			j.closeStartup()
-			return nil, fmt.Errorf("partlog: journal %s: %w", n, err)
-		}
-	}
+	j.startup = files
 	j.num = last + 1
 	if j.f, err = fs.Create(j.fileName(j.num)); err != nil {
 		j.closeStartup()
@@ -157,6 +140,36 @@ func OpenJournal(fs vfs.FS, dir string, logger *slog.Logger) (*Journal, error) {
 	}
 	j.active.Store(true)
 	return j, nil
+}
+
+// openJournalFiles opens dir's journal files in order and scans their
+// entries (of key only, unless key is empty) into recs; it returns the
+// open files and the highest file number. On error none stay open.
+func openJournalFiles(fs vfs.FS, dir, key string, recs map[string][]journalRecord) ([]startupFile, uint64, error) {
+	names, err := fs.List(dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	var files []startupFile
+	var last uint64
+	for _, n := range names {
+		num, ok := parseJournalName(n)
+		if !ok {
+			continue
+		}
+		last = max(last, num)
+		f, err := fs.Open(path.Join(dir, n))
+		if err != nil {
+			closeFiles(files)
+			return nil, 0, err
+		}
+		files = append(files, startupFile{name: n, f: f})
+		if err := scanJournalFile(f, len(files)-1, key, recs); err != nil {
+			closeFiles(files)
+			return nil, 0, fmt.Errorf("%s: %w", n, err)
+		}
+	}
+	return files, last, nil
 }
 
 func parseJournalName(n string) (uint64, bool) {
@@ -243,9 +256,10 @@ func (j *Journal) add(l *Log, kind byte, offset int64, b []byte) uint64 {
 	if j.failed != nil {
 		return 0
 	}
+	n := len(j.pending)
 	j.pending = appendJournalEntry(j.pending, kind, l.jkey, offset, b)
 	j.seq++
-	j.added += int64(journalHeader + 11 + len(l.jkey) + len(b))
+	j.added += int64(len(j.pending) - n)
 	j.dirty[l] = struct{}{}
 	if j.added >= JournalCycleBytes {
 		select {
@@ -312,9 +326,6 @@ func (j *Journal) failLocked(err error) {
 	j.failed = err
 	j.active.Store(false)
 	j.pending = nil
-	if err == errJournalClosed {
-		return
-	}
 	j.logger.Error("partlog: journal failed; logs sync their own files from now on", "err", err)
 }
 
@@ -338,58 +349,53 @@ func (j *Journal) ReplayDone() {
 	j.replay = nil
 }
 
-// roll makes the current file durable, starts a new one and returns the
-// logs that journaled since the last roll and the files a successful
-// cycle over them may delete.
+// roll makes the current file durable, switches to a new one and
+// returns the logs that journaled since the last roll and the files a
+// successful cycle over them may delete. Cycles (cycleMu) serialize
+// rolls, the only writer of num.
 func (j *Journal) roll() (logs []*Log, old []string, err error) {
-	j.syncMu.Lock()
-	defer j.syncMu.Unlock()
 	j.mu.Lock()
 	idle := len(j.dirty) == 0 && j.added == 0 && len(j.pending) == 0 && !(j.replayDone && len(j.startup) > 0)
+	replayDone := j.replayDone
 	j.mu.Unlock()
 	if idle {
 		return nil, nil, nil // nothing to sync or delete
 	}
+	// The next file is created and made durable first, so
+	// acknowledgements wait only for the switch, not for this I/O.
+	next := j.num + 1
+	f, err := j.fs.Create(j.fileName(next))
+	if err == nil {
+		if err = j.fs.SyncDir(j.dir); err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		return nil, nil, err // the current file stays in use
+	}
+	j.syncMu.Lock()
 	if err := j.flushSyncMuHeld(); err != nil {
+		j.syncMu.Unlock()
+		f.Close()
 		return nil, nil, err
 	}
+	prev := j.f
+	j.f, j.num = f, next
 	j.mu.Lock()
 	for l := range j.dirty {
 		logs = append(logs, l)
 	}
 	clear(j.dirty)
 	j.added = 0
-	replayDone := j.replayDone
 	j.mu.Unlock()
+	j.syncMu.Unlock()
+	prev.Close()
 
-	f, err := j.fs.Create(j.fileName(j.num + 1))
-	if err == nil {
-		err = j.fs.SyncDir(j.dir)
-		if err != nil {
-			f.Close()
-		}
-	}
-	if err != nil {
-		// The current file stays in use; the logs stay listed.
-		j.mu.Lock()
-		for _, l := range logs {
-			j.dirty[l] = struct{}{}
-		}
-		j.mu.Unlock()
-		return nil, nil, err
-	}
-	j.f.Close()
-	old = append(old, j.fileName(j.num))
-	j.f = f
-	j.num++
-	// Older files left by earlier failed cycles are covered too.
+	// The file just closed, and older ones left by failed cycles.
 	names, _ := j.fs.List(j.dir)
 	for _, n := range names {
 		num, ok := parseJournalName(n)
-		if !ok || num >= j.num-1 {
-			continue
-		}
-		if !replayDone && j.isStartup(n) {
+		if !ok || num >= next || !replayDone && j.isStartup(n) {
 			continue
 		}
 		old = append(old, path.Join(j.dir, n))
@@ -429,26 +435,10 @@ func (j *Journal) scanKey(key string) ([]journalRecord, []startupFile, error) {
 	if err := j.flushSyncMuHeld(); err != nil {
 		return nil, nil, err
 	}
-	names, err := j.fs.List(j.dir)
+	recs := map[string][]journalRecord{}
+	files, _, err := openJournalFiles(j.fs, j.dir, key, recs)
 	if err != nil {
 		return nil, nil, err
-	}
-	recs := map[string][]journalRecord{}
-	var files []startupFile
-	for _, n := range names {
-		if _, ok := parseJournalName(n); !ok {
-			continue
-		}
-		f, err := j.fs.Open(path.Join(j.dir, n))
-		if err != nil {
-			closeFiles(files)
-			return nil, nil, err
-		}
-		files = append(files, startupFile{name: n, f: f})
-		if err := scanJournalFile(f, len(files)-1, key, recs); err != nil {
-			closeFiles(files)
-			return nil, nil, err
-		}
 	}
 	return recs[key], files, nil
 }
@@ -479,15 +469,25 @@ func (j *Journal) remove(names []string) {
 	}
 }
 
-// covers reports whether the journal's records of key found at open
-// hold every offset in [from, to) (recovery: damage at from may be cut
-// and replayed only then).
-func (j *Journal) covers(key string, from, to int64) bool {
+// holds reports whether the journal's records of key found at open
+// hold offset off (recovery may then cut damage at off and replay).
+func (j *Journal) holds(key string, off int64) bool {
 	j.mu.Lock()
-	recs, files := slices.Clone(j.replay[key]), j.startup
+	recs, files := j.replay[key], j.startup
 	j.mu.Unlock()
+	found := false
+	err := journalBatches(recs, files, func(h *batch.Header, _ []byte, _ bool) bool {
+		found = h.BaseOffset <= off && off < h.NextOffset()
+		return !found
+	})
+	return err == nil && found
+}
+
+// journalBatches calls fn with each batch the batch records of recs hold
+// (read from files, CRC checked) that no later cut truncated, in order,
+// and whether it is its record's first; fn returns false to stop.
+func journalBatches(recs []journalRecord, files []startupFile, fn func(h *batch.Header, b []byte, first bool) bool) error {
 	limits := cutLimits(recs)
-	next := from
 	var buf []byte
 	for i, r := range recs {
 		if r.cut {
@@ -495,23 +495,25 @@ func (j *Journal) covers(key string, from, to int64) bool {
 		}
 		buf = slices.Grow(buf[:0], r.n)[:r.n]
 		if _, err := files[r.file].f.ReadAt(buf, r.pos); err != nil && err != io.EOF {
-			return false
+			return err
 		}
-		for p := 0; p+batch.HeaderSize <= len(buf); {
-			h, err := batch.ParseHeader(buf[p:])
-			if err != nil || h.Size() > len(buf)-p {
-				return false
+		for p := 0; p < len(buf); {
+			h, err := batch.Validate(buf[p:])
+			if err != nil {
+				return fmt.Errorf("entry at %s:%d: %w", files[r.file].name, r.pos, err)
 			}
-			p += h.Size()
-			if h.NextOffset() > limits[i] {
+			b := buf[p : p+h.Size()]
+			first := p == 0
+			p += len(b)
+			if h.NextOffset() > limits[i] { // truncated later
 				continue
 			}
-			if h.BaseOffset <= next && h.NextOffset() > next {
-				next = h.NextOffset()
+			if !fn(&h, b, first) {
+				return nil
 			}
 		}
 	}
-	return next >= to
+	return nil
 }
 
 // cutLimits gives each record the lowest offset a later cut truncated
@@ -528,13 +530,6 @@ func cutLimits(recs []journalRecord) []int64 {
 	return limits
 }
 
-// forget drops a closed log from the cycle list.
-func (j *Journal) forget(l *Log) {
-	j.mu.Lock()
-	delete(j.dirty, l)
-	j.mu.Unlock()
-}
-
 // close writes and syncs what is pending and closes the files. The
 // files stay: the next open replays what segments lack.
 func (j *Journal) close() error {
@@ -547,7 +542,11 @@ func (j *Journal) close() error {
 	j.mu.Lock()
 	j.closeStartup()
 	j.startup = nil
-	j.failLocked(errJournalClosed)
+	if j.failed == nil {
+		j.failed = errJournalClosed
+		j.active.Store(false)
+		j.pending = nil
+	}
 	j.mu.Unlock()
 	if cerr := j.f.Close(); err == nil {
 		err = cerr
@@ -578,52 +577,30 @@ func (l *Log) replayJournal() error {
 
 // replayRecordsLocked appends what recs hold past the log end offset.
 func (l *Log) replayRecordsLocked(j *Journal, recs []journalRecord, files []startupFile) error {
-	// A cut (truncation) drops the batches at or after its offset that
-	// entries before it hold.
-	limits := cutLimits(recs)
 	from := l.logEndOffset
-	var buf []byte
-	for i, r := range recs {
-		if r.cut {
-			continue
+	var appendErr error
+	err := journalBatches(recs, files, func(h *batch.Header, b []byte, first bool) bool {
+		switch {
+		case h.NextOffset() <= l.logEndOffset: // the segments kept it
+			return true
+		case h.BaseOffset < l.logEndOffset || h.BaseOffset > l.logEndOffset && first:
+			// Not contiguous with what the segments hold: the journal
+			// cannot fill the gap, so stop rather than invent one.
+			l.logger.Error("partlog: journal entry does not continue the log; replay stopped",
+				"logEndOffset", l.logEndOffset, "batchBaseOffset", h.BaseOffset)
+			return false
 		}
-		buf = slices.Grow(buf[:0], r.n)[:r.n]
-		if _, err := files[r.file].f.ReadAt(buf, r.pos); err != nil && err != io.EOF {
-			return err
+		if appendErr = l.appendLocked(b, h.BaseOffset, h.LastOffset(), h.MaxTimestamp); appendErr != nil {
+			return false
 		}
-		for p, first := 0, true; p < len(buf); first = false {
-			h, err := batch.Validate(buf[p:])
-			if err != nil {
-				return fmt.Errorf("entry at %s:%d: %w", files[r.file].name, r.pos, err)
-			}
-			size := h.Size()
-			b := buf[p : p+size]
-			p += size
-			switch {
-			case h.NextOffset() <= l.logEndOffset: // the segments kept it
-				continue
-			case h.NextOffset() > limits[i]: // truncated later
-				continue
-			case h.BaseOffset < l.logEndOffset || h.BaseOffset > l.logEndOffset && first:
-				// Not contiguous with what the segments hold: the journal
-				// cannot fill the gap, so stop rather than invent one.
-				l.logger.Error("partlog: journal entry does not continue the log; replay stopped",
-					"logEndOffset", l.logEndOffset, "batchBaseOffset", h.BaseOffset)
-				return l.noteReplayLocked(j, from)
-			}
-			if err := l.appendLocked(b, h.BaseOffset, h.LastOffset(), h.MaxTimestamp); err != nil {
-				return err
-			}
-			l.epochs = assignEpoch(l.epochs, h.PartitionLeaderEpoch, h.BaseOffset)
-		}
+		l.epochs = assignEpoch(l.epochs, h.PartitionLeaderEpoch, h.BaseOffset)
+		return true
+	})
+	if err = cmp.Or(appendErr, err); err != nil {
+		return err
 	}
-	return l.noteReplayLocked(j, from)
-}
-
-// noteReplayLocked lists a log that replayed for the next cycle.
-func (l *Log) noteReplayLocked(j *Journal, from int64) error {
 	j.mu.Lock()
-	j.dirty[l] = struct{}{}
+	j.dirty[l] = struct{}{} // the next cycle syncs the segments
 	j.mu.Unlock()
 	if l.logEndOffset > from {
 		l.logger.Info("partlog: replayed journal", "from", from, "to", l.logEndOffset)

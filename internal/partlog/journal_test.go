@@ -70,12 +70,18 @@ func (e *jenv) close() {
 	e.syn = nil
 }
 
-// crash keeps what a power loss leaves of the files and reopens.
-func (e *jenv) crash(opts vfs.CrashOptions) {
-	e.t.Helper()
+// powerOff keeps what a power loss leaves of the files; open to
+// recover.
+func (e *jenv) powerOff(opts vfs.CrashOptions) {
 	next := e.fs.CrashWith(opts)
 	e.close() // on the old file system: no effect on next
 	e.fs = next
+}
+
+// crash is powerOff and open.
+func (e *jenv) crash(opts vfs.CrashOptions) {
+	e.t.Helper()
+	e.powerOff(opts)
 	e.open()
 }
 
@@ -92,38 +98,15 @@ func syncNow(t testing.TB, l *Log) int64 {
 	return <-ch
 }
 
-// crcs lists (base offset, CRC) of every batch of l.
-func crcs(t testing.TB, l *Log) [][2]int64 {
-	t.Helper()
-	var out [][2]int64
-	for off := l.LogStartOffset(); ; {
-		b, err := l.Read(nil, off, 1<<20, 1<<62, true)
-		if err != nil {
-			t.Fatalf("read at %d: %v", off, err)
-		}
-		if len(b) == 0 {
-			return out
-		}
-		for p := 0; p < len(b); {
-			h, err := batch.Validate(b[p:])
-			if err != nil {
-				t.Fatalf("read at %d: %v", off, err)
-			}
-			out = append(out, [2]int64{h.BaseOffset, int64(h.CRC)})
-			p += h.Size()
-			off = h.NextOffset()
-		}
-	}
-}
-
-// crcsSkipping is crcs, stepping over offsets kept as corrupt (the
-// damage of a torn write of data never acknowledged may be kept so).
-func crcsSkipping(t testing.TB, l *Log) [][2]int64 {
+// crcs lists (base offset, CRC) of every batch of l; skipCorrupt steps
+// over offsets kept as corrupt (the damage of a torn write of data never
+// acknowledged may be kept so) instead of failing.
+func crcs(t testing.TB, l *Log, skipCorrupt bool) [][2]int64 {
 	t.Helper()
 	var out [][2]int64
 	for off := l.LogStartOffset(); off < l.LogEndOffset(); {
 		b, err := l.Read(nil, off, 1<<20, 1<<62, true)
-		if errors.Is(err, ErrCorrupt) {
+		if skipCorrupt && errors.Is(err, ErrCorrupt) {
 			off++
 			continue
 		}
@@ -144,6 +127,14 @@ func crcsSkipping(t testing.TB, l *Log) [][2]int64 {
 		}
 	}
 	return out
+}
+
+// expectBatches fails unless l holds exactly the batches want.
+func expectBatches(t testing.TB, l *Log, want [][2]int64) {
+	t.Helper()
+	if got := crcs(t, l, false); !slices.Equal(got, want) {
+		t.Fatalf("%s: %v, want %v", l.Dir(), got, want)
+	}
 }
 
 func appendCRC(t testing.TB, l *Log, b []byte) (base int64, crc int64) {
@@ -182,9 +173,7 @@ func TestJournalAcknowledgesWithoutSegmentSync(t *testing.T) {
 	}
 	e.crash(vfs.CrashOptions{})
 	for d, w := range want {
-		if got := crcs(t, e.logs[d]); !slices.Equal(got, w) {
-			t.Fatalf("%s after the crash: %v, want %v", d, got, w)
-		}
+		expectBatches(t, e.logs[d], w)
 	}
 	if !strings.Contains(e.out.String(), "replayed journal") {
 		t.Fatalf("no replay logged:\n%s", e.out)
@@ -209,7 +198,7 @@ func TestJournalCycleSyncsSegmentsAndDeletesFiles(t *testing.T) {
 		t.Fatalf("journal files after a cycle: %v", names)
 	}
 	// What the cycle synced survives a crash without the journal.
-	want := crcs(t, l)
+	want := crcs(t, l, false)
 	if err := e.fs.RemoveAll("journal"); err != nil {
 		t.Fatal(err)
 	}
@@ -217,9 +206,7 @@ func TestJournalCycleSyncsSegmentsAndDeletesFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.crash(vfs.CrashOptions{})
-	if got := crcs(t, e.logs["a-0"]); !slices.Equal(got, want) {
-		t.Fatalf("after the crash %v, want %v", got, want)
-	}
+	expectBatches(t, e.logs["a-0"], want)
 }
 
 func TestJournalStartupFilesKeptUntilReplayDone(t *testing.T) {
@@ -278,16 +265,14 @@ func TestJournalTruncationNotReplayed(t *testing.T) {
 	if err := l.TruncateTo(5); err != nil {
 		t.Fatal(err)
 	}
-	want := crcs(t, l)
+	want := crcs(t, l, false)
 	for i := range 3 {
 		base, crc := appendCRC(t, l, mkBatch(t, 2, int64(100+i), 20))
 		want = append(want, [2]int64{base, crc})
 	}
 	syncNow(t, l)
 	e.crash(vfs.CrashOptions{})
-	if got := crcs(t, e.logs["a-0"]); !slices.Equal(got, want) {
-		t.Fatalf("after the crash %v, want %v", got, want)
-	}
+	expectBatches(t, e.logs["a-0"], want)
 }
 
 func TestJournalOtherIncarnationNotReplayed(t *testing.T) {
@@ -295,9 +280,7 @@ func TestJournalOtherIncarnationNotReplayed(t *testing.T) {
 	appendCRC(t, e.logs["a-0"], mkBatch(t, 1, 1, 10))
 	syncNow(t, e.logs["a-0"])
 	// The topic is deleted and created again while the broker is down.
-	next := e.fs.Crash()
-	e.close()
-	e.fs = next
+	e.powerOff(vfs.CrashOptions{})
 	if err := e.fs.RemoveAll("a-0"); err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +332,7 @@ func TestJournalPowerLossRandom(t *testing.T) {
 					t.Logf("step %d crash:\n%s", step, e.out)
 					e.out.Reset()
 					for _, d := range dirs {
-						got := crcsSkipping(t, e.logs[d])
+						got := crcs(t, e.logs[d], true)
 						have := map[[2]int64]bool{}
 						for _, g := range got {
 							have[g] = true

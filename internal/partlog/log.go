@@ -118,8 +118,6 @@ type Log struct {
 	jEnd     int64
 	jDurable int64
 	jSeq     uint64
-	// recoverRP is the checkpointed recovery point while Open recovers.
-	recoverRP int64
 
 	// waiters are pending RequestSync callbacks.
 	waiters []func(int64, error)

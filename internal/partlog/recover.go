@@ -115,8 +115,7 @@ func (l *Log) load() error {
 		if haveCkpt {
 			rp = ckpt.recoveryPoint
 		}
-		l.recoverRP = rp
-		if err := l.recoverFrom(l.findSegmentLocked(rp)); err != nil {
+		if err := l.recoverFrom(l.findSegmentLocked(rp), rp); err != nil {
 			return err
 		}
 	}
@@ -329,7 +328,8 @@ func (l *Log) checkCleanActive(s *segment, f vfs.File, c *checkpoint) (activeSta
 
 // recoverFrom validates segments k.. to the end (see Open), rebuilds
 // their indexes, truncates a torn tail and makes the last segment active.
-func (l *Log) recoverFrom(k int) error {
+// rp is the checkpointed recovery point (segments k.. hold it).
+func (l *Log) recoverFrom(k int, rp int64) error {
 	segs := l.segs
 	l.epochs = truncateEpochsFromEnd(l.epochs, segs[k].base)
 	lastEpoch := int32(-1)
@@ -388,13 +388,13 @@ func (l *Log) recoverFrom(k int) error {
 			if pos < 0 {
 				continue
 			}
-			if off < l.recoverRP || !jl.covers(l.jkey, off, off+1) {
+			if off < rp || !jl.holds(l.jkey, off) {
 				break
 			}
 			if err := l.cutForReplay(segs, j, pos); err != nil {
 				return err
 			}
-			return l.recoverFrom(k)
+			return l.recoverFrom(k, rp)
 		}
 	}
 	garbageAfter := func(j int) bool {
@@ -430,7 +430,7 @@ func (l *Log) recoverFrom(k int) error {
 	}
 	l.segs = segs[:cut]
 	if cut == k {
-		return l.recoverFrom(k - 1)
+		return l.recoverFrom(k-1, rp)
 	}
 
 	for j := k; j < cut; j++ {

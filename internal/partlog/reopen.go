@@ -60,7 +60,6 @@ func (l *Log) Reopen() error {
 	l.rolled, l.dirDirty, l.failed = nil, nl.dirDirty, nil
 	l.truncGen.Add(1)
 	l.markCkptDirtyLocked()
-	l.jEnd, l.jDurable = l.logEndOffset, l.logEndOffset
 	if j := l.journal(); j != nil {
 		// Acknowledged appends the segments lost are in the journal.
 		recs, files, err := j.scanKey(l.jkey)
@@ -68,12 +67,12 @@ func (l *Log) Reopen() error {
 			err = l.replayRecordsLocked(j, recs, files)
 			closeFiles(files)
 		}
-		l.jEnd, l.jDurable = l.logEndOffset, l.logEndOffset
 		if err != nil {
 			l.failLocked(fmt.Errorf("partlog: journal replay on reopen: %w", err))
 			return err
 		}
 	}
+	l.jEnd, l.jDurable = l.logEndOffset, l.logEndOffset
 	l.logger.Warn("partlog: failed log reopened and recovered", "failure", failure,
 		"logStartOffset", l.logStartOffset, "logEndOffset", l.logEndOffset)
 	if len(ws) > 0 {

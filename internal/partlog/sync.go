@@ -199,16 +199,7 @@ func (s *Syncer) syncBatch(logs []*Log) {
 		preps = append(preps, p)
 	}
 	if len(jps) > 0 {
-		var seq uint64
-		for _, jp := range jps {
-			seq = max(seq, jp.seq)
-		}
-		start := time.Now()
-		err := jps[0].j.syncTo(seq)
-		s.observeSync(start)
-		for i := range jps {
-			jps[i].finish(err)
-		}
+		s.syncJournal(jps)
 	}
 	if len(preps) == 0 {
 		return
@@ -260,7 +251,6 @@ func (s *Syncer) syncPrepared(preps []syncPrep) []error {
 // journalPrep is a sync request answered by a journal sync.
 type journalPrep struct {
 	l      *Log
-	j      *Journal
 	target int64
 	seq    uint64
 	gen    uint64
@@ -270,13 +260,26 @@ type journalPrep struct {
 // takeJournalWaitersLocked takes the pending callbacks when every offset
 // they wait for is durable or journaled, so a journal sync answers them.
 func (l *Log) takeJournalWaitersLocked() (journalPrep, bool) {
-	j := l.journal()
-	if j == nil || l.failed != nil || l.jEnd != l.logEndOffset {
+	if l.journal() == nil || l.failed != nil || l.jEnd != l.logEndOffset {
 		return journalPrep{}, false
 	}
-	p := journalPrep{l: l, j: j, target: l.logEndOffset, seq: l.jSeq, gen: l.truncGen.Load(), ws: l.waiters}
+	p := journalPrep{l: l, target: l.logEndOffset, seq: l.jSeq, gen: l.truncGen.Load(), ws: l.waiters}
 	l.waiters = nil
 	return p, true
+}
+
+// syncJournal answers requests with one sync of the journal.
+func (s *Syncer) syncJournal(jps []journalPrep) {
+	var seq uint64
+	for _, jp := range jps {
+		seq = max(seq, jp.seq)
+	}
+	start := time.Now()
+	err := s.journal.syncTo(seq)
+	s.observeSync(start)
+	for i := range jps {
+		jps[i].finish(err)
+	}
 }
 
 // finish records the outcome of the journal sync and calls the
@@ -317,9 +320,6 @@ func (s *Syncer) UseJournal(j *Journal) {
 	s.wg.Add(1)
 	go s.journaler()
 }
-
-// Journal returns the journal set by UseJournal, or nil.
-func (s *Syncer) Journal() *Journal { return s.journal }
 
 func (s *Syncer) journaler() {
 	defer s.wg.Done()
@@ -555,10 +555,7 @@ func (l *Log) serviceSync() {
 	}
 	if jp, ok := l.takeJournalWaitersLocked(); ok {
 		l.mu.Unlock()
-		start := time.Now()
-		err := jp.j.syncTo(jp.seq)
-		l.syncer.observeSync(start)
-		jp.finish(err)
+		l.syncer.syncJournal([]journalPrep{jp})
 		return
 	}
 	l.mu.Unlock()
