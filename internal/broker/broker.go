@@ -386,6 +386,15 @@ func (b *Broker) partition(id metadata.UUID, p int32) *partition {
 	return ps[p]
 }
 
+// partitionOf returns partition p of the topic named name in img, or nil
+// when either does not exist.
+func (b *Broker) partitionOf(img *metadata.Image, name string, p int32) *partition {
+	if t, ok := img.Topic(name); ok {
+		return b.partition(t.ID, p)
+	}
+	return nil
+}
+
 func splitHostPort(addr string) (string, int32, error) {
 	h, p, err := net.SplitHostPort(addr)
 	if err != nil {

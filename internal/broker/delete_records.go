@@ -32,16 +32,11 @@ func (b *Broker) handleDeleteRecords(req *wire.Request) kmsg.Response {
 	for _, rt := range r.Topics {
 		st := kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic
-		topic, topicOK := img.Topic(rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LowWatermark = -1
-			var p *partition
-			if topicOK {
-				p = b.partition(topic.ID, rp.Partition)
-			}
-			if p == nil {
+			if p := b.partitionOf(img, rt.Topic, rp.Partition); p == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			} else {
 				sp.LowWatermark, sp.ErrorCode = b.deleteRecords(p, rp.Offset)

@@ -22,14 +22,10 @@ func (b *Broker) handleDescribeProducers(req *wire.Request) kmsg.Response {
 	for _, rt := range r.Topics {
 		st := kmsg.NewDescribeProducersResponseTopic()
 		st.Topic = rt.Topic
-		topic, ok := img.Topic(rt.Topic)
 		for _, part := range rt.Partitions {
 			sp := kmsg.NewDescribeProducersResponseTopicPartition()
 			sp.Partition = part
-			var p *partition
-			if ok {
-				p = b.partition(topic.ID, part)
-			}
+			p := b.partitionOf(img, rt.Topic, part)
 			if p == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				st.Partitions = append(st.Partitions, sp)

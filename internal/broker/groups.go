@@ -58,15 +58,7 @@ func (b *Broker) openGroups() {
 // served rather than bounced with COORDINATOR_NOT_AVAILABLE.
 func (b *Broker) coordinator() (*group.Coordinator, *kerr.Error) {
 	c := b.groups.coord
-	if c.Started() {
-		return c, nil
-	}
-	b.groups.createMu.Lock()
-	defer b.groups.createMu.Unlock()
-	if c.Started() {
-		return c, nil
-	}
-	n, created, kerrv := b.ensureInternalTopic(OffsetsTopic, func(cfg *config.BrokerConfig) *topicSpec {
+	if err := b.startInternalCoordinator(c, &b.groups.createMu, OffsetsTopic, func(cfg *config.BrokerConfig) *topicSpec {
 		return &topicSpec{
 			name:       OffsetsTopic,
 			partitions: int32(cfg.Int("offsets.topic.num.partitions")),
@@ -79,17 +71,44 @@ func (b *Broker) coordinator() (*group.Coordinator, *kerr.Error) {
 				"compression.type": "producer",
 			},
 		}
-	})
+	}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// internalCoordinator is what the group and transaction coordinators
+// share for starting over their internal topic.
+type internalCoordinator interface {
+	Started() bool
+	Start(partitions int32)
+	WaitLoaded(timeout time.Duration) bool
+}
+
+// startInternalCoordinator starts c over the internal topic name unless
+// it runs, creating the topic from spec first if it does not exist;
+// createMu serializes the creation. When the topic was just created its
+// partitions are empty, so loading is quick, and the request that
+// created it waits for the load rather than being told
+// COORDINATOR_LOAD_IN_PROGRESS.
+func (b *Broker) startInternalCoordinator(c internalCoordinator, createMu *sync.Mutex, name string, spec func(*config.BrokerConfig) *topicSpec) *kerr.Error {
+	if c.Started() {
+		return nil
+	}
+	createMu.Lock()
+	defer createMu.Unlock()
+	if c.Started() {
+		return nil
+	}
+	n, created, kerrv := b.ensureInternalTopic(name, spec)
 	if kerrv != nil {
-		return nil, kerrv
+		return kerrv
 	}
 	c.Start(n)
 	if created {
-		// Its partitions are empty: loading them is quick, and this
-		// request should not be told COORDINATOR_LOAD_IN_PROGRESS.
 		c.WaitLoaded(internalTopicLoadWait)
 	}
-	return c, nil
+	return nil
 }
 
 // internalTopicLoadWait bounds how long the request that created a
@@ -147,11 +166,7 @@ type internalLog struct {
 }
 
 func (l internalLog) partition(i int32) *partition {
-	t, ok := l.b.meta.Image().Topic(l.topic)
-	if !ok {
-		return nil
-	}
-	return l.b.partition(t.ID, i)
+	return l.b.partitionOf(l.b.meta.Image(), l.topic, i)
 }
 
 // Append implements group.Log and txn.Log.

@@ -253,24 +253,35 @@ func (b *Broker) produceTo(p *partition, records []byte, version int16, txnID *s
 		batch.SetLogAppendTime(records, now)
 		sp.LogAppendTime = now
 	}
-	base, last, err := p.log.Append(records, p.leaderEpoch)
+	base, last, err := b.appendUnlock(p, &h, records)
 	if err != nil {
-		p.mu.Unlock()
-		b.log.Error("append failed", "topic", p.topic, "partition", p.index, "err", err)
 		fail(kerr.KafkaStorageError, "")
 		return
-	}
-	p.updateProducerLocked(&h, records, base, last)
-	snapshot := p.noteAppendLocked(len(records))
-	p.mu.Unlock()
-	if snapshot {
-		b.startProducerSnapshot(p)
 	}
 	p.stats.Produced(len(records), h.NumRecords, false)
 
 	sp.BaseOffset = base
 	sp.LogStartOffset = p.log.LogStartOffset()
 	b.awaitDurable(p, last+1, syncs, sp, done)
+}
+
+// appendUnlock appends batches of the producer of h to p's log and
+// records them in its producer state, then releases p.mu, which the
+// caller holds, in every case (producer snapshots start outside it).
+func (b *Broker) appendUnlock(p *partition, h *batch.Header, data []byte) (base, last int64, err error) {
+	base, last, err = p.log.Append(data, p.leaderEpoch)
+	if err != nil {
+		p.mu.Unlock()
+		b.log.Error("append failed", "topic", p.topic, "partition", p.index, "err", err)
+		return -1, -1, err
+	}
+	p.updateProducerLocked(h, data, base, last)
+	snapshot := p.noteAppendLocked(len(data))
+	p.mu.Unlock()
+	if snapshot {
+		b.startProducerSnapshot(p)
+	}
+	return base, last, nil
 }
 
 // awaitDurable calls done once offsets below end are durable (durable

@@ -63,15 +63,7 @@ func (b *Broker) openTxns() {
 // __transaction_state first if needed.
 func (b *Broker) txnCoordinator() (*txn.Coordinator, *kerr.Error) {
 	c := b.txns.coord
-	if c.Started() {
-		return c, nil
-	}
-	b.txns.createMu.Lock()
-	defer b.txns.createMu.Unlock()
-	if c.Started() {
-		return c, nil
-	}
-	n, created, kerrv := b.ensureInternalTopic(TxnTopic, func(cfg *config.BrokerConfig) *topicSpec {
+	if err := b.startInternalCoordinator(c, &b.txns.createMu, TxnTopic, func(cfg *config.BrokerConfig) *topicSpec {
 		return &topicSpec{
 			name:              TxnTopic,
 			partitions:        int32(cfg.Int("transaction.state.log.num.partitions")),
@@ -82,13 +74,8 @@ func (b *Broker) txnCoordinator() (*txn.Coordinator, *kerr.Error) {
 				"compression.type": "uncompressed",
 			},
 		}
-	})
-	if kerrv != nil {
-		return nil, kerrv
-	}
-	c.Start(n)
-	if created {
-		c.WaitLoaded(internalTopicLoadWait)
+	}); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -148,11 +135,7 @@ func (w markerWriter) WriteMarkers(m txn.Markers, done func([]error)) {
 	img := b.meta.Image()
 	g := newGather(len(m.Partitions), func() { done(errs) })
 	for i, tp := range m.Partitions {
-		t, ok := img.Topic(tp.Topic)
-		var p *partition
-		if ok {
-			p = b.partition(t.ID, tp.Partition)
-		}
+		p := b.partitionOf(img, tp.Topic, tp.Partition)
 		if p == nil {
 			g.one()
 			continue
@@ -195,18 +178,9 @@ func (b *Broker) appendMarker(p *partition, pid int64, epoch int16, commit bool,
 		done(err)
 		return
 	}
-	base, last, err := p.log.Append(data, p.leaderEpoch)
-	if err != nil {
-		p.mu.Unlock()
-		b.log.Error("marker append failed", "topic", p.topic, "partition", p.index, "err", err)
+	if _, _, err := b.appendUnlock(p, &h, data); err != nil {
 		done(fmt.Errorf("%w: %w", kerr.KafkaStorageError, err))
 		return
-	}
-	p.updateProducerLocked(&h, data, base, last)
-	snapshot := p.noteAppendLocked(len(data))
-	p.mu.Unlock()
-	if snapshot {
-		b.startProducerSnapshot(p)
 	}
 	p.log.RequestSync(func(durable int64, err error) {
 		if err != nil {

@@ -44,14 +44,10 @@ func (b *Broker) handleWriteTxnMarkers(_ context.Context, req *wire.Request, res
 			ot := &out.Topics[j]
 			ot.Topic = t.Topic
 			ot.Partitions = make([]kmsg.WriteTxnMarkersResponseMarkerTopicPartition, len(t.Partitions))
-			topic, ok := img.Topic(t.Topic)
 			for k, part := range t.Partitions {
 				op := &ot.Partitions[k]
 				op.Partition = part
-				var p *partition
-				if ok {
-					p = b.partition(topic.ID, part)
-				}
+				p := b.partitionOf(img, t.Topic, part)
 				if p == nil {
 					op.ErrorCode = kerr.UnknownTopicOrPartition.Code
 					g.one()
