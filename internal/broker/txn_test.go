@@ -62,6 +62,15 @@ func produceTxn(t *testing.T, cl *kgo.Client, topic string, commit bool, values 
 // readAll reads a topic from the start: n records, then whatever else
 // arrives within a short wait (there must be nothing), and returns the
 // values.
+// expectRead fails with format (given what was read) unless readAll
+// returns want, as fmt.Sprint prints it.
+func expectRead(t *testing.T, b *ktest.Broker, topic string, committed bool, n int, want, format string) {
+	t.Helper()
+	if got := readAll(t, b, topic, committed, n); fmt.Sprint(got) != want {
+		t.Fatalf(format, got)
+	}
+}
+
 func readAll(t *testing.T, b *ktest.Broker, topic string, committed bool, n int) []string {
 	t.Helper()
 	level := kgo.ReadUncommitted()
@@ -104,12 +113,8 @@ func TestTxnCommitAbortReadCommitted(t *testing.T) {
 	produceTxn(t, p, "tx", false, "a1", "a2", "a3")
 	produceTxn(t, p, "tx", true, "c3")
 
-	if got := readAll(t, b, "tx", true, 3); fmt.Sprint(got) != "[c1 c2 c3]" {
-		t.Fatalf("read_committed saw %v", got)
-	}
-	if got := readAll(t, b, "tx", false, 6); fmt.Sprint(got) != "[c1 c2 a1 a2 a3 c3]" {
-		t.Fatalf("read_uncommitted saw %v", got)
-	}
+	expectRead(t, b, "tx", true, 3, "[c1 c2 c3]", "read_committed saw %v")
+	expectRead(t, b, "tx", false, 6, "[c1 c2 a1 a2 a3 c3]", "read_uncommitted saw %v")
 
 	// An open transaction holds the last stable offset back.
 	if err := p.BeginTransaction(); err != nil {
@@ -136,9 +141,7 @@ func TestTxnCommitAbortReadCommitted(t *testing.T) {
 	if err := p.EndTransaction(ctxT(t, 10*time.Second), kgo.TryCommit); err != nil {
 		t.Fatal(err)
 	}
-	if got := readAll(t, b, "tx", true, 4); fmt.Sprint(got) != "[c1 c2 c3 open]" {
-		t.Fatalf("read_committed after commit saw %v", got)
-	}
+	expectRead(t, b, "tx", true, 4, "[c1 c2 c3 open]", "read_committed after commit saw %v")
 }
 
 func TestTxnZombieFenced(t *testing.T) {
@@ -163,9 +166,7 @@ func TestTxnZombieFenced(t *testing.T) {
 		t.Fatal("the fenced producer committed")
 	}
 	t.Logf("fenced producer: %v", err)
-	if got := readAll(t, b, "z", true, 1); fmt.Sprint(got) != "[new]" {
-		t.Fatalf("read_committed saw %v", got)
-	}
+	expectRead(t, b, "z", true, 1, "[new]", "read_committed saw %v")
 }
 
 func TestTxnOffsetsVisibleAtCommit(t *testing.T) {
@@ -409,21 +410,15 @@ func TestTxnDelayedRequestsOfPreviousTransactionFenced(t *testing.T) {
 	if d := ds[id]; d.State != "Ongoing" || d.ProducerEpoch != e1 || len(d.Topics["late"]) != 1 {
 		t.Fatalf("transaction 2 after the delayed requests: %+v", d)
 	}
-	if got := readAll(t, b, "late", true, 1); fmt.Sprint(got) != "[t1-a]" {
-		t.Fatalf("read_committed while txn 2 is open: %v", got)
-	}
+	expectRead(t, b, "late", true, 1, "[t1-a]", "read_committed while txn 2 is open: %v")
 	if err := rawTxnProduce(t, cl, "late", 0, id, pid, e1, 1, "t2-b"); err != nil {
 		t.Fatalf("txn 2 second produce: %v", err)
 	}
 	if resp, kerrv := rawEndTxn(t, cl, id, pid, e1, true); kerrv != nil || resp.ProducerEpoch != e1+1 {
 		t.Fatalf("txn 2 EndTxn: %v %+v", kerrv, resp)
 	}
-	if got := readAll(t, b, "late", true, 3); fmt.Sprint(got) != "[t1-a t2-a t2-b]" {
-		t.Fatalf("read_committed: %v", got)
-	}
-	if got := readAll(t, b, "late", false, 3); fmt.Sprint(got) != "[t1-a t2-a t2-b]" {
-		t.Fatalf("read_uncommitted: %v (the fenced records must never have been appended)", got)
-	}
+	expectRead(t, b, "late", true, 3, "[t1-a t2-a t2-b]", "read_committed: %v")
+	expectRead(t, b, "late", false, 3, "[t1-a t2-a t2-b]", "read_uncommitted: %v (the fenced records must never have been appended)")
 }
 
 // TestTxnTimeoutAborts leaves a transaction open past its timeout: the
@@ -454,9 +449,7 @@ func TestTxnTimeoutAborts(t *testing.T) {
 	if err := p.EndTransaction(ctxT(t, 10*time.Second), kgo.TryCommit); err == nil {
 		t.Fatal("the timed-out producer committed")
 	}
-	if got := readAll(t, b, "slow", false, 1); fmt.Sprint(got) != "[stuck]" {
-		t.Fatalf("read_uncommitted: %v", got)
-	}
+	expectRead(t, b, "slow", false, 1, "[stuck]", "read_uncommitted: %v")
 	if got := readAll(t, b, "slow", true, 0); len(got) != 0 {
 		t.Fatalf("read_committed saw the aborted record: %v", got)
 	}
@@ -496,18 +489,12 @@ func TestTxnSurvivesRestart(t *testing.T) {
 			if o, _ := lsos.Lookup("rs", 0); o.Offset != 4 {
 				t.Fatalf("LSO %d after restart, want 4 (the open transaction's first offset)", o.Offset)
 			}
-			if got := readAll(t, b, "rs", true, 1); fmt.Sprint(got) != "[c1]" {
-				t.Fatalf("read_committed after restart: %v", got)
-			}
+			expectRead(t, b, "rs", true, 1, "[c1]", "read_committed after restart: %v")
 			if err := p.EndTransaction(ctxT(t, 30*time.Second), kgo.TryCommit); err != nil {
 				t.Fatalf("commit after restart: %v", err)
 			}
-			if got := readAll(t, b, "rs", true, 2); fmt.Sprint(got) != "[c1 open]" {
-				t.Fatalf("read_committed after the commit: %v", got)
-			}
-			if got := readAll(t, b, "rs", false, 3); fmt.Sprint(got) != "[aborted c1 open]" {
-				t.Fatalf("read_uncommitted: %v", got)
-			}
+			expectRead(t, b, "rs", true, 2, "[c1 open]", "read_committed after the commit: %v")
+			expectRead(t, b, "rs", false, 3, "[aborted c1 open]", "read_uncommitted: %v")
 		})
 	}
 }

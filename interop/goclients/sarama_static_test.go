@@ -81,14 +81,7 @@ func TestSaramaGroupStatic(t *testing.T) {
 		c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
 		return c
 	}
-	admin, err := sarama.NewClusterAdmin([]string{addr}, cfg(""))
-	if err != nil {
-		t.Fatalf("NewClusterAdmin: %v", err)
-	}
-	defer admin.Close()
-	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: parts, ReplicationFactor: 1}, false); err != nil {
-		t.Fatalf("CreateTopic: %v", err)
-	}
+	saramaCreateTopic(t, cfg(""), topic, parts)
 
 	a := &countingMember{saramaMember: &saramaMember{t: t, src: topic}}
 	b := &countingMember{saramaMember: &saramaMember{t: t, src: topic}}

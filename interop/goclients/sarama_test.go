@@ -325,14 +325,7 @@ func saramaGroup(t *testing.T, v sarama.KafkaVersion, clientID string) {
 	cfg.Consumer.Offsets.AutoCommit.Interval = 100 * time.Millisecond
 	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
 
-	admin, err := sarama.NewClusterAdmin([]string{addr}, cfg)
-	if err != nil {
-		t.Fatalf("NewClusterAdmin: %v", err)
-	}
-	defer admin.Close()
-	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: parts, ReplicationFactor: 1}, false); err != nil {
-		t.Fatalf("CreateTopic: %v", err)
-	}
+	saramaCreateTopic(t, cfg, topic, parts)
 
 	a, b := &saramaMember{t: t, src: src}, &saramaMember{t: t, src: src}
 	stopA := runSaramaMember(t, cfg, group, topic, a)
@@ -453,14 +446,7 @@ func TestSaramaIdempotent(t *testing.T) {
 	cfg.Net.MaxOpenRequests = 1
 	cfg.Producer.Flush.Messages = 50
 
-	admin, err := sarama.NewClusterAdmin([]string{addr}, cfg)
-	if err != nil {
-		t.Fatalf("NewClusterAdmin: %v", err)
-	}
-	defer admin.Close()
-	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: parts, ReplicationFactor: 1}, false); err != nil {
-		t.Fatalf("CreateTopic: %v", err)
-	}
+	saramaCreateTopic(t, cfg, topic, parts)
 	client, err := sarama.NewClient([]string{addr}, cfg)
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)
@@ -523,5 +509,19 @@ func TestSaramaIdempotent(t *testing.T) {
 			t.Fatalf("partition %d: %d records, want %d", p, len(idx), want)
 		}
 		checkIdempotentBatches(t, topic, int(p))
+	}
+}
+
+// saramaCreateTopic creates topic with parts partitions through sarama's
+// admin client.
+func saramaCreateTopic(t *testing.T, cfg *sarama.Config, topic string, parts int32) {
+	t.Helper()
+	admin, err := sarama.NewClusterAdmin([]string{addr}, cfg)
+	if err != nil {
+		t.Fatalf("NewClusterAdmin: %v", err)
+	}
+	defer admin.Close()
+	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: parts, ReplicationFactor: 1}, false); err != nil {
+		t.Fatalf("CreateTopic: %v", err)
 	}
 }

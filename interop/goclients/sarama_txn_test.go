@@ -20,14 +20,7 @@ func TestSaramaTransactions(t *testing.T) {
 	cfg.Producer.Transaction.ID = "interop-sarama-txn"
 	cfg.Net.MaxOpenRequests = 1
 
-	admin, err := sarama.NewClusterAdmin([]string{addr}, cfg)
-	if err != nil {
-		t.Fatalf("NewClusterAdmin: %v", err)
-	}
-	defer admin.Close()
-	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: parts, ReplicationFactor: 1}, false); err != nil {
-		t.Fatalf("CreateTopic: %v", err)
-	}
+	saramaCreateTopic(t, cfg, topic, parts)
 	p, err := sarama.NewSyncProducer([]string{addr}, cfg)
 	if err != nil {
 		t.Fatalf("NewSyncProducer: %v", err)
