@@ -108,11 +108,12 @@ func (l *Log) AppendRaw(b []byte) (lastOffset int64, err error) {
 }
 
 // journalAppendLocked adds an append of batches b holding [first, next)
-// to the journal when it is small and every offset before it is durable
-// or journaled already (see Journal).
+// to the journal when it is small, syncs currently cover many logs at
+// once, and every offset before it is durable or journaled already (see
+// Journal).
 func (l *Log) journalAppendLocked(b []byte, first, next int64) {
 	j := l.journal()
-	if j == nil || len(b) > JournalMaxAppend || l.jEnd != first {
+	if j == nil || len(b) > JournalMaxAppend || l.jEnd != first || !l.syncer.manyLogs.Load() {
 		return
 	}
 	if seq := j.add(l, journalKindBatch, first, b); seq != 0 {

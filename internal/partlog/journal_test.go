@@ -47,6 +47,8 @@ func (e *jenv) open() {
 	e.j = j
 	e.syn = newSyncer(2, time.Hour)
 	e.syn.journalInterval = time.Hour // cycles only when a test runs one
+	e.syn.journalMinLogs = 0          // journal even syncs of one log
+	e.syn.manyLogs.Store(true)
 	e.syn.UseJournal(j)
 	e.logs = map[string]*Log{}
 	for d, k := range e.keys {

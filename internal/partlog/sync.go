@@ -38,6 +38,12 @@ type Syncer struct {
 	journal         *Journal
 	cycleMu         sync.Mutex
 	journalInterval time.Duration
+	// manyLogs: the last sync round found at least journalMinLogs logs
+	// queued. Appends are journaled only then: for one busy log an
+	// fdatasync of its segment costs what the journal's does, and the
+	// journal would write every byte twice.
+	manyLogs       atomic.Bool
+	journalMinLogs int
 
 	interval time.Duration
 	stop     chan struct{}
@@ -53,7 +59,7 @@ func NewSyncer(workers int) *Syncer {
 }
 
 func newSyncer(workers int, interval time.Duration) *Syncer {
-	s := &Syncer{interval: interval, journalInterval: DefaultJournalCycleInterval, stop: make(chan struct{})}
+	s := &Syncer{interval: interval, journalInterval: DefaultJournalCycleInterval, journalMinLogs: wholeSyncMin, stop: make(chan struct{})}
 	s.cond.L = &s.mu
 	workers = max(workers, 1)
 	s.wg.Add(workers + 1)
@@ -125,6 +131,7 @@ func (s *Syncer) worker() {
 			s.mu.Unlock()
 			return
 		}
+		s.manyLogs.Store(len(s.queue)-s.head >= s.journalMinLogs)
 		if s.whole != nil && !s.degraded.Load() && len(s.queue)-s.head >= wholeSyncMin {
 			// Many logs are dirty: one syncfs for all of them.
 			batch := append([]*Log(nil), s.queue[s.head:]...)
