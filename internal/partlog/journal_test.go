@@ -257,6 +257,33 @@ func TestJournalLargeAppendSyncsSegment(t *testing.T) {
 	}
 }
 
+// TestJournalLoneLogSyncsSegment: with the default threshold a log whose
+// syncs come alone is not journaled (its segment's fdatasync costs what
+// the journal's would): it syncs its own segment.
+func TestJournalLoneLogSyncsSegment(t *testing.T) {
+	e := newJenv(t, "a-0")
+	e.syn.mu.Lock() // the workers read the threshold under mu
+	e.syn.journalMinLogs = wholeSyncMin
+	e.syn.mu.Unlock()
+	e.syn.manyLogs.Store(false)
+	l := e.logs["a-0"]
+	for i := range 3 {
+		appendCRC(t, l, mkBatch(t, 1, int64(i), 10))
+		if got := syncNow(t, l); got != int64(i+1) {
+			t.Fatalf("durable %d after append %d", got, i)
+		}
+		if rp := l.RecoveryPoint(); rp != int64(i+1) {
+			t.Fatalf("recovery point %d after append %d: the segment was not synced", rp, i)
+		}
+	}
+	e.j.mu.Lock()
+	n := e.j.seq
+	e.j.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d journal entries for a lone log", n)
+	}
+}
+
 func TestJournalTruncationNotReplayed(t *testing.T) {
 	e := newJenv(t, "a-0")
 	l := e.logs["a-0"]
