@@ -385,3 +385,50 @@ func TestJournalPowerLossRandom(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncNotStrandedByCycle: a sync request whose worker finds the
+// log's syncMu held by a journal cycle that had nothing to sync for the
+// log is still answered: the cycle requeues the log when it lets go.
+func TestSyncNotStrandedByCycle(t *testing.T) {
+	e := newJenv(t, "a-0")
+	l := e.logs["a-0"]
+	appendCRC(t, l, mkBatch(t, 1, 1, 10)) // journaled: the cycle lists l
+	syncNow(t, l)
+	appendCRC(t, l, mkBatch(t, 1, 2, JournalMaxAppend+1)) // not journaled
+	syncNow(t, l)                                         // segment synced: the cycle finds nothing to do
+	answered := make(chan error, 1)
+	e.syn.cycleHeld = func(hl *Log) {
+		if hl != l {
+			return
+		}
+		// While the cycle holds syncMu: an append the journal does not
+		// take, and its sync request, which a worker picks up and must
+		// leave to the cycle.
+		appendCRC(t, l, mkBatch(t, 1, 3, JournalMaxAppend+1))
+		l.RequestSync(func(_ int64, err error) { answered <- err })
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+			l.mu.Lock()
+			q := l.queued
+			l.mu.Unlock()
+			if !q {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		t.Error("no worker took the request")
+	}
+	if !e.syn.JournalCycle() {
+		t.Fatal("cycle failed")
+	}
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("sync request stranded: never answered")
+	}
+	if rp := l.RecoveryPoint(); rp != l.LogEndOffset() {
+		t.Fatalf("recovery point %d, log end %d", rp, l.LogEndOffset())
+	}
+}

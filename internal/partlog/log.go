@@ -71,7 +71,9 @@ type Log struct {
 	// Reopen) and across a compaction's swap, so none of them interleave.
 	ckptMu sync.Mutex
 	// syncMu is held by whoever fsyncs the log's files (a Syncer worker,
-	// Sync or Close), so syncs of one log never overlap.
+	// Sync, Close, Reopen, a journal cycle), so syncs of one log never
+	// overlap. A worker that finds it held leaves the log's requests to
+	// the holder, so every holder releases it with unlockSync.
 	syncMu sync.Mutex
 
 	// mu guards the fields below.
@@ -457,7 +459,7 @@ func (l *Log) close(flush bool) error {
 	l.ckptMu.Lock()
 	defer l.ckptMu.Unlock()
 	l.syncMu.Lock() // waits for an in-flight sync
-	defer l.syncMu.Unlock()
+	defer l.unlockSync()
 	c, ok := l.beginCloseHeld(flush)
 	if !ok {
 		return nil
@@ -556,7 +558,7 @@ func CloseLogs(s *Syncer, logs []*Log) error {
 		l.syncMu.Lock()
 		c, ok := l.beginCloseHeld(true)
 		if !ok {
-			l.syncMu.Unlock()
+			l.unlockSync()
 			l.ckptMu.Unlock()
 			continue
 		}
@@ -596,7 +598,7 @@ func CloseLogs(s *Syncer, logs []*Log) error {
 	for i := range cs {
 		c := &cs[i]
 		errs = append(errs, c.l.endCloseHeld(c))
-		c.l.syncMu.Unlock()
+		c.l.unlockSync()
 		c.l.ckptMu.Unlock()
 	}
 	return errors.Join(errs...)

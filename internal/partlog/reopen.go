@@ -24,7 +24,7 @@ func (l *Log) Reopen() error {
 	l.ckptMu.Lock()
 	defer l.ckptMu.Unlock()
 	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
+	defer l.unlockSync()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {

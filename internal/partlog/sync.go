@@ -44,6 +44,8 @@ type Syncer struct {
 	// journal would write every byte twice.
 	manyLogs       atomic.Bool
 	journalMinLogs int
+	// cycleHeld, set by tests, runs while a cycle holds a log's syncMu.
+	cycleHeld func(*Log)
 
 	interval time.Duration
 	stop     chan struct{}
@@ -196,10 +198,7 @@ func (s *Syncer) syncBatch(logs []*Log) {
 		}
 		p := l.prepareSyncSyncMuHeld(true)
 		if p.done {
-			l.syncMu.Unlock()
-			l.mu.Lock()
-			l.enqueueLocked()
-			l.mu.Unlock()
+			l.unlockSync()
 			callWaiters(p.ws, p.rp, p.err)
 			continue
 		}
@@ -216,10 +215,7 @@ func (s *Syncer) syncBatch(logs []*Log) {
 		p := &preps[i]
 		l := p.l
 		rp := l.finishSyncSyncMuHeld(p, errs[i])
-		l.syncMu.Unlock()
-		l.mu.Lock()
-		l.enqueueLocked()
-		l.mu.Unlock()
+		l.unlockSync()
 		callWaiters(p.ws, rp, errs[i])
 	}
 }
@@ -377,8 +373,11 @@ func (s *Syncer) syncSegments(logs []*Log) bool {
 	for _, l := range logs {
 		l.syncMu.Lock()
 		p := l.prepareSyncSyncMuHeld(false)
+		if s.cycleHeld != nil {
+			s.cycleHeld(l)
+		}
 		if p.done {
-			l.syncMu.Unlock()
+			l.unlockSync()
 			if p.err != nil && !errors.Is(p.err, ErrClosed) {
 				ok = false
 			}
@@ -394,10 +393,7 @@ func (s *Syncer) syncSegments(logs []*Log) bool {
 		p := &preps[i]
 		l := p.l
 		l.finishSyncSyncMuHeld(p, errs[i])
-		l.syncMu.Unlock()
-		l.mu.Lock()
-		l.enqueueLocked() // requests skipped while we held syncMu
-		l.mu.Unlock()
+		l.unlockSync()
 		if errs[i] != nil {
 			ok = false
 		}
@@ -572,11 +568,19 @@ func (l *Log) serviceSync() {
 		return
 	}
 	rp, ws, err := l.syncSyncMuHeld(true)
+	l.unlockSync()
+	callWaiters(ws, rp, err)
+}
+
+// unlockSync releases syncMu and queues the log again if requests
+// arrived meanwhile: a worker that found syncMu held left them to the
+// holder (serviceSync, syncBatch). Every holder of syncMu releases it
+// through here.
+func (l *Log) unlockSync() {
 	l.syncMu.Unlock()
 	l.mu.Lock()
 	l.enqueueLocked()
 	l.mu.Unlock()
-	callWaiters(ws, rp, err)
 }
 
 // Sync synchronously flushes everything appended so far and advances the
@@ -585,9 +589,8 @@ func (l *Log) serviceSync() {
 func (l *Log) Sync() error {
 	l.syncMu.Lock()
 	_, _, err := l.syncSyncMuHeld(false)
-	l.syncMu.Unlock()
+	l.unlockSync()
 	l.mu.Lock()
-	l.enqueueLocked() // callbacks waiting on a skipped worker run
 	write := l.syncer == nil && l.ckptDirty && !l.closed
 	l.mu.Unlock()
 	if err == nil && write {
