@@ -337,16 +337,6 @@ const producerScanChunk = 1 << 20
 // re-appended if its tail was lost.
 func (b *Broker) loadProducers(p *partition) error {
 	p.resetProducersLocked()
-	if p.aborted == nil {
-		x, _, err := partlog.OpenTxnIndex(b.fs, p.log.Dir())
-		if err != nil {
-			return fmt.Errorf("broker: %s-%d: %w", p.topic, p.index, err)
-		}
-		p.aborted = x
-		p.onIndexError = func(err error) {
-			b.log.Error("aborted transaction index", "topic", p.topic, "partition", p.index, "err", err)
-		}
-	}
 	end := p.log.LogEndOffset()
 	if err := p.aborted.TruncateFrom(end); err != nil {
 		return fmt.Errorf("broker: %s-%d: %w", p.topic, p.index, err)
@@ -359,7 +349,7 @@ func (b *Broker) loadProducers(p *partition) error {
 		}
 		off = max(off, snapOff)
 	}
-	buf := make([]byte, 0, producerScanChunk)
+	var buf []byte // grows to producerScanChunk when there is data to scan
 	for off < end {
 		data, err := p.log.Read(buf[:0], off, producerScanChunk, end, true)
 		if err != nil {

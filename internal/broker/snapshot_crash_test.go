@@ -11,6 +11,7 @@ import (
 
 	"github.com/gregor-streaming/gregor/internal/batch"
 	"github.com/gregor-streaming/gregor/internal/broker"
+	"github.com/gregor-streaming/gregor/internal/partlog"
 	"github.com/gregor-streaming/gregor/internal/vfs"
 )
 
@@ -101,5 +102,35 @@ func TestStaleProducerSnapshotAfterPowerLoss(t *testing.T) {
 	defer b.Close()
 	if off, err := produce(b, p, 10, 5); off != 31 || err != nil {
 		t.Fatalf("P's next batch after the second power loss: offset %d, %v; want offset 31", off, err)
+	}
+}
+
+// TestCreateTopicDurableAfterPowerLoss: a topic's new partitions are
+// created without an fsync each and made durable by one sync of the file
+// system before CreateTopics answers; a power loss right after the answer
+// keeps every partition's files, including the aborted-transaction index
+// whose presence says the partition never had an aborted transaction.
+func TestCreateTopicDurableAfterPowerLoss(t *testing.T) {
+	mem := vfs.NewMem()
+	b, err := broker.Open(broker.Options{DataDir: "/data", FS: mem, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const parts = 6
+	resp := serveSync(t, b, &kmsg.CreateTopicsRequest{Version: 7, TimeoutMillis: 1000, Topics: []kmsg.CreateTopicsRequestTopic{
+		{Topic: "fresh", NumPartitions: parts, ReplicationFactor: 1},
+	}}).(*kmsg.CreateTopicsResponse)
+	if code := resp.Topics[0].ErrorCode; code != 0 {
+		t.Fatalf("CreateTopics: %v", kerr.ErrorForCode(code))
+	}
+	after := mem.Crash() // only what was synced
+	defer b.Close()
+	for i := range parts {
+		dir := "/data/fresh-" + string(rune('0'+i))
+		for _, name := range []string{"partition.metadata", partlog.TxnIndexName, "00000000000000000000.log"} {
+			if _, err := after.Stat(dir + "/" + name); err != nil {
+				t.Errorf("after a power loss: %s/%s: %v", dir, name, err)
+			}
+		}
 	}
 }

@@ -40,6 +40,10 @@ type Options struct {
 	// again at the same directory never replays the old one's entries.
 	// Empty means Dir.
 	JournalKey string
+	// DeferCreateSync leaves the directory entry of a Dir that Open
+	// creates unsynced: the caller, creating many logs at once, makes
+	// them durable with one Syncer.SyncAll before anything is appended.
+	DeferCreateSync bool
 }
 
 // Log is one partition's log: a directory of segments, each a .log file
@@ -62,6 +66,8 @@ type Log struct {
 	logger   *slog.Logger
 	onRoll   func()
 	openTime time.Time
+	// deferCreateSync: Options.DeferCreateSync.
+	deferCreateSync bool
 
 	// compactMu is held for a whole compaction pass (compact.go), so
 	// passes over one log never overlap.
@@ -201,6 +207,8 @@ func Open(opts Options) (*Log, error) {
 		onRoll:   opts.OnRoll,
 		cfg:      opts.Config.normalized(),
 		jkey:     opts.JournalKey,
+
+		deferCreateSync: opts.DeferCreateSync,
 	}
 	if l.jkey == "" {
 		l.jkey = opts.Dir
@@ -434,7 +442,7 @@ func (l *Log) writeCheckpointCkptHeld(lazy bool) error {
 	l.mu.Unlock()
 	write := vfs.WriteFileAtomic
 	if lazy {
-		write = func(fs vfs.FS, _, name string, data []byte) error { return writeFileNoSync(fs, name, data) }
+		write = func(fs vfs.FS, _, name string, data []byte) error { return vfs.WriteFileRenamed(fs, name, data) }
 	}
 	if err := write(l.fs, l.dir, l.ckptName, c.encode()); err != nil {
 		l.mu.Lock()
@@ -580,7 +588,7 @@ func CloseLogs(s *Syncer, logs []*Log) error {
 			}
 			continue
 		}
-		c.err = writeFileNoSync(c.l.fs, c.l.ckptName, c.ckpt.encode())
+		c.err = vfs.WriteFileRenamed(c.l.fs, c.l.ckptName, c.ckpt.encode())
 	}
 	if err == nil {
 		if err2 := s.whole.SyncAll(); err2 != nil {
@@ -602,25 +610,6 @@ func CloseLogs(s *Syncer, logs []*Log) error {
 		c.l.ckptMu.Unlock()
 	}
 	return errors.Join(errs...)
-}
-
-// writeFileNoSync replaces name through a temporary file and a rename,
-// without fsync: the caller makes it durable (SyncAll), and a torn one
-// fails its checksum.
-func writeFileNoSync(fs vfs.FS, name string, data []byte) error {
-	tmp := name + ".tmp"
-	f, err := fs.Create(tmp)
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(data)
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		return werr
-	}
-	return fs.Rename(tmp, name)
 }
 
 // releaseFiles drops everything a failed Open had opened.

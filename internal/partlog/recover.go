@@ -14,7 +14,11 @@ import (
 // load reads the partition directory and recovers the log (Open).
 func (l *Log) load() error {
 	fs := l.fs
-	if err := mkdirDurable(fs, l.dir); err != nil {
+	mkdir := mkdirDurable
+	if l.deferCreateSync {
+		mkdir = vfs.FS.MkdirAll
+	}
+	if err := mkdir(fs, l.dir); err != nil {
 		return err
 	}
 	names, err := fs.List(l.dir)

@@ -171,6 +171,27 @@ func (s *Syncer) UseWholeSync(ws vfs.WholeSyncer) {
 	s.whole = ws
 }
 
+// CanSyncAll reports whether SyncAll works: the Syncer has a
+// whole-file-system sync (UseWholeSync) that has not failed.
+func (s *Syncer) CanSyncAll() bool { return s.whole != nil && !s.degraded.Load() }
+
+// SyncAll makes everything written to the Syncer's file system durable
+// with one whole-file-system sync, for example the files and directories
+// of many logs just created with Options.DeferCreateSync. It fails when
+// CanSyncAll is false.
+func (s *Syncer) SyncAll() error {
+	if !s.CanSyncAll() {
+		return errors.New("partlog: no whole-file-system sync")
+	}
+	start := time.Now()
+	err := s.whole.SyncAll()
+	s.observeSync(start)
+	if err != nil {
+		s.degraded.Store(true)
+	}
+	return err
+}
+
 // syncBatch makes a batch of logs durable: those whose unsynced
 // offsets are all journaled with one journal sync, the others with one
 // SyncAll.

@@ -73,8 +73,9 @@ type TxnIndex struct {
 // is made durable (its directory entry synced) before anything can be
 // appended to the log, so a partition without one never had an aborted
 // transaction: it is new, or was written by a Gregor without
-// transactions.
-func OpenTxnIndex(fs vfs.FS, dir string) (x *TxnIndex, fresh bool, err error) {
+// transactions. deferSync leaves that to the caller (Syncer.SyncAll
+// over many new partitions before any append).
+func OpenTxnIndex(fs vfs.FS, dir string, deferSync bool) (x *TxnIndex, fresh bool, err error) {
 	name := path.Join(dir, TxnIndexName)
 	_, serr := fs.Stat(name)
 	fresh = vfs.IsNotExist(serr)
@@ -95,7 +96,7 @@ func OpenTxnIndex(fs vfs.FS, dir string) (x *TxnIndex, fresh bool, err error) {
 		}
 	}
 	defer f.Close()
-	if fresh {
+	if fresh && !deferSync {
 		if err := f.Sync(); err != nil {
 			return nil, false, fmt.Errorf("partlog: txn index: %w", err)
 		}

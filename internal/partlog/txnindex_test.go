@@ -13,7 +13,7 @@ func TestTxnIndexRoundTrip(t *testing.T) {
 	if err := fs.MkdirAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	x, fresh, err := OpenTxnIndex(fs, dir)
+	x, fresh, err := OpenTxnIndex(fs, dir, false)
 	if err != nil || !fresh {
 		t.Fatalf("open: fresh=%v err=%v", fresh, err)
 	}
@@ -36,7 +36,7 @@ func TestTxnIndexRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	x, fresh, err = OpenTxnIndex(fs, dir)
+	x, fresh, err = OpenTxnIndex(fs, dir, false)
 	if err != nil || fresh || x.Len() != 4 {
 		t.Fatalf("reopen: len %d fresh %v err %v", x.Len(), fresh, err)
 	}
@@ -80,7 +80,7 @@ func TestTxnIndexTornTail(t *testing.T) {
 	if err := fs.MkdirAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	x, _, err := OpenTxnIndex(fs, dir)
+	x, _, err := OpenTxnIndex(fs, dir, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestTxnIndexTornTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	x, _, err = OpenTxnIndex(fs, dir)
+	x, _, err = OpenTxnIndex(fs, dir, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestTxnIndexTornTail(t *testing.T) {
 	if err := x.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	x, _, err = OpenTxnIndex(fs, dir)
+	x, _, err = OpenTxnIndex(fs, dir, false)
 	if err != nil || x.Len() != 3 {
 		t.Fatalf("reopen after append: len %d err %v", x.Len(), err)
 	}
@@ -130,7 +130,7 @@ func TestTxnIndexDropBefore(t *testing.T) {
 	if err := fs.MkdirAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	x, _, err := OpenTxnIndex(fs, dir)
+	x, _, err := OpenTxnIndex(fs, dir, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestTxnIndexDropBefore(t *testing.T) {
 	if err := x.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	x, _, err = OpenTxnIndex(fs, dir)
+	x, _, err = OpenTxnIndex(fs, dir, false)
 	if err != nil || x.Len() != 50 {
 		t.Fatalf("reopen: len %d err %v", x.Len(), err)
 	}

@@ -79,6 +79,26 @@ var ErrNotExist = os.ErrNotExist
 // IsNotExist reports whether err says a file does not exist.
 func IsNotExist(err error) bool { return errors.Is(err, os.ErrNotExist) }
 
+// WriteFileRenamed writes data to name through a temporary file renamed
+// over name, with no fsync: a crash leaves the old or the new contents
+// or, until the caller syncs (the file and the directory, or the whole
+// file system), possibly neither.
+func WriteFileRenamed(fs FS, name string, data []byte) error {
+	tmp := name + ".tmp"
+	f, err := fs.Create(tmp)
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(data)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return werr
+	}
+	return fs.Rename(tmp, name)
+}
+
 // WriteFileAtomic writes data to name through a temporary file that is
 // synced and renamed over name, then syncs dir, so a crash leaves either
 // the old or the new contents, never a mix.
