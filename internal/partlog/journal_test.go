@@ -432,3 +432,31 @@ func TestSyncNotStrandedByCycle(t *testing.T) {
 		t.Fatalf("recovery point %d, log end %d", rp, l.LogEndOffset())
 	}
 }
+
+// TestJournalStaysOnThroughShortRounds: one sync round with few logs
+// (four workers share the queue; logs come back one at a time after a
+// cycle) does not turn journaling off for busy logs; a second of such
+// rounds does.
+func TestJournalStaysOnThroughShortRounds(t *testing.T) {
+	e := newJenv(t, "a-0")
+	set := func(last time.Time) {
+		e.syn.mu.Lock() // the workers read these under mu
+		e.syn.journalMinLogs = wholeSyncMin
+		e.syn.lastMany = last
+		e.syn.mu.Unlock()
+		e.syn.manyLogs.Store(true)
+	}
+	set(time.Now())
+	l := e.logs["a-0"]
+	appendCRC(t, l, mkBatch(t, 1, 1, 10))
+	syncNow(t, l)
+	if !e.syn.manyLogs.Load() || l.RecoveryPoint() != 0 {
+		t.Fatalf("after one short round: journaling %v, recovery point %d", e.syn.manyLogs.Load(), l.RecoveryPoint())
+	}
+	set(time.Now().Add(-2 * journalManyFor))
+	appendCRC(t, l, mkBatch(t, 1, 2, 10))
+	syncNow(t, l)
+	if e.syn.manyLogs.Load() {
+		t.Fatal("journaling still on after a long stretch of short rounds")
+	}
+}

@@ -44,6 +44,12 @@ type Syncer struct {
 	// journal would write every byte twice.
 	manyLogs       atomic.Bool
 	journalMinLogs int
+	// lastMany is when a round last found journalMinLogs logs (guarded
+	// by mu): manyLogs stays set for journalManyFor after it. Rounds are
+	// often small even under many-partition load (four workers share
+	// the queue, logs come back one at a time after a cycle), and an
+	// append that is not journaled costs its log a segment sync.
+	lastMany time.Time
 	// cycleHeld, set by tests, runs while a cycle holds a log's syncMu.
 	cycleHeld func(*Log)
 
@@ -133,7 +139,12 @@ func (s *Syncer) worker() {
 			s.mu.Unlock()
 			return
 		}
-		s.manyLogs.Store(len(s.queue)-s.head >= s.journalMinLogs)
+		if now := time.Now(); len(s.queue)-s.head >= s.journalMinLogs {
+			s.lastMany = now
+			s.manyLogs.Store(true)
+		} else if now.Sub(s.lastMany) > journalManyFor {
+			s.manyLogs.Store(false)
+		}
 		if s.whole != nil && !s.degraded.Load() && len(s.queue)-s.head >= wholeSyncMin {
 			// Many logs are dirty: one syncfs for all of them.
 			batch := append([]*Log(nil), s.queue[s.head:]...)
@@ -153,6 +164,10 @@ func (s *Syncer) worker() {
 		l.serviceSync()
 	}
 }
+
+// journalManyFor is how long appends stay journaled after a sync round
+// found many logs.
+const journalManyFor = time.Second
 
 // wholeSyncMin is how many dirty logs make one syncfs cheaper than an
 // fsync each.
