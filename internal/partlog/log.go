@@ -550,7 +550,7 @@ func (l *Log) endCloseHeld(c *closing) error {
 // order still makes a clean checkpoint durable only after the data it
 // vouches for.
 func CloseLogs(s *Syncer, logs []*Log) error {
-	if s == nil || s.whole == nil || s.degraded.Load() {
+	if s == nil || !s.CanSyncAll() {
 		var errs []error
 		for _, l := range logs {
 			errs = append(errs, l.Close())
@@ -574,7 +574,7 @@ func CloseLogs(s *Syncer, logs []*Log) error {
 	}
 	// Data, indexes and directories first; then the clean checkpoints,
 	// written without an fsync each, made durable by the second sync.
-	err := s.whole.SyncAll()
+	err := s.syncAll()
 	for i := range cs {
 		c := &cs[i]
 		if !c.sync {
@@ -591,16 +591,13 @@ func CloseLogs(s *Syncer, logs []*Log) error {
 		c.err = vfs.WriteFileRenamed(c.l.fs, c.l.ckptName, c.ckpt.encode())
 	}
 	if err == nil {
-		if err2 := s.whole.SyncAll(); err2 != nil {
-			s.degraded.Store(true)
+		if err2 := s.syncAll(); err2 != nil {
 			for i := range cs {
 				if cs[i].sync && cs[i].err == nil {
 					cs[i].err = err2
 				}
 			}
 		}
-	} else {
-		s.degraded.Store(true)
 	}
 	var errs []error
 	for i := range cs {

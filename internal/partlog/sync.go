@@ -107,7 +107,7 @@ func (s *Syncer) enqueue(logs ...*Log) bool {
 		return false
 	}
 	s.queue = append(s.queue, logs...)
-	if len(logs) == 1 || s.whole != nil && !s.degraded.Load() && len(s.queue)-s.head >= wholeSyncMin {
+	if len(logs) == 1 || s.CanSyncAll() && len(s.queue)-s.head >= wholeSyncMin {
 		s.cond.Signal() // one worker syncs them all
 	} else {
 		for range logs {
@@ -145,7 +145,7 @@ func (s *Syncer) worker() {
 		} else if now.Sub(s.lastMany) > journalManyFor {
 			s.manyLogs.Store(false)
 		}
-		if s.whole != nil && !s.degraded.Load() && len(s.queue)-s.head >= wholeSyncMin {
+		if s.CanSyncAll() && len(s.queue)-s.head >= wholeSyncMin {
 			// Many logs are dirty: one syncfs for all of them.
 			batch := append([]*Log(nil), s.queue[s.head:]...)
 			clear(s.queue[s.head:])
@@ -199,8 +199,15 @@ func (s *Syncer) SyncAll() error {
 		return errors.New("partlog: no whole-file-system sync")
 	}
 	start := time.Now()
-	err := s.whole.SyncAll()
+	err := s.syncAll()
 	s.observeSync(start)
+	return err
+}
+
+// syncAll runs the whole-file-system sync; after an error the Syncer
+// syncs file by file for good (see UseWholeSync).
+func (s *Syncer) syncAll() error {
+	err := s.whole.SyncAll()
 	if err != nil {
 		s.degraded.Store(true)
 	}
@@ -262,13 +269,9 @@ func (s *Syncer) syncBatch(logs []*Log) {
 func (s *Syncer) syncPrepared(preps []syncPrep) []error {
 	errs := make([]error, len(preps))
 	var err error
-	whole := s.whole != nil && !s.degraded.Load()
+	whole := s.CanSyncAll()
 	if whole {
-		start := time.Now()
-		err = s.whole.SyncAll()
-		s.observeSync(start)
-		if err != nil {
-			s.degraded.Store(true)
+		if err = s.SyncAll(); err != nil {
 			preps[0].l.logger.Error("partlog: syncfs failed; syncing files one by one from now on", "err", err)
 		}
 	}
@@ -453,18 +456,16 @@ func (s *Syncer) checkpointer() {
 		s.mu.Unlock()
 		// With a whole-file-system sync, checkpoints are written without
 		// an fsync each and made durable together.
-		lazy := s.whole != nil && !s.degraded.Load() && len(batch) >= wholeSyncMin
+		lazy := s.CanSyncAll() && len(batch) >= wholeSyncMin
 		wrote := false
 		for i, l := range batch {
 			wrote = l.checkpointIfDirty(lazy) || wrote
 			batch[i] = nil
 		}
 		if lazy && wrote {
-			if err := s.whole.SyncAll(); err != nil {
-				// Checkpoints are hints: a lost one only means a longer
-				// recovery scan. Data syncs go file by file from now on.
-				s.degraded.Store(true)
-			}
+			// Checkpoints are hints: a lost one only means a longer
+			// recovery scan. After an error data syncs go file by file.
+			_ = s.syncAll()
 		}
 	}
 }

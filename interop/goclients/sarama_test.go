@@ -75,15 +75,8 @@ func saramaRoundTrip(t *testing.T, v sarama.KafkaVersion, clientID string, codec
 	cfg := saramaConfig(v, clientID)
 	cfg.Producer.Compression = codec
 
-	admin, err := sarama.NewClusterAdmin([]string{addr}, cfg)
-	if err != nil {
-		t.Fatalf("NewClusterAdmin: %v", err)
-	}
-	defer admin.Close()
-	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: parts, ReplicationFactor: 1}, false); err != nil {
-		t.Fatalf("CreateTopic: %v", err)
-	}
-	err = admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: parts, ReplicationFactor: 1}, false)
+	admin := saramaCreateTopic(t, cfg, topic, parts)
+	err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: parts, ReplicationFactor: 1}, false)
 	if !errors.Is(err, sarama.ErrTopicAlreadyExists) {
 		t.Fatalf("CreateTopic again: %v, want %v", err, sarama.ErrTopicAlreadyExists)
 	}
@@ -513,15 +506,16 @@ func TestSaramaIdempotent(t *testing.T) {
 }
 
 // saramaCreateTopic creates topic with parts partitions through sarama's
-// admin client.
-func saramaCreateTopic(t *testing.T, cfg *sarama.Config, topic string, parts int32) {
+// admin client and returns the client, closed when the test ends.
+func saramaCreateTopic(t *testing.T, cfg *sarama.Config, topic string, parts int32) sarama.ClusterAdmin {
 	t.Helper()
 	admin, err := sarama.NewClusterAdmin([]string{addr}, cfg)
 	if err != nil {
 		t.Fatalf("NewClusterAdmin: %v", err)
 	}
-	defer admin.Close()
+	t.Cleanup(func() { admin.Close() })
 	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: parts, ReplicationFactor: 1}, false); err != nil {
 		t.Fatalf("CreateTopic: %v", err)
 	}
+	return admin
 }
