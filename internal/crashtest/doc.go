@@ -11,7 +11,8 @@
 //
 // Knobs (environment): GREGOR_CRASH_SEED replays a run's random choices;
 // GREGOR_CRASH_CYCLES sets the number of kills or power losses for a
-// longer soak; GREGOR_CRASH_RACE=0/1 builds the binary without/with the
+// longer soak; GREGOR_CRASH_PARTITIONS the partitions of the topic
+// TestProcessCrash and TestPowerLoss write (default 4); GREGOR_CRASH_RACE=0/1 builds the binary without/with the
 // race detector (default: as the test binary); GREGOR_CRASH_KEEP=DIR
 // keeps TestProcessCrash's data directory and broker log in DIR.
 package crashtest

@@ -42,10 +42,9 @@ func (l *Log) Append(b []byte, leaderEpoch int32) (baseOffset, lastOffset int64,
 		maxTs = max(maxTs, h.MaxTimestamp)
 		p += size
 	}
-	if err := l.appendLocked(b, base, next-1, maxTs); err != nil {
+	if err := l.appendJournaledLocked(b, base, next-1, maxTs); err != nil {
 		return -1, -1, err
 	}
-	l.journalAppendLocked(b, base, next)
 	if n := len(l.epochs); leaderEpoch >= 0 && (n == 0 || l.epochs[n-1].Epoch < leaderEpoch) {
 		l.epochs = assignEpoch(l.epochs, leaderEpoch, base)
 		l.markCkptDirtyLocked()
@@ -91,10 +90,9 @@ func (l *Log) AppendRaw(b []byte) (lastOffset int64, err error) {
 	if last-first > math.MaxInt32 {
 		return -1, fmt.Errorf("%w: batches span %d offsets", ErrNonMonotonicOffset, last-first+1)
 	}
-	if err := l.appendLocked(b, first, last, maxTs); err != nil {
+	if err := l.appendJournaledLocked(b, first, last, maxTs); err != nil {
 		return -1, err
 	}
-	l.journalAppendLocked(b, first, last+1)
 	n := len(l.epochs)
 	for p := 0; p < len(b); {
 		h, _ := batch.ParseHeader(b[p:])
@@ -107,18 +105,25 @@ func (l *Log) AppendRaw(b []byte) (lastOffset int64, err error) {
 	return last, nil
 }
 
-// journalAppendLocked adds an append of batches b holding [first, next)
-// to the journal when it is small, syncs currently cover many logs at
-// once, and every offset before it is durable or journaled already (see
-// Journal).
-func (l *Log) journalAppendLocked(b []byte, first, next int64) {
+// appendJournaledLocked appends batches b holding [first, last] and adds
+// them to the journal when they are small, syncs currently cover many
+// logs at once, and every offset before them is durable or journaled
+// already (see Journal). A journaled append waits in the pending buffer
+// instead of being written at once (pend.go).
+func (l *Log) appendJournaledLocked(b []byte, first, last, maxTs int64) error {
 	j := l.journal()
 	if j == nil || len(b) > JournalMaxAppend || l.jEnd != first || !l.syncer.manyLogs.Load() {
-		return
+		return l.appendLocked(b, first, last, maxTs, false)
+	}
+	if err := l.appendLocked(b, first, last, maxTs, true); err != nil {
+		return err
 	}
 	if seq := j.add(l, journalKindBatch, first, b); seq != 0 {
-		l.jSeq, l.jEnd = seq, next
+		l.jSeq, l.jEnd = seq, last+1
+		return nil
 	}
+	// The journal failed: the segment must hold the bytes.
+	return l.flushPendLocked()
 }
 
 // journal returns the Syncer's journal while it is in use.
@@ -138,24 +143,37 @@ func (l *Log) writableLocked() error {
 
 // appendLocked writes whole, offset-assigned batches b holding offsets
 // [first, last] with largest batch max timestamp maxTs to the active
-// segment, rolling first if needed.
-func (l *Log) appendLocked(b []byte, first, last, maxTs int64) error {
+// segment, rolling first if needed. buffer lets it keep b in the pending
+// buffer (the caller journals b).
+func (l *Log) appendLocked(b []byte, first, last, maxTs int64, buffer bool) error {
 	if l.shouldRollLocked(int64(len(b)), first, last, maxTs) {
 		if err := l.rollLocked(first); err != nil {
 			return err
 		}
 	}
 	a := &l.act
-	n, err := l.w.f.Write(b)
-	if err != nil || n != len(b) {
-		if err == nil {
-			err = fmt.Errorf("short write: %d of %d bytes", n, len(b))
+	buffered := false
+	if buffer {
+		var err error
+		if buffered, err = l.bufferLocked(b, first); err != nil {
+			return err
 		}
-		// Undo a partial write so the file ends at a batch boundary.
-		if terr := l.w.f.Truncate(a.size); terr != nil {
-			l.failLocked(fmt.Errorf("partlog: undo partial write of %s: %w (after %w)", a.seg.logName, terr, err))
+	}
+	if !buffered {
+		if err := l.flushPendLocked(); err != nil {
+			return err
 		}
-		return fmt.Errorf("partlog: append to %s: %w", a.seg.logName, err)
+		n, err := l.w.f.Write(b)
+		if err != nil || n != len(b) {
+			if err == nil {
+				err = fmt.Errorf("short write: %d of %d bytes", n, len(b))
+			}
+			// Undo a partial write so the file ends at a batch boundary.
+			if terr := l.w.f.Truncate(a.size); terr != nil {
+				l.failLocked(fmt.Errorf("partlog: undo partial write of %s: %w (after %w)", a.seg.logName, terr, err))
+			}
+			return fmt.Errorf("partlog: append to %s: %w", a.seg.logName, err)
+		}
 	}
 	interval := int64(l.cfg.IndexIntervalBytes)
 	segBase := a.seg.base
@@ -245,6 +263,9 @@ func (l *Log) Roll() error {
 // rollLocked makes a new active segment with base offset newBase. An
 // empty active segment is replaced instead of closed.
 func (l *Log) rollLocked(newBase int64) error {
+	if err := l.flushPendLocked(); err != nil {
+		return fmt.Errorf("partlog: roll: %w", err)
+	}
 	seg := newSegment(l.dir, newBase)
 	f, err := l.fs.Create(seg.logName)
 	if err != nil {

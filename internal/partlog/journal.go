@@ -590,7 +590,7 @@ func (l *Log) replayRecordsLocked(j *Journal, recs []journalRecord, files []star
 				"logEndOffset", l.logEndOffset, "batchBaseOffset", h.BaseOffset)
 			return false
 		}
-		if appendErr = l.appendLocked(b, h.BaseOffset, h.LastOffset(), h.MaxTimestamp); appendErr != nil {
+		if appendErr = l.appendLocked(b, h.BaseOffset, h.LastOffset(), h.MaxTimestamp, false); appendErr != nil {
 			return false
 		}
 		l.epochs = assignEpoch(l.epochs, h.PartitionLeaderEpoch, h.BaseOffset)

@@ -120,7 +120,10 @@ func (l *Log) read(dst []byte, sp *Span, offset int64, maxBytes int, maxOffset i
 			return dst, false, nil
 		}
 		var v segView
-		l.viewLocked(&v, i, offset)
+		if err := l.viewLocked(&v, i, offset, limit); err != nil {
+			l.mu.Unlock()
+			return dst, false, err
+		}
 		v.gen = gen
 		l.mu.Unlock()
 
@@ -180,23 +183,29 @@ func (v *segView) release() {
 	}
 }
 
-// viewLocked fills v for reading offset from segment i. For the active
-// segment the start position comes from the index entries in memory when
-// they cover offset.
-func (l *Log) viewLocked(v *segView, i int, offset int64) {
+// viewLocked fills v for reading offset from segment i, up to offset
+// limit. For the active segment the start position comes from the index
+// entries in memory when they cover offset, and buffered appends the
+// read may reach are written first.
+func (l *Log) viewLocked(v *segView, i int, offset, limit int64) error {
 	s := l.segs[i]
 	*v = segView{seg: s, corrupt: s.corrupt, expect: -1, interval: int(l.cfg.IndexIntervalBytes)}
 	if s != l.act.seg {
-		return // closed: metadata and file are loaded outside the lock
+		return nil // closed: metadata and file are loaded outside the lock
 	}
 	a := &l.act
+	if len(a.pend) > 0 && limit > a.pendFirst {
+		if err := l.flushPendLocked(); err != nil {
+			return err
+		}
+	}
 	v.active = true
-	v.end = a.size
+	v.end = a.size - int64(len(a.pend)) // the read stops before pendFirst
 	v.f = l.w
 	v.f.acquire()
 	rel := offset - s.base
 	if rel < 0 {
-		return
+		return nil
 	}
 	if n := len(a.idxPending); n > 0 && int64(a.idxPending[0].rel) <= rel {
 		j, _ := slices.BinarySearchFunc(a.idxPending, rel, func(e indexEntry, t int64) int {
@@ -207,16 +216,17 @@ func (l *Log) viewLocked(v *segView, i int, offset int64) {
 		})
 		e := a.idxPending[j-1]
 		v.pos, v.expect = int64(e.pos), s.base+int64(e.rel)
-		return
+		return nil
 	}
 	if a.idxFlushed == 0 || s.idxBad.Load() {
-		return
+		return nil
 	}
 	if len(a.idxPending) == 0 && a.hasIdx && int64(a.lastIdx.rel) <= rel {
 		v.pos, v.expect = int64(a.lastIdx.pos), s.base+int64(a.lastIdx.rel)
-		return
+		return nil
 	}
 	v.idxN = a.idxFlushed
+	return nil
 }
 
 // readView reads from the segment of v; found=false means the segment

@@ -219,6 +219,7 @@ func (l *Log) startEmptyLocked(start int64) error {
 
 // resetToLocked deletes every segment and starts empty at start.
 func (l *Log) resetToLocked(start int64) error {
+	l.dropPendLocked()
 	for _, s := range l.segs {
 		if err := l.removeSegmentFiles(s); err != nil {
 			return err

@@ -54,6 +54,7 @@ func (l *Log) Reopen() error {
 	}
 	ws := l.waiters
 	l.waiters = nil
+	l.dropPendLocked() // what the journal acknowledged is replayed below
 	l.segs, l.w, l.act = nl.segs, nl.w, nl.act
 	l.logStartOffset, l.highWatermark, l.logEndOffset, l.recoveryPoint = nl.logStartOffset, nl.highWatermark, nl.logEndOffset, nl.recoveryPoint
 	l.epochs, l.cleanerOffset, l.tombstoneDue = nl.epochs, nl.cleanerOffset, nl.tombstoneDue

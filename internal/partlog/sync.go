@@ -44,6 +44,9 @@ type Syncer struct {
 	// journal would write every byte twice.
 	manyLogs       atomic.Bool
 	journalMinLogs int
+	// pendBytes counts the memory of the logs' pending buffers
+	// (pend.go).
+	pendBytes atomic.Int64
 	// lastMany is when a round last found journalMinLogs logs (guarded
 	// by mu): manyLogs stays set for journalManyFor after it. Rounds are
 	// often small even under many-partition load (four workers share
@@ -476,6 +479,10 @@ func (l *Log) checkpointIfDirty(lazy bool) bool {
 	l.mu.Lock()
 	l.ckptListed = false
 	dirty := l.ckptDirty && !l.closed
+	if dirty && !l.checkpointDueLocked() {
+		dirty = false
+		l.listCkptLocked() // look again next round
+	}
 	l.mu.Unlock()
 	if !dirty {
 		return false
@@ -688,6 +695,10 @@ func (l *Log) prepareSyncSyncMuHeld(takeWaiters bool) syncPrep {
 		p.done, p.rp, p.err = true, l.recoveryPoint, l.failed
 		return p
 	}
+	if err := l.flushPendLocked(); err != nil {
+		p.done, p.rp, p.err = true, l.recoveryPoint, err
+		return p
+	}
 	p.target = l.logEndOffset
 	p.gen = l.truncGen.Load()
 	if p.target <= l.recoveryPoint && len(l.rolled) == 0 && !l.dirDirty {
@@ -712,7 +723,7 @@ func (l *Log) finishSyncSyncMuHeld(p *syncPrep, err error) int64 {
 		l.failLocked(err)
 	} else if p.gen == l.truncGen.Load() && p.target > l.recoveryPoint {
 		l.recoveryPoint = min(p.target, l.logEndOffset)
-		l.markCkptDirtyLocked()
+		l.markCkptProgressLocked()
 		// Journal coverage resumes from the synced offset.
 		l.jEnd = max(l.jEnd, l.recoveryPoint)
 	}

@@ -397,3 +397,69 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 		}
 	}
 }
+
+// The lazy checkpoint is rewritten when its recovery point would move to
+// another segment, or once a minute, not on every sync: recovery starts
+// at the segment's beginning anyway.
+func TestCheckpointProgressWithinSegmentDeferred(t *testing.T) {
+	tl := openTest(t, nil, Config{SegmentBytes: 2048, IndexIntervalBytes: 256})
+	s := newSyncer(1, time.Hour) // the test runs the checkpoint rounds
+	defer s.Close()
+	tl.Close()
+	tl.syn = s
+	tl.reopen()
+	rp := func() int64 {
+		t.Helper()
+		b, err := vfs.ReadFile(tl.fs, tl.dir+"/"+checkpointName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := decodeCheckpoint(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.recoveryPoint
+	}
+	round := func() bool {
+		t.Helper()
+		return tl.checkpointIfDirty(false)
+	}
+	tl.append(mkBatch(t, 1, 1, 100))
+	syncNow(t, tl.Log)
+	if !round() || rp() != 1 {
+		t.Fatalf("first checkpoint: recovery point %d", rp())
+	}
+	tl.append(mkBatch(t, 1, 2, 100))
+	syncNow(t, tl.Log)
+	if round() || rp() != 1 {
+		t.Fatalf("checkpoint rewritten for progress within the segment: recovery point %d", rp())
+	}
+	// Past the segment: rewritten.
+	for i := range 20 {
+		tl.append(mkBatch(t, 1, int64(3+i), 100))
+	}
+	if len(tl.Segments()) < 2 {
+		t.Fatal("no roll")
+	}
+	syncNow(t, tl.Log)
+	if !round() || rp() != 22 {
+		t.Fatalf("checkpoint after the recovery point left its segment: recovery point %d", rp())
+	}
+	// Within the new segment: deferred, until a minute passed.
+	tl.append(mkBatch(t, 1, 30, 100))
+	syncNow(t, tl.Log)
+	if round() {
+		t.Fatal("checkpoint rewritten within the segment")
+	}
+	tl.now.Add(ckptProgressInterval)
+	if !round() || rp() != 23 {
+		t.Fatalf("checkpoint a minute later: recovery point %d, want 23", rp())
+	}
+	// A structural change is written at the next round.
+	if err := tl.Roll(); err != nil {
+		t.Fatal(err)
+	}
+	if !round() {
+		t.Fatal("checkpoint after a roll deferred")
+	}
+}

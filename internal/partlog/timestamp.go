@@ -2,6 +2,7 @@ package partlog
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/gregor-streaming/gregor/internal/batch"
 	"github.com/gregor-streaming/gregor/internal/vfs"
@@ -205,7 +206,10 @@ func (l *Log) scanBatches(s *segment, from int64, fn func(b []byte, h *batch.Hea
 		return nil // deleted meanwhile
 	}
 	var v segView
-	l.viewLocked(&v, i, from)
+	if err := l.viewLocked(&v, i, from, math.MaxInt64); err != nil {
+		l.mu.Unlock()
+		return err
+	}
 	l.mu.Unlock()
 	defer v.release()
 	if !v.active {

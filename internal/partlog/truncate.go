@@ -27,6 +27,10 @@ func (l *Log) TruncateTo(offset int64) error {
 		l.mu.Unlock()
 		return nil
 	}
+	if err := l.flushPendLocked(); err != nil {
+		l.mu.Unlock()
+		return fmt.Errorf("partlog: truncate %s to %d: %w", l.dir, offset, err)
+	}
 	if err := l.journalCutLocked(offset); err != nil {
 		l.mu.Unlock()
 		return fmt.Errorf("partlog: truncate %s to %d: journal: %w", l.dir, offset, err)
