@@ -236,6 +236,10 @@ func Open(opts Options) (*Log, error) {
 		l.releaseFiles()
 		return nil, fmt.Errorf("partlog: open %s: %w", opts.Dir, err)
 	}
+	// The checkpoint on disk, loaded or written by recovery, holds a
+	// recovery point in this segment: progress within it need not be
+	// checkpointed (checkpointDueLocked).
+	l.ckptRPSeg, l.ckptAt = l.segs[l.findSegmentLocked(l.recoveryPoint)].base, l.openTime
 	if err := l.replayJournal(); err != nil {
 		l.releaseFiles()
 		return nil, fmt.Errorf("partlog: open %s: journal replay: %w", opts.Dir, err)
