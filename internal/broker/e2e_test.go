@@ -50,8 +50,14 @@ func consumeN(t *testing.T, b *ktest.Broker, topic string, n int, opts ...kgo.Op
 }
 
 func TestProduceConsumeManyPartitions(t *testing.T) {
+	t.Run("16", func(t *testing.T) { testProduceConsume(t, 16, 100_000) })
+	// Hundreds of partitions per request: small appends go through the
+	// journal and wait in the logs' buffers (partlog/pend.go).
+	t.Run("600", func(t *testing.T) { testProduceConsume(t, 600, 60_000) })
+}
+
+func testProduceConsume(t *testing.T, parts int32, n int) {
 	b := ktest.NewBroker(t)
-	const parts, n = 16, 100_000
 	b.CreateTopic("many", parts, nil)
 	cl := b.Client(kgo.DefaultProduceTopic("many"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
 	ctx := ctxT(t, 120*time.Second)
@@ -105,7 +111,7 @@ func TestProduceConsumeManyPartitions(t *testing.T) {
 		}
 		seen[string(r.Value)] = true
 	}
-	if len(seen) != n || len(next) != parts {
+	if len(seen) != n || len(next) != int(parts) {
 		t.Fatalf("%d distinct values over %d partitions", len(seen), len(next))
 	}
 }
