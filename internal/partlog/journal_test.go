@@ -87,6 +87,19 @@ func (e *jenv) crash(opts vfs.CrashOptions) {
 	e.open()
 }
 
+// crashWithoutJournal deletes the journal durably, then crashes and
+// reopens: what survives was in synced segments.
+func (e *jenv) crashWithoutJournal() {
+	e.t.Helper()
+	if err := e.fs.RemoveAll("journal"); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.fs.SyncDir("."); err != nil {
+		e.t.Fatal(err)
+	}
+	e.crash(vfs.CrashOptions{})
+}
+
 // syncNow requests a sync of l and waits for its answer.
 func syncNow(t testing.TB, l *Log) int64 {
 	t.Helper()
@@ -201,13 +214,7 @@ func TestJournalCycleSyncsSegmentsAndDeletesFiles(t *testing.T) {
 	}
 	// What the cycle synced survives a crash without the journal.
 	want := crcs(t, l, false)
-	if err := e.fs.RemoveAll("journal"); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.fs.SyncDir("."); err != nil {
-		t.Fatal(err)
-	}
-	e.crash(vfs.CrashOptions{})
+	e.crashWithoutJournal()
 	expectBatches(t, e.logs["a-0"], want)
 }
 

@@ -75,13 +75,7 @@ func TestPendingAppendsWrittenTogether(t *testing.T) {
 		t.Fatalf("%d bytes still counted as buffered", n)
 	}
 	// The cycle made the segment durable: no journal needed.
-	if err := e.fs.RemoveAll("journal"); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.fs.SyncDir("."); err != nil {
-		t.Fatal(err)
-	}
-	e.crash(vfs.CrashOptions{})
+	e.crashWithoutJournal()
 	expectBatches(t, e.logs["a-0"], want)
 }
 
