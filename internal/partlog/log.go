@@ -52,10 +52,10 @@ type Options struct {
 // to snapshot positions and do their file I/O without it.
 //
 // Lock order: compactMu → ckptMu → syncMu → mu → Syncer.mu; fileCache.mu
-// is a leaf. mu is held during the active segment's write (one write
-// call, as Kafka holds its log lock), while rolling and during the
-// renames of a compaction swap, never during fsync or reads of closed
-// segments.
+// is a leaf. mu is held during the active segment's writes (an
+// append's, or its buffer's: pend.go; one write call each, as Kafka
+// holds its log lock), while rolling and during the renames of a
+// compaction swap, never during fsync or reads of closed segments.
 type Log struct {
 	// Immutable after Open.
 	fs       vfs.FS
