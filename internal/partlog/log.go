@@ -239,7 +239,7 @@ func Open(opts Options) (*Log, error) {
 	// The checkpoint on disk, loaded or written by recovery, holds a
 	// recovery point in this segment: progress within it need not be
 	// checkpointed (checkpointDueLocked).
-	l.ckptRPSeg, l.ckptAt = l.segs[l.findSegmentLocked(l.recoveryPoint)].base, l.openTime
+	l.ckptRPSeg, l.ckptAt = l.segBaseLocked(l.recoveryPoint), l.openTime
 	if err := l.replayJournal(); err != nil {
 		l.releaseFiles()
 		return nil, fmt.Errorf("partlog: open %s: journal replay: %w", opts.Dir, err)
@@ -441,7 +441,7 @@ func (l *Log) checkpointDueLocked() bool {
 	if !l.ckptProgress {
 		return true
 	}
-	if l.segs[l.findSegmentLocked(l.recoveryPoint)].base != l.ckptRPSeg {
+	if l.segBaseLocked(l.recoveryPoint) != l.ckptRPSeg {
 		return true
 	}
 	return l.now().Sub(l.ckptAt) >= ckptProgressInterval
@@ -494,7 +494,7 @@ func (l *Log) writeCheckpointCkptHeld(lazy bool) error {
 	}
 	c := l.checkpointLocked(false)
 	l.ckptDirty, l.ckptProgress = false, false
-	l.ckptRPSeg, l.ckptAt = l.segs[l.findSegmentLocked(c.recoveryPoint)].base, l.now()
+	l.ckptRPSeg, l.ckptAt = l.segBaseLocked(c.recoveryPoint), l.now()
 	l.mu.Unlock()
 	write := vfs.WriteFileAtomic
 	if lazy {
@@ -781,6 +781,9 @@ func (l *Log) removeSegmentFiles(s *segment) error {
 // change under it (truncation, compaction swap, Reopen); readers retry
 // when it moved.
 func (l *Log) readGen() uint64 { return l.truncGen.Load() + l.swapGen.Load() }
+
+// segBaseLocked is the base offset of the segment holding off.
+func (l *Log) segBaseLocked(off int64) int64 { return l.segs[l.findSegmentLocked(off)].base }
 
 // findSegmentLocked returns the index of the segment holding off: the
 // last one whose base is <= off (0 if off is below every base).

@@ -84,45 +84,38 @@ func IsNotExist(err error) bool { return errors.Is(err, os.ErrNotExist) }
 // or, until the caller syncs (the file and the directory, or the whole
 // file system), possibly neither.
 func WriteFileRenamed(fs FS, name string, data []byte) error {
-	tmp := name + ".tmp"
-	f, err := fs.Create(tmp)
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(data)
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		return werr
-	}
-	return fs.Rename(tmp, name)
+	return replaceFile(fs, name, data, false)
 }
 
 // WriteFileAtomic writes data to name through a temporary file that is
 // synced and renamed over name, then syncs dir, so a crash leaves either
 // the old or the new contents, never a mix.
 func WriteFileAtomic(fs FS, dir, name string, data []byte) error {
+	if err := replaceFile(fs, name, data, true); err != nil {
+		return err
+	}
+	return fs.SyncDir(dir)
+}
+
+// replaceFile writes data to a temporary file, fsyncs it when sync is
+// set, and renames it over name.
+func replaceFile(fs FS, name string, data []byte, sync bool) error {
 	tmp := name + ".tmp"
 	f, err := fs.Create(tmp)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
+	_, err = f.Write(data)
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := fs.Rename(tmp, name); err != nil {
-		return err
-	}
-	return fs.SyncDir(dir)
+	return fs.Rename(tmp, name)
 }
 
 // ReadFile reads a whole file.
