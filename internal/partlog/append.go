@@ -47,7 +47,7 @@ func (l *Log) Append(b []byte, leaderEpoch int32) (baseOffset, lastOffset int64,
 	}
 	if n := len(l.epochs); leaderEpoch >= 0 && (n == 0 || l.epochs[n-1].Epoch < leaderEpoch) {
 		l.epochs = assignEpoch(l.epochs, leaderEpoch, base)
-		l.markCkptDirtyLocked()
+		l.markCkptEpochLocked(base)
 	}
 	return base, next - 1, nil
 }
@@ -100,7 +100,7 @@ func (l *Log) AppendRaw(b []byte) (lastOffset int64, err error) {
 		p += h.Size()
 	}
 	if len(l.epochs) != n {
-		l.markCkptDirtyLocked()
+		l.markCkptEpochLocked(first)
 	}
 	return last, nil
 }

@@ -145,7 +145,8 @@ type Log struct {
 	// log is on its Syncer's checkpoint list.
 	ckptDirty, ckptListed bool
 	// ckptProgress: all that changed since the last checkpoint is the
-	// recovery point or high watermark moving forward. ckptRPSeg is the
+	// recovery point or high watermark moving forward, or leader epochs
+	// that recovery would rebuild (markCkptEpochLocked). ckptRPSeg is the
 	// base of the segment that held the last checkpoint's recovery
 	// point, ckptAt when it was taken: see checkpointDueLocked.
 	ckptProgress bool
@@ -424,6 +425,21 @@ func (l *Log) markCkptProgressLocked() {
 		l.ckptProgress = true
 	}
 	l.listCkptLocked()
+}
+
+// markCkptEpochLocked marks the checkpoint stale for leader epoch
+// entries added from offset start on. Recovery rebuilds the epochs from
+// the batches of every segment it validates (from the one holding the
+// checkpointed recovery point), and a journal replay assigns them too, so
+// entries starting in or after that segment are progress, not structure:
+// a new topic's first append on each of 10,000 partitions otherwise
+// rewrote 10,000 checkpoint files in one round.
+func (l *Log) markCkptEpochLocked(start int64) {
+	if start >= l.ckptRPSeg {
+		l.markCkptProgressLocked()
+	} else {
+		l.markCkptDirtyLocked()
+	}
 }
 
 // ckptProgressInterval is how often a log whose checkpoint is stale only

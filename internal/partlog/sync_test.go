@@ -2,6 +2,7 @@ package partlog
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -236,6 +237,7 @@ func TestCheckpointerWritesLazily(t *testing.T) {
 	tl.reopen()
 	tl.append(mkBatch(t, 5, 1, 10))
 	tl.SetHighWatermark(5)
+	tl.now.Add(ckptProgressInterval) // progress alone is written once a minute
 	ch := make(chan struct{})
 	tl.RequestSync(func(int64, error) { close(ch) })
 	<-ch
@@ -424,14 +426,16 @@ func TestCheckpointProgressWithinSegmentDeferred(t *testing.T) {
 		t.Helper()
 		return tl.checkpointIfDirty(false)
 	}
+	// The first append also starts epoch 0's entry: recovery would
+	// rebuild it from the batches, so it is progress too.
 	tl.append(mkBatch(t, 1, 1, 100))
 	syncNow(t, tl.Log)
-	if !round() || rp() != 1 {
-		t.Fatalf("first checkpoint: recovery point %d", rp())
+	if round() || rp() != 0 {
+		t.Fatalf("checkpoint rewritten for progress within the segment: recovery point %d", rp())
 	}
 	tl.append(mkBatch(t, 1, 2, 100))
 	syncNow(t, tl.Log)
-	if round() || rp() != 1 {
+	if round() || rp() != 0 {
 		t.Fatalf("checkpoint rewritten for progress within the segment: recovery point %d", rp())
 	}
 	// Past the segment: rewritten.
@@ -462,4 +466,89 @@ func TestCheckpointProgressWithinSegmentDeferred(t *testing.T) {
 	if !round() {
 		t.Fatal("checkpoint after a roll deferred")
 	}
+	// An epoch entry starting before the checkpointed recovery point's
+	// segment is structure (recovery would not rebuild it); one in it
+	// is progress.
+	if _, _, err := tl.Append(mkBatch(t, 1, 40, 100), 2); err != nil {
+		t.Fatal(err)
+	}
+	if round() {
+		t.Fatal("checkpoint rewritten for an epoch entry recovery rebuilds")
+	}
+	if _, err := tl.AppendRaw(leaderEpochBatch(t, tl.LogEndOffset(), 3)); err != nil {
+		t.Fatal(err)
+	}
+	if round() {
+		t.Fatal("checkpoint rewritten for a follower's epoch entry recovery rebuilds")
+	}
+}
+
+// leaderEpochBatch is a one-record batch at offset base stamped with
+// leader epoch epoch, as a follower receives it.
+func leaderEpochBatch(t *testing.T, base int64, epoch int32) []byte {
+	t.Helper()
+	b := mkBatch(t, 1, 50, 100)
+	batch.SetBaseOffset(b, base)
+	batch.SetPartitionLeaderEpoch(b, epoch)
+	return b
+}
+
+// TestDeferredEpochEntriesRebuiltAfterCrash: epoch entries left out of
+// the checkpoint (markCkptEpochLocked) come back from the batches when a
+// crash leaves the checkpoint behind: by recovery when the batches
+// reached a synced segment, by replay when only the journal has them.
+func TestDeferredEpochEntriesRebuiltAfterCrash(t *testing.T) {
+	fill := func(t *testing.T, l *Log, round func()) []EpochEntry {
+		t.Helper()
+		for e := int32(0); e < 4; e++ {
+			for range 3 {
+				if _, _, err := l.Append(mkBatch(t, 2, 1, 100), e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			syncNow(t, l)
+			round()
+			if l.checkpointIfDirty(false) {
+				t.Fatalf("checkpoint written for epoch %d", e)
+			}
+		}
+		want := l.LeaderEpochs()
+		if len(want) != 4 {
+			t.Fatalf("epochs %v", want)
+		}
+		return want
+	}
+	check := func(t *testing.T, l *Log, want []EpochEntry) {
+		t.Helper()
+		if got := l.LeaderEpochs(); !slices.Equal(got, want) || l.LogEndOffset() != 24 {
+			t.Fatalf("after the crash: epochs %v LEO %d, want %v and 24", got, l.LogEndOffset(), want)
+		}
+	}
+	t.Run("segments", func(t *testing.T) {
+		tl := openTest(t, nil, smallConfig())
+		s := newSyncer(1, time.Hour)
+		defer s.Close()
+		tl.syn = s
+		tl.Close()
+		tl.reopen()
+		want := fill(t, tl.Log, func() {})
+		tl.crash()
+		check(t, tl.Log, want)
+	})
+	t.Run("journal", func(t *testing.T) {
+		e := newJenv(t, "a-0")
+		want := fill(t, e.logs["a-0"], func() {})
+		e.crash(vfs.CrashOptions{})
+		check(t, e.logs["a-0"], want)
+	})
+	t.Run("journal cycled", func(t *testing.T) {
+		e := newJenv(t, "a-0")
+		want := fill(t, e.logs["a-0"], func() {
+			if !e.syn.JournalCycle() {
+				t.Fatal("cycle failed")
+			}
+		})
+		e.crashWithoutJournal()
+		check(t, e.logs["a-0"], want)
+	})
 }
