@@ -265,8 +265,8 @@ func (b *Broker) compact(p *partition, now time.Time, maxKeys, bufSize int, th *
 func (p *partition) producerLastOffsets() map[int64]int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	m := make(map[int64]int64, len(p.producers))
-	for id, st := range p.producers {
+	m := make(map[int64]int64, p.producers.len())
+	for id, st := range p.producers.all() {
 		if n := len(st.batches); n > 0 {
 			m[id] = st.batches[n-1].lastOffset
 		}
@@ -307,7 +307,6 @@ func (b *Broker) recoverPartition(p *partition) {
 		b.log.Warn("partition log still failing", "topic", p.topic, "partition", p.index, "err", err)
 		return
 	}
-	p.producers = map[int64]*producerState{}
 	if err := b.loadProducers(p); err != nil {
 		b.log.Error("rebuilding producer state after storage recovery", "topic", p.topic, "partition", p.index, "err", err)
 	}

@@ -32,7 +32,7 @@ func (b *Broker) handleDescribeProducers(req *wire.Request) kmsg.Response {
 				continue
 			}
 			p.mu.Lock()
-			for id, ps := range p.producers {
+			for id, ps := range p.producers.all() {
 				ap := kmsg.NewDescribeProducersResponseTopicPartitionActiveProducer()
 				ap.ProducerID, ap.ProducerEpoch = id, int32(ps.epoch)
 				ap.LastSequence, ap.LastTimestamp = ps.lastSeq(), ps.lastTimestamp

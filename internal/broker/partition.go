@@ -33,7 +33,7 @@ type partition struct {
 	// leaderEpoch is stamped on appended batches.
 	leaderEpoch int32
 	// producers is the idempotent producer state by producer ID.
-	producers map[int64]*producerState
+	producers producerTable
 	// ongoing maps producers with an open transaction on this
 	// partition to its first offset; unstable are completed ones whose
 	// marker is not below the high watermark yet; guards are the

@@ -27,6 +27,7 @@ const producerWindow = 5
 // producerState is the idempotence state of one producer on one
 // partition.
 type producerState struct {
+	id    int64 // the producer ID
 	epoch int16
 	// batches are the most recent batches, oldest first.
 	batches []batchMeta
@@ -91,7 +92,7 @@ func (p *partition) checkProducerLocked(h *batch.Header) error {
 	if h.ProducerID < 0 {
 		return nil
 	}
-	st := p.producers[h.ProducerID]
+	st := p.producers.get(h.ProducerID)
 	if st == nil {
 		return nil
 	}
@@ -121,10 +122,10 @@ func (p *partition) checkProducerLocked(h *batch.Header) error {
 
 // stateLocked returns the producer's state, creating it.
 func (p *partition) stateLocked(pid int64, epoch int16) *producerState {
-	st := p.producers[pid]
+	st := p.producers.get(pid)
 	if st == nil {
-		st = &producerState{epoch: epoch, coordinatorEpoch: -1}
-		p.producers[pid] = st
+		st = &producerState{id: pid, epoch: epoch, coordinatorEpoch: -1}
+		p.producers.put(st)
 	}
 	return st
 }
@@ -151,6 +152,9 @@ func (p *partition) updateProducerLocked(h *batch.Header, data []byte, base, las
 	st.lastTimestamp = h.MaxTimestamp
 	if h.IsTransactional() {
 		if _, open := p.ongoing[h.ProducerID]; !open {
+			if p.ongoing == nil {
+				p.ongoing = map[int64]int64{}
+			}
 			p.ongoing[h.ProducerID] = base
 		}
 	}
@@ -240,7 +244,7 @@ func parseMarker(data []byte) (typ batch.ControlType, coordEpoch int32, ok bool)
 // reports done. An older coordinator epoch is
 // TRANSACTION_COORDINATOR_FENCED.
 func (p *partition) checkMarkerLocked(pid int64, epoch int16, coordEpoch int32, tv2 bool) (done bool, err error) {
-	st := p.producers[pid]
+	st := p.producers.get(pid)
 	if st == nil {
 		return false, nil
 	}
@@ -302,12 +306,12 @@ func (p *partition) pruneUnstableLocked() {
 // any sequence, as from a new producer.
 func (p *partition) expireProducersLocked(nowMs, expirationMs int64) int {
 	n := 0
-	for id, st := range p.producers {
+	for id, st := range p.producers.all() {
 		if _, open := p.ongoing[id]; open {
 			continue
 		}
 		if nowMs-st.lastTimestamp >= expirationMs {
-			delete(p.producers, id)
+			p.producers.remove(id)
 			delete(p.guards, id)
 			n++
 		}
@@ -318,9 +322,9 @@ func (p *partition) expireProducersLocked(nowMs, expirationMs int64) int {
 // resetProducersLocked forgets every producer and transaction before a
 // rebuild from the log.
 func (p *partition) resetProducersLocked() {
-	p.producers = map[int64]*producerState{}
-	p.ongoing = map[int64]int64{}
-	p.guards = map[int64]*txnGuard{}
+	p.producers = newProducerTable(nil)
+	p.ongoing = nil // allocated at the first open transaction
+	p.guards = nil
 	p.unstable = nil
 }
 
@@ -343,9 +347,9 @@ func (b *Broker) loadProducers(p *partition) error {
 	}
 	off := p.log.LogStartOffset()
 	if snapOff, snap := b.loadProducerSnapshot(p.log.Dir(), end); snapOff >= 0 {
-		p.producers = snap.producers
-		for id, first := range snap.ongoing {
-			p.ongoing[id] = first
+		p.producers = newProducerTable(snap.producers)
+		if len(snap.ongoing) > 0 {
+			p.ongoing = snap.ongoing
 		}
 		off = max(off, snapOff)
 	}
@@ -391,7 +395,7 @@ func (b *Broker) loadProducers(p *partition) error {
 // transaction on this partition (none is open here at its epoch).
 func (p *partition) needsTxnVerifyLocked(h *batch.Header) bool {
 	_, open := p.ongoing[h.ProducerID]
-	st := p.producers[h.ProducerID]
+	st := p.producers.get(h.ProducerID)
 	return !open || st == nil || st.epoch != h.ProducerEpoch
 }
 
@@ -400,6 +404,9 @@ func (p *partition) guardLocked(pid int64) *txnGuard {
 	g := p.guards[pid]
 	if g == nil {
 		g = &txnGuard{}
+		if p.guards == nil {
+			p.guards = map[int64]*txnGuard{}
+		}
 		p.guards[pid] = g
 	}
 	return g

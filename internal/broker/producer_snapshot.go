@@ -99,6 +99,7 @@ func decodeProducerSnapshot(b []byte) (int64, producerSnapshot, error) {
 		}
 		id := int64(binary.BigEndian.Uint64(body))
 		st := &producerState{
+			id:               id,
 			epoch:            int16(binary.BigEndian.Uint16(body[8:])),
 			lastTimestamp:    int64(binary.BigEndian.Uint64(body[10:])),
 			coordinatorEpoch: -1,
@@ -167,7 +168,7 @@ func (b *Broker) loadProducerSnapshot(dir string, leo int64) (int64, producerSna
 func (b *Broker) snapshotProducers(p *partition) error {
 	p.mu.Lock()
 	offset := p.log.LogEndOffset()
-	data := encodeProducerSnapshot(offset, p.producers, p.ongoing)
+	data := encodeProducerSnapshot(offset, p.producers.m, p.ongoing)
 	p.bytesSinceSnapshot = 0
 	p.mu.Unlock()
 
