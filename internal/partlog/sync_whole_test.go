@@ -117,13 +117,19 @@ func TestWholeSyncErrorFallsBack(t *testing.T) {
 	ffs.SetSyncError(syscall.EIO)
 	var wg sync.WaitGroup
 	errs := make([]error, len(logs))
+	reqs := make([]SyncRequest, len(logs))
 	for i, l := range logs {
 		if _, _, err := l.Append(mkBatch(t, 1, 1, 10), 0); err != nil {
 			t.Fatal(err)
 		}
 		wg.Add(1)
-		l.RequestSync(func(_ int64, err error) { errs[i] = err; wg.Done() })
+		reqs[i] = SyncRequest{Log: l, Done: func(_ int64, err error) { errs[i] = err; wg.Done() }}
 	}
+	// Queued together, as a produce request's partitions are, so one
+	// round finds all 8 and tries syncfs (one RequestSync at a time let
+	// a worker take the first logs in rounds of fewer than
+	// wholeSyncMin, which fsync file by file: the test was flaky).
+	RequestSyncs(reqs)
 	wg.Wait()
 	for i, err := range errs {
 		if !errors.Is(err, syscall.EIO) {
