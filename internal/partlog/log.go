@@ -126,6 +126,9 @@ type Log struct {
 	jEnd     int64
 	jDurable int64
 	jSeq     uint64
+	// jListed: the log is on its journal's dirty list (guarded by the
+	// journal's mu, not by mu).
+	jListed bool
 
 	// waiters are pending RequestSync callbacks.
 	waiters []func(int64, error)
