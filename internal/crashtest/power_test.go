@@ -27,7 +27,7 @@ import (
 // Cluster metadata too: each cycle creates a topic and takes a producer
 // ID first; the topics must all survive, and no producer ID may be
 // handed out twice. GREGOR_CRASH_PARTITIONS sets the topic's partitions
-// (default 4).
+// (default 64, so that small appends go through the journal).
 func TestPowerLoss(t *testing.T) {
 	seed := seedFromEnv(t)
 	cycles := envInt(t, "GREGOR_CRASH_CYCLES", 20)
@@ -35,7 +35,7 @@ func TestPowerLoss(t *testing.T) {
 
 	b := ktest.NewBroker(t, ktest.WithFS(vfs.NewMem()))
 	const topic = "power"
-	b.CreateTopic(topic, int32(envInt(t, "GREGOR_CRASH_PARTITIONS", 4)), map[string]*string{
+	b.CreateTopic(topic, int32(envInt(t, "GREGOR_CRASH_PARTITIONS", 64)), map[string]*string{
 		"segment.bytes":        kadm.StringPtr("131072"),
 		"index.interval.bytes": kadm.StringPtr("1024"),
 	})

@@ -33,7 +33,8 @@ import (
 // come back from the journal; so this tests recovery, journal replay,
 // producer-state rebuild and the offsets told to clients; power loss is
 // TestPowerLoss's. GREGOR_CRASH_PARTITIONS sets the topic's partitions
-// (default 4; with many, small appends are journaled and buffered).
+// (default 64: enough for sync rounds to journal the small appends,
+// which then wait in the logs' buffers).
 func TestProcessCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds gregor and kills it repeatedly (~20 s); skipped with -short")
@@ -57,7 +58,7 @@ func TestProcessCrash(t *testing.T) {
 	t.Cleanup(g.cleanup)
 
 	const topic = "crash"
-	partitions := int32(envInt(t, "GREGOR_CRASH_PARTITIONS", 4))
+	partitions := int32(envInt(t, "GREGOR_CRASH_PARTITIONS", 64))
 	createTopic(t, g.addr, topic, partitions, map[string]*string{
 		// Small segments so that kills also land around rolls.
 		"segment.bytes": kadm.StringPtr("262144"),
@@ -93,8 +94,13 @@ func TestProcessCrash(t *testing.T) {
 		g.start(true)
 	}
 	progress(500, "after the last restart")
-	t.Logf("%d SIGKILLs: %d just after start, %d during recovery, %d under load; %d records acknowledged",
-		cycles, kinds[0], kinds[1], kinds[2], w.acked())
+	log, _ := os.ReadFile(g.logPath)
+	replays := bytes.Count(log, []byte("partlog: replayed journal"))
+	t.Logf("%d SIGKILLs: %d just after start, %d during recovery, %d under load; %d records acknowledged; %d journal replays",
+		cycles, kinds[0], kinds[1], kinds[2], w.acked(), replays)
+	if partitions >= 64 && cycles >= 10 && replays == 0 {
+		t.Errorf("no journal replay in %d SIGKILLs over %d partitions: the journal path went untested", cycles, partitions)
+	}
 	w.finish()
 	w.checkErrors()
 	verify(t, g.addr, topic, w.led, true)
