@@ -21,7 +21,7 @@ func TestProducerSnapshotEncoding(t *testing.T) {
 	}
 	for id, st := range in {
 		got := out.producers[id]
-		if got == nil || got.epoch != st.epoch || got.lastTimestamp != st.lastTimestamp || got.coordinatorEpoch != st.coordinatorEpoch ||
+		if got == nil || got.id != id || got.epoch != st.epoch || got.lastTimestamp != st.lastTimestamp || got.coordinatorEpoch != st.coordinatorEpoch ||
 			len(got.batches) != len(st.batches) || (len(st.batches) > 0 && !reflect.DeepEqual(got.batches, st.batches)) {
 			t.Fatalf("producer %d: %+v, want %+v", id, got, st)
 		}
