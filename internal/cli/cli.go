@@ -174,6 +174,22 @@ func (r *runner) globalFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&r.timeout, "timeout", 15*time.Second, "give up on the cluster after this long")
 }
 
+// partitionOpenAllowance is how much longer than --timeout's default a
+// command waits per partition it asks the broker to create: the broker
+// answers once the partitions' files exist, which took 0.2-2 ms each on
+// the development VM (10,000 partitions: 2-21 s).
+const partitionOpenAllowance = 3 * time.Millisecond
+
+// allowForPartitions lengthens the default timeout for a command that
+// creates n partitions; a --timeout the user gave is kept as it is.
+func (r *runner) allowForPartitions(fs *flag.FlagSet, n int) {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "timeout" })
+	if !set && n > 0 {
+		r.timeout += time.Duration(n) * partitionOpenAllowance
+	}
+}
+
 // parseInterspersed parses flags anywhere among the arguments, as users
 // of rpk and kcat expect ("consume events -n 3"); after "--" everything
 // is positional.

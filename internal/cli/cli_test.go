@@ -152,3 +152,29 @@ func newGregor(t *testing.T) string {
 	kb.CreateTopic("events", 1, nil)
 	return kb.Addr
 }
+
+// TestAllowForPartitions: creating many partitions lengthens the default
+// timeout (the broker answers once their files exist); a --timeout the
+// user gave is kept.
+func TestAllowForPartitions(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		n    int
+		want time.Duration
+	}{
+		{nil, 10000, 15*time.Second + 10000*partitionOpenAllowance},
+		{nil, -1, 15 * time.Second}, // the cluster's default count
+		{[]string{"--timeout", "2s"}, 10000, 2 * time.Second},
+	} {
+		r := &runner{env: Env{Getenv: func(string) string { return "" }}}
+		fs := flag.NewFlagSet("create", flag.ContinueOnError)
+		r.globalFlags(fs)
+		if err := fs.Parse(c.args); err != nil {
+			t.Fatal(err)
+		}
+		r.allowForPartitions(fs, c.n)
+		if r.timeout != c.want {
+			t.Errorf("args %v, %d partitions: timeout %v, want %v", c.args, c.n, r.timeout, c.want)
+		}
+	}
+}

@@ -95,6 +95,7 @@ Examples:
 			for k, v := range cfg {
 				kc[k] = &v
 			}
+			r.allowForPartitions(fs, *partitions*len(args))
 			adm, ctx, done, err := r.admin()
 			if err != nil {
 				return err
@@ -700,6 +701,7 @@ Examples:
 			if (*add > 0) == (*total > 0) {
 				return usagef("give exactly one of -n COUNT (to add) or --total COUNT")
 			}
+			r.allowForPartitions(fs, max(*add, *total)*len(args))
 			adm, ctx, done, err := r.admin()
 			if err != nil {
 				return err
