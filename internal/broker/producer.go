@@ -322,7 +322,7 @@ func (p *partition) expireProducersLocked(nowMs, expirationMs int64) int {
 // resetProducersLocked forgets every producer and transaction before a
 // rebuild from the log.
 func (p *partition) resetProducersLocked() {
-	p.producers = newProducerTable(nil)
+	p.producers = producerTable{}
 	p.ongoing = nil // allocated at the first open transaction
 	p.guards = nil
 	p.unstable = nil
@@ -347,7 +347,7 @@ func (b *Broker) loadProducers(p *partition) error {
 	}
 	off := p.log.LogStartOffset()
 	if snapOff, snap := b.loadProducerSnapshot(p.log.Dir(), end); snapOff >= 0 {
-		p.producers = newProducerTable(snap.producers)
+		p.producers = producerTable{m: snap.producers}
 		if len(snap.ongoing) > 0 {
 			p.ongoing = snap.ongoing
 		}

@@ -6,17 +6,11 @@ import "iter"
 // partitions see one producer, and with thousands of partitions each
 // batch finds its partition's map cold in the CPU cache: the last state
 // looked up or stored is kept beside the map, so the common lookup
-// touches only the state it returns.
+// touches only the state it returns. The zero value is empty; the map
+// is allocated by the first put.
 type producerTable struct {
 	m    map[int64]*producerState
 	last *producerState // nil, or m[last.id]
-}
-
-func newProducerTable(m map[int64]*producerState) producerTable {
-	if m == nil {
-		m = map[int64]*producerState{}
-	}
-	return producerTable{m: m}
 }
 
 // get returns pid's state, nil when it has none.

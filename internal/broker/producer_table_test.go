@@ -5,7 +5,7 @@ import "testing"
 // TestProducerTableLastLookupCoherent: the cached last state never
 // answers for a producer that was removed or replaced.
 func TestProducerTableLastLookupCoherent(t *testing.T) {
-	tb := newProducerTable(nil)
+	var tb producerTable
 	a, b := &producerState{id: 1}, &producerState{id: 2}
 	tb.put(a)
 	tb.put(b)
@@ -29,7 +29,7 @@ func TestProducerTableLastLookupCoherent(t *testing.T) {
 		t.Fatal("state left after removing all")
 	}
 	// A table from a decoded snapshot starts without a cached entry.
-	tb = newProducerTable(map[int64]*producerState{7: {id: 7}})
+	tb = producerTable{m: map[int64]*producerState{7: {id: 7}}}
 	if st := tb.get(7); st == nil || st.id != 7 {
 		t.Fatal("snapshot state not found")
 	}

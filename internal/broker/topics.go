@@ -376,7 +376,6 @@ func (b *Broker) openPartition(t *metadata.Topic, mp *metadata.Partition, tcfg *
 		index:       mp.Partition,
 		log:         l,
 		leaderEpoch: mp.LeaderEpoch,
-		producers:   newProducerTable(nil),
 		aborted:     aborted,
 	}
 	p.onIndexError = func(err error) {

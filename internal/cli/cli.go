@@ -176,8 +176,8 @@ func (r *runner) globalFlags(fs *flag.FlagSet) {
 
 // partitionOpenAllowance is how much longer than --timeout's default a
 // command waits per partition it asks the broker to create: the broker
-// answers once the partitions' files exist, which took 0.2-2 ms each on
-// the development VM (10,000 partitions: 2-21 s).
+// answers once the partitions' files exist, which took 0.2-3 ms each on
+// the development VM (10,000 partitions: 2-29 s).
 const partitionOpenAllowance = 3 * time.Millisecond
 
 // allowForPartitions lengthens the default timeout for a command that

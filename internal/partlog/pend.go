@@ -19,8 +19,9 @@ import (
 // added to the journal (an append that is not journaled flushes the
 // buffer first, so the file stays in offset order). A crash loses the
 // buffer as it loses unsynced page cache, and so does a killed process
-// (which would have left the page cache): recovery replays the journal. A failed flush fails the log (sticky, as a failed fsync):
-// the acknowledged part of the buffer is in the journal, which Reopen
+// (which would have left the page cache): recovery replays the journal.
+// A failed flush fails the log (sticky, as a failed fsync): the
+// acknowledged part of the buffer is in the journal, which Reopen
 // replays.
 
 const (
