@@ -177,14 +177,14 @@ const journalManyFor = time.Second
 const wholeSyncMin = 4
 
 // journalMinLogsDefault is how many logs a sync round must find for
-// appends to go to the journal. Below it a round's one syncfs over its
-// few files is cheap, while the journal's cycle writes seconds of
-// segment data in one burst that the journal's own fdatasyncs queue
-// behind: at 10k records/s over 8 partitions (one-record batches) the
-// e2e p99 was 33-55 ms with a threshold of 4 and 9-18 ms with 32 in
-// alternating runs; 100 and 1,000 partitions at the same rate, and
-// 10,000 unpaced, find rounds this large anyway.
-const journalMinLogsDefault = 32
+// appends to go to the journal. 32 gave 8 busy partitions a 2-4x better
+// e2e tail (the journal cycle's syncfs burst stalls the journal's
+// fdatasyncs), but a power-loss run over 64 partitions with it lost
+// acknowledged records once (an offset neither in the synced segment
+// nor in the journal; docs/PERFORMANCE.md), so it stays at 4 until the
+// switching between journaled and unjournaled appends that 32 makes
+// constant at 64 partitions is understood.
+const journalMinLogsDefault = wholeSyncMin
 
 // UseWholeSync makes the Syncer sync many dirty logs with one call of
 // ws (Linux syncfs) instead of an fsync per file. Call it before opening
