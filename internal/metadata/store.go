@@ -96,10 +96,14 @@ func Open(fs vfs.FS, dir string, log *slog.Logger) (*Store, error) {
 			f.Close()
 			return nil, fmt.Errorf("metadata: truncate: %w", err)
 		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("metadata: %w", err)
-		}
+	}
+	// What replay applied must be durable before the broker acts on it:
+	// after a process crash the log's unsynced tail is still in the page
+	// cache (a producer ID block or a topic a later power loss would take
+	// back, and hand out or create again).
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("metadata: %w", err)
 	}
 	s.f = f
 	s.batches = n
@@ -220,14 +224,10 @@ func (s *Store) Update(fn func(img *Image) ([]Record, error)) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	payload, err := json.Marshal(frame{Offset: offset, Records: recs})
+	buf, err := encodeFrame(offset, recs)
 	if err != nil {
-		return nil, fmt.Errorf("metadata: encode: %w", err)
+		return nil, err
 	}
-	buf := make([]byte, 8, 8+len(payload))
-	binary.BigEndian.PutUint32(buf[0:], uint32(len(payload)))
-	binary.BigEndian.PutUint32(buf[4:], batch.Checksum(payload))
-	buf = append(buf, payload...)
 	if _, err := s.f.Write(buf); err != nil {
 		return nil, s.failLocked(err)
 	}
@@ -243,6 +243,18 @@ func (s *Store) Update(fn func(img *Image) ([]Record, error)) (*Image, error) {
 		}
 	}
 	return next, nil
+}
+
+// encodeFrame encodes one log frame: u32 length, u32 CRC-32C, JSON.
+func encodeFrame(offset int64, recs []Record) ([]byte, error) {
+	payload, err := json.Marshal(frame{Offset: offset, Records: recs})
+	if err != nil {
+		return nil, fmt.Errorf("metadata: encode: %w", err)
+	}
+	buf := make([]byte, 8, 8+len(payload))
+	binary.BigEndian.PutUint32(buf[0:], uint32(len(payload)))
+	binary.BigEndian.PutUint32(buf[4:], batch.Checksum(payload))
+	return append(buf, payload...), nil
 }
 
 // failLocked handles a failed log write: the tail may hold a partial

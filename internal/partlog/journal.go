@@ -130,6 +130,15 @@ func OpenJournal(fs vfs.FS, dir string, logger *slog.Logger) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("partlog: journal: %w", err)
 	}
+	// After a process crash the files' unsynced tails are still in the
+	// page cache, and a replay would build on entries a later power
+	// loss takes back: make what the scan read durable first.
+	for _, s := range files {
+		if err := s.f.Sync(); err != nil {
+			closeFiles(files)
+			return nil, fmt.Errorf("partlog: journal: %s: %w", s.name, err)
+		}
+	}
 	j.startup = files
 	j.num = last + 1
 	if j.f, err = fs.Create(j.fileName(j.num)); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -466,4 +467,46 @@ func TestJournalStaysOnThroughShortRounds(t *testing.T) {
 	if e.syn.manyLogs.Load() {
 		t.Fatal("journaling still on after a long stretch of short rounds")
 	}
+}
+
+// TestJournalReplaysOnlyDurableEntries: a process crash (kill -9) leaves
+// journal entries that were written but never synced in the page cache.
+// The next Open replays them and acknowledges later appends on top; a
+// power loss must not then take the replayed entries back, or replay
+// stops at the hole and loses what was acknowledged after it.
+func TestJournalReplaysOnlyDurableEntries(t *testing.T) {
+	fs := vfs.NewMem()
+	b0 := mkBatch(t, 3, 1, 20)
+	// What a killed broker left: a journal file holding one entry whose
+	// write completed and whose fdatasync never ran.
+	if err := fs.MkdirAll("journal"); err != nil {
+		t.Fatal(err)
+	}
+	f, err := fs.Create(path.Join("journal", fmt.Sprintf("%020d%s", 1, journalSuffix)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(appendJournalEntry(nil, journalKindBatch, "a-0@1", 0, b0)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := fs.SyncDir("journal"); err != nil {
+		t.Fatal(err)
+	}
+	e := &jenv{t: t, fs: fs, keys: map[string]string{"a-0": "a-0@1"}, out: &lockedBuffer{}}
+	e.open()
+	t.Cleanup(e.close)
+	l := e.logs["a-0"]
+	if end := l.LogEndOffset(); end != 3 {
+		t.Fatalf("log end offset %d after replay, want 3", end)
+	}
+	h, _ := batch.ParseHeader(b0)
+	want := [][2]int64{{0, int64(h.CRC)}}
+	base, crc := appendCRC(t, l, mkBatch(t, 2, 2, 20))
+	want = append(want, [2]int64{base, crc})
+	if got := syncNow(t, l); got != 5 {
+		t.Fatalf("durable offset %d, want 5", got)
+	}
+	e.crash(vfs.CrashOptions{})
+	expectBatches(t, e.logs["a-0"], want)
 }
