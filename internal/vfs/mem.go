@@ -373,6 +373,42 @@ func (fs *MemFS) CrashWith(opts CrashOptions) *MemFS {
 	return &MemFS{root: root}
 }
 
+// Kill returns a new MemFS holding what a process crash (kill -9) leaves
+// of fs: every write, synced or not, since the page cache keeps them,
+// each still as durable as it was (a later Crash of the copy drops what
+// was never synced). Handles open on fs stay bound to fs.
+func (fs *MemFS) Kill() *MemFS {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	seen := map[*memNode]*memNode{}
+	var clone func(n *memNode) *memNode
+	clone = func(n *memNode) *memNode {
+		if m, ok := seen[n]; ok {
+			return m
+		}
+		m := &memNode{isDir: n.isDir}
+		seen[n] = m
+		if !n.isDir {
+			// Both slices are never written through (see memNode).
+			m.data = n.data[:len(n.data):len(n.data)]
+			m.syncedData = n.syncedData
+			return m
+		}
+		m.children = map[string]*memNode{}
+		for name, c := range n.children {
+			m.children[name] = clone(c)
+		}
+		if n.syncedChildren != nil {
+			m.syncedChildren = map[string]*memNode{}
+			for name, c := range n.syncedChildren {
+				m.syncedChildren[name] = clone(c)
+			}
+		}
+		return m
+	}
+	return &MemFS{root: clone(fs.root)}
+}
+
 // crasher copies the durable state of a tree. seen maps old nodes to their
 // copies so a node reachable under two names (a rename between two
 // directories only partly synced) stays one node.

@@ -707,3 +707,37 @@ func TestMemConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestKill: a process crash keeps every write, and what it kept is only
+// as durable as before: a later power loss drops what was never synced.
+func TestKill(t *testing.T) {
+	fs := durableDir(t)
+	f := mustCreate(t, fs, "/d/f", "synced|")
+	syncDir(t, fs, "/d")
+	mustSync(t, f)
+	mustWrite(t, f, "written")
+	mustCreate(t, fs, "/d/new", "x") // entry never synced
+	k := fs.Kill()
+	mustWrite(t, f, "|after") // the original goes on; the copy does not see it
+	if got := readAll(t, k, "/d/f"); got != "synced|written" {
+		t.Fatalf("after kill: %q", got)
+	}
+	if got := readAll(t, k, "/d/new"); got != "x" {
+		t.Fatalf("after kill, unsynced entry: %q", got)
+	}
+	g, err := k.OpenAppend("/d/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, g, "+more")
+	if got := readAll(t, fs, "/d/f"); got != "synced|written|after" {
+		t.Fatalf("original after the copy's write: %q", got)
+	}
+	c := k.Crash()
+	if got := readAll(t, c, "/d/f"); got != "synced|" {
+		t.Fatalf("power loss after kill: %q", got)
+	}
+	if _, err := c.Stat("/d/new"); !IsNotExist(err) {
+		t.Fatalf("power loss after kill kept an unsynced entry: %v", err)
+	}
+}
