@@ -4,7 +4,11 @@
 // beforehand followed by fdatasync (what a preallocated segment would
 // do: no size change, so no file system metadata to commit). It prints
 // CPU (this process's user+system time) and wall time per operation and
-// the latency p50/p99, alternating the two modes REPS times.
+// the latency p50/p99, alternating the modes REPS times. A third mode,
+// keepsize, appends into space reserved with fallocate(KEEP_SIZE): the
+// blocks are allocated beforehand, but each append still moves the size;
+// falloc overwrites space reserved with a plain fallocate (unwritten
+// extents, which each write must convert).
 //
 //	go run ./cmd/fsyncprobe -dir /path/on/the/data/disk
 package main
@@ -26,8 +30,8 @@ func main() {
 	reps := flag.Int("reps", 3, "alternating repetitions of the two modes")
 	flag.Parse()
 	for range *reps {
-		for _, overwrite := range []bool{false, true} {
-			if err := probe(*dir, *n, *size, overwrite); err != nil {
+		for _, mode := range []string{"append", "overwrite", "keepsize", "falloc"} {
+			if err := probe(*dir, *n, *size, mode); err != nil {
 				fmt.Fprintln(os.Stderr, "fsyncprobe:", err)
 				os.Exit(1)
 			}
@@ -41,7 +45,7 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func probe(dir string, n, size int, overwrite bool) error {
+func probe(dir string, n, size int, mode string) error {
 	f, err := os.CreateTemp(dir, "fsyncprobe-*")
 	if err != nil {
 		return err
@@ -49,7 +53,20 @@ func probe(dir string, n, size int, overwrite bool) error {
 	defer os.Remove(f.Name())
 	defer f.Close()
 	fd := int(f.Fd())
-	if overwrite {
+	overwrite := mode == "overwrite" || mode == "falloc"
+	if mode == "keepsize" || mode == "falloc" {
+		flags := uint32(0)
+		if mode == "keepsize" {
+			flags = 1 // FALLOC_FL_KEEP_SIZE
+		}
+		if err := syscall.Fallocate(fd, flags, 0, int64(n*size)); err != nil {
+			return err
+		}
+		if err := syscall.Fsync(fd); err != nil {
+			return err
+		}
+	}
+	if mode == "overwrite" {
 		zero := make([]byte, 1<<20)
 		for written := 0; written < n*size; written += len(zero) {
 			if _, err := f.Write(zero); err != nil {
@@ -80,10 +97,6 @@ func probe(dir string, n, size int, overwrite bool) error {
 	}
 	cpu, wall := cpuTime()-cpu0, time.Since(wall0)
 	slices.Sort(lat)
-	mode := "append"
-	if overwrite {
-		mode = "overwrite"
-	}
 	fmt.Printf("%-9s %s  n=%d  cpu/op %6.1f µs  wall/op %6.1f µs  p50 %v  p99 %v\n",
 		mode, filepath.Base(dir), n, float64(cpu.Microseconds())/float64(n), float64(wall.Microseconds())/float64(n),
 		lat[n/2].Round(time.Microsecond), lat[n*99/100].Round(time.Microsecond))
