@@ -21,7 +21,8 @@ import (
 // 20). Crashes keep exactly the synced state, or also a random prefix of
 // the unsynced tails (torn writes) and unsynced directory entries; some
 // cycles are a kill -9 (all written bytes survive) or a graceful restart
-// (clean-shutdown fast path, producer-state snapshot). Every
+// (clean-shutdown fast path, producer-state snapshot), and some cut the
+// power twice, the second time while the reboot recovers. Every
 // acknowledged record must survive, exactly once, at its offset: this is
 // what proves a produce is acknowledged only after its bytes are synced.
 // Cluster metadata too: each cycle creates a topic and takes a producer
@@ -44,8 +45,9 @@ func TestPowerLoss(t *testing.T) {
 	pids := map[int64]int{}
 	var topics []string
 
-	var kinds [5]int
-	names := [5]string{"power loss", "power loss with torn tails", "power loss with torn tails and unsynced directories", "kill -9", "graceful restart"}
+	var kinds [6]int
+	interrupted := 0 // power losses during recovery that came before it ended
+	names := [6]string{"power loss", "power loss with torn tails", "power loss with torn tails and unsynced directories", "kill -9", "graceful restart", "power loss during recovery"}
 	for c := range cycles {
 		if !w.waitAcked(w.acked()+300, 30*time.Second) {
 			t.Fatalf("cycle %d: no progress (%d acknowledged)", c, w.acked())
@@ -76,6 +78,11 @@ func TestPowerLoss(t *testing.T) {
 			b.Kill()
 		case 4:
 			b.Restart()
+		case 5:
+			torn := vfs.CrashOptions{Rand: crashRng, TornTails: true, UnsyncedDirs: true}
+			if b.CrashDuringRecovery(torn, torn, time.Duration(rng.IntN(600))*time.Millisecond) {
+				interrupted++
+			}
 		}
 		kinds[kind]++
 		t.Logf("cycle %d: %s", c, names[kind])
@@ -103,6 +110,7 @@ func TestPowerLoss(t *testing.T) {
 	for i, n := range kinds {
 		t.Logf("%d × %s", n, names[i])
 	}
+	t.Logf("%d of the %d power losses during recovery came before the boot had finished", interrupted, kinds[5])
 	w.finish()
 	w.checkErrors()
 	verify(t, b.Addr, topic, w.led, true)

@@ -7,7 +7,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
+	"github.com/gregor-streaming/gregor/internal/broker"
 	"github.com/gregor-streaming/gregor/internal/vfs"
 )
 
@@ -41,6 +43,46 @@ func (b *Broker) PowerOff(opts vfs.CrashOptions) {
 	var crashed *vfs.MemFS
 	b.halt(func() { crashed = mem.CrashWith(opts) })
 	b.opts.fs = crashed
+}
+
+// CrashDuringRecovery cuts the power of the running broker (PowerOff
+// with first), boots it, cuts the power again after d, while the boot
+// may still be recovering, keeping what second allows, and boots once
+// more. What the interrupted boot wrote without syncing (truncated torn
+// tails, replayed journal entries, rebuilt indexes) is then lost or
+// torn, and no acknowledged record may go with it. It reports whether
+// the second cut came before the boot had finished opening.
+func (b *Broker) CrashDuringRecovery(first, second vfs.CrashOptions, d time.Duration) (interrupted bool) {
+	b.t.Helper()
+	b.PowerOff(first)
+	mem := b.opts.fs.(*vfs.MemFS)
+	p := &powerFS{fs: mem}
+	muted := new(atomic.Bool)
+	muted.Store(true) // a boot on a dying disk complains; that is the point
+	log := slog.New(&muteHandler{h: b.opts.log.Handler(), muted: muted})
+	cfg := b.config()
+	opened := make(chan *broker.Broker, 1)
+	var done atomic.Bool
+	go func() {
+		br, err := broker.Open(broker.Options{Config: cfg, DataDir: b.Dir, FS: p, Logger: log})
+		if err != nil {
+			br = nil
+		}
+		done.Store(true)
+		opened <- br
+	}()
+	time.Sleep(d)
+	var crashed *vfs.MemFS
+	p.off(func() {
+		interrupted = !done.Load()
+		crashed = mem.CrashWith(second)
+	})
+	if br := <-opened; br != nil {
+		_ = br.Close()
+	}
+	b.opts.fs = crashed
+	b.Start()
+	return interrupted
 }
 
 // Kill simulates kill -9 of the broker's process and a restart: the

@@ -83,10 +83,6 @@ func NewBroker(t testing.TB, opts ...Option) *Broker {
 
 func (b *Broker) start(addr string) {
 	b.t.Helper()
-	cfg, _, err := config.NewBroker(b.opts.props)
-	if err != nil {
-		b.t.Fatalf("ktest: config: %v", err)
-	}
 	b.muted = new(atomic.Bool)
 	log := slog.New(&muteHandler{h: b.opts.log.Handler(), muted: b.muted})
 	var fs vfs.FS
@@ -94,6 +90,7 @@ func (b *Broker) start(addr string) {
 		b.power = &powerFS{fs: b.opts.fs}
 		fs = b.power
 	}
+	cfg := b.config()
 	br, err := broker.Open(broker.Options{Config: cfg, DataDir: b.Dir, FS: fs, Logger: log})
 	if err != nil {
 		b.t.Fatalf("ktest: open broker: %v", err)
@@ -131,6 +128,16 @@ func (b *Broker) start(addr string) {
 	b.Addr = l.Addr().String()
 	b.B = br
 	b.srv = srv
+}
+
+// config is the broker configuration the test's options give.
+func (b *Broker) config() *config.BrokerConfig {
+	b.t.Helper()
+	cfg, _, err := config.NewBroker(b.opts.props)
+	if err != nil {
+		b.t.Fatalf("ktest: config: %v", err)
+	}
+	return cfg
 }
 
 // Stop shuts the broker down gracefully. Idempotent.
