@@ -5,7 +5,7 @@
 // write, restarting it on the same data directory and port each time.
 // The in-process tests run brokers (package ktest) on vfs.MemFS and
 // simulate power loss, where only synced bytes survive, torn tails,
-// process kills, a second power loss while the reboot recovers, and
+// process kills, a power loss or kill while the reboot recovers, and
 // flipped bits. Each ends by reading everything back and checking that
 // every acknowledged record is there exactly once, at the offset it was
 // acknowledged with, in order.

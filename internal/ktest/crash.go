@@ -46,13 +46,14 @@ func (b *Broker) PowerOff(opts vfs.CrashOptions) {
 }
 
 // CrashDuringRecovery cuts the power of the running broker (PowerOff
-// with first), boots it, cuts the power again after d, while the boot
-// may still be recovering, keeping what second allows, and boots once
-// more. What the interrupted boot wrote without syncing (truncated torn
-// tails, replayed journal entries, rebuilt indexes) is then lost or
-// torn, and no acknowledged record may go with it. It reports whether
-// the second cut came before the boot had finished opening.
-func (b *Broker) CrashDuringRecovery(first, second vfs.CrashOptions, d time.Duration) (interrupted bool) {
+// with first), boots it, stops that boot after d, while it may still
+// be recovering, keeping what second leaves of the file system (for
+// example a CrashWith, or MemFS.Kill for a process crash), and boots
+// once more. What the interrupted boot wrote without syncing (truncated
+// torn tails, replayed journal entries, rebuilt indexes) is then lost,
+// torn or left unsynced, and no acknowledged record may go with it. It
+// reports whether the stop came before the boot had finished opening.
+func (b *Broker) CrashDuringRecovery(first vfs.CrashOptions, d time.Duration, second func(*vfs.MemFS) *vfs.MemFS) (interrupted bool) {
 	b.t.Helper()
 	b.PowerOff(first)
 	mem := b.opts.fs.(*vfs.MemFS)
@@ -75,7 +76,7 @@ func (b *Broker) CrashDuringRecovery(first, second vfs.CrashOptions, d time.Dura
 	var crashed *vfs.MemFS
 	p.off(func() {
 		interrupted = !done.Load()
-		crashed = mem.CrashWith(second)
+		crashed = second(mem)
 	})
 	if br := <-opened; br != nil {
 		_ = br.Close()
