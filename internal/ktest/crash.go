@@ -60,25 +60,27 @@ func (b *Broker) CrashDuringRecovery(first vfs.CrashOptions, d time.Duration, se
 	p := &powerFS{fs: mem}
 	muted := new(atomic.Bool)
 	muted.Store(true) // a boot on a dying disk complains; that is the point
-	log := slog.New(&muteHandler{h: b.opts.log.Handler(), muted: muted})
-	cfg := b.config()
-	opened := make(chan *broker.Broker, 1)
-	var done atomic.Bool
+	cfg, log := b.config(), b.logger(muted)
+	opened := make(chan *broker.Broker, 1) // nil when the boot failed
 	go func() {
-		br, err := broker.Open(broker.Options{Config: cfg, DataDir: b.Dir, FS: p, Logger: log})
-		if err != nil {
-			br = nil
-		}
-		done.Store(true)
+		br, _ := b.open(cfg, p, log)
 		opened <- br
 	}()
 	time.Sleep(d)
 	var crashed *vfs.MemFS
+	var br *broker.Broker
 	p.off(func() {
-		interrupted = !done.Load()
+		select {
+		case br = <-opened:
+		default:
+			interrupted = true
+		}
 		crashed = second(mem)
 	})
-	if br := <-opened; br != nil {
+	if interrupted {
+		br = <-opened
+	}
+	if br != nil {
 		_ = br.Close()
 	}
 	b.opts.fs = crashed

@@ -84,14 +84,14 @@ func NewBroker(t testing.TB, opts ...Option) *Broker {
 func (b *Broker) start(addr string) {
 	b.t.Helper()
 	b.muted = new(atomic.Bool)
-	log := slog.New(&muteHandler{h: b.opts.log.Handler(), muted: b.muted})
 	var fs vfs.FS
 	if b.opts.fs != nil {
 		b.power = &powerFS{fs: b.opts.fs}
 		fs = b.power
 	}
 	cfg := b.config()
-	br, err := broker.Open(broker.Options{Config: cfg, DataDir: b.Dir, FS: fs, Logger: log})
+	log := b.logger(b.muted)
+	br, err := b.open(cfg, fs, log)
 	if err != nil {
 		b.t.Fatalf("ktest: open broker: %v", err)
 	}
@@ -128,6 +128,17 @@ func (b *Broker) start(addr string) {
 	b.Addr = l.Addr().String()
 	b.B = br
 	b.srv = srv
+}
+
+// logger is the test's logger, silent once muted is set.
+func (b *Broker) logger(muted *atomic.Bool) *slog.Logger {
+	return slog.New(&muteHandler{h: b.opts.log.Handler(), muted: muted})
+}
+
+// open boots a broker on fs (nil: the OS's) with the test's data
+// directory.
+func (b *Broker) open(cfg *config.BrokerConfig, fs vfs.FS, log *slog.Logger) (*broker.Broker, error) {
+	return broker.Open(broker.Options{Config: cfg, DataDir: b.Dir, FS: fs, Logger: log})
 }
 
 // config is the broker configuration the test's options give.

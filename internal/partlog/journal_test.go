@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -510,27 +509,13 @@ func TestJournalStaysOnThroughShortRounds(t *testing.T) {
 // power loss must not then take the replayed entries back, or replay
 // stops at the hole and loses what was acknowledged after it.
 func TestJournalReplaysOnlyDurableEntries(t *testing.T) {
-	fs := vfs.NewMem()
+	e := newJenv(t, "a-0")
 	b0 := mkBatch(t, 3, 1, 20)
-	// What a killed broker left: a journal file holding one entry whose
-	// write completed and whose fdatasync never ran.
-	if err := fs.MkdirAll("journal"); err != nil {
-		t.Fatal(err)
-	}
-	f, err := fs.Create(path.Join("journal", fmt.Sprintf("%020d%s", 1, journalSuffix)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write(appendJournalEntry(nil, journalKindBatch, "a-0@1", 0, b0)); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	if err := fs.SyncDir("journal"); err != nil {
-		t.Fatal(err)
-	}
-	e := &jenv{t: t, fs: fs, keys: map[string]string{"a-0": "a-0@1"}, out: &lockedBuffer{}}
-	e.open()
-	t.Cleanup(e.close)
+	appendCRC(t, e.logs["a-0"], b0)
+	// What a killed broker left: the entry written, its fdatasync never
+	// run (the segment lost its pending buffer with the process).
+	e.j.writeUnsynced()
+	e.kill()
 	l := e.logs["a-0"]
 	if end := l.LogEndOffset(); end != 3 {
 		t.Fatalf("log end offset %d after replay, want 3", end)

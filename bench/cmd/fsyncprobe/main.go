@@ -27,7 +27,7 @@ func main() {
 	dir := flag.String("dir", os.TempDir(), "directory on the disk to probe")
 	n := flag.Int("n", 3000, "operations per run")
 	size := flag.Int("size", 1024, "bytes per operation")
-	reps := flag.Int("reps", 3, "alternating repetitions of the two modes")
+	reps := flag.Int("reps", 3, "alternating repetitions of all modes")
 	flag.Parse()
 	for range *reps {
 		for _, mode := range []string{"append", "overwrite", "keepsize", "falloc"} {
