@@ -66,6 +66,34 @@ type FS interface {
 	SyncDir(dir string) error
 }
 
+// CacheAdvisor is a File that takes advice on its page cache (OSFile).
+// Advice never changes a file's contents.
+type CacheAdvisor interface {
+	// DropCache asks the OS to release the cached pages of the byte
+	// range [off, off+n) that hold no unwritten data: later reads of
+	// them go to the disk.
+	DropCache(off, n int64) error
+	// Prefetch asks the OS to start reading [off, off+n) into the page
+	// cache without waiting for it.
+	Prefetch(off, n int64) error
+}
+
+// DropCache calls f's DropCache when f is a CacheAdvisor.
+func DropCache(f File, off, n int64) error {
+	if a, ok := f.(CacheAdvisor); ok && n > 0 {
+		return a.DropCache(off, n)
+	}
+	return nil
+}
+
+// Prefetch calls f's Prefetch when f is a CacheAdvisor.
+func Prefetch(f File, off, n int64) error {
+	if a, ok := f.(CacheAdvisor); ok && n > 0 {
+		return a.Prefetch(off, n)
+	}
+	return nil
+}
+
 // FileInfo is what Stat reports.
 type FileInfo struct {
 	Size  int64

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package vfs
+
+// DropCache implements CacheAdvisor; elsewhere than Linux it does nothing.
+func (f OSFile) DropCache(off, n int64) error { return nil }
+
+// Prefetch implements CacheAdvisor; elsewhere than Linux it does nothing.
+func (f OSFile) Prefetch(off, n int64) error { return nil }
