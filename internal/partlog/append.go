@@ -293,7 +293,7 @@ func (l *Log) rollLocked(newBase int64) error {
 		old.next = newBase
 		old.setMeta(segMeta{size: a.size, maxTs: a.maxTs, maxTsOff: a.maxTsOff, idxEntries: a.idxFlushed, modified: a.modified})
 		oldW.acquire()
-		l.rolled = append(l.rolled, rolledSegment{seg: old, f: oldW})
+		l.rolled = append(l.rolled, rolledSegment{seg: old, f: oldW, size: a.size})
 		files.adopt(old, oldW) // the Log's reference becomes the cache's
 	}
 	l.segs = append(l.segs, seg)

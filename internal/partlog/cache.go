@@ -37,6 +37,12 @@ func SetOpenSegmentFiles(n int) {
 type rcFile struct {
 	f    vfs.File
 	refs atomic.Int32
+	// dropped is, for a segment file a Log wrote, the position below
+	// which its cached pages were released (dropCached). Guarded by the
+	// writing Log's syncMu.
+	dropped int64
+	// prefetched is the end of the range last prefetched for readers.
+	prefetched atomic.Int64
 }
 
 func newRCFile(f vfs.File, refs int32) *rcFile {

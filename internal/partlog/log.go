@@ -198,8 +198,9 @@ type activeState struct {
 }
 
 type rolledSegment struct {
-	seg *segment
-	f   *rcFile
+	seg  *segment
+	f    *rcFile
+	size int64 // bytes in the file
 }
 
 // Open opens the partition log in opts.Dir, creating it if missing, and

@@ -251,6 +251,7 @@ func (l *Log) readView(dst []byte, sp *Span, v *segView, offset int64, maxBytes 
 	if v.idxN > 0 && offset > s.base {
 		l.lookupFileIndex(v, offset)
 	}
+	l.prefetch(v)
 	resync := func(p, prevNext int64) (corruptRange, bool, error) { return l.resyncDamaged(v, p, prevNext) }
 	var span *Span // only operating-system files can be sent by the kernel
 	if _, ok := v.f.f.(vfs.OSFile); ok && sp != nil {
@@ -269,6 +270,35 @@ func (l *Log) readView(dst []byte, sp *Span, v *segView, offset int64, maxBytes 
 		l.indexInconsistent(s, v.active)
 	}
 	return out, found, err
+}
+
+// Prefetching: a reader more than the Syncer's cache window behind the
+// end of the log is reading what is probably no longer cached, and the
+// kernel's own readahead falls behind when several partitions are read
+// in turn (8 files read round-robin 1 MiB at a time: 6 s for 2 GiB with
+// readahead alone, 2.3 s with this). Such a read first asks for the
+// next prefetchAhead bytes of the file, once the reader got within
+// prefetchAhead/2 of the end of the previous request.
+const (
+	prefetchAhead = 8 << 20
+	prefetchMin   = 1 << 20
+)
+
+func (l *Log) prefetch(v *segView) {
+	keep := int64(DefaultCacheKeep)
+	if l.syncer != nil {
+		keep = l.syncer.cacheKeep.Load()
+	}
+	if keep < 0 || v.active && v.end-v.pos <= keep {
+		return
+	}
+	to := min(v.pos+prefetchAhead, v.end)
+	pf := v.f.prefetched.Load()
+	if v.pos < pf-prefetchAhead/2 && v.pos >= pf-2*prefetchAhead || to-v.pos < prefetchMin {
+		return // requested already, or near the end
+	}
+	v.f.prefetched.Store(to)
+	_ = vfs.Prefetch(v.f.f, v.pos, to-v.pos) // advice: nothing depends on it
 }
 
 // lookupFileIndex sets v.pos from the segment's index file, leaving it

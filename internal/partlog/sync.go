@@ -56,6 +56,9 @@ type Syncer struct {
 	// cycleHeld, set by tests, runs while a cycle holds a log's syncMu.
 	cycleHeld func(*Log)
 
+	// cacheKeep: see KeepCached.
+	cacheKeep atomic.Int64
+
 	interval time.Duration
 	stop     chan struct{}
 	// observer receives fsync durations (observe.go); nil = none.
@@ -72,6 +75,7 @@ func NewSyncer(workers int) *Syncer {
 func newSyncer(workers int, interval time.Duration) *Syncer {
 	s := &Syncer{interval: interval, journalInterval: DefaultJournalCycleInterval, journalMinLogs: journalMinLogsDefault, stop: make(chan struct{})}
 	s.cond.L = &s.mu
+	s.cacheKeep.Store(DefaultCacheKeep)
 	workers = max(workers, 1)
 	s.wg.Add(workers + 1)
 	for range workers {
@@ -292,8 +296,12 @@ func (s *Syncer) syncPrepared(preps []syncPrep) []error {
 			errs[i] = p.l.syncFiles(p.w, p.rolled, p.dirDirty, nil)
 		} else {
 			for _, r := range p.rolled {
+				p.l.dropCached(r.f, r.size, true)
 				r.f.release()
 			}
+		}
+		if errs[i] == nil {
+			p.l.dropCached(p.w, p.size, false)
 		}
 		p.w.release()
 	}
@@ -663,6 +671,9 @@ func (l *Log) syncSyncMuHeld(takeWaiters bool) (rp int64, ws []func(int64, error
 	start := time.Now()
 	err = l.syncFiles(p.w, p.rolled, p.dirDirty, nil)
 	l.syncer.observeSync(start)
+	if err == nil {
+		l.dropCached(p.w, p.size, false)
+	}
 	p.w.release()
 	return l.finishSyncSyncMuHeld(&p, err), p.ws, err
 }
@@ -674,6 +685,7 @@ type syncPrep struct {
 	target int64
 	gen    uint64
 	w      *rcFile
+	size   int64 // bytes written to w, all of which the sync covers
 	rolled []rolledSegment
 	// dirDirty is set when the directory's entries changed.
 	dirDirty bool
@@ -714,6 +726,7 @@ func (l *Log) prepareSyncSyncMuHeld(takeWaiters bool) syncPrep {
 	}
 	p.w = l.w
 	p.w.acquire()
+	p.size = l.act.size
 	p.rolled = l.rolled
 	l.rolled = nil
 	p.dirDirty = l.dirDirty
@@ -748,7 +761,11 @@ func (l *Log) syncFiles(w *rcFile, rolled []rolledSegment, dir bool, active *seg
 		}
 	}
 	for _, r := range rolled {
-		keep(r.f.f.Sync())
+		err := r.f.f.Sync()
+		if err == nil {
+			l.dropCached(r.f, r.size, true)
+		}
+		keep(err)
 		r.f.release()
 		keep(syncFile(l.fs, r.seg.idxName))
 		keep(syncFile(l.fs, r.seg.tidxName))
@@ -764,6 +781,51 @@ func (l *Log) syncFiles(w *rcFile, rolled []rolledSegment, dir bool, active *seg
 		keep(l.fs.SyncDir(l.dir))
 	}
 	return first
+}
+
+// DefaultCacheKeep is how many of the newest bytes of each partition's
+// segments stay in the page cache once durable (Syncer.KeepCached).
+const DefaultCacheKeep = 8 << 20
+
+// dropCacheMin is the least a dropCached call releases: fewer, larger
+// calls.
+const dropCacheMin = 4 << 20
+
+// KeepCached sets how many of the newest durable bytes of each log's
+// segment files stay in the page cache; older durable pages are
+// released after each sync. Negative: never release.
+//
+// Streaming writes fill the page cache with pages nothing reads again
+// once consumers at the tail have read them. Taking a fresh page costs
+// far more than reusing one that was just released (in a VM whose host
+// reclaims the guest's free memory, several times more: see
+// docs/PERFORMANCE.md), and leaving the kernel to evict them under
+// memory pressure makes every allocation slower. Consumers further
+// behind than the window read from disk, as they would from a broker
+// whose data outgrew its memory.
+func (s *Syncer) KeepCached(n int64) { s.cacheKeep.Store(n) }
+
+// dropCached releases the cached pages of f, a segment file this log
+// wrote, below size minus the Syncer's keep window; f's first size bytes
+// were just made durable. final says f rolled and will not grow: what is
+// due goes however little it is. Called with syncMu held.
+func (l *Log) dropCached(f *rcFile, size int64, final bool) {
+	if l.syncer == nil {
+		return
+	}
+	keep := l.syncer.cacheKeep.Load()
+	if keep < 0 {
+		return
+	}
+	end := max(size-keep, 0) &^ (4<<10 - 1)
+	if end < f.dropped {
+		f.dropped = end // truncated since: the rewritten pages are due again
+	}
+	if end-f.dropped < dropCacheMin && !(final && end > f.dropped) {
+		return
+	}
+	_ = vfs.DropCache(f.f, f.dropped, end-f.dropped) // advice: nothing depends on it
+	f.dropped = end
 }
 
 // failLocked makes the log fail every later append and sync: after an

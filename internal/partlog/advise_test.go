@@ -1,0 +1,274 @@
+package partlog
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gregor-streaming/gregor/internal/vfs"
+)
+
+// advice is one call of a CacheAdvisor method.
+type advice struct {
+	name   string
+	drop   bool // DropCache; else Prefetch
+	off, n int64
+}
+
+// adviseFS wraps a MemFS so its files take page cache advice, records
+// every call and checks that a drop covers only durable bytes.
+type adviseFS struct {
+	*vfs.MemFS
+	t  testing.TB
+	mu sync.Mutex
+	as []advice
+}
+
+type adviseFile struct {
+	vfs.File
+	fs   *adviseFS
+	name string
+}
+
+func (a *adviseFS) wrap(name string, f vfs.File, err error) (vfs.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &adviseFile{File: f, fs: a, name: name}, nil
+}
+
+func (a *adviseFS) Create(name string) (vfs.File, error) {
+	f, err := a.MemFS.Create(name)
+	return a.wrap(name, f, err)
+}
+
+func (a *adviseFS) OpenAppend(name string) (vfs.File, error) {
+	f, err := a.MemFS.OpenAppend(name)
+	return a.wrap(name, f, err)
+}
+
+func (a *adviseFS) Open(name string) (vfs.File, error) {
+	f, err := a.MemFS.Open(name)
+	return a.wrap(name, f, err)
+}
+
+func (f *adviseFile) DropCache(off, n int64) error {
+	// What a crash now would keep must hold every dropped byte.
+	durable, err := f.fs.MemFS.Crash().Stat(f.name)
+	if err != nil || durable.Size < off+n {
+		f.fs.t.Errorf("DropCache(%s, %d, %d) of bytes not durable (durable size %d, %v)", f.name, off, n, durable.Size, err)
+	}
+	return f.record(advice{name: path.Base(f.name), drop: true, off: off, n: n})
+}
+
+func (f *adviseFile) Prefetch(off, n int64) error {
+	return f.record(advice{name: path.Base(f.name), off: off, n: n})
+}
+
+func (f *adviseFile) record(a advice) error {
+	f.fs.mu.Lock()
+	f.fs.as = append(f.fs.as, a)
+	f.fs.mu.Unlock()
+	return nil
+}
+
+func (a *adviseFS) take() []advice {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	as := a.as
+	a.as = nil
+	return as
+}
+
+// checkDrops checks that the drops of each file are page-aligned,
+// contiguous from 0 and end at or below limit(name), and returns where
+// each file's drops end.
+func checkDrops(t *testing.T, as []advice, limit func(name string) int64) map[string]int64 {
+	t.Helper()
+	end := map[string]int64{}
+	for _, a := range as {
+		if !a.drop {
+			continue
+		}
+		if a.off%4096 != 0 || (a.off+a.n)%4096 != 0 {
+			t.Errorf("%s: drop [%d, %d) not page-aligned", a.name, a.off, a.off+a.n)
+		}
+		if a.off != end[a.name] {
+			t.Errorf("%s: drop starts at %d, previous ended at %d", a.name, a.off, end[a.name])
+		}
+		end[a.name] = a.off + a.n
+		if lim := limit(a.name); end[a.name] > lim {
+			t.Errorf("%s: drop up to %d, beyond %d", a.name, end[a.name], lim)
+		}
+	}
+	return end
+}
+
+// TestDropCachedBehindDurable: after syncs, the pages of durable segment
+// bytes older than the keep window are released, contiguously, never
+// those of unsynced bytes, through both Sync and RequestSync; a rolled
+// segment is released up to its keep window whatever the amount.
+func TestDropCachedBehindDurable(t *testing.T) {
+	const keep = 1 << 20
+	s := NewSyncer(1)
+	defer s.Close()
+	s.KeepCached(keep)
+	afs := &adviseFS{MemFS: vfs.NewMem(), t: t}
+	tl := openTest(t, afs, Config{SegmentBytes: 24 << 20})
+	tl.syn = s
+	tl.Close()
+	tl.reopen()
+
+	b := mkBatch(t, 16, 1, 8<<10) // ~128 KiB
+	size := map[string]int64{}
+	active := func() string { return segName(tl.act.seg.base, logSuffix) }
+	for i := range 300 {
+		tl.append(b)
+		size[active()] += int64(len(b))
+		switch {
+		case i%10 == 3:
+			if err := tl.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		case i%10 == 7:
+			done := make(chan error, 1)
+			tl.RequestSync(func(_ int64, err error) { done <- err })
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tl.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	as := afs.take()
+	end := checkDrops(t, as, func(name string) int64 { return size[name] - keep })
+	if len(size) < 2 {
+		t.Fatalf("want a rolled segment, have %v", size)
+	}
+	for name, n := range size {
+		want := (n - keep) &^ 4095
+		if name != active() && end[name] != want {
+			t.Errorf("rolled %s: dropped up to %d, want %d", name, end[name], want)
+		}
+		if name == active() && end[name] < want-dropCacheMin {
+			t.Errorf("active %s: dropped up to %d, want at least %d", name, end[name], want-dropCacheMin)
+		}
+	}
+	// The log reads back whole.
+	if hs := tl.readAll(0); len(hs) != 300 {
+		t.Fatalf("read %d batches, want 300", len(hs))
+	}
+
+	// Negative keep: nothing is released.
+	s.KeepCached(-1)
+	afs.take()
+	for range 100 {
+		tl.append(b)
+	}
+	if err := tl.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range afs.take() {
+		if a.drop {
+			t.Fatalf("KeepCached(-1): drop %+v", a)
+		}
+	}
+}
+
+// TestPrefetchForLaggingReader: a reader far behind the end asks for the
+// file ahead of it, a window at a time, not on every read; a reader at
+// the tail asks for nothing.
+func TestPrefetchForLaggingReader(t *testing.T) {
+	s := NewSyncer(1)
+	defer s.Close()
+	s.KeepCached(1 << 20)
+	afs := &adviseFS{MemFS: vfs.NewMem(), t: t}
+	tl := openTest(t, afs, Config{SegmentBytes: 64 << 20})
+	tl.syn = s
+	tl.Close()
+	tl.reopen()
+	b := mkBatch(t, 16, 1, 8<<10)
+	for range 400 { // ~50 MiB: a closed segment and the active one
+		tl.append(b)
+	}
+	if err := tl.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	afs.take()
+
+	var read int64
+	for off := int64(0); off < tl.LogEndOffset(); {
+		out, err := tl.Read(nil, off, 1<<20, 1<<62, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out) == 0 {
+			t.Fatalf("nothing read at %d", off)
+		}
+		read += int64(len(out))
+		off += int64(len(out)/len(b)) * 16
+	}
+	var prefetched int64
+	var calls int
+	for _, a := range afs.take() {
+		if a.drop {
+			continue
+		}
+		if !strings.HasSuffix(a.name, logSuffix) || a.n <= 0 || a.n > prefetchAhead {
+			t.Errorf("prefetch %+v", a)
+		}
+		calls++
+		prefetched += a.n
+	}
+	// Everything but the active segment's last keep window came ahead
+	// of its reads, in about one call per half window.
+	if prefetched < read-(2<<20) || calls > int(read/(prefetchAhead/2))+3 {
+		t.Fatalf("prefetched %d bytes in %d calls for %d bytes read", prefetched, calls, read)
+	}
+
+	// A reader at the tail asks for nothing.
+	end := tl.LogEndOffset()
+	tl.append(b)
+	if _, err := tl.Read(nil, end, 1<<20, 1<<62, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range afs.take() {
+		if !a.drop {
+			t.Fatalf("tail read prefetched %+v", a)
+		}
+	}
+}
+
+// TestDropCachedOSFiles runs the real advice (posix_fadvise on Linux):
+// released pages read back from the disk intact.
+func TestDropCachedOSFiles(t *testing.T) {
+	s := NewSyncer(1)
+	defer s.Close()
+	s.KeepCached(0)
+	tl := openTest(t, vfs.Default, Config{SegmentBytes: 6 << 20})
+	tl.dir = path.Join(t.TempDir(), "topic-0")
+	tl.syn = s
+	tl.Close()
+	tl.reopen()
+	var want int
+	for i := range 120 {
+		tl.append(mkBatch(t, 4, int64(i), 16<<10))
+		want++
+		if i%20 == 19 {
+			if err := tl.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if hs := tl.readAll(0); len(hs) != want {
+		t.Fatalf("read %d batches, want %d", len(hs), want)
+	}
+	tl.Close()
+	tl.reopen()
+	if hs := tl.readAll(0); len(hs) != want {
+		t.Fatal(fmt.Sprintf("after reopen: read %d batches, want %d", len(hs), want))
+	}
+}
