@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gregor-streaming/gregor/internal/vfs"
 )
@@ -248,11 +249,10 @@ func TestDropCachedOSFiles(t *testing.T) {
 	s := NewSyncer(1)
 	defer s.Close()
 	s.KeepCached(0)
-	tl := openTest(t, vfs.Default, Config{SegmentBytes: 6 << 20})
-	tl.dir = path.Join(t.TempDir(), "topic-0")
-	tl.syn = s
-	tl.Close()
+	tl := &testLog{t: t, fs: vfs.Default, dir: path.Join(t.TempDir(), "topic-0"), cfg: Config{SegmentBytes: 6 << 20},
+		now: &fakeClock{t: time.Unix(1_700_000_000, 0)}, logs: &lockedBuffer{}, syn: s}
 	tl.reopen()
+	t.Cleanup(func() { tl.Log.Close() })
 	var want int
 	for i := range 120 {
 		tl.append(mkBatch(t, 4, int64(i), 16<<10))
