@@ -1,7 +1,6 @@
 package partlog
 
 import (
-	"fmt"
 	"path"
 	"strings"
 	"sync"
@@ -269,6 +268,6 @@ func TestDropCachedOSFiles(t *testing.T) {
 	tl.Close()
 	tl.reopen()
 	if hs := tl.readAll(0); len(hs) != want {
-		t.Fatal(fmt.Sprintf("after reopen: read %d batches, want %d", len(hs), want))
+		t.Fatalf("after reopen: read %d batches, want %d", len(hs), want)
 	}
 }
