@@ -328,3 +328,41 @@ func TestPprofBehindFlag(t *testing.T) {
 		t.Errorf("pprof goroutine profile: HTTP %d", code)
 	}
 }
+
+// TestMetricsPageCacheAdvice: with log.cache.keep.bytes=0 the pages of
+// synced segments are released (counted), and a consumer reading from
+// the start prefetches ahead (counted); -1 would count neither.
+func TestMetricsPageCacheAdvice(t *testing.T) {
+	kb := ktest.NewBroker(t, ktest.Set("log.cache.keep.bytes", "0"))
+	_, hs := newAdmin(t, kb, admin.Options{})
+	kb.CreateTopic("cached", 1, map[string]*string{"segment.bytes": kmsg.StringPtr("1048576")})
+	cl := kb.Client(kgo.DefaultProduceTopic("cached"), kgo.ProducerLinger(0), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var recs []*kgo.Record
+	for range 6000 { // ~6 MiB: several rolled segments
+		recs = append(recs, &kgo.Record{Value: make([]byte, 1000)})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	fams := scrape(t, hs.URL)
+	if got := mustValue(t, fams, "gregor_log_cache_released_bytes_total"); got < 4<<20 {
+		t.Errorf("log_cache_released_bytes_total = %v after 6 MiB synced with a window of 0", got)
+	}
+
+	// Read from the start: 1 MiB segments, so each read prefetches the
+	// rest of its segment.
+	consumer := kb.Client(kgo.ConsumeTopics("cached"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	for n := 0; n < len(recs); {
+		fs := consumer.PollFetches(ctx)
+		if err := fs.Err(); err != nil {
+			t.Fatal(err)
+		}
+		n += fs.NumRecords()
+	}
+	fams = scrape(t, hs.URL)
+	if got := mustValue(t, fams, "gregor_log_prefetched_bytes_total"); got < 1<<20 {
+		t.Errorf("log_prefetched_bytes_total = %v after reading 6 MiB from the start", got)
+	}
+}

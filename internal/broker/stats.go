@@ -70,6 +70,15 @@ const slowFsyncLogEvery = 10 * time.Second
 // lastSlowFsyncLog is the UnixNano of the last slow-fsync warning.
 var lastSlowFsyncLog atomic.Int64
 
+// observeCacheAdvice counts the Syncer's page-cache advice.
+func (b *Broker) observeCacheAdvice(drop bool, n int64) {
+	if drop {
+		b.stats.CacheReleased.Add(n)
+	} else {
+		b.stats.CachePrefetched.Add(n)
+	}
+}
+
 // observeFsync is the Syncer's observer: the fsync latency histogram and
 // a rate-limited warning when the disk is slow.
 func (b *Broker) observeFsync(d time.Duration) {

@@ -110,12 +110,14 @@ var (
 
 	descPurgatory = desc("purgatory_size", "Requests parked: fetches waiting for data, produce appends waiting for fsync (Kafka: DelayedOperationPurgatory PurgatorySize).", "operation")
 
-	descLogSize     = desc("log_size_bytes", "Bytes of the partition's segment files (Kafka: Log Size).", "topic", "partition")
-	descLogSegments = desc("log_segments", "Segments of the partition (Kafka: Log NumLogSegments).", "topic", "partition")
-	descLogStart    = desc("log_start_offset", "The partition's log start offset (Kafka: Log LogStartOffset).", "topic", "partition")
-	descLogEnd      = desc("log_end_offset", "The partition's log end offset (Kafka: Log LogEndOffset).", "topic", "partition")
-	descHW          = desc("log_high_watermark", "The partition's high watermark: the offset consumers read up to.", "topic", "partition")
-	descFsync       = desc("log_flush_duration_seconds", "Duration of log fsyncs; one group commit is one observation (Kafka: LogFlushStats LogFlushRateAndTimeMs).")
+	descLogSize         = desc("log_size_bytes", "Bytes of the partition's segment files (Kafka: Log Size).", "topic", "partition")
+	descLogSegments     = desc("log_segments", "Segments of the partition (Kafka: Log NumLogSegments).", "topic", "partition")
+	descLogStart        = desc("log_start_offset", "The partition's log start offset (Kafka: Log LogStartOffset).", "topic", "partition")
+	descLogEnd          = desc("log_end_offset", "The partition's log end offset (Kafka: Log LogEndOffset).", "topic", "partition")
+	descHW              = desc("log_high_watermark", "The partition's high watermark: the offset consumers read up to.", "topic", "partition")
+	descFsync           = desc("log_flush_duration_seconds", "Duration of log fsyncs; one group commit is one observation (Kafka: LogFlushStats LogFlushRateAndTimeMs).")
+	descCacheReleased   = desc("log_cache_released_bytes_total", "Bytes of durable segment data released from the page cache behind the writers (log.cache.keep.bytes).")
+	descCachePrefetched = desc("log_prefetched_bytes_total", "Bytes of segment files prefetched for readers more than log.cache.keep.bytes behind the log end: roughly what consumers read from disk.")
 
 	descGroups       = desc("groups", "Consumer groups by state (Kafka: GroupMetadataManager NumGroups<State>).", "state")
 	descGroupMembers = desc("group_members", "Members of a consumer group.", "group")
@@ -130,6 +132,7 @@ var allDescs = []*prometheus.Desc{
 	descProduceReqs, descProduceFail, descFetchReqs, descFetchFail,
 	descRequests, descLatency, descPurgatory,
 	descLogSize, descLogSegments, descLogStart, descLogEnd, descHW, descFsync,
+	descCacheReleased, descCachePrefetched,
 	descGroups, descGroupMembers, descConns, descConnsAccepted,
 }
 
@@ -187,6 +190,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descRequests, float64(h.Count()), names[k])
 	}
 	histogram(descFsync, &st.Fsync)
+	counter(descCacheReleased, float64(st.CacheReleased.Load()))
+	counter(descCachePrefetched, float64(st.CachePrefetched.Load()))
 	gauge(descPurgatory, float64(st.FetchPurgatory.Load()), "Fetch")
 	gauge(descPurgatory, float64(st.ProducePurgatory.Load()), "Produce")
 

@@ -50,6 +50,10 @@ type BrokerStats struct {
 	// ProducePurgatory is the number of partition appends whose produce
 	// response waits for fsync (delayedOperation=Produce).
 	ProducePurgatory atomic.Int64
+	// CacheReleased and CachePrefetched count the bytes of segment
+	// files released from the page cache behind the writers and
+	// prefetched for readers (log.cache.keep.bytes).
+	CacheReleased, CachePrefetched atomic.Int64
 }
 
 // PartitionStats are one partition's traffic counters. A partition

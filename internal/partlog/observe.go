@@ -10,6 +10,22 @@ func (s *Syncer) ObserveSyncs(fn func(time.Duration)) {
 	s.observer.Store(&fn)
 }
 
+// ObserveCacheAdvice makes the Syncer report the page-cache advice its
+// logs give (KeepCached): bytes released behind the writers when drop
+// is set, bytes prefetched for readers otherwise. fn must be quick.
+func (s *Syncer) ObserveCacheAdvice(fn func(drop bool, n int64)) {
+	s.adviceObserver.Store(&fn)
+}
+
+func (s *Syncer) observeAdvice(drop bool, n int64) {
+	if s == nil {
+		return
+	}
+	if fn := s.adviceObserver.Load(); fn != nil {
+		(*fn)(drop, n)
+	}
+}
+
 // observeSync reports an fsync that began at start. A nil Syncer (a log
 // opened without one) reports nothing.
 func (s *Syncer) observeSync(start time.Time) {

@@ -63,6 +63,8 @@ type Syncer struct {
 	stop     chan struct{}
 	// observer receives fsync durations (observe.go); nil = none.
 	observer atomic.Pointer[func(time.Duration)]
+	// adviceObserver receives page-cache advice (observe.go).
+	adviceObserver atomic.Pointer[func(bool, int64)]
 	wg       sync.WaitGroup
 }
 
@@ -825,6 +827,7 @@ func (l *Log) dropCached(f *rcFile, size int64, final bool) {
 		return
 	}
 	_ = vfs.DropCache(f.f, f.dropped, end-f.dropped) // advice: nothing depends on it
+	l.syncer.observeAdvice(true, end-f.dropped)
 	f.dropped = end
 }
 
