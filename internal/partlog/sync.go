@@ -65,7 +65,7 @@ type Syncer struct {
 	observer atomic.Pointer[func(time.Duration)]
 	// adviceObserver receives page-cache advice (observe.go).
 	adviceObserver atomic.Pointer[func(bool, int64)]
-	wg       sync.WaitGroup
+	wg             sync.WaitGroup
 }
 
 // NewSyncer starts a Syncer with the given number of fsync workers (at
