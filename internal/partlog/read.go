@@ -272,44 +272,6 @@ func (l *Log) readView(dst []byte, sp *Span, v *segView, offset int64, maxBytes 
 	return out, found, err
 }
 
-// Prefetching: a reader more than the Syncer's cache window behind the
-// end of the log is reading what is probably no longer cached, and the
-// kernel's own readahead falls behind when several partitions are read
-// in turn (8 files read round-robin 1 MiB at a time: 6 s for 2 GiB with
-// readahead alone, 2.3 s with this). Such a read first asks for the
-// next prefetchAhead bytes of its file (at most to the file's end),
-// unless more than half of that was asked for already.
-const (
-	prefetchAhead = 8 << 20
-	// prefetchMin: fewer bytes are left to the read itself.
-	prefetchMin = 64 << 10
-)
-
-func (l *Log) prefetch(v *segView) {
-	keep := int64(DefaultCacheKeep)
-	if l.syncer != nil {
-		keep = l.syncer.cacheKeep.Load()
-	}
-	if keep < 0 || v.active && v.end-v.pos <= keep {
-		return
-	}
-	from, to := v.pos, min(v.pos+prefetchAhead, v.end)
-	if pf := v.f.prefetched.Load(); v.pos >= pf-2*prefetchAhead {
-		// The window asked for last is this reader's (readers far
-		// behind it are another's, and get their own).
-		if v.pos < pf-prefetchAhead/2 {
-			return
-		}
-		from = max(from, pf)
-	}
-	if to-from < prefetchMin {
-		return
-	}
-	v.f.prefetched.Store(to)
-	_ = vfs.Prefetch(v.f.f, from, to-from) // advice: nothing depends on it
-	l.syncer.observeAdvice(false, to-from)
-}
-
 // lookupFileIndex sets v.pos from the segment's index file, leaving it
 // at 0 if the index cannot be used.
 func (l *Log) lookupFileIndex(v *segView, offset int64) {

@@ -785,52 +785,6 @@ func (l *Log) syncFiles(w *rcFile, rolled []rolledSegment, dir bool, active *seg
 	return first
 }
 
-// DefaultCacheKeep is how many of the newest bytes of each partition's
-// segments stay in the page cache once durable (Syncer.KeepCached).
-const DefaultCacheKeep = 8 << 20
-
-// dropCacheMin is the least a dropCached call releases: fewer, larger
-// calls.
-const dropCacheMin = 4 << 20
-
-// KeepCached sets how many of the newest durable bytes of each log's
-// segment files stay in the page cache; older durable pages are
-// released after each sync. Negative: never release.
-//
-// Streaming writes fill the page cache with pages nothing reads again
-// once consumers at the tail have read them. Taking a fresh page costs
-// far more than reusing one that was just released (in a VM whose host
-// reclaims the guest's free memory, several times more: see
-// docs/PERFORMANCE.md), and leaving the kernel to evict them under
-// memory pressure makes every allocation slower. Consumers further
-// behind than the window read from disk, as they would from a broker
-// whose data outgrew its memory.
-func (s *Syncer) KeepCached(n int64) { s.cacheKeep.Store(n) }
-
-// dropCached releases the cached pages of f, a segment file this log
-// wrote, below size minus the Syncer's keep window; f's first size bytes
-// were just made durable. final says f rolled and will not grow: what is
-// due goes however little it is. Called with syncMu held.
-func (l *Log) dropCached(f *rcFile, size int64, final bool) {
-	if l.syncer == nil {
-		return
-	}
-	keep := l.syncer.cacheKeep.Load()
-	if keep < 0 {
-		return
-	}
-	end := max(size-keep, 0) &^ (4<<10 - 1)
-	if end < f.dropped {
-		f.dropped = end // truncated since: the rewritten pages are due again
-	}
-	if end-f.dropped < dropCacheMin && !(final && end > f.dropped) {
-		return
-	}
-	_ = vfs.DropCache(f.f, f.dropped, end-f.dropped) // advice: nothing depends on it
-	l.syncer.observeAdvice(true, end-f.dropped)
-	f.dropped = end
-}
-
 // failLocked makes the log fail every later append and sync: after an
 // fsync error the page cache may have dropped data, so retrying would
 // report lost data as durable.
