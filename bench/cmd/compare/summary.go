@@ -25,6 +25,7 @@ type median struct {
 	BrokerCores     float64 `json:"broker_cores"`
 	LoadgenCores    float64 `json:"loadgen_cores"`
 	OtherCores      float64 `json:"other_cores"`
+	StealCores      float64 `json:"steal_cores"`
 	BrokerRSSMiB    float64 `json:"broker_rss_after_mib"`
 	RecordsPerBatch float64 `json:"records_per_batch"`
 	P50Ms           float64 `json:"p50_ms,omitempty"`
@@ -80,6 +81,7 @@ func medians(rs []*load.Result) []median {
 		m.BrokerCores = f(func(r *load.Result) float64 { return r.BrokerCores })
 		m.LoadgenCores = f(func(r *load.Result) float64 { return r.LoadgenCores })
 		m.OtherCores = f(func(r *load.Result) float64 { return r.OtherCores })
+		m.StealCores = f(func(r *load.Result) float64 { return r.StealCores })
 		m.BrokerRSSMiB = f(func(r *load.Result) float64 { return float64(r.BrokerRSSAfter) / (1 << 20) })
 		m.RecordsPerBatch = f(func(r *load.Result) float64 { return r.RecordsPerBatch })
 		m.P50Ms = lat(func(l *load.Latency) float64 { return l.P50Ms }, e2e)
@@ -121,15 +123,19 @@ func boundNote(g, k *median) string {
 		sort.Strings(bs)
 		parts = append(parts, fmt.Sprintf("%s:%s", strings.ToUpper(m.Target[:1]), strings.Join(bs, ",")))
 	}
-	noise := 0.0
+	noise, steal := 0.0, 0.0
 	for _, m := range []*median{g, k} {
 		if m != nil {
 			noise = max(noise, m.OtherCores)
+			steal = max(steal, m.StealCores)
 		}
 	}
 	s := "bound " + strings.Join(parts, " ")
 	if noise >= 0.25 {
 		s += fmt.Sprintf("; others used %.1f cores", noise)
+	}
+	if steal >= 0.1 {
+		s += fmt.Sprintf(" (hypervisor steal %.1f)", steal)
 	}
 	return s
 }

@@ -87,6 +87,7 @@ func (w E2E) Run(ctx context.Context, t Target, name string) (*Result, error) {
 	var (
 		mu   sync.Mutex // guards recv, res errors
 		recv []sample   // every record received
+		acks []sample   // every record acknowledged: send time, ack time
 		sent []int64    // every send time; only the producer goroutine appends
 	)
 	cctx, stopCons := context.WithCancel(ctx)
@@ -120,11 +121,16 @@ func (w E2E) Run(ctx context.Context, t Target, name string) (*Result, error) {
 	p := &pacer{rate: w.Rate, start: time.Now()}
 	var closing atomic.Bool // set once the run is measured: later failures are the client closing
 	promise := func(r *kgo.Record, err error) {
-		if err != nil && ctx.Err() == nil && !closing.Load() {
-			mu.Lock()
-			res.addError(err)
-			mu.Unlock()
+		now := time.Now().UnixNano()
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			if ctx.Err() == nil && !closing.Load() {
+				res.addError(err)
+			}
+			return
 		}
+		acks = append(acks, sample{int64(binary.LittleEndian.Uint64(r.Value)), now})
 	}
 	go func() {
 		defer close(prodDone)
@@ -179,6 +185,17 @@ func (w E2E) Run(ctx context.Context, t Target, name string) (*Result, error) {
 	closing.Store(true)
 	stopCons()
 	<-consDone
+	mu.Lock()
+	var ackLat []time.Duration
+	for _, s := range acks {
+		if s.sent >= ws && s.sent < we {
+			ackLat = append(ackLat, time.Duration(s.got-s.sent))
+		}
+	}
+	mu.Unlock()
+	// The acknowledgement part of the end-to-end figure: what is left
+	// is the consumer's side (fetch wake-up and delivery).
+	res.AckLatency = summarize(ackLat)
 
 	res.fill(a, b, n, n*int64(w.RecordSize))
 	res.starved(w.Duration)

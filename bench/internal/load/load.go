@@ -49,6 +49,10 @@ type Result struct {
 	LoadgenCPUSeconds float64 `json:"loadgen_cpu_seconds"`
 	LoadgenCores      float64 `json:"loadgen_cores"`
 	OtherCores        float64 `json:"other_cores"`
+	// StealCores is CPU time the hypervisor gave to other machines
+	// while this one had work (part of OtherCores): when it is high,
+	// latency tails are the host's.
+	StealCores float64 `json:"steal_cores"`
 	// Bound says what limited the run: "rate" (paced and kept up),
 	// "loadgen" (host CPUs saturated and the load generator used at
 	// least as much CPU as the broker), "broker" (host saturated,
@@ -136,6 +140,7 @@ func (r *Result) fill(a, b snap, records, payload int64) {
 		r.BrokerCores = r.BrokerCPUSeconds / sec
 		r.LoadgenCores = r.LoadgenCPUSeconds / sec
 		r.OtherCores = max(0, host-r.BrokerCores-r.LoadgenCores)
+		r.StealCores = proc.StealCores(a.host, b.host, ncpu)
 	}
 	r.BrokerRSSBefore = a.broker.RSS
 	r.BrokerRSSAfter = b.broker.RSS

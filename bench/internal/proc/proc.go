@@ -123,6 +123,10 @@ func statusKiB(b []byte, key string) int64 {
 // ticks summed over all CPUs.
 type Host struct {
 	Busy, Total uint64
+	// Steal is time the hypervisor ran something else while this
+	// machine's CPUs had work (counted in Busy too): on a shared VM it
+	// is what stalls every process at once, latency's worst enemy.
+	Steal uint64
 }
 
 // ReadHost reads the aggregate "cpu" line of /proc/stat. Busy is
@@ -147,8 +151,21 @@ func ReadHost() (Host, error) {
 		if i != 3 && i != 4 { // idle, iowait
 			h.Busy += n
 		}
+		if i == 7 {
+			h.Steal = n
+		}
 	}
 	return h, nil
+}
+
+// StealCores returns how many CPUs' worth of time the hypervisor took
+// between a and b.
+func StealCores(a, b Host, ncpu int) float64 {
+	dt := float64(b.Total - a.Total)
+	if dt <= 0 {
+		return 0
+	}
+	return float64(b.Steal-a.Steal) / dt * float64(ncpu)
 }
 
 // BusyCores returns how many CPUs were busy on average between a and b.

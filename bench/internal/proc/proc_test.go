@@ -50,8 +50,11 @@ func TestReadSelf(t *testing.T) {
 }
 
 func TestBusyCores(t *testing.T) {
-	got := BusyCores(Host{Busy: 100, Total: 400}, Host{Busy: 200, Total: 600}, 2)
-	if got != 1 {
+	a, b := Host{Busy: 100, Total: 400, Steal: 10}, Host{Busy: 200, Total: 600, Steal: 60}
+	if got := BusyCores(a, b, 2); got != 1 {
 		t.Fatalf("BusyCores = %v, want 1", got)
+	}
+	if got := StealCores(a, b, 2); got != 0.5 {
+		t.Fatalf("StealCores = %v, want 0.5", got)
 	}
 }

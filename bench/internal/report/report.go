@@ -26,8 +26,8 @@ func Print(w io.Writer, r *load.Result) {
 		r.Seconds, r.Records, r.RecordsPerSec, offered, r.MBPerSec, batch)
 	fmt.Fprintf(w, "  broker:  %.3f CPU-s/GiB  %.2f cores  RSS %s -> %s (peak %s)\n",
 		r.BrokerCPUPerGiB, r.BrokerCores, MiB(r.BrokerRSSBefore), MiB(r.BrokerRSSAfter), MiB(r.BrokerRSSPeak))
-	fmt.Fprintf(w, "  loadgen: %.2f cores  RSS %s   other processes: %.2f cores   bound: %s\n",
-		r.LoadgenCores, MiB(r.LoadgenRSS), r.OtherCores, r.Bound)
+	fmt.Fprintf(w, "  loadgen: %.2f cores  RSS %s   other processes: %.2f cores (steal %.2f)   bound: %s\n",
+		r.LoadgenCores, MiB(r.LoadgenRSS), r.OtherCores, r.StealCores, r.Bound)
 	if l := r.Latency; l != nil {
 		fmt.Fprintf(w, "  e2e latency ms: p50 %.2f  p99 %.2f  p999 %.2f  max %.2f  mean %.2f  (n=%d, missing %d, send lag max %.1f ms)\n",
 			l.P50Ms, l.P99Ms, l.P999Ms, l.MaxMs, l.MeanMs, l.Count, r.Missing, r.SendLagMs)
