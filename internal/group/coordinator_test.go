@@ -173,6 +173,24 @@ func newCoordEnv(t testing.TB, log *memLog, start bool) *coordEnv {
 	return e
 }
 
+// advance moves the manual clock once the coordinator is idle. A mailbox
+// still settling arms its next timer with a duration computed from the
+// time it read before: if the clock moved in between, the manual timer
+// lands that much later than the deadline, and a test that advances
+// exactly to the deadline waits forever (TestCoordinatorWriteFailure
+// failed so under load). A real clock only fires such a timer late.
+func (e *coordEnv) advance(d time.Duration) {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.c.busy.Load()&^closedBit != 0 {
+		if time.Now().After(deadline) {
+			e.t.Fatal("coordinator never idle")
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	e.clock.Advance(d)
+}
+
 func (e *coordEnv) waitLoaded() {
 	e.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -236,7 +254,7 @@ func (e *coordEnv) form(group string, n int) ([]string, int32) {
 	// means the joins before it ran. Then the initial rebalance delay
 	// elapses (extended while members kept joining).
 	for e.describe(group).State == PreparingRebalance {
-		e.clock.Advance(time.Second)
+		e.advance(time.Second)
 	}
 	var gen int32
 	assign := map[string][]byte{}
@@ -320,7 +338,7 @@ func TestCoordinatorGroupLifecycle(t *testing.T) {
 	// Member 2 stops heartbeating; the others keep going past its
 	// session timeout, see a rebalance, and rejoin without it.
 	for range 3 {
-		e.clock.Advance(4 * time.Second)
+		e.advance(4 * time.Second)
 		for _, id := range ids[:2] {
 			cb, wait := await[*kerr.Error](t)
 			e.c.Heartbeat("g", HeartbeatRequest{MemberID: id, Generation: gen}, cb)
@@ -388,7 +406,7 @@ func TestCoordinatorReload(t *testing.T) {
 		}
 	}
 	// Without heartbeats, the reloaded members expire.
-	e2.clock.Advance(11 * time.Second)
+	e2.advance(11 * time.Second)
 	if d := e2.describe("g"); d.State != Empty {
 		t.Fatalf("after session timeout: %v", d.State)
 	}
@@ -501,11 +519,11 @@ func TestCoordinatorOffsetExpiry(t *testing.T) {
 	if err := e.commit("g", "", -1, "t", 0, 1, ""); err != nil {
 		t.Fatal(err)
 	}
-	e.clock.Advance(DefaultConfig().OffsetsRetention - time.Minute)
+	e.advance(DefaultConfig().OffsetsRetention - time.Minute)
 	if p := e.fetch("g", "t", 0); p.Offset != 1 {
 		t.Fatalf("expired early: %+v", p)
 	}
-	e.clock.Advance(10 * time.Minute)
+	e.advance(10 * time.Minute)
 	deadline := time.Now().Add(5 * time.Second)
 	for e.fetch("g", "t", 0).Offset != -1 {
 		if time.Now().After(deadline) {
@@ -572,7 +590,7 @@ func TestCoordinatorWriteFailure(t *testing.T) {
 	cb, wait = await[JoinResult](t)
 	e.c.Join("g", joinReq(id), cb)
 	e.describe("g")
-	e.clock.Advance(time.Second)
+	e.advance(time.Second)
 	r := wait()
 	log.mu.Lock()
 	log.fail = kerr.NotLeaderForPartition
