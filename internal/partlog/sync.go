@@ -302,10 +302,7 @@ func (s *Syncer) syncPrepared(preps []syncPrep) []error {
 				r.f.release()
 			}
 		}
-		if errs[i] == nil {
-			p.l.dropCached(p.w, p.size, false)
-		}
-		p.w.release()
+		p.releaseActive(errs[i])
 	}
 	return errs
 }
@@ -673,11 +670,17 @@ func (l *Log) syncSyncMuHeld(takeWaiters bool) (rp int64, ws []func(int64, error
 	start := time.Now()
 	err = l.syncFiles(p.w, p.rolled, p.dirDirty, nil)
 	l.syncer.observeSync(start)
+	p.releaseActive(err)
+	return l.finishSyncSyncMuHeld(&p, err), p.ws, err
+}
+
+// releaseActive ends the sync's use of the active writer: once synced
+// (err nil), its durable pages behind the cache window are released.
+func (p *syncPrep) releaseActive(err error) {
 	if err == nil {
-		l.dropCached(p.w, p.size, false)
+		p.l.dropCached(p.w, p.size, false)
 	}
 	p.w.release()
-	return l.finishSyncSyncMuHeld(&p, err), p.ws, err
 }
 
 // syncPrep is what a sync captured of a log under its lock, so the I/O

@@ -80,7 +80,6 @@ func (w E2E) Run(ctx context.Context, t Target, name string) (*Result, error) {
 	}
 
 	res := &Result{Workload: name, Target: t.Name, OfferedRate: w.Rate}
-	type sample struct{ sent, got int64 }
 	// Window membership is decided after the run from the send times,
 	// so producer and consumer cannot disagree about a record sent while
 	// the window opened.
@@ -170,12 +169,7 @@ func (w E2E) Run(ctx context.Context, t Target, name string) (*Result, error) {
 	deadline := time.Now().Add(w.Drain)
 	for {
 		mu.Lock()
-		lat = lat[:0]
-		for _, s := range recv {
-			if s.sent >= ws && s.sent < we {
-				lat = append(lat, time.Duration(s.got-s.sent))
-			}
-		}
+		lat = inWindow(lat[:0], recv, ws, we)
 		mu.Unlock()
 		if int64(len(lat)) >= n || time.Now().After(deadline) {
 			break
@@ -185,17 +179,11 @@ func (w E2E) Run(ctx context.Context, t Target, name string) (*Result, error) {
 	closing.Store(true)
 	stopCons()
 	<-consDone
-	mu.Lock()
-	var ackLat []time.Duration
-	for _, s := range acks {
-		if s.sent >= ws && s.sent < we {
-			ackLat = append(ackLat, time.Duration(s.got-s.sent))
-		}
-	}
-	mu.Unlock()
 	// The acknowledgement part of the end-to-end figure: what is left
 	// is the consumer's side (fetch wake-up and delivery).
-	res.AckLatency = summarize(ackLat)
+	mu.Lock()
+	res.AckLatency = summarize(inWindow(nil, acks, ws, we))
+	mu.Unlock()
 
 	res.fill(a, b, n, n*int64(w.RecordSize))
 	res.starved(w.Duration)
@@ -206,4 +194,18 @@ func (w E2E) Run(ctx context.Context, t Target, name string) (*Result, error) {
 		return res, fmt.Errorf("no record received end to end: %s", res.FirstError)
 	}
 	return res, nil
+}
+
+// sample is one record's send time and the time it was received or
+// acknowledged (UnixNano).
+type sample struct{ sent, got int64 }
+
+// inWindow appends to dst the latencies of the samples sent in [ws, we).
+func inWindow(dst []time.Duration, ss []sample, ws, we int64) []time.Duration {
+	for _, s := range ss {
+		if s.sent >= ws && s.sent < we {
+			dst = append(dst, time.Duration(s.got-s.sent))
+		}
+	}
+	return dst
 }

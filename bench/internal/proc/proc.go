@@ -161,20 +161,21 @@ func ReadHost() (Host, error) {
 // StealCores returns how many CPUs' worth of time the hypervisor took
 // between a and b.
 func StealCores(a, b Host, ncpu int) float64 {
-	dt := float64(b.Total - a.Total)
-	if dt <= 0 {
-		return 0
-	}
-	return float64(b.Steal-a.Steal) / dt * float64(ncpu)
+	return cores(b.Steal-a.Steal, a, b, ncpu)
 }
 
 // BusyCores returns how many CPUs were busy on average between a and b.
 func BusyCores(a, b Host, ncpu int) float64 {
+	return cores(b.Busy-a.Busy, a, b, ncpu)
+}
+
+// cores converts ticks spent between readings a and b into CPUs' worth.
+func cores(ticks uint64, a, b Host, ncpu int) float64 {
 	dt := float64(b.Total - a.Total)
 	if dt <= 0 {
 		return 0
 	}
-	return float64(b.Busy-a.Busy) / dt * float64(ncpu)
+	return float64(ticks) / dt * float64(ncpu)
 }
 
 // ListenerPID returns the process listening on TCP port on this machine,
