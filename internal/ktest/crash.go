@@ -2,6 +2,7 @@ package ktest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -189,6 +190,10 @@ func (p *powerFS) OpenAppend(name string) (vfs.File, error) {
 	return p.open(func() (vfs.File, error) { return p.fs.OpenAppend(name) })
 }
 
+func (p *powerFS) OpenWrite(name string) (vfs.File, error) {
+	return p.open(func() (vfs.File, error) { return p.fs.OpenWrite(name) })
+}
+
 func (p *powerFS) Open(name string) (vfs.File, error) {
 	return p.open(func() (vfs.File, error) { return p.fs.Open(name) })
 }
@@ -256,6 +261,22 @@ func (f *powerFile) Write(b []byte) (n int, err error) {
 		return err
 	})
 	return n, err
+}
+
+func (f *powerFile) WriteAt(b []byte, off int64) (n int, err error) {
+	err = f.p.call(func() error {
+		n, err = f.f.WriteAt(b, off)
+		return err
+	})
+	return n, err
+}
+
+func (f *powerFile) Preallocate(size int64) error {
+	pa, ok := f.f.(vfs.Preallocator)
+	if !ok {
+		return errors.ErrUnsupported
+	}
+	return f.p.call(func() error { return pa.Preallocate(size) })
 }
 
 func (f *powerFile) Sync() error { return f.p.call(f.f.Sync) }

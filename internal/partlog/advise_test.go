@@ -49,6 +49,11 @@ func (a *adviseFS) OpenAppend(name string) (vfs.File, error) {
 	return a.wrap(name, f, err)
 }
 
+func (a *adviseFS) OpenWrite(name string) (vfs.File, error) {
+	f, err := a.MemFS.OpenWrite(name)
+	return a.wrap(name, f, err)
+}
+
 func (a *adviseFS) Open(name string) (vfs.File, error) {
 	f, err := a.MemFS.Open(name)
 	return a.wrap(name, f, err)

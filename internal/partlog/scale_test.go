@@ -37,6 +37,7 @@ func (o *openFilesFS) wrap(f vfs.File, err error) (vfs.File, error) {
 }
 func (o *openFilesFS) Create(n string) (vfs.File, error)     { return o.wrap(o.FS.Create(n)) }
 func (o *openFilesFS) OpenAppend(n string) (vfs.File, error) { return o.wrap(o.FS.OpenAppend(n)) }
+func (o *openFilesFS) OpenWrite(n string) (vfs.File, error)  { return o.wrap(o.FS.OpenWrite(n)) }
 func (o *openFilesFS) Open(n string) (vfs.File, error)       { return o.wrap(o.FS.Open(n)) }
 func (f *openFile) Close() error {
 	if !f.closed.Swap(true) {

@@ -32,6 +32,7 @@ func (c *countingFS) wrap(f vfs.File, err error) (vfs.File, error) {
 }
 func (c *countingFS) Create(n string) (vfs.File, error)     { return c.wrap(c.FS.Create(n)) }
 func (c *countingFS) OpenAppend(n string) (vfs.File, error) { return c.wrap(c.FS.OpenAppend(n)) }
+func (c *countingFS) OpenWrite(n string) (vfs.File, error)  { return c.wrap(c.FS.OpenWrite(n)) }
 func (c *countingFS) Open(n string) (vfs.File, error)       { return c.wrap(c.FS.Open(n)) }
 func (f countingFile) Sync() error {
 	f.fs.syncs.Add(1)

@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,11 +16,11 @@ type Op uint32
 // The operations a Fault can target.
 const (
 	OpCreate   Op = 1 << iota // FS.Create
-	OpOpen                    // FS.Open and FS.OpenAppend
+	OpOpen                    // FS.Open, FS.OpenAppend and FS.OpenWrite
 	OpRead                    // File.Read and File.ReadAt
-	OpWrite                   // File.Write
+	OpWrite                   // File.Write and File.WriteAt
 	OpSync                    // File.Sync
-	OpTruncate                // File.Truncate
+	OpTruncate                // File.Truncate and Preallocator.Preallocate
 	OpClose                   // File.Close
 	OpRemove                  // FS.Remove and FS.RemoveAll
 	OpRename                  // FS.Rename
@@ -333,10 +334,10 @@ func (f *FaultFS) delay(op Op) {
 	}
 }
 
-// reserveWrite decides how many of n bytes a write to name may write, and
-// the error to return after writing them, and counts the allowed bytes
-// against the capacity.
-func (f *FaultFS) reserveWrite(name string, u *usage, n int) (int, error) {
+// reserveWrite decides how many of n bytes a write to name at off (-1:
+// at the end) may write, and the error to return after writing them, and
+// counts the bytes the file grows by against the capacity.
+func (f *FaultFS) reserveWrite(name string, u *usage, n int, off int64) (int, error) {
 	f.delay(OpWrite)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -357,17 +358,39 @@ func (f *FaultFS) reserveWrite(name string, u *usage, n int) (int, error) {
 		err = in.fireLocked()
 		break
 	}
-	if f.capacity >= 0 && u.linked && f.used+allow > f.capacity {
-		allow = max(f.capacity-f.used, 0)
+	if off < 0 {
+		off = u.size
+	}
+	grow := max(off+allow-u.size, 0)
+	if f.capacity >= 0 && u.linked && f.used+grow > f.capacity {
+		allow = max(min(allow, u.size-off+f.capacity-f.used), 0)
+		grow = max(off+allow-u.size, 0)
 		if err == nil {
 			err = syscall.ENOSPC
 		}
 	}
 	if u.linked {
-		u.size += allow
-		f.used += allow
+		u.size += grow
+		f.used += grow
 	}
 	return int(allow), err
+}
+
+// reserveSize counts a file growing to size against the capacity, or
+// fails with ENOSPC changing nothing.
+func (f *FaultFS) reserveSize(u *usage, size int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	grow := size - u.size
+	if !u.linked || grow <= 0 {
+		return nil
+	}
+	if f.capacity >= 0 && f.used+grow > f.capacity {
+		return syscall.ENOSPC
+	}
+	u.size = size
+	f.used += grow
+	return nil
 }
 
 // unreserve gives back bytes reserved but not written.
@@ -494,6 +517,18 @@ func (f *FaultFS) OpenAppend(name string) (File, error) {
 	return &faultFile{fs: f, f: file, name: name, usage: f.counted(name, false)}, nil
 }
 
+// OpenWrite implements FS.
+func (f *FaultFS) OpenWrite(name string) (File, error) {
+	if err := f.check(OpOpen, name); err != nil {
+		return nil, wrapPath("open", name, err)
+	}
+	file, err := f.fs.OpenWrite(name)
+	if err != nil {
+		return nil, err
+	}
+	return &faultFile{fs: f, f: file, name: name, usage: f.counted(name, false)}, nil
+}
+
 // Open implements FS.
 func (f *FaultFS) Open(name string) (File, error) {
 	if err := f.check(OpOpen, name); err != nil {
@@ -605,7 +640,7 @@ func (f *faultFile) Write(p []byte) (int, error) {
 	if f.usage == nil { // read-only: let the wrapped file refuse
 		return f.f.Write(p)
 	}
-	allow, ierr := f.fs.reserveWrite(f.name, f.usage, len(p))
+	allow, ierr := f.fs.reserveWrite(f.name, f.usage, len(p), -1)
 	n, err := 0, error(nil)
 	if allow > 0 {
 		n, err = f.f.Write(p[:allow])
@@ -620,6 +655,50 @@ func (f *faultFile) Write(p []byte) (int, error) {
 		return n, wrapPath("write", f.name, ierr)
 	}
 	return n, nil
+}
+
+// WriteAt writes through like Write, with the same faults and with the
+// bytes the file grows by counted against the capacity.
+func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
+	if f.usage == nil || off < 0 { // let the wrapped file refuse
+		return f.f.WriteAt(p, off)
+	}
+	allow, ierr := f.fs.reserveWrite(f.name, f.usage, len(p), off)
+	n, err := 0, error(nil)
+	if allow > 0 {
+		n, err = f.f.WriteAt(p[:allow], off)
+	}
+	if n < allow {
+		if size, serr := f.f.Size(); serr == nil {
+			f.fs.setSize(f.usage, size)
+		}
+	}
+	if err != nil {
+		return n, err
+	}
+	if ierr != nil {
+		return n, wrapPath("write", f.name, ierr)
+	}
+	return n, nil
+}
+
+// Preallocate implements Preallocator when the wrapped file does. It
+// counts as a truncation for faults and as growth for the capacity.
+func (f *faultFile) Preallocate(size int64) error {
+	p, ok := f.f.(Preallocator)
+	if !ok {
+		return errors.ErrUnsupported
+	}
+	if f.usage == nil { // read-only: let the wrapped file refuse
+		return p.Preallocate(size)
+	}
+	if err := f.fs.check(OpTruncate, f.name); err != nil {
+		return wrapPath("fallocate", f.name, err)
+	}
+	if err := f.fs.reserveSize(f.usage, size); err != nil {
+		return wrapPath("fallocate", f.name, err)
+	}
+	return p.Preallocate(size)
 }
 
 func (f *faultFile) Sync() error {

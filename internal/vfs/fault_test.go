@@ -283,6 +283,48 @@ func TestUsageAccounting(t *testing.T) {
 	}
 }
 
+// TestUsagePreallocated: reserving space counts against the capacity
+// (ENOSPC changes nothing); writes into reserved space do not.
+func TestUsagePreallocated(t *testing.T) {
+	fs, _ := newFaultMem(t)
+	fs.SetCapacity(100)
+	f, err := fs.OpenWrite("/d/t-0/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte("0123456789"), 0); err != nil {
+		t.Fatal(err)
+	}
+	pa := f.(Preallocator)
+	if err := pa.Preallocate(60); err != nil {
+		t.Fatal(err)
+	}
+	if u := fs.Usage(); u != 60 {
+		t.Fatalf("Usage = %d, want 60", u)
+	}
+	if err := pa.Preallocate(101); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Preallocate past the capacity: %v", err)
+	}
+	if n, _ := f.Size(); n != 60 {
+		t.Fatalf("Size = %d after a failed Preallocate", n)
+	}
+	if _, err := f.WriteAt(make([]byte, 50), 10); err != nil {
+		t.Fatal(err)
+	}
+	if u := fs.Usage(); u != 60 {
+		t.Fatalf("Usage = %d after writing into reserved space, want 60", u)
+	}
+	// Past the reservation only the growth counts, up to the capacity.
+	n, err := f.WriteAt(make([]byte, 50), 55)
+	if n != 45 || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("WriteAt past the capacity = %d, %v; want 45, ENOSPC", n, err)
+	}
+	if u := fs.Usage(); u != 100 {
+		t.Fatalf("Usage = %d, want 100", u)
+	}
+}
+
 func TestFaultDelay(t *testing.T) {
 	fs, _ := newFaultMem(t)
 	f := openAppend(t, fs, "/d/t-0/f")

@@ -89,6 +89,37 @@ type memNode struct {
 	// to data never touch bytes that syncedData sees.
 	data       []byte
 	syncedData []byte
+	// reserved is how many zero bytes follow data (Preallocate, or
+	// Truncate growing the file): the file is len(data)+reserved bytes
+	// long. syncedReserved is its value as of the last Sync.
+	reserved, syncedReserved int64
+}
+
+// size is a file's length. The caller holds MemFS.mu.
+func (n *memNode) size() int64 { return int64(len(n.data)) + n.reserved }
+
+// readAt copies the file's bytes from off into p (zeros past data) and
+// returns how many there were. The caller holds MemFS.mu.
+func (n *memNode) readAt(p []byte, off int64) int {
+	if off >= n.size() {
+		return 0
+	}
+	c := 0
+	if off < int64(len(n.data)) {
+		c = copy(p, n.data[off:])
+	}
+	z := min(int64(len(p)-c), n.size()-off-int64(c))
+	clear(p[c : c+int(z)])
+	return c + int(z)
+}
+
+// materialize turns the reserved zeros below end into data, so writes
+// can go there. The caller holds MemFS.mu.
+func (n *memNode) materialize(end int64) {
+	if grow := min(end, n.size()) - int64(len(n.data)); grow > 0 {
+		n.data = append(n.data, make([]byte, grow)...)
+		n.reserved -= grow
+	}
 }
 
 func newDir() *memNode { return &memNode{isDir: true, children: map[string]*memNode{}} }
@@ -143,8 +174,8 @@ func pathErr(op, name string, errno syscall.Errno) error {
 	return &os.PathError{Op: op, Path: name, Err: errno}
 }
 
-// openFile implements Create, OpenAppend and Open.
-func (fs *MemFS) openFile(name string, create, truncate, writable bool) (File, error) {
+// openFile implements Create, OpenAppend, OpenWrite and Open.
+func (fs *MemFS) openFile(name string, create, truncate, writable, appends bool) (File, error) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	dir, base, errno := fs.parentLocked(name)
@@ -164,21 +195,28 @@ func (fs *MemFS) openFile(name string, create, truncate, writable bool) (File, e
 		n = &memNode{}
 		dir.children[base] = n
 	case truncate:
-		n.data = nil
+		n.data, n.reserved = nil, 0
 	}
-	return &memFile{fs: fs, node: n, name: name, writable: writable}, nil
+	return &memFile{fs: fs, node: n, name: name, writable: writable, appends: appends}, nil
 }
 
 // Create implements FS.
-func (fs *MemFS) Create(name string) (File, error) { return fs.openFile(name, true, true, true) }
+func (fs *MemFS) Create(name string) (File, error) { return fs.openFile(name, true, true, true, true) }
 
 // OpenAppend implements FS.
 func (fs *MemFS) OpenAppend(name string) (File, error) {
-	return fs.openFile(name, true, false, true)
+	return fs.openFile(name, true, false, true, true)
+}
+
+// OpenWrite implements FS.
+func (fs *MemFS) OpenWrite(name string) (File, error) {
+	return fs.openFile(name, true, false, true, false)
 }
 
 // Open implements FS.
-func (fs *MemFS) Open(name string) (File, error) { return fs.openFile(name, false, false, false) }
+func (fs *MemFS) Open(name string) (File, error) {
+	return fs.openFile(name, false, false, false, false)
+}
 
 // Remove implements FS.
 func (fs *MemFS) Remove(name string) error {
@@ -307,7 +345,7 @@ func (fs *MemFS) Stat(name string) (FileInfo, error) {
 	if n.isDir {
 		return FileInfo{IsDir: true}, nil
 	}
-	return FileInfo{Size: int64(len(n.data))}, nil
+	return FileInfo{Size: n.size()}, nil
 }
 
 // SyncDir implements FS: dir's current entries become its durable ones.
@@ -329,6 +367,7 @@ func (n *memNode) syncLocked() {
 		return
 	}
 	n.syncedData = n.data[:len(n.data):len(n.data)]
+	n.syncedReserved = n.reserved
 }
 
 // CrashOptions chooses the random outcomes of CrashWith.
@@ -392,6 +431,7 @@ func (fs *MemFS) Kill() *MemFS {
 			// Both slices are never written through (see memNode).
 			m.data = n.data[:len(n.data):len(n.data)]
 			m.syncedData = n.syncedData
+			m.reserved, m.syncedReserved = n.reserved, n.syncedReserved
 			return m
 		}
 		m.children = map[string]*memNode{}
@@ -445,7 +485,10 @@ func (c *crasher) clone(n *memNode) *memNode {
 		data = n.data[:len(data)+c.opts.Rand.IntN(len(tail)+1)]
 	}
 	data = data[:len(data):len(data)]
-	m := &memNode{data: data, syncedData: data}
+	// The size is durable as synced; unsynced writes into reserved
+	// space may be lost (zeros) or kept.
+	reserved := max(int64(len(n.syncedData))+n.syncedReserved-int64(len(data)), 0)
+	m := &memNode{data: data, syncedData: data, reserved: reserved, syncedReserved: reserved}
 	c.seen[n] = m
 	return m
 }
@@ -461,6 +504,9 @@ type memFile struct {
 	name string
 	// writable is false for Open handles. Immutable.
 	writable bool
+	// appends is set for Create and OpenAppend handles, whose writes go
+	// to the end. Immutable.
+	appends bool
 	// pos is the offset of the next Read.
 	pos int64
 	// closed is set by Close.
@@ -488,10 +534,10 @@ func (f *memFile) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if f.pos >= int64(len(f.node.data)) {
+	if f.pos >= f.node.size() {
 		return 0, io.EOF
 	}
-	n := copy(p, f.node.data[f.pos:])
+	n := f.node.readAt(p, f.pos)
 	f.pos += int64(n)
 	return n, nil
 }
@@ -507,13 +553,13 @@ func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, &os.PathError{Op: "readat", Path: f.name, Err: errors.New("negative offset")}
 	}
-	if off >= int64(len(f.node.data)) {
+	if off >= f.node.size() {
 		if len(p) == 0 {
 			return 0, nil
 		}
 		return 0, io.EOF
 	}
-	n := copy(p, f.node.data[off:])
+	n := f.node.readAt(p, off)
 	if n < len(p) {
 		return n, io.EOF
 	}
@@ -527,9 +573,54 @@ func (f *memFile) Write(p []byte) (int, error) {
 	if err := f.checkLocked("write", true); err != nil {
 		return 0, err
 	}
+	f.node.materialize(f.node.size())
 	f.node.data = append(f.node.data, p...)
 	f.pos = int64(len(f.node.data))
 	return len(p), nil
+}
+
+// WriteAt implements io.WriterAt for handles from OpenWrite.
+func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.checkLocked("write", true); err != nil {
+		return 0, err
+	}
+	if f.appends {
+		return 0, &os.PathError{Op: "writeat", Path: f.name, Err: errors.New("file opened for appending")}
+	}
+	if off < 0 {
+		return 0, &os.PathError{Op: "writeat", Path: f.name, Err: errors.New("negative offset")}
+	}
+	n := f.node
+	size := n.size()
+	n.materialize(off)
+	if grow := off - int64(len(n.data)); grow > 0 { // a hole past the end
+		n.data = append(n.data, make([]byte, grow)...)
+	}
+	if off < int64(len(n.data)) {
+		// Copy rather than write through: see memNode.syncedData.
+		n.data = slices.Clone(n.data)
+		c := copy(n.data[off:], p)
+		n.data = append(n.data, p[c:]...)
+	} else {
+		n.data = append(n.data, p...)
+	}
+	n.reserved = max(size-int64(len(n.data)), 0)
+	return len(p), nil
+}
+
+// Preallocate implements Preallocator.
+func (f *memFile) Preallocate(size int64) error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.checkLocked("fallocate", true); err != nil {
+		return err
+	}
+	if grow := size - f.node.size(); grow > 0 {
+		f.node.reserved += grow
+	}
+	return nil
 }
 
 // Sync implements File: the current content becomes the durable one.
@@ -557,8 +648,9 @@ func (f *memFile) Truncate(size int64) error {
 	if size <= int64(len(n.data)) {
 		// Copy rather than reslice: see memNode.syncedData.
 		n.data = slices.Clone(n.data[:size])
+		n.reserved = 0
 	} else {
-		n.data = append(n.data, make([]byte, size-int64(len(n.data)))...)
+		n.reserved = size - int64(len(n.data))
 	}
 	return nil
 }
@@ -570,7 +662,7 @@ func (f *memFile) Size() (int64, error) {
 	if err := f.checkLocked("stat", false); err != nil {
 		return 0, err
 	}
-	return int64(len(f.node.data)), nil
+	return f.node.size(), nil
 }
 
 // Close implements io.Closer; closing twice fails with os.ErrClosed.

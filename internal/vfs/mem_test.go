@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -107,6 +108,104 @@ func TestConformance(t *testing.T) {
 			defer g.Close()
 			mustWrite(t, g, "two")
 			if got := readAll(t, fsys, name); got != "onetwo" {
+				t.Fatalf("content %q", got)
+			}
+		}},
+		{"OpenWriteWritesAt", func(t *testing.T, fsys FS, dir string) {
+			name := filepath.Join(dir, "f")
+			mustCreate(t, fsys, name, "hello")
+			f, err := fsys.OpenWrite(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			for _, w := range []struct {
+				off  int64
+				data string
+				want string
+			}{
+				{2, "XY", "heXYo"},
+				{5, "!", "heXYo!"},
+				{8, "z", "heXYo!\x00\x00z"},
+			} {
+				if n, err := f.WriteAt([]byte(w.data), w.off); err != nil || n != len(w.data) {
+					t.Fatalf("WriteAt(%q, %d) = %d, %v", w.data, w.off, n, err)
+				}
+				if got := readAll(t, fsys, name); got != w.want {
+					t.Fatalf("after WriteAt(%q, %d): %q, want %q", w.data, w.off, got, w.want)
+				}
+			}
+			g, err := fsys.OpenWrite(filepath.Join(dir, "new"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.Close()
+			if got := readAll(t, fsys, filepath.Join(dir, "new")); got != "" {
+				t.Fatalf("new file %q", got)
+			}
+		}},
+		{"WriteAtRefusedOnAppendHandles", func(t *testing.T, fsys FS, dir string) {
+			f := mustCreate(t, fsys, filepath.Join(dir, "f"), "abc")
+			if _, err := f.WriteAt([]byte("x"), 0); err == nil {
+				t.Fatal("WriteAt on a Create handle succeeded")
+			}
+		}},
+		{"PreallocateReadsAsZeros", func(t *testing.T, fsys FS, dir string) {
+			name := filepath.Join(dir, "f")
+			f, err := fsys.OpenWrite(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteAt([]byte("abc"), 0); err != nil {
+				t.Fatal(err)
+			}
+			pa, ok := f.(Preallocator)
+			if !ok {
+				t.Fatalf("%T is not a Preallocator", f)
+			}
+			if err := pa.Preallocate(8); err != nil {
+				t.Fatal(err)
+			}
+			if err := pa.Preallocate(5); err != nil { // never shrinks
+				t.Fatal(err)
+			}
+			if n, err := f.Size(); err != nil || n != 8 {
+				t.Fatalf("Size = %d, %v; want 8", n, err)
+			}
+			if got := readAll(t, fsys, name); got != "abc\x00\x00\x00\x00\x00" {
+				t.Fatalf("content %q", got)
+			}
+			if _, err := f.WriteAt([]byte("de"), 3); err != nil {
+				t.Fatal(err)
+			}
+			if got := readAll(t, fsys, name); got != "abcde\x00\x00\x00" {
+				t.Fatalf("content %q", got)
+			}
+			buf := make([]byte, 10)
+			if n, err := f.ReadAt(buf, 4); n != 4 || err != io.EOF || string(buf[:n]) != "e\x00\x00\x00" {
+				t.Fatalf("ReadAt = %d %q, %v", n, buf[:n], err)
+			}
+			// An appending handle writes after the reserved space.
+			g, err := fsys.OpenAppend(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustWrite(t, g, "Z")
+			g.Close()
+			if got := readAll(t, fsys, name); got != "abcde\x00\x00\x00Z" {
+				t.Fatalf("content %q", got)
+			}
+			if err := f.Truncate(5); err != nil {
+				t.Fatal(err)
+			}
+			if err := pa.Preallocate(7); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Truncate(6); err != nil {
+				t.Fatal(err)
+			}
+			if got := readAll(t, fsys, name); got != "abcde\x00" {
 				t.Fatalf("content %q", got)
 			}
 		}},
@@ -739,5 +838,48 @@ func TestKill(t *testing.T) {
 	}
 	if _, err := c.Stat("/d/new"); !IsNotExist(err) {
 		t.Fatalf("power loss after kill kept an unsynced entry: %v", err)
+	}
+}
+
+// TestCrashPreallocated: a reservation made durable keeps the file's
+// size across a crash; writes into it that were not synced read as
+// zeros (or, with torn tails, as a prefix of what was written).
+func TestCrashPreallocated(t *testing.T) {
+	fs := durableDir(t)
+	f, err := fs.OpenWrite("/d/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncDir(t, fs, "/d")
+	if _, err := f.WriteAt([]byte("abc"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.(Preallocator).Preallocate(10); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, f)
+	if _, err := f.WriteAt([]byte("defg"), 3); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, fs.Crash(), "/d/f"); got != "abc"+strings.Repeat("\x00", 7) {
+		t.Fatalf("after a crash: %q", got)
+	}
+	if got := readAll(t, fs.Kill(), "/d/f"); got != "abcdefg\x00\x00\x00" {
+		t.Fatalf("after a kill: %q", got)
+	}
+	seen := map[string]bool{}
+	for seed := range uint64(40) {
+		got := readAll(t, fs.CrashWithTornTails(rand.New(rand.NewPCG(seed, 2))), "/d/f")
+		if len(got) != 10 || !strings.HasPrefix("abcdefg", strings.TrimRight(got, "\x00")) {
+			t.Fatalf("after a crash with torn tails: %q", got)
+		}
+		seen[got] = true
+	}
+	if len(seen) < 3 {
+		t.Fatalf("torn tails gave only %d outcomes", len(seen))
+	}
+	mustSync(t, f)
+	if got := readAll(t, fs.Crash(), "/d/f"); got != "abcdefg\x00\x00\x00" {
+		t.Fatalf("synced, then a crash: %q", got)
 	}
 }

@@ -24,11 +24,15 @@ import (
 )
 
 // File is an open file. Writes made through a File opened with Create or
-// OpenAppend go to the end of the file; they are durable only after Sync.
+// OpenAppend go to the end of the file; a File opened with OpenWrite is
+// written with WriteAt. Writes are durable only after Sync.
 type File interface {
 	io.Reader
 	io.ReaderAt
 	io.Writer
+	// WriteAt writes at off. Handles opened with Create or OpenAppend
+	// refuse it (their writes go to the end of the file).
+	io.WriterAt
 	io.Closer
 	// Sync flushes the file's data to stable storage (fdatasync).
 	Sync() error
@@ -47,6 +51,9 @@ type FS interface {
 	// OpenAppend opens name for reading and appending, creating it empty
 	// if it does not exist.
 	OpenAppend(name string) (File, error)
+	// OpenWrite opens name for reading and for writing at chosen
+	// offsets (WriteAt), creating it empty if it does not exist.
+	OpenWrite(name string) (File, error)
 	// Open opens an existing file read-only.
 	Open(name string) (File, error)
 	// Remove removes a file or an empty directory.
@@ -92,6 +99,20 @@ func Prefetch(f File, off, n int64) error {
 		return a.Prefetch(off, n)
 	}
 	return nil
+}
+
+// Preallocator is a File that can reserve disk space past its data
+// (OSFile: writing zeros; MemFS). A durable write into reserved space of
+// a file written with WriteAt does not change the file's size or its
+// block map, so on a journaling file system its fdatasync does not wait
+// for a metadata commit: on ext4 with a journal, a 1 KiB append plus
+// fdatasync takes about 0.7 ms and the same write over zeros written
+// and synced beforehand about 0.3 (docs/PERFORMANCE.md).
+type Preallocator interface {
+	// Preallocate makes the file at least size bytes long, the new bytes
+	// reading as zeros, with their space allocated. Like any size
+	// change it is durable after Sync.
+	Preallocate(size int64) error
 }
 
 // FileInfo is what Stat reports.
