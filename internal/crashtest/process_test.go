@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -39,8 +40,41 @@ func TestProcessCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds gregor and kills it repeatedly (~20 s); skipped with -short")
 	}
+	partitions := int32(envInt(t, "GREGOR_CRASH_PARTITIONS", 64))
+	log := processCrash(t, envInt(t, "GREGOR_CRASH_CYCLES", 20), partitions, 256<<10, 0)
+	replays := bytes.Count(log, []byte("partlog: replayed journal"))
+	t.Logf("%d journal replays", replays)
+	if partitions >= 64 && envInt(t, "GREGOR_CRASH_CYCLES", 20) >= 10 && replays == 0 {
+		t.Errorf("no journal replay in the SIGKILLs over %d partitions: the journal path went untested", partitions)
+	}
+}
+
+// TestProcessCrashPreallocated is TestProcessCrash on one partition with
+// 16 MiB segments: its syncs are small and its own, so the active
+// segment has zeros reserved past its data (partlog/prealloc.go) when
+// the kills land, and recovery must trim them (GREGOR_CRASH_CYCLES,
+// default 8). The records are not compressed, and the first kill comes
+// after 12,000 of them (about 1.6 MB), when the segment holds more than
+// the 1 MiB a log reserves from.
+func TestProcessCrashPreallocated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds gregor and kills it repeatedly (~10 s); skipped with -short")
+	}
+	log := processCrash(t, envInt(t, "GREGOR_CRASH_CYCLES", 8), 1, 16<<20, 12000, kgo.ProducerBatchCompression(kgo.NoCompression()))
+	trims := bytes.Count(log, []byte("partlog: trimming zeros past the data"))
+	t.Logf("%d recoveries trimmed reserved space", trims)
+	if trims == 0 {
+		t.Error("no recovery trimmed reserved space: preallocation went untested")
+	}
+}
+
+// processCrash runs the kill/restart cycles over a topic of the given
+// partitions and segment size, the first kill after warmup more records
+// were acknowledged, verifies every acknowledged record, and returns the
+// broker's log.
+func processCrash(t *testing.T, cycles int, partitions int32, segmentBytes int, warmup int64, opts ...kgo.Opt) []byte {
+	t.Helper()
 	seed := seedFromEnv(t)
-	cycles := envInt(t, "GREGOR_CRASH_CYCLES", 20)
 	rng := rand.New(rand.NewPCG(seed, 1))
 
 	work := t.TempDir()
@@ -58,12 +92,11 @@ func TestProcessCrash(t *testing.T) {
 	t.Cleanup(g.cleanup)
 
 	const topic = "crash"
-	partitions := int32(envInt(t, "GREGOR_CRASH_PARTITIONS", 64))
 	createTopic(t, g.addr, topic, partitions, map[string]*string{
 		// Small segments so that kills also land around rolls.
-		"segment.bytes": kadm.StringPtr("262144"),
+		"segment.bytes": kadm.StringPtr(strconv.Itoa(segmentBytes)),
 	})
-	w := startWorkload(t, g.addr, topic, 3, seed)
+	w := startWorkload(t, g.addr, topic, 3, seed, opts...)
 
 	// progress waits for n more acknowledgements: the producers
 	// reconnected and the broker works.
@@ -72,6 +105,9 @@ func TestProcessCrash(t *testing.T) {
 		if !w.waitAcked(w.acked()+n, 30*time.Second) {
 			t.Fatalf("%s: no progress (%d acknowledged)\n%s", what, w.acked(), g.logTail())
 		}
+	}
+	if warmup > 0 {
+		progress(warmup, "warming up")
 	}
 	var kinds [3]int
 	for c := range cycles {
@@ -94,17 +130,14 @@ func TestProcessCrash(t *testing.T) {
 		g.start(true)
 	}
 	progress(500, "after the last restart")
-	log, _ := os.ReadFile(g.logPath)
-	replays := bytes.Count(log, []byte("partlog: replayed journal"))
-	t.Logf("%d SIGKILLs: %d just after start, %d during recovery, %d under load; %d records acknowledged; %d journal replays",
-		cycles, kinds[0], kinds[1], kinds[2], w.acked(), replays)
-	if partitions >= 64 && cycles >= 10 && replays == 0 {
-		t.Errorf("no journal replay in %d SIGKILLs over %d partitions: the journal path went untested", cycles, partitions)
-	}
+	t.Logf("%d SIGKILLs: %d just after start, %d during recovery, %d under load; %d records acknowledged",
+		cycles, kinds[0], kinds[1], kinds[2], w.acked())
 	w.finish()
 	w.checkErrors()
 	verify(t, g.addr, topic, w.led, true)
 	g.stop()
+	log, _ := os.ReadFile(g.logPath)
+	return log
 }
 
 // buildGregor builds cmd/gregor into a temporary directory, with the

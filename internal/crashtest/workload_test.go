@@ -95,12 +95,12 @@ type workload struct {
 	wg      sync.WaitGroup
 }
 
-func startWorkload(t *testing.T, addr, topic string, producers int, seed uint64) *workload {
+func startWorkload(t *testing.T, addr, topic string, producers int, seed uint64, opts ...kgo.Opt) *workload {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &workload{t: t, led: &ledger{acked: map[string]ack{}, failed: map[string]int{}}, cancel: cancel}
 	for id := range producers {
-		cl, err := kgo.NewClient(
+		cl, err := kgo.NewClient(append([]kgo.Opt{
 			kgo.SeedBrokers(addr),
 			kgo.DefaultProduceTopic(topic),
 			kgo.RequiredAcks(kgo.AllISRAcks()), // the default, spelled out
@@ -109,18 +109,18 @@ func startWorkload(t *testing.T, addr, topic string, producers int, seed uint64)
 			// Reconnect and refresh metadata quickly after a restart, so
 			// every cycle runs under load.
 			kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }),
-			kgo.MetadataMinAge(50*time.Millisecond),
+			kgo.MetadataMinAge(50 * time.Millisecond),
 			// A broker killed again during its recovery can be away
 			// for seconds: requests (InitProducerID included, whose
 			// failure fails every buffered record) must outlast it.
-			kgo.RequestRetries(1<<20),
-			kgo.RetryTimeout(2*time.Minute),
+			kgo.RequestRetries(1 << 20),
+			kgo.RetryTimeout(2 * time.Minute),
 			// A broker killed right after accepting a connection gives
 			// an EOF on its first read, which kgo by default takes for
 			// a TLS or SASL misconfiguration and does not retry.
 			kgo.AlwaysRetryEOF(),
 			kgo.ProducerOnDataLossDetected(func(string, int32) { w.led.dataLoss.Add(1) }),
-		)
+		}, opts...)...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -163,13 +163,13 @@ func (l *Log) appendLocked(b []byte, first, last, maxTs int64, buffer bool) erro
 		if err := l.flushPendLocked(); err != nil {
 			return err
 		}
-		n, err := l.w.f.Write(b)
+		n, err := l.w.writeData(b, a.size)
 		if err != nil || n != len(b) {
 			if err == nil {
 				err = fmt.Errorf("short write: %d of %d bytes", n, len(b))
 			}
 			// Undo a partial write so the file ends at a batch boundary.
-			if terr := l.w.f.Truncate(a.size); terr != nil {
+			if terr := l.w.truncateData(a.size); terr != nil {
 				l.failLocked(fmt.Errorf("partlog: undo partial write of %s: %w (after %w)", a.seg.logName, terr, err))
 			}
 			return fmt.Errorf("partlog: append to %s: %w", a.seg.logName, err)
@@ -266,8 +266,15 @@ func (l *Log) rollLocked(newBase int64) error {
 	if err := l.flushPendLocked(); err != nil {
 		return fmt.Errorf("partlog: roll: %w", err)
 	}
+	// No later segment may exist while this one has reserved space
+	// past its data: recovery would take the zeros for damage.
+	if err := l.w.seal(l.act.size, true); err != nil {
+		err = fmt.Errorf("partlog: roll: trim %s: %w", l.act.seg.logName, err)
+		l.failLocked(err) // as after any failed fsync
+		return err
+	}
 	seg := newSegment(l.dir, newBase)
-	f, err := l.fs.Create(seg.logName)
+	f, err := createWriter(l.fs, seg.logName)
 	if err != nil {
 		return fmt.Errorf("partlog: roll: %w", err)
 	}

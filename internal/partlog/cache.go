@@ -43,6 +43,9 @@ type rcFile struct {
 	dropped int64
 	// prefetched is the end of the range last prefetched for readers.
 	prefetched atomic.Int64
+	// res is the space reserved past the data of an active segment's
+	// writer (prealloc.go).
+	res reservation
 }
 
 func newRCFile(f vfs.File, refs int32) *rcFile {

@@ -587,6 +587,11 @@ func (l *Log) beginCloseHeld(flush bool) (c closing, ok bool) {
 		if c.err == nil {
 			c.err = l.finishActiveIndexLocked()
 		}
+		if c.err == nil {
+			// The close's sync makes the trim durable before the
+			// clean checkpoint vouches for the size.
+			c.err = l.w.seal(l.act.size, false)
+		}
 	}
 	l.dropPendLocked()
 	c.sync = flush && l.failed == nil && c.err == nil

@@ -198,7 +198,7 @@ func (l *Log) readCheckpoint() (checkpoint, error) {
 // startEmptyLocked makes a new log whose first segment starts at start.
 func (l *Log) startEmptyLocked(start int64) error {
 	s := newSegment(l.dir, start)
-	f, err := l.fs.Create(s.logName)
+	f, err := createWriter(l.fs, s.logName)
 	if err != nil {
 		return err
 	}
@@ -238,7 +238,7 @@ func (l *Log) resetToLocked(start int64) error {
 // the last index entry check out and end at the checkpointed end offset.
 func (l *Log) loadCleanActive(c *checkpoint) error {
 	s := l.segs[len(l.segs)-1]
-	f, err := l.fs.OpenAppend(s.logName)
+	f, err := l.fs.OpenWrite(s.logName)
 	if err != nil {
 		return err
 	}
@@ -424,7 +424,14 @@ func (l *Log) recoverFrom(k int, rp int64) error {
 		cut, truncSeg, truncAt = 1, 0, 0
 	}
 	if truncSeg >= 0 {
-		l.logger.Warn("partlog: truncating torn tail", "segment", segs[truncSeg].logName, "position", truncAt, "bytes", sizes[truncSeg-k]-truncAt)
+		name, n := segs[truncSeg].logName, sizes[truncSeg-k]-truncAt
+		if allZeros(l.fs, name, truncAt, n) {
+			// Space reserved past the data (prealloc.go), or
+			// never-synced appends into it.
+			l.logger.Info("partlog: trimming zeros past the data", "segment", name, "position", truncAt, "bytes", n)
+		} else {
+			l.logger.Warn("partlog: truncating torn tail", "segment", name, "position", truncAt, "bytes", n)
+		}
 	}
 	for _, s := range segs[cut:] {
 		l.logger.Warn("partlog: deleting segment after torn tail", "segment", s.logName)
@@ -471,7 +478,7 @@ func (l *Log) recoverFrom(k int, rp int64) error {
 			s.setMeta(segMeta{size: size, maxTs: r.maxTs, maxTsOff: r.maxTsOff, idxEntries: int64(len(r.idx)), modified: l.openTime})
 			continue
 		}
-		f, err := l.fs.OpenAppend(s.logName)
+		f, err := l.fs.OpenWrite(s.logName)
 		if err != nil {
 			return err
 		}
@@ -627,4 +634,28 @@ func (l *Log) rebuildIndexes(s *segment) error {
 	s.setMeta(segMeta{size: size, maxTs: r.maxTs, maxTsOff: r.maxTsOff, idxEntries: int64(len(r.idx)), modified: l.openTime})
 	s.idxBad.Store(false)
 	return nil
+}
+
+// allZeros reports whether the n bytes of name from off are all zero.
+func allZeros(fs vfs.FS, name string, off, n int64) bool {
+	f, err := fs.Open(name)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	buf := make([]byte, min(n, 64<<10))
+	for n > 0 {
+		b := buf[:min(n, int64(len(buf)))]
+		if err := readFullAt(f, b, off); err != nil {
+			return false
+		}
+		for _, c := range b {
+			if c != 0 {
+				return false
+			}
+		}
+		off += int64(len(b))
+		n -= int64(len(b))
+	}
+	return true
 }

@@ -295,6 +295,7 @@ func (s *Syncer) syncPrepared(preps []syncPrep) []error {
 		p := &preps[i]
 		if !whole || err != nil {
 			// Each file's own descriptor reports whether it lost data.
+			p.reserveAhead()
 			errs[i] = p.l.syncFiles(p.w, p.rolled, p.dirDirty, nil)
 		} else {
 			for _, r := range p.rolled {
@@ -668,6 +669,7 @@ func (l *Log) syncSyncMuHeld(takeWaiters bool) (rp int64, ws []func(int64, error
 		return p.rp, p.ws, p.err
 	}
 	start := time.Now()
+	p.reserveAhead()
 	err = l.syncFiles(p.w, p.rolled, p.dirDirty, nil)
 	l.syncer.observeSync(start)
 	p.releaseActive(err)
@@ -691,6 +693,7 @@ type syncPrep struct {
 	gen    uint64
 	w      *rcFile
 	size   int64 // bytes written to w, all of which the sync covers
+	limit  int64 // the segment size at which the active segment rolls
 	rolled []rolledSegment
 	// dirDirty is set when the directory's entries changed.
 	dirDirty bool
@@ -732,6 +735,7 @@ func (l *Log) prepareSyncSyncMuHeld(takeWaiters bool) syncPrep {
 	p.w = l.w
 	p.w.acquire()
 	p.size = l.act.size
+	p.limit = l.cfg.SegmentBytes
 	p.rolled = l.rolled
 	l.rolled = nil
 	p.dirDirty = l.dirDirty

@@ -72,7 +72,7 @@ func (l *Log) truncateLocked(offset int64) error {
 		f = l.w.f
 	} else {
 		var err error
-		if f, err = l.fs.OpenAppend(s.logName); err != nil {
+		if f, err = l.fs.OpenWrite(s.logName); err != nil {
 			return err
 		}
 	}
@@ -180,7 +180,11 @@ func (l *Log) truncateLocked(offset int64) error {
 
 	// Point of no return: change the files.
 	l.truncGen.Add(1)
-	if err := f.Truncate(cut); err != nil {
+	truncate := f.Truncate
+	if wasActive {
+		truncate = l.w.truncateData // the reservation goes too
+	}
+	if err := truncate(cut); err != nil {
 		l.failLocked(err)
 		return l.truncFail(f, wasActive, err)
 	}
