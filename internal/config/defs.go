@@ -90,7 +90,7 @@ var Broker = newRegistry([]Def{
 	integer("log.roll.hours", "168", "Time after which a segment rolls, in hours.", atLeast(1)),
 	long("log.roll.jitter.ms", "", "Accepted for compatibility (segment.jitter.ms); segments roll without jitter.", null, atLeast(0), dynamic),
 	integer("log.roll.jitter.hours", "0", "Accepted for compatibility; segments roll without jitter.", atLeast(0)),
-	boolean("log.preallocate", "false", "Accepted for compatibility and ignored: Gregor reserves space past an active segment's data on its own (fallocate, in steps of up to 8 MiB) while the partition's appends are synced one log at a time, and trims it at roll and close.", dynamic),
+	boolean("log.preallocate", "false", "Accepted for compatibility and ignored: Gregor reserves space past an active segment's data on its own (zeros, in steps of up to 8 MiB) while the partition's durable appends are small and synced one log at a time, and trims it at roll and close.", dynamic),
 	boolean("log.message.downconversion.enable", "true", "Accepted for compatibility; Gregor stores and serves only RecordBatch v2.", dynamic),
 	integer("log.index.interval.bytes", "4096", "Bytes between offset index entries.", atLeast(0), dynamic),
 	integer("log.index.size.max.bytes", "10485760", "Maximum offset index size; the segment rolls when full.", atLeast(4), dynamic),
