@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -364,5 +366,55 @@ func TestMetricsPageCacheAdvice(t *testing.T) {
 	fams = scrape(t, hs.URL)
 	if got := mustValue(t, fams, "gregor_log_prefetched_bytes_total"); got < 1<<20 {
 		t.Errorf("log_prefetched_bytes_total = %v after reading 6 MiB from the start", got)
+	}
+}
+
+// TestMetricsPreallocation: a partition that syncs small appends on its
+// own reserves zeros past its active segment once it holds 1 MiB; the
+// metric counts them, the Kafka APIs report the data's size and not the
+// file's, and a restart trims the file to its data.
+func TestMetricsPreallocation(t *testing.T) {
+	kb := ktest.NewBroker(t)
+	_, hs := newAdmin(t, kb, admin.Options{})
+	kb.CreateTopic("prealloc", 1, nil)
+	cl := kb.Client(kgo.DefaultProduceTopic("prealloc"), kgo.ProducerLinger(0), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for range 1300 { // ~1.4 MB, one record a sync
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: make([]byte, 1000)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := mustValue(t, scrape(t, hs.URL), "gregor_log_preallocated_bytes_total")
+	if got < 1<<20 {
+		t.Fatalf("log_preallocated_bytes_total = %v after 1.4 MB in one-record syncs", got)
+	}
+	seg := filepath.Join(kb.Dir, "prealloc-0", "00000000000000000000.log")
+	logDirSize := func() int64 {
+		t.Helper()
+		dirs, err := kb.Admin().DescribeAllLogDirs(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var size int64
+		for _, bds := range dirs {
+			if p, ok := bds.LookupPartition("prealloc", 0); ok {
+				size += p.Size
+			}
+		}
+		return size
+	}
+	data := logDirSize()
+	fi, err := os.Stat(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data < 1<<20 || fi.Size() <= data || fi.Size() > data+int64(got) {
+		t.Fatalf("DescribeLogDirs %d bytes, file %d bytes, %v preallocated", data, fi.Size(), got)
+	}
+	cl.Close()
+	kb.Restart()
+	if fi, err := os.Stat(seg); err != nil || fi.Size() != data || logDirSize() != data {
+		t.Fatalf("after a restart: file %v bytes (%v), want %d", fi.Size(), err, data)
 	}
 }

@@ -164,6 +164,7 @@ func Open(opts Options) (*Broker, error) {
 	}
 	b.syncer.ObserveSyncs(b.observeFsync)
 	b.syncer.ObserveCacheAdvice(b.observeCacheAdvice)
+	b.syncer.ObservePreallocation(func(n int64) { b.stats.Preallocated.Add(n) })
 	// Small appends are acknowledged after one journal fdatasync instead
 	// of a sync of every partition file they touched (partlog.Journal).
 	j, err := partlog.OpenJournal(b.fs, filepath.Join(b.dir, journalDir), b.log)

@@ -110,7 +110,7 @@ var (
 
 	descPurgatory = desc("purgatory_size", "Requests parked: fetches waiting for data, produce appends waiting for fsync (Kafka: DelayedOperationPurgatory PurgatorySize).", "operation")
 
-	descLogSize         = desc("log_size_bytes", "Bytes of the partition's segment files (Kafka: Log Size).", "topic", "partition")
+	descLogSize         = desc("log_size_bytes", "Bytes of data in the partition's segments (Kafka: Log Size); the files can hold more (log_preallocated_bytes_total).", "topic", "partition")
 	descLogSegments     = desc("log_segments", "Segments of the partition (Kafka: Log NumLogSegments).", "topic", "partition")
 	descLogStart        = desc("log_start_offset", "The partition's log start offset (Kafka: Log LogStartOffset).", "topic", "partition")
 	descLogEnd          = desc("log_end_offset", "The partition's log end offset (Kafka: Log LogEndOffset).", "topic", "partition")
@@ -118,6 +118,7 @@ var (
 	descFsync           = desc("log_flush_duration_seconds", "Duration of log fsyncs; one group commit is one observation (Kafka: LogFlushStats LogFlushRateAndTimeMs).")
 	descCacheReleased   = desc("log_cache_released_bytes_total", "Bytes of durable segment data released from the page cache behind the writers (log.cache.keep.bytes).")
 	descCachePrefetched = desc("log_prefetched_bytes_total", "Bytes of segment files prefetched for readers more than log.cache.keep.bytes behind the log end: roughly what consumers read from disk.")
+	descPreallocated    = desc("log_preallocated_bytes_total", "Bytes of zeros written past active segments' data, so that the small durable appends of partitions synced on their own do not grow their files; trimmed when the segment rolls or closes.")
 
 	descGroups       = desc("groups", "Consumer groups by state (Kafka: GroupMetadataManager NumGroups<State>).", "state")
 	descGroupMembers = desc("group_members", "Members of a consumer group.", "group")
@@ -132,7 +133,7 @@ var allDescs = []*prometheus.Desc{
 	descProduceReqs, descProduceFail, descFetchReqs, descFetchFail,
 	descRequests, descLatency, descPurgatory,
 	descLogSize, descLogSegments, descLogStart, descLogEnd, descHW, descFsync,
-	descCacheReleased, descCachePrefetched,
+	descCacheReleased, descCachePrefetched, descPreallocated,
 	descGroups, descGroupMembers, descConns, descConnsAccepted,
 }
 
@@ -192,6 +193,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	histogram(descFsync, &st.Fsync)
 	counter(descCacheReleased, float64(st.CacheReleased.Load()))
 	counter(descCachePrefetched, float64(st.CachePrefetched.Load()))
+	counter(descPreallocated, float64(st.Preallocated.Load()))
 	gauge(descPurgatory, float64(st.FetchPurgatory.Load()), "Fetch")
 	gauge(descPurgatory, float64(st.ProducePurgatory.Load()), "Produce")
 

@@ -54,6 +54,9 @@ type BrokerStats struct {
 	// files released from the page cache behind the writers and
 	// prefetched for readers (log.cache.keep.bytes).
 	CacheReleased, CachePrefetched atomic.Int64
+	// Preallocated counts the bytes of zeros written past active
+	// segments' data (partlog/prealloc.go).
+	Preallocated atomic.Int64
 }
 
 // PartitionStats are one partition's traffic counters. A partition

@@ -17,6 +17,22 @@ func (s *Syncer) ObserveCacheAdvice(fn func(drop bool, n int64)) {
 	s.adviceObserver.Store(&fn)
 }
 
+// ObservePreallocation makes the Syncer report the bytes of zeros its
+// logs write past their active segments' data (prealloc.go) to fn. fn
+// must be quick.
+func (s *Syncer) ObservePreallocation(fn func(n int64)) {
+	s.preallocObserver.Store(&fn)
+}
+
+func (s *Syncer) observePrealloc(n int64) {
+	if s == nil {
+		return
+	}
+	if fn := s.preallocObserver.Load(); fn != nil {
+		(*fn)(n)
+	}
+}
+
 func (s *Syncer) observeAdvice(drop bool, n int64) {
 	if s == nil {
 		return

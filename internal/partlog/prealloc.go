@@ -126,6 +126,7 @@ func (p *syncPrep) reserveAhead() {
 		return
 	}
 	r.end.Store(target)
+	p.l.syncer.observePrealloc(target - max(end, size))
 }
 
 // writeData writes b at off, the data's end, in w's file (see

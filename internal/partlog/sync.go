@@ -65,7 +65,10 @@ type Syncer struct {
 	observer atomic.Pointer[func(time.Duration)]
 	// adviceObserver receives page-cache advice (observe.go).
 	adviceObserver atomic.Pointer[func(bool, int64)]
-	wg             sync.WaitGroup
+	// preallocObserver receives the bytes reserved ahead of segments
+	// (observe.go).
+	preallocObserver atomic.Pointer[func(int64)]
+	wg               sync.WaitGroup
 }
 
 // NewSyncer starts a Syncer with the given number of fsync workers (at
