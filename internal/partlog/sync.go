@@ -671,8 +671,8 @@ func (l *Log) syncSyncMuHeld(takeWaiters bool) (rp int64, ws []func(int64, error
 	if p.done {
 		return p.rp, p.ws, p.err
 	}
-	start := time.Now()
 	p.reserveAhead()
+	start := time.Now()
 	err = l.syncFiles(p.w, p.rolled, p.dirDirty, nil)
 	l.syncer.observeSync(start)
 	p.releaseActive(err)
