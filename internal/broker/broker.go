@@ -162,9 +162,11 @@ func Open(opts Options) (*Broker, error) {
 		b.wholeSync = ws
 		b.syncer.UseWholeSync(ws)
 	}
-	b.syncer.ObserveSyncs(b.observeFsync)
-	b.syncer.ObserveCacheAdvice(b.observeCacheAdvice)
-	b.syncer.ObservePreallocation(func(n int64) { b.stats.Preallocated.Add(n) })
+	b.syncer.Observe(partlog.Observers{
+		Sync:         b.observeFsync,
+		CacheAdvice:  b.observeCacheAdvice,
+		Preallocated: func(n int64) { b.stats.Preallocated.Add(n) },
+	})
 	// Small appends are acknowledged after one journal fdatasync instead
 	// of a sync of every partition file they touched (partlog.Journal).
 	j, err := partlog.OpenJournal(b.fs, filepath.Join(b.dir, journalDir), b.log)

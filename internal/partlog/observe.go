@@ -2,53 +2,53 @@ package partlog
 
 import "time"
 
-// ObserveSyncs makes the Syncer report the duration of every fsync of its
-// logs' files (one call per group commit, however many appends share
-// it) to fn, for latency metrics and slow-disk logging. fn runs on the
-// syncing goroutine, outside every log lock; it must be quick.
-func (s *Syncer) ObserveSyncs(fn func(time.Duration)) {
-	s.observer.Store(&fn)
+// Observers receive what a Syncer's logs do, for metrics and slow-disk
+// logging. Each runs on the goroutine doing the work, outside every log
+// lock, and must be quick; a nil one is skipped.
+type Observers struct {
+	// Sync receives the duration of every fsync of the logs' files (one
+	// call per group commit, however many appends share it).
+	Sync func(time.Duration)
+	// CacheAdvice receives the page-cache advice the logs give
+	// (KeepCached): bytes released behind the writers when drop is set,
+	// bytes prefetched for readers otherwise.
+	CacheAdvice func(drop bool, n int64)
+	// Preallocated receives the bytes of zeros the logs write past their
+	// active segments' data (prealloc.go).
+	Preallocated func(n int64)
 }
 
-// ObserveCacheAdvice makes the Syncer report the page-cache advice its
-// logs give (KeepCached): bytes released behind the writers when drop
-// is set, bytes prefetched for readers otherwise. fn must be quick.
-func (s *Syncer) ObserveCacheAdvice(fn func(drop bool, n int64)) {
-	s.adviceObserver.Store(&fn)
-}
+// Observe installs o, replacing the observers installed before.
+func (s *Syncer) Observe(o Observers) { s.obs.Store(&o) }
 
-// ObservePreallocation makes the Syncer report the bytes of zeros its
-// logs write past their active segments' data (prealloc.go) to fn. fn
-// must be quick.
-func (s *Syncer) ObservePreallocation(fn func(n int64)) {
-	s.preallocObserver.Store(&fn)
-}
+// noObservers is what a Syncer without observers, or a log opened
+// without a Syncer, reports to.
+var noObservers Observers
 
-func (s *Syncer) observePrealloc(n int64) {
-	if s == nil {
-		return
+func (s *Syncer) observers() *Observers {
+	if s != nil {
+		if o := s.obs.Load(); o != nil {
+			return o
+		}
 	}
-	if fn := s.preallocObserver.Load(); fn != nil {
-		(*fn)(n)
+	return &noObservers
+}
+
+// observeSync reports an fsync that began at start.
+func (s *Syncer) observeSync(start time.Time) {
+	if fn := s.observers().Sync; fn != nil {
+		fn(time.Since(start))
 	}
 }
 
 func (s *Syncer) observeAdvice(drop bool, n int64) {
-	if s == nil {
-		return
-	}
-	if fn := s.adviceObserver.Load(); fn != nil {
-		(*fn)(drop, n)
+	if fn := s.observers().CacheAdvice; fn != nil {
+		fn(drop, n)
 	}
 }
 
-// observeSync reports an fsync that began at start. A nil Syncer (a log
-// opened without one) reports nothing.
-func (s *Syncer) observeSync(start time.Time) {
-	if s == nil {
-		return
-	}
-	if fn := s.observer.Load(); fn != nil {
-		(*fn)(time.Since(start))
+func (s *Syncer) observePrealloc(n int64) {
+	if fn := s.observers().Preallocated; fn != nil {
+		fn(n)
 	}
 }

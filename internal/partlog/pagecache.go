@@ -5,7 +5,7 @@ import "github.com/gregor-streaming/gregor/internal/vfs"
 // Page-cache advice: what a log releases behind its writers once
 // durable (dropCached, after each sync) and prefetches ahead of readers
 // that are far behind (prefetch, on each read). See KeepCached,
-// ObserveCacheAdvice and docs/PERFORMANCE.md, "The page cache".
+// Observers.CacheAdvice and docs/PERFORMANCE.md, "The page cache".
 
 // DefaultCacheKeep is how many of the newest bytes of each partition's
 // segments stay in the page cache once durable (Syncer.KeepCached).

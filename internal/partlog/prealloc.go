@@ -148,12 +148,19 @@ func (w *rcFile) writeData(b []byte, off int64) (int, error) {
 // truncateData truncates w's file to size (its data, or less), dropping
 // any reservation with the bytes past it.
 func (w *rcFile) truncateData(size int64) error {
-	r := &w.res
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	err := w.f.Truncate(size)
-	r.end.Store(size) // on failure too: the sealing truncate retries
-	return err
+	w.res.mu.Lock()
+	defer w.res.mu.Unlock()
+	return w.truncateResLocked(size)
+}
+
+// truncateResLocked truncates w's file to size and moves the reserved
+// end there. The caller holds w.res.mu.
+func (w *rcFile) truncateResLocked(size int64) error {
+	if err := w.f.Truncate(size); err != nil {
+		return err
+	}
+	w.res.end.Store(size)
+	return nil
 }
 
 // seal stops reserving space for w and trims it to size, its data, if
@@ -167,10 +174,9 @@ func (w *rcFile) seal(size int64, sync bool) error {
 	if r.end.Load() <= size {
 		return nil
 	}
-	if err := w.f.Truncate(size); err != nil {
+	if err := w.truncateResLocked(size); err != nil {
 		return err
 	}
-	r.end.Store(size)
 	if sync {
 		return w.f.Sync()
 	}

@@ -61,14 +61,9 @@ type Syncer struct {
 
 	interval time.Duration
 	stop     chan struct{}
-	// observer receives fsync durations (observe.go); nil = none.
-	observer atomic.Pointer[func(time.Duration)]
-	// adviceObserver receives page-cache advice (observe.go).
-	adviceObserver atomic.Pointer[func(bool, int64)]
-	// preallocObserver receives the bytes reserved ahead of segments
-	// (observe.go).
-	preallocObserver atomic.Pointer[func(int64)]
-	wg               sync.WaitGroup
+	// obs are the installed Observers (observe.go); nil = none.
+	obs atomic.Pointer[Observers]
+	wg  sync.WaitGroup
 }
 
 // NewSyncer starts a Syncer with the given number of fsync workers (at

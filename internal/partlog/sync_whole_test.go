@@ -166,7 +166,7 @@ func TestRequestSyncsOneWholeSync(t *testing.T) {
 	s.UseWholeSync(cs)
 	defer ws.Close()
 	var syncs atomic.Int32 // every sync, per file or whole
-	s.ObserveSyncs(func(time.Duration) { syncs.Add(1) })
+	s.Observe(Observers{Sync: func(time.Duration) { syncs.Add(1) }})
 	for round := range 20 {
 		var wg sync.WaitGroup
 		reqs := make([]SyncRequest, len(logs))

@@ -393,16 +393,6 @@ func (f *FaultFS) reserveSize(u *usage, size int64) error {
 	return nil
 }
 
-// unreserve gives back bytes reserved but not written.
-func (f *FaultFS) unreserve(u *usage, n int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if u.linked {
-		u.size -= int64(n)
-		f.used -= int64(n)
-	}
-}
-
 // counted returns name's usage record, creating it, with the file's
 // current size on the wrapped FS, if it has none.
 func (f *FaultFS) counted(name string, truncated bool) *usage {
@@ -640,21 +630,7 @@ func (f *faultFile) Write(p []byte) (int, error) {
 	if f.usage == nil { // read-only: let the wrapped file refuse
 		return f.f.Write(p)
 	}
-	allow, ierr := f.fs.reserveWrite(f.name, f.usage, len(p), -1)
-	n, err := 0, error(nil)
-	if allow > 0 {
-		n, err = f.f.Write(p[:allow])
-	}
-	if n < allow {
-		f.fs.unreserve(f.usage, allow-n)
-	}
-	if err != nil {
-		return n, err
-	}
-	if ierr != nil {
-		return n, wrapPath("write", f.name, ierr)
-	}
-	return n, nil
+	return f.write(p, -1)
 }
 
 // WriteAt writes through like Write, with the same faults and with the
@@ -663,12 +639,22 @@ func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 	if f.usage == nil || off < 0 { // let the wrapped file refuse
 		return f.f.WriteAt(p, off)
 	}
+	return f.write(p, off)
+}
+
+// write is Write (off < 0) and WriteAt: the injected faults decide how
+// much is written, and the capacity counts what the file grows by.
+func (f *faultFile) write(p []byte, off int64) (int, error) {
 	allow, ierr := f.fs.reserveWrite(f.name, f.usage, len(p), off)
 	n, err := 0, error(nil)
-	if allow > 0 {
+	switch {
+	case allow == 0:
+	case off < 0:
+		n, err = f.f.Write(p[:allow])
+	default:
 		n, err = f.f.WriteAt(p[:allow], off)
 	}
-	if n < allow {
+	if n < allow { // count what the file holds, not what was reserved
 		if size, serr := f.f.Size(); serr == nil {
 			f.fs.setSize(f.usage, size)
 		}

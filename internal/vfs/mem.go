@@ -174,8 +174,9 @@ func pathErr(op, name string, errno syscall.Errno) error {
 	return &os.PathError{Op: op, Path: name, Err: errno}
 }
 
-// openFile implements Create, OpenAppend, OpenWrite and Open.
-func (fs *MemFS) openFile(name string, create, truncate, writable, appends bool) (File, error) {
+// openFile implements Create, OpenAppend, OpenWrite and Open. Writable
+// handles create a missing file; Open's fail.
+func (fs *MemFS) openFile(name string, writable, truncate, appends bool) (File, error) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	dir, base, errno := fs.parentLocked(name)
@@ -189,7 +190,7 @@ func (fs *MemFS) openFile(name string, create, truncate, writable, appends bool)
 	switch {
 	case ok && n.isDir:
 		return nil, pathErr("open", name, syscall.EISDIR)
-	case !ok && !create:
+	case !ok && !writable:
 		return nil, pathErr("open", name, syscall.ENOENT)
 	case !ok:
 		n = &memNode{}
@@ -201,22 +202,20 @@ func (fs *MemFS) openFile(name string, create, truncate, writable, appends bool)
 }
 
 // Create implements FS.
-func (fs *MemFS) Create(name string) (File, error) { return fs.openFile(name, true, true, true, true) }
+func (fs *MemFS) Create(name string) (File, error) { return fs.openFile(name, true, true, true) }
 
 // OpenAppend implements FS.
 func (fs *MemFS) OpenAppend(name string) (File, error) {
-	return fs.openFile(name, true, false, true, true)
+	return fs.openFile(name, true, false, true)
 }
 
 // OpenWrite implements FS.
 func (fs *MemFS) OpenWrite(name string) (File, error) {
-	return fs.openFile(name, true, false, true, false)
+	return fs.openFile(name, true, false, false)
 }
 
 // Open implements FS.
-func (fs *MemFS) Open(name string) (File, error) {
-	return fs.openFile(name, false, false, false, false)
-}
+func (fs *MemFS) Open(name string) (File, error) { return fs.openFile(name, false, false, false) }
 
 // Remove implements FS.
 func (fs *MemFS) Remove(name string) error {
