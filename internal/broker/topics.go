@@ -234,6 +234,7 @@ func (b *Broker) reconcile(img *metadata.Image) error {
 	b.cfg.Store(b.effectiveConfig(img))
 	cfg := b.Config()
 	b.syncer.KeepCached(cfg.Int("log.cache.keep.bytes"))
+	b.syncer.CacheBudget(cfg.Int("log.cache.budget.bytes"))
 
 	// Deleted topics.
 	b.partsMu.RLock()

@@ -98,6 +98,7 @@ var Broker = newRegistry([]Def{
 	long("log.flush.interval.ms", "", "Maximum time in ms data may sit unsynced when relaxed durability is configured.", null, atLeast(0), dynamic),
 	long("log.flush.scheduler.interval.ms", maxLong, "Accepted for compatibility.", atLeast(0)),
 	long("log.cache.keep.bytes", "8388608", "Gregor only: how many of each partition's newest bytes stay in the page cache once durable; older durable pages are released after each sync, and consumers reading further back prefetch from disk. Writing into released pages costs much less CPU than taking fresh ones (see docs/PERFORMANCE.md). -1 leaves caching to the kernel, as Kafka does.", atLeast(-1), dynamic),
+	long("log.cache.budget.bytes", "268435456", "Gregor only: how many bytes the log.cache.keep.bytes windows of all busy partitions share. When more partitions synced in the last 5 s than this divided by log.cache.keep.bytes, each keeps its share (at least 64 KiB): with thousands of busy partitions a full window each would never fill, nothing would be released and every write would take a fresh page. -1: no budget.", atLeast(-1), dynamic),
 	long("log.flush.offset.checkpoint.interval.ms", "60000", "How often recovery points are checkpointed.", atLeast(0)),
 	str("log.message.timestamp.type", "CreateTime", "Timestamp type of appended records: CreateTime or LogAppendTime.", enum("CreateTime", "LogAppendTime"), dynamic),
 	long("log.message.timestamp.before.max.ms", maxLong, "Largest allowed gap between a record's timestamp and the broker's clock, backwards.", atLeast(0), dynamic),

@@ -1,6 +1,7 @@
 package partlog
 
 import (
+	"fmt"
 	"path"
 	"strings"
 	"sync"
@@ -180,6 +181,90 @@ func TestDropCachedBehindDurable(t *testing.T) {
 		if a.drop {
 			t.Fatalf("KeepCached(-1): drop %+v", a)
 		}
+	}
+}
+
+// TestCacheBudgetSharedByBusyLogs: once more logs sync in an interval
+// than the budget holds windows for, each keeps its share of the budget
+// (never less than cacheWindowMin) and releases what is behind it;
+// without a budget the same logs release nothing.
+func TestCacheBudgetSharedByBusyLogs(t *testing.T) {
+	const (
+		keep   = 1 << 20
+		budget = 1 << 20
+		logs   = 8
+		share  = budget / logs // 128 KiB
+	)
+	s := newSyncer(1, time.Hour) // the test turns the intervals
+	defer s.Close()
+	s.KeepCached(keep)
+	s.CacheBudget(budget)
+	afs := &adviseFS{MemFS: vfs.NewMem(), t: t}
+	tls := make([]*testLog, logs)
+	for i := range tls {
+		tls[i] = &testLog{t: t, fs: afs, dir: fmt.Sprintf("data/topic-%d", i), cfg: Config{SegmentBytes: 64 << 20},
+			now: &fakeClock{t: time.Unix(1_700_000_000, 0)}, logs: &lockedBuffer{}, syn: s}
+		tls[i].reopen()
+		t.Cleanup(func() { tls[i].Log.Close() })
+	}
+	b := mkBatch(t, 8, 1, 8<<10) // ~64 KiB
+	// round appends batches to each log, syncs it, and returns the bytes
+	// released (the advice names files by base name, so all logs' add
+	// up under one).
+	round := func(batches int) int64 {
+		for _, tl := range tls {
+			for range batches {
+				tl.append(b)
+			}
+			if err := tl.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var dropped int64
+		for _, a := range afs.take() {
+			if a.drop {
+				dropped += a.n
+			}
+		}
+		return dropped
+	}
+
+	// One interval to count the busy logs (the last ones to sync there
+	// already see the budget shared); then each keeps its share.
+	first := round(4)
+	s.nextCacheEpoch()
+	if got := s.cacheBusy.Load(); got != logs {
+		t.Fatalf("%d busy logs counted, want %d", got, logs)
+	}
+	for _, tl := range tls {
+		if w := tl.cacheWindow(); w != share {
+			t.Fatalf("window %d, want %d", w, share)
+		}
+	}
+	size := int64(16 * len(b)) // after the next round: ~1 MiB each
+	if got, want := first+round(12), logs*((size-share)&^4095); got != want {
+		t.Errorf("released %d bytes, want %d (%d logs of %d bytes, share %d)", got, want, logs, size, share)
+	}
+
+	// A budget shared by many logs still leaves each cacheWindowMin.
+	s.CacheBudget(logs * cacheWindowMin / 4)
+	if w := tls[0].cacheWindow(); w != cacheWindowMin {
+		t.Fatalf("window %d, want %d", w, cacheWindowMin)
+	}
+	// Without a budget each keeps the whole window: nothing more is due.
+	s.CacheBudget(-1)
+	if w := tls[0].cacheWindow(); w != keep {
+		t.Fatalf("window %d without a budget, want %d", w, keep)
+	}
+	if dropped := round(4); dropped != 0 {
+		t.Fatalf("released %d bytes without a budget", dropped)
+	}
+	// Idle logs stop counting after an interval without syncs.
+	s.CacheBudget(budget)
+	s.nextCacheEpoch()
+	s.nextCacheEpoch()
+	if w := tls[0].cacheWindow(); w != keep {
+		t.Fatalf("window %d with no busy logs, want %d", w, keep)
 	}
 }
 

@@ -81,6 +81,9 @@ type Log struct {
 	// overlap. A worker that finds it held leaves the log's requests to
 	// the holder, so every holder releases it with unlockSync.
 	syncMu sync.Mutex
+	// cacheEpoch, guarded by syncMu: the Syncer's interval in which this
+	// log last counted as busy (countCacheUser).
+	cacheEpoch uint64
 
 	// mu guards the fields below.
 	mu sync.Mutex

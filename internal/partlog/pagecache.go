@@ -11,9 +11,17 @@ import "github.com/gregor-streaming/gregor/internal/vfs"
 // segments stay in the page cache once durable (Syncer.KeepCached).
 const DefaultCacheKeep = 8 << 20
 
-// dropCacheMin is the least a dropCached call releases: fewer, larger
-// calls.
+// DefaultCacheBudget is how many bytes the cache windows of all busy
+// logs share (Syncer.CacheBudget).
+const DefaultCacheBudget = 256 << 20
+
+// dropCacheMin is the least a dropCached call releases (or the window,
+// if smaller): fewer, larger calls.
 const dropCacheMin = 4 << 20
+
+// cacheWindowMin is the least window a log keeps however many logs share
+// the budget.
+const cacheWindowMin = 64 << 10
 
 // KeepCached sets how many of the newest durable bytes of each log's
 // segment files stay in the page cache; older durable pages are
@@ -29,13 +37,47 @@ const dropCacheMin = 4 << 20
 // whose data outgrew its memory.
 func (s *Syncer) KeepCached(n int64) { s.cacheKeep.Store(n) }
 
-// keepCached is the window KeepCached set; DefaultCacheKeep for a log
-// opened without a Syncer.
-func (s *Syncer) keepCached() int64 {
+// CacheBudget sets how many bytes the KeepCached windows of all busy
+// logs share: with more logs synced in the last checkpoint interval
+// than n/keep, each keeps n divided among them (at least 64 KiB).
+// Negative: no budget, every log keeps the whole window.
+//
+// With thousands of busy partitions a window each would never fill, so
+// nothing would be released and every write would take a fresh page.
+func (s *Syncer) CacheBudget(n int64) { s.cacheBudget.Store(n) }
+
+// cacheWindow is how many of l's newest durable bytes stay cached: the
+// KeepCached window, or its share of the budget. DefaultCacheKeep for a
+// log opened without a Syncer; negative: never release.
+func (l *Log) cacheWindow() int64 {
+	s := l.syncer
 	if s == nil {
 		return DefaultCacheKeep
 	}
-	return s.cacheKeep.Load()
+	keep, budget := s.cacheKeep.Load(), s.cacheBudget.Load()
+	if keep <= cacheWindowMin || budget < 0 {
+		return keep
+	}
+	busy := max(s.cacheBusy.Load(), s.cacheBusyNow.Load(), 1)
+	return min(keep, max(budget/busy, cacheWindowMin))
+}
+
+// countCacheUser counts l among the logs busy this interval, once.
+// Called with syncMu held.
+func (l *Log) countCacheUser() {
+	s := l.syncer
+	if e := s.cacheEpoch.Load(); l.cacheEpoch != e {
+		l.cacheEpoch = e
+		s.cacheBusyNow.Add(1)
+	}
+}
+
+// nextCacheEpoch starts another interval of counting busy logs
+// (checkpointer). A log counted as the interval turns is counted twice,
+// which only shrinks the windows a little for one interval.
+func (s *Syncer) nextCacheEpoch() {
+	s.cacheBusy.Store(s.cacheBusyNow.Swap(0))
+	s.cacheEpoch.Add(1)
 }
 
 // dropCached releases the cached pages of f, a segment file this log
@@ -46,7 +88,8 @@ func (l *Log) dropCached(f *rcFile, size int64, final bool) {
 	if l.syncer == nil {
 		return
 	}
-	keep := l.syncer.keepCached()
+	l.countCacheUser()
+	keep := l.cacheWindow()
 	if keep < 0 {
 		return
 	}
@@ -54,7 +97,7 @@ func (l *Log) dropCached(f *rcFile, size int64, final bool) {
 	if end < f.dropped {
 		f.dropped = end // truncated since: the rewritten pages are due again
 	}
-	if end-f.dropped < dropCacheMin && !(final && end > f.dropped) {
+	if end-f.dropped < min(dropCacheMin, max(keep, cacheWindowMin)) && !(final && end > f.dropped) {
 		return
 	}
 	_ = vfs.DropCache(f.f, f.dropped, end-f.dropped) // advice: nothing depends on it
@@ -76,7 +119,7 @@ const (
 )
 
 func (l *Log) prefetch(v *segView) {
-	keep := l.syncer.keepCached()
+	keep := l.cacheWindow()
 	if keep < 0 || v.active && v.end-v.pos <= keep {
 		return
 	}

@@ -56,8 +56,13 @@ type Syncer struct {
 	// cycleHeld, set by tests, runs while a cycle holds a log's syncMu.
 	cycleHeld func(*Log)
 
-	// cacheKeep: see KeepCached.
-	cacheKeep atomic.Int64
+	// cacheKeep, cacheBudget: see KeepCached and CacheBudget.
+	// cacheBusy is how many logs synced in the last checkpoint
+	// interval, cacheBusyNow how many so far in this one (epoch
+	// cacheEpoch; Log.cacheEpoch says whether a log is counted).
+	cacheKeep, cacheBudget  atomic.Int64
+	cacheBusy, cacheBusyNow atomic.Int64
+	cacheEpoch              atomic.Uint64
 
 	interval time.Duration
 	stop     chan struct{}
@@ -76,6 +81,8 @@ func newSyncer(workers int, interval time.Duration) *Syncer {
 	s := &Syncer{interval: interval, journalInterval: DefaultJournalCycleInterval, journalMinLogs: journalMinLogsDefault, stop: make(chan struct{})}
 	s.cond.L = &s.mu
 	s.cacheKeep.Store(DefaultCacheKeep)
+	s.cacheBudget.Store(DefaultCacheBudget)
+	s.cacheEpoch.Store(1)
 	workers = max(workers, 1)
 	s.wg.Add(workers + 1)
 	for range workers {
@@ -467,6 +474,7 @@ func (s *Syncer) checkpointer() {
 			return
 		case <-t.C:
 		}
+		s.nextCacheEpoch()
 		s.mu.Lock()
 		batch, s.dirty = s.dirty, batch[:0]
 		s.mu.Unlock()
