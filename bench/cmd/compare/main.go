@@ -101,7 +101,7 @@ func parseFlags() (*config, error) {
 	e2eRates := fs.String("e2e-rates", "1000,10000", "records/s of the e2e workloads (d)")
 	scaleParts := fs.String("scale-partitions", "1,100,1000,10000", "partition counts of the scale workloads (e)")
 	fs.Float64Var(&c.scaleRate, "scale-rate", 10000, "total records/s of the scale workloads (e), 1 KiB records round robin")
-	fs.BoolVar(&c.scaleMax, "scale-max", true, "also produce as fast as possible to the largest scale topic (the 0.7x-of-8-partitions target)")
+	fs.BoolVar(&c.scaleMax, "scale-max", true, "also produce as fast as possible to the largest scale topic (the 0.7x-of-8-partitions target), once round robin and once with the sticky partitioner")
 	fs.IntVar(&c.manyProducers, "producers", 50, "concurrent producer clients of workload f")
 	fs.IntVar(&c.manyBuffered, "producers-buffered", 1000, "max buffered records per client in workload f")
 	fs.StringVar(&c.only, "workloads", "a,b,c,d,e,f", "workloads to run: letters from a-f, or all (c implies a and b)")

@@ -69,6 +69,14 @@ func (c *config) workloads() []workload {
 		p := c.scalePartitions[len(c.scalePartitions)-1]
 		// The topic exists from the paced run when it ran first.
 		prod("e", fmt.Sprintf("e 1KiB %dp max", p), fmt.Sprintf("bench-e%d", p), p, 1024, 1, 0, c.producer, true)
+		// The same with the sticky partitioner, which clients use for
+		// records without a key: batches of many records to a few
+		// partitions at a time rather than one record to each.
+		if c.producer.Partitioner != "sticky" {
+			spc := c.producer
+			spc.Partitioner = "sticky"
+			prod("e", fmt.Sprintf("e 1KiB %dp max sticky", p), fmt.Sprintf("bench-e%ds", p), p, 1024, 1, 0, spc, false)
+		}
 	}
 	fpc := c.producer
 	fpc.MaxBuffered = c.manyBuffered
@@ -88,6 +96,10 @@ func (c *config) workloads() []workload {
 			w.drop = []string{"bench-b"}
 		case w.id == "f":
 			w.drop = []string{"bench-f"}
+		case strings.HasSuffix(w.name, "p max sticky"):
+			// kfake holds the largest topics in memory.
+			p := c.scalePartitions[len(c.scalePartitions)-1]
+			w.drop = []string{fmt.Sprintf("bench-e%d", p), fmt.Sprintf("bench-e%ds", p)}
 		}
 		out = append(out, w)
 	}
