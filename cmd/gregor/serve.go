@@ -146,6 +146,10 @@ Flags:
 
 	b, err := broker.Open(broker.Options{Config: cfg, DataDir: *dataDir, Logger: log})
 	if err != nil {
+		if errors.Is(err, syscall.EMFILE) {
+			log.Error("cannot open data directory: too many open files; raise the open-file limit (ulimit -n): each partition keeps a file open", "dir", *dataDir, "err", err)
+			return 1
+		}
 		log.Error("cannot open data directory", "dir", *dataDir, "err", err)
 		return 1
 	}

@@ -47,6 +47,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
+	// OpenFileLimit bounds the partitions the broker accepts (see
+	// capacity.go); 0 = the process's RLIMIT_NOFILE, -1 = no bound.
+	OpenFileLimit int64
 }
 
 // Broker is a single Kafka broker.
@@ -67,6 +70,9 @@ type Broker struct {
 
 	meta   *metadata.Store
 	syncer *partlog.Syncer
+	// fileLimit is the open-file limit, read at Open; -1 for none. It
+	// bounds the partitions topic creation accepts (capacity.go).
+	fileLimit int64
 	// wholeSync syncs the data directory's file system at once; nil
 	// where unsupported.
 	wholeSync vfs.WholeSyncer
@@ -123,6 +129,9 @@ func Open(opts Options) (*Broker, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.OpenFileLimit == 0 {
+		opts.OpenFileLimit = openFileLimit()
+	}
 	if opts.DataDir == "" {
 		opts.DataDir = "gregor-data"
 	}
@@ -139,8 +148,10 @@ func Open(opts Options) (*Broker, error) {
 		now:    opts.Now,
 		static: opts.Config,
 		parts:  map[metadata.UUID][]*partition{},
-		ctx:    ctx,
-		cancel: cancel,
+
+		fileLimit: opts.OpenFileLimit,
+		ctx:       ctx,
+		cancel:    cancel,
 
 		retentionKick: make(chan struct{}, 1),
 	}

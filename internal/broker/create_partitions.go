@@ -31,6 +31,7 @@ func (b *Broker) handleCreatePartitions(req *wire.Request) kmsg.Response {
 	}
 	img, err := b.meta.Update(func(img *metadata.Image) ([]metadata.Record, error) {
 		var recs []metadata.Record
+		added := 0
 		for i := range r.Topics {
 			rt := &r.Topics[i]
 			if count[rt.Topic] > 1 {
@@ -38,8 +39,11 @@ func (b *Broker) handleCreatePartitions(req *wire.Request) kmsg.Response {
 				continue
 			}
 			var add []metadata.Record
-			add, errs[i] = b.partitionRecords(img, rt)
+			if add, errs[i] = b.partitionRecords(img, rt); errs[i] == nil {
+				errs[i] = b.checkCapacity(img, added, len(add))
+			}
 			if errs[i] == nil && !r.ValidateOnly {
+				added += len(add)
 				recs = append(recs, add...)
 			}
 		}

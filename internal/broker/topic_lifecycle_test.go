@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-streaming/gregor/internal/ktest"
+	"github.com/gregor-streaming/gregor/internal/partlog"
 )
 
 func TestCreatePartitions(t *testing.T) {
@@ -321,3 +323,59 @@ func TestCompactedTopicRefusesKeylessRecords(t *testing.T) {
 }
 
 var _ = context.Background
+
+// TestPartitionsBoundedByOpenFileLimit: topic creation refuses partitions
+// the open-file limit has no room for (each keeps a file open), counting
+// the partitions earlier in the same request, in validate-only requests
+// too; the broker keeps what it accepted and restarts with it.
+func TestPartitionsBoundedByOpenFileLimit(t *testing.T) {
+	const capacity = 100
+	b := ktest.NewBroker(t, ktest.WithOpenFileLimit(capacity+2*partlog.DefaultOpenSegmentFiles+1024))
+	adm := b.Admin()
+	ctx := ctxT(t, 30*time.Second)
+	created := func(what string, rs kadm.CreateTopicResponses, err error, topic string, want *kerr.Error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		r, ok := rs[topic]
+		if !ok || !errors.Is(r.Err, want) && !(want == nil && r.Err == nil) {
+			t.Fatalf("%s: %s: %v (%s), want %v", what, topic, r.Err, r.ErrMessage, want)
+		}
+		if want != nil && !strings.Contains(r.ErrMessage, "ulimit -n") {
+			t.Errorf("%s: message %q does not say which limit", what, r.ErrMessage)
+		}
+	}
+	rs, err := adm.CreateTopics(ctx, 60, 1, nil, "a")
+	created("60 of 100", rs, err, "a", nil)
+	rs, err = adm.ValidateCreateTopics(ctx, 50, 1, nil, "b")
+	created("validate 50 more", rs, err, "b", kerr.InvalidPartitions)
+	rs, err = adm.CreateTopics(ctx, 50, 1, nil, "b")
+	created("50 more", rs, err, "b", kerr.InvalidPartitions)
+	// One request: the first fits, the second not beside it.
+	rs, err = adm.CreateTopics(ctx, 30, 1, nil, "c", "d")
+	if err != nil || (rs["c"].Err == nil) == (rs["d"].Err == nil) {
+		t.Fatalf("two topics of 30 with room for 40: %v %+v", err, rs)
+	}
+	// CreatePartitions is bounded too: a has 60, 90 are used.
+	up, err := adm.UpdatePartitions(ctx, 80, "a")
+	if err != nil || !errors.Is(up["a"].Err, kerr.InvalidPartitions) {
+		t.Fatalf("a to 80 partitions with room for 10: %v %+v", err, up)
+	}
+	up, err = adm.UpdatePartitions(ctx, 70, "a")
+	if err != nil || up["a"].Err != nil {
+		t.Fatalf("a to 70 partitions with room for 10: %v %+v", err, up)
+	}
+	b.Restart()
+	td, err := b.Admin().ListTopics(ctxT(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, d := range td {
+		n += len(d.Partitions)
+	}
+	if n != capacity {
+		t.Fatalf("%d partitions after restart, want %d: %v", n, capacity, td.Names())
+	}
+}

@@ -166,15 +166,20 @@ func (b *Broker) createTopics(specs []*topicSpec, validateOnly bool) ([]*topicEr
 	img, err := b.meta.Update(func(img *metadata.Image) ([]metadata.Record, error) {
 		var recs []metadata.Record
 		seen := map[string]bool{}
+		added := 0
 		for i, spec := range specs {
 			if seen[spec.name] {
 				errs[i] = newTopicError(kerr.InvalidRequest, "topic %q appears more than once", spec.name)
 				continue
 			}
 			seen[spec.name] = true
-			if errs[i] = b.checkTopicSpec(img, spec); errs[i] != nil || validateOnly {
+			if errs[i] = b.checkTopicSpec(img, spec); errs[i] != nil {
 				continue
 			}
+			if errs[i] = b.checkCapacity(img, added, int(spec.partitions)); errs[i] != nil || validateOnly {
+				continue
+			}
+			added += int(spec.partitions)
 			recs = append(recs, b.topicRecords(spec)...)
 		}
 		return recs, nil

@@ -40,9 +40,10 @@ type Broker struct {
 }
 
 type options struct {
-	props map[string]string
-	fs    vfs.FS
-	log   *slog.Logger
+	props     map[string]string
+	fs        vfs.FS
+	log       *slog.Logger
+	fileLimit int64
 }
 
 // Option configures a test broker.
@@ -60,6 +61,10 @@ func WithFS(fs vfs.FS) Option { return func(o *options) { o.fs = fs } }
 // WithLogger sets the brokers' logger (default: stderr, warnings and up,
 // everything with GREGOR_TEST_LOG set).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithOpenFileLimit makes the broker take n as its open-file limit,
+// which bounds the partitions it hosts (broker.Options.OpenFileLimit).
+func WithOpenFileLimit(n int64) Option { return func(o *options) { o.fileLimit = n } }
 
 // NewBroker starts a broker and stops it when the test ends.
 func NewBroker(t testing.TB, opts ...Option) *Broker {
@@ -138,7 +143,7 @@ func (b *Broker) logger(muted *atomic.Bool) *slog.Logger {
 // open boots a broker on fs (nil: the OS's) with the test's data
 // directory.
 func (b *Broker) open(cfg *config.BrokerConfig, fs vfs.FS, log *slog.Logger) (*broker.Broker, error) {
-	return broker.Open(broker.Options{Config: cfg, DataDir: b.Dir, FS: fs, Logger: log})
+	return broker.Open(broker.Options{Config: cfg, DataDir: b.Dir, FS: fs, Logger: log, OpenFileLimit: b.opts.fileLimit})
 }
 
 // config is the broker configuration the test's options give.

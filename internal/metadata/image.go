@@ -69,6 +69,15 @@ func (img *Image) TopicByID(id UUID) (*Topic, bool) {
 	return t, ok
 }
 
+// PartitionCount returns how many partitions the topics have in all.
+func (img *Image) PartitionCount() int {
+	n := 0
+	for _, t := range img.Topics {
+		n += len(t.Partitions)
+	}
+	return n
+}
+
 // TopicNames returns every topic name, sorted.
 func (img *Image) TopicNames() []string {
 	names := make([]string, 0, len(img.Topics))
