@@ -20,12 +20,13 @@ import (
 const fdReserve = 1024
 
 // partitionCapacity is how many partitions an open-file limit of lim
-// leaves room for; -1 for no limit (lim < 0).
+// leaves room for; -1 for no limit (lim < 0). Under a small limit
+// (below ~6,000) half is kept for the rest.
 func partitionCapacity(lim int64) int64 {
 	if lim < 0 {
 		return -1
 	}
-	return max(lim-2*partlog.DefaultOpenSegmentFiles-fdReserve, 0)
+	return lim - min(2*partlog.DefaultOpenSegmentFiles+fdReserve, lim/2)
 }
 
 // checkCapacity refuses adding partitions to those of img (and the adding

@@ -16,7 +16,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-streaming/gregor/internal/ktest"
-	"github.com/gregor-streaming/gregor/internal/partlog"
 )
 
 func TestCreatePartitions(t *testing.T) {
@@ -330,7 +329,8 @@ var _ = context.Background
 // too; the broker keeps what it accepted and restarts with it.
 func TestPartitionsBoundedByOpenFileLimit(t *testing.T) {
 	const capacity = 100
-	b := ktest.NewBroker(t, ktest.WithOpenFileLimit(capacity+2*partlog.DefaultOpenSegmentFiles+1024))
+	// A small limit keeps half for the rest.
+	b := ktest.NewBroker(t, ktest.WithOpenFileLimit(2*capacity))
 	adm := b.Admin()
 	ctx := ctxT(t, 30*time.Second)
 	created := func(what string, rs kadm.CreateTopicResponses, err error, topic string, want *kerr.Error) {
