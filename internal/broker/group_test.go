@@ -570,16 +570,31 @@ func TestGroupStaticMemberRestart(t *testing.T) {
 	opts := func(id string) memberOpts {
 		return memberOpts{group: "g", topic: "twelve", instanceID: id, session: 10 * time.Second}
 	}
+	// a joins alone first, so it leads; b is the member that restarts.
+	// (A restarted static leader is answered without a rebalance too,
+	// with SkipAssignment: TestGroupRequestErrors checks that on the
+	// wire. But franz-go then computes its own plan from the members'
+	// last join metadata and forces a rebalance when that differs from
+	// the old one, KIP-814's known limitation; whether it differs
+	// depends on timing, so such a test would measure the client.)
 	a := startMember(t, b, "a", opts("instance-a"))
+	waitStable(t, adm, "g", 12, a)
 	bb := startMember(t, b, "b", opts("instance-b"))
 	waitStable(t, adm, "g", 12, a, bb)
-	aOwned := a.ownedSet()
-	_, gen := bb.cl.GroupMetadata()
-	bb.mu.Lock()
-	bAssigns, bRevokes := len(bb.assigned), len(bb.revoked)
-	bb.mu.Unlock()
+	// Cooperative rebalancing takes two rounds; both members must have
+	// finished the last one (a's callbacks may still be running).
+	waitFor(t, 10*time.Second, "both members in the same generation", func() bool {
+		_, ga := a.cl.GroupMetadata()
+		_, gb := bb.cl.GroupMetadata()
+		return ga == gb
+	})
+	bOwned := bb.ownedSet()
+	_, gen := a.cl.GroupMetadata()
+	a.mu.Lock()
+	aAssigns, aRevokes := nonEmpty(a.assigned), nonEmpty(a.revoked)
+	a.mu.Unlock()
 
-	// Watch the group's state while a restarts.
+	// Watch the group's state while b restarts.
 	var states []string
 	var stateMu sync.Mutex
 	stopWatch := make(chan struct{})
@@ -600,23 +615,26 @@ func TestGroupStaticMemberRestart(t *testing.T) {
 	}()
 
 	restart := time.Now()
-	a.stop() // static: closes without LeaveGroup
-	a2 := startMember(t, b, "a2", opts("instance-a"))
+	bb.stop() // static: closes without LeaveGroup
+	b2 := startMember(t, b, "b2", opts("instance-b"))
 	waitFor(t, 10*time.Second, "the restarted static member to get its partitions", func() bool {
-		return maps.Equal(a2.ownedSet(), aOwned)
+		return maps.Equal(b2.ownedSet(), bOwned)
 	})
 	t.Logf("static member back with its partitions in %v", time.Since(restart))
+	// A rebalance would reach the other member at its next heartbeat
+	// (every 250 ms): keep watching past that.
+	time.Sleep(time.Second)
 	close(stopWatch)
 	<-watched
 
-	if _, gen2 := bb.cl.GroupMetadata(); gen2 != gen {
+	if _, gen2 := a.cl.GroupMetadata(); gen2 != gen {
 		t.Errorf("generation changed from %d to %d: a rebalance happened", gen, gen2)
 	}
-	bb.mu.Lock()
-	if len(bb.assigned) != bAssigns || len(bb.revoked) != bRevokes {
-		t.Errorf("the other member saw assignments %v, revocations %v", bb.assigned[bAssigns:], bb.revoked[bRevokes:])
+	a.mu.Lock()
+	if nonEmpty(a.assigned) != aAssigns || nonEmpty(a.revoked) != aRevokes {
+		t.Errorf("the other member saw assignments %v, revocations %v", a.assigned, a.revoked)
 	}
-	bb.mu.Unlock()
+	a.mu.Unlock()
 	stateMu.Lock()
 	for _, s := range states {
 		if s != "Stable" {
@@ -625,9 +643,21 @@ func TestGroupStaticMemberRestart(t *testing.T) {
 		}
 	}
 	stateMu.Unlock()
-	if _, gen3 := a2.cl.GroupMetadata(); gen3 != gen {
+	if _, gen3 := b2.cl.GroupMetadata(); gen3 != gen {
 		t.Errorf("restarted member is in generation %d, want %d", gen3, gen)
 	}
+}
+
+// nonEmpty counts the callbacks that named partitions (a cooperative
+// round that moves nothing still calls OnPartitionsAssigned, with none).
+func nonEmpty(calls [][]int32) int {
+	n := 0
+	for _, ps := range calls {
+		if len(ps) > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // TestGroupChurn: members join and leave repeatedly while records flow.
