@@ -82,7 +82,7 @@ type Log struct {
 	// the holder, so every holder releases it with unlockSync.
 	syncMu sync.Mutex
 	// cacheEpoch, guarded by syncMu: the Syncer's interval in which this
-	// log last counted as busy (countCacheUser).
+	// log last counted as busy (countBusy).
 	cacheEpoch uint64
 
 	// mu guards the fields below.

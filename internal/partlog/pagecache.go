@@ -62,9 +62,9 @@ func (l *Log) cacheWindow() int64 {
 	return min(keep, max(budget/busy, cacheWindowMin))
 }
 
-// countCacheUser counts l among the logs busy this interval, once.
+// countBusy counts l among the logs busy this interval, once.
 // Called with syncMu held.
-func (l *Log) countCacheUser() {
+func (l *Log) countBusy() {
 	s := l.syncer
 	if e := s.cacheEpoch.Load(); l.cacheEpoch != e {
 		l.cacheEpoch = e
@@ -88,7 +88,7 @@ func (l *Log) dropCached(f *rcFile, size int64, final bool) {
 	if l.syncer == nil {
 		return
 	}
-	l.countCacheUser()
+	l.countBusy()
 	keep := l.cacheWindow()
 	if keep < 0 {
 		return
