@@ -485,50 +485,40 @@ func wrapPath(op, name string, err error) error {
 
 // Create implements FS.
 func (f *FaultFS) Create(name string) (File, error) {
-	if err := f.check(OpCreate, name); err != nil {
-		return nil, wrapPath("open", name, err)
-	}
-	file, err := f.fs.Create(name)
-	if err != nil {
-		return nil, err
-	}
-	return &faultFile{fs: f, f: file, name: name, usage: f.counted(name, true)}, nil
+	return f.open(OpCreate, name, f.fs.Create, true, true)
 }
 
 // OpenAppend implements FS.
 func (f *FaultFS) OpenAppend(name string) (File, error) {
-	if err := f.check(OpOpen, name); err != nil {
-		return nil, wrapPath("open", name, err)
-	}
-	file, err := f.fs.OpenAppend(name)
-	if err != nil {
-		return nil, err
-	}
-	return &faultFile{fs: f, f: file, name: name, usage: f.counted(name, false)}, nil
+	return f.open(OpOpen, name, f.fs.OpenAppend, true, false)
 }
 
 // OpenWrite implements FS.
 func (f *FaultFS) OpenWrite(name string) (File, error) {
-	if err := f.check(OpOpen, name); err != nil {
-		return nil, wrapPath("open", name, err)
-	}
-	file, err := f.fs.OpenWrite(name)
-	if err != nil {
-		return nil, err
-	}
-	return &faultFile{fs: f, f: file, name: name, usage: f.counted(name, false)}, nil
+	return f.open(OpOpen, name, f.fs.OpenWrite, true, false)
 }
 
 // Open implements FS.
 func (f *FaultFS) Open(name string) (File, error) {
-	if err := f.check(OpOpen, name); err != nil {
+	return f.open(OpOpen, name, f.fs.Open, false, false)
+}
+
+// open checks op on name and wraps the file open returns. A writable
+// handle counts its file's size toward the capacity (from zero if
+// created: the open truncated it).
+func (f *FaultFS) open(op Op, name string, open func(string) (File, error), writable, created bool) (File, error) {
+	if err := f.check(op, name); err != nil {
 		return nil, wrapPath("open", name, err)
 	}
-	file, err := f.fs.Open(name)
+	file, err := open(name)
 	if err != nil {
 		return nil, err
 	}
-	return &faultFile{fs: f, f: file, name: name}, nil
+	ff := &faultFile{fs: f, f: file, name: name}
+	if writable {
+		ff.usage = f.counted(name, created)
+	}
+	return ff, nil
 }
 
 // Remove implements FS.
