@@ -49,6 +49,9 @@ type sessionPartition struct {
 	// answered again when one of them moves.
 	sentHW, sentLSO, sentLogStart int64
 	sentOnce                      bool
+	// answered marks, while a response is assembled, that it holds
+	// this partition (see rotateAnsweredLocked).
+	answered bool
 }
 
 // fetchSession is one client's incremental fetch state.
@@ -59,7 +62,7 @@ type fetchSession struct {
 	mu       sync.Mutex
 	epoch    int32 // the epoch the next request must carry
 	parts    []*sessionPartition
-	index    map[sessionKey]int
+	index    map[sessionKey]*sessionPartition
 	lastUsed time.Time
 	// inUse is set while a fetch of this session is being answered.
 	inUse bool
@@ -112,7 +115,7 @@ func (c *fetchSessionCache) create(max int, now time.Time) *fetchSession {
 		}
 		delete(c.sessions, oldest.id)
 	}
-	s := &fetchSession{epoch: 1, index: map[sessionKey]int{}, lastUsed: now}
+	s := &fetchSession{epoch: 1, index: map[sessionKey]*sessionPartition{}, lastUsed: now}
 	for {
 		s.id = rand.Int32N(1<<31-1) + 1
 		if _, taken := c.sessions[s.id]; !taken {
@@ -123,29 +126,35 @@ func (c *fetchSessionCache) create(max int, now time.Time) *fetchSession {
 	return s
 }
 
-// upsert adds or updates a partition from a request.
-func (s *fetchSession) upsertLocked(key sessionKey, rp *kmsg.FetchRequestTopicPartition) {
-	if i, ok := s.index[key]; ok {
-		s.parts[i].req = *rp
-		return
+// upsert adds or updates a partition from a request and returns its entry.
+func (s *fetchSession) upsertLocked(key sessionKey, rp *kmsg.FetchRequestTopicPartition) *sessionPartition {
+	if sp, ok := s.index[key]; ok {
+		sp.req = *rp
+		return sp
 	}
-	s.index[key] = len(s.parts)
-	s.parts = append(s.parts, &sessionPartition{key: key, req: *rp})
+	sp := &sessionPartition{key: key, req: *rp}
+	s.index[key] = sp
+	s.parts = append(s.parts, sp)
+	return sp
 }
 
-// forgetLocked removes a partition.
-func (s *fetchSession) forgetLocked(key sessionKey) {
-	i, ok := s.index[key]
-	if !ok {
+// forgetLocked removes the partitions of keys.
+func (s *fetchSession) forgetLocked(keys []sessionKey) {
+	n := len(s.index)
+	for _, k := range keys {
+		delete(s.index, k)
+	}
+	if len(s.index) == n {
 		return
 	}
-	delete(s.index, key)
-	copy(s.parts[i:], s.parts[i+1:])
-	s.parts[len(s.parts)-1] = nil
-	s.parts = s.parts[:len(s.parts)-1]
-	for j := i; j < len(s.parts); j++ {
-		s.index[s.parts[j].key] = j
+	kept := s.parts[:0]
+	for _, sp := range s.parts {
+		if s.index[sp.key] == sp {
+			kept = append(kept, sp)
+		}
 	}
+	clear(s.parts[len(kept):])
+	s.parts = kept
 }
 
 // sessionFetchItems resolves the partitions a fetch reads and the session
@@ -194,8 +203,7 @@ func (b *Broker) sessionFetchItems(r *kmsg.FetchRequest) ([]fetchItem, *fetchSes
 		s.mu.Lock()
 		s.inUse = true
 		items := fromRequest(func(k sessionKey, rp *kmsg.FetchRequestTopicPartition) *sessionPartition {
-			s.upsertLocked(k, rp)
-			return s.parts[s.index[k]]
+			return s.upsertLocked(k, rp)
 		})
 		s.mu.Unlock()
 		return items, s, nil
@@ -222,11 +230,13 @@ func (b *Broker) sessionFetchItems(r *kmsg.FetchRequest) ([]fetchItem, *fetchSes
 			s.upsertLocked(keyOf(rt.Topic, rt.TopicID, rt.Partitions[j].Partition), &rt.Partitions[j])
 		}
 	}
+	var forget []sessionKey
 	for _, ft := range r.ForgottenTopics {
 		for _, p := range ft.Partitions {
-			s.forgetLocked(keyOf(ft.Topic, ft.TopicID, p))
+			forget = append(forget, keyOf(ft.Topic, ft.TopicID, p))
 		}
 	}
+	s.forgetLocked(forget)
 	items := make([]fetchItem, len(s.parts))
 	for i, sp := range s.parts {
 		items[i] = fetchItem{topic: sp.key.topic, topicID: sp.key.topicID, req: &sp.req, sp: sp}
@@ -245,6 +255,7 @@ func assembleFetch(resp *kmsg.FetchResponse, items []fetchItem, parts []kmsg.Fet
 		resp.SessionID = s.id
 	}
 	resp.Topics = resp.Topics[:0]
+	answered := 0
 	for i := range items {
 		it := &items[i]
 		p := &parts[i]
@@ -256,6 +267,10 @@ func assembleFetch(resp *kmsg.FetchResponse, items []fetchItem, parts []kmsg.Fet
 			}
 			sp.sentOnce = true
 			sp.sentHW, sp.sentLSO, sp.sentLogStart = p.HighWatermark, p.LastStableOffset, p.LogStartOffset
+			if incremental {
+				sp.answered = true
+				answered++
+			}
 		}
 		n := len(resp.Topics)
 		if n == 0 || resp.Topics[n-1].Topic != it.topic || resp.Topics[n-1].TopicID != it.topicID {
@@ -267,4 +282,33 @@ func assembleFetch(resp *kmsg.FetchResponse, items []fetchItem, parts []kmsg.Fet
 		}
 		resp.Topics[n-1].Partitions = append(resp.Topics[n-1].Partitions, *p)
 	}
+	if answered > 0 {
+		s.rotateAnsweredLocked(answered)
+	}
+}
+
+// rotateAnsweredLocked moves the partitions the response answered (marked
+// answered) behind the others, keeping the order within each group, as
+// Kafka's incremental fetch does: reads fill a response's byte budget in
+// session order, so without it a partition with a deep backlog would be
+// read first every time and the partitions behind it would wait until
+// it drained.
+func (s *fetchSession) rotateAnsweredLocked(answered int) {
+	if answered == len(s.parts) {
+		for _, sp := range s.parts {
+			sp.answered = false
+		}
+		return
+	}
+	moved := make([]*sessionPartition, 0, answered)
+	kept := s.parts[:0]
+	for _, sp := range s.parts {
+		if sp.answered {
+			sp.answered = false
+			moved = append(moved, sp)
+		} else {
+			kept = append(kept, sp)
+		}
+	}
+	s.parts = append(kept, moved...)
 }

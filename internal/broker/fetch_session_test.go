@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -98,5 +99,110 @@ func TestFetchSessions(t *testing.T) {
 	}
 	if r = fetch(sid, 4, nil); r.ErrorCode != kerr.FetchSessionIDNotFound.Code {
 		t.Fatalf("closed session still there: err %d", r.ErrorCode)
+	}
+}
+
+// TestFetchSessionRotatesAnsweredPartitions: an incremental fetch moves
+// the partitions it answered to the end of the session's order, as
+// Kafka's does, so a partition with a deep backlog cannot take every
+// response's byte budget while the others wait for it to drain.
+func TestFetchSessionRotatesAnsweredPartitions(t *testing.T) {
+	b := ktest.NewBroker(t)
+	b.CreateTopic("fair", 3, nil)
+	cl := b.Client(kgo.DefaultProduceTopic("fair"), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(0), kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	ctx := ctxT(t, 20*time.Second)
+	// 16 batches of one 64 KiB record per partition.
+	for range 16 {
+		for p := range int32(3) {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Partition: p, Value: make([]byte, 64<<10)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	md, err := b.Admin().Metadata(ctx, "fair")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := md.Topics["fair"].ID
+
+	next := []int64{0, 0, 0}
+	var forget []int32 // sent as forgotten with the next fetch
+	// fetch sends the given partitions in order, with room for about one
+	// batch, and returns which partitions came back with records.
+	fetch := func(sessionID, epoch int32, parts ...int32) (int32, []int32) {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.SessionID, req.SessionEpoch = sessionID, epoch
+		req.MaxBytes = 100 << 10
+		if len(parts) > 0 {
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic, rt.TopicID = "fair", id
+			for _, p := range parts {
+				rp := kmsg.NewFetchRequestTopicPartition()
+				rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, next[p], 1<<20
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			req.Topics = append(req.Topics, rt)
+		}
+		if len(forget) > 0 {
+			req.ForgottenTopics = []kmsg.FetchRequestForgottenTopic{{Topic: "fair", TopicID: id, Partitions: forget}}
+			forget = nil
+		}
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.ErrorCode != 0 {
+			t.Fatalf("fetch: error %d", resp.ErrorCode)
+		}
+		var got []int32
+		for _, rt := range resp.Topics {
+			for _, rp := range rt.Partitions {
+				if len(rp.RecordBatches) > 0 {
+					got = append(got, rp.Partition)
+					next[rp.Partition]++ // one record per batch, one batch fits
+				}
+			}
+		}
+		return resp.SessionID, got
+	}
+
+	sid, got := fetch(0, 0, 0, 1, 2)
+	if sid == 0 || len(got) != 1 || got[0] != 0 {
+		t.Fatalf("full fetch: session %d, records from %v, want from [0]", sid, got)
+	}
+	// Each incremental fetch re-sends the partition whose position moved.
+	moved := got[0]
+	var order []int32
+	for epoch := int32(1); epoch <= 6; epoch++ {
+		_, got = fetch(sid, epoch, moved)
+		if len(got) != 1 {
+			t.Fatalf("incremental fetch %d: records from %v, want one partition", epoch, got)
+		}
+		moved = got[0]
+		order = append(order, moved)
+	}
+	// A full fetch keeps the request's order (as Kafka's does), so the
+	// first incremental fetch reads partition 0 again; from then on each
+	// answered partition goes to the back. Without the rotation partition
+	// 0 would take every response until its backlog is gone.
+	want := []int32{0, 1, 2, 0, 1, 2}
+	if !slices.Equal(order, want) {
+		t.Fatalf("partitions answered in order %v, want %v", order, want)
+	}
+	// A forgotten partition leaves the rotation; the others keep it.
+	forget = []int32{1}
+	order = order[:0]
+	for epoch := int32(7); epoch <= 10; epoch++ {
+		_, got = fetch(sid, epoch, moved)
+		if len(got) != 1 {
+			t.Fatalf("incremental fetch %d: records from %v, want one partition", epoch, got)
+		}
+		moved = got[0]
+		order = append(order, moved)
+	}
+	if want := []int32{0, 2, 0, 2}; !slices.Equal(order, want) {
+		t.Fatalf("after forgetting partition 1: answered in order %v, want %v", order, want)
 	}
 }
