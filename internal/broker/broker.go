@@ -103,6 +103,9 @@ type Broker struct {
 	// txns is the transaction coordinator (txns.go).
 	txns txnsState
 
+	// recovering is set while Open opens the partitions on disk.
+	recovering bool
+
 	// retentionKick wakes the retention loop early (cleaner.go): a
 	// segment rolled. Capacity 1, non-blocking sends.
 	retentionKick chan struct{}
@@ -191,7 +194,10 @@ func Open(opts Options) (*Broker, error) {
 	img := meta.Image()
 	b.cfg.Store(b.effectiveConfig(img))
 	start := time.Now()
-	if err := b.reconcile(img); err != nil {
+	b.recovering = true
+	err = b.reconcile(img)
+	b.recovering = false
+	if err != nil {
 		b.syncer.Close()
 		meta.Close()
 		cancel()

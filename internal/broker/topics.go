@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -306,16 +308,49 @@ func (b *Broker) reconcile(img *metadata.Image) error {
 // end, before any partition is published (and appended to). (Opening
 // them in parallel was tried: file creation then contends in the
 // kernel and is no faster on 2 cores.)
+// At start, recoverWorkers partitions are opened at once: recovering a
+// partition whose files are not in the page cache is a string of small
+// reads, each waiting on the disk (docs/PERFORMANCE.md, "Restart").
+// Partitions created later are opened one at a time: creating files in
+// parallel contends in the kernel and cost several times the CPU.
+const recoverWorkers = 16
+
 func (b *Broker) openPartitions(t *metadata.Topic, mps []*metadata.Partition, tcfg *config.TopicConfig) ([]*partition, error) {
 	deferSync := len(mps) > 1 && b.syncer.CanSyncAll()
-	ps := make([]*partition, 0, len(mps))
+	opened := make([]*partition, len(mps))
+	errs := make([]error, len(mps))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	workers := 1
+	if b.recovering {
+		workers = recoverWorkers
+	}
+	for range min(len(mps), workers) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(mps) {
+					return
+				}
+				opened[i], errs[i] = b.openPartition(t, mps[i], tcfg, deferSync)
+			}
+		}()
+	}
+	wg.Wait()
 	var err error
-	for _, mp := range mps {
-		var p *partition
-		if p, err = b.openPartition(t, mp, tcfg, deferSync); err != nil {
+	ps := opened
+	for i, e := range errs {
+		if e != nil {
+			err, ps = e, opened[:i]
+			for _, p := range opened[i+1:] {
+				if p != nil {
+					p.log.Close()
+				}
+			}
 			break
 		}
-		ps = append(ps, p)
 	}
 	if deferSync && len(ps) > 0 {
 		if serr := b.syncer.SyncAll(); serr != nil {
