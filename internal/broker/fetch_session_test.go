@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -34,19 +35,7 @@ func TestFetchSessions(t *testing.T) {
 
 	fetch := func(sessionID, epoch int32, parts map[int32]int64) *kmsg.FetchResponse {
 		t.Helper()
-		req := kmsg.NewPtrFetchRequest()
-		req.SessionID, req.SessionEpoch = sessionID, epoch
-		req.MaxBytes = 1 << 20
-		if len(parts) > 0 {
-			rt := kmsg.NewFetchRequestTopic()
-			rt.Topic, rt.TopicID = "sess", id
-			for p, off := range parts {
-				rp := kmsg.NewFetchRequestTopicPartition()
-				rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, off, 1<<20
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			req.Topics = append(req.Topics, rt)
-		}
+		req := fetchRequest("sess", id, sessionID, epoch, 1<<20, slices.Sorted(maps.Keys(parts)), func(p int32) int64 { return parts[p] })
 		resp, err := req.RequestWith(ctx, cl)
 		if err != nil {
 			t.Fatal(err)
@@ -132,19 +121,7 @@ func TestFetchSessionRotatesAnsweredPartitions(t *testing.T) {
 	// batch, and returns which partitions came back with records.
 	fetch := func(sessionID, epoch int32, parts ...int32) (int32, []int32) {
 		t.Helper()
-		req := kmsg.NewPtrFetchRequest()
-		req.SessionID, req.SessionEpoch = sessionID, epoch
-		req.MaxBytes = 100 << 10
-		if len(parts) > 0 {
-			rt := kmsg.NewFetchRequestTopic()
-			rt.Topic, rt.TopicID = "fair", id
-			for _, p := range parts {
-				rp := kmsg.NewFetchRequestTopicPartition()
-				rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, next[p], 1<<20
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			req.Topics = append(req.Topics, rt)
-		}
+		req := fetchRequest("fair", id, sessionID, epoch, 100<<10, parts, func(p int32) int64 { return next[p] })
 		if len(forget) > 0 {
 			req.ForgottenTopics = []kmsg.FetchRequestForgottenTopic{{Topic: "fair", TopicID: id, Partitions: forget}}
 			forget = nil
@@ -172,17 +149,24 @@ func TestFetchSessionRotatesAnsweredPartitions(t *testing.T) {
 	if sid == 0 || len(got) != 1 || got[0] != 0 {
 		t.Fatalf("full fetch: session %d, records from %v, want from [0]", sid, got)
 	}
-	// Each incremental fetch re-sends the partition whose position moved.
-	moved := got[0]
-	var order []int32
-	for epoch := int32(1); epoch <= 6; epoch++ {
-		_, got = fetch(sid, epoch, moved)
-		if len(got) != 1 {
-			t.Fatalf("incremental fetch %d: records from %v, want one partition", epoch, got)
+	// Each incremental fetch re-sends the partition whose position moved;
+	// rounds returns which partition each of n fetches answered.
+	moved, epoch := got[0], int32(0)
+	rounds := func(n int) []int32 {
+		t.Helper()
+		var order []int32
+		for range n {
+			epoch++
+			_, got = fetch(sid, epoch, moved)
+			if len(got) != 1 {
+				t.Fatalf("incremental fetch %d: records from %v, want one partition", epoch, got)
+			}
+			moved = got[0]
+			order = append(order, moved)
 		}
-		moved = got[0]
-		order = append(order, moved)
+		return order
 	}
+	order := rounds(6)
 	// A full fetch keeps the request's order (as Kafka's does), so the
 	// first incremental fetch reads partition 0 again; from then on each
 	// answered partition goes to the back. Without the rotation partition
@@ -193,16 +177,26 @@ func TestFetchSessionRotatesAnsweredPartitions(t *testing.T) {
 	}
 	// A forgotten partition leaves the rotation; the others keep it.
 	forget = []int32{1}
-	order = order[:0]
-	for epoch := int32(7); epoch <= 10; epoch++ {
-		_, got = fetch(sid, epoch, moved)
-		if len(got) != 1 {
-			t.Fatalf("incremental fetch %d: records from %v, want one partition", epoch, got)
-		}
-		moved = got[0]
-		order = append(order, moved)
-	}
-	if want := []int32{0, 2, 0, 2}; !slices.Equal(order, want) {
+	if order, want := rounds(4), []int32{0, 2, 0, 2}; !slices.Equal(order, want) {
 		t.Fatalf("after forgetting partition 1: answered in order %v, want %v", order, want)
 	}
+}
+
+// fetchRequest is a Fetch of topic's parts, in that order, from offset(p)
+// with up to 1 MiB each and maxBytes in all, in the given session.
+func fetchRequest(topic string, id [16]byte, sessionID, epoch, maxBytes int32, parts []int32, offset func(int32) int64) *kmsg.FetchRequest {
+	req := kmsg.NewPtrFetchRequest()
+	req.SessionID, req.SessionEpoch = sessionID, epoch
+	req.MaxBytes = maxBytes
+	if len(parts) > 0 {
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = topic, id
+		for _, p := range parts {
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, offset(p), 1<<20
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	return req
 }
