@@ -66,6 +66,9 @@ type fetchSession struct {
 	lastUsed time.Time
 	// inUse is set while a fetch of this session is being answered.
 	inUse bool
+	// moved is rotateAnsweredLocked's scratch space, kept between
+	// fetches.
+	moved []*sessionPartition
 }
 
 // fetchSessionCache holds the sessions, bounded by
@@ -300,7 +303,7 @@ func (s *fetchSession) rotateAnsweredLocked(answered int) {
 		}
 		return
 	}
-	moved := make([]*sessionPartition, 0, answered)
+	moved := s.moved[:0]
 	kept := s.parts[:0]
 	for _, sp := range s.parts {
 		if sp.answered {
@@ -311,4 +314,6 @@ func (s *fetchSession) rotateAnsweredLocked(answered int) {
 		}
 	}
 	s.parts = append(kept, moved...)
+	clear(moved)
+	s.moved = moved[:0]
 }
