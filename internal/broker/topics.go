@@ -297,6 +297,13 @@ func (b *Broker) reconcile(img *metadata.Image) error {
 	return nil
 }
 
+// At start, recoverWorkers partitions are opened at once: recovering a
+// partition whose files are not in the page cache is a string of small
+// reads, each waiting on the disk (docs/PERFORMANCE.md, "Restart").
+// Partitions created later are opened one at a time: creating files in
+// parallel contends in the kernel and cost several times the CPU.
+const recoverWorkers = 16
+
 // openPartitions opens the partitions mps of t and returns them in
 // order. On an error it returns the partitions opened before the one
 // that failed and that error.
@@ -305,16 +312,9 @@ func (b *Broker) reconcile(img *metadata.Image) error {
 // each new file and directory it took 11-12 s for 10,000 partitions
 // here. When the Syncer can sync the whole file system, the new files
 // and directories are left unsynced and made durable by one sync at the
-// end, before any partition is published (and appended to). (Opening
-// them in parallel was tried: file creation then contends in the
-// kernel and is no faster on 2 cores.)
-// At start, recoverWorkers partitions are opened at once: recovering a
-// partition whose files are not in the page cache is a string of small
-// reads, each waiting on the disk (docs/PERFORMANCE.md, "Restart").
-// Partitions created later are opened one at a time: creating files in
-// parallel contends in the kernel and cost several times the CPU.
-const recoverWorkers = 16
-
+// end, before any partition is published (and appended to). Partitions
+// on disk are opened recoverWorkers at a time while the broker starts;
+// new ones one at a time (see recoverWorkers).
 func (b *Broker) openPartitions(t *metadata.Topic, mps []*metadata.Partition, tcfg *config.TopicConfig) ([]*partition, error) {
 	deferSync := len(mps) > 1 && b.syncer.CanSyncAll()
 	opened := make([]*partition, len(mps))
