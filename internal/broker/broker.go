@@ -185,9 +185,7 @@ func Open(opts Options) (*Broker, error) {
 	// of a sync of every partition file they touched (partlog.Journal).
 	j, err := partlog.OpenJournal(b.fs, filepath.Join(b.dir, journalDir), b.log)
 	if err != nil {
-		b.syncer.Close()
-		meta.Close()
-		cancel()
+		b.abandon()
 		return nil, err
 	}
 	b.syncer.UseJournal(j)
@@ -198,9 +196,7 @@ func Open(opts Options) (*Broker, error) {
 	err = b.reconcile(img)
 	b.recovering = false
 	if err != nil {
-		b.syncer.Close()
-		meta.Close()
-		cancel()
+		b.abandon()
 		return nil, err
 	}
 	j.ReplayDone()
@@ -210,6 +206,28 @@ func Open(opts Options) (*Broker, error) {
 	b.log.Info("broker recovered", "topics", len(img.Topics), "partitions", b.partitionCount(),
 		"elapsed", time.Since(start).Round(time.Millisecond), "cluster_id", img.ClusterID, "node_id", nodeID)
 	return b, nil
+}
+
+// abandon releases what a failed Open had opened: the partitions
+// opened before the failure (closed cleanly: they recovered), the
+// syncer, the whole-file-system syncer's handle and the metadata log.
+func (b *Broker) abandon() {
+	var logs []*partlog.Log
+	for _, ps := range b.parts {
+		for _, p := range ps {
+			logs = append(logs, p.log)
+		}
+	}
+	if err := partlog.CloseLogs(b.syncer, logs); err != nil {
+		b.log.Warn("closing partitions after a failed start", "err", err)
+	}
+	b.parts = map[metadata.UUID][]*partition{}
+	b.syncer.Close()
+	if b.wholeSync != nil {
+		b.wholeSync.Close()
+	}
+	b.meta.Close()
+	b.cancel()
 }
 
 // mkdirDurable creates dir and any missing parents, syncing the parent of

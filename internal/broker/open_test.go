@@ -1,0 +1,83 @@
+package broker_test
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
+
+	"github.com/gregor-streaming/gregor/internal/broker"
+	"github.com/gregor-streaming/gregor/internal/config"
+	"github.com/gregor-streaming/gregor/internal/ktest"
+	"github.com/gregor-streaming/gregor/internal/vfs"
+)
+
+// TestOpenFailsCleanlyOnOnePartition: the broker opens partitions 16 at a
+// time at start. One that cannot be opened fails the start with its
+// error, leaves no goroutine behind and harms nothing: the next start,
+// with the fault gone, serves every partition's records.
+func TestOpenFailsCleanlyOnOnePartition(t *testing.T) {
+	ffs := vfs.NewFault(vfs.Default)
+	b := ktest.NewBroker(t, ktest.WithFS(ffs))
+	const parts = 40
+	b.CreateTopic("many", parts, nil)
+	cl := b.Client(kgo.DefaultProduceTopic("many"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	ctx := ctxT(t, 20*time.Second)
+	for p := range int32(parts) {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Partition: p, Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl.Close()
+	b.Stop()
+
+	leaks := goleak.IgnoreCurrent()
+	fds := openFDs(t)
+	in := ffs.Inject(vfs.Fault{Op: vfs.OpOpen | vfs.OpCreate, Prefix: filepath.Join(b.Dir, "many-17") + "/", Err: syscall.EMFILE})
+	cfg, _, err := config.NewBroker(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	if _, err := broker.Open(broker.Options{Config: cfg, DataDir: b.Dir, FS: ffs, Logger: log}); !errors.Is(err, syscall.EMFILE) {
+		t.Fatalf("start with partition 17 unopenable: %v, want EMFILE", err)
+	}
+	goleak.VerifyNone(t, leaks)
+	if n := openFDs(t); n > fds {
+		t.Fatalf("the failed start left %d files open", n-fds)
+	}
+
+	in.Remove()
+	b.Start()
+	cl = b.Client(kgo.ConsumeTopics("many"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	seen := map[int32]int{}
+	for len(seen) < parts {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("after the fault: records from %d of %d partitions", len(seen), parts)
+		}
+		fs.EachRecord(func(r *kgo.Record) { seen[r.Partition]++ })
+	}
+	for p, n := range seen {
+		if n != 1 {
+			t.Fatalf("partition %d: %d records, want 1", p, n)
+		}
+	}
+}
+
+// openFDs counts this process's open file descriptors (-1 where /proc
+// does not list them).
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(ents)
+}
