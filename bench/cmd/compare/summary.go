@@ -208,6 +208,10 @@ func printRestart(w io.Writer, rr *restartResult) {
 		fmt.Fprintf(w, "gregor restart (median of %d): shutdown %.2f s; exec → port open %.2f s → metadata complete %.2f s → first produce acked %.2f s\n",
 			len(rr.Restarts), m.ShutdownSeconds, m.PortOpen, m.Metadata, m.Produce)
 	}
+	if m := rr.Cold; m != nil {
+		fmt.Fprintf(w, "gregor restart, page cache dropped: exec → port open %.2f s → metadata complete %.2f s → first produce acked %.2f s\n",
+			m.PortOpen, m.Metadata, m.Produce)
+	}
 }
 
 // targetCheck is one of issue 7's targets with the measured value.
@@ -265,6 +269,10 @@ func checkTargets(ms []median, rr *restartResult) []targetCheck {
 		if rr.Median != nil {
 			abs(fmt.Sprintf("restart with %d partitions holding data <= 10 s (to first produce)", rr.Partitions),
 				rr.Median.Produce, 10, fmt.Sprintf("%.2f s", rr.Median.Produce))
+		}
+		if rr.Cold != nil {
+			abs(fmt.Sprintf("restart with %d partitions, page cache dropped, <= 10 s (to first produce)", rr.Partitions),
+				rr.Cold.Produce, 10, fmt.Sprintf("%.2f s", rr.Cold.Produce))
 		}
 		if g := rr.Targets["gregor"]; g != nil && g.HeapRestarted > 0 {
 			abs("heap per idle partition <= 20 KiB (after restart)", g.HeapPerPartitionRestartedKiB, 20,
