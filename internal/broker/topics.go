@@ -407,7 +407,7 @@ func (b *Broker) openPartition(t *metadata.Topic, mp *metadata.Partition, tcfg *
 			return nil, fmt.Errorf("broker: %w", err)
 		}
 	}
-	aborted, _, err := partlog.OpenTxnIndex(b.fs, dir, deferSync)
+	aborted, _, err := partlog.OpenTxnIndex(b.fs, dir)
 	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("broker: %s-%d: %w", t.Name, mp.Partition, err)
