@@ -418,8 +418,18 @@ func (l *Log) recoverFrom(k int, rp int64) error {
 	case lastValid >= 0 && results[lastValid-k].garbage >= 0:
 		cut, truncSeg, truncAt = lastValid+1, lastValid, results[lastValid-k].garbage
 	case lastValid >= 0:
-		if garbageAfter(lastValid + 1) {
+		switch next := results[lastValid-k].next; {
+		case garbageAfter(lastValid + 1):
 			cut = lastValid + 1
+		case lastValid+1 < len(segs) && segs[lastValid+1].base != next:
+			// The last data ends before the next segment begins: that
+			// segment's file (empty, like any after it) survived a
+			// crash that took the unsynced tail before it. Keeping it
+			// would leave a hole no read can cross until more data
+			// comes; the log continues at the end of its data instead.
+			cut = lastValid + 1
+		case lastValid+2 < len(segs):
+			cut = lastValid + 2 // empty segments past an empty one
 		}
 	case garbageAfter(k) && k > 0:
 		cut = k // the last trusted segment becomes active, recovered below

@@ -559,3 +559,43 @@ func TestCleanReopenReadsOnlyTheTail(t *testing.T) {
 		t.Fatalf("log end offset %d", tl.LogEndOffset())
 	}
 }
+
+// TestCrashAfterRollKeepsNoHole: a sync round prepared before a roll
+// syncs the directory after it, making the new segment's (empty) file
+// durable while the old segment's newest appends are not. A crash then
+// keeps the new segment and loses the tail before it; recovery must
+// continue the log at the end of the surviving data, not at the new
+// segment's base, which would leave offsets no read can cross
+// (TestCrashKeepsAcknowledged hit this 2 times in 300).
+func TestCrashAfterRollKeepsNoHole(t *testing.T) {
+	tl := openTest(t, nil, Config{SegmentBytes: 1 << 20, IndexIntervalBytes: 4096})
+	for range 5 {
+		tl.append(mkBatch(t, 2, 1_700_000_000_000, 100))
+	}
+	if err := tl.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	durable := tl.LogEndOffset()
+	for range 3 { // never synced
+		tl.append(mkBatch(t, 2, 1_700_000_000_000, 100))
+	}
+	if err := tl.Roll(); err != nil {
+		t.Fatal(err)
+	}
+	// The directory sync of a round that began before the roll.
+	if err := tl.fs.SyncDir(tl.dir); err != nil {
+		t.Fatal(err)
+	}
+	tl.crash()
+	if leo := tl.LogEndOffset(); leo != durable {
+		t.Fatalf("log end offset %d after the crash, want %d (the synced data's end)", leo, durable)
+	}
+	if hs := tl.readAll(0); len(hs) != 5 {
+		t.Fatalf("%d batches after the crash, want 5", len(hs))
+	}
+	// Appends continue where the data ends.
+	if base, _ := tl.append(mkBatch(t, 1, 1_700_000_000_000, 100)); base != durable {
+		t.Fatalf("next append at %d, want %d", base, durable)
+	}
+	tl.readAll(0)
+}
