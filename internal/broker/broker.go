@@ -210,23 +210,11 @@ func Open(opts Options) (*Broker, error) {
 
 // abandon releases what a failed Open had opened: the partitions
 // opened before the failure (closed cleanly: they recovered), the
-// syncer, the whole-file-system syncer's handle and the metadata log.
+// syncers and the metadata log.
 func (b *Broker) abandon() {
-	var logs []*partlog.Log
-	for _, ps := range b.parts {
-		for _, p := range ps {
-			logs = append(logs, p.log)
-		}
+	if err := b.closeStorage(false); err != nil {
+		b.log.Warn("closing after a failed start", "err", err)
 	}
-	if err := partlog.CloseLogs(b.syncer, logs); err != nil {
-		b.log.Warn("closing partitions after a failed start", "err", err)
-	}
-	b.parts = map[metadata.UUID][]*partition{}
-	b.syncer.Close()
-	if b.wholeSync != nil {
-		b.wholeSync.Close()
-	}
-	b.meta.Close()
 	b.cancel()
 }
 
@@ -302,12 +290,19 @@ func (b *Broker) Close() error {
 	b.groups.coord.Close()
 	b.cancel()
 	b.wg.Wait()
+	return b.closeStorage(true)
+}
+
+// closeStorage closes every partition's log (snapshotting producer state
+// first when snapshot is set), the syncers and the metadata log: the end
+// of Close, and what a failed Open undoes.
+func (b *Broker) closeStorage(snapshot bool) error {
 	var errs []error
 	var logs []*partlog.Log
 	b.partsMu.Lock()
 	for _, ps := range b.parts {
 		for _, p := range ps {
-			if p.bytesSinceSnapshot > 0 {
+			if snapshot && p.bytesSinceSnapshot > 0 {
 				if err := b.snapshotProducers(p); err != nil {
 					b.log.Warn("producer snapshot at shutdown failed", "topic", p.topic, "partition", p.index, "err", err)
 				}

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"github.com/gregor-streaming/gregor/internal/metadata"
 	"github.com/gregor-streaming/gregor/internal/partlog"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -29,13 +28,12 @@ func partitionCapacity(lim int64) int64 {
 	return lim - min(2*partlog.DefaultOpenSegmentFiles+fdReserve, lim/2)
 }
 
-// checkCapacity refuses adding partitions to those of img (and the adding
-// already accepted in the same request, before) when they would exceed
-// the broker's capacity.
-func (b *Broker) checkCapacity(img *metadata.Image, before, adding int) *topicError {
+// checkCapacity refuses adding partitions to the have a broker hosts
+// (counting those accepted earlier in the same request) when they would
+// exceed its capacity.
+func (b *Broker) checkCapacity(have, adding int) *topicError {
 	capacity := partitionCapacity(b.fileLimit)
-	have := int64(img.PartitionCount() + before)
-	if capacity < 0 || have+int64(adding) <= capacity {
+	if capacity < 0 || int64(have+adding) <= capacity {
 		return nil
 	}
 	return newTopicError(kerr.InvalidPartitions,

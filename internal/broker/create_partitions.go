@@ -31,7 +31,7 @@ func (b *Broker) handleCreatePartitions(req *wire.Request) kmsg.Response {
 	}
 	img, err := b.meta.Update(func(img *metadata.Image) ([]metadata.Record, error) {
 		var recs []metadata.Record
-		added := 0
+		have := img.PartitionCount()
 		for i := range r.Topics {
 			rt := &r.Topics[i]
 			if count[rt.Topic] > 1 {
@@ -40,10 +40,10 @@ func (b *Broker) handleCreatePartitions(req *wire.Request) kmsg.Response {
 			}
 			var add []metadata.Record
 			if add, errs[i] = b.partitionRecords(img, rt); errs[i] == nil {
-				errs[i] = b.checkCapacity(img, added, len(add))
+				errs[i] = b.checkCapacity(have, len(add))
 			}
 			if errs[i] == nil && !r.ValidateOnly {
-				added += len(add)
+				have += len(add)
 				recs = append(recs, add...)
 			}
 		}

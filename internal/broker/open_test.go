@@ -3,7 +3,6 @@ package broker_test
 import (
 	"errors"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -38,7 +37,7 @@ func TestOpenFailsCleanlyOnOnePartition(t *testing.T) {
 	b.Stop()
 
 	leaks := goleak.IgnoreCurrent()
-	fds := openFDs(t)
+	before := len(openUnder(t, b.Dir))
 	in := ffs.Inject(vfs.Fault{Op: vfs.OpOpen | vfs.OpCreate, Prefix: filepath.Join(b.Dir, "many-17") + "/", Err: syscall.EMFILE})
 	cfg, _, err := config.NewBroker(nil)
 	if err != nil {
@@ -49,8 +48,8 @@ func TestOpenFailsCleanlyOnOnePartition(t *testing.T) {
 		t.Fatalf("start with partition 17 unopenable: %v, want EMFILE", err)
 	}
 	goleak.VerifyNone(t, leaks)
-	if n := openFDs(t); n > fds {
-		t.Fatalf("the failed start left %d files open", n-fds)
+	if left := openUnder(t, b.Dir); len(left) > before {
+		t.Fatalf("the failed start left %d files open: %v", len(left)-before, left)
 	}
 
 	in.Remove()
@@ -69,15 +68,4 @@ func TestOpenFailsCleanlyOnOnePartition(t *testing.T) {
 			t.Fatalf("partition %d: %d records, want 1", p, n)
 		}
 	}
-}
-
-// openFDs counts this process's open file descriptors (-1 where /proc
-// does not list them).
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return -1
-	}
-	return len(ents)
 }

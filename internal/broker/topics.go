@@ -168,7 +168,7 @@ func (b *Broker) createTopics(specs []*topicSpec, validateOnly bool) ([]*topicEr
 	img, err := b.meta.Update(func(img *metadata.Image) ([]metadata.Record, error) {
 		var recs []metadata.Record
 		seen := map[string]bool{}
-		added := 0
+		have := img.PartitionCount()
 		for i, spec := range specs {
 			if seen[spec.name] {
 				errs[i] = newTopicError(kerr.InvalidRequest, "topic %q appears more than once", spec.name)
@@ -178,10 +178,10 @@ func (b *Broker) createTopics(specs []*topicSpec, validateOnly bool) ([]*topicEr
 			if errs[i] = b.checkTopicSpec(img, spec); errs[i] != nil {
 				continue
 			}
-			if errs[i] = b.checkCapacity(img, added, int(spec.partitions)); errs[i] != nil || validateOnly {
+			if errs[i] = b.checkCapacity(have, int(spec.partitions)); errs[i] != nil || validateOnly {
 				continue
 			}
-			added += int(spec.partitions)
+			have += int(spec.partitions)
 			recs = append(recs, b.topicRecords(spec)...)
 		}
 		return recs, nil
@@ -320,6 +320,7 @@ func (b *Broker) openPartitions(t *metadata.Topic, mps []*metadata.Partition, tc
 	opened := make([]*partition, len(mps))
 	errs := make([]error, len(mps))
 	var next atomic.Int64
+	var failed atomic.Bool // no new partition is started after a failure
 	var wg sync.WaitGroup
 	workers := 1
 	if b.recovering {
@@ -329,24 +330,28 @@ func (b *Broker) openPartitions(t *metadata.Topic, mps []*metadata.Partition, tc
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
+			for !failed.Load() {
 				i := int(next.Add(1) - 1)
 				if i >= len(mps) {
 					return
 				}
-				opened[i], errs[i] = b.openPartition(t, mps[i], tcfg, deferSync)
+				if opened[i], errs[i] = b.openPartition(t, mps[i], tcfg, deferSync); errs[i] != nil {
+					failed.Store(true)
+				}
 			}
 		}()
 	}
 	wg.Wait()
+	// Indices are taken in order, so those opened before the first
+	// failure are a prefix; any opened after it are closed.
 	var err error
 	ps := opened
-	for i, e := range errs {
-		if e != nil {
-			err, ps = e, opened[:i]
-			for _, p := range opened[i+1:] {
-				if p != nil {
-					p.log.Close()
+	for i, p := range opened {
+		if p == nil {
+			err, ps = errs[i], opened[:i]
+			for _, q := range opened[i+1:] {
+				if q != nil {
+					q.log.Close()
 				}
 			}
 			break

@@ -421,14 +421,15 @@ func (l *Log) recoverFrom(k int, rp int64) error {
 		switch next := results[lastValid-k].next; {
 		case garbageAfter(lastValid + 1):
 			cut = lastValid + 1
-		case lastValid+1 < len(segs) && segs[lastValid+1].base != next && next >= rp:
+		case next < rp:
+			// Below the recovery point a gap is compaction's, and the
+			// offsets in it were given out: they stay skipped.
+		case lastValid+1 < len(segs) && segs[lastValid+1].base != next:
 			// The last data ends before the next segment begins: that
 			// segment's file (empty, like any after it) survived a
 			// crash that took the unsynced tail before it. Keeping it
 			// would leave a hole no read can cross until more data
 			// comes; the log continues at the end of its data instead.
-			// (Below the recovery point a gap is compaction's, and the
-			// offsets in it were given out: they stay skipped.)
 			cut = lastValid + 1
 		case lastValid+2 < len(segs):
 			cut = lastValid + 2 // empty segments past an empty one

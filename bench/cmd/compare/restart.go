@@ -146,17 +146,26 @@ func (c *config) restartTarget(ctx context.Context, tn string, rr *restartResult
 		report.MiB(rt.HeapWithData), rt.OpenFDsCreated, rt.HeapSource)
 
 	if tn == "gregor" {
-		for i := range c.restartReps {
+		// restart stops the broker, runs between (if any) while it is
+		// down, starts it and times the start.
+		restart := func(between func()) (restartTiming, error) {
 			var tm restartTiming
 			d, err := s.stop()
 			tm.ShutdownSeconds = d.Seconds()
 			if err != nil {
-				return rt, err
+				return tm, err
+			}
+			if between != nil {
+				between()
 			}
 			if err := s.start(); err != nil {
-				return rt, err
+				return tm, err
 			}
-			if err := timeRestart(ctx, s, topic, rr.Partitions, &tm); err != nil {
+			return tm, timeRestart(ctx, s, topic, rr.Partitions, &tm)
+		}
+		for i := range c.restartReps {
+			tm, err := restart(nil)
+			if err != nil {
 				return rt, err
 			}
 			rr.Restarts = append(rr.Restarts, tm)
@@ -164,24 +173,15 @@ func (c *config) restartTarget(ctx context.Context, tn string, rr *restartResult
 				i+1, tm.ShutdownSeconds, tm.PortOpen, tm.Metadata, tm.Produce)
 		}
 		if c.restartCold {
-			var tm restartTiming
-			d, err := s.stop()
-			tm.ShutdownSeconds = d.Seconds()
+			var derr error
+			tm, err := restart(func() { derr = dropPageCache() })
 			if err != nil {
 				return rt, err
 			}
-			if derr := dropPageCache(); derr != nil {
+			if derr != nil {
 				fmt.Printf("  restart with a cold page cache skipped: %v\n", derr)
 			} else {
 				rr.Cold = &tm
-			}
-			if err := s.start(); err != nil {
-				return rt, err
-			}
-			if err := timeRestart(ctx, s, topic, rr.Partitions, &tm); err != nil {
-				return rt, err
-			}
-			if rr.Cold != nil {
 				fmt.Printf("  restart, page cache dropped: exec → port open %.2f s, → metadata %.2f s, → first produce acked %.2f s\n",
 					tm.PortOpen, tm.Metadata, tm.Produce)
 			}
