@@ -253,6 +253,14 @@ func TestTxnZombieFencing(t *testing.T) {
 	// A second producer with the same ID: its first attempt aborts the
 	// open transaction and asks it to retry.
 	wantErr(t, h.init("z", -1, -1).Err, kerr.ConcurrentTransactions)
+	// The abort completes after that answer (the client retries).
+	deadline := time.Now().Add(5 * time.Second)
+	for h.describe("z").State != CompleteAbort {
+		if time.Now().After(deadline) {
+			t.Fatalf("not aborted: %+v", h.describe("z"))
+		}
+		time.Sleep(time.Millisecond)
+	}
 	m := h.markers.last(t)
 	if m.Commit || m.ProducerEpoch != 1 {
 		t.Fatalf("fencing abort markers %+v", m)
