@@ -394,8 +394,8 @@ func (b *Broker) openPartition(t *metadata.Topic, mp *metadata.Partition, tcfg *
 		OnRoll: b.kickRetention,
 		// The topic ID tells this topic's entries from those of an
 		// earlier topic of the same name.
-		JournalKey:      filepath.Base(dir) + "@" + t.ID.String(),
-		DeferCreateSync: deferSync,
+		JournalKey: filepath.Base(dir) + "@" + t.ID.String(),
+		DeferSync:  deferSync,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("broker: open %s-%d: %w", t.Name, mp.Partition, err)

@@ -24,14 +24,18 @@ type checkpoint struct {
 	// cleanerOffset is the compactor's first dirty offset: offsets below
 	// it were compacted (Kafka's cleaner-offset-checkpoint). Version 2.
 	cleanerOffset int64
-	epochs        []EpochEntry
+	// rpMark places recoveryPoint in its segment (version 3; pos -1 in
+	// older versions).
+	rpMark rpMark
+	epochs []EpochEntry
 }
 
 const (
 	checkpointMagic   = "GPCK"
-	checkpointVersion = 2
-	checkpointFixedV1 = 68 // bytes before the epoch entries, version 1
-	checkpointFixed   = 76 // bytes before the epoch entries, version 2
+	checkpointVersion = 3
+	checkpointFixedV1 = 68  // bytes before the epoch entries, version 1
+	checkpointFixedV2 = 76  // version 2
+	checkpointFixed   = 116 // version 3
 	flagClean         = 1
 )
 
@@ -56,6 +60,12 @@ func (c *checkpoint) encode() []byte {
 	binary.BigEndian.PutUint32(b[60:], uint32(c.activeTidxEntries))
 	binary.BigEndian.PutUint32(b[64:], uint32(len(c.epochs)))
 	binary.BigEndian.PutUint64(b[68:], uint64(c.cleanerOffset))
+	m := &c.rpMark
+	binary.BigEndian.PutUint64(b[76:], uint64(m.seg))
+	binary.BigEndian.PutUint64(b[84:], uint64(m.pos))
+	binary.BigEndian.PutUint64(b[92:], uint64(m.maxTs))
+	binary.BigEndian.PutUint64(b[100:], uint64(m.maxTsOff))
+	binary.BigEndian.PutUint64(b[108:], uint64(m.firstTs))
 	for _, e := range c.epochs {
 		b = binary.BigEndian.AppendUint32(b, uint32(e.Epoch))
 		b = binary.BigEndian.AppendUint64(b, uint64(e.StartOffset))
@@ -64,7 +74,7 @@ func (c *checkpoint) encode() []byte {
 }
 
 func decodeCheckpoint(b []byte) (checkpoint, error) {
-	var c checkpoint
+	c := checkpoint{rpMark: noMark}
 	if len(b) < checkpointFixedV1+4 {
 		return c, fmt.Errorf("%w: %d bytes", errCheckpoint, len(b))
 	}
@@ -79,11 +89,23 @@ func decodeCheckpoint(b []byte) (checkpoint, error) {
 	switch v := binary.BigEndian.Uint16(b[4:]); v {
 	case 1: // before compaction: no cleaner offset
 		fixed = checkpointFixedV1
-	case checkpointVersion:
-		if len(body) < checkpointFixed {
+	case 2, checkpointVersion:
+		if v == 2 {
+			fixed = checkpointFixedV2
+		}
+		if uint64(len(body)) < fixed {
 			return c, fmt.Errorf("%w: %d bytes", errCheckpoint, len(b))
 		}
 		c.cleanerOffset = int64(binary.BigEndian.Uint64(b[68:]))
+		if v == checkpointVersion {
+			c.rpMark = rpMark{
+				seg:      int64(binary.BigEndian.Uint64(b[76:])),
+				pos:      int64(binary.BigEndian.Uint64(b[84:])),
+				maxTs:    int64(binary.BigEndian.Uint64(b[92:])),
+				maxTsOff: int64(binary.BigEndian.Uint64(b[100:])),
+				firstTs:  int64(binary.BigEndian.Uint64(b[108:])),
+			}
+		}
 	default:
 		return c, fmt.Errorf("%w: version %d", errCheckpoint, v)
 	}

@@ -850,6 +850,11 @@ func (l *Log) swapIn(snaps []segSnap, cleaned *segment, next int64) error {
 	segs = append(segs, cleaned)
 	segs = append(segs, l.segs[i+len(group):]...)
 	l.segs = segs
+	if l.rpMark.seg >= group[0].base && l.rpMark.seg < next {
+		// The recovery point is at the end of the group (compaction
+		// stops below it): its position moved.
+		l.rpMark = noMark
+	}
 	l.swapGen.Add(1)
 	l.mu.Unlock()
 	for _, s := range group {

@@ -79,7 +79,7 @@
 //
 //	off  size  field
 //	  0     4  magic "GPCK"
-//	  4     2  version (2)
+//	  4     2  version (3)
 //	  6     2  flags: bit 0 = clean shutdown
 //	  8     8  logStartOffset
 //	 16     8  highWatermark
@@ -91,10 +91,16 @@
 //	 60     4  activeTimeEntries   tail check
 //	 64     4  N                   leader epoch entries
 //	 68     8  cleanerOffset       compaction's first dirty offset (v2)
-//	 76  12*N  epoch i32, startOffset i64
-//	76+12N  4  CRC-32C of all bytes before it
+//	 76     8  markSegment         where recoveryPoint lies (v3): in the
+//	 84     8  markPosition        segment with this base, at this byte
+//	 92     8  markMaxTimestamp    position (-1: unknown), after batches
+//	100     8  markMaxTsOffset     whose largest max timestamp, its offset
+//	108     8  markFirstTimestamp  and first batch's are these
+//	116  12*N  epoch i32, startOffset i64
+//	116+12N 4  CRC-32C of all bytes before it
 //
-// Version 1 (no cleanerOffset; epochs at 68) is still read.
+// Versions 1 (no cleanerOffset; epochs at 68) and 2 (no mark; epochs at
+// 76) are still read.
 //
 // It is rewritten lazily by the Syncer (every DefaultCheckpointInterval
 // when something changed), synchronously by TruncateTo, retention and
@@ -109,8 +115,8 @@
 // size and index sizes match the checkpoint and the batches after its last
 // index entry are valid and end at the checkpointed log end offset. Any
 // append after Open changes the size, so a crash later is detected.
-// Otherwise every batch from the segment holding the checkpointed
-// recovery point to the end is validated (length, CRC-32C, record count,
+// Otherwise every batch from the checkpointed recovery point to the end
+// is validated (length, CRC-32C, record count,
 // strictly increasing offsets below the next segment's base) and the
 // indexes of those segments are rebuilt. Bytes that are not a valid batch
 // are a torn tail when no valid batch follows anywhere after them: the
@@ -119,7 +125,16 @@
 // logged as corrupt and never served: Read returns ErrCorrupt for offsets
 // in it and the acknowledged data after it stays readable. Recovered data
 // is fsynced before the recovery point moves past it. Missing or corrupt
-// index files are rebuilt from the log. Limitation: baseOffset lies
+// index files are rebuilt from the log. The checkpoint's mark gives the
+// recovery point's byte position, so the scan starts there rather than
+// at the start of its segment (Kafka's), which after a crash is up to
+// segment.bytes per partition; the index entries below it that the files
+// hold are kept (the checkpoint writes them first; the last one is
+// checked against its batch). Without a usable mark (older checkpoint,
+// the file disagrees, index entries lost with a power failure, damage
+// seen at a clean start) the segment is scanned from its start. Below the
+// recovery point the synced bytes are trusted, as at a clean start.
+// Limitation: baseOffset lies
 // outside the CRC, so a flipped bit there is only caught by the offset
 // ordering checks.
 //

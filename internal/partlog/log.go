@@ -40,10 +40,12 @@ type Options struct {
 	// again at the same directory never replays the old one's entries.
 	// Empty means Dir.
 	JournalKey string
-	// DeferCreateSync leaves the directory entry of a Dir that Open
-	// creates unsynced: the caller, creating many logs at once, makes
-	// them durable with one Syncer.SyncAll before anything is appended.
-	DeferCreateSync bool
+	// DeferSync leaves what Open writes unsynced (the directory entry
+	// of a Dir it creates, the files and checkpoint recovery rewrites):
+	// the caller, opening many logs at once, makes them durable with one
+	// Syncer.SyncAll before anything is appended. Until then a crash
+	// recovers the log again from the same state.
+	DeferSync bool
 }
 
 // Log is one partition's log: a directory of segments, each a .log file
@@ -66,8 +68,8 @@ type Log struct {
 	logger   *slog.Logger
 	onRoll   func()
 	openTime time.Time
-	// deferCreateSync: Options.DeferCreateSync.
-	deferCreateSync bool
+	// deferSync: Options.DeferSync.
+	deferSync bool
 
 	// compactMu is held for a whole compaction pass (compact.go), so
 	// passes over one log never overlap.
@@ -105,6 +107,9 @@ type Log struct {
 	logEndOffset int64
 	// recoveryPoint: offsets below it are durable. <= logEndOffset.
 	recoveryPoint int64
+	// rpMark says where recoveryPoint lies in its segment, so recovery
+	// after a crash validates only what follows it (recover.go).
+	rpMark rpMark
 	// epochs is the leader epoch history, epochs and start offsets
 	// strictly increasing, every start offset in [logStartOffset,
 	// logEndOffset).
@@ -200,6 +205,24 @@ type activeState struct {
 	pendFirst int64
 }
 
+// rpMark places the recovery point in the segment holding it: the
+// batches at positions [0, pos) of the segment with base offset seg hold
+// the offsets below the recovery point, with largest max timestamp maxTs
+// (reached by the batch whose last offset is maxTsOff) and first batch
+// max timestamp firstTs. pos < 0: unknown, recovery scans the segment
+// from its start.
+type rpMark struct {
+	seg, pos, maxTs, maxTsOff, firstTs int64
+}
+
+var noMark = rpMark{pos: -1}
+
+// endMarkLocked is the mark of the log end offset.
+func (l *Log) endMarkLocked() rpMark {
+	a := &l.act
+	return rpMark{seg: a.seg.base, pos: a.size, maxTs: a.maxTs, maxTsOff: a.maxTsOff, firstTs: a.firstTs}
+}
+
 type rolledSegment struct {
 	seg  *segment
 	f    *rcFile
@@ -227,7 +250,7 @@ func Open(opts Options) (*Log, error) {
 		cfg:      opts.Config.normalized(),
 		jkey:     opts.JournalKey,
 
-		deferCreateSync: opts.DeferCreateSync,
+		deferSync: opts.DeferSync,
 	}
 	if l.jkey == "" {
 		l.jkey = opts.Dir
@@ -436,8 +459,8 @@ func (l *Log) markCkptProgressLocked() {
 
 // markCkptEpochLocked marks the checkpoint stale for leader epoch
 // entries added from offset start on. Recovery rebuilds the epochs from
-// the batches of every segment it validates (from the one holding the
-// checkpointed recovery point), and a journal replay assigns them too, so
+// the batches it validates (from the checkpointed recovery point, or the
+// start of its segment), and a journal replay assigns them too, so
 // entries starting in or after that segment are progress, not structure:
 // a new topic's first append on each of 10,000 partitions otherwise
 // rewrote 10,000 checkpoint files in one round.
@@ -455,9 +478,10 @@ func (l *Log) markCkptEpochLocked(start int64) {
 const ckptProgressInterval = 60 * time.Second
 
 // checkpointDueLocked reports whether the lazy checkpoint should be
-// written now. Recovery validates every batch from the start of the
-// segment holding the checkpointed recovery point, so moving the
-// recovery point within that segment shortens nothing; with 10,000
+// written now: at once for structure (and a recovery point entering
+// another segment), and at most every ckptProgressInterval for progress
+// within one. Recovery after a crash validates from the checkpointed
+// recovery point, so that interval bounds what it rescans; with 10,000
 // busy partitions rewriting every checkpoint each round (a file
 // created and renamed per partition) cost a sixth of the broker's CPU.
 func (l *Log) checkpointDueLocked() bool {
@@ -486,6 +510,7 @@ func (l *Log) checkpointLocked(clean bool) checkpoint {
 		logStartOffset: l.logStartOffset,
 		highWatermark:  l.highWatermark,
 		recoveryPoint:  l.recoveryPoint,
+		rpMark:         l.rpMark,
 		logEndOffset:   l.logEndOffset,
 		cleanerOffset:  l.cleanerOffset,
 		epochs:         append([]EpochEntry(nil), l.epochs...),
@@ -514,6 +539,15 @@ func (l *Log) writeCheckpointCkptHeld(lazy bool) error {
 	if l.closed {
 		l.mu.Unlock()
 		return ErrClosed
+	}
+	// The index entries below the recovery point go to the files first:
+	// recovery after a crash keeps the ones it finds there and scans
+	// only from the checkpoint's mark (markedScan).
+	if err := l.flushIndexLocked(); err != nil {
+		err = fmt.Errorf("partlog: write index of %s: %w", l.act.seg.logName, err)
+		l.failLocked(err)
+		l.mu.Unlock()
+		return err
 	}
 	c := l.checkpointLocked(false)
 	l.ckptDirty, l.ckptProgress = false, false
@@ -607,7 +641,7 @@ func (l *Log) beginCloseHeld(flush bool) (c closing, ok bool) {
 	l.w = nil
 	c.wait = len(l.waiters) > 0
 	c.ckpt = l.checkpointLocked(true)
-	c.ckpt.recoveryPoint = l.logEndOffset
+	c.ckpt.recoveryPoint, c.ckpt.rpMark = l.logEndOffset, l.endMarkLocked()
 	return c, true
 }
 

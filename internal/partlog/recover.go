@@ -1,6 +1,7 @@
 package partlog
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"path"
@@ -15,7 +16,7 @@ import (
 func (l *Log) load() error {
 	fs := l.fs
 	mkdir := mkdirDurable
-	if l.deferCreateSync {
+	if l.deferSync {
 		mkdir = vfs.FS.MkdirAll
 	}
 	if err := mkdir(fs, l.dir); err != nil {
@@ -106,20 +107,30 @@ func (l *Log) load() error {
 	}
 
 	last := l.segs[len(l.segs)-1]
-	clean := false
+	clean, damaged := false, false
 	if haveCkpt && ckpt.clean && ckpt.activeBase == last.base && found[last.base].idx && found[last.base].tidx {
 		if err := l.loadCleanActive(&ckpt); err != nil {
-			l.logger.Warn("partlog: clean shutdown state does not match the files; recovering", "err", err)
+			// A segment that grew was appended to after the clean
+			// start (then a crash): its checkpoint's mark holds. Any
+			// other difference is damage.
+			fi, serr := fs.Stat(last.logName)
+			damaged = serr != nil || fi.Size <= ckpt.activeSize
+			if damaged {
+				l.logger.Warn("partlog: clean shutdown state does not match the files; recovering", "err", err)
+			}
 		} else {
 			clean = true
 		}
 	}
 	if !clean {
-		rp := int64(0)
+		rp, mark := int64(0), noMark
 		if haveCkpt {
-			rp = ckpt.recoveryPoint
+			rp, mark = ckpt.recoveryPoint, ckpt.rpMark
 		}
-		if err := l.recoverFrom(l.findSegmentLocked(rp), rp); err != nil {
+		if damaged {
+			mark = noMark // the files are not what the shutdown left: check them whole
+		}
+		if err := l.recoverFrom(l.findSegmentLocked(rp), rp, mark); err != nil {
 			return err
 		}
 	}
@@ -156,13 +167,19 @@ func (l *Log) load() error {
 	l.highWatermark = max(min(hw, l.logEndOffset), lso)
 	l.epochs = truncateEpochsFromStart(truncateEpochsFromEnd(l.epochs, l.logEndOffset), lso)
 	if clean {
-		l.recoveryPoint = min(ckpt.recoveryPoint, l.logEndOffset)
+		l.recoveryPoint, l.rpMark = ckpt.recoveryPoint, ckpt.rpMark
+		if ckpt.recoveryPoint >= l.logEndOffset {
+			l.recoveryPoint, l.rpMark = l.logEndOffset, l.endMarkLocked()
+		}
 		return nil
 	}
 	// Everything recovery validated is made durable before the recovery
 	// point moves past it.
-	l.recoveryPoint = l.logEndOffset
+	l.recoveryPoint, l.rpMark = l.logEndOffset, l.endMarkLocked()
 	c := l.checkpointLocked(false)
+	if l.deferSync {
+		return vfs.WriteFileRenamed(l.fs, l.ckptName, c.encode())
+	}
 	return vfs.WriteFileAtomic(l.fs, l.dir, l.ckptName, c.encode())
 }
 
@@ -210,6 +227,7 @@ func (l *Log) startEmptyLocked(start int64) error {
 	l.w = newRCFile(f, 1)
 	l.act = activeState{seg: s, lastTs: -1, maxTs: -1, maxTsOff: start, firstTs: -1, created: l.openTime, modified: l.openTime}
 	l.logStartOffset, l.highWatermark, l.logEndOffset, l.recoveryPoint = start, start, start, start
+	l.rpMark = rpMark{seg: start, maxTs: -1, maxTsOff: start, firstTs: -1}
 	l.jEnd, l.jDurable = start, start
 	l.cleanerOffset = start
 	l.epochs = nil
@@ -336,24 +354,43 @@ func (l *Log) checkCleanActive(s *segment, f vfs.File, c *checkpoint) (activeSta
 
 // recoverFrom validates segments k.. to the end (see Open), rebuilds
 // their indexes, truncates a torn tail and makes the last segment active.
-// rp is the checkpointed recovery point (segments k.. hold it).
-func (l *Log) recoverFrom(k int, rp int64) error {
+// rp is the checkpointed recovery point (segments k.. hold it) and mark
+// where it lies: segment k is validated from there when the mark checks
+// out, from its start otherwise.
+func (l *Log) recoverFrom(k int, rp int64, mark rpMark) error {
 	segs := l.segs
-	l.epochs = truncateEpochsFromEnd(l.epochs, segs[k].base)
+	maxNextOf := func(i int) int64 {
+		if i+1 < len(segs) {
+			return segs[i+1].base
+		}
+		return -1
+	}
+	from, fast, err := l.markedScan(segs[k], rp, mark, maxNextOf(k))
+	if err != nil {
+		return err
+	}
+	l.epochs = truncateEpochsFromEnd(l.epochs, from)
 	lastEpoch := int32(-1)
 	if n := len(l.epochs); n > 0 {
 		lastEpoch = l.epochs[n-1].Epoch
 	}
-	l.logger.Info("partlog: recovering", "fromSegment", segs[k].logName, "segments", len(segs)-k)
+	if fast != nil {
+		l.logger.Info("partlog: recovering", "fromSegment", segs[k].logName, "position", mark.pos, "offset", rp, "segments", len(segs)-k)
+	} else {
+		l.logger.Info("partlog: recovering", "fromSegment", segs[k].logName, "segments", len(segs)-k)
+	}
 	results := make([]segScan, len(segs)-k)
 	sizes := make([]int64, len(segs)-k)
 	for i := k; i < len(segs); i++ {
 		s := segs[i]
-		maxNext := int64(-1)
-		if i+1 < len(segs) {
-			maxNext = segs[i+1].base
+		var r segScan
+		var size int64
+		var err error
+		if i == k && fast != nil {
+			r, size, err = fast(lastEpoch)
+		} else {
+			r, size, err = l.scanFile(s, maxNextOf(i), lastEpoch)
 		}
-		r, size, err := l.scanFile(s, maxNext, lastEpoch)
 		if err != nil {
 			return err
 		}
@@ -402,7 +439,7 @@ func (l *Log) recoverFrom(k int, rp int64) error {
 			if err := l.cutForReplay(segs, j, pos); err != nil {
 				return err
 			}
-			return l.recoverFrom(k, rp)
+			return l.recoverFrom(k, rp, mark)
 		}
 	}
 	garbageAfter := func(j int) bool {
@@ -441,7 +478,9 @@ func (l *Log) recoverFrom(k int, rp int64) error {
 	}
 	if truncSeg >= 0 {
 		name, n := segs[truncSeg].logName, sizes[truncSeg-k]-truncAt
-		if allZeros(l.fs, name, truncAt, n) {
+		// Only the start is looked at: the message is all it decides,
+		// and space reserved ahead is megabytes per log.
+		if allZeros(l.fs, name, truncAt, min(n, 64<<10)) {
 			// Space reserved past the data (prealloc.go), or
 			// never-synced appends into it.
 			l.logger.Info("partlog: trimming zeros past the data", "segment", name, "position", truncAt, "bytes", n)
@@ -458,7 +497,7 @@ func (l *Log) recoverFrom(k int, rp int64) error {
 	}
 	l.segs = segs[:cut]
 	if cut == k {
-		return l.recoverFrom(k-1, rp)
+		return l.recoverFrom(k-1, rp, mark)
 	}
 
 	for j := k; j < cut; j++ {
@@ -487,7 +526,20 @@ func (l *Log) recoverFrom(k int, rp int64) error {
 				tidx = append(tidx, e)
 			}
 		}
-		if err := writeIndexFiles(l.fs, s, r.idx, tidx); err != nil {
+		if active {
+			// The active segment's index files are checked, not trusted,
+			// by the next recovery (markedScan), and the clean shutdown
+			// syncs them: write what differs, without an fsync here.
+			c1, err := updateFile(l.fs, s.idxName, appendIndexEntries(make([]byte, 0, len(r.idx)*offsetIndexEntrySize), r.idx))
+			if err != nil {
+				return err
+			}
+			c2, err := updateFile(l.fs, s.tidxName, appendTimeEntries(make([]byte, 0, len(tidx)*timeIndexEntrySize), tidx))
+			if err != nil {
+				return err
+			}
+			l.dirDirty = l.dirDirty || c1 || c2
+		} else if err := writeIndexFiles(l.fs, s, r.idx, tidx); err != nil {
 			return err
 		}
 		if !active {
@@ -520,13 +572,19 @@ func (l *Log) recoverFrom(k int, rp int64) error {
 		s.next = l.logEndOffset
 	}
 	// Make the recovered state durable.
+	if l.deferSync {
+		l.dirDirty = false
+		return nil // the caller's SyncAll does, before any append
+	}
 	for j := k; j < cut; j++ {
 		s := segs[j]
 		if j == cut-1 {
 			if err := l.w.f.Sync(); err != nil {
 				return err
 			}
-		} else if err := syncFile(l.fs, s.logName); err != nil {
+			continue
+		}
+		if err := syncFile(l.fs, s.logName); err != nil {
 			return err
 		}
 		if err := syncFile(l.fs, s.idxName); err != nil {
@@ -536,8 +594,30 @@ func (l *Log) recoverFrom(k int, rp int64) error {
 			return err
 		}
 	}
+	if !l.dirDirty && cut-k == 1 {
+		// No file created or removed here. Open writes the checkpoint
+		// next, which syncs the directory: that also makes durable a
+		// segment file whose creation was not synced before the crash.
+		return nil
+	}
 	l.dirDirty = false
 	return l.fs.SyncDir(l.dir)
+}
+
+// updateFile makes name hold b, writing only what differs: nothing when
+// it does, the rest when the file holds a prefix of b, the whole file
+// otherwise. created reports a new directory entry.
+func updateFile(fs vfs.FS, name string, b []byte) (created bool, err error) {
+	cur, err := vfs.ReadFile(fs, name)
+	switch {
+	case err != nil && !vfs.IsNotExist(err):
+		return false, err
+	case err == nil && bytes.Equal(cur, b):
+		return false, nil
+	case err == nil && len(cur) < len(b) && bytes.Equal(cur, b[:len(cur)]):
+		return false, appendFile(fs, name, b[len(cur):])
+	}
+	return err != nil, writeFile(fs, name, b)
 }
 
 // cutForReplay truncates segment j's file at pos and deletes the
@@ -674,4 +754,122 @@ func allZeros(fs vfs.FS, name string, off, n int64) bool {
 		n -= int64(len(b))
 	}
 	return true
+}
+
+// markedScan prepares validating segment s from the checkpointed recovery
+// point rp rather than from the segment's start. Everything below rp was
+// synced before a checkpoint recorded the mark, so only what follows can
+// be torn; Kafka rescans the whole segment holding its recovery point,
+// which after a crash is up to segment.bytes per partition. The mark is
+// used when it places rp in s and the file agrees: it ends at the mark,
+// or the header there is a batch starting at rp (its CRC is checked by
+// the scan). Otherwise (nil fast) the segment is scanned from its start.
+// from is the first offset the scan revalidates.
+func (l *Log) markedScan(s *segment, rp int64, m rpMark, maxNext int64) (from int64, fast func(lastEpoch int32) (segScan, int64, error), err error) {
+	if m.pos <= 0 || m.pos > math.MaxInt32 || m.seg != s.base || rp <= s.base || m.maxTsOff < s.base || m.maxTsOff >= rp {
+		return s.base, nil, nil
+	}
+	f, err := l.fs.Open(s.logName)
+	if err != nil {
+		return 0, nil, err
+	}
+	size, err := f.Size()
+	if err != nil {
+		f.Close()
+		return 0, nil, err
+	}
+	usable := size == m.pos
+	if size >= m.pos+batch.HeaderSize {
+		var w [batch.HeaderSize]byte
+		if err := readFullAt(f, w[:], m.pos); err != nil {
+			f.Close()
+			return 0, nil, err
+		}
+		h, perr := batch.ParseHeader(w[:])
+		usable = perr == nil && h.BaseOffset == rp && plausible(&h, m.pos, size, s.base, rp, maxNext)
+	}
+	if !usable {
+		f.Close()
+		l.logger.Info("partlog: recovery point mark does not match the segment; scanning it whole", "segment", s.logName, "position", m.pos, "size", size)
+		return s.base, nil, nil
+	}
+	idx, tidx := l.indexBelow(s, rp, m)
+	indexed := int64(0)
+	if n := len(idx); n > 0 {
+		indexed = int64(idx[n-1].pos)
+	}
+	if m.pos-indexed > maxPendingIndexEntries*max(int64(l.cfg.IndexIntervalBytes), 4096) {
+		// The index entries of the checkpoint's time are missing (lost
+		// with a power failure): reads of this segment would scan
+		// megabytes from its start until it rolls. Rebuild them.
+		f.Close()
+		l.logger.Info("partlog: index below the recovery point incomplete; scanning the segment whole", "segment", s.logName, "indexedTo", indexed, "position", m.pos)
+		return s.base, nil, nil
+	}
+	if n := len(idx); n > 0 {
+		// The last entry kept must point at its batch: a stale or
+		// damaged index means more is wrong than a crash explains.
+		e := idx[n-1]
+		var w [batch.HeaderSize]byte
+		perr := readFullAt(f, w[:], int64(e.pos))
+		var h batch.Header
+		if perr == nil {
+			h, perr = batch.ParseHeader(w[:])
+		}
+		if perr != nil || h.LastOffset() != s.base+int64(e.rel) || int64(e.pos)+int64(h.Size()) > m.pos {
+			f.Close()
+			l.logger.Info("partlog: index does not match the segment below the recovery point; scanning it whole", "segment", s.logName)
+			return s.base, nil, nil
+		}
+	}
+	r := segScan{garbage: -1, maxTs: m.maxTs, maxTsOff: m.maxTsOff, firstTs: m.firstTs, next: rp,
+		validEnd: m.pos, nValid: 1, idx: idx, tidx: tidx, bytesSinceIdx: m.pos}
+	if n := len(idx); n > 0 {
+		r.bytesSinceIdx = m.pos - int64(idx[n-1].pos)
+	}
+	lastTs := int64(-1)
+	if n := len(tidx); n > 0 {
+		lastTs = tidx[n-1].ts
+	}
+	return rp, func(lastEpoch int32) (segScan, int64, error) {
+		defer f.Close()
+		r, err := scanSegmentFrom(f, size, s.base, maxNext, l.cfg.IndexIntervalBytes, lastEpoch, r, m.pos, lastTs)
+		return r, size, err
+	}, nil
+}
+
+// indexBelow returns the entries of s's index files that describe
+// batches below rp, as far as they are well formed. They were written
+// before the recovery point moved past them but not necessarily synced,
+// so a crash may have cut them short; the ones kept are consistent
+// (strictly increasing, inside the mark), and a read checks the batch an
+// offset index entry points at before trusting it.
+func (l *Log) indexBelow(s *segment, rp int64, m rpMark) ([]indexEntry, []timeEntry) {
+	var idx []indexEntry
+	if b, err := vfs.ReadFile(l.fs, s.idxName); err == nil {
+		for p := 0; p+offsetIndexEntrySize <= len(b); p += offsetIndexEntrySize {
+			e := getIndexEntry(b[p:])
+			if e.pos <= 0 || int64(e.pos) >= m.pos || e.rel < 0 || s.base+int64(e.rel) >= rp {
+				break
+			}
+			if n := len(idx); n > 0 && (e.rel <= idx[n-1].rel || e.pos <= idx[n-1].pos) {
+				break
+			}
+			idx = append(idx, e)
+		}
+	}
+	var tidx []timeEntry
+	if b, err := vfs.ReadFile(l.fs, s.tidxName); err == nil {
+		for p := 0; p+timeIndexEntrySize <= len(b); p += timeIndexEntrySize {
+			e := getTimeEntry(b[p:])
+			if e.rel < 0 || s.base+int64(e.rel) >= rp || e.ts > m.maxTs {
+				break
+			}
+			if n := len(tidx); n > 0 && (e.ts <= tidx[n-1].ts || e.rel <= tidx[n-1].rel) {
+				break
+			}
+			tidx = append(tidx, e)
+		}
+	}
+	return idx, tidx
 }

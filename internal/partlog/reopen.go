@@ -57,6 +57,7 @@ func (l *Log) Reopen() error {
 	l.dropPendLocked() // what the journal acknowledged is replayed below
 	l.segs, l.w, l.act = nl.segs, nl.w, nl.act
 	l.logStartOffset, l.highWatermark, l.logEndOffset, l.recoveryPoint = nl.logStartOffset, nl.highWatermark, nl.logEndOffset, nl.recoveryPoint
+	l.rpMark = nl.rpMark
 	l.epochs, l.cleanerOffset, l.tombstoneDue = nl.epochs, nl.cleanerOffset, nl.tombstoneDue
 	l.rolled, l.dirDirty, l.failed = nil, nl.dirDirty, nil
 	l.truncGen.Add(1)

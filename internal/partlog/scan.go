@@ -159,9 +159,17 @@ type segScan struct {
 // first batch after a corrupt range so that data stays reachable.
 func scanSegment(f vfs.File, size, base, prevNext, maxNext int64, interval int32, lastEpoch int32) (segScan, error) {
 	r := segScan{garbage: -1, maxTs: -1, maxTsOff: base, firstTs: -1, next: prevNext}
-	s := newScanner(f, size)
-	var pos int64
-	lastTs := int64(-1)
+	return scanSegmentFrom(f, size, base, maxNext, interval, lastEpoch, r, 0, -1)
+}
+
+// scanSegmentFrom is scanSegment from position pos, with r describing the
+// batches before it (r.next is the offset the batch at pos must not go
+// below) and lastTs the timestamp of r.tidx's last entry (-1 if none).
+func scanSegmentFrom(f vfs.File, size, base, maxNext int64, interval int32, lastEpoch int32, r segScan, pos, lastTs int64) (segScan, error) {
+	// A window no larger than what is left to read: recovery scans the
+	// tail of each of thousands of partitions.
+	s := &scanner{f: f, size: size, buf: make([]byte, min(max(size-pos, batch.HeaderSize), scanWindow))}
+	prevNext := r.next
 	forceIdx := false
 	for pos < size {
 		h, ok, err := s.batchAt(pos, base, prevNext, maxNext)

@@ -213,7 +213,7 @@ func (s *Syncer) CanSyncAll() bool { return s.whole != nil && !s.degraded.Load()
 
 // SyncAll makes everything written to the Syncer's file system durable
 // with one whole-file-system sync, for example the files and directories
-// of many logs just created with Options.DeferCreateSync. It fails when
+// of many logs just created with Options.DeferSync. It fails when
 // CanSyncAll is false.
 func (s *Syncer) SyncAll() error {
 	if !s.CanSyncAll() {
@@ -696,6 +696,7 @@ func (p *syncPrep) releaseActive(err error) {
 type syncPrep struct {
 	l      *Log
 	target int64
+	mark   rpMark // where target lies
 	gen    uint64
 	w      *rcFile
 	size   int64 // bytes written to w, all of which the sync covers
@@ -732,7 +733,7 @@ func (l *Log) prepareSyncSyncMuHeld(takeWaiters bool) syncPrep {
 		p.done, p.rp, p.err = true, l.recoveryPoint, err
 		return p
 	}
-	p.target = l.logEndOffset
+	p.target, p.mark = l.logEndOffset, l.endMarkLocked()
 	p.gen = l.truncGen.Load()
 	if p.target <= l.recoveryPoint && len(l.rolled) == 0 && !l.dirDirty {
 		p.done, p.rp = true, l.recoveryPoint
@@ -757,7 +758,10 @@ func (l *Log) finishSyncSyncMuHeld(p *syncPrep, err error) int64 {
 	if err != nil {
 		l.failLocked(err)
 	} else if p.gen == l.truncGen.Load() && p.target > l.recoveryPoint {
-		l.recoveryPoint = min(p.target, l.logEndOffset)
+		l.recoveryPoint, l.rpMark = p.target, p.mark
+		if p.target > l.logEndOffset { // not expected: the generation moves with every truncation
+			l.recoveryPoint, l.rpMark = l.logEndOffset, noMark
+		}
 		l.markCkptProgressLocked()
 		// Journal coverage resumes from the synced offset.
 		l.jEnd = max(l.jEnd, l.recoveryPoint)

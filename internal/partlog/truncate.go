@@ -224,7 +224,9 @@ func (l *Log) truncateLocked(offset int64) error {
 	l.act = a
 	l.logEndOffset = newEnd
 	l.highWatermark = min(l.highWatermark, newEnd)
-	l.recoveryPoint = min(l.recoveryPoint, newEnd)
+	if newEnd < l.recoveryPoint {
+		l.recoveryPoint, l.rpMark = newEnd, noMark
+	}
 	l.jEnd, l.jDurable = min(l.jEnd, newEnd), min(l.jDurable, newEnd)
 	l.cleanerOffset = min(l.cleanerOffset, newEnd)
 	l.epochs = truncateEpochsFromEnd(l.epochs, newEnd)
