@@ -159,9 +159,11 @@ type Log struct {
 	// recovery point or high watermark moving forward, or leader epochs
 	// that recovery would rebuild (markCkptEpochLocked). ckptRPSeg is the
 	// base of the segment that held the last checkpoint's recovery
-	// point, ckptAt when it was taken: see checkpointDueLocked.
+	// point, ckptPos its mark's position (-1: none), ckptAt when it was
+	// taken: see checkpointDueLocked.
 	ckptProgress bool
 	ckptRPSeg    int64
+	ckptPos      int64
 	ckptAt       time.Time
 
 	// truncGen is bumped (under mu) whenever bytes below the log end are
@@ -270,7 +272,7 @@ func Open(opts Options) (*Log, error) {
 	// The checkpoint on disk, loaded or written by recovery, holds a
 	// recovery point in this segment: progress within it need not be
 	// checkpointed (checkpointDueLocked).
-	l.ckptRPSeg, l.ckptAt = l.segBaseLocked(l.recoveryPoint), l.openTime
+	l.ckptRPSeg, l.ckptPos, l.ckptAt = l.segBaseLocked(l.recoveryPoint), l.rpMark.pos, l.openTime
 	if err := l.replayJournal(); err != nil {
 		l.releaseFiles()
 		return nil, fmt.Errorf("partlog: open %s: journal replay: %w", opts.Dir, err)
@@ -477,18 +479,29 @@ func (l *Log) markCkptEpochLocked(start int64) {
 // recovery points every 60 s), so the high watermark stays fresh.
 const ckptProgressInterval = 60 * time.Second
 
+// ckptProgressBytes is how far the recovery point may move past the
+// checkpointed one before progress alone is written: what recovery
+// after a crash rescans per partition, whatever its rate (a minute of
+// a busy partition is gigabytes). The producer state snapshots bound
+// their replay by the same measure (broker.producerSnapshotEvery).
+const ckptProgressBytes = 64 << 20
+
 // checkpointDueLocked reports whether the lazy checkpoint should be
 // written now: at once for structure (and a recovery point entering
-// another segment), and at most every ckptProgressInterval for progress
-// within one. Recovery after a crash validates from the checkpointed
-// recovery point, so that interval bounds what it rescans; with 10,000
-// busy partitions rewriting every checkpoint each round (a file
-// created and renamed per partition) cost a sixth of the broker's CPU.
+// another segment), and for progress within one after
+// ckptProgressInterval or ckptProgressBytes. Recovery after a crash
+// validates from the checkpointed recovery point, so those bound what
+// it rescans; with 10,000 busy partitions rewriting every checkpoint
+// each round (a file created and renamed per partition) cost a sixth of
+// the broker's CPU.
 func (l *Log) checkpointDueLocked() bool {
 	if !l.ckptProgress {
 		return true
 	}
 	if l.segBaseLocked(l.recoveryPoint) != l.ckptRPSeg {
+		return true
+	}
+	if m := l.rpMark; m.pos >= 0 && m.seg == l.ckptRPSeg && (l.ckptPos < 0 || m.pos-l.ckptPos >= ckptProgressBytes) {
 		return true
 	}
 	return l.now().Sub(l.ckptAt) >= ckptProgressInterval
@@ -551,7 +564,7 @@ func (l *Log) writeCheckpointCkptHeld(lazy bool) error {
 	}
 	c := l.checkpointLocked(false)
 	l.ckptDirty, l.ckptProgress = false, false
-	l.ckptRPSeg, l.ckptAt = l.segBaseLocked(c.recoveryPoint), l.now()
+	l.ckptRPSeg, l.ckptPos, l.ckptAt = l.segBaseLocked(c.recoveryPoint), c.rpMark.pos, l.now()
 	l.mu.Unlock()
 	write := vfs.WriteFileAtomic
 	if lazy {

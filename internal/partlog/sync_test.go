@@ -232,6 +232,51 @@ func TestWriteFailureUndone(t *testing.T) {
 	checkContent(t, tl, want)
 }
 
+// TestCheckpointerWritesProgressByBytes: a busy log's checkpoint follows
+// its recovery point every ckptProgressBytes, not only once a minute, so
+// recovery after a crash rescans a bounded amount of it.
+func TestCheckpointerWritesProgressByBytes(t *testing.T) {
+	s := newSyncer(1, 10*time.Millisecond)
+	defer s.Close()
+	tl := openTest(t, nil, DefaultConfig())
+	tl.syn = s
+	tl.Close()
+	tl.reopen()
+	sync := func() {
+		ch := make(chan struct{})
+		tl.RequestSync(func(int64, error) { close(ch) })
+		<-ch
+	}
+	checkpointed := func() int64 {
+		c, err := decodeCheckpoint(tl.readFile(checkpointName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.recoveryPoint
+	}
+	b := mkBatch(t, 64, 1, 16<<10) // 1 MiB
+	for range ckptProgressBytes/(1<<20) - 2 {
+		tl.append(b)
+	}
+	sync()
+	time.Sleep(50 * time.Millisecond) // rounds run; progress is not due
+	if rp := checkpointed(); rp != 0 {
+		t.Fatalf("checkpointed recovery point %d before %d bytes", rp, ckptProgressBytes)
+	}
+	for range 4 {
+		tl.append(b)
+	}
+	sync()
+	want := tl.LogEndOffset()
+	deadline := time.Now().Add(5 * time.Second)
+	for checkpointed() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("checkpointed recovery point %d, want %d", checkpointed(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestCheckpointerWritesLazily(t *testing.T) {
 	s := newSyncer(1, 10*time.Millisecond)
 	defer s.Close()
