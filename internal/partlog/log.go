@@ -553,9 +553,14 @@ func (l *Log) writeCheckpointCkptHeld(lazy bool) error {
 		l.mu.Unlock()
 		return ErrClosed
 	}
-	// The index entries below the recovery point go to the files first:
-	// recovery after a crash keeps the ones it finds there and scans
-	// only from the checkpoint's mark (markedScan).
+	// The index entries below the recovery point go to the files first,
+	// durable before the checkpoint (a lazy caller's whole-file-system
+	// sync covers them): recovery after a crash keeps the ones it finds
+	// there and scans only from the checkpoint's mark (markedScan).
+	var flushed *segment
+	if len(l.act.idxPending)+len(l.act.tidxPending) > 0 {
+		flushed = l.act.seg
+	}
 	if err := l.flushIndexLocked(); err != nil {
 		err = fmt.Errorf("partlog: write index of %s: %w", l.act.seg.logName, err)
 		l.failLocked(err)
@@ -570,7 +575,18 @@ func (l *Log) writeCheckpointCkptHeld(lazy bool) error {
 	if lazy {
 		write = func(fs vfs.FS, _, name string, data []byte) error { return vfs.WriteFileRenamed(fs, name, data) }
 	}
-	if err := write(l.fs, l.dir, l.ckptName, c.encode()); err != nil {
+	var err error
+	if flushed != nil && !lazy {
+		for _, name := range []string{flushed.idxName, flushed.tidxName} {
+			if serr := syncFile(l.fs, name); serr != nil && !vfs.IsNotExist(serr) && err == nil {
+				err = serr // gone: a roll or retention removed the segment meanwhile
+			}
+		}
+	}
+	if err == nil {
+		err = write(l.fs, l.dir, l.ckptName, c.encode())
+	}
+	if err != nil {
 		l.mu.Lock()
 		l.markCkptDirtyLocked()
 		l.mu.Unlock()

@@ -1,6 +1,7 @@
 package partlog
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"path"
 	"strings"
@@ -173,6 +174,10 @@ func TestPreallocCrash(t *testing.T) {
 	t.Run("power loss", func(t *testing.T) {
 		run(t, (*vfs.MemFS).Crash, func(tl *testLog, synced, _ [][]byte) {
 			checkContent(t, tl, synced)
+			// Zeros follow the checkpoint's mark: recovery starts there.
+			if !strings.Contains(tl.logs.String(), fmt.Sprintf("offset=%d", tl.LogEndOffset())) {
+				t.Fatalf("recovery did not start at the mark:\n%s", tl.logs)
+			}
 		})
 	})
 	for seed := range uint64(5) {

@@ -762,8 +762,9 @@ func allZeros(fs vfs.FS, name string, off, n int64) bool {
 // be torn; Kafka rescans the whole segment holding its recovery point,
 // which after a crash is up to segment.bytes per partition. The mark is
 // used when it places rp in s and the file agrees: it ends at the mark,
-// or the header there is a batch starting at rp (its CRC is checked by
-// the scan). Otherwise (nil fast) the segment is scanned from its start.
+// the header there is a batch starting at rp (its CRC is checked by the
+// scan), or zeros reserved ahead start there. Otherwise (nil fast) the
+// segment is scanned from its start.
 // from is the first offset the scan revalidates.
 func (l *Log) markedScan(s *segment, rp int64, m rpMark, maxNext int64) (from int64, fast func(lastEpoch int32) (segScan, int64, error), err error) {
 	if m.pos <= 0 || m.pos > math.MaxInt32 || m.seg != s.base || rp <= s.base || m.maxTsOff < s.base || m.maxTsOff >= rp {
@@ -786,7 +787,8 @@ func (l *Log) markedScan(s *segment, rp int64, m rpMark, maxNext int64) (from in
 			return 0, nil, err
 		}
 		h, perr := batch.ParseHeader(w[:])
-		usable = perr == nil && h.BaseOffset == rp && plausible(&h, m.pos, size, s.base, rp, maxNext)
+		usable = perr == nil && h.BaseOffset == rp && plausible(&h, m.pos, size, s.base, rp, maxNext) ||
+			w == [batch.HeaderSize]byte{} // space reserved past the data (prealloc.go)
 	}
 	if !usable {
 		f.Close()
