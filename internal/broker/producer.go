@@ -361,9 +361,9 @@ func (b *Broker) loadProducers(p *partition) error {
 	}
 	var buf []byte
 	if off < end {
-		// One buffer per replay, not per partition: a broker starting
-		// after a crash replays thousands of partitions, and fresh 1 MiB
-		// buffers made a tenth of its CPU garbage collection.
+		// One buffer per replay at a time, not per partition: a broker
+		// starting after a crash replays thousands of partitions, and a
+		// fresh 1 MiB buffer each kept its garbage collector busy.
 		bp := producerScanBufs.Get().(*[]byte)
 		buf = *bp
 		defer func() {
