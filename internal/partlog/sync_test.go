@@ -236,17 +236,7 @@ func TestWriteFailureUndone(t *testing.T) {
 // its recovery point every ckptProgressBytes, not only once a minute, so
 // recovery after a crash rescans a bounded amount of it.
 func TestCheckpointerWritesProgressByBytes(t *testing.T) {
-	s := newSyncer(1, 10*time.Millisecond)
-	defer s.Close()
-	tl := openTest(t, nil, DefaultConfig())
-	tl.syn = s
-	tl.Close()
-	tl.reopen()
-	sync := func() {
-		ch := make(chan struct{})
-		tl.RequestSync(func(int64, error) { close(ch) })
-		<-ch
-	}
+	tl := openCheckpointed(t)
 	checkpointed := func() int64 {
 		c, err := decodeCheckpoint(tl.readFile(checkpointName))
 		if err != nil {
@@ -258,7 +248,7 @@ func TestCheckpointerWritesProgressByBytes(t *testing.T) {
 	for range ckptProgressBytes/(1<<20) - 2 {
 		tl.append(b)
 	}
-	sync()
+	tl.syncWait()
 	time.Sleep(50 * time.Millisecond) // rounds run; progress is not due
 	if rp := checkpointed(); rp != 0 {
 		t.Fatalf("checkpointed recovery point %d before %d bytes", rp, ckptProgressBytes)
@@ -266,7 +256,7 @@ func TestCheckpointerWritesProgressByBytes(t *testing.T) {
 	for range 4 {
 		tl.append(b)
 	}
-	sync()
+	tl.syncWait()
 	want := tl.LogEndOffset()
 	deadline := time.Now().Add(5 * time.Second)
 	for checkpointed() != want {
@@ -277,19 +267,31 @@ func TestCheckpointerWritesProgressByBytes(t *testing.T) {
 	}
 }
 
-func TestCheckpointerWritesLazily(t *testing.T) {
+// openCheckpointed opens a log with a Syncer whose checkpoint rounds
+// run every 10 ms.
+func openCheckpointed(t *testing.T) *testLog {
 	s := newSyncer(1, 10*time.Millisecond)
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	tl := openTest(t, nil, DefaultConfig())
 	tl.syn = s
 	tl.Close()
 	tl.reopen()
-	tl.append(mkBatch(t, 5, 1, 10))
-	tl.SetHighWatermark(5)
-	tl.now.Add(ckptProgressInterval) // progress alone is written once a minute
+	return tl
+}
+
+// syncWait requests a sync and waits for its callback.
+func (tl *testLog) syncWait() {
 	ch := make(chan struct{})
 	tl.RequestSync(func(int64, error) { close(ch) })
 	<-ch
+}
+
+func TestCheckpointerWritesLazily(t *testing.T) {
+	tl := openCheckpointed(t)
+	tl.append(mkBatch(t, 5, 1, 10))
+	tl.SetHighWatermark(5)
+	tl.now.Add(ckptProgressInterval) // progress alone is written once a minute
+	tl.syncWait()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		c, err := decodeCheckpoint(tl.readFile(checkpointName))
