@@ -411,9 +411,20 @@ func (b *Broker) partitionCount() int {
 
 // partition returns an open partition.
 func (b *Broker) partition(id metadata.UUID, p int32) *partition {
+	return partitionAt(b.partitions(id), p)
+}
+
+// partitions returns the open partitions of topic id by index. Entries
+// are only ever appended, so the slice may be read after partsMu is
+// released: a request to many partitions of a topic looks it up once.
+func (b *Broker) partitions(id metadata.UUID) []*partition {
 	b.partsMu.RLock()
 	defer b.partsMu.RUnlock()
-	ps := b.parts[id]
+	return b.parts[id]
+}
+
+// partitionAt returns ps[p], or nil when p is out of range.
+func partitionAt(ps []*partition, p int32) *partition {
 	if p < 0 || int(p) >= len(ps) {
 		return nil
 	}

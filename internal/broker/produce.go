@@ -81,6 +81,10 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 		} else {
 			topicErr = kerr.UnknownTopicOrPartition
 		}
+		var parts []*partition
+		if topic != nil {
+			parts = b.partitions(topic.ID)
+		}
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
 		for j := range rt.Partitions {
 			rp := &rt.Partitions[j]
@@ -95,7 +99,7 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 				sp.ErrorCode = topicErr.Code
 				continue
 			}
-			p := b.partition(topic.ID, rp.Partition)
+			p := partitionAt(parts, rp.Partition)
 			if p == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
