@@ -126,7 +126,7 @@ func parseFlags() (*config, error) {
 	fs.IntVar(&c.restartPartitions, "restart-partitions", 10000, "partitions of the restart experiment")
 	fs.IntVar(&c.restartRecords, "restart-records", 100000, "1 KiB records produced (round robin) before the restarts")
 	fs.IntVar(&c.restartReps, "restart-reps", 3, "restarts timed (median reported)")
-	fs.BoolVar(&c.restartCold, "restart-cold", true, "also time one restart with the page cache dropped first (needs root; skipped otherwise)")
+	fs.BoolVar(&c.restartCold, "restart-cold", true, "also time a restart with the page cache dropped first, and one after kill -9 (needs root; skipped otherwise)")
 	fs.DurationVar(&c.soakDuration, "soak", 0, "instead of the comparison, run a memory soak this long (e.g. 10m): produce+consume at --soak-rate, RSS and heap sampled")
 	fs.Float64Var(&c.soakRate, "soak-rate", 10000, "records/s of 1 KiB during --soak")
 	fs.DurationVar(&c.soakEvery, "soak-sample", 10*time.Second, "memory sample interval during --soak")
