@@ -579,7 +579,7 @@ func (l *Log) writeCheckpointCkptHeld(lazy bool) error {
 	if flushed != nil && !lazy {
 		for _, name := range []string{flushed.idxName, flushed.tidxName} {
 			if serr := syncFile(l.fs, name); serr != nil && !vfs.IsNotExist(serr) && err == nil {
-				err = serr // gone: a roll or retention removed the segment meanwhile
+				err = serr // a missing file: retention or a truncation removed the segment meanwhile
 			}
 		}
 	}

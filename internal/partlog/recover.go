@@ -374,11 +374,11 @@ func (l *Log) recoverFrom(k int, rp int64, mark rpMark) error {
 	if n := len(l.epochs); n > 0 {
 		lastEpoch = l.epochs[n-1].Epoch
 	}
+	attrs := []any{"fromSegment", segs[k].logName, "segments", len(segs) - k}
 	if fast != nil {
-		l.logger.Info("partlog: recovering", "fromSegment", segs[k].logName, "position", mark.pos, "offset", rp, "segments", len(segs)-k)
-	} else {
-		l.logger.Info("partlog: recovering", "fromSegment", segs[k].logName, "segments", len(segs)-k)
+		attrs = append(attrs, "position", mark.pos, "offset", rp)
 	}
+	l.logger.Info("partlog: recovering", attrs...)
 	results := make([]segScan, len(segs)-k)
 	sizes := make([]int64, len(segs)-k)
 	for i := k; i < len(segs); i++ {
@@ -774,65 +774,65 @@ func (l *Log) markedScan(s *segment, rp int64, m rpMark, maxNext int64) (from in
 	if err != nil {
 		return 0, nil, err
 	}
+	keep := false // f goes to fast
+	defer func() {
+		if !keep {
+			f.Close()
+		}
+	}()
+	whole := func(why string, args ...any) (int64, func(int32) (segScan, int64, error), error) {
+		l.logger.Info("partlog: "+why+"; scanning the segment whole", append([]any{"segment", s.logName, "position", m.pos}, args...)...)
+		return s.base, nil, nil
+	}
 	size, err := f.Size()
 	if err != nil {
-		f.Close()
 		return 0, nil, err
 	}
-	usable := size == m.pos
-	if size >= m.pos+batch.HeaderSize {
+	if size != m.pos {
 		var w [batch.HeaderSize]byte
+		if size < m.pos+batch.HeaderSize {
+			return whole("recovery point mark does not match the segment", "size", size)
+		}
 		if err := readFullAt(f, w[:], m.pos); err != nil {
-			f.Close()
 			return 0, nil, err
 		}
 		h, perr := batch.ParseHeader(w[:])
-		usable = perr == nil && h.BaseOffset == rp && plausible(&h, m.pos, size, s.base, rp, maxNext) ||
+		agrees := perr == nil && h.BaseOffset == rp && plausible(&h, m.pos, size, s.base, rp, maxNext) ||
 			w == [batch.HeaderSize]byte{} // space reserved past the data (prealloc.go)
-	}
-	if !usable {
-		f.Close()
-		l.logger.Info("partlog: recovery point mark does not match the segment; scanning it whole", "segment", s.logName, "position", m.pos, "size", size)
-		return s.base, nil, nil
+		if !agrees {
+			return whole("recovery point mark does not match the segment", "size", size)
+		}
 	}
 	idx, tidx := l.indexBelow(s, rp, m)
 	indexed := int64(0)
 	if n := len(idx); n > 0 {
-		indexed = int64(idx[n-1].pos)
+		// The last entry kept must point at its batch: a stale or
+		// damaged index means more is wrong than a crash explains.
+		e := idx[n-1]
+		indexed = int64(e.pos)
+		var w [batch.HeaderSize]byte
+		perr := readFullAt(f, w[:], indexed)
+		var h batch.Header
+		if perr == nil {
+			h, perr = batch.ParseHeader(w[:])
+		}
+		if perr != nil || h.LastOffset() != s.base+int64(e.rel) || indexed+int64(h.Size()) > m.pos {
+			return whole("index does not match the segment below the recovery point")
+		}
 	}
 	if m.pos-indexed > maxPendingIndexEntries*max(int64(l.cfg.IndexIntervalBytes), 4096) {
 		// The index entries of the checkpoint's time are missing (lost
 		// with a power failure): reads of this segment would scan
 		// megabytes from its start until it rolls. Rebuild them.
-		f.Close()
-		l.logger.Info("partlog: index below the recovery point incomplete; scanning the segment whole", "segment", s.logName, "indexedTo", indexed, "position", m.pos)
-		return s.base, nil, nil
-	}
-	if n := len(idx); n > 0 {
-		// The last entry kept must point at its batch: a stale or
-		// damaged index means more is wrong than a crash explains.
-		e := idx[n-1]
-		var w [batch.HeaderSize]byte
-		perr := readFullAt(f, w[:], int64(e.pos))
-		var h batch.Header
-		if perr == nil {
-			h, perr = batch.ParseHeader(w[:])
-		}
-		if perr != nil || h.LastOffset() != s.base+int64(e.rel) || int64(e.pos)+int64(h.Size()) > m.pos {
-			f.Close()
-			l.logger.Info("partlog: index does not match the segment below the recovery point; scanning it whole", "segment", s.logName)
-			return s.base, nil, nil
-		}
+		return whole("index below the recovery point incomplete", "indexedTo", indexed)
 	}
 	r := segScan{garbage: -1, maxTs: m.maxTs, maxTsOff: m.maxTsOff, firstTs: m.firstTs, next: rp,
-		validEnd: m.pos, nValid: 1, idx: idx, tidx: tidx, bytesSinceIdx: m.pos}
-	if n := len(idx); n > 0 {
-		r.bytesSinceIdx = m.pos - int64(idx[n-1].pos)
-	}
+		validEnd: m.pos, nValid: 1, idx: idx, tidx: tidx, bytesSinceIdx: m.pos - indexed}
 	lastTs := int64(-1)
 	if n := len(tidx); n > 0 {
 		lastTs = tidx[n-1].ts
 	}
+	keep = true
 	return rp, func(lastEpoch int32) (segScan, int64, error) {
 		defer f.Close()
 		r, err := scanSegmentFrom(f, size, s.base, maxNext, l.cfg.IndexIntervalBytes, lastEpoch, r, m.pos, lastTs)
