@@ -63,6 +63,11 @@ type restartTiming struct {
 	Produce         float64 `json:"produce_seconds"`
 }
 
+// String gives the start's milestones.
+func (tm restartTiming) String() string {
+	return fmt.Sprintf("exec → port open %.2f s, → metadata %.2f s, → first produce acked %.2f s", tm.PortOpen, tm.Metadata, tm.Produce)
+}
+
 func (c *config) restartExperiment(ctx context.Context) (*restartResult, error) {
 	rr := &restartResult{
 		Partitions: c.restartPartitions,
@@ -149,11 +154,12 @@ func (c *config) restartTarget(ctx context.Context, tn string, rr *restartResult
 		report.MiB(rt.HeapWithData), rt.OpenFDsCreated, rt.HeapSource)
 
 	if tn == "gregor" {
-		// restart stops the broker, runs between (if any) while it is
-		// down, starts it and times the start.
-		restart := func(between func()) (restartTiming, error) {
+		// restart takes the broker down (down: s.stop, or a kill),
+		// runs between (if any) while it is down, starts it and times
+		// the start.
+		restart := func(down func() (time.Duration, error), between func()) (restartTiming, error) {
 			var tm restartTiming
-			d, err := s.stop()
+			d, err := down()
 			tm.ShutdownSeconds = d.Seconds()
 			if err != nil {
 				return tm, err
@@ -167,17 +173,16 @@ func (c *config) restartTarget(ctx context.Context, tn string, rr *restartResult
 			return tm, timeRestart(ctx, s, topic, rr.Partitions, &tm)
 		}
 		for i := range c.restartReps {
-			tm, err := restart(nil)
+			tm, err := restart(s.stop, nil)
 			if err != nil {
 				return rt, err
 			}
 			rr.Restarts = append(rr.Restarts, tm)
-			fmt.Printf("  restart %d: shutdown %.2f s; exec → port open %.2f s, → metadata %.2f s, → first produce acked %.2f s\n",
-				i+1, tm.ShutdownSeconds, tm.PortOpen, tm.Metadata, tm.Produce)
+			fmt.Printf("  restart %d: shutdown %.2f s; %s\n", i+1, tm.ShutdownSeconds, tm)
 		}
 		if c.restartCold {
 			var derr error
-			tm, err := restart(func() { derr = dropPageCache() })
+			tm, err := restart(s.stop, func() { derr = dropPageCache() })
 			if err != nil {
 				return rt, err
 			}
@@ -185,8 +190,7 @@ func (c *config) restartTarget(ctx context.Context, tn string, rr *restartResult
 				fmt.Printf("  restart with a cold page cache skipped: %v\n", derr)
 			} else {
 				rr.Cold = &tm
-				fmt.Printf("  restart, page cache dropped: exec → port open %.2f s, → metadata %.2f s, → first produce acked %.2f s\n",
-					tm.PortOpen, tm.Metadata, tm.Produce)
+				fmt.Printf("  restart, page cache dropped: %s\n", tm)
 			}
 		}
 		time.Sleep(time.Second)
@@ -200,20 +204,17 @@ func (c *config) restartTarget(ctx context.Context, tn string, rr *restartResult
 			if err := produceN(ctx, s.addr, topic, rr.Records, 1024); err != nil {
 				return rt, err
 			}
-			s.kill()
-			if err := dropPageCache(); err != nil {
-				return rt, err
+			var derr error
+			kill := func() (time.Duration, error) { s.kill(); return 0, nil }
+			tm, err := restart(kill, func() { derr = dropPageCache() })
+			if err == nil {
+				err = derr
 			}
-			var tm restartTiming
-			if err := s.start(); err != nil {
-				return rt, err
-			}
-			if err := timeRestart(ctx, s, topic, rr.Partitions, &tm); err != nil {
+			if err != nil {
 				return rt, err
 			}
 			rr.Crash = &tm
-			fmt.Printf("  restart after kill -9, page cache dropped: exec → port open %.2f s, → metadata %.2f s, → first produce acked %.2f s\n",
-				tm.PortOpen, tm.Metadata, tm.Produce)
+			fmt.Printf("  restart after kill -9, page cache dropped: %s\n", tm)
 		}
 	}
 	if _, err := s.stop(); err != nil {

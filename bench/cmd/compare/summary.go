@@ -205,16 +205,13 @@ func printRestart(w io.Writer, rr *restartResult) {
 		fmt.Fprintf(w, "        heap source: %s\n", t.HeapSource)
 	}
 	if m := rr.Median; m != nil {
-		fmt.Fprintf(w, "gregor restart (median of %d): shutdown %.2f s; exec → port open %.2f s → metadata complete %.2f s → first produce acked %.2f s\n",
-			len(rr.Restarts), m.ShutdownSeconds, m.PortOpen, m.Metadata, m.Produce)
+		fmt.Fprintf(w, "gregor restart (median of %d): shutdown %.2f s; %s\n", len(rr.Restarts), m.ShutdownSeconds, m)
 	}
 	if m := rr.Cold; m != nil {
-		fmt.Fprintf(w, "gregor restart, page cache dropped: exec → port open %.2f s → metadata complete %.2f s → first produce acked %.2f s\n",
-			m.PortOpen, m.Metadata, m.Produce)
+		fmt.Fprintf(w, "gregor restart, page cache dropped: %s\n", m)
 	}
 	if m := rr.Crash; m != nil {
-		fmt.Fprintf(w, "gregor restart after kill -9, page cache dropped: exec → port open %.2f s → metadata complete %.2f s → first produce acked %.2f s\n",
-			m.PortOpen, m.Metadata, m.Produce)
+		fmt.Fprintf(w, "gregor restart after kill -9, page cache dropped: %s\n", m)
 	}
 }
 
