@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -134,6 +136,18 @@ func TestReadmeQuickstart(t *testing.T) {
 		kafka, admin = a[0], a[1]
 	case <-time.After(60 * time.Second):
 		t.Fatalf("gregor serve did not start:\n%s", logBuf.String())
+	}
+
+	// gregor serve re-executed itself with its timer slack (slack_linux.go)
+	// and kept the process ID its starter knows.
+	if runtime.GOOS == "linux" {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/timerslack_ns", srv.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(string(b)); got != "1000000" {
+			t.Errorf("gregor serve runs with timer slack %s ns, want the default timer.slack.ns 1000000", got)
+		}
 	}
 
 	// The other blocks, as one script.

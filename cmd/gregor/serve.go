@@ -104,6 +104,10 @@ Flags:
 		fmt.Fprintln(os.Stderr, "gregor serve:", err)
 		return 2
 	}
+	// Before anything is logged or opened: this may execute gregor again.
+	if err := setTimerSlack(cfg.Int("timer.slack.ns")); err != nil {
+		log.Warn("cannot set the timer slack; running with the inherited one", "timer.slack.ns", cfg.Int("timer.slack.ns"), "err", err)
+	}
 	for _, name := range unknown {
 		log.Warn("unknown broker property ignored", "name", name)
 	}

@@ -85,6 +85,7 @@ var Broker = newRegistry([]Def{
 	long("connections.max.idle.ms", "600000", "Idle connections are closed after this many milliseconds.", atLeast(0)),
 	integer("num.io.threads", "8", "Accepted for compatibility; Gregor schedules request work on goroutines.", atLeast(1), dynamic),
 	integer("num.network.threads", "3", "Accepted for compatibility; Gregor uses a goroutine per connection.", atLeast(1), dynamic),
+	long("timer.slack.ns", "1000000", "Gregor only, Linux: the timer slack gregor serve runs with (prctl PR_SET_TIMERSLACK), in nanoseconds; it re-executes itself once at start, keeping its process ID, so that every thread has it. The Go runtime's monitor thread sleeps 20 µs at a time while the process is busy, and each wakeup costs a context switch; with 1 ms of slack it wakes about a tenth as often and the broker uses a fifth less CPU (docs/PERFORMANCE.md). Timers fire up to this much late. 0 keeps the slack gregor was started with (Linux's default is 50 µs).", readOnly, between(0, 100e6)),
 	integer("log.segment.bytes", "1073741824", "Segment size at which a partition's active segment rolls.", atLeast(14), dynamic),
 	long("log.roll.ms", "", "Time after which a segment rolls, in ms (overrides log.roll.hours).", null, atLeast(1), dynamic),
 	integer("log.roll.hours", "168", "Time after which a segment rolls, in hours.", atLeast(1)),
