@@ -40,9 +40,28 @@ func setTimerSlack(ns int64) error {
 		return err
 	}
 	env := append(os.Environ(), slackReexecEnv+"=1")
-	err = syscall.Exec("/proc/self/exe", os.Args, env)
+	err = syscall.Exec(executable(), os.Args, env)
 	// Still here: the exec failed. Put this thread's slack back so
 	// that the process stays uniform.
 	unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(cur), 0, 0, 0)
 	return err
+}
+
+// executable returns the path of the running binary, so that the
+// process keeps its name (ps, top and pgrep show the file name an exec
+// was given: "exe" for /proc/self/exe). If the file at that path is no
+// longer the one running (replaced by an upgrade), it returns
+// /proc/self/exe, which still is.
+func executable() string {
+	const self = "/proc/self/exe"
+	path, err := os.Executable()
+	if err != nil {
+		return self
+	}
+	var running, named unix.Stat_t
+	if unix.Stat(self, &running) != nil || unix.Stat(path, &named) != nil ||
+		running.Dev != named.Dev || running.Ino != named.Ino {
+		return self
+	}
+	return path
 }
