@@ -606,7 +606,9 @@ func (l *Log) resyncDamaged(v *segView, p, prevNext int64) (cr corruptRange, ok 
 	}
 	l.mu.Unlock()
 	from := max(prevNext, s.base)
-	q, h, found, err := newScanner(v.f.f, v.end).resync(p+1, s.base, from, -1)
+	sc := newScanner(v.f.f, v.end, 0)
+	q, h, found, err := sc.resync(p+1, s.base, from, -1)
+	sc.release()
 	if err != nil || !found {
 		return cr, false, err
 	}

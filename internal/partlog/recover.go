@@ -315,7 +315,8 @@ func (l *Log) checkCleanActive(s *segment, f vfs.File, c *checkpoint) (activeSta
 	// The window fits the tail (the bytes after the last index entry):
 	// at start every partition comes through here, and with 10,000 of
 	// them neither a full window each nor reads past the tail are free.
-	sc := &scanner{f: f, size: size, buf: make([]byte, min(max(size-pos, batch.HeaderSize), scanWindow))}
+	sc := newScanner(f, size, tailWindow(pos, size))
+	defer sc.release()
 	next := s.base
 	for p := pos; p < size; {
 		h, ok, err := sc.batchAt(p, s.base, prevNext, -1)

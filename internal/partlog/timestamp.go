@@ -227,7 +227,8 @@ func (l *Log) scanBatches(s *segment, from int64, fn func(b []byte, h *batch.Hea
 	if v.idxN > 0 && from > s.base && !s.idxBad.Load() {
 		l.lookupFileIndex(&v, from)
 	}
-	sc := newScanner(v.f.f, v.end)
+	sc := newScanner(v.f.f, v.end, 0)
+	defer sc.release()
 	var buf []byte
 	for p := v.pos; p < v.end; {
 		if cr := corruptAt(v.corrupt, p); cr != nil {

@@ -104,7 +104,8 @@ func (l *Log) truncateLocked(offset int64) error {
 	if k > 0 {
 		start = int64(idx[k-1].pos)
 	}
-	sc := newScanner(f, size)
+	sc := newScanner(f, size, 0)
+	defer sc.release()
 	cut, newEnd := size, offset
 	for p := start; p < size; {
 		if cr := corruptAt(s.corrupt, p); cr != nil {
