@@ -149,7 +149,15 @@ Flags:
 	}
 	adm.SetNotReady("recovering logs")
 
-	restoreProcs := raiseProcs(recoverProcs)
+	// Recovery runs with a P per worker (broker.RecoverWorkers). Each
+	// worker's recovery is a string of blocking reads when the page cache
+	// is cold, and a goroutine blocked in a read keeps its P until the
+	// runtime's monitor takes it back, which with the timer slack
+	// (slack_linux.go) happens only after about a millisecond: on two
+	// cores two blocked reads held up the other fourteen workers, and a
+	// start after kill -9 at 10,000 partitions took 13.4 s instead of
+	// 10.2-11.1 without the slack.
+	restoreProcs := raiseProcs(broker.RecoverWorkers)
 	b, err := broker.Open(broker.Options{Config: cfg, DataDir: *dataDir, Logger: log})
 	restoreProcs()
 	if err != nil {
@@ -255,17 +263,6 @@ func newLogger(format, level string) (*slog.Logger, error) {
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
-
-// recoverProcs is GOMAXPROCS while the broker recovers its logs.
-// Recovery opens 16 partitions at a time (broker.recoverWorkers), each a
-// string of blocking reads when the page cache is cold. A goroutine
-// blocked in a read keeps its P until the runtime's monitor takes it
-// back, which with the timer slack (slack_linux.go) happens only after
-// about a millisecond, so on two cores two blocked reads held up the
-// other fourteen: a start after kill -9 at 10,000 partitions took 13.4 s
-// instead of 10.2-11.1 without the slack. With a P per worker the reads
-// stay in flight together.
-const recoverProcs = 16
 
 // raiseProcs raises GOMAXPROCS to at least n and returns the function
 // that puts it back: to the value the GOMAXPROCS variable set, or else to

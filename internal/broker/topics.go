@@ -297,12 +297,14 @@ func (b *Broker) reconcile(img *metadata.Image) error {
 	return nil
 }
 
-// At start, recoverWorkers partitions are opened at once: recovering a
+// At start, RecoverWorkers partitions are opened at once: recovering a
 // partition whose files are not in the page cache is a string of small
 // reads, each waiting on the disk (docs/PERFORMANCE.md, "Restart").
 // Partitions created later are opened one at a time: creating files in
 // parallel contends in the kernel and cost several times the CPU.
-const recoverWorkers = 16
+// gregor serve runs recovery with GOMAXPROCS at least this, so that
+// workers blocked in reads do not hold up the others.
+const RecoverWorkers = 16
 
 // openPartitions opens the partitions mps of t and returns them in
 // order. On an error it returns the partitions opened before the one
@@ -313,8 +315,8 @@ const recoverWorkers = 16
 // here. When the Syncer can sync the whole file system, the new files
 // and directories are left unsynced and made durable by one sync at the
 // end, before any partition is published (and appended to). Partitions
-// on disk are opened recoverWorkers at a time while the broker starts;
-// new ones one at a time (see recoverWorkers).
+// on disk are opened RecoverWorkers at a time while the broker starts;
+// new ones one at a time (see RecoverWorkers).
 func (b *Broker) openPartitions(t *metadata.Topic, mps []*metadata.Partition, tcfg *config.TopicConfig) ([]*partition, error) {
 	deferSync := len(mps) > 1 && b.syncer.CanSyncAll()
 	opened := make([]*partition, len(mps))
@@ -324,7 +326,7 @@ func (b *Broker) openPartitions(t *metadata.Topic, mps []*metadata.Partition, tc
 	var wg sync.WaitGroup
 	workers := 1
 	if b.recovering {
-		workers = recoverWorkers
+		workers = RecoverWorkers
 	}
 	for range min(len(mps), workers) {
 		wg.Add(1)

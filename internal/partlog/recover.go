@@ -790,14 +790,13 @@ func (l *Log) markedScan(s *segment, rp int64, m rpMark, maxNext int64) (from in
 		return 0, nil, err
 	}
 	if size != m.pos {
-		var w [batch.HeaderSize]byte
 		if size < m.pos+batch.HeaderSize {
 			return whole("recovery point mark does not match the segment", "size", size)
 		}
-		if err := readFullAt(f, w[:], m.pos); err != nil {
+		h, w, perr, err := headerAt(f, m.pos)
+		if err != nil {
 			return 0, nil, err
 		}
-		h, perr := batch.ParseHeader(w[:])
 		agrees := perr == nil && h.BaseOffset == rp && plausible(&h, m.pos, size, s.base, rp, maxNext) ||
 			w == [batch.HeaderSize]byte{} // space reserved past the data (prealloc.go)
 		if !agrees {
@@ -811,13 +810,8 @@ func (l *Log) markedScan(s *segment, rp int64, m rpMark, maxNext int64) (from in
 		// damaged index means more is wrong than a crash explains.
 		e := idx[n-1]
 		indexed = int64(e.pos)
-		var w [batch.HeaderSize]byte
-		perr := readFullAt(f, w[:], indexed)
-		var h batch.Header
-		if perr == nil {
-			h, perr = batch.ParseHeader(w[:])
-		}
-		if perr != nil || h.LastOffset() != s.base+int64(e.rel) || indexed+int64(h.Size()) > m.pos {
+		h, _, perr, err := headerAt(f, indexed)
+		if err != nil || perr != nil || h.LastOffset() != s.base+int64(e.rel) || indexed+int64(h.Size()) > m.pos {
 			return whole("index does not match the segment below the recovery point")
 		}
 	}
@@ -839,6 +833,16 @@ func (l *Log) markedScan(s *segment, rp int64, m rpMark, maxNext int64) (from in
 		r, err := scanSegmentFrom(f, size, s.base, maxNext, l.cfg.IndexIntervalBytes, lastEpoch, r, m.pos, lastTs)
 		return r, size, err
 	}, nil
+}
+
+// headerAt reads the batch header at pos of f: w holds its bytes, perr
+// says whether they parse, err whether they could be read.
+func headerAt(f vfs.File, pos int64) (h batch.Header, w [batch.HeaderSize]byte, perr, err error) {
+	if err = readFullAt(f, w[:], pos); err != nil {
+		return h, w, nil, err
+	}
+	h, perr = batch.ParseHeader(w[:])
+	return h, w, perr, nil
 }
 
 // indexBelow returns the entries of s's index files that describe
