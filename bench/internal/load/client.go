@@ -25,7 +25,7 @@ type ProducerConfig struct {
 	// MaxBuffered caps records buffered in each client.
 	MaxBuffered int
 	// MaxInflight caps produce requests in flight per broker when not
-	// idempotent (kgo allows 1 with idempotence).
+	// idempotent (with idempotence kgo allows 5, Kafka's limit).
 	MaxInflight int
 	// Partitioner is "rr" (round robin per record), "sticky" (kgo's
 	// default: stay on a partition for a batch) or "manual".
