@@ -202,6 +202,7 @@ func e2e(ctx context.Context, args []string) error {
 	fs.DurationVar(&w.Warmup, "warmup", 2*time.Second, "unmeasured warm-up")
 	fs.DurationVar(&w.Duration, "duration", 10*time.Second, "measured duration")
 	fs.DurationVar(&w.SampleEvery, "sample", 0, "sample broker RSS (and heap with --admin) at this interval, e.g. 10s")
+	fs.IntVar(&w.GCPercent, "gogc", load.DefaultE2EGCPercent, "the load generator's own GOGC while it measures (-1: leave it as GOGC says)")
 	topicConfigs := topicFlags(fs)
 	producerFlags(fs, &w.Producer)
 	fs.Parse(args)
