@@ -144,6 +144,7 @@ func (s *Syncer) addDirty(l *Log) bool {
 
 func (s *Syncer) worker() {
 	defer s.wg.Done()
+	var sc syncScratch
 	for {
 		s.mu.Lock()
 		for s.head == len(s.queue) && !s.closed {
@@ -161,11 +162,12 @@ func (s *Syncer) worker() {
 		}
 		if s.CanSyncAll() && len(s.queue)-s.head >= wholeSyncMin {
 			// Many logs are dirty: one syncfs for all of them.
-			batch := append([]*Log(nil), s.queue[s.head:]...)
+			sc.logs = append(sc.logs[:0], s.queue[s.head:]...)
 			clear(s.queue[s.head:])
 			s.queue, s.head = s.queue[:0], 0
 			s.mu.Unlock()
-			s.syncBatch(batch)
+			s.syncBatch(sc.logs, &sc)
+			sc.reset()
 			continue
 		}
 		l := s.queue[s.head]
@@ -177,6 +179,24 @@ func (s *Syncer) worker() {
 		s.mu.Unlock()
 		l.serviceSync()
 	}
+}
+
+// syncScratch is a worker's memory for its sync rounds, reused from one
+// to the next: a round of many logs had allocated its batch and its
+// preparations afresh, about a quarter of the broker's allocations
+// producing one-record batches to 10,000 partitions.
+type syncScratch struct {
+	logs  []*Log
+	preps []syncPrep
+	jps   []journalPrep
+}
+
+// reset drops the references a round left, keeping the memory.
+func (sc *syncScratch) reset() {
+	clear(sc.logs)
+	clear(sc.preps)
+	clear(sc.jps)
+	sc.logs, sc.preps, sc.jps = sc.logs[:0], sc.preps[:0], sc.jps[:0]
 }
 
 // journalManyFor is how long appends stay journaled after a sync round
@@ -238,9 +258,9 @@ func (s *Syncer) syncAll() error {
 // syncBatch makes a batch of logs durable: those whose unsynced
 // offsets are all journaled with one journal sync, the others with one
 // SyncAll.
-func (s *Syncer) syncBatch(logs []*Log) {
-	preps := make([]syncPrep, 0, len(logs))
-	var jps []journalPrep
+func (s *Syncer) syncBatch(logs []*Log, sc *syncScratch) {
+	preps, jps := sc.preps[:0], sc.jps[:0]
+	defer func() { sc.preps, sc.jps = preps, jps }()
 	for _, l := range logs {
 		l.mu.Lock()
 		l.queued = false
