@@ -71,11 +71,20 @@ type Journal struct {
 	kick chan struct{}
 
 	// mu guards the fields below. Lock order: Log.mu → mu.
-	mu      sync.Mutex
-	pending []byte // entries not written yet, in sequence order
-	spare   []byte
-	seq     uint64 // sequence number of the last entry added
-	added   int64  // bytes added since the last roll
+	mu sync.Mutex
+	// pending holds the entries not written yet, in sequence order, in
+	// chunks of journalChunk bytes, the last one being filled; written
+	// chunks go to free (at most journalFreeChunks) for the next ones.
+	// One buffer grown by doubling, dropped when it passed 4 MiB, had
+	// been reallocated and copied about twice a second under one-record
+	// batches to 10,000 partitions: 194-435 MB in 10 s, a third of the
+	// broker's allocations.
+	pending  [][]byte
+	pendingN int
+	free     [][]byte
+	spare    [][]byte // the chunk list's memory, reused
+	seq      uint64   // sequence number of the last entry added
+	added    int64    // bytes added since the last roll
 	// dirty are the logs that journaled since the last roll, each once
 	// (Log.jListed). A list, not a set: with 10,000 logs a map insert
 	// per append found its bucket cold in the CPU cache.
@@ -254,7 +263,7 @@ func (j *Journal) closeStartup() { closeFiles(j.startup) }
 
 // appendEntry appends one encoded entry to dst.
 func appendJournalEntry(dst []byte, kind byte, key string, offset int64, b []byte) []byte {
-	n := 3 + len(key) + 8 + len(b)
+	n := journalEntrySize(key, b) - journalHeader
 	start := len(dst)
 	dst = slices.Grow(dst, journalHeader+n)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(n))
@@ -267,6 +276,33 @@ func appendJournalEntry(dst []byte, kind byte, key string, offset int64, b []byt
 	return dst
 }
 
+// journalEntrySize is the bytes appendJournalEntry adds.
+func journalEntrySize(key string, b []byte) int {
+	return journalHeader + 3 + len(key) + 8 + len(b)
+}
+
+const (
+	// journalChunk is the size of the pending entries' chunks.
+	journalChunk = 1 << 20
+	// journalFreeChunks bounds the written chunks kept for reuse.
+	journalFreeChunks = 8
+)
+
+// chunkLocked returns an empty chunk with room for n bytes. The caller
+// holds mu.
+func (j *Journal) chunkLocked(n int) []byte {
+	if n > journalChunk {
+		return make([]byte, 0, n)
+	}
+	if k := len(j.free); k > 0 {
+		c := j.free[k-1]
+		j.free[k-1] = nil
+		j.free = j.free[:k-1]
+		return c
+	}
+	return make([]byte, 0, journalChunk)
+}
+
 // add queues an entry for l and returns its sequence number, or 0 when
 // the journal failed (the caller then relies on its segment syncs).
 func (j *Journal) add(l *Log, kind byte, offset int64, b []byte) uint64 {
@@ -275,10 +311,15 @@ func (j *Journal) add(l *Log, kind byte, offset int64, b []byte) uint64 {
 	if j.failed != nil {
 		return 0
 	}
-	n := len(j.pending)
-	j.pending = appendJournalEntry(j.pending, kind, l.jkey, offset, b)
+	n := journalEntrySize(l.jkey, b)
+	if k := len(j.pending); k == 0 || cap(j.pending[k-1])-len(j.pending[k-1]) < n {
+		j.pending = append(j.pending, j.chunkLocked(n))
+	}
+	last := &j.pending[len(j.pending)-1]
+	*last = appendJournalEntry(*last, kind, l.jkey, offset, b)
+	j.pendingN += n
 	j.seq++
-	j.added += int64(len(j.pending) - n)
+	j.added += int64(n)
 	j.listLocked(l)
 	if j.added >= JournalCycleBytes {
 		select {
@@ -311,20 +352,28 @@ func (j *Journal) flushSyncMuHeld() error {
 		j.mu.Unlock()
 		return err
 	}
-	buf, upTo := j.pending, j.seq
-	j.pending, j.spare = j.spare[:0], nil
+	chunks, upTo := j.pending, j.seq
+	j.pending, j.pendingN, j.spare = j.spare[:0], 0, nil
 	j.mu.Unlock()
 	var err error
-	if len(buf) > 0 {
-		_, err = j.f.Write(buf)
+	for _, c := range chunks {
+		if len(c) > 0 {
+			if _, err = j.f.Write(c); err != nil {
+				break
+			}
+		}
 	}
 	if err == nil {
 		err = j.f.Sync()
 	}
 	j.mu.Lock()
-	if cap(buf) <= 4<<20 {
-		j.spare = buf[:0]
+	for i, c := range chunks {
+		if cap(c) == journalChunk && len(j.free) < journalFreeChunks {
+			j.free = append(j.free, c[:0])
+		}
+		chunks[i] = nil
 	}
+	j.spare = chunks[:0]
 	if err != nil {
 		j.failLocked(err)
 	}
@@ -344,7 +393,7 @@ func (j *Journal) failLocked(err error) {
 	}
 	j.failed = err
 	j.active.Store(false)
-	j.pending = nil
+	j.pending, j.pendingN, j.free = nil, 0, nil
 	j.logger.Error("partlog: journal failed; logs sync their own files from now on", "err", err)
 }
 
@@ -374,7 +423,7 @@ func (j *Journal) ReplayDone() {
 // rolls, the only writer of num.
 func (j *Journal) roll() (logs []*Log, old []string, err error) {
 	j.mu.Lock()
-	idle := len(j.dirty) == 0 && j.added == 0 && len(j.pending) == 0 && !(j.replayDone && len(j.startup) > 0)
+	idle := len(j.dirty) == 0 && j.added == 0 && j.pendingN == 0 && !(j.replayDone && len(j.startup) > 0)
 	replayDone := j.replayDone
 	j.mu.Unlock()
 	if idle {
@@ -573,7 +622,7 @@ func (j *Journal) close() error {
 	if j.failed == nil {
 		j.failed = errJournalClosed
 		j.active.Store(false)
-		j.pending = nil
+		j.pending, j.pendingN, j.free = nil, 0, nil
 	}
 	j.mu.Unlock()
 	if cerr := j.f.Close(); err == nil {

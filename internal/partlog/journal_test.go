@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -104,11 +105,13 @@ func (j *Journal) writeUnsynced() {
 	j.syncMu.Lock()
 	defer j.syncMu.Unlock()
 	j.mu.Lock()
-	buf := j.pending
-	j.pending = nil
+	chunks := j.pending
+	j.pending, j.pendingN = nil, 0
 	j.mu.Unlock()
-	if _, err := j.f.Write(buf); err != nil {
-		panic(err)
+	for _, c := range chunks {
+		if _, err := j.f.Write(c); err != nil {
+			panic(err)
+		}
 	}
 }
 
@@ -529,4 +532,45 @@ func TestJournalReplaysOnlyDurableEntries(t *testing.T) {
 	}
 	e.crash(vfs.CrashOptions{})
 	expectBatches(t, e.logs["a-0"], want)
+}
+
+// TestJournalPendingChunksReused pins the pending entries' memory: once
+// a round's chunks exist, rounds of the same size reuse them instead of
+// growing a buffer again (a buffer grown by doubling and dropped past
+// 4 MiB had been a third of the broker's allocations at 10,000
+// partitions). It fails if written chunks are not kept for reuse.
+func TestJournalPendingChunksReused(t *testing.T) {
+	// A real file system: its writes allocate nothing in Go.
+	j, err := OpenJournal(vfs.Default, t.TempDir()+"/journal", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.close()
+	l := &Log{jkey: "t-0"}
+	b := bytes.Repeat([]byte{1}, 1100)
+	round := func() {
+		// About 3.3 MiB: four chunks, the last one partly filled.
+		for i := range 3000 {
+			j.add(l, journalKindBatch, int64(i), b)
+		}
+		j.syncMu.Lock()
+		err := j.flushSyncMuHeld()
+		j.syncMu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	round()
+	round()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	round()
+	runtime.ReadMemStats(&after)
+	written := 3000 * journalEntrySize(l.jkey, b)
+	if got := after.TotalAlloc - before.TotalAlloc; got > journalChunk/4 {
+		t.Fatalf("a round of %d bytes allocated %d", written, got)
+	}
+	if len(j.free) == 0 {
+		t.Fatal("no chunk kept for reuse")
+	}
 }
