@@ -191,12 +191,22 @@ type syncScratch struct {
 	jps   []journalPrep
 }
 
-// reset drops the references a round left, keeping the memory.
+// reset drops the references a round left, keeping the memory of up to
+// syncScratchMax logs (a worker then holds at most ~1 MiB).
 func (sc *syncScratch) reset() {
 	clear(sc.logs)
 	clear(sc.preps)
 	clear(sc.jps)
-	sc.logs, sc.preps, sc.jps = sc.logs[:0], sc.preps[:0], sc.jps[:0]
+	sc.logs, sc.preps, sc.jps = keepScratch(sc.logs), keepScratch(sc.preps), keepScratch(sc.jps)
+}
+
+const syncScratchMax = 4096
+
+func keepScratch[T any](s []T) []T {
+	if cap(s) > syncScratchMax {
+		return nil
+	}
+	return s[:0]
 }
 
 // journalManyFor is how long appends stay journaled after a sync round
