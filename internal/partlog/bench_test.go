@@ -2,7 +2,6 @@ package partlog
 
 import (
 	"math/rand/v2"
-	"runtime"
 	"testing"
 
 	"github.com/gregor-streaming/gregor/internal/vfs"
@@ -210,14 +209,13 @@ func TestScanWindowPooled(t *testing.T) {
 		}
 	}
 	scan() // warm the pool
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
 	const runs = 20
-	for range runs {
-		scan()
-	}
-	runtime.ReadMemStats(&after)
-	if perRun := (after.TotalAlloc - before.TotalAlloc) / runs; perRun > scanWindow/4 {
+	total := allocatedBy(func() {
+		for range runs {
+			scan()
+		}
+	})
+	if perRun := total / runs; perRun > scanWindow/4 {
 		t.Errorf("a tail scan allocates %d bytes, want its window from the pool (window %d)", perRun, scanWindow)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -239,4 +240,13 @@ func memFile(t testing.TB, b []byte) vfs.File {
 	f.Write(b)
 	t.Cleanup(func() { f.Close() })
 	return f
+}
+
+// allocatedBy returns the bytes the process allocated while fn ran.
+func allocatedBy(fn func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
 }

@@ -267,10 +267,9 @@ func (s *Syncer) syncAll() error {
 
 // syncBatch makes a batch of logs durable: those whose unsynced
 // offsets are all journaled with one journal sync, the others with one
-// SyncAll.
+// SyncAll. It builds the round in sc, the calling worker's scratch,
+// which the worker resets afterwards.
 func (s *Syncer) syncBatch(logs []*Log, sc *syncScratch) {
-	preps, jps := sc.preps[:0], sc.jps[:0]
-	defer func() { sc.preps, sc.jps = preps, jps }()
 	for _, l := range logs {
 		l.mu.Lock()
 		l.queued = false
@@ -283,7 +282,7 @@ func (s *Syncer) syncBatch(logs []*Log, sc *syncScratch) {
 		}
 		if jp, ok := l.takeJournalWaitersLocked(); ok {
 			l.mu.Unlock()
-			jps = append(jps, jp)
+			sc.jps = append(sc.jps, jp)
 			continue
 		}
 		l.mu.Unlock()
@@ -296,10 +295,11 @@ func (s *Syncer) syncBatch(logs []*Log, sc *syncScratch) {
 			callWaiters(p.ws, p.rp, p.err)
 			continue
 		}
-		preps = append(preps, p)
+		sc.preps = append(sc.preps, p)
 	}
-	if len(jps) > 0 {
-		s.syncJournal(jps)
+	preps := sc.preps
+	if len(sc.jps) > 0 {
+		s.syncJournal(sc.jps)
 	}
 	if len(preps) == 0 {
 		return
