@@ -4,7 +4,7 @@
 // beforehand followed by fdatasync (what a preallocated segment would
 // do: no size change, so no file system metadata to commit). It prints
 // CPU (this process's user+system time) and wall time per operation and
-// the latency p50/p99, alternating the modes REPS times. A third mode,
+// the latency p50/p99/p999/max, alternating the modes REPS times. A third mode,
 // keepsize, appends into space reserved with fallocate(KEEP_SIZE): the
 // blocks are allocated beforehand, but each append still moves the size;
 // falloc overwrites space reserved with a plain fallocate (unwritten
@@ -97,8 +97,9 @@ func probe(dir string, n, size int, mode string) error {
 	}
 	cpu, wall := cpuTime()-cpu0, time.Since(wall0)
 	slices.Sort(lat)
-	fmt.Printf("%-9s %s  n=%d  cpu/op %6.1f µs  wall/op %6.1f µs  p50 %v  p99 %v\n",
+	fmt.Printf("%-9s %s  n=%d  cpu/op %6.1f µs  wall/op %6.1f µs  p50 %v  p99 %v  p999 %v  max %v\n",
 		mode, filepath.Base(dir), n, float64(cpu.Microseconds())/float64(n), float64(wall.Microseconds())/float64(n),
-		lat[n/2].Round(time.Microsecond), lat[n*99/100].Round(time.Microsecond))
+		lat[n/2].Round(time.Microsecond), lat[n*99/100].Round(time.Microsecond),
+		lat[n*999/1000].Round(time.Microsecond), lat[n-1].Round(time.Microsecond))
 	return nil
 }
