@@ -276,3 +276,113 @@ func TestPreallocConcurrentAppends(t *testing.T) {
 		t.Fatalf("damage found:\n%s", tl.logs)
 	}
 }
+
+// gatedFS holds the reserver's write-back of reserved zeros (WriteBack)
+// until gate closes; entered closes at the first.
+type gatedFS struct {
+	vfs.FS
+	gate, entered chan struct{}
+	once          sync.Once
+}
+
+type gatedFile struct {
+	vfs.File
+	fs *gatedFS
+}
+
+func (g *gatedFS) OpenWrite(n string) (vfs.File, error) {
+	f, err := g.FS.OpenWrite(n)
+	if err != nil {
+		return nil, err
+	}
+	return gatedFile{f, g}, nil
+}
+
+func (f gatedFile) Preallocate(size int64) error { return f.File.(vfs.Preallocator).Preallocate(size) }
+
+func (f gatedFile) WriteBack(off, n int64) error {
+	f.fs.once.Do(func() { close(f.fs.entered) })
+	<-f.fs.gate
+	return nil
+}
+
+// TestPreallocOffTheSyncPath: with a Syncer, the zeros are written by
+// its reserver, not by the sync that finds the reservation short, so
+// syncs (acknowledgements) go on while a reservation is being written;
+// appends that catch up with it are kept, and the reservation lands.
+func TestPreallocOffTheSyncPath(t *testing.T) {
+	s := NewSyncer(1)
+	defer s.Close()
+	fs := &gatedFS{FS: vfs.NewMem(), gate: make(chan struct{}), entered: make(chan struct{})}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(fs.gate)
+		}
+	}
+	defer release()
+	tl := &testLog{t: t, fs: fs, dir: "data/topic-0", cfg: preallocConfig(), syn: s,
+		now: &fakeClock{t: time.Unix(1_700_000_000, 0)}, logs: &lockedBuffer{}}
+	tl.reopen()
+	defer tl.Log.Close()
+	syncOne := func() {
+		t.Helper()
+		done := make(chan error, 1)
+		tl.RequestSync(func(_ int64, err error) { done <- err })
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a sync waited for the reservation")
+		}
+	}
+	var want [][]byte
+	for i := 0; ; i++ {
+		want = append(want, fill(t, tl, 1, 10_000)...)
+		syncOne()
+		select {
+		case <-fs.entered:
+		default:
+			if i > 1000 {
+				t.Fatal("nothing reserved")
+			}
+			continue
+		}
+		break
+	}
+	// The reserver waits in its first write-back; appends (past its
+	// first piece) and their syncs go on.
+	for range 50 {
+		want = append(want, fill(t, tl, 1, 10_000)...)
+		syncOne()
+	}
+	release()
+	busy := func() bool {
+		tl.mu.Lock()
+		w := tl.w
+		tl.mu.Unlock()
+		w.res.mu.Lock()
+		defer w.res.mu.Unlock()
+		return w.res.busy
+	}
+	for deadline := time.Now().Add(10 * time.Second); busy(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the reservation did not finish")
+		}
+	}
+	if _, data, file := activeSizes(t, tl); file <= data || file > 2*data {
+		t.Fatalf("%d bytes of data in a %d-byte file", data, file)
+	}
+	checkContent(t, tl, want)
+	if err := tl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tl.reopen()
+	checkContent(t, tl, want)
+	if strings.Contains(tl.logs.String(), "recovering") {
+		t.Fatalf("clean close not trusted:\n%s", tl.logs)
+	}
+}

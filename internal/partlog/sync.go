@@ -69,6 +69,13 @@ type Syncer struct {
 	// obs are the installed Observers (observe.go); nil = none.
 	obs atomic.Pointer[Observers]
 	wg  sync.WaitGroup
+
+	// The reserver's queue (reserveLoop); resStopped is set when it
+	// returns.
+	resMu      sync.Mutex
+	resJobs    []reserveJob
+	resStopped bool
+	resWake    chan struct{}
 }
 
 // NewSyncer starts a Syncer with the given number of fsync workers (at
@@ -78,17 +85,18 @@ func NewSyncer(workers int) *Syncer {
 }
 
 func newSyncer(workers int, interval time.Duration) *Syncer {
-	s := &Syncer{interval: interval, journalInterval: DefaultJournalCycleInterval, journalMinLogs: journalMinLogsDefault, stop: make(chan struct{})}
+	s := &Syncer{interval: interval, journalInterval: DefaultJournalCycleInterval, journalMinLogs: journalMinLogsDefault, stop: make(chan struct{}), resWake: make(chan struct{}, 1)}
 	s.cond.L = &s.mu
 	s.cacheKeep.Store(DefaultCacheKeep)
 	s.cacheBudget.Store(DefaultCacheBudget)
 	s.cacheEpoch.Store(1)
 	workers = max(workers, 1)
-	s.wg.Add(workers + 1)
+	s.wg.Add(workers + 2)
 	for range workers {
 		go s.worker()
 	}
 	go s.checkpointer()
+	go s.reserveLoop()
 	return s
 }
 

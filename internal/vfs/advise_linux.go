@@ -11,3 +11,10 @@ func (f OSFile) DropCache(off, n int64) error {
 func (f OSFile) Prefetch(off, n int64) error {
 	return unix.Fadvise(int(f.File.Fd()), off, n, unix.FADV_WILLNEED)
 }
+
+// WriteBack implements WriteBacker with sync_file_range(2): start the
+// range's writeback (after any already under way) and wait for it.
+func (f OSFile) WriteBack(off, n int64) error {
+	return unix.SyncFileRange(int(f.File.Fd()), off, n,
+		unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+}

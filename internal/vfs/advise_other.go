@@ -7,3 +7,6 @@ func (f OSFile) DropCache(off, n int64) error { return nil }
 
 // Prefetch implements CacheAdvisor; elsewhere than Linux it does nothing.
 func (f OSFile) Prefetch(off, n int64) error { return nil }
+
+// WriteBack implements WriteBacker; elsewhere than Linux it does nothing.
+func (f OSFile) WriteBack(off, n int64) error { return nil }

@@ -677,6 +677,15 @@ func (f *faultFile) Preallocate(size int64) error {
 	return p.Preallocate(size)
 }
 
+// WriteBack implements WriteBacker when the wrapped file does; faults
+// count it as a sync.
+func (f *faultFile) WriteBack(off, n int64) error {
+	if err := f.fs.check(OpSync, f.name); err != nil {
+		return wrapPath("sync_file_range", f.name, err)
+	}
+	return WriteBack(f.f, off, n)
+}
+
 func (f *faultFile) Sync() error {
 	if err := f.fs.check(OpSync, f.name); err != nil {
 		return wrapPath("sync", f.name, err)

@@ -115,6 +115,23 @@ type Preallocator interface {
 	Preallocate(size int64) error
 }
 
+// WriteBacker is a File that can write the dirty cached pages of a byte
+// range to the disk and wait for them, without flushing the device's
+// cache or committing metadata (OSFile on Linux: sync_file_range(2)).
+// Nothing becomes durable; the next Sync has that much less to write.
+// Errors also reach the next Sync, as any failed writeback does.
+type WriteBacker interface {
+	WriteBack(off, n int64) error
+}
+
+// WriteBack calls f's WriteBack when f is a WriteBacker.
+func WriteBack(f File, off, n int64) error {
+	if w, ok := f.(WriteBacker); ok && n > 0 {
+		return w.WriteBack(off, n)
+	}
+	return nil
+}
+
 // FileInfo is what Stat reports.
 type FileInfo struct {
 	Size  int64
