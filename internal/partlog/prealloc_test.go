@@ -1,6 +1,7 @@
 package partlog
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path"
@@ -283,6 +284,8 @@ type gatedFS struct {
 	vfs.FS
 	gate, entered chan struct{}
 	once          sync.Once
+	// err, if set, is what each WriteBack returns (without waiting).
+	err error
 }
 
 type gatedFile struct {
@@ -302,6 +305,9 @@ func (f gatedFile) Preallocate(size int64) error { return f.File.(vfs.Preallocat
 
 func (f gatedFile) WriteBack(off, n int64) error {
 	f.fs.once.Do(func() { close(f.fs.entered) })
+	if f.fs.err != nil {
+		return f.fs.err
+	}
 	<-f.fs.gate
 	return nil
 }
@@ -385,4 +391,54 @@ func TestPreallocOffTheSyncPath(t *testing.T) {
 	if strings.Contains(tl.logs.String(), "recovering") {
 		t.Fatalf("clean close not trusted:\n%s", tl.logs)
 	}
+}
+
+// TestPreallocWriteBackFails: a reservation whose write-back fails
+// stops reserving for the segment and leaves the log working: appends
+// and syncs go on, and what was written is kept.
+func TestPreallocWriteBackFails(t *testing.T) {
+	s := NewSyncer(1)
+	defer s.Close()
+	fs := &gatedFS{FS: vfs.NewMem(), entered: make(chan struct{}), err: errors.New("injected writeback failure")}
+	tl := &testLog{t: t, fs: fs, dir: "data/topic-0", cfg: preallocConfig(), syn: s,
+		now: &fakeClock{t: time.Unix(1_700_000_000, 0)}, logs: &lockedBuffer{}}
+	tl.reopen()
+	defer tl.Log.Close()
+	var want [][]byte
+	for i := 0; ; i++ {
+		want = append(want, fillSynced(t, tl, 1, 10_000)...)
+		select {
+		case <-fs.entered:
+		default:
+			if i > 1000 {
+				t.Fatal("nothing reserved")
+			}
+			continue
+		}
+		break
+	}
+	off := func() bool {
+		tl.mu.Lock()
+		w := tl.w
+		tl.mu.Unlock()
+		w.res.mu.Lock()
+		defer w.res.mu.Unlock()
+		return w.res.off && !w.res.busy
+	}
+	for deadline := time.Now().Add(10 * time.Second); !off(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("reserving not turned off after a failed write-back")
+		}
+	}
+	_, _, file := activeSizes(t, tl)
+	want = append(want, fillSynced(t, tl, 100, 10_000)...)
+	if _, data, file2 := activeSizes(t, tl); file2 > max(file, data) {
+		t.Fatalf("reserved again after the failure: %d bytes of data in a %d-byte file (%d before)", data, file2, file)
+	}
+	checkContent(t, tl, want)
+	// Every batch was synced: a power loss keeps them all.
+	tl.fs = fs.FS.(*vfs.MemFS).Crash()
+	tl.Log.Delete()
+	tl.reopen()
+	checkContent(t, tl, want)
 }
