@@ -140,20 +140,19 @@ func (p *syncPrep) reserveAhead() {
 // reserveLocked writes zeros from the file's end to target in pieces of
 // reserveChunk, moving end after each. With stop non-nil (the reserver)
 // it writes each piece to the disk before the next, letting go of r.mu
-// meanwhile, and ends early when stop closes. Called with r.mu held;
-// returns with it held. false when it stopped early: stop, the segment
-// sealed (off), or reserving failed, which turns reserving off for the
-// segment.
-func (w *rcFile) reserveLocked(l *Log, target int64, stop <-chan struct{}) bool {
+// meanwhile, and ends early when stop closes. It also ends when the
+// segment is sealed (off) or reserving fails, which turns reserving off
+// for the segment. Called with r.mu held; returns with it held.
+func (w *rcFile) reserveLocked(l *Log, target int64, stop <-chan struct{}) {
 	r := &w.res
 	pa := w.f.(vfs.Preallocator)
 	for {
 		if r.off || stopped(stop) {
-			return false
+			return
 		}
 		from := r.end.Load()
 		if from >= target {
-			return true
+			return
 		}
 		to := min(from+reserveChunk, target)
 		// Appends past end wait for mu: the zeros go only where no
@@ -163,7 +162,7 @@ func (w *rcFile) reserveLocked(l *Log, target int64, stop <-chan struct{}) bool 
 			r.end.Store(to)
 			r.off = true
 			l.logger.Debug("partlog: not reserving space ahead of the active segment", "dir", l.dir, "err", err)
-			return false
+			return
 		}
 		r.end.Store(to)
 		l.syncer.observePrealloc(to - from)
@@ -178,7 +177,7 @@ func (w *rcFile) reserveLocked(l *Log, target int64, stop <-chan struct{}) bool 
 			// pieces itself); only stop reserving.
 			r.off = true
 			l.logger.Debug("partlog: not reserving space ahead of the active segment", "dir", l.dir, "err", err)
-			return false
+			return
 		}
 	}
 }
