@@ -312,13 +312,62 @@ func (f gatedFile) WriteBack(off, n int64) error {
 	return nil
 }
 
+// openGated opens a test log on fs with a Syncer of its own; the log
+// closes before the Syncer, and both after the test's defers.
+func openGated(t *testing.T, fs *gatedFS) *testLog {
+	s := NewSyncer(1)
+	t.Cleanup(s.Close)
+	tl := &testLog{t: t, fs: fs, dir: "data/topic-0", cfg: preallocConfig(), syn: s,
+		now: &fakeClock{t: time.Unix(1_700_000_000, 0)}, logs: &lockedBuffer{}}
+	tl.reopen()
+	t.Cleanup(func() { tl.Log.Close() })
+	return tl
+}
+
+// fillUntilReserving appends and syncs one batch at a time (one call of
+// step) until the reserver reaches its first write-back, and returns the
+// batches written.
+func fillUntilReserving(t *testing.T, fs *gatedFS, step func() [][]byte) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for i := 0; ; i++ {
+		out = append(out, step()...)
+		select {
+		case <-fs.entered:
+			return out
+		default:
+			if i > 1000 {
+				t.Fatal("nothing reserved")
+			}
+		}
+	}
+}
+
+// reservationState reports the active writer's reservation flags.
+func reservationState(tl *testLog) (busy, off bool) {
+	tl.mu.Lock()
+	w := tl.w
+	tl.mu.Unlock()
+	w.res.mu.Lock()
+	defer w.res.mu.Unlock()
+	return w.res.busy, w.res.off
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal(what)
+		}
+	}
+}
+
 // TestPreallocOffTheSyncPath: with a Syncer, the zeros are written by
 // its reserver, not by the sync that finds the reservation short, so
 // syncs (acknowledgements) go on while a reservation is being written;
 // appends that catch up with it are kept, and the reservation lands.
 func TestPreallocOffTheSyncPath(t *testing.T) {
-	s := NewSyncer(1)
-	defer s.Close()
 	fs := &gatedFS{FS: vfs.NewMem(), gate: make(chan struct{}), entered: make(chan struct{})}
 	released := false
 	release := func() {
@@ -328,10 +377,7 @@ func TestPreallocOffTheSyncPath(t *testing.T) {
 		}
 	}
 	defer release()
-	tl := &testLog{t: t, fs: fs, dir: "data/topic-0", cfg: preallocConfig(), syn: s,
-		now: &fakeClock{t: time.Unix(1_700_000_000, 0)}, logs: &lockedBuffer{}}
-	tl.reopen()
-	defer tl.Log.Close()
+	tl := openGated(t, fs)
 	syncOne := func() {
 		t.Helper()
 		done := make(chan error, 1)
@@ -345,40 +391,19 @@ func TestPreallocOffTheSyncPath(t *testing.T) {
 			t.Fatal("a sync waited for the reservation")
 		}
 	}
-	var want [][]byte
-	for i := 0; ; i++ {
-		want = append(want, fill(t, tl, 1, 10_000)...)
+	step := func() [][]byte {
+		b := fill(t, tl, 1, 10_000)
 		syncOne()
-		select {
-		case <-fs.entered:
-		default:
-			if i > 1000 {
-				t.Fatal("nothing reserved")
-			}
-			continue
-		}
-		break
+		return b
 	}
+	want := fillUntilReserving(t, fs, step)
 	// The reserver waits in its first write-back; appends (past its
 	// first piece) and their syncs go on.
 	for range 50 {
-		want = append(want, fill(t, tl, 1, 10_000)...)
-		syncOne()
+		want = append(want, step()...)
 	}
 	release()
-	busy := func() bool {
-		tl.mu.Lock()
-		w := tl.w
-		tl.mu.Unlock()
-		w.res.mu.Lock()
-		defer w.res.mu.Unlock()
-		return w.res.busy
-	}
-	for deadline := time.Now().Add(10 * time.Second); busy(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the reservation did not finish")
-		}
-	}
+	waitFor(t, "the reservation did not finish", func() bool { busy, _ := reservationState(tl); return !busy })
 	if _, data, file := activeSizes(t, tl); file <= data || file > 2*data {
 		t.Fatalf("%d bytes of data in a %d-byte file", data, file)
 	}
@@ -397,39 +422,13 @@ func TestPreallocOffTheSyncPath(t *testing.T) {
 // stops reserving for the segment and leaves the log working: appends
 // and syncs go on, and what was written is kept.
 func TestPreallocWriteBackFails(t *testing.T) {
-	s := NewSyncer(1)
-	defer s.Close()
 	fs := &gatedFS{FS: vfs.NewMem(), entered: make(chan struct{}), err: errors.New("injected writeback failure")}
-	tl := &testLog{t: t, fs: fs, dir: "data/topic-0", cfg: preallocConfig(), syn: s,
-		now: &fakeClock{t: time.Unix(1_700_000_000, 0)}, logs: &lockedBuffer{}}
-	tl.reopen()
-	defer tl.Log.Close()
-	var want [][]byte
-	for i := 0; ; i++ {
-		want = append(want, fillSynced(t, tl, 1, 10_000)...)
-		select {
-		case <-fs.entered:
-		default:
-			if i > 1000 {
-				t.Fatal("nothing reserved")
-			}
-			continue
-		}
-		break
-	}
-	off := func() bool {
-		tl.mu.Lock()
-		w := tl.w
-		tl.mu.Unlock()
-		w.res.mu.Lock()
-		defer w.res.mu.Unlock()
-		return w.res.off && !w.res.busy
-	}
-	for deadline := time.Now().Add(10 * time.Second); !off(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("reserving not turned off after a failed write-back")
-		}
-	}
+	tl := openGated(t, fs)
+	want := fillUntilReserving(t, fs, func() [][]byte { return fillSynced(t, tl, 1, 10_000) })
+	waitFor(t, "reserving not turned off after a failed write-back", func() bool {
+		busy, off := reservationState(tl)
+		return off && !busy
+	})
 	_, _, file := activeSizes(t, tl)
 	want = append(want, fillSynced(t, tl, 100, 10_000)...)
 	if _, data, file2 := activeSizes(t, tl); file2 > max(file, data) {
