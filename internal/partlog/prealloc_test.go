@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -248,6 +249,8 @@ func TestPreallocNotForLargeSyncs(t *testing.T) {
 func TestPreallocConcurrentAppends(t *testing.T) {
 	s := NewSyncer(1)
 	defer s.Close()
+	var reserved atomic.Int64
+	s.Observe(Observers{Preallocated: func(n int64) { reserved.Add(n) }})
 	tl := &testLog{t: t, fs: vfs.Default, dir: t.TempDir(), cfg: preallocConfig(), syn: s,
 		now: &fakeClock{t: time.Unix(1_700_000_000, 0)}, logs: &lockedBuffer{}}
 	tl.reopen()
@@ -267,6 +270,9 @@ func TestPreallocConcurrentAppends(t *testing.T) {
 		}
 	}
 	wg.Wait()
+	if reserved.Load() == 0 {
+		t.Fatal("nothing reserved: the race went untested")
+	}
 	checkContent(t, tl, want)
 	if err := tl.Close(); err != nil {
 		t.Fatal(err)
