@@ -29,7 +29,9 @@ import (
 // acknowledgement path. The reservation grows in steps of the segment's
 // size, at least preallocMinData and at most preallocMaxStep, so idle
 // and small logs reserve nothing and the space reserved is never more
-// than the data the active segment holds.
+// than the data the active segment holds. The zeros are written by the
+// Syncer's reserver goroutine (reserveLoop), never by a sync an
+// acknowledgement waits for.
 //
 // The zeros past the data must never be mistaken for data or damage:
 // a roll trims the old segment to its data and makes the trim durable
