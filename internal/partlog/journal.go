@@ -79,12 +79,11 @@ type Journal struct {
 	// been reallocated and copied about twice a second under one-record
 	// batches to 10,000 partitions: 194-435 MB in 10 s, a third of the
 	// broker's allocations.
-	pending  [][]byte
-	pendingN int
-	free     [][]byte
-	spare    [][]byte // the chunk list's memory, reused
-	seq      uint64   // sequence number of the last entry added
-	added    int64    // bytes added since the last roll
+	pending [][]byte
+	free    [][]byte
+	spare   [][]byte // the chunk list's memory, reused
+	seq     uint64   // sequence number of the last entry added
+	added   int64    // bytes added since the last roll
 	// dirty are the logs that journaled since the last roll, each once
 	// (Log.jListed). A list, not a set: with 10,000 logs a map insert
 	// per append found its bucket cold in the CPU cache.
@@ -317,7 +316,6 @@ func (j *Journal) add(l *Log, kind byte, offset int64, b []byte) uint64 {
 	}
 	last := &j.pending[len(j.pending)-1]
 	*last = appendJournalEntry(*last, kind, l.jkey, offset, b)
-	j.pendingN += n
 	j.seq++
 	j.added += int64(n)
 	j.listLocked(l)
@@ -353,7 +351,7 @@ func (j *Journal) flushSyncMuHeld() error {
 		return err
 	}
 	chunks, upTo := j.pending, j.seq
-	j.pending, j.pendingN, j.spare = j.spare[:0], 0, nil
+	j.pending, j.spare = j.spare[:0], nil
 	j.mu.Unlock()
 	var err error
 	for _, c := range chunks {
@@ -393,7 +391,7 @@ func (j *Journal) failLocked(err error) {
 	}
 	j.failed = err
 	j.active.Store(false)
-	j.pending, j.pendingN, j.free = nil, 0, nil
+	j.pending, j.free = nil, nil
 	j.logger.Error("partlog: journal failed; logs sync their own files from now on", "err", err)
 }
 
@@ -423,7 +421,7 @@ func (j *Journal) ReplayDone() {
 // rolls, the only writer of num.
 func (j *Journal) roll() (logs []*Log, old []string, err error) {
 	j.mu.Lock()
-	idle := len(j.dirty) == 0 && j.added == 0 && j.pendingN == 0 && !(j.replayDone && len(j.startup) > 0)
+	idle := len(j.dirty) == 0 && j.added == 0 && len(j.pending) == 0 && !(j.replayDone && len(j.startup) > 0)
 	replayDone := j.replayDone
 	j.mu.Unlock()
 	if idle {
@@ -622,7 +620,7 @@ func (j *Journal) close() error {
 	if j.failed == nil {
 		j.failed = errJournalClosed
 		j.active.Store(false)
-		j.pending, j.pendingN, j.free = nil, 0, nil
+		j.pending, j.free = nil, nil
 	}
 	j.mu.Unlock()
 	if cerr := j.f.Close(); err == nil {

@@ -105,7 +105,7 @@ func (j *Journal) writeUnsynced() {
 	defer j.syncMu.Unlock()
 	j.mu.Lock()
 	chunks := j.pending
-	j.pending, j.pendingN = nil, 0
+	j.pending = nil
 	j.mu.Unlock()
 	for _, c := range chunks {
 		if _, err := j.f.Write(c); err != nil {

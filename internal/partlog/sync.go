@@ -174,7 +174,7 @@ func (s *Syncer) worker() {
 			clear(s.queue[s.head:])
 			s.queue, s.head = s.queue[:0], 0
 			s.mu.Unlock()
-			s.syncBatch(sc.logs, &sc)
+			s.syncBatch(&sc)
 			sc.reset()
 			continue
 		}
@@ -275,10 +275,10 @@ func (s *Syncer) syncAll() error {
 
 // syncBatch makes a batch of logs durable: those whose unsynced
 // offsets are all journaled with one journal sync, the others with one
-// SyncAll. It builds the round in sc, the calling worker's scratch,
-// which the worker resets afterwards.
-func (s *Syncer) syncBatch(logs []*Log, sc *syncScratch) {
-	for _, l := range logs {
+// SyncAll. The logs are sc.logs; the round is built in sc, the calling
+// worker's scratch, which the worker resets afterwards.
+func (s *Syncer) syncBatch(sc *syncScratch) {
+	for _, l := range sc.logs {
 		l.mu.Lock()
 		l.queued = false
 		if l.closed {
