@@ -128,6 +128,12 @@ func producerFlags(fs *flag.FlagSet, pc *load.ProducerConfig) {
 
 // topicFlags registers the topic configs set when a command creates its
 // topic; the returned func reads them after parsing.
+// gcFlag registers --gogc, the load generator's own GOGC while it
+// measures.
+func gcFlag(fs *flag.FlagSet, p *int) {
+	fs.IntVar(p, "gogc", load.DefaultGCPercent, "the load generator's own GOGC while it measures (-1: leave it as GOGC says)")
+}
+
 func topicFlags(fs *flag.FlagSet) func() map[string]string {
 	retention := fs.Int64("retention-bytes", 0, "topic retention.bytes per partition when creating it (0: broker default); keeps long runs within disk")
 	segment := fs.Int64("segment-bytes", 0, "topic segment.bytes when creating it (0: broker default)")
@@ -156,6 +162,7 @@ func produce(ctx context.Context, args []string) error {
 	fs.DurationVar(&w.Warmup, "warmup", 2*time.Second, "unmeasured warm-up")
 	fs.DurationVar(&w.Duration, "duration", 10*time.Second, "measured duration")
 	fs.DurationVar(&w.SampleEvery, "sample", 0, "sample broker RSS (and heap with --admin) at this interval, e.g. 10s")
+	gcFlag(fs, &w.GCPercent)
 	topicConfigs := topicFlags(fs)
 	producerFlags(fs, &w.Producer)
 	fs.Parse(args)
@@ -179,6 +186,7 @@ func consume(ctx context.Context, args []string) error {
 	fs.IntVar(&w.MaxPasses, "max-passes", 0, "stop after this many passes (0: no limit)")
 	fetchMax := fs.Int("fetch-max-bytes", 0, "kgo FetchMaxBytes (0: kgo default)")
 	partMax := fs.Int("fetch-max-partition-bytes", 0, "kgo FetchMaxPartitionBytes (0: kgo default)")
+	gcFlag(fs, &w.GCPercent)
 	fs.Parse(args)
 	w.FetchMaxBytes, w.FetchMaxPartitionBytes = int32(*fetchMax), int32(*partMax)
 	t, err := c.target()
@@ -202,7 +210,7 @@ func e2e(ctx context.Context, args []string) error {
 	fs.DurationVar(&w.Warmup, "warmup", 2*time.Second, "unmeasured warm-up")
 	fs.DurationVar(&w.Duration, "duration", 10*time.Second, "measured duration")
 	fs.DurationVar(&w.SampleEvery, "sample", 0, "sample broker RSS (and heap with --admin) at this interval, e.g. 10s")
-	fs.IntVar(&w.GCPercent, "gogc", load.DefaultE2EGCPercent, "the load generator's own GOGC while it measures (-1: leave it as GOGC says)")
+	gcFlag(fs, &w.GCPercent)
 	topicConfigs := topicFlags(fs)
 	producerFlags(fs, &w.Producer)
 	fs.Parse(args)

@@ -22,10 +22,14 @@ type Consume struct {
 	// defaults (50 MB and 1 MiB... as kgo defines them).
 	FetchMaxBytes          int32
 	FetchMaxPartitionBytes int32
+	// GCPercent is this process's GOGC while the workload runs (0:
+	// DefaultGCPercent; negative: left as it is).
+	GCPercent int
 }
 
 // Run consumes from t and measures all passes.
 func (w Consume) Run(ctx context.Context, t Target, name string) (*Result, error) {
+	defer setGCPercent(w.GCPercent)()
 	meta, err := kgo.NewClient(kgo.SeedBrokers(t.Addr), kgo.ClientID("gregor-bench"))
 	if err != nil {
 		return nil, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,21 +32,11 @@ type E2E struct {
 	// SampleEvery > 0 records broker memory at that interval.
 	SampleEvery time.Duration
 	// GCPercent is this process's GOGC while the workload runs (0:
-	// DefaultE2EGCPercent; negative: left as it is). The instrument's
-	// own collections stall its producer and consumer, and those stalls
+	// DefaultGCPercent; negative: left as it is). The instrument's own
+	// collections stall its producer and consumer, and those stalls
 	// land in the latency it reports for the broker.
 	GCPercent int
 }
-
-// DefaultE2EGCPercent is the load generator's GOGC during e2e runs. At
-// 10k records/s of 1 KiB the producer and consumer allocate ~30-40 MB/s
-// against a heap of a few MB, so with GOGC 100 the load generator
-// collected several times a second, and each collection takes one of the
-// two cores for milliseconds: 15 s runs against the same broker, GOGC 100
-// against 800 for the load generator alone, e2e p99 3.70/4.11/4.07 ms
-// against 3.02/3.22/3.49 (docs/PERFORMANCE.md, "End-to-end latency").
-// The broker's own GOGC made no difference in the same runs.
-const DefaultE2EGCPercent = 800
 
 // Run runs the workload against t.
 func (w E2E) Run(ctx context.Context, t Target, name string) (*Result, error) {
@@ -60,12 +49,7 @@ func (w E2E) Run(ctx context.Context, t Target, name string) (*Result, error) {
 	if w.Drain <= 0 {
 		w.Drain = 5 * time.Second
 	}
-	if w.GCPercent == 0 {
-		w.GCPercent = DefaultE2EGCPercent
-	}
-	if w.GCPercent > 0 {
-		defer debug.SetGCPercent(debug.SetGCPercent(w.GCPercent))
-	}
+	defer setGCPercent(w.GCPercent)()
 	if w.Partitions > 0 {
 		if _, err := CreateTopic(ctx, t.Addr, w.Topic, w.Partitions, w.TopicConfigs); err != nil {
 			return nil, err

@@ -3,10 +3,36 @@ package load
 import (
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/gregor-streaming/gregor/bench/internal/proc"
 )
+
+// DefaultGCPercent is the load generator's GOGC while a workload
+// measures. With GOGC 100 its collections, several a second, stalled
+// the producer and consumer: they showed in the e2e tail reported for
+// either broker (p99 3.70/4.11/4.07 ms against 3.02/3.22/3.49 with 800),
+// and the producer's goroutine that builds each request refaulted the
+// request buffer the collections had given back, so one producer to 8
+// partitions used a whole core and was what bounded the run (1 KiB
+// records to Gregor 296-335k records/s at 1.1 cores of load generator,
+// 545-569k at 0.6 with 800). docs/PERFORMANCE.md, "The load
+// generator's collections", has the runs.
+const DefaultGCPercent = 800
+
+// setGCPercent sets this process's GOGC for a workload (0: the default,
+// negative: leave it) and returns what restores it.
+func setGCPercent(p int) (restore func()) {
+	if p == 0 {
+		p = DefaultGCPercent
+	}
+	if p < 0 {
+		return func() {}
+	}
+	old := debug.SetGCPercent(p)
+	return func() { debug.SetGCPercent(old) }
+}
 
 // Target is the broker under measurement.
 type Target struct {

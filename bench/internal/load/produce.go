@@ -28,6 +28,9 @@ type Produce struct {
 	Warmup, Duration time.Duration
 	// SampleEvery > 0 records broker memory at that interval.
 	SampleEvery time.Duration
+	// GCPercent is this process's GOGC while the workload runs (0:
+	// DefaultGCPercent; negative: left as it is).
+	GCPercent int
 }
 
 // Run produces to t and measures the interval after the warm-up.
@@ -38,6 +41,7 @@ func (w Produce) Run(ctx context.Context, t Target, name string) (*Result, error
 	if w.RecordSize < 8 {
 		return nil, fmt.Errorf("record size %d: want at least 8", w.RecordSize)
 	}
+	defer setGCPercent(w.GCPercent)()
 	if w.Partitions > 0 {
 		if _, err := CreateTopic(ctx, t.Addr, w.Topic, w.Partitions, w.TopicConfigs); err != nil {
 			return nil, err
