@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/gregor-streaming/gregor/internal/batch"
+	"github.com/gregor-streaming/gregor/internal/vfs"
 )
 
 // Append writes one or more back-to-back RecordBatch v2 batches that the
@@ -174,6 +175,9 @@ func (l *Log) appendLocked(b []byte, first, last, maxTs int64, buffer bool) erro
 			}
 			return fmt.Errorf("partlog: append to %s: %w", a.seg.logName, err)
 		}
+		if len(b) >= writeBehindMin {
+			l.writeBehind(a.size, int64(len(b)))
+		}
 	}
 	interval := int64(l.cfg.IndexIntervalBytes)
 	segBase := a.seg.base
@@ -325,4 +329,36 @@ func (l *Log) rollLocked(newBase int64) error {
 		l.onRoll()
 	}
 	return nil
+}
+
+const (
+	// writeBehindMin is the smallest append whose pages are handed to
+	// the disk at once (writeBehind).
+	writeBehindMin = 64 << 10
+	// pageSize is the page cache's unit on the platforms Gregor runs
+	// on. Where pages are larger, writeBehind may start a partial page
+	// early; the sync writes it again.
+	pageSize = 4 << 10
+)
+
+// writeBehind starts writing the whole pages of the n bytes just
+// appended at off to the disk, without waiting, so that the sync that
+// acknowledges them finds their I/O under way or done: an append of a
+// throughput producer's request no longer waits until the last
+// partition of the request is written and the round's syncfs starts.
+// The partial page at either end is left to the sync: it would be
+// written again with the next append. Nothing is made durable here and
+// an error is not reported: a failed writeback fails the next sync.
+//
+// Eight partitions, one producer (`loadgen produce`, three alternations
+// each): 1 KiB records 588k/545k/568k → 650k/697k/634k records/s at
+// 0.75-0.83 → 0.81-0.87 CPU-s/GiB (the writeback's submission, which
+// the kernel's flusher did for syncfs, now runs in the broker), 100 B
+// 1.52M/1.52M/1.54M → 1.70M/1.63M/1.70M (docs/PERFORMANCE.md).
+func (l *Log) writeBehind(off, n int64) {
+	from := (off + pageSize - 1) &^ (pageSize - 1)
+	to := (off + n) &^ (pageSize - 1)
+	if to > from {
+		_ = vfs.StartWriteBack(l.w.f, from, to-from)
+	}
 }

@@ -18,3 +18,9 @@ func (f OSFile) WriteBack(off, n int64) error {
 	return unix.SyncFileRange(int(f.File.Fd()), off, n,
 		unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
 }
+
+// StartWriteBack implements WriteBehinder with sync_file_range(2): start
+// the range's writeback and return.
+func (f OSFile) StartWriteBack(off, n int64) error {
+	return unix.SyncFileRange(int(f.File.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
+}

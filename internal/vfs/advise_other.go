@@ -10,3 +10,7 @@ func (f OSFile) Prefetch(off, n int64) error { return nil }
 
 // WriteBack implements WriteBacker; elsewhere than Linux it does nothing.
 func (f OSFile) WriteBack(off, n int64) error { return nil }
+
+// StartWriteBack implements WriteBehinder; elsewhere than Linux it does
+// nothing.
+func (f OSFile) StartWriteBack(off, n int64) error { return nil }

@@ -686,6 +686,15 @@ func (f *faultFile) WriteBack(off, n int64) error {
 	return WriteBack(f.f, off, n)
 }
 
+// StartWriteBack implements WriteBehinder when the wrapped file does;
+// faults count it as a sync.
+func (f *faultFile) StartWriteBack(off, n int64) error {
+	if err := f.fs.check(OpSync, f.name); err != nil {
+		return wrapPath("sync_file_range", f.name, err)
+	}
+	return StartWriteBack(f.f, off, n)
+}
+
 func (f *faultFile) Sync() error {
 	if err := f.fs.check(OpSync, f.name); err != nil {
 		return wrapPath("sync", f.name, err)

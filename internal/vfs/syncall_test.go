@@ -66,3 +66,32 @@ func TestWholeSyncerFault(t *testing.T) {
 		t.Fatalf("err = %v, want EIO", err)
 	}
 }
+
+// On the real file system the writeback calls accept a written range
+// and change nothing a read sees.
+func TestOSWriteBack(t *testing.T) {
+	fs := Default
+	name := filepath.Join(t.TempDir(), "f")
+	f, err := fs.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	data := make([]byte, 64<<10)
+	for i := range data {
+		data[i] = byte(i)
+	}
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := StartWriteBack(f, 4096, 32<<10); err != nil {
+		t.Fatalf("StartWriteBack: %v", err)
+	}
+	if err := WriteBack(f, 0, int64(len(data))); err != nil {
+		t.Fatalf("WriteBack: %v", err)
+	}
+	got, err := ReadFile(fs, name)
+	if err != nil || len(got) != len(data) || got[5000] != data[5000] {
+		t.Fatalf("read back %d bytes, %v", len(got), err)
+	}
+}

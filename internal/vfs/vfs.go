@@ -124,10 +124,27 @@ type WriteBacker interface {
 	WriteBack(off, n int64) error
 }
 
+// WriteBehinder is a File that can start writing the dirty cached pages
+// of a byte range to the disk and return without waiting for them
+// (OSFile on Linux: sync_file_range(2) with SYNC_FILE_RANGE_WRITE, which
+// may still wait for room in the device's queue). As with WriteBacker,
+// nothing becomes durable, and errors reach the next Sync.
+type WriteBehinder interface {
+	StartWriteBack(off, n int64) error
+}
+
 // WriteBack calls f's WriteBack when f is a WriteBacker.
 func WriteBack(f File, off, n int64) error {
 	if w, ok := f.(WriteBacker); ok && n > 0 {
 		return w.WriteBack(off, n)
+	}
+	return nil
+}
+
+// StartWriteBack calls f's StartWriteBack when f is a WriteBehinder.
+func StartWriteBack(f File, off, n int64) error {
+	if w, ok := f.(WriteBehinder); ok && n > 0 {
+		return w.StartWriteBack(off, n)
 	}
 	return nil
 }
