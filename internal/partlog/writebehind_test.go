@@ -54,14 +54,18 @@ func TestWriteBehindLargeAppends(t *testing.T) {
 	tl.reopen()
 	defer tl.Close()
 
-	small := mkBatch(t, 3, 1, 100)
-	tl.append(small)
-	if got := fs.taken(); len(got) != 0 {
-		t.Fatalf("a %d-byte append started writeback %v", len(small), got)
+	for _, small := range [][]byte{mkBatch(t, 3, 1, 100), mkBatch(t, 200, 1, 1000)} {
+		if len(small) >= writeBehindMin {
+			t.Fatalf("small batch of %d bytes", len(small))
+		}
+		tl.append(small)
+		if got := fs.taken(); len(got) != 0 {
+			t.Fatalf("a %d-byte append started writeback %v", len(small), got)
+		}
 	}
 	for range 3 {
 		start := tl.act.size
-		big := mkBatch(t, 70, 1, 1000)
+		big := mkBatch(t, 270, 1, 1000)
 		if len(big) < writeBehindMin {
 			t.Fatalf("batch of %d bytes, want at least %d", len(big), writeBehindMin)
 		}
