@@ -126,14 +126,14 @@ func producerFlags(fs *flag.FlagSet, pc *load.ProducerConfig) {
 	fs.StringVar(&pc.Partitioner, "partitioner", pc.Partitioner, "rr (round robin), sticky (kgo default)")
 }
 
-// topicFlags registers the topic configs set when a command creates its
-// topic; the returned func reads them after parsing.
 // gcFlag registers --gogc, the load generator's own GOGC while it
 // measures.
 func gcFlag(fs *flag.FlagSet, p *int) {
 	fs.IntVar(p, "gogc", load.DefaultGCPercent, "the load generator's own GOGC while it measures (-1: leave it as GOGC says)")
 }
 
+// topicFlags registers the topic configs set when a command creates its
+// topic; the returned func reads them after parsing.
 func topicFlags(fs *flag.FlagSet) func() map[string]string {
 	retention := fs.Int64("retention-bytes", 0, "topic retention.bytes per partition when creating it (0: broker default); keeps long runs within disk")
 	segment := fs.Int64("segment-bytes", 0, "topic segment.bytes when creating it (0: broker default)")

@@ -18,7 +18,7 @@ import (
 // partitions used a whole core and was what bounded the run (1 KiB
 // records to Gregor 296-335k records/s at 1.1 cores of load generator,
 // 545-569k at 0.6 with 800). docs/PERFORMANCE.md, "The load
-// generator's collections", has the runs.
+// generator's collections in throughput workloads", has the runs.
 const DefaultGCPercent = 800
 
 // setGCPercent sets this process's GOGC for a workload (0: the default,
