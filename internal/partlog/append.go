@@ -331,18 +331,12 @@ func (l *Log) rollLocked(newBase int64) error {
 	return nil
 }
 
-const (
-	// writeBehindMin is the smallest append whose pages are handed to
-	// the disk at once (writeBehind). Each call costs the broker CPU
-	// that pays only for enough I/O: at 64 KiB, 100 B records to 8
-	// partitions (appends of ~110 KB) gained 2-9% records/s for 16% more
-	// CPU per GiB, while 1 KiB records (~440 KB) gained 15-20% for 8%.
-	writeBehindMin = 256 << 10
-	// pageSize is the page cache's unit on the platforms Gregor runs
-	// on. Where pages are larger, writeBehind may start a partial page
-	// early; the sync writes it again.
-	pageSize = 4 << 10
-)
+// writeBehindMin is the smallest append whose pages are handed to the
+// disk at once (writeBehind). Each call costs the broker CPU that pays
+// only for enough I/O: at 64 KiB, 100 B records to 8 partitions
+// (appends of ~110 KB) gained 2-9% records/s for 16% more CPU per GiB,
+// while 1 KiB records (~440 KB) gained 15-20% for 8%.
+const writeBehindMin = 256 << 10
 
 // writeBehind starts writing the whole pages of the n bytes just
 // appended at off to the disk, without waiting, so that the sync that

@@ -80,6 +80,12 @@ func (s *Syncer) nextCacheEpoch() {
 	s.cacheEpoch.Add(1)
 }
 
+// pageSize is the page cache's unit on the platforms Gregor runs on:
+// releases (dropCached) and write-behind (writeBehind) cover whole pages
+// of it. Where pages are larger, a release skips a partial one, and a
+// write-behind may start one early, which the sync writes again.
+const pageSize = 4 << 10
+
 // dropCached releases the cached pages of f, a segment file this log
 // wrote, below size minus the Syncer's keep window; f's first size bytes
 // were just made durable. final says f rolled and will not grow: what is
@@ -93,7 +99,7 @@ func (l *Log) dropCached(f *rcFile, size int64, final bool) {
 	if keep < 0 {
 		return
 	}
-	end := max(size-keep, 0) &^ (4<<10 - 1)
+	end := max(size-keep, 0) &^ (pageSize - 1)
 	if end < f.dropped {
 		f.dropped = end // truncated since: the rewritten pages are due again
 	}
