@@ -19,12 +19,15 @@ type advice struct {
 }
 
 // adviseFS wraps a MemFS so its files take page cache advice, records
-// every call and checks that a drop covers only durable bytes.
+// every call and checks that a drop covers only durable bytes. It also
+// records the ranges whose writeback its files are asked to start
+// (vfs.WriteBehinder), apart from the advice.
 type adviseFS struct {
 	*vfs.MemFS
-	t  testing.TB
-	mu sync.Mutex
-	as []advice
+	t       testing.TB
+	mu      sync.Mutex
+	as      []advice
+	behinds [][2]int64 // off, n
 }
 
 type adviseFile struct {
@@ -78,6 +81,23 @@ func (f *adviseFile) record(a advice) error {
 	f.fs.as = append(f.fs.as, a)
 	f.fs.mu.Unlock()
 	return nil
+}
+
+func (f *adviseFile) StartWriteBack(off, n int64) error {
+	f.fs.mu.Lock()
+	f.fs.behinds = append(f.fs.behinds, [2]int64{off, n})
+	f.fs.mu.Unlock()
+	return nil
+}
+
+// takeBehinds returns the write-behind ranges recorded since the last
+// call.
+func (a *adviseFS) takeBehinds() [][2]int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := a.behinds
+	a.behinds = nil
+	return out
 }
 
 func (a *adviseFS) take() []advice {
