@@ -106,6 +106,10 @@ type Broker struct {
 	// recovering is set while Open opens the partitions on disk.
 	recovering bool
 
+	// verifiedAppendHook, set by tests, runs after a transactional
+	// batch verified with the coordinator was appended (produce.go).
+	verifiedAppendHook atomic.Pointer[func()]
+
 	// retentionKick wakes the retention loop early (cleaner.go): a
 	// segment rolled. Capacity 1, non-blocking sends.
 	retentionKick chan struct{}

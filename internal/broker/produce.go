@@ -213,17 +213,26 @@ func (b *Broker) produceTo(p *partition, records []byte, version int16, txnID *s
 	}
 	// Before the sequence checks: the batches after a transaction's
 	// first one on this partition, pipelined behind it, queue behind
-	// its verification instead of finding a gap where it will land.
+	// its verification instead of finding a gap where it will land,
+	// and so do those that arrive after it was appended while earlier
+	// ones are still with the coordinator.
 	if h.IsTransactional() {
-		if guard == nil && p.needsTxnVerifyLocked(&h) {
+		if guard == nil && (p.needsTxnVerifyLocked(&h) || p.verifyingLocked(h.ProducerID)) {
 			g := p.guardLocked(h.ProducerID)
+			g.verifying++
 			p.mu.Unlock()
 			b.verifyTxn(p, *txnID, &h, version, g, func(err *kerr.Error) {
 				if err != nil {
 					fail(err, "")
-					return
+				} else {
+					b.produceTo(p, produced, version, txnID, g, nil, sp, done)
+					if hook := b.verifiedAppendHook.Load(); hook != nil {
+						(*hook)()
+					}
 				}
-				b.produceTo(p, produced, version, txnID, g, nil, sp, done)
+				p.mu.Lock()
+				g.verifying--
+				p.mu.Unlock()
 			})
 			return
 		}

@@ -67,7 +67,15 @@ type completedTxn struct {
 // coordinator (Kafka's VerificationGuard, KIP-890): a marker written in
 // the meantime removes it, so the batch of a transaction that already
 // ended cannot open a new one here that no coordinator knows about.
-type txnGuard struct{}
+type txnGuard struct {
+	// verifying counts the producer's batches on the partition that
+	// are with the coordinator (guarded by partition.mu). While any is,
+	// the producer's next batches go through the coordinator too: its
+	// answers come in the order it was asked, so a pipelined batch
+	// cannot be checked against the sequences before the ones queued
+	// ahead of it are appended.
+	verifying int
+}
 
 // errDuplicate carries the original offset of a retried batch.
 type errDuplicate struct{ baseOffset int64 }
@@ -427,6 +435,13 @@ func (p *partition) guardLocked(pid int64) *txnGuard {
 		p.guards[pid] = g
 	}
 	return g
+}
+
+// verifyingLocked reports whether batches of the producer are with the
+// transaction coordinator.
+func (p *partition) verifyingLocked(pid int64) bool {
+	g := p.guards[pid]
+	return g != nil && g.verifying > 0
 }
 
 // guardValidLocked reports whether a batch verified under g may be
