@@ -28,6 +28,12 @@ type adviseFS struct {
 	mu      sync.Mutex
 	as      []advice
 	behinds [][2]int64 // off, n
+	// allocs are the ranges its files allocated (vfs.Allocator), by
+	// file name; allocErr, when set, is what Allocate returns.
+	allocs   map[string][][2]int64
+	allocErr error
+	// truncs are the sizes its files were truncated to, by file name.
+	truncs map[string][]int64
 }
 
 type adviseFile struct {
@@ -88,6 +94,26 @@ func (f *adviseFile) StartWriteBack(off, n int64) error {
 	f.fs.behinds = append(f.fs.behinds, [2]int64{off, n})
 	f.fs.mu.Unlock()
 	return nil
+}
+
+func (f *adviseFile) Allocate(off, n int64) error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if f.fs.allocs == nil {
+		f.fs.allocs = map[string][][2]int64{}
+	}
+	f.fs.allocs[path.Base(f.name)] = append(f.fs.allocs[path.Base(f.name)], [2]int64{off, n})
+	return f.fs.allocErr
+}
+
+func (f *adviseFile) Truncate(size int64) error {
+	f.fs.mu.Lock()
+	if f.fs.truncs == nil {
+		f.fs.truncs = map[string][]int64{}
+	}
+	f.fs.truncs[path.Base(f.name)] = append(f.fs.truncs[path.Base(f.name)], size)
+	f.fs.mu.Unlock()
+	return f.File.Truncate(size)
 }
 
 // takeBehinds returns the write-behind ranges recorded since the last

@@ -164,7 +164,7 @@ func (l *Log) appendLocked(b []byte, first, last, maxTs int64, buffer bool) erro
 		if err := l.flushPendLocked(); err != nil {
 			return err
 		}
-		n, err := l.w.writeData(b, a.size)
+		n, err := l.w.writeData(b, a.size, l.allocAhead())
 		if err != nil || n != len(b) {
 			if err == nil {
 				err = fmt.Errorf("short write: %d of %d bytes", n, len(b))

@@ -74,7 +74,7 @@ func (l *Log) flushPendLocked() error {
 		return l.failed
 	}
 	written := a.size - int64(len(a.pend))
-	n, err := l.w.writeData(a.pend, written)
+	n, err := l.w.writeData(a.pend, written, l.allocAhead())
 	if err == nil && n != len(a.pend) {
 		err = fmt.Errorf("short write: %d of %d bytes", n, len(a.pend))
 	}

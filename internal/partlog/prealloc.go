@@ -74,6 +74,10 @@ type reservation struct {
 	seen            bool
 	// busy is set while the Syncer's reserver has a job for the writer.
 	busy bool
+	// allocEnd is where the blocks allocated ahead of the appends end
+	// (alloc.go); allocOff stops allocating.
+	allocEnd int64
+	allocOff bool
 }
 
 // createWriter creates (or empties) a segment file for appending at the
@@ -273,14 +277,18 @@ func (j reserveJob) done() {
 }
 
 // writeData writes b at off, the data's end, in w's file (see
-// reservation).
-func (w *rcFile) writeData(b []byte, off int64) (int, error) {
+// reservation), allocating blocks up to allocAhead bytes past it
+// (alloc.go; 0: none).
+func (w *rcFile) writeData(b []byte, off, allocAhead int64) (int, error) {
 	r := &w.res
 	if off+int64(len(b)) <= r.end.Load() {
 		return w.f.WriteAt(b, off) // into reserved space
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if allocAhead > 0 {
+		w.allocateLocked(off, off+int64(len(b)), allocAhead)
+	}
 	n, err := w.f.WriteAt(b, off)
 	if e := off + int64(n); e > r.end.Load() {
 		r.end.Store(e)
@@ -303,6 +311,7 @@ func (w *rcFile) truncateResLocked(size int64) error {
 		return err
 	}
 	w.res.end.Store(size)
+	w.res.allocEnd = size // the blocks past the size went with it
 	return nil
 }
 
@@ -313,8 +322,14 @@ func (w *rcFile) seal(size int64, sync bool) error {
 	r := &w.res
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.off = true
+	r.off, r.allocOff = true, true
 	if r.end.Load() <= size {
+		if r.allocEnd > size {
+			// Blocks allocated ahead and not written: release them. Not
+			// a matter of durability (a crash leaves them past the
+			// end, unread), so no sync.
+			_ = w.truncateResLocked(size)
+		}
 		return nil
 	}
 	if err := w.truncateResLocked(size); err != nil {

@@ -63,6 +63,8 @@ type Syncer struct {
 	cacheKeep, cacheBudget  atomic.Int64
 	cacheBusy, cacheBusyNow atomic.Int64
 	cacheEpoch              atomic.Uint64
+	// allocAhead: see AllocateAhead.
+	allocAhead atomic.Int64
 
 	interval time.Duration
 	stop     chan struct{}

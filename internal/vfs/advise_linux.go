@@ -1,6 +1,10 @@
 package vfs
 
-import "golang.org/x/sys/unix"
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
 
 // DropCache implements CacheAdvisor with posix_fadvise(POSIX_FADV_DONTNEED).
 func (f OSFile) DropCache(off, n int64) error {
@@ -23,4 +27,18 @@ func (f OSFile) WriteBack(off, n int64) error {
 // the range's writeback and return.
 func (f OSFile) StartWriteBack(off, n int64) error {
 	return unix.SyncFileRange(int(f.File.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
+}
+
+// Allocate implements Allocator with fallocate(2) and
+// FALLOC_FL_KEEP_SIZE.
+func (f OSFile) Allocate(off, n int64) error {
+	for {
+		err := unix.Fallocate(int(f.File.Fd()), unix.FALLOC_FL_KEEP_SIZE, off, n)
+		if err != unix.EINTR {
+			if err != nil {
+				return &os.PathError{Op: "fallocate", Path: f.Name(), Err: err}
+			}
+			return nil
+		}
+	}
 }

@@ -2,6 +2,8 @@
 
 package vfs
 
+import "errors"
+
 // DropCache implements CacheAdvisor; elsewhere than Linux it does nothing.
 func (f OSFile) DropCache(off, n int64) error { return nil }
 
@@ -14,3 +16,6 @@ func (f OSFile) WriteBack(off, n int64) error { return nil }
 // StartWriteBack implements WriteBehinder; elsewhere than Linux it does
 // nothing.
 func (f OSFile) StartWriteBack(off, n int64) error { return nil }
+
+// Allocate implements Allocator; elsewhere than Linux it is unsupported.
+func (f OSFile) Allocate(off, n int64) error { return errors.ErrUnsupported }

@@ -694,6 +694,15 @@ func (f *faultFile) StartWriteBack(off, n int64) error {
 	return StartWriteBack(f.f, off, n)
 }
 
+// Allocate implements Allocator when the wrapped file does. Like
+// StartWriteBack it is not an operation faults apply to: its callers
+// stop allocating on any error and nothing depends on it, and the
+// capacity the fault FS models is that of the files' sizes, which it
+// leaves alone.
+func (f *faultFile) Allocate(off, n int64) error {
+	return Allocate(f.f, off, n)
+}
+
 func (f *faultFile) Sync() error {
 	if err := f.fs.check(OpSync, f.name); err != nil {
 		return wrapPath("sync", f.name, err)

@@ -156,3 +156,40 @@ func (s *faultWholeSyncer) SyncAll() error {
 }
 
 func (s *faultWholeSyncer) Close() error { return s.ws.Close() }
+
+// MetadataInPlace reports whether dir is on a file system whose syncs
+// write the metadata of the data they cover in place, block by block:
+// ext2/3/4 without a journal (Linux only; false wherever it cannot
+// tell). There a sync after appends writes the block bitmap and group
+// descriptor their allocation changed, which allocating ahead of the
+// appends (Allocator) saves.
+func MetadataInPlace(fs FS, dir string) bool {
+	if fs != Default {
+		return false
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(dir, &sfs); err != nil || sfs.Type != unix.EXT4_SUPER_MAGIC {
+		return false
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return false
+	}
+	// The block device's name, for its journal's entry in
+	// /proc/fs/jbd2 ("vda-8": device, then the journal's inode).
+	dev, err := os.Readlink("/sys/dev/block/" + strconv.FormatUint(uint64(unix.Major(st.Dev)), 10) + ":" + strconv.FormatUint(uint64(unix.Minor(st.Dev)), 10))
+	if err != nil {
+		return false
+	}
+	name := dev[strings.LastIndexByte(dev, '/')+1:]
+	entries, err := os.ReadDir("/proc/fs/jbd2")
+	if err != nil && !os.IsNotExist(err) {
+		return false
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), name+"-") {
+			return false // a journal
+		}
+	}
+	return true
+}

@@ -133,6 +133,26 @@ type WriteBehinder interface {
 	StartWriteBack(off, n int64) error
 }
 
+// Allocator is a File that can allocate disk blocks for a byte range
+// without changing its size (OSFile on Linux: fallocate(2) with
+// FALLOC_FL_KEEP_SIZE). The file's data and size are unchanged: reads
+// past its end still find nothing, and a truncation to its size (or
+// less) releases the blocks past it. Appends into allocated blocks need
+// no block allocation when they are written back, which on ext4 is a
+// bitmap and a group descriptor block written by each sync.
+type Allocator interface {
+	Allocate(off, n int64) error
+}
+
+// Allocate calls f's Allocate when f is an Allocator, and returns
+// errors.ErrUnsupported otherwise.
+func Allocate(f File, off, n int64) error {
+	if a, ok := f.(Allocator); ok {
+		return a.Allocate(off, n)
+	}
+	return errors.ErrUnsupported
+}
+
 // WriteBack calls f's WriteBack when f is a WriteBacker.
 func WriteBack(f File, off, n int64) error {
 	if w, ok := f.(WriteBacker); ok && n > 0 {
