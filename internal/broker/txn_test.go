@@ -644,14 +644,7 @@ func TestTxnPipelinedFirstBatches(t *testing.T) {
 	if _, err := conn.Write(out); err != nil {
 		t.Fatal(err)
 	}
-	last := int64(-1)
-	for i := range n {
-		sp := readProduceResponse(t, conn)
-		if sp.ErrorCode != 0 || sp.BaseOffset <= last {
-			t.Fatalf("batch %d: %v at offset %d (previous %d)", i, kerr.ErrorForCode(sp.ErrorCode), sp.BaseOffset, last)
-		}
-		last = sp.BaseOffset
-	}
+	expectAppendedInOrder(t, conn, n)
 }
 
 // TestTxnPipelinedBatchesAfterFirstAppended: a batch that arrives after
@@ -689,14 +682,7 @@ func TestTxnPipelinedBatchesAfterFirstAppended(t *testing.T) {
 	if _, err := conn.Write(out); err != nil {
 		t.Fatal(err)
 	}
-	last := int64(-1)
-	for i := range n {
-		sp := readProduceResponse(t, conn)
-		if sp.ErrorCode != 0 || sp.BaseOffset <= last {
-			t.Fatalf("batch %d: %v at offset %d (previous %d)", i, kerr.ErrorForCode(sp.ErrorCode), sp.BaseOffset, last)
-		}
-		last = sp.BaseOffset
-	}
+	expectAppendedInOrder(t, conn, n)
 }
 
 // pipelinedTxnProducer sets up a transactional producer whose first
@@ -751,6 +737,20 @@ func pipelinedTxnProducer(t *testing.T, b *ktest.Broker, topic string) (conn net
 		return append(out, f.AppendRequest(nil, req, int32(seq))...) // it writes the size at dst[0]
 	}
 	return conn, send
+}
+
+// expectAppendedInOrder reads n produce responses and checks that each
+// batch was appended, after the one before.
+func expectAppendedInOrder(t *testing.T, conn net.Conn, n int) {
+	t.Helper()
+	last := int64(-1)
+	for i := range n {
+		sp := readProduceResponse(t, conn)
+		if sp.ErrorCode != 0 || sp.BaseOffset <= last {
+			t.Fatalf("batch %d: %v at offset %d (previous %d)", i, kerr.ErrorForCode(sp.ErrorCode), sp.BaseOffset, last)
+		}
+		last = sp.BaseOffset
+	}
 }
 
 // readProduceResponse reads one v12 produce response of one partition.
