@@ -3,7 +3,6 @@ package vfs
 import (
 	"os"
 	"slices"
-	"syscall"
 )
 
 // Default is the operating system's file system.
@@ -22,20 +21,6 @@ func (f OSFile) Size() (int64, error) {
 		return 0, err
 	}
 	return fi.Size(), nil
-}
-
-// Sync implements File with fdatasync: segment metadata other than the
-// size does not need to be durable.
-func (f OSFile) Sync() error {
-	for {
-		err := syscall.Fdatasync(int(f.File.Fd()))
-		if err != syscall.EINTR {
-			if err != nil {
-				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
-			}
-			return nil
-		}
-	}
 }
 
 // zeros is what Preallocate writes.

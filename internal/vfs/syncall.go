@@ -2,13 +2,8 @@ package vfs
 
 import (
 	"errors"
-	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // WholeSyncer makes everything written to a file system durable in one
@@ -45,52 +40,6 @@ func OpenWholeSyncer(fs FS, dir string) (WholeSyncer, error) {
 	}
 	return nil, ErrNoWholeSync
 }
-
-// OpenWholeSyncer implements wholeSyncOpener with syncfs(2) on Linux 5.8
-// or later; older kernels do not report writeback errors from syncfs.
-func (osFS) OpenWholeSyncer(dir string) (WholeSyncer, error) {
-	if !syncfsReportsErrors() {
-		return nil, ErrNoWholeSync
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	return &osWholeSyncer{d: d}, nil
-}
-
-type osWholeSyncer struct{ d *os.File }
-
-func (s *osWholeSyncer) SyncAll() error {
-	for {
-		err := unix.Syncfs(int(s.d.Fd()))
-		if err != unix.EINTR {
-			if err != nil {
-				return &os.PathError{Op: "syncfs", Path: s.d.Name(), Err: err}
-			}
-			return nil
-		}
-	}
-}
-
-func (s *osWholeSyncer) Close() error { return s.d.Close() }
-
-var syncfsOK = sync.OnceValue(func() bool {
-	var u syscall.Utsname
-	if err := syscall.Uname(&u); err != nil {
-		return false
-	}
-	var b strings.Builder
-	for _, c := range u.Release {
-		if c == 0 {
-			break
-		}
-		b.WriteByte(byte(c))
-	}
-	return kernelAtLeast(b.String(), 5, 8)
-})
-
-func syncfsReportsErrors() bool { return syncfsOK() }
 
 // kernelAtLeast parses "6.18.44-whatever" and compares major.minor.
 func kernelAtLeast(release string, major, minor int) bool {
@@ -156,40 +105,3 @@ func (s *faultWholeSyncer) SyncAll() error {
 }
 
 func (s *faultWholeSyncer) Close() error { return s.ws.Close() }
-
-// MetadataInPlace reports whether dir is on a file system whose syncs
-// write the metadata of the data they cover in place, block by block:
-// ext2/3/4 without a journal (Linux only; false wherever it cannot
-// tell). There a sync after appends writes the block bitmap and group
-// descriptor their allocation changed, which allocating ahead of the
-// appends (Allocator) saves.
-func MetadataInPlace(fs FS, dir string) bool {
-	if fs != Default {
-		return false
-	}
-	var sfs unix.Statfs_t
-	if err := unix.Statfs(dir, &sfs); err != nil || sfs.Type != unix.EXT4_SUPER_MAGIC {
-		return false
-	}
-	var st unix.Stat_t
-	if err := unix.Stat(dir, &st); err != nil {
-		return false
-	}
-	// The block device's name, for its journal's entry in
-	// /proc/fs/jbd2 ("vda-8": device, then the journal's inode).
-	dev, err := os.Readlink("/sys/dev/block/" + strconv.FormatUint(uint64(unix.Major(st.Dev)), 10) + ":" + strconv.FormatUint(uint64(unix.Minor(st.Dev)), 10))
-	if err != nil {
-		return false
-	}
-	name := dev[strings.LastIndexByte(dev, '/')+1:]
-	entries, err := os.ReadDir("/proc/fs/jbd2")
-	if err != nil && !os.IsNotExist(err) {
-		return false
-	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), name+"-") {
-			return false // a journal
-		}
-	}
-	return true
-}
