@@ -76,9 +76,9 @@ type Broker struct {
 	// wholeSync syncs the data directory's file system at once; nil
 	// where unsupported.
 	wholeSync vfs.WholeSyncer
-	// allocAhead: the data directory's file system has no journal, so
-	// segments allocate ahead of appends (log.allocate.ahead.bytes).
-	allocAhead bool
+	// metadataInPlace: the data directory's file system has no journal,
+	// so segments allocate ahead of appends (log.allocate.ahead.bytes).
+	metadataInPlace bool
 
 	// partsMu guards parts and topicsDeleting. Lock order: partsMu
 	// before partition.mu.
@@ -186,8 +186,8 @@ func Open(opts Options) (*Broker, error) {
 	// Without a journal each sync writes the allocation's metadata in
 	// place, which allocating ahead of the appends saves (partlog
 	// alloc.go; reconcile applies log.allocate.ahead.bytes).
-	b.allocAhead = vfs.MetadataInPlace(b.fs, b.dir)
-	if b.allocAhead {
+	b.metadataInPlace = vfs.MetadataInPlace(b.fs, b.dir)
+	if b.metadataInPlace {
 		b.log.Info("the data directory's file system has no journal: segments allocate their blocks ahead of appends (log.allocate.ahead.bytes)", "dir", b.dir)
 	}
 	b.syncer.Observe(partlog.Observers{

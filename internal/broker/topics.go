@@ -242,7 +242,7 @@ func (b *Broker) reconcile(img *metadata.Image) error {
 	cfg := b.Config()
 	b.syncer.KeepCached(cfg.Int("log.cache.keep.bytes"))
 	b.syncer.CacheBudget(cfg.Int("log.cache.budget.bytes"))
-	if b.allocAhead {
+	if b.metadataInPlace {
 		b.syncer.AllocateAhead(cfg.Int("log.allocate.ahead.bytes"))
 	}
 

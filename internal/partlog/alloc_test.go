@@ -14,7 +14,7 @@ func TestAllocateAhead(t *testing.T) {
 	fs := &adviseFS{MemFS: vfs.NewMem(), t: t}
 	cfg := DefaultConfig()
 	cfg.SegmentBytes = 6 << 20
-	tl := openAllocating(t, fs, cfg)
+	tl := openAllocating(t, fs, cfg, DefaultAllocateAhead)
 
 	b := mkBatch(t, 60, 1, 1000) // ~62 KiB, a sticky producer's batch
 	first := segmentName(0, logSuffix)
@@ -72,7 +72,7 @@ func TestAllocateAhead(t *testing.T) {
 // allocations; the appends go on.
 func TestAllocateFailureStopsAllocating(t *testing.T) {
 	fs := &adviseFS{MemFS: vfs.NewMem(), t: t, allocErr: syscall.ENOSPC}
-	tl := openAllocating(t, fs, DefaultConfig())
+	tl := openAllocating(t, fs, DefaultConfig(), DefaultAllocateAhead)
 	for range 40 {
 		tl.append(mkBatch(t, 60, 1, 1000))
 	}
@@ -93,12 +93,7 @@ func TestAllocateFailureStopsAllocating(t *testing.T) {
 // journal) do not.
 func TestAllocateOnlyWhenAsked(t *testing.T) {
 	fs := &adviseFS{MemFS: vfs.NewMem(), t: t}
-	s := NewSyncer(1)
-	defer s.Close()
-	tl := openTest(t, fs, DefaultConfig())
-	tl.syn = s
-	tl.Close()
-	tl.reopen()
+	tl := openAllocating(t, fs, DefaultConfig(), 0)
 	for range 10 {
 		tl.append(mkBatch(t, 60, 1, 1000))
 	}
@@ -112,12 +107,13 @@ func TestAllocateOnlyWhenAsked(t *testing.T) {
 	}
 }
 
-// openAllocating opens a test log whose Syncer allocates ahead.
-func openAllocating(t *testing.T, fs vfs.FS, cfg Config) *testLog {
+// openAllocating opens a test log whose Syncer allocates up to
+// allocAhead bytes ahead (0: not at all).
+func openAllocating(t *testing.T, fs vfs.FS, cfg Config, allocAhead int64) *testLog {
 	t.Helper()
 	s := NewSyncer(1)
 	t.Cleanup(func() { s.Close() })
-	s.AllocateAhead(DefaultAllocateAhead)
+	s.AllocateAhead(allocAhead)
 	tl := openTest(t, fs, cfg)
 	tl.syn = s
 	tl.Close()
