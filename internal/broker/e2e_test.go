@@ -182,6 +182,54 @@ func TestMessageTooLarge(t *testing.T) {
 	}
 }
 
+// TestTopicConfigReachesEveryPartition alters a produce-path setting of
+// a topic and checks every partition enforces it, then the topic's new
+// partitions too: the partitions of a topic share one parsed copy of the
+// settings, replaced as a whole on each change.
+func TestTopicConfigReachesEveryPartition(t *testing.T) {
+	b := ktest.NewBroker(t)
+	b.CreateTopic("shared", 4, nil)
+	adm := b.Admin()
+	ctx := ctxT(t, 30*time.Second)
+	cl := b.Client(kgo.DefaultProduceTopic("shared"), kgo.RecordRetries(0), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	big := make([]byte, 5000)
+	rand.Read(big)
+	produceAll := func(n int32) []error {
+		errs := make([]error, n)
+		for p := range n {
+			errs[p] = cl.ProduceSync(ctx, &kgo.Record{Partition: p, Value: big}).FirstErr()
+		}
+		return errs
+	}
+	for p, err := range produceAll(4) {
+		if err != nil {
+			t.Fatalf("partition %d before the change: %v", p, err)
+		}
+	}
+	if err := alterErr(adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{set("max.message.bytes", "2000")}, "shared")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreatePartitions(ctx, 6, "shared"); err != nil {
+		t.Fatal(err)
+	}
+	// The client learns of the new partitions from a later metadata
+	// refresh; until then it refuses to pick partition 5 itself.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cl.ForceMetadataRefresh()
+		errs := produceAll(6)
+		if errors.Is(errs[5], kerr.MessageTooLarge) || time.Now().After(deadline) {
+			for p, err := range errs {
+				if !errors.Is(err, kerr.MessageTooLarge) {
+					t.Fatalf("partition %d after the change: %v, want MESSAGE_TOO_LARGE", p, err)
+				}
+			}
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func TestListOffsetsByTimestamp(t *testing.T) {
 	b := ktest.NewBroker(t)
 	b.CreateTopic("ts", 1, nil)

@@ -146,10 +146,14 @@ func newProduceSettings(c *config.TopicConfig) *produceSettings {
 	}
 }
 
-// setConfig installs the topic's effective configuration.
-func (p *partition) setConfig(c *config.TopicConfig) {
+// setConfig installs the topic's effective configuration and its
+// produce settings (newProduceSettings(c)). The settings are made once
+// per topic and shared by its partitions: the produce path reads them
+// for every batch, and with one copy per partition, producing one-record
+// batches across 10,000 partitions missed the CPU cache on each.
+func (p *partition) setConfig(c *config.TopicConfig, ps *produceSettings) {
 	p.cfg.Store(c)
-	p.settings.Store(newProduceSettings(c))
+	p.settings.Store(ps)
 }
 
 // durable reports whether acknowledged writes wait for fsync.

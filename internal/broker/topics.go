@@ -279,17 +279,18 @@ func (b *Broker) reconcile(img *metadata.Image) error {
 	// New partitions and config changes.
 	for _, t := range img.Topics {
 		tcfg := cfg.Topic(t.Configs)
+		settings := newProduceSettings(tcfg)
 		b.partsMu.RLock()
 		have := b.parts[t.ID]
 		b.partsMu.RUnlock()
 		for _, p := range have {
-			p.setConfig(tcfg)
+			p.setConfig(tcfg, settings)
 			p.log.SetConfig(partlogConfig(tcfg))
 		}
 		if len(have) >= len(t.Partitions) {
 			continue
 		}
-		ps, err := b.openPartitions(t, t.Partitions[len(have):], tcfg)
+		ps, err := b.openPartitions(t, t.Partitions[len(have):], tcfg, settings)
 		b.partsMu.Lock()
 		b.parts[t.ID] = append(b.parts[t.ID], ps...)
 		b.partsMu.Unlock()
@@ -320,7 +321,7 @@ const RecoverWorkers = 16
 // end, before any partition is published (and appended to). Partitions
 // on disk are opened RecoverWorkers at a time while the broker starts;
 // new ones one at a time (see RecoverWorkers).
-func (b *Broker) openPartitions(t *metadata.Topic, mps []*metadata.Partition, tcfg *config.TopicConfig) ([]*partition, error) {
+func (b *Broker) openPartitions(t *metadata.Topic, mps []*metadata.Partition, tcfg *config.TopicConfig, settings *produceSettings) ([]*partition, error) {
 	deferSync := len(mps) > 1 && b.syncer.CanSyncAll()
 	opened := make([]*partition, len(mps))
 	errs := make([]error, len(mps))
@@ -340,7 +341,7 @@ func (b *Broker) openPartitions(t *metadata.Topic, mps []*metadata.Partition, tc
 				if i >= len(mps) {
 					return
 				}
-				if opened[i], errs[i] = b.openPartition(t, mps[i], tcfg, deferSync); errs[i] != nil {
+				if opened[i], errs[i] = b.openPartition(t, mps[i], tcfg, settings, deferSync); errs[i] != nil {
 					failed.Store(true)
 				}
 			}
@@ -376,7 +377,7 @@ func (b *Broker) openPartitions(t *metadata.Topic, mps []*metadata.Partition, tc
 // openPartition opens (recovering) one partition's log. A directory left
 // by an earlier topic of the same name (deleted while the broker was
 // down) is removed first.
-func (b *Broker) openPartition(t *metadata.Topic, mp *metadata.Partition, tcfg *config.TopicConfig, deferSync bool) (*partition, error) {
+func (b *Broker) openPartition(t *metadata.Topic, mp *metadata.Partition, tcfg *config.TopicConfig, settings *produceSettings, deferSync bool) (*partition, error) {
 	dir := b.partitionDir(t.Name, mp.Partition)
 	idFile := filepath.Join(dir, topicIDFile)
 	if data, err := vfs.ReadFile(b.fs, idFile); err == nil {
@@ -433,7 +434,7 @@ func (b *Broker) openPartition(t *metadata.Topic, mp *metadata.Partition, tcfg *
 	p.onIndexError = func(err error) {
 		b.log.Error("aborted transaction index", "topic", p.topic, "partition", p.index, "err", err)
 	}
-	p.setConfig(tcfg)
+	p.setConfig(tcfg, settings)
 	// With one replica, everything recovered from disk is durable: the
 	// high watermark is the log end offset.
 	p.log.SetHighWatermark(l.LogEndOffset())
