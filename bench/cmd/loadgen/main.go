@@ -123,7 +123,7 @@ func producerFlags(fs *flag.FlagSet, pc *load.ProducerConfig) {
 	fs.BoolVar(&pc.Idempotent, "idempotent", pc.Idempotent, "idempotent producer (needs --acks -1)")
 	fs.IntVar(&pc.MaxBuffered, "max-buffered", pc.MaxBuffered, "max records buffered per client")
 	fs.IntVar(&pc.MaxInflight, "max-inflight", pc.MaxInflight, "max produce requests in flight per broker (non-idempotent only)")
-	fs.StringVar(&pc.Partitioner, "partitioner", pc.Partitioner, "rr (round robin), sticky (kgo default)")
+	fs.StringVar(&pc.Partitioner, "partitioner", pc.Partitioner, "rr (round robin), sticky (kgo default), uniform (sticky without adaptive partition choice)")
 }
 
 // gcFlag registers --gogc, the load generator's own GOGC while it
