@@ -1,10 +1,6 @@
 package vfs
 
-import (
-	"os"
-
-	"golang.org/x/sys/unix"
-)
+import "golang.org/x/sys/unix"
 
 // DropCache implements CacheAdvisor with posix_fadvise(POSIX_FADV_DONTNEED).
 func (f OSFile) DropCache(off, n int64) error {
@@ -32,13 +28,7 @@ func (f OSFile) StartWriteBack(off, n int64) error {
 // Allocate implements Allocator with fallocate(2) and
 // FALLOC_FL_KEEP_SIZE.
 func (f OSFile) Allocate(off, n int64) error {
-	for {
-		err := unix.Fallocate(int(f.File.Fd()), unix.FALLOC_FL_KEEP_SIZE, off, n)
-		if err != unix.EINTR {
-			if err != nil {
-				return &os.PathError{Op: "fallocate", Path: f.Name(), Err: err}
-			}
-			return nil
-		}
-	}
+	return retryEINTR("fallocate", f.Name(), func() error {
+		return unix.Fallocate(int(f.File.Fd()), unix.FALLOC_FL_KEEP_SIZE, off, n)
+	})
 }

@@ -13,14 +13,21 @@ import (
 // Sync implements File with fdatasync: segment metadata other than the
 // size does not need to be durable.
 func (f OSFile) Sync() error {
+	return retryEINTR("fdatasync", f.Name(), func() error { return unix.Fdatasync(int(f.File.Fd())) })
+}
+
+// retryEINTR runs call until it is not interrupted by a signal, and
+// names op and path in its error.
+func retryEINTR(op, path string, call func() error) error {
 	for {
-		err := syscall.Fdatasync(int(f.File.Fd()))
-		if err != syscall.EINTR {
-			if err != nil {
-				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
-			}
-			return nil
+		err := call()
+		if err == unix.EINTR {
+			continue
 		}
+		if err != nil {
+			return &os.PathError{Op: op, Path: path, Err: err}
+		}
+		return nil
 	}
 }
 
@@ -40,15 +47,7 @@ func (osFS) OpenWholeSyncer(dir string) (WholeSyncer, error) {
 type osWholeSyncer struct{ d *os.File }
 
 func (s *osWholeSyncer) SyncAll() error {
-	for {
-		err := unix.Syncfs(int(s.d.Fd()))
-		if err != unix.EINTR {
-			if err != nil {
-				return &os.PathError{Op: "syncfs", Path: s.d.Name(), Err: err}
-			}
-			return nil
-		}
-	}
+	return retryEINTR("syncfs", s.d.Name(), func() error { return unix.Syncfs(int(s.d.Fd())) })
 }
 
 func (s *osWholeSyncer) Close() error { return s.d.Close() }

@@ -28,7 +28,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -97,7 +96,7 @@ func run(dir string, nfiles int, layout, syncMode string, per, workers, size int
 		fs[i] = &file{f: f}
 		switch layout {
 		case "alloc":
-			if err := syscall.Fallocate(int(f.Fd()), 1 /* FALLOC_FL_KEEP_SIZE */, 0, reserve); err != nil {
+			if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, reserve); err != nil {
 				return fmt.Errorf("fallocate: %w", err)
 			}
 		case "zeros":
@@ -119,7 +118,17 @@ func run(dir string, nfiles int, layout, syncMode string, per, workers, size int
 
 	data := make([]byte, size)
 	var rounds, bytes, syncNs atomic.Int64
-	var firstErr atomic.Value
+	// The first error stops its writer; errors are of several types
+	// (*os.PathError, syscall.Errno), so not an atomic.Value.
+	var errMu sync.Mutex
+	var firstErr error
+	fail := func(err error) {
+		errMu.Lock()
+		defer errMu.Unlock()
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
 	stop := time.Now().Add(dur)
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -141,13 +150,13 @@ func run(dir string, nfiles int, layout, syncMode string, per, workers, size int
 					f.size = off + int64(size)
 					f.mu.Unlock()
 					if err != nil {
-						firstErr.CompareAndSwap(nil, err)
+						fail(err)
 						return
 					}
 				}
 				start := time.Now()
 				if err := syncRound(d, picked, syncMode); err != nil {
-					firstErr.CompareAndSwap(nil, err)
+					fail(err)
 					return
 				}
 				syncNs.Add(int64(time.Since(start)))
@@ -157,8 +166,8 @@ func run(dir string, nfiles int, layout, syncMode string, per, workers, size int
 		}()
 	}
 	wg.Wait()
-	if err, _ := firstErr.Load().(error); err != nil {
-		return err
+	if firstErr != nil {
+		return firstErr
 	}
 	n := max(rounds.Load(), 1)
 	fmt.Printf("layout=%s sync=%s files=%d per=%d workers=%d size=%d: %.0f MB/s durable, %d rounds, sync %.2f ms a round\n",
@@ -173,7 +182,7 @@ func syncRound(d *os.File, picked []*file, mode string) error {
 	case "fdatasync":
 		errs := make(chan error, len(picked))
 		for _, f := range picked {
-			go func() { errs <- syscall.Fdatasync(int(f.f.Fd())) }()
+			go func() { errs <- unix.Fdatasync(int(f.f.Fd())) }()
 		}
 		var first error
 		for range picked {
@@ -183,18 +192,18 @@ func syncRound(d *os.File, picked []*file, mode string) error {
 		}
 		return first
 	default: // range
-		const write, waitBefore, waitAfter = 2, 1, 4 // SYNC_FILE_RANGE_*
 		for _, f := range picked {
-			if err := syscall.SyncFileRange(int(f.f.Fd()), 0, 0, write); err != nil {
+			if err := unix.SyncFileRange(int(f.f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE); err != nil {
 				return err
 			}
 		}
+		const wait = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
 		for _, f := range picked {
-			if err := syscall.SyncFileRange(int(f.f.Fd()), 0, 0, waitBefore|write|waitAfter); err != nil {
+			if err := unix.SyncFileRange(int(f.f.Fd()), 0, 0, wait); err != nil {
 				return err
 			}
 		}
-		return syscall.Fdatasync(int(picked[0].f.Fd())) // the device flush
+		return unix.Fdatasync(int(picked[0].f.Fd())) // the device flush
 	}
 }
 
