@@ -282,11 +282,6 @@ func (l *Log) rollLocked(newBase int64) error {
 	if err != nil {
 		return fmt.Errorf("partlog: roll: %w", err)
 	}
-	if err := writeIndexFiles(l.fs, seg, nil, nil); err != nil {
-		f.Close()
-		l.fs.Remove(seg.logName)
-		return fmt.Errorf("partlog: roll: %w", err)
-	}
 	now := l.now()
 	a := &l.act
 	old, oldW := a.seg, l.w
@@ -298,8 +293,14 @@ func (l *Log) rollLocked(newBase int64) error {
 		}
 		l.segs = l.segs[:len(l.segs)-1]
 	} else {
-		if err := l.finishActiveIndexLocked(); err != nil {
-			l.failLocked(fmt.Errorf("partlog: write index of %s: %w", old.logName, err))
+		// A closed segment always has both index files, empty or not
+		// (the active one gets them with its first entries).
+		ierr := l.finishActiveIndexLocked()
+		if ierr == nil {
+			ierr = ensureIndexFiles(l.fs, old, a.idxFlushed, a.tidxFlushed)
+		}
+		if ierr != nil {
+			l.failLocked(fmt.Errorf("partlog: write index of %s: %w", old.logName, ierr))
 		}
 		old.next = newBase
 		old.setMeta(segMeta{size: a.size, maxTs: a.maxTs, maxTsOff: a.maxTsOff, idxEntries: a.idxFlushed, modified: a.modified})

@@ -16,7 +16,13 @@
 //	00000000000000004711.log        next segment (base offset 4711) ...
 //	partition.checkpoint            offsets, clean-shutdown flag, leader epochs
 //
-// and, only while a compaction swaps segments in (see compact.go), the
+// The active segment's index files appear with their first entries
+// (written by the checkpoint, a roll or a clean close); until then a
+// missing one is an empty one. Every closed segment has both, empty or
+// not. A new partition is thus one segment file, not three: creating
+// files is most of a large topic's creation.
+//
+// And, only while a compaction swaps segments in (see compact.go), the
 // new segment's files under <base>.log.cleaned, .index.cleaned and
 // .timeindex.cleaned, and an empty commit marker <base>.<next>.swap.
 //

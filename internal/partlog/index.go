@@ -176,6 +176,9 @@ func searchTimeEntries(b []byte, target int64) int {
 // the whole file (read at once: time lookups are rare), or found=false.
 func lookupTimeIndex(fs vfs.FS, name string, target int64) (e timeEntry, found bool, err error) {
 	b, err := vfs.ReadFile(fs, name)
+	if vfs.IsNotExist(err) {
+		return timeEntry{}, false, nil // no entries yet (an active segment's)
+	}
 	if err != nil {
 		return timeEntry{}, false, err
 	}

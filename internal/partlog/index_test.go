@@ -2,9 +2,13 @@ package partlog
 
 import (
 	"encoding/binary"
+	"path"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gregor-streaming/gregor/internal/batch"
+	"github.com/gregor-streaming/gregor/internal/vfs"
 )
 
 // checkIndexFile verifies an offset index file against its log: entries
@@ -12,7 +16,11 @@ import (
 // names.
 func checkIndexFile(t *testing.T, tl *testLog, base int64) int {
 	t.Helper()
-	idx := tl.readFile(segName(base, ".index"))
+	// An active segment has no index file until its first entry.
+	idx, err := vfs.ReadFile(tl.fs, path.Join(tl.dir, segName(base, ".index")))
+	if err != nil && !vfs.IsNotExist(err) {
+		t.Fatal(err)
+	}
 	logb := tl.readFile(segName(base, ".log"))
 	if len(idx)%8 != 0 {
 		t.Fatalf("index size %d", len(idx))
@@ -127,5 +135,61 @@ func TestLookupIndexFile(t *testing.T) {
 	}
 	if _, _, err := lookupIndexFile(memFile(t, b), 600, 300); err == nil {
 		t.Fatal("decreasing index accepted")
+	}
+}
+
+// A segment's index files appear with their first entries, so creating
+// a partition makes one data file, not three: on file systems where
+// creating files is slow (ext4 without a journal, shortly after many
+// deletions) that is most of a large topic's creation. An idle
+// partition restarts clean without them, and every closed segment has
+// both, empty or not.
+func TestIndexFilesAppearWithEntries(t *testing.T) {
+	tl := openTest(t, nil, Config{SegmentBytes: 1 << 20, IndexIntervalBytes: 4096})
+	has := func(name string) bool { return slices.Contains(tl.files(), name) }
+	if has(segName(0, ".index")) || has(segName(0, ".timeindex")) {
+		t.Fatalf("a new log made index files: %v", tl.files())
+	}
+
+	// An idle log closes and reopens clean, still without them.
+	tl.Close()
+	tl.logs.Reset()
+	tl.reopen()
+	if s := tl.logs.String(); strings.Contains(s, "recovering") || strings.Contains(s, "rebuild") {
+		t.Fatalf("an idle log without index files was recovered:\n%s", s)
+	}
+	if has(segName(0, ".index")) || has(segName(0, ".timeindex")) {
+		t.Fatalf("close made index files: %v", tl.files())
+	}
+
+	// Small appends stay below the index interval: the segment closes
+	// with no offset index entry, and gets empty files when it rolls.
+	want := fill(t, tl, 3, 100)
+	if err := tl.Roll(); err != nil {
+		t.Fatal(err)
+	}
+	for _, suf := range []string{".index", ".timeindex"} {
+		if !has(segName(0, suf)) {
+			t.Errorf("closed segment without %s: %v", suf, tl.files())
+		}
+	}
+	// The new active segment gets its files with its first entries.
+	next := tl.LogEndOffset()
+	want = append(want, fill(t, tl, 60, 200)...)
+	tl.Close()
+	for _, suf := range []string{".index", ".timeindex"} {
+		if !has(segName(next, suf)) {
+			t.Errorf("active segment with entries closed without %s: %v", suf, tl.files())
+		}
+	}
+	tl.logs.Reset()
+	tl.reopen()
+	if s := tl.logs.String(); strings.Contains(s, "recovering") || strings.Contains(s, "rebuild") {
+		t.Fatalf("clean reopen recovered or rebuilt:\n%s", s)
+	}
+	checkContent(t, tl, want)
+	checkIndexFile(t, tl, 0)
+	if n := checkIndexFile(t, tl, next); n == 0 {
+		t.Fatalf("active segment's index has no entries after 12 KB")
 	}
 }

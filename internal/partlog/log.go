@@ -822,6 +822,41 @@ func appendFile(fs vfs.FS, name string, b []byte) error {
 	return f.Close()
 }
 
+// ensureIndexFiles creates s's index files that are still missing: an
+// index file appears with its first entry, and a segment that closes
+// with none has empty ones, so that every closed segment has both.
+func ensureIndexFiles(fs vfs.FS, s *segment, idxEntries, tidxEntries int64) error {
+	if idxEntries == 0 {
+		if err := appendFile(fs, s.idxName, nil); err != nil {
+			return err
+		}
+	}
+	if tidxEntries == 0 {
+		return appendFile(fs, s.tidxName, nil)
+	}
+	return nil
+}
+
+// statIndex is Stat for the active segment's index files, which do not
+// exist until their first entry: a missing one is an empty one.
+func statIndex(fs vfs.FS, name string) (vfs.FileInfo, error) {
+	fi, err := fs.Stat(name)
+	if vfs.IsNotExist(err) {
+		return vfs.FileInfo{}, nil
+	}
+	return fi, err
+}
+
+// syncIfExists fsyncs name unless it does not exist (an active
+// segment's index file before its first entry).
+func syncIfExists(fs vfs.FS, name string) error {
+	f, err := fs.Open(name)
+	if vfs.IsNotExist(err) {
+		return nil
+	}
+	return syncAndClose(f, err)
+}
+
 // writeIndexFiles replaces a segment's index files with the given entries
 // (not synced: the caller syncs when it needs them durable).
 func writeIndexFiles(fs vfs.FS, s *segment, idx []indexEntry, tidx []timeEntry) error {
@@ -845,7 +880,11 @@ func writeFile(fs vfs.FS, name string, b []byte) error {
 
 // syncFile opens name and fsyncs it.
 func syncFile(fs vfs.FS, name string) error {
-	f, err := fs.OpenAppend(name)
+	return syncAndClose(fs.OpenAppend(name))
+}
+
+// syncAndClose fsyncs and closes f, which an open returned with err.
+func syncAndClose(f vfs.File, err error) error {
 	if err != nil {
 		return err
 	}

@@ -108,7 +108,10 @@ func (l *Log) load() error {
 
 	last := l.segs[len(l.segs)-1]
 	clean, damaged := false, false
-	if haveCkpt && ckpt.clean && ckpt.activeBase == last.base && found[last.base].idx && found[last.base].tidx {
+	// The active segment's index files exist once they hold entries.
+	lp := found[last.base]
+	if haveCkpt && ckpt.clean && ckpt.activeBase == last.base && lp != nil &&
+		(lp.idx || ckpt.activeIdxEntries == 0) && (lp.tidx || ckpt.activeTidxEntries == 0) {
 		if err := l.loadCleanActive(&ckpt); err != nil {
 			// A segment that grew was appended to after the clean
 			// start (then a crash): its checkpoint's mark holds. Any
@@ -219,10 +222,6 @@ func (l *Log) startEmptyLocked(start int64) error {
 	if err != nil {
 		return err
 	}
-	if err := writeIndexFiles(l.fs, s, nil, nil); err != nil {
-		f.Close()
-		return err
-	}
 	l.segs = []*segment{s}
 	l.w = newRCFile(f, 1)
 	l.act = activeState{seg: s, lastTs: -1, maxTs: -1, maxTsOff: start, firstTs: -1, created: l.openTime, modified: l.openTime}
@@ -281,11 +280,11 @@ func (l *Log) checkCleanActive(s *segment, f vfs.File, c *checkpoint) (activeSta
 	if size != c.activeSize {
 		return a, fmt.Errorf("active segment has %d bytes, checkpoint says %d", size, c.activeSize)
 	}
-	ii, err := l.fs.Stat(s.idxName)
+	ii, err := statIndex(l.fs, s.idxName)
 	if err != nil {
 		return a, err
 	}
-	ti, err := l.fs.Stat(s.tidxName)
+	ti, err := statIndex(l.fs, s.tidxName)
 	if err != nil {
 		return a, err
 	}
@@ -345,9 +344,11 @@ func (l *Log) checkCleanActive(s *segment, f vfs.File, c *checkpoint) (activeSta
 		}
 		a.firstTs = h.MaxTimestamp
 	}
-	ts, off, err := lastTimeIndexEntry(l.fs, s.tidxName, s.base)
-	if err != nil {
-		return a, err
+	ts, off := int64(-1), s.base
+	if ti.Size > 0 {
+		if ts, off, err = lastTimeIndexEntry(l.fs, s.tidxName, s.base); err != nil {
+			return a, err
+		}
 	}
 	a.lastTs, a.maxTs, a.maxTsOff = ts, ts, off
 	return a, nil
@@ -617,6 +618,8 @@ func updateFile(fs vfs.FS, name string, b []byte) (created bool, err error) {
 		return false, nil
 	case err == nil && len(cur) < len(b) && bytes.Equal(cur, b[:len(cur)]):
 		return false, appendFile(fs, name, b[len(cur):])
+	case err != nil && len(b) == 0:
+		return false, nil // an index file appears with its first entry
 	}
 	return err != nil, writeFile(fs, name, b)
 }

@@ -833,8 +833,8 @@ func (l *Log) syncFiles(w *rcFile, rolled []rolledSegment, dir bool, active *seg
 		keep(w.f.Sync())
 	}
 	if active != nil {
-		keep(syncFile(l.fs, active.idxName))
-		keep(syncFile(l.fs, active.tidxName))
+		keep(syncIfExists(l.fs, active.idxName))
+		keep(syncIfExists(l.fs, active.tidxName))
 	}
 	if dir || len(rolled) > 0 {
 		keep(l.fs.SyncDir(l.dir))
