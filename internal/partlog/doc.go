@@ -22,9 +22,10 @@
 // not. A new partition is thus one segment file, not three: creating
 // files is most of a large topic's creation.
 //
-// And, only while a compaction swaps segments in (see compact.go), the
-// new segment's files under <base>.log.cleaned, .index.cleaned and
-// .timeindex.cleaned, and an empty commit marker <base>.<next>.swap.
+// Only while a compaction swaps segments in (see compact.go) does it
+// also hold the new segment's files under <base>.log.cleaned,
+// .index.cleaned and .timeindex.cleaned, and an empty commit marker
+// <base>.<next>.swap.
 //
 // A Syncer with a journal (journal.go) also keeps, in a directory of
 // its own, the write-ahead files <20-digit number>.wal that hold small
