@@ -266,43 +266,15 @@ Examples:
 			if err != nil && len(resps) == 0 {
 				return r.wrap(err, "DeleteGroups")
 			}
-			type result struct {
-				Group  string `json:"group"`
-				Status string `json:"status"`
-				Error  string `json:"error,omitempty"`
-			}
-			var results []result
-			var errs []error
+			results := newItemResults("group", "groups")
 			for _, g := range groups {
 				resp, ok := resps[g]
 				if !ok {
 					resp.Err = errors.New("no answer from the cluster")
 				}
-				res := result{Group: g, Status: "deleted"}
-				if resp.Err != nil {
-					res.Status, res.Error = "failed", errorText(r.wrap(resp.Err, "DeleteGroups"), "")
-					errs = append(errs, fmt.Errorf("%s: %s", g, res.Error))
-				} else {
-					errs = append(errs, nil)
-				}
-				results = append(results, res)
+				results.add(g, "deleted", r.wrap(resp.Err, "DeleteGroups"), "")
 			}
-			if r.json {
-				if err := printJSON(r.env.Stdout, results); err != nil {
-					return err
-				}
-			} else {
-				t := newTable(r.env.Stdout, "GROUP", "STATUS")
-				for _, res := range results {
-					s := res.Status
-					if res.Error != "" {
-						s += ": " + res.Error
-					}
-					t.row(res.Group, s)
-				}
-				t.flush()
-			}
-			return itemFailure(errs, "groups")
+			return results.print(r)
 		}
 	},
 }

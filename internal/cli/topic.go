@@ -23,42 +23,6 @@ var topicCmd = &command{
 	},
 }
 
-// errorText renders a per-item Kafka error with the broker's message.
-func errorText(err error, msg string) string {
-	if err == nil {
-		return ""
-	}
-	var ke *kerr.Error
-	if errors.As(err, &ke) {
-		if msg != "" && msg != ke.Description {
-			return ke.Message + ": " + msg
-		}
-		return ke.Message
-	}
-	return err.Error()
-}
-
-// itemFailure summarises per-item failures into the command's error.
-func itemFailure(errs []error, noun string) error {
-	var failed []error
-	for _, e := range errs {
-		if e != nil {
-			failed = append(failed, e)
-		}
-	}
-	if len(failed) == 0 {
-		return nil
-	}
-	var ke *kerr.Error
-	if errors.As(failed[0], &ke) && isAuthError(ke) {
-		return failed[0]
-	}
-	if len(errs) == 1 {
-		return &failedError{msg: failed[0].Error()}
-	}
-	return &failedError{msg: fmt.Sprintf("%d of %d %s failed", len(failed), len(errs), noun)}
-}
-
 // ---- create
 
 var topicCreateCmd = &command{
@@ -526,46 +490,19 @@ Examples:
 			if err != nil {
 				return r.wrap(err, "DeleteTopics")
 			}
-			type result struct {
-				Topic  string `json:"topic"`
-				Status string `json:"status"`
-				Error  string `json:"error,omitempty"`
-			}
-			var results []result
-			var errs []error
+			results := newItemResults("topic", "topics")
 			for _, name := range args {
 				resp, ok := resps[name]
 				if !ok {
 					resp.Err = errors.New("no answer from the cluster")
 				}
-				res := result{Topic: name, Status: "deleted"}
+				status := "deleted"
 				if *ifExists && errors.Is(resp.Err, kerr.UnknownTopicOrPartition) {
-					res.Status, resp.Err = "absent", nil
+					status, resp.Err = "absent", nil
 				}
-				if resp.Err != nil {
-					res.Status, res.Error = "failed", errorText(resp.Err, resp.ErrMessage)
-					errs = append(errs, fmt.Errorf("%s: %s", name, res.Error))
-				} else {
-					errs = append(errs, nil)
-				}
-				results = append(results, res)
+				results.add(name, status, resp.Err, resp.ErrMessage)
 			}
-			if r.json {
-				if err := printJSON(r.env.Stdout, results); err != nil {
-					return err
-				}
-			} else {
-				t := newTable(r.env.Stdout, "TOPIC", "STATUS")
-				for _, res := range results {
-					s := res.Status
-					if res.Error != "" {
-						s += ": " + res.Error
-					}
-					t.row(res.Topic, s)
-				}
-				t.flush()
-			}
-			return itemFailure(errs, "topics")
+			return results.print(r)
 		}
 	},
 }
@@ -633,46 +570,19 @@ Examples:
 			for _, resp := range resps {
 				byName[resp.Name] = resp
 			}
-			type result struct {
-				Topic  string `json:"topic"`
-				Status string `json:"status"`
-				Error  string `json:"error,omitempty"`
+			status := "altered"
+			if *dry {
+				status = "valid"
 			}
-			var results []result
-			var errs []error
+			results := newItemResults("topic", "topics")
 			for _, name := range args {
 				resp, ok := byName[name]
 				if !ok {
 					resp.Err = errors.New("no answer from the cluster")
 				}
-				res := result{Topic: name, Status: "altered"}
-				if *dry {
-					res.Status = "valid"
-				}
-				if resp.Err != nil {
-					res.Status, res.Error = "failed", errorText(resp.Err, resp.ErrMessage)
-					errs = append(errs, fmt.Errorf("%s: %s", name, res.Error))
-				} else {
-					errs = append(errs, nil)
-				}
-				results = append(results, res)
+				results.add(name, status, resp.Err, resp.ErrMessage)
 			}
-			if r.json {
-				if err := printJSON(r.env.Stdout, results); err != nil {
-					return err
-				}
-			} else {
-				t := newTable(r.env.Stdout, "TOPIC", "STATUS")
-				for _, res := range results {
-					s := res.Status
-					if res.Error != "" {
-						s += ": " + res.Error
-					}
-					t.row(res.Topic, s)
-				}
-				t.flush()
-			}
-			return itemFailure(errs, "topics")
+			return results.print(r)
 		}
 	},
 }
