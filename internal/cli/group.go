@@ -479,7 +479,7 @@ Examples:
 				for i := range plans {
 					if o, ok := resps.Lookup(plans[i].Topic, plans[i].Partition); ok && o.Err != nil {
 						plans[i].Error = errorText(o.Err, "")
-						errs = append(errs, fmt.Errorf("%s/%d: %s", plans[i].Topic, plans[i].Partition, plans[i].Error))
+						errs = append(errs, itemError(fmt.Sprintf("%s/%d", plans[i].Topic, plans[i].Partition), plans[i].Error, o.Err))
 					} else {
 						errs = append(errs, nil)
 					}

@@ -31,7 +31,7 @@ func (rs *itemResults) add(name, status string, err error, msg string) {
 	var failed error
 	if err != nil {
 		it.status, it.err = "failed", errorText(err, msg)
-		failed = fmt.Errorf("%s: %s", name, it.err)
+		failed = itemError(name, it.err, err)
 	}
 	rs.items = append(rs.items, it)
 	rs.errs = append(rs.errs, failed)
@@ -111,6 +111,21 @@ func errorText(err error, msg string) string {
 	}
 	return err.Error()
 }
+
+// itemError is one item's failure, "name: text", which still carries the
+// Kafka error: an item's authorization failure makes the command exit 4,
+// as a failure of the whole request does.
+func itemError(name, text string, err error) error {
+	return &itemErr{msg: name + ": " + text, err: err}
+}
+
+type itemErr struct {
+	msg string
+	err error
+}
+
+func (e *itemErr) Error() string { return e.msg }
+func (e *itemErr) Unwrap() error { return e.err }
 
 // itemFailure summarises per-item failures into the command's error.
 func itemFailure(errs []error, noun string) error {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // TestItemResultsJSON: the rows print byte for byte as the per-command
@@ -45,5 +47,24 @@ func TestItemResultsTable(t *testing.T) {
 	}
 	if err == nil || err.Error() != "1 of 2 groups failed" || exitCode(err) != ExitFailed {
 		t.Errorf("error %v, exit %d", err, exitCode(err))
+	}
+}
+
+// TestItemAuthFailureExitCode: an item refused for authorization makes
+// the command exit 4 (ExitAuth), whether it is the only item or one of
+// several, as a refused request does.
+func TestItemAuthFailureExitCode(t *testing.T) {
+	for _, n := range []int{1, 2} {
+		var out bytes.Buffer
+		r := &runner{env: Env{Stdout: &out}}
+		rs := newItemResults("topic", "topics")
+		rs.add("secret", "deleted", kerr.TopicAuthorizationFailed, "")
+		if n == 2 {
+			rs.add("events", "deleted", nil, "")
+		}
+		err := rs.print(r)
+		if exitCode(err) != ExitAuth {
+			t.Errorf("%d items: error %v, exit %d, want %d", n, err, exitCode(err), ExitAuth)
+		}
 	}
 }

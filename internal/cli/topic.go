@@ -101,7 +101,7 @@ Examples:
 				if resp.Err != nil {
 					res.Status = "failed"
 					res.Error = errorText(resp.Err, resp.ErrMessage)
-					errs = append(errs, fmt.Errorf("%s: %s", name, res.Error))
+					errs = append(errs, itemError(name, res.Error, resp.Err))
 				} else {
 					errs = append(errs, nil)
 				}
@@ -651,7 +651,7 @@ Examples:
 				}
 				if resp.Err != nil {
 					res.Status, res.Error = "failed", errorText(resp.Err, resp.ErrMessage)
-					errs = append(errs, fmt.Errorf("%s: %s", name, res.Error))
+					errs = append(errs, itemError(name, res.Error, resp.Err))
 				} else {
 					errs = append(errs, nil)
 					ok = append(ok, name)
