@@ -18,7 +18,7 @@ const module = "github.com/gregor-streaming/gregor/"
 // test, so a new package gets a level on purpose.
 var layers = map[string]int{
 	"internal/clock": 0, "internal/vfs": 0, "internal/batch": 0, "internal/config": 0, "internal/wire": 0,
-	"internal/metrics": 0,
+	"internal/metrics": 0, "internal/coord": 0,
 	"internal/partlog": 1, "internal/metadata": 1, "internal/auth": 1,
 	"internal/raftnode": 2, "internal/purgatory": 2, "internal/replica": 2, "internal/group": 2, "internal/txn": 2,
 	"internal/controller": 3,

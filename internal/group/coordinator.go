@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/gregor-streaming/gregor/internal/batch"
+	"github.com/gregor-streaming/gregor/internal/coord"
 )
 
 // Log is the coordinator's view of __consumer_offsets; the broker
@@ -48,10 +49,11 @@ type Options struct {
 // Each group is owned by a mailbox: requests, append completions and
 // timers are closures queued to it, run in order by one goroutine that
 // exists while the queue is non-empty. No lock is held while a group
-// runs, and none is taken by two groups' requests alike: shard.mu
-// guards a shard's map only, mailbox.mu one group's queue, and the
-// coordinator's own state is atomic (c.mu serves Start, Drain and the
-// expiry timer). Lock order: c.mu, shard.mu, mailbox.mu.
+// runs, and none is taken by two groups' requests alike: a shard's lock
+// (coord.Shard) guards its map only, a mailbox's queue lock
+// (coord.Queue) one group's queue, and the coordinator's own state is
+// atomic (c.mu serves Start, Drain and the expiry timer). Lock order:
+// c.mu, shard, mailbox queue.
 type Coordinator struct {
 	cfg    Config
 	log    Log
@@ -59,39 +61,27 @@ type Coordinator struct {
 	logger *slog.Logger
 	newID  func(clientID string, instanceID *string) string
 
-	// shards are the __consumer_offsets partitions by index; nil until
-	// Start. Immutable once set.
-	shards atomic.Pointer[[]*shard]
+	// shards are the __consumer_offsets partitions by index; empty
+	// until Start.
+	shards coord.Shards[*shard]
 
 	// busy counts work that Close waits for (requests being queued,
-	// running mailboxes, appends in flight, loaders, expiry sweeps);
-	// closedBit is set by Close, after which enter refuses. idle is
-	// closed when busy reaches zero after that.
-	busy     atomic.Int64
-	idle     chan struct{}
-	idleOnce sync.Once
+	// running mailboxes, appends in flight, loaders, expiry sweeps).
+	busy     coord.Busy
 	draining atomic.Bool
 
-	// mu guards the fields below.
+	// mu guards the fields below, and serves Start and Drain.
 	mu sync.Mutex
 	// expiry is the pending offset-expiry sweep.
 	expiry Timer
-
-	// loaded is closed once every partition has loaded (or loading
-	// stopped for shutdown); created by Start.
-	loaded chan struct{}
 }
 
 // shard is one __consumer_offsets partition's groups.
 type shard struct {
-	partition int32
-	// loaded is set once the partition's records are replayed.
-	loaded atomic.Bool
-	// mu guards groups (the map only, never a group's state) and
-	// early: transaction markers that arrived while loading.
-	mu     sync.Mutex
-	groups map[string]*mailbox
-	early  []txnCompletion
+	coord.Shard[*mailbox]
+	// early holds transaction markers that arrived while loading;
+	// guarded by the Shard's lock.
+	early []txnCompletion
 }
 
 // New returns a coordinator that serves nothing until Start.
@@ -105,7 +95,7 @@ func New(opts Options) *Coordinator {
 	if opts.NewMemberID == nil {
 		opts.NewMemberID = newMemberID
 	}
-	return &Coordinator{cfg: opts.Config, log: opts.Log, clock: opts.Clock, logger: opts.Logger, newID: opts.NewMemberID, idle: make(chan struct{})}
+	return &Coordinator{cfg: opts.Config, log: opts.Log, clock: opts.Clock, logger: opts.Logger, newID: opts.NewMemberID}
 }
 
 func newMemberID(clientID string, instanceID *string) string {
@@ -126,10 +116,7 @@ func (c *Coordinator) Started() bool { return c.shards.Load() != nil }
 // NumPartitions returns the partition count of __consumer_offsets; 0
 // before Start.
 func (c *Coordinator) NumPartitions() int32 {
-	if s := c.shards.Load(); s != nil {
-		return int32(len(*s))
-	}
-	return 0
+	return int32(len(c.shards.Load()))
 }
 
 // PartitionFor returns the __consumer_offsets partition of a group.
@@ -148,34 +135,9 @@ func (c *Coordinator) Start(n int32) {
 	}
 	shards := make([]*shard, n)
 	for i := range shards {
-		shards[i] = &shard{partition: int32(i), groups: map[string]*mailbox{}}
+		shards[i] = &shard{Shard: coord.Shard[*mailbox]{Partition: int32(i)}}
 	}
-	c.loaded = make(chan struct{})
-	c.shards.Store(&shards)
-	// A few loaders: replay is I/O and decoding, and a broker with
-	// many groups should serve the first partitions early.
-	var next atomic.Int32
-	loaders := min(int(n), 4)
-	var running atomic.Int32
-	running.Store(int32(loaders))
-	for range loaders {
-		c.acquire()
-		go func() {
-			defer c.release()
-			defer func() {
-				if running.Add(-1) == 0 {
-					close(c.loaded)
-				}
-			}()
-			for {
-				i := next.Add(1) - 1
-				if i >= n {
-					return
-				}
-				c.load(shards[i])
-			}
-		}()
-	}
+	c.shards.Start(&c.busy, shards, c.load)
 	c.scheduleExpiryLocked()
 }
 
@@ -184,25 +146,7 @@ func (c *Coordinator) Start(n int32) {
 // __consumer_offsets, whose partitions are empty, so the request that
 // created it is served at once.
 func (c *Coordinator) WaitLoaded(timeout time.Duration) bool {
-	c.mu.Lock()
-	ch := c.loaded
-	c.mu.Unlock()
-	if ch == nil {
-		return false
-	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-ch:
-	case <-t.C:
-		return false
-	}
-	for _, sh := range *c.shards.Load() {
-		if !sh.loaded.Load() {
-			return false
-		}
-	}
-	return true
+	return c.shards.WaitLoaded(timeout)
 }
 
 func (c *Coordinator) scheduleExpiryLocked() {
@@ -210,10 +154,10 @@ func (c *Coordinator) scheduleExpiryLocked() {
 		return
 	}
 	c.expiry = c.clock.AfterFunc(c.cfg.OffsetsRetentionCheckInterval, func() {
-		if !c.enter() {
+		if !c.busy.Enter() {
 			return
 		}
-		defer c.release()
+		defer c.busy.Release()
 		c.expireOffsets()
 		c.mu.Lock()
 		c.scheduleExpiryLocked()
@@ -224,23 +168,19 @@ func (c *Coordinator) scheduleExpiryLocked() {
 // ExpireOffsets runs the offset-expiry sweep now (it also runs every
 // offsets.retention.check.interval.ms).
 func (c *Coordinator) ExpireOffsets() {
-	if !c.enter() {
+	if !c.busy.Enter() {
 		return
 	}
-	defer c.release()
+	defer c.busy.Release()
 	c.expireOffsets()
 }
 
 func (c *Coordinator) expireOffsets() {
-	shards := c.shards.Load()
-	if shards == nil {
-		return
-	}
-	for _, sh := range *shards {
-		if !sh.loaded.Load() {
+	for _, sh := range c.shards.Load() {
+		if !sh.Loaded() {
 			continue
 		}
-		for _, mb := range sh.snapshot() {
+		for _, mb := range sh.Snapshot() {
 			mb.do(func(g *Group, now time.Time) { g.ExpireOffsets(now) })
 		}
 	}
@@ -249,46 +189,15 @@ func (c *Coordinator) expireOffsets() {
 // TopicsDeleted removes every group's committed offsets of the deleted
 // topics (tombstones in __consumer_offsets).
 func (c *Coordinator) TopicsDeleted(topics []string) {
-	if len(topics) == 0 || !c.enter() {
+	if len(topics) == 0 || !c.busy.Enter() {
 		return
 	}
-	defer c.release()
-	shards := c.shards.Load()
-	if shards == nil {
-		return
-	}
+	defer c.busy.Release()
 	topics = slices.Clone(topics)
-	for _, sh := range *shards {
-		for _, mb := range sh.snapshot() {
+	for _, sh := range c.shards.Load() {
+		for _, mb := range sh.Snapshot() {
 			mb.do(func(g *Group, now time.Time) { g.DeleteTopicOffsets(now, topics) })
 		}
-	}
-}
-
-// closedBit marks c.busy once Close started.
-const closedBit = 1 << 62
-
-// enter registers work that Close must wait for; false once closed.
-func (c *Coordinator) enter() bool {
-	for {
-		b := c.busy.Load()
-		if b&closedBit != 0 {
-			return false
-		}
-		if c.busy.CompareAndSwap(b, b+1) {
-			return true
-		}
-	}
-}
-
-// acquire registers internal work (a mailbox run, an append) that
-// exists because earlier registered work does; it is allowed while
-// closing, since that work is still counted.
-func (c *Coordinator) acquire() { c.busy.Add(1) }
-
-func (c *Coordinator) release() {
-	if c.busy.Add(-1) == closedBit {
-		c.idleOnce.Do(func() { close(c.idle) })
 	}
 }
 
@@ -309,12 +218,8 @@ func (c *Coordinator) Drain() {
 		c.expiry.Stop()
 	}
 	c.mu.Unlock()
-	shards := c.shards.Load()
-	if shards == nil {
-		return
-	}
-	for _, sh := range *shards {
-		for _, mb := range sh.snapshot() {
+	for _, sh := range c.shards.Load() {
+		for _, mb := range sh.Snapshot() {
 			mb.do(func(g *Group, now time.Time) {
 				for _, m := range g.order {
 					g.invokeJoin(m, joinError(m.id, kerr.NotCoordinator))
@@ -329,32 +234,26 @@ func (c *Coordinator) Drain() {
 // refuses further requests with NOT_COORDINATOR. Idempotent.
 func (c *Coordinator) Close() {
 	c.Drain()
-	if c.busy.Or(closedBit)&^closedBit == 0 {
-		c.idleOnce.Do(func() { close(c.idle) })
-	}
-	<-c.idle
+	c.busy.Close()
 }
 
 // ---- loading
 
+// load replays a partition and installs its groups, retrying a failed
+// replay until shutdown.
 func (c *Coordinator) load(sh *shard) {
 	start := time.Now()
-	backoff := 100 * time.Millisecond
-	for {
-		groups, err := c.replay(sh.partition)
-		if err == nil {
-			c.install(sh, groups)
-			c.logger.Debug("group coordinator partition loaded", "partition", sh.partition,
-				"groups", len(groups), "elapsed", time.Since(start).Round(time.Millisecond))
-			return
+	coord.Retry(c.draining.Load, func() error {
+		groups, err := c.replay(sh.Partition)
+		if err != nil {
+			c.logger.Error("loading __consumer_offsets partition failed; retrying", "partition", sh.Partition, "err", err)
+			return err
 		}
-		c.logger.Error("loading __consumer_offsets partition failed; retrying", "partition", sh.partition, "err", err)
-		if c.draining.Load() {
-			return
-		}
-		time.Sleep(backoff)
-		backoff = min(2*backoff, 5*time.Second)
-	}
+		c.install(sh, groups)
+		c.logger.Debug("group coordinator partition loaded", "partition", sh.Partition,
+			"groups", len(groups), "elapsed", time.Since(start).Round(time.Millisecond))
+		return nil
+	})
 }
 
 // replay rebuilds the groups of a partition from its records.
@@ -396,22 +295,22 @@ func (c *Coordinator) replay(partition int32) (map[string]*Group, error) {
 // install publishes a loaded partition's groups.
 func (c *Coordinator) install(sh *shard, groups map[string]*Group) {
 	var kick []*mailbox
-	sh.mu.Lock()
+	sh.Lock()
 	for id, g := range groups {
 		mb := c.newMailbox(sh, g)
-		sh.groups[id] = mb
+		sh.PutLocked(id, mb)
 		if len(g.members) > 0 {
 			kick = append(kick, mb)
 		}
 	}
 	early := sh.early
 	sh.early = nil
-	sh.loaded.Store(true)
+	sh.SetLoaded()
 	var all []*mailbox
 	if len(early) > 0 {
-		all = sh.snapshotLocked()
+		all = sh.SnapshotLocked()
 	}
-	sh.mu.Unlock()
+	sh.Unlock()
 	// Markers written while the partition loaded (replay may or may not
 	// have read them; applying one twice changes nothing).
 	for _, mb := range all {
@@ -436,52 +335,16 @@ func (c *Coordinator) route(groupID string) (*shard, *kerr.Error) {
 	if shards == nil {
 		return nil, kerr.NotCoordinator
 	}
-	sh := (*shards)[PartitionFor(groupID, int32(len(*shards)))]
-	if !sh.loaded.Load() {
+	sh := shards[PartitionFor(groupID, int32(len(shards)))]
+	if !sh.Loaded() {
 		return nil, kerr.CoordinatorLoadInProgress
 	}
 	return sh, nil
 }
 
-func (sh *shard) get(id string) *mailbox {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sh.groups[id]
-}
-
+// getOrCreate returns a group's mailbox, creating an empty group.
 func (c *Coordinator) getOrCreate(sh *shard, id string) *mailbox {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	mb := sh.groups[id]
-	if mb == nil {
-		mb = c.newMailbox(sh, newGroup(id, &c.cfg, nil, c.logger))
-		sh.groups[id] = mb
-	}
-	return mb
-}
-
-func (sh *shard) snapshot() []*mailbox {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sh.snapshotLocked()
-}
-
-// snapshotLocked is snapshot with sh.mu held.
-func (sh *shard) snapshotLocked() []*mailbox {
-	out := make([]*mailbox, 0, len(sh.groups))
-	for _, mb := range sh.groups {
-		out = append(out, mb)
-	}
-	return out
-}
-
-// removeIf forgets a dead group, unless a new one took its ID.
-func (sh *shard) removeIf(id string, mb *mailbox) {
-	sh.mu.Lock()
-	if sh.groups[id] == mb {
-		delete(sh.groups, id)
-	}
-	sh.mu.Unlock()
+	return sh.GetOrCreate(id, func() *mailbox { return c.newMailbox(sh, newGroup(id, &c.cfg, nil, c.logger)) })
 }
 
 // ---- requests
@@ -492,11 +355,11 @@ func (c *Coordinator) Join(groupID string, req JoinRequest, respond func(JoinRes
 		respond(joinError(req.MemberID, kerr.InvalidGroupID))
 		return
 	}
-	if !c.enter() {
+	if !c.busy.Enter() {
 		respond(joinError(req.MemberID, kerr.NotCoordinator))
 		return
 	}
-	defer c.release()
+	defer c.busy.Release()
 	if c.isDraining() {
 		respond(joinError(req.MemberID, kerr.NotCoordinator))
 		return
@@ -513,7 +376,7 @@ func (c *Coordinator) Join(groupID string, req JoinRequest, respond func(JoinRes
 	var mb *mailbox
 	if req.MemberID == "" {
 		mb = c.getOrCreate(sh, groupID)
-	} else if mb = sh.get(groupID); mb == nil {
+	} else if mb = sh.Get(groupID); mb == nil {
 		respond(joinError(req.MemberID, kerr.UnknownMemberID))
 		return
 	}
@@ -526,11 +389,11 @@ func (c *Coordinator) Sync(groupID string, req SyncRequest, respond func(SyncRes
 		respond(SyncResult{Err: kerr.InvalidGroupID})
 		return
 	}
-	if !c.enter() {
+	if !c.busy.Enter() {
 		respond(SyncResult{Err: kerr.NotCoordinator})
 		return
 	}
-	defer c.release()
+	defer c.busy.Release()
 	if c.isDraining() {
 		respond(SyncResult{Err: kerr.NotCoordinator})
 		return
@@ -546,7 +409,7 @@ func (c *Coordinator) Sync(groupID string, req SyncRequest, respond func(SyncRes
 		respond(SyncResult{Err: err})
 		return
 	}
-	mb := sh.get(groupID)
+	mb := sh.Get(groupID)
 	if mb == nil {
 		respond(SyncResult{Err: kerr.UnknownMemberID})
 		return
@@ -560,11 +423,11 @@ func (c *Coordinator) Heartbeat(groupID string, req HeartbeatRequest, respond fu
 		respond(kerr.InvalidGroupID)
 		return
 	}
-	if !c.enter() {
+	if !c.busy.Enter() {
 		respond(kerr.NotCoordinator)
 		return
 	}
-	defer c.release()
+	defer c.busy.Release()
 	sh, err := c.route(groupID)
 	if err == kerr.CoordinatorLoadInProgress {
 		// Kafka answers blindly while loading: the member's session
@@ -576,7 +439,7 @@ func (c *Coordinator) Heartbeat(groupID string, req HeartbeatRequest, respond fu
 		respond(err)
 		return
 	}
-	mb := sh.get(groupID)
+	mb := sh.Get(groupID)
 	if mb == nil {
 		respond(kerr.UnknownMemberID)
 		return
@@ -591,17 +454,17 @@ func (c *Coordinator) Leave(groupID string, members []LeaveMember, respond func(
 		respond(LeaveResult{Err: kerr.InvalidGroupID})
 		return
 	}
-	if !c.enter() {
+	if !c.busy.Enter() {
 		respond(LeaveResult{Err: kerr.NotCoordinator})
 		return
 	}
-	defer c.release()
+	defer c.busy.Release()
 	sh, err := c.route(groupID)
 	if err != nil {
 		respond(LeaveResult{Err: err})
 		return
 	}
-	mb := sh.get(groupID)
+	mb := sh.Get(groupID)
 	if mb == nil {
 		res := LeaveResult{Members: make([]*kerr.Error, len(members))}
 		for i := range res.Members {
@@ -626,11 +489,11 @@ func (c *Coordinator) Commit(groupID string, req CommitRequest, groupNotFound bo
 // Commit describes, and runs fn there.
 func (c *Coordinator) commit(groupID string, generation int32, topics []CommitTopic, groupNotFound bool, respond func(CommitResult), fn func(g *Group, now time.Time)) {
 	fail := func(err *kerr.Error) { respond(commitResult(topics, err)) }
-	if !c.enter() {
+	if !c.busy.Enter() {
 		fail(kerr.NotCoordinator)
 		return
 	}
-	defer c.release()
+	defer c.busy.Release()
 	sh, err := c.route(groupID)
 	if err != nil {
 		fail(err)
@@ -639,7 +502,7 @@ func (c *Coordinator) commit(groupID string, generation int32, topics []CommitTo
 	var mb *mailbox
 	if generation < 0 {
 		mb = c.getOrCreate(sh, groupID)
-	} else if mb = sh.get(groupID); mb == nil {
+	} else if mb = sh.Get(groupID); mb == nil {
 		if groupNotFound {
 			fail(kerr.GroupIDNotFound)
 		} else {
@@ -653,17 +516,17 @@ func (c *Coordinator) commit(groupID string, generation int32, topics []CommitTo
 // Fetch handles one group of an OffsetFetch. A group the coordinator
 // never saw has no offsets (-1), and no error.
 func (c *Coordinator) Fetch(groupID string, req FetchRequest, respond func(FetchResult)) {
-	if !c.enter() {
+	if !c.busy.Enter() {
 		respond(FetchResult{Err: kerr.NotCoordinator})
 		return
 	}
-	defer c.release()
+	defer c.busy.Release()
 	sh, err := c.route(groupID)
 	if err != nil {
 		respond(FetchResult{Err: err})
 		return
 	}
-	mb := sh.get(groupID)
+	mb := sh.Get(groupID)
 	if mb == nil {
 		g := newGroup(groupID, &c.cfg, nil, c.logger)
 		respond(g.Fetch(req))
@@ -675,17 +538,17 @@ func (c *Coordinator) Fetch(groupID string, req FetchRequest, respond func(Fetch
 // Describe handles one group of DescribeGroups; an unknown group is
 // Dead with no error (the handler maps it per version).
 func (c *Coordinator) Describe(groupID string, respond func(DescribedGroup)) {
-	if !c.enter() {
+	if !c.busy.Enter() {
 		respond(DescribedGroup{Err: kerr.NotCoordinator, State: Dead})
 		return
 	}
-	defer c.release()
+	defer c.busy.Release()
 	sh, err := c.route(groupID)
 	if err != nil {
 		respond(DescribedGroup{Err: err, State: Dead})
 		return
 	}
-	mb := sh.get(groupID)
+	mb := sh.Get(groupID)
 	if mb == nil {
 		respond(DescribedGroup{State: Dead})
 		return
@@ -695,17 +558,17 @@ func (c *Coordinator) Describe(groupID string, respond func(DescribedGroup)) {
 
 // Delete handles one group of DeleteGroups.
 func (c *Coordinator) Delete(groupID string, respond func(*kerr.Error)) {
-	if !c.enter() {
+	if !c.busy.Enter() {
 		respond(kerr.NotCoordinator)
 		return
 	}
-	defer c.release()
+	defer c.busy.Release()
 	sh, err := c.route(groupID)
 	if err != nil {
 		respond(err)
 		return
 	}
-	mb := sh.get(groupID)
+	mb := sh.Get(groupID)
 	if mb == nil {
 		respond(kerr.GroupIDNotFound)
 		return
@@ -719,17 +582,17 @@ func (c *Coordinator) DeleteOffsets(groupID string, topics []OffsetDeleteTopic, 
 		respond(OffsetDeleteResult{Err: kerr.InvalidGroupID})
 		return
 	}
-	if !c.enter() {
+	if !c.busy.Enter() {
 		respond(OffsetDeleteResult{Err: kerr.NotCoordinator})
 		return
 	}
-	defer c.release()
+	defer c.busy.Release()
 	sh, err := c.route(groupID)
 	if err != nil {
 		respond(OffsetDeleteResult{Err: err})
 		return
 	}
-	mb := sh.get(groupID)
+	mb := sh.Get(groupID)
 	if mb == nil {
 		respond(OffsetDeleteResult{Err: kerr.GroupIDNotFound})
 		return
@@ -747,12 +610,12 @@ func (c *Coordinator) List() ([]ListedGroup, *kerr.Error) {
 	}
 	var out []ListedGroup
 	var err *kerr.Error
-	for _, sh := range *shards {
-		if !sh.loaded.Load() {
+	for _, sh := range shards {
+		if !sh.Loaded() {
 			err = kerr.CoordinatorLoadInProgress
 			continue
 		}
-		for _, mb := range sh.snapshot() {
+		for _, mb := range sh.Snapshot() {
 			s := mb.summary.Load()
 			if s.state == Dead {
 				continue
@@ -784,10 +647,8 @@ type mailbox struct {
 	// summary is published by the drain loop for List.
 	summary atomic.Pointer[summary]
 
-	// mu guards queue and running.
-	mu      sync.Mutex
-	queue   []func(g *Group, now time.Time)
-	running bool
+	// queue holds the messages the drain loop runs.
+	queue coord.Queue[func(g *Group, now time.Time)]
 
 	// timer and timerAt are the armed group deadline, and timerSeq
 	// numbers the arming so a fired timer is known to be spent; owned
@@ -814,29 +675,20 @@ func (mb *mailbox) publish() {
 
 // do queues fn to run on the group's owner.
 func (mb *mailbox) do(fn func(g *Group, now time.Time)) {
-	mb.mu.Lock()
-	mb.queue = append(mb.queue, fn)
-	start := !mb.running
-	mb.running = true
-	mb.mu.Unlock()
-	if start {
-		mb.c.acquire()
+	if mb.queue.Push(fn) {
+		mb.c.busy.Acquire()
 		go mb.run()
 	}
 }
 
+// run is the drain loop.
 func (mb *mailbox) run() {
-	defer mb.c.release()
+	defer mb.c.busy.Release()
 	for {
-		mb.mu.Lock()
-		q := mb.queue
-		mb.queue = nil
-		if len(q) == 0 {
-			mb.running = false
-			mb.mu.Unlock()
+		q := mb.queue.Take()
+		if q == nil {
 			return
 		}
-		mb.mu.Unlock()
 		draining := mb.c.isDraining()
 		for _, fn := range q {
 			mb.step(func(g *Group, now time.Time) {
@@ -880,7 +732,7 @@ func (mb *mailbox) settle() {
 	}
 	mb.publish()
 	if g.state == Dead {
-		mb.sh.removeIf(mb.id, mb)
+		mb.sh.RemoveIf(mb.id, mb)
 	}
 }
 
@@ -899,10 +751,10 @@ func (mb *mailbox) arm(now, at time.Time) {
 	seq := mb.timerSeq
 	mb.timerAt = at
 	mb.timer = mb.c.clock.AfterFunc(at.Sub(now), func() {
-		if !mb.c.enter() {
+		if !mb.c.busy.Enter() {
 			return
 		}
-		defer mb.c.release()
+		defer mb.c.busy.Release()
 		mb.do(func(*Group, time.Time) {
 			// The timer is spent: settle arms a new one even if the
 			// deadline did not move.
@@ -931,10 +783,10 @@ func (mb *mailbox) appendBatch(b *batch.Builder, recs []Record, complete func(no
 		mb.do(func(_ *Group, now time.Time) { complete(now, err) })
 		return
 	}
-	c.acquire()
-	c.log.Append(mb.sh.partition, data, func(err error) {
+	c.busy.Acquire()
+	c.log.Append(mb.sh.Partition, data, func(err error) {
 		mb.do(func(_ *Group, now time.Time) { complete(now, err) })
-		c.release()
+		c.busy.Release()
 	})
 }
 

@@ -182,7 +182,7 @@ func newCoordEnv(t testing.TB, log *memLog, start bool) *coordEnv {
 func (e *coordEnv) advance(d time.Duration) {
 	e.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for e.c.busy.Load()&^closedBit != 0 {
+	for e.c.busy.Count() != 0 {
 		if time.Now().After(deadline) {
 			e.t.Fatal("coordinator never idle")
 		}
@@ -196,8 +196,8 @@ func (e *coordEnv) waitLoaded() {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		ok := true
-		for _, sh := range *e.c.shards.Load() {
-			ok = ok && sh.loaded.Load()
+		for _, sh := range e.c.shards.Load() {
+			ok = ok && sh.Loaded()
 		}
 		if ok {
 			return

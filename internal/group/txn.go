@@ -179,23 +179,23 @@ func (c *Coordinator) TxnCommit(groupID string, req TxnCommitRequest, groupNotFo
 // __consumer_offsets partition (once it is durable) to the groups of
 // that partition. A partition still loading applies it once loaded.
 func (c *Coordinator) CompleteTxn(partition int32, producerID int64, commit bool) {
-	if !c.enter() {
+	if !c.busy.Enter() {
 		return
 	}
-	defer c.release()
+	defer c.busy.Release()
 	shards := c.shards.Load()
-	if shards == nil || partition < 0 || int(partition) >= len(*shards) {
+	if partition < 0 || int(partition) >= len(shards) {
 		return
 	}
-	sh := (*shards)[partition]
-	sh.mu.Lock()
-	if !sh.loaded.Load() {
+	sh := shards[partition]
+	sh.Lock()
+	if !sh.Loaded() {
 		sh.early = append(sh.early, txnCompletion{producerID, commit})
-		sh.mu.Unlock()
+		sh.Unlock()
 		return
 	}
-	mbs := sh.snapshotLocked()
-	sh.mu.Unlock()
+	mbs := sh.SnapshotLocked()
+	sh.Unlock()
 	for _, mb := range mbs {
 		mb.do(func(g *Group, _ time.Time) { g.CompleteTxn(producerID, commit) })
 	}

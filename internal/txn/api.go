@@ -14,11 +14,11 @@ import (
 // that reached a mailbox after it left its shard (the ID expired) is
 // dispatched again.
 func (c *Coordinator) dispatch(txnID string, create bool, fail func(*kerr.Error), missing func(), fn func(t *txn, now time.Time)) {
-	if !c.enter() {
+	if !c.busy.Enter() {
 		fail(kerr.NotCoordinator)
 		return
 	}
-	defer c.release()
+	defer c.busy.Release()
 	sh, err := c.route(txnID)
 	if err != nil {
 		fail(err)
@@ -27,7 +27,7 @@ func (c *Coordinator) dispatch(txnID string, create bool, fail func(*kerr.Error)
 	var mb *mailbox
 	if create {
 		mb = c.getOrCreate(sh, txnID)
-	} else if mb = sh.get(txnID); mb == nil {
+	} else if mb = sh.Get(txnID); mb == nil {
 		missing()
 		return
 	}
@@ -151,12 +151,12 @@ func (c *Coordinator) List(f ListFilter) ([]Listed, *kerr.Error) {
 	nowMs := c.clock.Now().UnixMilli()
 	var out []Listed
 	var err *kerr.Error
-	for _, sh := range *shards {
-		if !sh.loaded.Load() {
+	for _, sh := range shards {
+		if !sh.Loaded() {
 			err = kerr.CoordinatorLoadInProgress
 			continue
 		}
-		for _, mb := range sh.snapshot() {
+		for _, mb := range sh.Snapshot() {
 			s := mb.summary.Load()
 			switch {
 			case !s.exists:

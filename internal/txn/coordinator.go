@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/gregor-streaming/gregor/internal/batch"
+	"github.com/gregor-streaming/gregor/internal/coord"
 )
 
 // Log is the coordinator's view of __transaction_state; the broker
@@ -115,9 +116,9 @@ type Options struct {
 // Coordinator is the transaction coordinator of the __transaction_state
 // partitions this broker leads. See the package doc.
 //
-// Concurrency: each transactional ID is owned by a mailbox (txnMailbox);
-// shard.mu guards a shard's map of mailboxes only; busy counts work
-// Close waits for. Lock order: c.mu, shard.mu, mailbox.mu.
+// Concurrency: each transactional ID is owned by a mailbox; a shard's
+// lock (coord.Shard) guards its map of mailboxes only; busy counts work
+// Close waits for. Lock order: c.mu, shard, mailbox queue.
 type Coordinator struct {
 	cfg      Config
 	log      Log
@@ -126,25 +127,17 @@ type Coordinator struct {
 	epoch    int32
 	clock    Clock
 	logger   *slog.Logger
-	shards   atomic.Pointer[[]*shard]
-	busy     atomic.Int64
-	idle     chan struct{}
-	idleOnce sync.Once
+	shards   coord.Shards[*shard]
+	busy     coord.Busy
 	draining atomic.Bool
 
-	// mu guards sweep and loaded.
-	mu     sync.Mutex
-	sweep  Timer
-	loaded chan struct{}
+	// mu guards sweep, and serves Start and Drain.
+	mu    sync.Mutex
+	sweep Timer
 }
 
 // shard is one __transaction_state partition's transactional IDs.
-type shard struct {
-	partition int32
-	loaded    atomic.Bool
-	mu        sync.Mutex
-	txns      map[string]*mailbox
-}
+type shard = coord.Shard[*mailbox]
 
 // New returns a coordinator that serves nothing until Start.
 func New(opts Options) *Coordinator {
@@ -159,7 +152,7 @@ func New(opts Options) *Coordinator {
 	}
 	return &Coordinator{
 		cfg: opts.Config, log: opts.Log, markers: opts.Markers, newPID: opts.NewProducerID,
-		epoch: opts.CoordinatorEpoch, clock: opts.Clock, logger: opts.Logger, idle: make(chan struct{}),
+		epoch: opts.CoordinatorEpoch, clock: opts.Clock, logger: opts.Logger,
 	}
 }
 
@@ -169,10 +162,7 @@ func (c *Coordinator) Started() bool { return c.shards.Load() != nil }
 // NumPartitions returns the partition count of __transaction_state; 0
 // before Start.
 func (c *Coordinator) NumPartitions() int32 {
-	if s := c.shards.Load(); s != nil {
-		return int32(len(*s))
-	}
-	return 0
+	return int32(len(c.shards.Load()))
 }
 
 // Start begins coordinating the n partitions of __transaction_state:
@@ -187,82 +177,15 @@ func (c *Coordinator) Start(n int32) {
 	}
 	shards := make([]*shard, n)
 	for i := range shards {
-		shards[i] = &shard{partition: int32(i), txns: map[string]*mailbox{}}
+		shards[i] = &shard{Partition: int32(i)}
 	}
-	c.loaded = make(chan struct{})
-	c.shards.Store(&shards)
-	var next atomic.Int32
-	loaders := min(int(n), 4)
-	var running atomic.Int32
-	running.Store(int32(loaders))
-	for range loaders {
-		c.acquire()
-		go func() {
-			defer c.release()
-			defer func() {
-				if running.Add(-1) == 0 {
-					close(c.loaded)
-				}
-			}()
-			for {
-				i := next.Add(1) - 1
-				if i >= n {
-					return
-				}
-				c.load(shards[i])
-			}
-		}()
-	}
+	c.shards.Start(&c.busy, shards, c.load)
 	c.scheduleSweepLocked()
 }
 
 // WaitLoaded waits until every partition is loaded, up to timeout.
 func (c *Coordinator) WaitLoaded(timeout time.Duration) bool {
-	c.mu.Lock()
-	ch := c.loaded
-	c.mu.Unlock()
-	if ch == nil {
-		return false
-	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-ch:
-	case <-t.C:
-		return false
-	}
-	for _, sh := range *c.shards.Load() {
-		if !sh.loaded.Load() {
-			return false
-		}
-	}
-	return true
-}
-
-// closedBit marks c.busy once Close started.
-const closedBit = 1 << 62
-
-// enter registers work that Close must wait for; false once closed.
-func (c *Coordinator) enter() bool {
-	for {
-		b := c.busy.Load()
-		if b&closedBit != 0 {
-			return false
-		}
-		if c.busy.CompareAndSwap(b, b+1) {
-			return true
-		}
-	}
-}
-
-// acquire registers internal work that exists because earlier
-// registered work does; allowed while closing.
-func (c *Coordinator) acquire() { c.busy.Add(1) }
-
-func (c *Coordinator) release() {
-	if c.busy.Add(-1) == closedBit {
-		c.idleOnce.Do(func() { close(c.idle) })
-	}
+	return c.shards.WaitLoaded(timeout)
 }
 
 // Drain is the first step of shutdown: the sweep stops, parked requests
@@ -278,12 +201,8 @@ func (c *Coordinator) Drain() {
 		c.sweep.Stop()
 	}
 	c.mu.Unlock()
-	shards := c.shards.Load()
-	if shards == nil {
-		return
-	}
-	for _, sh := range *shards {
-		for _, mb := range sh.snapshot() {
+	for _, sh := range c.shards.Load() {
+		for _, mb := range sh.Snapshot() {
 			mb.do(func(t *txn, _ time.Time) { t.failParked(kerr.NotCoordinator) })
 		}
 	}
@@ -293,32 +212,26 @@ func (c *Coordinator) Drain() {
 // goroutine. Idempotent.
 func (c *Coordinator) Close() {
 	c.Drain()
-	if c.busy.Or(closedBit)&^closedBit == 0 {
-		c.idleOnce.Do(func() { close(c.idle) })
-	}
-	<-c.idle
+	c.busy.Close()
 }
 
 // ---- loading
 
+// load replays a partition and installs its transactional IDs,
+// retrying a failed replay until shutdown.
 func (c *Coordinator) load(sh *shard) {
 	start := time.Now()
-	backoff := 100 * time.Millisecond
-	for {
-		metas, err := c.replay(sh.partition)
-		if err == nil {
-			c.install(sh, metas)
-			c.logger.Debug("transaction coordinator partition loaded", "partition", sh.partition,
-				"transactional_ids", len(metas), "elapsed", time.Since(start).Round(time.Millisecond))
-			return
+	coord.Retry(c.draining.Load, func() error {
+		metas, err := c.replay(sh.Partition)
+		if err != nil {
+			c.logger.Error("loading __transaction_state partition failed; retrying", "partition", sh.Partition, "err", err)
+			return err
 		}
-		c.logger.Error("loading __transaction_state partition failed; retrying", "partition", sh.partition, "err", err)
-		if c.draining.Load() {
-			return
-		}
-		time.Sleep(backoff)
-		backoff = min(2*backoff, 5*time.Second)
-	}
+		c.install(sh, metas)
+		c.logger.Debug("transaction coordinator partition loaded", "partition", sh.Partition,
+			"transactional_ids", len(metas), "elapsed", time.Since(start).Round(time.Millisecond))
+		return nil
+	})
 }
 
 // replay returns the latest state of each transactional ID of a
@@ -358,17 +271,17 @@ func (c *Coordinator) replay(partition int32) (map[string]*meta, error) {
 // the markers of transactions that were completing.
 func (c *Coordinator) install(sh *shard, metas map[string]*meta) {
 	var resume []*mailbox
-	sh.mu.Lock()
+	sh.Lock()
 	for id, m := range metas {
 		t := &txn{id: id, exists: true, meta: *m}
 		mb := c.newMailbox(sh, t)
-		sh.txns[id] = mb
+		sh.PutLocked(id, mb)
 		if m.state == PrepareCommit || m.state == PrepareAbort {
 			resume = append(resume, mb)
 		}
 	}
-	sh.mu.Unlock()
-	sh.loaded.Store(true)
+	sh.Unlock()
+	sh.SetLoaded()
 	for _, mb := range resume {
 		mb.do(func(t *txn, now time.Time) {
 			c.logger.Info("completing a transaction found prepared at load", "transactional_id", t.id, "state", t.state.String())
@@ -384,48 +297,17 @@ func (c *Coordinator) route(txnID string) (*shard, *kerr.Error) {
 	if shards == nil || c.draining.Load() {
 		return nil, kerr.NotCoordinator
 	}
-	sh := (*shards)[PartitionFor(txnID, int32(len(*shards)))]
-	if !sh.loaded.Load() {
+	sh := shards[PartitionFor(txnID, int32(len(shards)))]
+	if !sh.Loaded() {
 		return nil, kerr.CoordinatorLoadInProgress
 	}
 	return sh, nil
 }
 
-func (sh *shard) get(id string) *mailbox {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sh.txns[id]
-}
-
+// getOrCreate returns a transactional ID's mailbox, creating one for an
+// ID not seen before.
 func (c *Coordinator) getOrCreate(sh *shard, id string) *mailbox {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	mb := sh.txns[id]
-	if mb == nil {
-		mb = c.newMailbox(sh, &txn{id: id})
-		sh.txns[id] = mb
-	}
-	return mb
-}
-
-func (sh *shard) snapshot() []*mailbox {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	out := make([]*mailbox, 0, len(sh.txns))
-	for _, mb := range sh.txns {
-		out = append(out, mb)
-	}
-	return out
-}
-
-// removeIf forgets a transactional ID that no longer exists, unless a
-// new one took its place or requests wait on it.
-func (sh *shard) removeIf(id string, mb *mailbox) {
-	sh.mu.Lock()
-	if sh.txns[id] == mb {
-		delete(sh.txns, id)
-	}
-	sh.mu.Unlock()
+	return sh.GetOrCreate(id, func() *mailbox { return c.newMailbox(sh, &txn{id: id}) })
 }
 
 // ---- sweep
@@ -435,10 +317,10 @@ func (c *Coordinator) scheduleSweepLocked() {
 		return
 	}
 	c.sweep = c.clock.AfterFunc(c.cfg.CleanupInterval, func() {
-		if !c.enter() {
+		if !c.busy.Enter() {
 			return
 		}
-		defer c.release()
+		defer c.busy.Release()
 		c.Sweep()
 		c.mu.Lock()
 		c.scheduleSweepLocked()
@@ -450,20 +332,16 @@ func (c *Coordinator) scheduleSweepLocked() {
 // transactional IDs idle for transactional.id.expiration.ms. It runs
 // every CleanupInterval.
 func (c *Coordinator) Sweep() {
-	if !c.enter() {
+	if !c.busy.Enter() {
 		return
 	}
-	defer c.release()
-	shards := c.shards.Load()
-	if shards == nil {
-		return
-	}
+	defer c.busy.Release()
 	nowMs := c.clock.Now().UnixMilli()
-	for _, sh := range *shards {
-		if !sh.loaded.Load() {
+	for _, sh := range c.shards.Load() {
+		if !sh.Loaded() {
 			continue
 		}
-		for _, mb := range sh.snapshot() {
+		for _, mb := range sh.Snapshot() {
 			// Only transactional IDs with a deadline passed wake their
 			// owner (the summary may be a little stale; sweep checks
 			// again).
@@ -508,10 +386,8 @@ type mailbox struct {
 	t       *txn
 	summary atomic.Pointer[summary]
 
-	// mu guards queue and running.
-	mu      sync.Mutex
-	queue   []func(t *txn, now time.Time)
-	running bool
+	// queue holds the messages the drain loop runs.
+	queue coord.Queue[func(t *txn, now time.Time)]
 }
 
 func (c *Coordinator) newMailbox(sh *shard, t *txn) *mailbox {
@@ -529,36 +405,29 @@ func (mb *mailbox) publish() {
 
 // do queues fn to run on the transaction's owner.
 func (mb *mailbox) do(fn func(t *txn, now time.Time)) {
-	mb.mu.Lock()
-	mb.queue = append(mb.queue, fn)
-	start := !mb.running
-	mb.running = true
-	mb.mu.Unlock()
-	if start {
-		mb.c.acquire()
+	if mb.queue.Push(fn) {
+		mb.c.busy.Acquire()
 		go mb.run()
 	}
 }
 
+// run is the drain loop; a transactional ID that no longer exists
+// leaves its shard once idle, unless a new one took its place or
+// requests wait on it.
 func (mb *mailbox) run() {
-	defer mb.c.release()
+	defer mb.c.busy.Release()
 	for {
-		mb.mu.Lock()
-		q := mb.queue
-		mb.queue = nil
-		if len(q) == 0 {
-			mb.running = false
-			mb.mu.Unlock()
+		q := mb.queue.Take()
+		if q == nil {
 			return
 		}
-		mb.mu.Unlock()
 		for _, fn := range q {
 			mb.step(fn)
 		}
 		mb.publish()
 		if t := mb.t; !t.exists && !t.removed && t.idle() {
 			t.removed = true
-			mb.sh.removeIf(mb.id, mb)
+			mb.sh.RemoveIf(mb.id, mb)
 		}
 	}
 }

@@ -136,8 +136,8 @@ func (t *txn) write(now time.Time, next *meta, done func(now time.Time, err erro
 		return
 	}
 	t.writing = true
-	c.acquire()
-	c.log.Append(t.mb.sh.partition, data, func(err error) {
+	c.busy.Acquire()
+	c.log.Append(t.mb.sh.Partition, data, func(err error) {
 		t.mb.do(func(t *txn, now time.Time) {
 			t.writing = false
 			if err == nil {
@@ -150,7 +150,7 @@ func (t *txn) write(now time.Time, next *meta, done func(now time.Time, err erro
 			done(now, err)
 			t.runParked(now)
 		})
-		c.release()
+		c.busy.Release()
 	})
 }
 
@@ -524,10 +524,10 @@ func (t *txn) writeMarkers(now time.Time) {
 		m.TransactionVersion = 2
 	}
 	t.markersInFlight = true
-	c.acquire()
+	c.busy.Acquire()
 	c.markers.WriteMarkers(m, func(errs []error) {
 		t.mb.do(func(t *txn, now time.Time) { t.markersDone(now, m, errs) })
-		c.release()
+		c.busy.Release()
 	})
 }
 
@@ -573,10 +573,10 @@ func (t *txn) scheduleRetry(fn func(t *txn, now time.Time)) {
 	}
 	var timer Timer
 	timer = c.clock.AfterFunc(c.cfg.MarkerRetryBackoff, func() {
-		if !c.enter() {
+		if !c.busy.Enter() {
 			return
 		}
-		defer c.release()
+		defer c.busy.Release()
 		t.mb.do(func(t *txn, now time.Time) {
 			if t.retry != timer {
 				return

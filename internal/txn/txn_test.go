@@ -460,7 +460,7 @@ func (c *Coordinator) shardFor(t *testing.T, id string) *mailbox {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mb := sh.get(id)
+	mb := sh.Get(id)
 	if mb == nil {
 		t.Fatal("no mailbox")
 	}
