@@ -27,6 +27,8 @@ import (
 //   - v10-11: CurrentLeader/NodeEndpoints tags (KIP-951)
 //   - v12: transactions v2 implicit AddPartitionsToTxn (KIP-890)
 //   - v13: topics by ID (KIP-516)
+//
+// Clients cannot append to the internal topics: INVALID_TOPIC_EXCEPTION.
 func init() { register(0, 0, 13, (*Broker).handleProduce) }
 
 func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond func(kmsg.Response)) {
@@ -80,6 +82,11 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 			topic = t
 		} else {
 			topicErr = kerr.UnknownTopicOrPartition
+		}
+		if topic != nil && isInternal(topic.Name) {
+			// The coordinators' state, replayed at every start: only
+			// they append to it (appendInternal), as in Kafka.
+			topic, topicErr = nil, kerr.InvalidTopicException
 		}
 		var parts []*partition
 		if topic != nil {
