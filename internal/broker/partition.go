@@ -126,6 +126,9 @@ type produceSettings struct {
 	// "producer" (keep the producer's).
 	codec      int
 	recompress bool
+	// minInsync is min.insync.replicas: above 1, acks=all produce is
+	// refused (one broker, one in-sync replica).
+	minInsync int64
 }
 
 func newProduceSettings(c *config.TopicConfig) *produceSettings {
@@ -134,6 +137,7 @@ func newProduceSettings(c *config.TopicConfig) *produceSettings {
 	codec, recompress := topicCodecs[c.String("compression.type")]
 	return &produceSettings{
 		maxMessageBytes: c.Int("max.message.bytes"),
+		minInsync:       c.Int("min.insync.replicas"),
 		logAppendTime:   c.String("message.timestamp.type") == "LogAppendTime",
 		tsBeforeMax:     c.Int("message.timestamp.before.max.ms"),
 		tsAfterMax:      c.Int("message.timestamp.after.max.ms"),

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -29,6 +30,8 @@ import (
 //   - v13: topics by ID (KIP-516)
 //
 // Clients cannot append to the internal topics: INVALID_TOPIC_EXCEPTION.
+// acks=all to a topic whose min.insync.replicas is above 1 is
+// NOT_ENOUGH_REPLICAS: one broker is one in-sync replica.
 func init() { register(0, 0, 13, (*Broker).handleProduce) }
 
 func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond func(kmsg.Response)) {
@@ -109,6 +112,17 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 			p := partitionAt(parts, rp.Partition)
 			if p == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				continue
+			}
+			if r.Acks == -1 && p.settings.Load().minInsync > 1 {
+				// This broker is the partition's only in-sync
+				// replica: acks=all cannot be met, and Kafka
+				// refuses before appending.
+				p.stats.Produced(0, 0, true)
+				sp.ErrorCode = kerr.NotEnoughReplicas.Code
+				if r.Version >= 8 {
+					sp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("1 in-sync replica is fewer than min.insync.replicas %d", p.settings.Load().minInsync))
+				}
 				continue
 			}
 			remaining.Add(1)

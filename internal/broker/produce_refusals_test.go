@@ -1,0 +1,107 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-streaming/gregor/internal/ktest"
+)
+
+// TestProduceToInternalTopicRefused: clients cannot append to
+// __consumer_offsets or __transaction_state, as in Kafka
+// (INVALID_TOPIC_EXCEPTION): their records are the coordinators' state,
+// replayed at every start.
+func TestProduceToInternalTopicRefused(t *testing.T) {
+	b := ktest.NewBroker(t)
+	// A group and a transaction make the coordinators create both topics.
+	tcl := b.Client(kgo.TransactionalID("tx"), kgo.DefaultProduceTopic("events"), kgo.AllowAutoTopicCreation())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := tcl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tcl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tcl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	gcl := b.Client(kgo.ConsumerGroup("g"), kgo.ConsumeTopics("events"))
+	gcl.PollFetches(ctx)
+	if err := gcl.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gcl.Close()
+
+	for _, topic := range []string{"__consumer_offsets", "__transaction_state"} {
+		cl := b.Client(kgo.DefaultProduceTopic(topic), kgo.RecordRetries(0))
+		err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte("\xff\xff junk"), Value: []byte("junk")}).FirstErr()
+		if !errors.Is(err, kerr.InvalidTopicException) {
+			t.Errorf("produce to %s: err = %v, want INVALID_TOPIC_EXCEPTION", topic, err)
+		}
+		cl.Close()
+	}
+
+	// Whatever was or was not appended, the coordinators load again.
+	b.Restart()
+	gcl = b.Client(kgo.ConsumerGroup("g"), kgo.ConsumeTopics("events"))
+	defer gcl.Close()
+	if err := gcl.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMinInsyncReplicas: one broker is one in-sync replica, so with
+// min.insync.replicas above 1 an acks=all produce is NOT_ENOUGH_REPLICAS
+// and nothing is appended, as on a Kafka partition whose ISR shrank to
+// its leader; acks=1 is served. The setting follows topic changes and
+// the cluster-wide default.
+func TestMinInsyncReplicas(t *testing.T) {
+	b := ktest.NewBroker(t)
+	b.CreateTopic("strict", 1, map[string]*string{"min.insync.replicas": kmsg.StringPtr("2")})
+	b.CreateTopic("plain", 1, nil)
+	adm := b.Admin()
+	ctx := ctxT(t, 30*time.Second)
+	produce := func(topic string, acks kgo.Acks) error {
+		opts := []kgo.Opt{kgo.DefaultProduceTopic(topic), kgo.RecordRetries(0), kgo.RequiredAcks(acks)}
+		if acks != kgo.AllISRAcks() {
+			opts = append(opts, kgo.DisableIdempotentWrite())
+		}
+		cl := b.Client(opts...)
+		defer cl.Close()
+		return cl.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr()
+	}
+	if err := produce("strict", kgo.AllISRAcks()); !errors.Is(err, kerr.NotEnoughReplicas) {
+		t.Fatalf("acks=all with min.insync.replicas 2: %v, want NOT_ENOUGH_REPLICAS", err)
+	}
+	if err := produce("strict", kgo.LeaderAck()); err != nil {
+		t.Fatalf("acks=1 with min.insync.replicas 2: %v", err)
+	}
+	if err := produce("plain", kgo.AllISRAcks()); err != nil {
+		t.Fatalf("acks=all with the default: %v", err)
+	}
+	// The refused batch was not appended: the acks=1 record is offset 0.
+	if recs := consumeN(t, b, "strict", 1); string(recs[0].Value) != "v" || recs[0].Offset != 0 {
+		t.Fatalf("strict holds %+v", recs[0])
+	}
+	if err := alterErr(adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{set("min.insync.replicas", "1")}, "strict")); err != nil {
+		t.Fatal(err)
+	}
+	if err := produce("strict", kgo.AllISRAcks()); err != nil {
+		t.Fatalf("acks=all after min.insync.replicas back to 1: %v", err)
+	}
+	// The cluster-wide default reaches topics without their own value.
+	if err := alterErr(adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{set("min.insync.replicas", "2")})); err != nil {
+		t.Fatal(err)
+	}
+	if err := produce("plain", kgo.AllISRAcks()); !errors.Is(err, kerr.NotEnoughReplicas) {
+		t.Fatalf("acks=all with the cluster default 2: %v, want NOT_ENOUGH_REPLICAS", err)
+	}
+}
