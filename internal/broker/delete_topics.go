@@ -14,6 +14,9 @@ import (
 //   - v4: flexible
 //   - v5: ErrorMessage
 //   - v6: topics by name or ID (KIP-516)
+//
+// With delete.topic.enable=false every topic is TOPIC_DELETION_DISABLED
+// (INVALID_REQUEST before v3, which has no such code), as in Kafka.
 func init() { registerSync(20, 1, 6, (*Broker).handleDeleteTopics) }
 
 func (b *Broker) handleDeleteTopics(req *wire.Request) kmsg.Response {
@@ -36,10 +39,20 @@ func (b *Broker) handleDeleteTopics(req *wire.Request) kmsg.Response {
 			targets = append(targets, &target{name: kmsg.StringPtr(n)})
 		}
 	}
+	disabled := !b.Config().Bool("delete.topic.enable")
 	img, err := b.meta.Update(func(img *metadata.Image) ([]metadata.Record, error) {
 		var recs []metadata.Record
 		seen := map[metadata.UUID]bool{}
 		for _, t := range targets {
+			if disabled {
+				// As Kafka's controller: every topic refused, before
+				// it is even looked up.
+				t.err, t.msg = kerr.TopicDeletionDisabled, "topic deletion is disabled (delete.topic.enable=false)"
+				if r.Version < 3 {
+					t.err = kerr.InvalidRequest
+				}
+				continue
+			}
 			var topic *metadata.Topic
 			var ok bool
 			if t.name != nil && *t.name != "" {

@@ -379,3 +379,70 @@ func TestPartitionsBoundedByOpenFileLimit(t *testing.T) {
 		t.Fatalf("%d partitions after restart, want %d: %v", n, capacity, td.Names())
 	}
 }
+
+// TestDeleteTopicDisabled: with delete.topic.enable=false DeleteTopics
+// refuses every topic with TOPIC_DELETION_DISABLED (INVALID_REQUEST
+// before v3) and the topics and their records stay, as in Kafka.
+func TestDeleteTopicDisabled(t *testing.T) {
+	b := ktest.NewBroker(t, ktest.Set("delete.topic.enable", "false"))
+	b.CreateTopic("kept", 1, nil)
+	ctx := ctxT(t, 20*time.Second)
+	cl := b.Client(kgo.DefaultProduceTopic("kept"))
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	check := func(v int16, topics []kmsg.DeleteTopicsResponseTopic) {
+		t.Helper()
+		want := kerr.TopicDeletionDisabled
+		if v < 3 {
+			want = kerr.InvalidRequest
+		}
+		if len(topics) != 2 {
+			t.Fatalf("v%d: %d topics answered", v, len(topics))
+		}
+		for _, rt := range topics {
+			if err := kerr.ErrorForCode(rt.ErrorCode); !errors.Is(err, want) {
+				t.Errorf("v%d: %v, want %v", v, err, want)
+			}
+		}
+	}
+	// v1 and v3 by hand (the client would send its newest version).
+	c := dialRaw(t, b.Addr)
+	for i, v := range []int16{1, 3} {
+		req := kmsg.NewPtrDeleteTopicsRequest()
+		req.Version = v
+		req.TimeoutMillis = 5000
+		req.TopicNames = []string{"kept", "absent"}
+		corr := int32(i + 1)
+		c.write(request(req, corr))
+		body, err := c.readFrame(corr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := kmsg.NewPtrDeleteTopicsResponse()
+		resp.Version = v
+		if err := resp.ReadFrom(body); err != nil {
+			t.Fatal(err)
+		}
+		check(v, resp.Topics)
+	}
+	// The newest version, by name, through a client.
+	resp, err := b.Admin().DeleteTopics(ctx, "kept", "absent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var topics []kmsg.DeleteTopicsResponseTopic
+	for _, r := range resp.Sorted() {
+		rt := kmsg.NewDeleteTopicsResponseTopic()
+		var ke *kerr.Error
+		if errors.As(r.Err, &ke) {
+			rt.ErrorCode = ke.Code
+		}
+		topics = append(topics, rt)
+	}
+	check(6, topics)
+	b.Restart()
+	if recs := consumeN(t, b, "kept", 1); string(recs[0].Value) != "v" {
+		t.Fatalf("kept holds %q", recs[0].Value)
+	}
+}

@@ -78,7 +78,7 @@ var Broker = newRegistry([]Def{
 	integer("num.partitions", "1", "Default number of partitions for auto-created topics and CreateTopics with -1.", atLeast(1)),
 	integer("default.replication.factor", "1", "Default replication factor for automatically created topics.", atLeast(1)),
 	boolean("auto.create.topics.enable", "true", "Create a topic when a client asks for its metadata or produces to it."),
-	boolean("delete.topic.enable", "true", "Allow DeleteTopics.", readOnly),
+	boolean("delete.topic.enable", "true", "Allow DeleteTopics; false refuses every topic with TOPIC_DELETION_DISABLED, as Kafka does.", readOnly),
 	integer("message.max.bytes", "1048588", "Largest record batch size allowed (topic override max.message.bytes).", atLeast(0), dynamic),
 	integer("socket.request.max.bytes", "104857600", "Largest request size accepted on a socket; larger frames close the connection.", atLeast(1), readOnly),
 	integer("queued.max.requests", "500", "Requests in flight per connection before the broker stops reading from it.", atLeast(1), readOnly),
