@@ -79,7 +79,11 @@ Examples:
 			for _, k := range hdrOrder {
 				hdrs = append(hdrs, kgo.RecordHeader{Key: k, Value: []byte(hdrMap[k])})
 			}
-			opts := []kgo.Opt{kgo.DefaultProduceTopic(topic), kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5 * time.Millisecond)}
+			// A record the cluster keeps refusing with a retriable error
+			// (NOT_ENOUGH_REPLICAS, say) fails after --timeout with that
+			// error instead of being retried for ever.
+			opts := []kgo.Opt{kgo.DefaultProduceTopic(topic), kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5 * time.Millisecond),
+				kgo.RecordDeliveryTimeout(r.timeout)}
 			switch strings.ToLower(*acks) {
 			case "all", "-1":
 				opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
@@ -336,7 +340,13 @@ func (s *produceSummary) report(r *runner) error {
 		if errors.As(err, &ke) && isAuthError(ke) {
 			return err
 		}
-		return &failedError{msg: fmt.Sprintf("%d %s failed: %v", s.failed, plural(s.failed, "record"), err)}
+		msg := fmt.Sprintf("%d %s failed: %v", s.failed, plural(s.failed, "record"), err)
+		if errors.Is(err, kgo.ErrRecordTimeout) {
+			// The client retried a refusal it took for passing; say
+			// what such refusals usually are.
+			msg += fmt.Sprintf(" (not acknowledged within --timeout %s: the partition had no leader, or refused them retriably, e.g. NOT_ENOUGH_REPLICAS with acks all and min.insync.replicas above the in-sync replicas)", r.timeout)
+		}
+		return &failedError{msg: msg}
 	}
 	return nil
 }

@@ -108,4 +108,12 @@ func TestProduceErrors(t *testing.T) {
 	if r.code != ExitFailed || r.stderr != "gregor consume: unknown topic \"missing\"\n" {
 		t.Errorf("consume a missing topic: exit %d, stderr %q", r.code, r.stderr)
 	}
+	// A retriable refusal fails after --timeout instead of retrying for
+	// ever, and says what such refusals are; acks 1 is served.
+	ok(t, a, "", "topic", "create", "strict", "--config", "min.insync.replicas=2")
+	r = gregor(t, a, "x\n", "produce", "strict", "--timeout", "2s")
+	if r.code != ExitFailed || !strings.Contains(r.stderr, "1 record failed") || !strings.Contains(r.stderr, "NOT_ENOUGH_REPLICAS") {
+		t.Errorf("produce to min.insync.replicas 2: exit %d, stderr %q", r.code, r.stderr)
+	}
+	ok(t, a, "x\n", "produce", "strict", "--acks", "1")
 }
