@@ -19,40 +19,45 @@ import (
 // (INVALID_REQUEST before v3, which has no such code), as in Kafka.
 func init() { registerSync(20, 1, 6, (*Broker).handleDeleteTopics) }
 
+// deleteTarget is a topic named in a DeleteTopics request and its
+// outcome.
+type deleteTarget struct {
+	name *string
+	id   metadata.UUID
+	err  *kerr.Error
+	msg  string
+}
+
 func (b *Broker) handleDeleteTopics(req *wire.Request) kmsg.Response {
 	r := req.Body.(*kmsg.DeleteTopicsRequest)
 	resp := r.ResponseKind().(*kmsg.DeleteTopicsResponse)
 
-	type target struct {
-		name *string
-		id   metadata.UUID
-		err  *kerr.Error
-		msg  string
-	}
-	var targets []*target
+	var targets []*deleteTarget
 	if r.Version >= 6 {
 		for _, t := range r.Topics {
-			targets = append(targets, &target{name: t.Topic, id: metadata.UUID(t.TopicID)})
+			targets = append(targets, &deleteTarget{name: t.Topic, id: metadata.UUID(t.TopicID)})
 		}
 	} else {
 		for _, n := range r.TopicNames {
-			targets = append(targets, &target{name: kmsg.StringPtr(n)})
+			targets = append(targets, &deleteTarget{name: kmsg.StringPtr(n)})
 		}
 	}
-	disabled := !b.Config().Bool("delete.topic.enable")
+	if !b.Config().Bool("delete.topic.enable") {
+		// As Kafka's controller: every topic refused, before any is
+		// looked up.
+		refusal := kerr.TopicDeletionDisabled
+		if r.Version < 3 {
+			refusal = kerr.InvalidRequest
+		}
+		for _, t := range targets {
+			t.err, t.msg = refusal, "topic deletion is disabled (delete.topic.enable=false)"
+		}
+		return b.deleteTopicsResponse(resp, targets, nil)
+	}
 	img, err := b.meta.Update(func(img *metadata.Image) ([]metadata.Record, error) {
 		var recs []metadata.Record
 		seen := map[metadata.UUID]bool{}
 		for _, t := range targets {
-			if disabled {
-				// As Kafka's controller: every topic refused, before
-				// it is even looked up.
-				t.err, t.msg = kerr.TopicDeletionDisabled, "topic deletion is disabled (delete.topic.enable=false)"
-				if r.Version < 3 {
-					t.err = kerr.InvalidRequest
-				}
-				continue
-			}
 			var topic *metadata.Topic
 			var ok bool
 			if t.name != nil && *t.name != "" {
@@ -84,6 +89,12 @@ func (b *Broker) handleDeleteTopics(req *wire.Request) kmsg.Response {
 	if err == nil {
 		err = b.reconcile(img)
 	}
+	return b.deleteTopicsResponse(resp, targets, err)
+}
+
+// deleteTopicsResponse answers each target: its own refusal, else err
+// (the metadata update's), else deleted.
+func (b *Broker) deleteTopicsResponse(resp *kmsg.DeleteTopicsResponse, targets []*deleteTarget, err error) kmsg.Response {
 	for _, t := range targets {
 		rt := kmsg.NewDeleteTopicsResponseTopic()
 		rt.Topic = t.name

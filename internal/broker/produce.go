@@ -114,14 +114,14 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
 			}
-			if r.Acks == -1 && p.settings.Load().minInsync > 1 {
+			if minISR := p.settings.Load().minInsync; r.Acks == -1 && minISR > 1 {
 				// This broker is the partition's only in-sync
 				// replica: acks=all cannot be met, and Kafka
 				// refuses before appending.
 				p.stats.Produced(0, 0, true)
 				sp.ErrorCode = kerr.NotEnoughReplicas.Code
 				if r.Version >= 8 {
-					sp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("1 in-sync replica is fewer than min.insync.replicas %d", p.settings.Load().minInsync))
+					sp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("1 in-sync replica is fewer than min.insync.replicas %d", minISR))
 				}
 				continue
 			}
