@@ -6,3 +6,22 @@ package broker
 func SetVerifiedAppendHook(b *Broker, f func()) {
 	b.verifiedAppendHook.Store(&f)
 }
+
+// SetLeaderEpoch moves partition of topic to leader epoch e, as a leader
+// election would: batches appended from then on carry e, and requests
+// are fenced against it. Metadata keeps reporting the stored epoch. A
+// single node never elects a leader, so only tests change epochs.
+func SetLeaderEpoch(b *Broker, topic string, partition, e int32) bool {
+	t, ok := b.meta.Image().Topic(topic)
+	if !ok {
+		return false
+	}
+	p := b.partition(t.ID, partition)
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	p.leaderEpoch = e
+	p.mu.Unlock()
+	return true
+}

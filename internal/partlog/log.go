@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -377,6 +378,22 @@ func (l *Log) EndOffsetForEpoch(epoch int32) (epoch2 int32, endOffset int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return endOffsetForEpoch(l.epochs, epoch, l.logEndOffset)
+}
+
+// EndOffsetForLeaderEpoch is EndOffsetForEpoch as answered by the leader
+// of leaderEpoch: while no batch was written under leaderEpoch, the
+// history is taken to end with (leaderEpoch, LogEndOffset), as a Kafka
+// leader enters its epoch in the cache when elected
+// (Partition.makeLeader). So the current epoch is always known: its end
+// is the log end offset, even on an empty log, and older epochs end
+// where it starts.
+func (l *Log) EndOffsetForLeaderEpoch(epoch, leaderEpoch int32) (epoch2 int32, endOffset int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// Clipped, the history is copied by assignEpoch's append, never
+	// changed.
+	es := assignEpoch(slices.Clip(l.epochs), leaderEpoch, l.logEndOffset)
+	return endOffsetForEpoch(es, epoch, l.logEndOffset)
 }
 
 // Size is the number of bytes of all segments' .log files.

@@ -131,6 +131,44 @@ func TestEndOffsetForEpoch(t *testing.T) {
 	}
 }
 
+// TestEndOffsetForLeaderEpoch: the leader's current epoch counts as
+// entered at the log end offset while nothing was written under it, as
+// Kafka's leader enters it in its cache when elected.
+func TestEndOffsetForLeaderEpoch(t *testing.T) {
+	tl := openTest(t, nil, DefaultConfig())
+	type q struct {
+		epoch, leader, wantEpoch int32
+		wantOff                  int64
+	}
+	check := func(qs ...q) {
+		t.Helper()
+		for _, tc := range qs {
+			if e, o := tl.EndOffsetForLeaderEpoch(tc.epoch, tc.leader); e != tc.wantEpoch || o != tc.wantOff {
+				t.Errorf("EndOffsetForLeaderEpoch(%d, leader %d) = %d, %d; want %d, %d", tc.epoch, tc.leader, e, o, tc.wantEpoch, tc.wantOff)
+			}
+		}
+	}
+	// Empty log: the current epoch ends at 0, a newer one is unknown.
+	check(q{0, 0, 0, 0}, q{1, 0, -1, -1}, q{-1, 0, -1, -1}, q{0, 2, 0, 0}, q{2, 2, 2, 0})
+	for _, ep := range []int32{1, 3} {
+		if _, _, err := tl.Append(mkBatch(t, 2, 1, 1), ep); err != nil {
+			t.Fatal(err)
+		}
+	} // epochs: (1,0) (3,2); LEO 4
+	check(
+		// The leader of the last written epoch: EndOffsetForEpoch.
+		q{3, 3, 3, 4}, q{2, 3, 1, 2}, q{1, 3, 1, 2}, q{0, 3, 0, 0}, q{4, 3, -1, -1},
+		// Leader of epoch 5, nothing written under it yet: (5,4).
+		q{5, 5, 5, 4}, q{4, 5, 3, 4}, q{3, 5, 3, 4}, q{1, 5, 1, 2}, q{0, 5, 0, 0}, q{6, 5, -1, -1},
+	)
+	if e, o := tl.EndOffsetForEpoch(4); e != -1 || o != -1 {
+		t.Errorf("EndOffsetForEpoch(4) = %d, %d after the leader's view; want -1, -1", e, o)
+	}
+	if got := tl.LeaderEpochs(); !slices.Equal(got, []EpochEntry{{1, 0}, {3, 2}}) {
+		t.Fatalf("the leader's view changed the history: %v", got)
+	}
+}
+
 func TestRetention(t *testing.T) {
 	tl := openTest(t, nil, smallConfig())
 	want := fill(t, tl, 50, 100)
