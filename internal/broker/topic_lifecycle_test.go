@@ -446,3 +446,44 @@ func TestDeleteTopicDisabled(t *testing.T) {
 		t.Fatalf("kept holds %q", recs[0].Value)
 	}
 }
+
+// createTopicsRaw sends one CreateTopics v7 request with topics.
+func createTopicsRaw(t *testing.T, b *ktest.Broker, topics ...kmsg.CreateTopicsRequestTopic) *kmsg.CreateTopicsResponse {
+	t.Helper()
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.Version = 7
+	req.TimeoutMillis = 5000
+	req.Topics = topics
+	return send[*kmsg.CreateTopicsResponse](t, b, req)
+}
+
+// TestCreateTopicsDuplicateNames: a name given twice in one CreateTopics
+// is INVALID_REQUEST and creates nothing, as Kafka's controller does (it
+// drops every entry of a duplicated name before creating); a name given
+// once in the same request is created.
+func TestCreateTopicsDuplicateNames(t *testing.T) {
+	b := ktest.NewBroker(t)
+	topic := func(name string) kmsg.CreateTopicsRequestTopic {
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, 1, 1
+		return rt
+	}
+	resp := createTopicsRaw(t, b, topic("twice"), topic("once"), topic("twice"))
+	for _, rt := range resp.Topics {
+		want := kerr.InvalidRequest
+		if rt.Topic == "once" {
+			want = nil
+		}
+		errCode(t, "create "+rt.Topic, rt.ErrorCode, want)
+	}
+	md, err := b.Admin().Metadata(ctxT(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := md.Topics["twice"]; ok {
+		t.Error("a topic named twice in one request was created")
+	}
+	if _, ok := md.Topics["once"]; !ok {
+		t.Error("the topic named once was not created")
+	}
+}

@@ -167,14 +167,19 @@ func (b *Broker) createTopics(specs []*topicSpec, validateOnly bool) ([]*topicEr
 	errs := make([]*topicError, len(specs))
 	img, err := b.meta.Update(func(img *metadata.Image) ([]metadata.Record, error) {
 		var recs []metadata.Record
-		seen := map[string]bool{}
+		// A name given more than once is refused in every entry, the
+		// first included: Kafka's controller drops all of them, so a
+		// client never gets a topic whose settings it cannot tell.
+		count := map[string]int{}
+		for _, spec := range specs {
+			count[spec.name]++
+		}
 		have := img.PartitionCount()
 		for i, spec := range specs {
-			if seen[spec.name] {
+			if count[spec.name] > 1 {
 				errs[i] = newTopicError(kerr.InvalidRequest, "topic %q appears more than once", spec.name)
 				continue
 			}
-			seen[spec.name] = true
 			if errs[i] = b.checkTopicSpec(img, spec); errs[i] != nil {
 				continue
 			}
