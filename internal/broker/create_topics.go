@@ -23,13 +23,8 @@ func (b *Broker) handleCreateTopics(req *wire.Request) kmsg.Response {
 	resp := r.ResponseKind().(*kmsg.CreateTopicsResponse)
 	specs := make([]*topicSpec, len(r.Topics))
 	for i, rt := range r.Topics {
-		spec := &topicSpec{name: rt.Topic, partitions: rt.NumPartitions, replicationFactor: rt.ReplicationFactor}
-		for _, a := range rt.ReplicaAssignment {
-			for int(a.Partition) >= len(spec.assignment) {
-				spec.assignment = append(spec.assignment, nil)
-			}
-			spec.assignment[a.Partition] = a.Replicas
-		}
+		spec := &topicSpec{name: rt.Topic, partitions: rt.NumPartitions, replicationFactor: rt.ReplicationFactor,
+			assignment: rt.ReplicaAssignment}
 		if len(rt.Configs) > 0 {
 			spec.configs = map[string]string{}
 			for _, c := range rt.Configs {

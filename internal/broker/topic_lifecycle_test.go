@@ -487,3 +487,39 @@ func TestCreateTopicsDuplicateNames(t *testing.T) {
 		t.Error("the topic named once was not created")
 	}
 }
+
+// TestCreateTopicsReplicaAssignment: manual assignments must name each
+// partition 0..n-1 exactly once (Kafka's ReplicationControlManager:
+// INVALID_REPLICA_ASSIGNMENT otherwise). A negative or huge partition
+// index must be refused, not index or grow a slice.
+func TestCreateTopicsReplicaAssignment(t *testing.T) {
+	b := ktest.NewBroker(t)
+	topic := func(name string, partitions ...int32) kmsg.CreateTopicsRequestTopic {
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, -1, -1
+		for _, p := range partitions {
+			a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+			a.Partition, a.Replicas = p, []int32{0}
+			rt.ReplicaAssignment = append(rt.ReplicaAssignment, a)
+		}
+		return rt
+	}
+	for _, tc := range []struct {
+		name       string
+		partitions []int32
+		want       *kerr.Error
+	}{
+		{"negative", []int32{0, -1}, kerr.InvalidReplicaAssignment},
+		{"repeated", []int32{0, 0}, kerr.InvalidReplicaAssignment},
+		{"gap", []int32{0, 2}, kerr.InvalidReplicaAssignment},
+		{"huge", []int32{1<<31 - 1}, kerr.InvalidReplicaAssignment},
+		{"unordered", []int32{1, 0}, nil},
+	} {
+		resp := createTopicsRaw(t, b, topic(tc.name, tc.partitions...))
+		errCode(t, tc.name, resp.Topics[0].ErrorCode, tc.want)
+	}
+	td, err := b.Admin().ListTopics(ctxT(t, 10*time.Second), "unordered")
+	if err != nil || len(td["unordered"].Partitions) != 2 {
+		t.Fatalf("unordered: %v %+v", err, td["unordered"])
+	}
+}

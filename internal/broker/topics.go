@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-streaming/gregor/internal/config"
 	"github.com/gregor-streaming/gregor/internal/metadata"
@@ -64,8 +65,9 @@ type topicSpec struct {
 	name              string
 	partitions        int32
 	replicationFactor int16
-	// assignment, when set, gives each partition's replicas.
-	assignment [][]int32
+	// assignment, when set, gives each partition's replicas, as the
+	// request did (checkTopicSpec validates it).
+	assignment []kmsg.CreateTopicsRequestTopicReplicaAssignment
 	configs    map[string]string
 }
 
@@ -98,8 +100,16 @@ func (b *Broker) checkTopicSpec(img *metadata.Image, spec *topicSpec) *topicErro
 			return newTopicError(kerr.InvalidRequest, "both partition assignment and partition count or replication factor given")
 		}
 		spec.partitions = int32(len(spec.assignment))
-		spec.replicationFactor = int16(len(spec.assignment[0]))
-		for i, rs := range spec.assignment {
+		spec.replicationFactor = int16(len(spec.assignment[0].Replicas))
+		// Each partition 0..n-1 exactly once, as Kafka requires; an
+		// index outside that range is refused before anything is sized
+		// by it.
+		given := make([]bool, len(spec.assignment))
+		for _, a := range spec.assignment {
+			i, rs := a.Partition, a.Replicas
+			if i >= 0 && int(i) < len(given) && given[i] {
+				return newTopicError(kerr.InvalidReplicaAssignment, "found multiple manual partition assignments for partition %d", i)
+			}
 			if len(rs) == 0 || len(rs) != int(spec.replicationFactor) {
 				return newTopicError(kerr.InvalidReplicaAssignment, "partition %d has %d replicas, want %d", i, len(rs), spec.replicationFactor)
 			}
@@ -113,6 +123,10 @@ func (b *Broker) checkTopicSpec(img *metadata.Image, spec *topicSpec) *topicErro
 				}
 				seen[r] = true
 			}
+			if i < 0 || int(i) >= len(given) {
+				return newTopicError(kerr.InvalidReplicaAssignment, "partitions should be a consecutive 0-based integer sequence")
+			}
+			given[i] = true
 		}
 	}
 	if spec.partitions == -1 {
