@@ -88,14 +88,19 @@ func setConfigAlterError(a *configAlter, commitErr error, code *int16, msg **str
 func (b *Broker) alterConfigs(alters []*configAlter, validateOnly bool) error {
 	img, err := b.meta.Update(func(img *metadata.Image) ([]metadata.Record, error) {
 		var recs []metadata.Record
-		seen := map[string]bool{}
+		// A resource named more than once is refused in every entry,
+		// the first included, as Kafka's ConfigAdminManager does: which
+		// of the entries should win is not the broker's to guess.
+		count := map[string]int{}
+		key := func(a *configAlter) string { return fmt.Sprintf("%d/%s", a.typ, a.name) }
 		for _, a := range alters {
-			key := fmt.Sprintf("%d/%s", a.typ, a.name)
-			if seen[key] {
-				a.err = newTopicError(kerr.InvalidRequest, "resource %s appears more than once", a.name)
+			count[key(a)]++
+		}
+		for _, a := range alters {
+			if count[key(a)] > 1 {
+				a.err = newTopicError(kerr.InvalidRequest, "each resource must appear at most once: %s appears %d times", a.name, count[key(a)])
 				continue
 			}
-			seen[key] = true
 			rtype, cur, terr := b.configResource(img, a.typ, a.name)
 			if terr != nil {
 				a.err = terr

@@ -350,3 +350,47 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 }
 
 var _ = strconv.Itoa
+
+// TestAlterConfigsDuplicateResource: a resource named twice in one
+// (Incremental)AlterConfigs is INVALID_REQUEST in both entries and left
+// unchanged, as Kafka's ConfigAdminManager answers ("Each resource must
+// appear at most once."); another resource of the request is altered.
+func TestAlterConfigsDuplicateResource(t *testing.T) {
+	b := ktest.NewBroker(t)
+	b.CreateTopic("twice", 1, nil)
+	b.CreateTopic("once", 1, nil)
+	adm := b.Admin()
+
+	inc := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	for _, r := range []struct{ topic, value string }{{"twice", "1000"}, {"once", "2000"}, {"twice", "3000"}} {
+		rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, r.topic
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Op, c.Value = "retention.ms", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr(r.value)
+		rr.Configs = append(rr.Configs, c)
+		inc.Resources = append(inc.Resources, rr)
+	}
+	for _, rr := range send[*kmsg.IncrementalAlterConfigsResponse](t, b, inc).Resources {
+		want := kerr.InvalidRequest
+		if rr.ResourceName == "once" {
+			want = nil
+		}
+		errCode(t, "incremental "+rr.ResourceName, rr.ErrorCode, want)
+	}
+	checkConfig(t, topicConfigs(t, adm, "twice"), "retention.ms", "604800000", kmsg.ConfigSourceDefaultConfig)
+	checkConfig(t, topicConfigs(t, adm, "once"), "retention.ms", "2000", kmsg.ConfigSourceDynamicTopicConfig)
+
+	legacy := kmsg.NewPtrAlterConfigsRequest()
+	for _, v := range []string{"4000", "5000"} {
+		rr := kmsg.NewAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, "twice"
+		c := kmsg.NewAlterConfigsRequestResourceConfig()
+		c.Name, c.Value = "retention.ms", kmsg.StringPtr(v)
+		rr.Configs = append(rr.Configs, c)
+		legacy.Resources = append(legacy.Resources, rr)
+	}
+	for i, rr := range send[*kmsg.AlterConfigsResponse](t, b, legacy).Resources {
+		errCode(t, "legacy entry "+strconv.Itoa(i), rr.ErrorCode, kerr.InvalidRequest)
+	}
+	checkConfig(t, topicConfigs(t, adm, "twice"), "retention.ms", "604800000", kmsg.ConfigSourceDefaultConfig)
+}
