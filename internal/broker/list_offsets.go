@@ -79,13 +79,17 @@ func (b *Broker) listOffset(topic *metadata.Topic, rp *kmsg.ListOffsetsRequestTo
 		}
 	}
 	sp.LeaderEpoch = epoch
-	hw := p.log.HighWatermark()
+	// The last offset a consumer of this isolation level may read:
+	// latest answers it, and lookups by timestamp find only offsets
+	// below it (Kafka's Partition.fetchOffsetForTimestamp), so that
+	// read_committed never gets an offset inside an open transaction.
+	fetchable := p.log.HighWatermark()
+	if committed {
+		fetchable = p.lastStableOffset()
+	}
 	switch rp.Timestamp {
 	case listLatest:
-		sp.Offset = hw
-		if committed {
-			sp.Offset = p.lastStableOffset()
-		}
+		sp.Offset = fetchable
 	case listEarliest, listEarliestLocal:
 		sp.Offset = p.log.LogStartOffset()
 	case listLatestTiered, listEarliestPending:
@@ -97,7 +101,7 @@ func (b *Broker) listOffset(topic *metadata.Topic, rp *kmsg.ListOffsetsRequestTo
 			sp.ErrorCode = kerr.KafkaStorageError.Code
 			return
 		}
-		if found && off < hw {
+		if found && off < fetchable {
 			sp.Offset, sp.Timestamp = off, ts
 		}
 	default:
@@ -110,7 +114,7 @@ func (b *Broker) listOffset(topic *metadata.Topic, rp *kmsg.ListOffsetsRequestTo
 			sp.ErrorCode = kerr.KafkaStorageError.Code
 			return
 		}
-		if found && off < hw {
+		if found && off < fetchable {
 			sp.Offset, sp.Timestamp = off, ts
 		}
 	}

@@ -1,0 +1,77 @@
+package broker_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// listAt is one partition of a ListOffsets request and its timestamp.
+type listAt struct {
+	partition int32
+	timestamp int64
+}
+
+// listOffsetsReq is a ListOffsets v9 request for partitions of topic, in
+// the order given.
+func listOffsetsReq(topic string, isolation int8, at ...listAt) *kmsg.ListOffsetsRequest {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.Version = 9
+	req.ReplicaID = -1
+	req.IsolationLevel = isolation
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	for _, a := range at {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = a.partition, a.timestamp, -1
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
+// TestListOffsetsReadCommittedStopsAtLSO: with read_committed, lookups by
+// timestamp and MAX_TIMESTAMP find only offsets below the last stable
+// offset (Kafka's Partition.fetchOffsetForTimestamp filters them by the
+// last fetchable offset: the LSO for read_committed, the high watermark
+// for read_uncommitted). A record of an open transaction is found by
+// read_uncommitted only.
+func TestListOffsetsReadCommittedStopsAtLSO(t *testing.T) {
+	b := txnBroker(t)
+	b.CreateTopic("lso", 1, nil)
+	p := txnProducer(t, b, "lso-1")
+	ts := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(ctxT(t, 10*time.Second), &kgo.Record{Topic: "lso", Value: []byte("open"), Timestamp: ts}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		isolation int8
+		timestamp int64
+		want      int64
+	}{
+		{0, ts.UnixMilli(), 0},
+		{0, -3, 0},
+		{1, ts.UnixMilli(), -1},
+		{1, -3, -1},
+		{1, -1, 0}, // latest: the LSO
+	} {
+		resp := send[*kmsg.ListOffsetsResponse](t, b, listOffsetsReq("lso", tc.isolation, listAt{0, tc.timestamp}))
+		sp := resp.Topics[0].Partitions[0]
+		errCode(t, "list offsets", sp.ErrorCode, nil)
+		if sp.Offset != tc.want {
+			t.Errorf("isolation %d, timestamp %d: offset %d, want %d", tc.isolation, tc.timestamp, sp.Offset, tc.want)
+		}
+	}
+	if err := p.EndTransaction(ctxT(t, 10*time.Second), kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	resp := send[*kmsg.ListOffsetsResponse](t, b, listOffsetsReq("lso", 1, listAt{0, ts.UnixMilli()}))
+	if sp := resp.Topics[0].Partitions[0]; sp.Offset != 0 || sp.Timestamp != ts.UnixMilli() {
+		t.Errorf("after commit: offset %d timestamp %d, want 0 %d", sp.Offset, sp.Timestamp, ts.UnixMilli())
+	}
+}
