@@ -39,6 +39,20 @@ func (b *Broker) handleListOffsets(req *wire.Request) kmsg.Response {
 	resp := r.ResponseKind().(*kmsg.ListOffsetsResponse)
 	img := b.meta.Image()
 	committed := r.IsolationLevel == 1
+	// A partition asked for more than once, under one topic entry or
+	// several, is INVALID_REQUEST in every row, as in Kafka: the rows
+	// may ask different timestamps, and a client matching answers by
+	// partition could not tell them apart.
+	type tp struct {
+		topic     string
+		partition int32
+	}
+	count := map[tp]int{}
+	for _, rt := range r.Topics {
+		for _, rp := range rt.Partitions {
+			count[tp{rt.Topic, rp.Partition}]++
+		}
+	}
 	for _, rt := range r.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
@@ -47,9 +61,12 @@ func (b *Broker) handleListOffsets(req *wire.Request) kmsg.Response {
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset = -1, -1
-			if !topicOK {
+			switch {
+			case count[tp{rt.Topic, rp.Partition}] > 1:
+				sp.ErrorCode = kerr.InvalidRequest.Code
+			case !topicOK:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			} else {
+			default:
 				b.listOffset(topic, &rp, &sp, committed)
 			}
 			st.Partitions = append(st.Partitions, sp)

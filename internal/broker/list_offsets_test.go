@@ -4,8 +4,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-streaming/gregor/internal/ktest"
 )
 
 // listAt is one partition of a ListOffsets request and its timestamp.
@@ -73,5 +76,36 @@ func TestListOffsetsReadCommittedStopsAtLSO(t *testing.T) {
 	resp := send[*kmsg.ListOffsetsResponse](t, b, listOffsetsReq("lso", 1, listAt{0, ts.UnixMilli()}))
 	if sp := resp.Topics[0].Partitions[0]; sp.Offset != 0 || sp.Timestamp != ts.UnixMilli() {
 		t.Errorf("after commit: offset %d timestamp %d, want 0 %d", sp.Offset, sp.Timestamp, ts.UnixMilli())
+	}
+}
+
+// TestListOffsetsDuplicatePartitions: a partition named twice in one
+// ListOffsets request is INVALID_REQUEST in every row, with offset and
+// timestamp -1 (Kafka's ListOffsetsRequest.duplicatePartitions); the
+// other partitions are answered.
+func TestListOffsetsDuplicatePartitions(t *testing.T) {
+	b := ktest.NewBroker(t)
+	b.CreateTopic("dup", 2, nil)
+	req := listOffsetsReq("dup", 0, listAt{0, -1}, listAt{1, -1}, listAt{0, -2})
+	// The same partition under a second entry of the topic counts too.
+	req.Topics = append(req.Topics, req.Topics[0])
+	req.Topics[1].Partitions = req.Topics[1].Partitions[2:]
+	resp := send[*kmsg.ListOffsetsResponse](t, b, req)
+	var rows int
+	for _, rt := range resp.Topics {
+		for _, sp := range rt.Partitions {
+			rows++
+			want := kerr.InvalidRequest
+			if sp.Partition == 1 {
+				want = nil
+			}
+			errCode(t, "partition "+itoa(sp.Partition), sp.ErrorCode, want)
+			if want != nil && (sp.Offset != -1 || sp.Timestamp != -1) {
+				t.Errorf("duplicate row: offset %d timestamp %d", sp.Offset, sp.Timestamp)
+			}
+		}
+	}
+	if rows != 4 {
+		t.Fatalf("%d rows answered, want 4", rows)
 	}
 }
