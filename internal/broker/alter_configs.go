@@ -149,10 +149,11 @@ func (b *Broker) configResource(img *metadata.Image, typ kmsg.ConfigResourceType
 		}
 		return metadata.ResourceTopic, t.Configs, nil
 	case kmsg.ConfigResourceTypeBroker:
-		if name != "" {
-			if id, err := strconv.ParseInt(name, 10, 32); err != nil || id < 0 {
-				return 0, nil, newTopicError(kerr.InvalidRequest, "broker resource name %q is not a broker id or empty (the cluster default)", name)
-			}
+		// "" is the cluster-wide default; otherwise only this broker's
+		// own properties, as Kafka (which would never read settings
+		// stored for another id here).
+		if name != "" && name != strconv.Itoa(int(b.nodeID)) {
+			return 0, nil, newTopicError(kerr.InvalidRequest, "unexpected broker id, expected %d or empty string, but received %q", b.nodeID, name)
 		}
 		return metadata.ResourceBroker, img.BrokerConfigs[name], nil
 	case kmsg.ConfigResourceTypeBrokerLogger:

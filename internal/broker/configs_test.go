@@ -394,3 +394,31 @@ func TestAlterConfigsDuplicateResource(t *testing.T) {
 	}
 	checkConfig(t, topicConfigs(t, adm, "twice"), "retention.ms", "604800000", kmsg.ConfigSourceDefaultConfig)
 }
+
+// TestAlterConfigsOtherBroker: a broker resource must be "" (the cluster
+// default) or this broker's node.id; any other id is INVALID_REQUEST in
+// both alter APIs, as Kafka's ConfigAdminManager answers ("Unexpected
+// broker id").
+func TestAlterConfigsOtherBroker(t *testing.T) {
+	b := ktest.NewBroker(t)
+	for _, name := range []string{"7", "-1", "x"} {
+		inc := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeBroker, name
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Op, c.Value = "log.cleaner.backoff.ms", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr("500")
+		rr.Configs = append(rr.Configs, c)
+		inc.Resources = append(inc.Resources, rr)
+		errCode(t, "incremental broker "+name, send[*kmsg.IncrementalAlterConfigsResponse](t, b, inc).Resources[0].ErrorCode, kerr.InvalidRequest)
+
+		legacy := kmsg.NewPtrAlterConfigsRequest()
+		lr := kmsg.NewAlterConfigsRequestResource()
+		lr.ResourceType, lr.ResourceName = kmsg.ConfigResourceTypeBroker, name
+		lc := kmsg.NewAlterConfigsRequestResourceConfig()
+		lc.Name, lc.Value = "log.cleaner.backoff.ms", kmsg.StringPtr("500")
+		lr.Configs = append(lr.Configs, lc)
+		legacy.Resources = append(legacy.Resources, lr)
+		errCode(t, "legacy broker "+name, send[*kmsg.AlterConfigsResponse](t, b, legacy).Resources[0].ErrorCode, kerr.InvalidRequest)
+	}
+	checkConfig(t, brokerConfigs(t, b.Admin(), 0), "log.cleaner.backoff.ms", "15000", kmsg.ConfigSourceDefaultConfig)
+}

@@ -48,7 +48,8 @@ Unknown names are logged as a warning at start and ignored; invalid values
 stop the broker. Properties marked *dynamic* can also be changed at run
 time, without a restart, with IncrementalAlterConfigs or AlterConfigs on
 the broker resource (` + "`kafka-configs --bootstrap-server … --entity-type brokers --entity-default --alter --add-config log.retention.ms=3600000`" + `
-for the whole cluster, ` + "`--entity-name 0`" + ` for broker 0). Dynamic values are
+for the whole cluster, ` + "`--entity-name 0`" + ` for broker 0; another broker id is
+INVALID_REQUEST, as in Kafka). Dynamic values are
 stored in the cluster metadata, survive restarts and take precedence over
 all static sources (per broker over cluster-wide). Read-only properties
 are reported as such by DescribeConfigs and refused with INVALID_CONFIG.
