@@ -422,3 +422,29 @@ func TestAlterConfigsOtherBroker(t *testing.T) {
 	}
 	checkConfig(t, brokerConfigs(t, b.Admin(), 0), "log.cleaner.backoff.ms", "15000", kmsg.ConfigSourceDefaultConfig)
 }
+
+// TestDescribeConfigsEmptyNames: an empty (not null) list of config
+// names asks for every config, as Kafka's ConfigHelper reads it; some
+// clients send [] rather than null.
+func TestDescribeConfigsEmptyNames(t *testing.T) {
+	b := ktest.NewBroker(t)
+	b.CreateTopic("all", 1, nil)
+	for _, v := range []int16{0, 4} {
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		req.Version = v
+		for _, r := range []struct {
+			typ  kmsg.ConfigResourceType
+			name string
+		}{{kmsg.ConfigResourceTypeTopic, "all"}, {kmsg.ConfigResourceTypeBroker, "0"}} {
+			rr := kmsg.NewDescribeConfigsRequestResource()
+			rr.ResourceType, rr.ResourceName, rr.ConfigNames = r.typ, r.name, []string{}
+			req.Resources = append(req.Resources, rr)
+		}
+		for _, rs := range send[*kmsg.DescribeConfigsResponse](t, b, req).Resources {
+			errCode(t, rs.ResourceName, rs.ErrorCode, nil)
+			if len(rs.Configs) < 10 {
+				t.Errorf("v%d %s %q: %d configs for an empty name list", v, rs.ResourceType, rs.ResourceName, len(rs.Configs))
+			}
+		}
+	}
+}

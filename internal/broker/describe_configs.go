@@ -34,7 +34,9 @@ func (b *Broker) handleDescribeConfigs(req *wire.Request) kmsg.Response {
 	for _, rr := range r.Resources {
 		rs := kmsg.NewDescribeConfigsResponseResource()
 		rs.ResourceType, rs.ResourceName = rr.ResourceType, rr.ResourceName
-		want := func(name string) bool { return rr.ConfigNames == nil || slices.Contains(rr.ConfigNames, name) }
+		// Null or empty asks for every config (Kafka's ConfigHelper
+		// reads both alike; some clients send an empty list).
+		want := func(name string) bool { return len(rr.ConfigNames) == 0 || slices.Contains(rr.ConfigNames, name) }
 		d := describer{version: r.Version, synonyms: r.IncludeSynonyms, docs: r.IncludeDocumentation}
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
