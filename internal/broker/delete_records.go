@@ -22,7 +22,8 @@ import (
 // then get OFFSET_OUT_OF_RANGE below it. The response's low watermark is
 // the new log start offset. Offsets above the high watermark are
 // OFFSET_OUT_OF_RANGE; topics without the delete cleanup policy refuse
-// with POLICY_VIOLATION, as Kafka does.
+// with POLICY_VIOLATION and internal topics with INVALID_TOPIC_EXCEPTION,
+// as Kafka does.
 func init() { registerSync(21, 0, 2, (*Broker).handleDeleteRecords) }
 
 func (b *Broker) handleDeleteRecords(req *wire.Request) kmsg.Response {
@@ -38,6 +39,10 @@ func (b *Broker) handleDeleteRecords(req *wire.Request) kmsg.Response {
 			sp.LowWatermark = -1
 			if p := b.partitionOf(img, rt.Topic, rp.Partition); p == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			} else if isInternal(rt.Topic) {
+				// Whatever their cleanup.policy: trimming them would
+				// lose committed offsets or transaction state.
+				sp.ErrorCode = kerr.InvalidTopicException.Code
 			} else {
 				sp.LowWatermark, sp.ErrorCode = b.deleteRecords(p, rp.Offset)
 			}

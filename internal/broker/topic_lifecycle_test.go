@@ -523,3 +523,39 @@ func TestCreateTopicsReplicaAssignment(t *testing.T) {
 		t.Fatalf("unordered: %v %+v", err, td["unordered"])
 	}
 }
+
+// TestDeleteRecordsInternalTopic: DeleteRecords on an internal topic is
+// INVALID_TOPIC_EXCEPTION whatever its cleanup.policy, as Kafka's
+// ReplicaManager refuses it ("Cannot delete records of internal
+// topic"): trimming __consumer_offsets would lose committed offsets.
+func TestDeleteRecordsInternalTopic(t *testing.T) {
+	b := ktest.NewBroker(t, ktest.Set("offsets.topic.num.partitions", "1"))
+	b.CreateTopic("t", 1, nil)
+	adm := b.Admin()
+	ctx := ctxT(t, 20*time.Second)
+	os := kadm.Offsets{}
+	os.Add(kadm.Offset{Topic: "t", Partition: 0, At: 7, LeaderEpoch: -1})
+	if err := adm.CommitAllOffsets(ctx, "g", os); err != nil {
+		t.Fatal(err)
+	}
+	for _, policy := range []string{"compact", "compact,delete"} {
+		// Altering an internal topic's configs may or may not be
+		// allowed; either way its records stay.
+		_, _ = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{set("cleanup.policy", policy)}, "__consumer_offsets")
+		dr := kmsg.NewPtrDeleteRecordsRequest()
+		dt := kmsg.NewDeleteRecordsRequestTopic()
+		dt.Topic = "__consumer_offsets"
+		dt.Partitions = []kmsg.DeleteRecordsRequestTopicPartition{{Partition: 0, Offset: -1}}
+		dr.Topics = append(dr.Topics, dt)
+		resp := send[*kmsg.DeleteRecordsResponse](t, b, dr)
+		errCode(t, "delete records of __consumer_offsets ("+policy+")", resp.Topics[0].Partitions[0].ErrorCode, kerr.InvalidTopicException)
+	}
+	b.Restart()
+	fetched, err := b.Admin().FetchOffsets(ctxT(t, 20*time.Second), "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := fetched.Lookup("t", 0); !ok || o.At != 7 {
+		t.Fatalf("committed offset after the delete attempts: %+v %v", o, ok)
+	}
+}
