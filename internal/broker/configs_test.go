@@ -125,7 +125,8 @@ func TestDescribeConfigs(t *testing.T) {
 			t.Errorf("v0 %s: IsDefault %v", c.Name, c.IsDefault)
 		}
 	}
-	// Unknown topic; broker loggers; another broker's id.
+	// Unknown topic; invalid topic names (Kafka's ConfigHelper checks
+	// the name first); broker loggers; another broker's id.
 	req.Version = 4
 	req.Resources = nil
 	for _, r := range []struct {
@@ -134,6 +135,8 @@ func TestDescribeConfigs(t *testing.T) {
 		want *kerr.Error
 	}{
 		{kmsg.ConfigResourceTypeTopic, "nope", kerr.UnknownTopicOrPartition},
+		{kmsg.ConfigResourceTypeTopic, "bad name!", kerr.InvalidTopicException},
+		{kmsg.ConfigResourceTypeTopic, "", kerr.InvalidTopicException},
 		{kmsg.ConfigResourceTypeBroker, "7", kerr.InvalidRequest},
 		{kmsg.ConfigResourceTypeBrokerLogger, "0", kerr.InvalidRequest},
 	} {

@@ -40,6 +40,13 @@ func (b *Broker) handleDescribeConfigs(req *wire.Request) kmsg.Response {
 		d := describer{version: r.Version, synonyms: r.IncludeSynonyms, docs: r.IncludeDocumentation}
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
+			if err := validateTopicName(rr.ResourceName); err != nil {
+				// Checked first, as Kafka's ConfigHelper does: such a
+				// name can never exist.
+				rs.ErrorCode = kerr.InvalidTopicException.Code
+				rs.ErrorMessage = kmsg.StringPtr(err.Error())
+				break
+			}
 			t, ok := img.Topic(rr.ResourceName)
 			if !ok {
 				rs.ErrorCode = kerr.UnknownTopicOrPartition.Code
