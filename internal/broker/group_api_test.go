@@ -102,6 +102,7 @@ func joinAlone(t *testing.T, b *ktest.Broker, version int16, group string, insta
 	sr := kmsg.NewPtrSyncGroupRequest()
 	sr.Version = min(version, 5)
 	sr.Group, sr.MemberID, sr.InstanceID, sr.Generation = group, jr.MemberID, instance, jr.Generation
+	sr.ProtocolType, sr.Protocol = jr.ProtocolType, jr.Protocol
 	sr.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: jr.MemberID, MemberAssignment: []byte(assignment)}}
 	sresp := send[*kmsg.SyncGroupResponse](t, b, sr)
 	errCode(t, "sync", sresp.ErrorCode, nil)
@@ -343,6 +344,7 @@ func TestGroupRequestErrors(t *testing.T) {
 	errCode(t, "heartbeat unknown group", heartbeat(t, b, 4, "nope", "m", 1), kerr.UnknownMemberID)
 	sr := kmsg.NewPtrSyncGroupRequest()
 	sr.Version, sr.Group, sr.MemberID, sr.Generation = 5, "nope", "m", 1
+	sr.ProtocolType, sr.Protocol = kmsg.StringPtr("consumer"), kmsg.StringPtr("range")
 	errCode(t, "sync unknown group", send[*kmsg.SyncGroupResponse](t, b, sr).ErrorCode, kerr.UnknownMemberID)
 
 	// Static members: a restarted instance fences the old member ID;
@@ -378,6 +380,27 @@ func TestGroupRequestErrors(t *testing.T) {
 	b2 := groupBroker(t, ktest.Set("group.max.size", "1"))
 	joinAlone(t, b2, 9, "small", nil, "x")
 	errCode(t, "group.max.size", send[*kmsg.JoinGroupResponse](t, b2, joinReq(9, "small", "", nil)).ErrorCode, kerr.GroupMaxSizeReached)
+}
+
+// TestSyncGroupV5RequiresProtocol: from SyncGroup v5 the protocol type
+// and name are mandatory (KIP-559); Kafka refuses a request without
+// them before looking at the group.
+func TestSyncGroupV5RequiresProtocol(t *testing.T) {
+	b := groupBroker(t)
+	member, gen := joinAlone(t, b, 9, "g", nil, "A", "t")
+	sync := func(v int16, protocolType, protocol *string) int16 {
+		t.Helper()
+		sr := kmsg.NewPtrSyncGroupRequest()
+		sr.Version, sr.Group, sr.MemberID, sr.Generation = v, "g", member, gen
+		sr.ProtocolType, sr.Protocol = protocolType, protocol
+		return send[*kmsg.SyncGroupResponse](t, b, sr).ErrorCode
+	}
+	consumer, rng := kmsg.StringPtr("consumer"), kmsg.StringPtr("range")
+	errCode(t, "v5 without protocol type", sync(5, nil, rng), kerr.InconsistentGroupProtocol)
+	errCode(t, "v5 without protocol name", sync(5, consumer, nil), kerr.InconsistentGroupProtocol)
+	errCode(t, "v5 without either", sync(5, nil, nil), kerr.InconsistentGroupProtocol)
+	errCode(t, "v5 with both", sync(5, consumer, rng), nil)
+	errCode(t, "v4 has neither", sync(4, nil, nil), nil)
 }
 
 // TestDescribeListDeleteGroups covers the admin APIs.
@@ -521,6 +544,7 @@ func TestGroupSurvivesRestart(t *testing.T) {
 	errCode(t, "heartbeat after restart", heartbeat(t, b, 4, "g", member, gen), nil)
 	sr := kmsg.NewPtrSyncGroupRequest()
 	sr.Version, sr.Group, sr.MemberID, sr.Generation = 5, "g", member, gen
+	sr.ProtocolType, sr.Protocol = kmsg.StringPtr("consumer"), kmsg.StringPtr("range")
 	sresp := send[*kmsg.SyncGroupResponse](t, b, sr)
 	if sresp.ErrorCode != 0 || string(sresp.MemberAssignment) != "my-partitions" {
 		t.Errorf("sync after restart: %v %q", kerr.ErrorForCode(sresp.ErrorCode), sresp.MemberAssignment)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-streaming/gregor/internal/group"
@@ -16,8 +17,9 @@ import (
 //   - v1: ThrottleMillis
 //   - v3: InstanceID (KIP-345)
 //   - v4: flexible
-//   - v5: ProtocolType and Protocol, checked against the group's
-//     (KIP-559)
+//   - v5: ProtocolType and Protocol, mandatory (a request without
+//     either is INCONSISTENT_GROUP_PROTOCOL) and checked against the
+//     group's (KIP-559)
 //
 // Followers wait for the leader's assignment, which is answered once it
 // is durable in __consumer_offsets.
@@ -36,6 +38,13 @@ func (b *Broker) handleSyncGroup(_ context.Context, req *wire.Request, respond f
 			resp.MemberAssignment = []byte{}
 		}
 		respond(resp)
+	}
+	if r.Version >= 5 && (r.ProtocolType == nil || r.Protocol == nil) {
+		// Mandatory from v5: Kafka's KafkaApis refuses the request
+		// before looking at the group
+		// (SyncGroupRequest.areMandatoryProtocolTypeAndNamePresent).
+		answer(group.SyncResult{Err: kerr.InconsistentGroupProtocol})
+		return
 	}
 	c, err := b.coordinator()
 	if err != nil {
