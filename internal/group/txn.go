@@ -64,7 +64,13 @@ func (o *offsets) withTxnPending(tps []topicPartition) []topicPartition {
 }
 
 // validateTxnCommit checks who may commit, as Kafka's
-// doTxnCommitOffsets: unlike OffsetCommit it does not refuse during a
+// ClassicGroup.validateOffsetCommit does for transactional commits: a
+// request naming a member, a generation or an instance ID must name a
+// current member (instance ID and member ID agreeing) of the current
+// generation, all of it, so a zombie producer of a consumer that lost
+// its membership is fenced (KIP-447); one naming none of them commits
+// without membership whatever the group's state (TxnOffsetCommit v0-2
+// carry no membership). Unlike OffsetCommit it does not refuse during a
 // rebalance.
 func (g *Group) validateTxnCommit(req TxnCommitRequest) *kerr.Error {
 	switch {
@@ -72,16 +78,13 @@ func (g *Group) validateTxnCommit(req TxnCommitRequest) *kerr.Error {
 		return kerr.CoordinatorNotAvailable
 	case req.Generation < 0 && g.state == Empty:
 		return nil
+	case req.Generation < 0 && req.MemberID == "" && req.InstanceID == nil:
+		return nil
 	}
-	if req.InstanceID != nil {
-		if id, ok := g.static[*req.InstanceID]; ok && req.MemberID != "" && id != req.MemberID {
-			return kerr.FencedInstanceID
-		}
+	if _, err := g.validateMember(req.MemberID, req.InstanceID); err != nil {
+		return err
 	}
-	if req.MemberID != "" && g.members[req.MemberID] == nil {
-		return kerr.UnknownMemberID
-	}
-	if req.Generation >= 0 && req.Generation != g.generation {
+	if req.Generation != g.generation {
 		return kerr.IllegalGeneration
 	}
 	return nil

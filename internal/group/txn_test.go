@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-streaming/gregor/internal/batch"
 )
@@ -162,6 +163,31 @@ func TestTxnCommitMembership(t *testing.T) {
 	}
 	if err := e.txnCommit("nogroup", 7, 3, "m", "t", 0, 1); err != kerr.IllegalGeneration {
 		t.Fatalf("unknown group with a generation: %v", err)
+	}
+	// As Kafka's ClassicGroup.validateOffsetCommit: a member ID, a
+	// generation or an instance ID makes the whole identity checked.
+	if err := e.txnCommit("g", 7, -1, ids[0], "t", 0, 1); err != kerr.IllegalGeneration {
+		t.Fatalf("member without a generation in an active group: %v", err)
+	}
+	if err := e.txnCommit("g", 7, gen, "", "t", 0, 1); err != kerr.UnknownMemberID {
+		t.Fatalf("generation without a member: %v", err)
+	}
+	txnCommitAs := func(member string, instance *string, gen int32) *kerr.Error {
+		t.Helper()
+		cb, wait := await[CommitResult](t)
+		e.c.TxnCommit("g", TxnCommitRequest{
+			ProducerID: 7, MemberID: member, InstanceID: instance, Generation: gen,
+			Topics: []CommitTopic{{Topic: "t", Partitions: []CommitPartition{{Partition: 0, Offset: 1, LeaderEpoch: -1}}}},
+		}, false, cb)
+		return wait().Topics[0][0]
+	}
+	if err := txnCommitAs(ids[0], kmsg.StringPtr("unknown-instance"), gen); err != kerr.UnknownMemberID {
+		t.Fatalf("unknown instance ID: %v", err)
+	}
+	// No identity at all (TxnOffsetCommit v0-2, or a producer sending
+	// only the group ID) commits whatever the group's state.
+	if err := e.txnCommit("g", 7, -1, "", "t", 0, 1); err != nil {
+		t.Fatalf("commit without membership to an active group: %v", err)
 	}
 }
 
