@@ -133,7 +133,7 @@ var Broker = newRegistry([]Def{
 	long("offsets.retention.minutes", "10080", "Committed offsets of empty groups are kept this long.", atLeast(1)),
 	long("offsets.retention.check.interval.ms", "600000", "How often expired offsets are removed.", atLeast(1)),
 	integer("offsets.commit.timeout.ms", "5000", "Accepted for compatibility: an offset commit waits only for its local fsync.", atLeast(1)),
-	integer("offset.metadata.max.bytes", "4096", "Maximum size of the metadata string of an offset commit.", atLeast(0)),
+	integer("offset.metadata.max.bytes", "4096", "Maximum length of the metadata string of an offset commit, counted in UTF-16 code units (Java chars) as Kafka counts it.", atLeast(0)),
 	integer("group.initial.rebalance.delay.ms", "3000", "Delay of the first rebalance of an empty group, to let more members join.", atLeast(0)),
 	integer("group.min.session.timeout.ms", "6000", "Minimum allowed session timeout of group members.", atLeast(0)),
 	integer("group.max.session.timeout.ms", "1800000", "Maximum allowed session timeout of group members.", atLeast(0)),

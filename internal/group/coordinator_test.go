@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -602,5 +603,43 @@ func TestCoordinatorWriteFailure(t *testing.T) {
 	}
 	if d := e.describe("g"); d.State != PreparingRebalance {
 		t.Fatalf("after failed write: %v", d.State)
+	}
+}
+
+// TestCommitMetadataLimitCountsChars: offset.metadata.max.bytes is
+// compared with the metadata's length in Java chars (UTF-16 code units),
+// as Kafka's OffsetMetadataManager.isMetadataInvalid does, not with its
+// UTF-8 bytes: non-ASCII metadata Kafka accepts must not be refused.
+func TestCommitMetadataLimitCountsChars(t *testing.T) {
+	e := newCoordEnv(t, newMemLog(), true)
+	max := testConfig().OffsetMetadataMaxBytes
+	for _, tc := range []struct {
+		name string
+		meta string
+		want *kerr.Error
+	}{
+		{"ASCII at the limit", strings.Repeat("x", max), nil},
+		{"ASCII over the limit", strings.Repeat("x", max+1), kerr.OffsetMetadataTooLarge},
+		{"2-byte chars at the limit", strings.Repeat("é", max), nil},
+		{"3-byte chars at the limit", strings.Repeat("€", max), nil},
+		{"3-byte chars over the limit", strings.Repeat("€", max+1), kerr.OffsetMetadataTooLarge},
+		// A supplementary character is two Java chars.
+		{"surrogate pairs at the limit", strings.Repeat("😀", max/2), nil},
+		{"surrogate pairs over the limit", strings.Repeat("😀", max/2) + "x", kerr.OffsetMetadataTooLarge},
+	} {
+		if err := e.commit("g", "", -1, "t", 0, 1, tc.meta); err != tc.want {
+			t.Errorf("%s: commit %v, want %v", tc.name, err, tc.want)
+		} else if err == nil {
+			if got := e.fetch("g", "t", 0); got.Metadata != tc.meta {
+				t.Errorf("%s: metadata not round-tripped (%d bytes back)", tc.name, len(got.Metadata))
+			}
+		}
+		cb, wait := await[CommitResult](t)
+		e.c.TxnCommit("g", TxnCommitRequest{ProducerID: 7, Generation: -1, Topics: []CommitTopic{{
+			Topic: "t", Partitions: []CommitPartition{{Partition: 0, Offset: 1, LeaderEpoch: -1, Metadata: tc.meta}},
+		}}}, false, cb)
+		if err := wait().Topics[0][0]; err != tc.want {
+			t.Errorf("%s: transactional commit %v, want %v", tc.name, err, tc.want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"time"
+	"unicode/utf16"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -132,7 +133,7 @@ func (g *Group) Commit(now time.Time, req CommitRequest, cb func(CommitResult)) 
 	ts := now.UnixMilli()
 	for i, t := range req.Topics {
 		for j, p := range t.Partitions {
-			if len(p.Metadata) > g.cfg.OffsetMetadataMaxBytes {
+			if metadataTooLarge(p.Metadata, g.cfg.OffsetMetadataMaxBytes) {
 				res.Topics[i][j] = kerr.OffsetMetadataTooLarge
 				continue
 			}
@@ -167,6 +168,28 @@ func (g *Group) Commit(now time.Time, req CommitRequest, cb func(CommitResult)) 
 		}
 		cb(res)
 	})
+}
+
+// metadataTooLarge reports whether a commit's metadata exceeds
+// offset.metadata.max.bytes. Despite the name Kafka compares the limit
+// with the metadata's Java String length
+// (OffsetMetadataManager.isMetadataInvalid), which counts UTF-16 code
+// units, not UTF-8 bytes: non-ASCII metadata up to max characters is
+// accepted. A code unit never takes less than a byte, so metadata of at
+// most max bytes is never too large; a malformed byte counts one, as
+// the replacement character Java decodes it to.
+func metadataTooLarge(meta string, max int) bool {
+	if len(meta) <= max {
+		return false
+	}
+	n := 0
+	for _, r := range meta {
+		n += utf16.RuneLen(r)
+		if n > max {
+			return true
+		}
+	}
+	return false
 }
 
 // commitResult returns a result for topics with err for every

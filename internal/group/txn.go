@@ -109,7 +109,7 @@ func (g *Group) TxnCommit(now time.Time, req TxnCommitRequest, cb func(CommitRes
 	ts := now.UnixMilli()
 	for i, t := range req.Topics {
 		for j, p := range t.Partitions {
-			if len(p.Metadata) > g.cfg.OffsetMetadataMaxBytes {
+			if metadataTooLarge(p.Metadata, g.cfg.OffsetMetadataMaxBytes) {
 				res.Topics[i][j] = kerr.OffsetMetadataTooLarge
 				continue
 			}
