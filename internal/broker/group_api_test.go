@@ -525,6 +525,31 @@ func TestDescribeListDeleteGroups(t *testing.T) {
 	}
 }
 
+// TestDeleteGroupsRepeatedGroup: Kafka deletes each distinct group of a
+// DeleteGroups once and answers it once; a group named twice is not
+// also reported as not found.
+func TestDeleteGroupsRepeatedGroup(t *testing.T) {
+	b := groupBroker(t)
+	b.CreateTopic("t", 1, nil)
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.Version, commit.Group, commit.Generation = 9, "simple", -1
+	commit.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 5}}}}
+	errCode(t, "commit", send[*kmsg.OffsetCommitResponse](t, b, commit).Topics[0].Partitions[0].ErrorCode, nil)
+
+	del := kmsg.NewPtrDeleteGroupsRequest()
+	del.Version, del.Groups = 3, []string{"simple", "unknown", "simple", "unknown"}
+	resp := send[*kmsg.DeleteGroupsResponse](t, b, del)
+	got := map[string][]int16{}
+	for _, g := range resp.Groups {
+		got[g.Group] = append(got[g.Group], g.ErrorCode)
+	}
+	if len(resp.Groups) != 2 || len(got["simple"]) != 1 || len(got["unknown"]) != 1 {
+		t.Fatalf("results %v, want one per distinct group", got)
+	}
+	errCode(t, "delete simple", got["simple"][0], nil)
+	errCode(t, "delete unknown", got["unknown"][0], kerr.GroupIDNotFound)
+}
+
 // TestGroupSurvivesRestart: after a broker restart the group is loaded
 // from __consumer_offsets: the member keeps its ID, generation and
 // assignment, and carries on heartbeating without a rebalance.
