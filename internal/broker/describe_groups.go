@@ -14,7 +14,7 @@ import (
 //
 // Version notes:
 //   - v1: ThrottleMillis
-//   - v3: AuthorizedOperations
+//   - v3: AuthorizedOperations, for groups without an error
 //   - v4: member InstanceID (KIP-345)
 //   - v5: flexible
 //   - v6: ErrorMessage; an unknown group is GROUP_ID_NOT_FOUND (KIP-1043)
@@ -39,9 +39,6 @@ func (b *Broker) handleDescribeGroups(_ context.Context, req *wire.Request, resp
 		out.Default()
 		out.Group = id
 		out.AuthorizedOperations = authorizedOpsOmitted
-		if r.IncludeAuthorizedOperations {
-			out.AuthorizedOperations = allGroupOperations
-		}
 		fill := func(d group.DescribedGroup) {
 			defer g.one()
 			out.State = d.State.String()
@@ -51,6 +48,11 @@ func (b *Broker) handleDescribeGroups(_ context.Context, req *wire.Request, resp
 			case d.State == group.Dead && r.Version >= 6:
 				out.ErrorCode = kerr.GroupIDNotFound.Code
 				out.ErrorMessage = kmsg.StringPtr("group " + id + " not found")
+			}
+			// Kafka's KafkaApis.handleDescribeGroupsRequest fills them
+			// in only for groups described without an error.
+			if r.IncludeAuthorizedOperations && out.ErrorCode == 0 {
+				out.AuthorizedOperations = allGroupOperations
 			}
 			out.ProtocolType, out.Protocol = d.ProtocolType, d.Protocol
 			for _, m := range d.Members {

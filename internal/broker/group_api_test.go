@@ -525,6 +525,36 @@ func TestDescribeListDeleteGroups(t *testing.T) {
 	}
 }
 
+// TestDescribeGroupsAuthorizedOperations: Kafka fills in the authorized
+// operations only for groups described without an error; a v6 unknown
+// group (GROUP_ID_NOT_FOUND) keeps the "omitted" value.
+func TestDescribeGroupsAuthorizedOperations(t *testing.T) {
+	b := groupBroker(t)
+	joinAlone(t, b, 9, "active", nil, "A", "t")
+	const omitted = -2147483648
+	const groupOps = 1<<3 | 1<<6 | 1<<8 // READ, DELETE, DESCRIBE
+	for _, v := range []int16{3, 5, 6} {
+		dr := kmsg.NewPtrDescribeGroupsRequest()
+		dr.Version, dr.Groups, dr.IncludeAuthorizedOperations = v, []string{"active", "unknown"}, true
+		resp := send[*kmsg.DescribeGroupsResponse](t, b, dr)
+		a, u := resp.Groups[0], resp.Groups[1]
+		if a.ErrorCode != 0 || a.AuthorizedOperations != groupOps {
+			t.Errorf("v%d active: error %d, operations %d", v, a.ErrorCode, a.AuthorizedOperations)
+		}
+		want := int32(groupOps)
+		if v >= 6 {
+			want = omitted
+		}
+		if u.AuthorizedOperations != want {
+			t.Errorf("v%d unknown group (error %d): operations %d, want %d", v, u.ErrorCode, u.AuthorizedOperations, want)
+		}
+		dr.IncludeAuthorizedOperations = false
+		if ops := send[*kmsg.DescribeGroupsResponse](t, b, dr).Groups[0].AuthorizedOperations; ops != omitted {
+			t.Errorf("v%d without include_authorized_operations: %d", v, ops)
+		}
+	}
+}
+
 // TestDeleteGroupsRepeatedGroup: Kafka deletes each distinct group of a
 // DeleteGroups once and answers it once; a group named twice is not
 // also reported as not found.
