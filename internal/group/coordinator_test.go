@@ -643,3 +643,39 @@ func TestCommitMetadataLimitCountsChars(t *testing.T) {
 		}
 	}
 }
+
+// TestOffsetDeleteUnknownSubscriptions: while a consumer group's
+// subscriptions are unknown (its first rebalance has not completed, or
+// its members' metadata cannot be parsed), Kafka's
+// ClassicGroup.isSubscribedToTopic counts every topic as subscribed, so
+// OffsetDelete cannot remove offsets its members may be about to use.
+func TestOffsetDeleteUnknownSubscriptions(t *testing.T) {
+	e := newCoordEnv(t, newMemLog(), true)
+	for _, topic := range []string{"t", "u"} {
+		if err := e.commit("g", "", -1, topic, 0, 5, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cb, wait := await[JoinResult](t)
+	e.c.Join("g", joinReq(""), cb)
+	r := wait()
+	if r.Err != kerr.MemberIDRequired {
+		t.Fatalf("first join: %v", r.Err)
+	}
+	cb, _ = await[JoinResult](t)
+	e.c.Join("g", joinReq(r.MemberID), cb)
+	if s := e.describe("g").State; s != PreparingRebalance {
+		t.Fatalf("state %v, want the first rebalance in progress", s)
+	}
+	dcb, dwait := await[OffsetDeleteResult](t)
+	e.c.DeleteOffsets("g", []OffsetDeleteTopic{{Topic: "t", Partitions: []int32{0}}, {Topic: "u", Partitions: []int32{0}}}, dcb)
+	res := dwait()
+	if res.Err != nil || res.Topics[0][0] != kerr.GroupSubscribedToTopic || res.Topics[1][0] != kerr.GroupSubscribedToTopic {
+		t.Fatalf("OffsetDelete during the first rebalance: %v %v", res.Err, res.Topics)
+	}
+	for _, topic := range []string{"t", "u"} {
+		if got := e.fetch("g", topic, 0); got.Offset != 5 {
+			t.Errorf("%s offset after OffsetDelete: %d", topic, got.Offset)
+		}
+	}
+}

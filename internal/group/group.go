@@ -829,8 +829,16 @@ func subscriptionTopics(b []byte) ([]string, bool) {
 	return topics, true
 }
 
+// isSubscribedTo reports whether the group's members subscribe to
+// topic, as Kafka's ClassicGroup.isSubscribedToTopic: while the
+// subscriptions are unknown (a consumer group before its first
+// generation, or members whose metadata cannot be parsed), a consumer
+// group counts as subscribed to every topic, so its offsets are kept.
 func (g *Group) isSubscribedTo(topic string) bool {
-	return g.subscribedKnown && g.subscribed[topic]
+	if !g.subscribedKnown {
+		return g.hasProtocolType && g.protocolType == ConsumerProtocolType
+	}
+	return g.subscribed[topic]
 }
 
 // resetAndPropagateAssignmentError clears assignments and fails parked

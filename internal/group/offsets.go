@@ -320,7 +320,7 @@ func (g *Group) DeleteOffsets(now time.Time, topics []OffsetDeleteTopic, cb func
 	for i, t := range topics {
 		res.Topics[i] = make([]*kerr.Error, len(t.Partitions))
 		for j, p := range t.Partitions {
-			if consumer && g.isSubscribedTo(t.Topic) {
+			if g.isSubscribedTo(t.Topic) {
 				res.Topics[i][j] = kerr.GroupSubscribedToTopic
 				continue
 			}
