@@ -250,14 +250,14 @@ func TestMalformedFrames(t *testing.T) {
 		{"batch length beyond the records", bad(func(b []byte) []byte {
 			binary.BigEndian.PutUint32(b[8:], uint32(len(b)+100))
 			return b
-		}), []*kerr.Error{kerr.CorruptMessage}},
+		}), []*kerr.Error{kerr.InvalidRecord}}, // no whole batch, as Kafka
 		{"batch length below a header", bad(func(b []byte) []byte {
 			binary.BigEndian.PutUint32(b[8:], 10)
 			return b
 		}), []*kerr.Error{kerr.CorruptMessage}},
 		{"magic 1", bad(func(b []byte) []byte { b[16] = 1; return b }), []*kerr.Error{kerr.CorruptMessage, kerr.UnsupportedForMessageFormat, kerr.InvalidRecord}},
-		{"truncated batch", bad(func(b []byte) []byte { return b[:len(b)-7] }), []*kerr.Error{kerr.CorruptMessage}},
-		{"header only", bad(func(b []byte) []byte { return b[:batch.HeaderSize] }), []*kerr.Error{kerr.CorruptMessage}},
+		{"truncated batch", bad(func(b []byte) []byte { return b[:len(b)-7] }), []*kerr.Error{kerr.InvalidRecord}},
+		{"header only", bad(func(b []byte) []byte { return b[:batch.HeaderSize] }), []*kerr.Error{kerr.InvalidRecord}},
 		{"two batches", append(goodBatch(t, 2), goodBatch(t, 2)...), []*kerr.Error{kerr.InvalidRecord}},
 		{"good batch then garbage", append(goodBatch(t, 2), 1, 2, 3, 4, 5), []*kerr.Error{kerr.InvalidRecord, kerr.CorruptMessage}},
 		{"empty records", []byte{}, []*kerr.Error{kerr.CorruptMessage, kerr.InvalidRecord}},

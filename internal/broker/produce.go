@@ -29,6 +29,10 @@ import (
 //   - v12: transactions v2 implicit AddPartitionsToTxn (KIP-890)
 //   - v13: topics by ID (KIP-516)
 //
+// Batches are checked as Kafka's LogValidator does: a malformed one is
+// INVALID_RECORD, which clients do not retry; damaged bytes are
+// CORRUPT_MESSAGE, which they do (producedBatchError).
+//
 // Clients cannot append to the internal topics: INVALID_TOPIC_EXCEPTION.
 // acks=all to a topic whose min.insync.replicas is above 1 is
 // NOT_ENOUGH_REPLICAS: one broker is one in-sync replica.
@@ -184,14 +188,25 @@ func (b *Broker) produceTo(p *partition, records []byte, version int16, txnID *s
 	h, err := batch.ValidateProduced(records)
 	switch {
 	case err != nil:
-		fail(kerr.CorruptMessage, err.Error())
+		fail(producedBatchError(err, &h), err.Error())
 		return
 	case h.Size() != len(records):
 		// Kafka requires exactly one magic-2 batch per partition.
 		fail(kerr.InvalidRecord, "produce request must hold exactly one record batch per partition")
 		return
+	case h.BaseOffset != 0:
+		// The broker assigns offsets; Kafka refuses a client batch
+		// that claims one (UnifiedLog.analyzeAndValidateRecords).
+		fail(kerr.InvalidRecord, fmt.Sprintf("the batch's base offset should be 0, but it is %d", h.BaseOffset))
+		return
 	case h.IsControl():
 		fail(kerr.InvalidRecord, "clients may not produce control batches")
+		return
+	case h.ProducerID >= 0 && h.BaseSequence < 0:
+		// An idempotent batch without a sequence would be appended
+		// untracked, and its retries appended again: Kafka refuses it
+		// (LogValidator.validateBatch).
+		fail(kerr.InvalidRecord, fmt.Sprintf("invalid sequence number %d in a batch with producer ID %d", h.BaseSequence, h.ProducerID))
 		return
 	case h.Codec() > batch.CodecZstd:
 		fail(kerr.UnsupportedCompressionType, "unknown compression codec")
@@ -297,6 +312,23 @@ func (b *Broker) produceTo(p *partition, records []byte, version int16, txnID *s
 	sp.BaseOffset = base
 	sp.LogStartOffset = p.log.LogStartOffset()
 	b.awaitDurable(p, last+1, syncs, sp, done)
+}
+
+// producedBatchError is the error code for a produced batch that
+// batch.ValidateProduced refused, as Kafka tells them apart: a batch that
+// is not whole, not magic 2, or whose record count disagrees with its
+// offset range is INVALID_RECORD (ProduceRequest.validateRecords,
+// LogValidator.validateBatch), which clients do not retry; a bad CRC or
+// an impossible length is CORRUPT_MESSAGE, which they do (the bytes may
+// have been damaged on the way).
+func producedBatchError(err error, h *batch.Header) *kerr.Error {
+	switch {
+	case errors.Is(err, batch.ErrShort), errors.Is(err, batch.ErrRecordsCount):
+		return kerr.InvalidRecord
+	case errors.Is(err, batch.ErrMagic) && (h.Magic == 0 || h.Magic == 1):
+		return kerr.InvalidRecord
+	}
+	return kerr.CorruptMessage
 }
 
 // appendUnlock appends batches of the producer of h to p's log and
