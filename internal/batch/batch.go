@@ -124,6 +124,9 @@ func (h *Header) Codec() int { return int(h.Attributes & AttrCompressionMask) }
 // IsTransactional reports the transactional attribute bit.
 func (h *Header) IsTransactional() bool { return h.Attributes&AttrTransactional != 0 }
 
+// IsLogAppendTime reports the timestamp-type attribute bit.
+func (h *Header) IsLogAppendTime() bool { return h.Attributes&AttrLogAppendTime != 0 }
+
 // IsControl reports the control attribute bit.
 func (h *Header) IsControl() bool { return h.Attributes&AttrControl != 0 }
 
@@ -234,6 +237,14 @@ func SetLogAppendTime(b []byte, ts int64) {
 	attrs := binary.BigEndian.Uint16(b[offAttributes:]) | AttrLogAppendTime
 	binary.BigEndian.PutUint16(b[offAttributes:], attrs)
 	binary.BigEndian.PutUint64(b[offMaxTimestamp:], uint64(ts))
+	UpdateCRC(b)
+}
+
+// ClearLogAppendTime sets the timestamp type back to CreateTime and
+// recomputes the CRC; maxTimestamp is kept. b must hold the whole batch.
+func ClearLogAppendTime(b []byte) {
+	attrs := binary.BigEndian.Uint16(b[offAttributes:]) &^ AttrLogAppendTime
+	binary.BigEndian.PutUint16(b[offAttributes:], attrs)
 	UpdateCRC(b)
 }
 

@@ -230,6 +230,19 @@ func (b *Broker) produceTo(p *partition, records []byte, version int16, txnID *s
 	}
 	now := b.now().UnixMilli()
 	logAppendTime := ps.logAppendTime
+	if h.IsLogAppendTime() {
+		// The timestamp type is the topic's, not the producer's, as
+		// in Kafka's LogValidator: a LogAppendTime topic refuses a
+		// batch that claims it, and a CreateTime topic stores it as
+		// CreateTime (else consumers would read every record's
+		// timestamp as the producer's maxTimestamp).
+		if logAppendTime {
+			fail(kerr.InvalidTimestamp, "producers should not set the timestamp type to LogAppendTime")
+			return
+		}
+		batch.ClearLogAppendTime(records)
+		h.Attributes &^= batch.AttrLogAppendTime
+	}
 	if !logAppendTime {
 		if now-h.BaseTimestamp > ps.tsBeforeMax {
 			fail(kerr.InvalidTimestamp, "record timestamp is too far in the past")

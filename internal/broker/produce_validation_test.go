@@ -85,3 +85,44 @@ func TestProduceBatchValidationErrors(t *testing.T) {
 		t.Fatalf("log end offset %d, want 1: a refused batch was stored", o.Offset)
 	}
 }
+
+// TestProduceLogAppendTimeFromProducer: the timestamp type of a stored
+// batch is the topic's (LogValidator). A producer's batch marked
+// LogAppendTime is refused INVALID_TIMESTAMP by a LogAppendTime topic,
+// and stored as CreateTime by a CreateTime topic, so consumers read each
+// record's own timestamp rather than the batch's maxTimestamp for all.
+func TestProduceLogAppendTimeFromProducer(t *testing.T) {
+	b := ktest.NewBroker(t)
+	b.CreateTopic("create-time", 1, nil)
+	lat := "LogAppendTime"
+	b.CreateTopic("append-time", 1, map[string]*string{"message.timestamp.type": &lat})
+
+	base := time.Now().Add(-time.Minute).UnixMilli()
+	bb := batch.NewBuilder(batch.CodecNone)
+	for i := range 3 {
+		bb.Add(batch.Record{Value: []byte{byte('a' + i)}, Timestamp: base + int64(i)*1000})
+	}
+	marked, err := bb.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.BigEndian.PutUint16(marked[21:], binary.BigEndian.Uint16(marked[21:])|batch.AttrLogAppendTime)
+	batch.UpdateCRC(marked)
+
+	c := dialRaw(t, b.Addr)
+	if got, err := c.produceV7("append-time", append([]byte(nil), marked...), 1); err != nil || got != kerr.InvalidTimestamp {
+		t.Fatalf("LogAppendTime topic: %v, %v; want INVALID_TIMESTAMP", got, err)
+	}
+	if got, err := c.produceV7("create-time", append([]byte(nil), marked...), 2); err != nil || got != nil {
+		t.Fatalf("CreateTime topic: %v, %v; want it stored", got, err)
+	}
+	recs := consumeN(t, b, "create-time", 3)
+	for i, r := range recs {
+		if want := base + int64(i)*1000; r.Timestamp.UnixMilli() != want {
+			t.Errorf("record %d: timestamp %d, want its own %d", i, r.Timestamp.UnixMilli(), want)
+		}
+		if r.Attrs.TimestampType() != 0 {
+			t.Errorf("record %d: timestamp type %d, want CreateTime", i, r.Attrs.TimestampType())
+		}
+	}
+}
