@@ -33,6 +33,9 @@ import (
 // INVALID_RECORD, which clients do not retry; damaged bytes are
 // CORRUPT_MESSAGE, which they do (producedBatchError).
 //
+// An acks=0 request with a failed partition closes the connection, as
+// Kafka does: the producer gets no response to learn it from.
+//
 // Clients cannot append to the internal topics: INVALID_TOPIC_EXCEPTION.
 // acks=all to a topic whose min.insync.replicas is above 1 is
 // NOT_ENOUGH_REPLICAS: one broker is one in-sync replica.
@@ -58,6 +61,9 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 		defer respond(nil)
 	}
 
+	// failed is set when a partition fails before the request's loop
+	// ends (acks=0 closes the connection then).
+	var failed atomic.Bool
 	var requestErr *kerr.Error
 	switch {
 	case r.Version < 3:
@@ -108,14 +114,17 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 			switch {
 			case requestErr != nil:
 				sp.ErrorCode = requestErr.Code
+				failed.Store(true)
 				continue
 			case topicErr != nil:
 				sp.ErrorCode = topicErr.Code
+				failed.Store(true)
 				continue
 			}
 			p := partitionAt(parts, rp.Partition)
 			if p == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				failed.Store(true)
 				continue
 			}
 			if minISR := p.settings.Load().minInsync; r.Acks == -1 && minISR > 1 {
@@ -127,13 +136,34 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 				if r.Version >= 8 {
 					sp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("1 in-sync replica is fewer than min.insync.replicas %d", minISR))
 				}
+				failed.Store(true)
 				continue
 			}
 			remaining.Add(1)
-			b.produceTo(p, rp.Records, r.Version, r.TransactionID, nil, syncs, sp, finish)
+			done := finish
+			if r.Acks == 0 {
+				// The partition's error, read where it is final
+				// (an fsync callback may set it concurrently).
+				done = func() {
+					if sp.ErrorCode != 0 {
+						failed.Store(true)
+					}
+					finish()
+				}
+			}
+			b.produceTo(p, rp.Records, r.Version, r.TransactionID, nil, syncs, sp, done)
 		}
 	}
 	syncs.flush()
+	if r.Acks == 0 && failed.Load() && req.Client.Close != nil {
+		// No response tells an acks=0 producer of the failure, so
+		// Kafka closes its connection: the client sees the disconnect
+		// and refreshes its metadata (KafkaApis.handleProduceRequest).
+		// Only failures known by now count; a later fsync failure
+		// goes unreported, as it would in Kafka.
+		b.log.Info("closing connection after a failed acks=0 produce", "client", req.ClientID, "remote", req.Client.Remote)
+		req.Client.Close()
+	}
 	finish()
 }
 

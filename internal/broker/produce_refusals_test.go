@@ -105,3 +105,50 @@ func TestMinInsyncReplicas(t *testing.T) {
 		t.Fatalf("acks=all with the cluster default 2: %v, want NOT_ENOUGH_REPLICAS", err)
 	}
 }
+
+// TestProduceAcksZeroFailureClosesConnection: an acks=0 producer gets no
+// response, so Kafka closes its connection when a partition of the
+// request fails (KafkaApis.handleProduceRequest): the client sees the
+// disconnect and refreshes its metadata. A request that succeeds leaves
+// the connection open.
+func TestProduceAcksZeroFailureClosesConnection(t *testing.T) {
+	b := ktest.NewBroker(t)
+	b.CreateTopic("fire-and-forget", 1, nil)
+	produce := func(c *rawConn, topic string, corr int32) {
+		req := kmsg.NewPtrProduceRequest()
+		req.Version, req.Acks, req.TimeoutMillis = 7, 0, 5000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = goodBatch(t, 2)
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		c.write(request(req, corr))
+	}
+	apiVersions := func(c *rawConn, corr int32) error {
+		req := kmsg.NewPtrApiVersionsRequest()
+		req.Version = 0
+		c.write(request(req, corr))
+		_, err := c.readFrame(corr)
+		return err
+	}
+
+	ok := dialRaw(t, b.Addr)
+	produce(ok, "fire-and-forget", 1)
+	if err := apiVersions(ok, 2); err != nil {
+		t.Fatalf("after a good acks=0 produce the connection should serve: %v", err)
+	}
+
+	for _, tc := range []struct{ name, topic string }{
+		{"unknown topic", "no-such-topic"},
+		{"internal topic", "__consumer_offsets"},
+	} {
+		c := dialRaw(t, b.Addr)
+		produce(c, tc.topic, 1)
+		c.expectClosed(tc.name)
+	}
+
+	if got := consumeN(t, b, "fire-and-forget", 2); len(got) != 2 {
+		t.Fatalf("consumed %d records, want the 2 of the good produce", len(got))
+	}
+}
