@@ -204,8 +204,10 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 	}
 
 	respond = b.countFetch(targets, resp, respond)
+	// MaxBytes 0 is a limit, not "none": the response still holds the
+	// first batch found (KIP-74), as Kafka answers.
 	maxBytes := int(r.MaxBytes)
-	if limit := int(b.Config().Int("fetch.max.bytes")); maxBytes <= 0 || maxBytes > limit {
+	if limit := int(b.Config().Int("fetch.max.bytes")); maxBytes < 0 || maxBytes > limit {
 		maxBytes = limit
 	}
 	committed := r.IsolationLevel == 1
@@ -329,8 +331,12 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 		if committed {
 			upTo = sp.LastStableOffset
 		}
+		// Until a partition returned data, the first batch is returned
+		// whatever the limits, even 0 (KIP-74; Kafka's readFromLog reads
+		// with minOneMessage until a read is non-empty), or a consumer
+		// whose batch is larger than its limits would stall.
 		limit := min(int(t.req.PartitionMaxBytes), maxBytes-total)
-		if offset >= upTo || (limit <= 0 && total > 0) || t.req.PartitionMaxBytes <= 0 {
+		if offset >= upTo || (limit <= 0 && total > 0) || t.req.PartitionMaxBytes < 0 {
 			continue
 		}
 		// Room for a whole read: partlog needs min(limit, 1 MiB) plus
