@@ -110,6 +110,30 @@ func Apply(img *Image, offset int64, recs []Record) (*Image, error) {
 		next.Topics[t.Name] = t
 		next.TopicIDs[t.ID] = t
 	}
+	// own returns t's copy private to next, made on a topic's first
+	// change in this Apply; later records change that copy in place.
+	// Copying the partitions at every record made a topic's creation
+	// quadratic: 10,000 partitions copied the growing slice 10,000
+	// times, 0.65 s of CPU at every start that replayed it and at the
+	// CreateTopics that wrote it.
+	var owned map[UUID]*Topic
+	own := func(t *Topic) *Topic {
+		if owned[t.ID] == t {
+			return t
+		}
+		nt := *t
+		nt.Partitions = slices.Clone(t.Partitions)
+		nt.Configs = maps.Clone(t.Configs)
+		if nt.Configs == nil {
+			nt.Configs = map[string]string{}
+		}
+		if owned == nil {
+			owned = map[UUID]*Topic{}
+		}
+		owned[nt.ID] = &nt
+		setTopic(&nt)
+		return &nt
+	}
 	for i, r := range recs {
 		switch {
 		case r.Topic != nil:
@@ -119,7 +143,12 @@ func Apply(img *Image, offset int64, recs []Record) (*Image, error) {
 			if _, ok := next.TopicIDs[r.Topic.ID]; ok {
 				return nil, fmt.Errorf("metadata: record %d: topic id %s exists", i, r.Topic.ID)
 			}
-			setTopic(&Topic{Name: r.Topic.Name, ID: r.Topic.ID, Configs: map[string]string{}})
+			t := &Topic{Name: r.Topic.Name, ID: r.Topic.ID, Configs: map[string]string{}}
+			setTopic(t)
+			if owned == nil {
+				owned = map[UUID]*Topic{}
+			}
+			owned[t.ID] = t
 
 		case r.Partition != nil:
 			p := r.Partition
@@ -130,15 +159,14 @@ func Apply(img *Image, offset int64, recs []Record) (*Image, error) {
 			if int(p.Partition) != len(t.Partitions) {
 				return nil, fmt.Errorf("metadata: record %d: partition %d of %q out of order", i, p.Partition, t.Name)
 			}
-			nt := *t
-			nt.Partitions = append(slices.Clip(t.Partitions), &Partition{
+			t = own(t)
+			t.Partitions = append(t.Partitions, &Partition{
 				Partition:   p.Partition,
 				Replicas:    slices.Clone(p.Replicas),
 				ISR:         slices.Clone(p.ISR),
 				Leader:      p.Leader,
 				LeaderEpoch: p.LeaderEpoch,
 			})
-			setTopic(&nt)
 
 		case r.PartitionChange != nil:
 			c := r.PartitionChange
@@ -158,10 +186,7 @@ func Apply(img *Image, offset int64, recs []Record) (*Image, error) {
 			if c.Replicas != nil {
 				np.Replicas = slices.Clone(c.Replicas)
 			}
-			nt := *t
-			nt.Partitions = slices.Clone(t.Partitions)
-			nt.Partitions[c.Partition] = &np
-			setTopic(&nt)
+			own(t).Partitions[c.Partition] = &np
 
 		case r.RemoveTopic != nil:
 			t, ok := next.TopicIDs[r.RemoveTopic.ID]
@@ -171,6 +196,7 @@ func Apply(img *Image, offset int64, recs []Record) (*Image, error) {
 			copyTopics()
 			delete(next.Topics, t.Name)
 			delete(next.TopicIDs, t.ID)
+			delete(owned, t.ID)
 
 		case r.Config != nil:
 			c := r.Config
@@ -180,10 +206,7 @@ func Apply(img *Image, offset int64, recs []Record) (*Image, error) {
 				if !ok {
 					return nil, fmt.Errorf("metadata: record %d: config of unknown topic %q", i, c.ResourceName)
 				}
-				nt := *t
-				nt.Configs = maps.Clone(t.Configs)
-				setValue(nt.Configs, c.Name, c.Value)
-				setTopic(&nt)
+				setValue(own(t).Configs, c.Name, c.Value)
 			case ResourceBroker:
 				if !configsCopied {
 					next.BrokerConfigs = maps.Clone(img.BrokerConfigs)

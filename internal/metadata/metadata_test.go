@@ -3,6 +3,7 @@ package metadata
 import (
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"testing"
 
 	"github.com/gregor-streaming/gregor/internal/vfs"
@@ -47,6 +48,58 @@ func TestApplyDoesNotMutate(t *testing.T) {
 	}
 	if next3.TopicIDs[next.Topics["a"].ID] != next3.Topics["a"] {
 		t.Fatal("name and ID maps disagree")
+	}
+}
+
+// One Apply changing a topic several times (partitions added, a config,
+// a partition change) changes its own copy, and the image it was given
+// keeps what it had.
+func TestApplyManyChangesToOneTopic(t *testing.T) {
+	img, err := Apply(Empty(), 0, createTopic("a", 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := img.Topics["a"]
+	id := old.ID
+	v := "1000"
+	leader := int32(3)
+	next, err := Apply(img, 1, []Record{
+		{Partition: &PartitionRecord{TopicID: id, Partition: 2, Replicas: []int32{0}}},
+		{Config: &ConfigRecord{ResourceType: ResourceTopic, ResourceName: "a", Name: "retention.ms", Value: &v}},
+		{PartitionChange: &PartitionChangeRecord{TopicID: id, Partition: 0, Leader: &leader}},
+		{Partition: &PartitionRecord{TopicID: id, Partition: 3, Replicas: []int32{0}}},
+		{Config: &ConfigRecord{ResourceType: ResourceTopic, ResourceName: "a", Name: "segment.ms", Value: &v}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nt := next.Topics["a"]
+	if len(nt.Partitions) != 4 || nt.Partitions[0].Leader != 3 || len(nt.Configs) != 2 || next.TopicIDs[id] != nt {
+		t.Fatalf("next: %d partitions, leader %d, configs %v", len(nt.Partitions), nt.Partitions[0].Leader, nt.Configs)
+	}
+	if img.Topics["a"] != old || len(old.Partitions) != 2 || old.Partitions[0].Leader != 0 || len(old.Configs) != 0 {
+		t.Fatalf("the old image changed: %d partitions, leader %d, configs %v", len(old.Partitions), old.Partitions[0].Leader, old.Configs)
+	}
+}
+
+// Creating a topic is linear in its partitions: each partition record
+// used to copy the topic's growing partition slice (10,000 partitions:
+// 0.65 s at every start that replayed the creation). 20,000 partitions
+// copied that way allocate over 1.6 GB; once, a few megabytes.
+func TestApplyCreateTopicLinear(t *testing.T) {
+	recs := createTopic("big", 20000)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	next, err := Apply(Empty(), 0, recs)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(next.Topics["big"].Partitions); n != 20000 {
+		t.Fatalf("%d partitions", n)
+	}
+	if b := after.TotalAlloc - before.TotalAlloc; b > 64<<20 {
+		t.Fatalf("creating 20,000 partitions allocated %d MB", b>>20)
 	}
 }
 
