@@ -170,7 +170,7 @@ func Open(opts Options) (*Broker, error) {
 		cancel()
 		return nil, fmt.Errorf("broker: data dir: %w", err)
 	}
-	meta, err := metadata.Open(b.fs, filepath.Join(b.dir, "__cluster_metadata-0"), b.log)
+	meta, err := metadata.Open(b.fs, filepath.Join(b.dir, ClusterMetadataTopic+"-0"), b.log)
 	if err != nil {
 		cancel()
 		return nil, err

@@ -74,7 +74,9 @@ func (b *Broker) handleDeleteTopics(req *wire.Request) kmsg.Response {
 				t.name = &name
 			}
 			t.id = topic.ID
-			if isInternal(topic.Name) {
+			if isInternal(topic.Name) || topic.Name == ClusterMetadataTopic {
+				// A __cluster_metadata topic (made before its name
+				// was refused) shares the metadata log's directory.
 				t.err, t.msg = kerr.InvalidRequest, "internal topics cannot be deleted"
 				continue
 			}

@@ -78,7 +78,7 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 			errTopic(kerr.InvalidTopicException)
 			continue
 		}
-		if !allowAuto || isInternal(name) {
+		if !allowAuto || isInternal(name) || name == ClusterMetadataTopic {
 			errTopic(kerr.UnknownTopicOrPartition)
 			continue
 		}

@@ -26,6 +26,13 @@ const (
 
 func isInternal(topic string) bool { return topic == OffsetsTopic || topic == TxnTopic }
 
+// ClusterMetadataTopic names the broker's metadata log, kept in the data
+// directory as ClusterMetadataTopic-0 as Kafka keeps its KRaft log. No
+// topic may take the name: its partition 0 would share that directory,
+// and deleting the topic would remove every topic's definition with it.
+// Kafka refuses creating it with INVALID_REQUEST.
+const ClusterMetadataTopic = "__cluster_metadata"
+
 const maxTopicNameLen = 249
 
 // validateTopicName checks a topic name as Kafka's Topic.validate does.
@@ -85,6 +92,9 @@ func newTopicError(err *kerr.Error, format string, args ...any) *topicError {
 
 // checkTopicSpec validates spec against img and fills defaults.
 func (b *Broker) checkTopicSpec(img *metadata.Image, spec *topicSpec) *topicError {
+	if spec.name == ClusterMetadataTopic {
+		return newTopicError(kerr.InvalidRequest, "creation of internal topic %s is prohibited", ClusterMetadataTopic)
+	}
 	if err := validateTopicName(spec.name); err != nil {
 		return newTopicError(kerr.InvalidTopicException, "%v", err)
 	}
