@@ -97,8 +97,8 @@ func (b *Broker) alterConfigs(alters []*configAlter, validateOnly bool) error {
 			count[key(a)]++
 		}
 		for _, a := range alters {
-			if count[key(a)] > 1 {
-				a.err = newTopicError(kerr.InvalidRequest, "each resource must appear at most once: %s appears %d times", a.name, count[key(a)])
+			if n := count[key(a)]; n > 1 {
+				a.err = newTopicError(kerr.InvalidRequest, "each resource must appear at most once: %s appears %d times", a.name, n)
 				continue
 			}
 			rtype, cur, terr := b.configResource(img, a.typ, a.name)

@@ -305,17 +305,10 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 			failed = true
 			continue
 		}
-		if ce := t.req.CurrentLeaderEpoch; ce >= 0 {
-			if ce > epoch {
-				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
-				failed = true
-				continue
-			}
-			if ce < epoch {
-				sp.ErrorCode = kerr.FencedLeaderEpoch.Code
-				failed = true
-				continue
-			}
+		if err := leaderEpochError(t.req.CurrentLeaderEpoch, epoch); err != nil {
+			sp.ErrorCode = err.Code
+			failed = true
+			continue
 		}
 		hw := p.log.HighWatermark()
 		sp.HighWatermark = hw

@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -22,8 +21,7 @@ func TestFetchZeroByteLimits(t *testing.T) {
 	b := ktest.NewBroker(t)
 	b.CreateTopic("limits", 2, nil)
 	cl := b.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0), kgo.MaxBufferedRecords(1))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := ctxT(t, 30*time.Second)
 	for i := range 4 { // one batch per record: MaxBufferedRecords(1), produced one by one
 		for p := range int32(2) {
 			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "limits", Partition: p, Value: []byte{byte(i)}}).FirstErr(); err != nil {

@@ -85,15 +85,9 @@ func (b *Broker) listOffset(topic *metadata.Topic, rp *kmsg.ListOffsetsRequestTo
 	p.mu.Lock()
 	epoch := p.leaderEpoch
 	p.mu.Unlock()
-	if ce := rp.CurrentLeaderEpoch; ce >= 0 {
-		if ce > epoch {
-			sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
-			return
-		}
-		if ce < epoch {
-			sp.ErrorCode = kerr.FencedLeaderEpoch.Code
-			return
-		}
+	if err := leaderEpochError(rp.CurrentLeaderEpoch, epoch); err != nil {
+		sp.ErrorCode = err.Code
+		return
 	}
 	sp.LeaderEpoch = epoch
 	// The last offset a consumer of this isolation level may read:

@@ -40,15 +40,10 @@ func (b *Broker) handleOffsetForLeaderEpoch(req *wire.Request) kmsg.Response {
 	for _, rt := range r.Topics {
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
-		topic, topicOK := img.Topic(rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
-			var p *partition
-			if topicOK {
-				p = b.partition(topic.ID, rp.Partition)
-			}
-			if p == nil {
+			if p := b.partitionOf(img, rt.Topic, rp.Partition); p == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			} else {
 				sp.ErrorCode, sp.LeaderEpoch, sp.EndOffset = p.endOffsetForEpoch(rp.CurrentLeaderEpoch, rp.LeaderEpoch)
@@ -71,14 +66,9 @@ func (p *partition) endOffsetForEpoch(current, epoch int32) (errCode int16, lead
 	if p.deleted {
 		return kerr.UnknownTopicOrPartition.Code, -1, -1
 	}
-	if current >= 0 {
-		if current > p.leaderEpoch {
-			return kerr.UnknownLeaderEpoch.Code, -1, -1
-		}
-		if current < p.leaderEpoch {
-			return kerr.FencedLeaderEpoch.Code, -1, -1
-		}
+	if err := leaderEpochError(current, p.leaderEpoch); err != nil {
+		return err.Code, -1, -1
 	}
-	leaderEpoch, endOffset = p.log.EndOffsetForLeaderEpoch(epoch, p.leaderEpoch)
+	leaderEpoch, endOffset = p.log.EndOffsetForEpoch(epoch, p.leaderEpoch)
 	return 0, leaderEpoch, endOffset
 }

@@ -5,11 +5,28 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/gregor-streaming/gregor/internal/config"
 	"github.com/gregor-streaming/gregor/internal/metadata"
 	"github.com/gregor-streaming/gregor/internal/metrics"
 	"github.com/gregor-streaming/gregor/internal/partlog"
 )
+
+// leaderEpochError checks a request's CurrentLeaderEpoch against the
+// partition's leader epoch (KIP-320), as Fetch, ListOffsets and
+// OffsetForLeaderEpoch do: a newer one is UNKNOWN_LEADER_EPOCH, an older
+// one FENCED_LEADER_EPOCH, -1 is not checked.
+func leaderEpochError(current, epoch int32) *kerr.Error {
+	switch {
+	case current < 0 || current == epoch:
+		return nil
+	case current > epoch:
+		return kerr.UnknownLeaderEpoch
+	default:
+		return kerr.FencedLeaderEpoch
+	}
+}
 
 // partition is a partition this broker leads: its log, producer state
 // and the waiters parked on it.

@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
@@ -22,8 +21,7 @@ func TestProduceToInternalTopicRefused(t *testing.T) {
 	b := ktest.NewBroker(t)
 	// A group and a transaction make the coordinators create both topics.
 	tcl := b.Client(kgo.TransactionalID("tx"), kgo.DefaultProduceTopic("events"), kgo.AllowAutoTopicCreation())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := ctxT(t, 30*time.Second)
 	if err := tcl.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -21,8 +20,7 @@ import (
 func TestClusterMetadataTopicRefused(t *testing.T) {
 	b := ktest.NewBroker(t)
 	b.CreateTopic("kept", 1, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	ctx := ctxT(t, 20*time.Second)
 	adm := b.Admin()
 	resp, err := adm.CreateTopics(ctx, 1, 1, nil, "__cluster_metadata")
 	if err != nil {

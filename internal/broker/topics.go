@@ -117,9 +117,13 @@ func (b *Broker) checkTopicSpec(img *metadata.Image, spec *topicSpec) *topicErro
 		given := make([]bool, len(spec.assignment))
 		for _, a := range spec.assignment {
 			i, rs := a.Partition, a.Replicas
-			if i >= 0 && int(i) < len(given) && given[i] {
+			if i < 0 || int(i) >= len(given) {
+				return newTopicError(kerr.InvalidReplicaAssignment, "partitions should be a consecutive 0-based integer sequence")
+			}
+			if given[i] {
 				return newTopicError(kerr.InvalidReplicaAssignment, "found multiple manual partition assignments for partition %d", i)
 			}
+			given[i] = true
 			if len(rs) == 0 || len(rs) != int(spec.replicationFactor) {
 				return newTopicError(kerr.InvalidReplicaAssignment, "partition %d has %d replicas, want %d", i, len(rs), spec.replicationFactor)
 			}
@@ -133,10 +137,6 @@ func (b *Broker) checkTopicSpec(img *metadata.Image, spec *topicSpec) *topicErro
 				}
 				seen[r] = true
 			}
-			if i < 0 || int(i) >= len(given) {
-				return newTopicError(kerr.InvalidReplicaAssignment, "partitions should be a consecutive 0-based integer sequence")
-			}
-			given[i] = true
 		}
 	}
 	if spec.partitions == -1 {

@@ -116,9 +116,11 @@ func Apply(img *Image, offset int64, recs []Record) (*Image, error) {
 	// quadratic: 10,000 partitions copied the growing slice 10,000
 	// times, 0.65 s of CPU at every start that replayed it and at the
 	// CreateTopics that wrote it.
-	var owned map[UUID]*Topic
+	// owned holds the IDs of the topics whose entry in next is such a
+	// copy (or was created here).
+	owned := map[UUID]bool{}
 	own := func(t *Topic) *Topic {
-		if owned[t.ID] == t {
+		if owned[t.ID] {
 			return t
 		}
 		nt := *t
@@ -127,10 +129,7 @@ func Apply(img *Image, offset int64, recs []Record) (*Image, error) {
 		if nt.Configs == nil {
 			nt.Configs = map[string]string{}
 		}
-		if owned == nil {
-			owned = map[UUID]*Topic{}
-		}
-		owned[nt.ID] = &nt
+		owned[nt.ID] = true
 		setTopic(&nt)
 		return &nt
 	}
@@ -143,12 +142,8 @@ func Apply(img *Image, offset int64, recs []Record) (*Image, error) {
 			if _, ok := next.TopicIDs[r.Topic.ID]; ok {
 				return nil, fmt.Errorf("metadata: record %d: topic id %s exists", i, r.Topic.ID)
 			}
-			t := &Topic{Name: r.Topic.Name, ID: r.Topic.ID, Configs: map[string]string{}}
-			setTopic(t)
-			if owned == nil {
-				owned = map[UUID]*Topic{}
-			}
-			owned[t.ID] = t
+			setTopic(&Topic{Name: r.Topic.Name, ID: r.Topic.ID, Configs: map[string]string{}})
+			owned[r.Topic.ID] = true
 
 		case r.Partition != nil:
 			p := r.Partition

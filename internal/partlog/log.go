@@ -370,24 +370,17 @@ func (l *Log) LeaderEpochs() []EpochEntry {
 	return append([]EpochEntry(nil), l.epochs...)
 }
 
-// EndOffsetForEpoch answers OffsetForLeaderEpoch: for the latest epoch,
-// (epoch, LogEndOffset); for an older one, the largest known epoch <=
-// epoch and the start offset of the first epoch above it; (-1, -1) when
-// epoch is unknown and newer than every entry, or the history is empty.
-func (l *Log) EndOffsetForEpoch(epoch int32) (epoch2 int32, endOffset int64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return endOffsetForEpoch(l.epochs, epoch, l.logEndOffset)
-}
-
-// EndOffsetForLeaderEpoch is EndOffsetForEpoch as answered by the leader
-// of leaderEpoch: while no batch was written under leaderEpoch, the
-// history is taken to end with (leaderEpoch, LogEndOffset), as a Kafka
-// leader enters its epoch in the cache when elected
-// (Partition.makeLeader). So the current epoch is always known: its end
-// is the log end offset, even on an empty log, and older epochs end
-// where it starts.
-func (l *Log) EndOffsetForLeaderEpoch(epoch, leaderEpoch int32) (epoch2 int32, endOffset int64) {
+// EndOffsetForEpoch answers OffsetForLeaderEpoch as the leader of
+// leaderEpoch (-1: from the written history alone): for the latest
+// epoch, (epoch, LogEndOffset); for an older one, the largest known
+// epoch <= epoch and the start offset of the first epoch above it; (-1,
+// -1) when epoch is unknown and newer than every entry, or the history
+// is empty. While no batch was written under leaderEpoch, the history is
+// taken to end with (leaderEpoch, LogEndOffset), as a Kafka leader
+// enters its epoch in the cache when elected (Partition.makeLeader), so
+// the current epoch is always known: its end is the log end offset, even
+// on an empty log, and older epochs end where it starts.
+func (l *Log) EndOffsetForEpoch(epoch, leaderEpoch int32) (epoch2 int32, endOffset int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	// Clipped, the history is copied by assignEpoch's append, never

@@ -94,7 +94,7 @@ func TestTruncateBelowLogStart(t *testing.T) {
 
 func TestEndOffsetForEpoch(t *testing.T) {
 	tl := openTest(t, nil, DefaultConfig())
-	if e, o := tl.EndOffsetForEpoch(0); e != -1 || o != -1 {
+	if e, o := tl.EndOffsetForEpoch(0, -1); e != -1 || o != -1 {
 		t.Fatalf("empty: %d %d", e, o)
 	}
 	for _, ep := range []int32{1, 1, 3, 3, 3, 6} {
@@ -111,7 +111,7 @@ func TestEndOffsetForEpoch(t *testing.T) {
 	}{
 		{0, 0, 0}, {1, 1, 4}, {2, 1, 4}, {3, 3, 10}, {4, 3, 10}, {5, 3, 10}, {6, 6, 12}, {7, -1, -1}, {-1, -1, -1},
 	} {
-		if e, o := tl.EndOffsetForEpoch(tc.epoch); e != tc.wantEpoch || o != tc.wantOff {
+		if e, o := tl.EndOffsetForEpoch(tc.epoch, -1); e != tc.wantEpoch || o != tc.wantOff {
 			t.Errorf("EndOffsetForEpoch(%d) = %d, %d; want %d, %d", tc.epoch, e, o, tc.wantEpoch, tc.wantOff)
 		}
 	}
@@ -143,8 +143,8 @@ func TestEndOffsetForLeaderEpoch(t *testing.T) {
 	check := func(qs ...q) {
 		t.Helper()
 		for _, tc := range qs {
-			if e, o := tl.EndOffsetForLeaderEpoch(tc.epoch, tc.leader); e != tc.wantEpoch || o != tc.wantOff {
-				t.Errorf("EndOffsetForLeaderEpoch(%d, leader %d) = %d, %d; want %d, %d", tc.epoch, tc.leader, e, o, tc.wantEpoch, tc.wantOff)
+			if e, o := tl.EndOffsetForEpoch(tc.epoch, tc.leader); e != tc.wantEpoch || o != tc.wantOff {
+				t.Errorf("EndOffsetForEpoch(%d, leader %d) = %d, %d; want %d, %d", tc.epoch, tc.leader, e, o, tc.wantEpoch, tc.wantOff)
 			}
 		}
 	}
@@ -156,12 +156,12 @@ func TestEndOffsetForLeaderEpoch(t *testing.T) {
 		}
 	} // epochs: (1,0) (3,2); LEO 4
 	check(
-		// The leader of the last written epoch: EndOffsetForEpoch.
+		// The leader of the last written epoch: the written history.
 		q{3, 3, 3, 4}, q{2, 3, 1, 2}, q{1, 3, 1, 2}, q{0, 3, 0, 0}, q{4, 3, -1, -1},
 		// Leader of epoch 5, nothing written under it yet: (5,4).
 		q{5, 5, 5, 4}, q{4, 5, 3, 4}, q{3, 5, 3, 4}, q{1, 5, 1, 2}, q{0, 5, 0, 0}, q{6, 5, -1, -1},
 	)
-	if e, o := tl.EndOffsetForEpoch(4); e != -1 || o != -1 {
+	if e, o := tl.EndOffsetForEpoch(4, -1); e != -1 || o != -1 {
 		t.Errorf("EndOffsetForEpoch(4) = %d, %d after the leader's view; want -1, -1", e, o)
 	}
 	if got := tl.LeaderEpochs(); !slices.Equal(got, []EpochEntry{{1, 0}, {3, 2}}) {
