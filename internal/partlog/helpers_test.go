@@ -62,6 +62,8 @@ type testLog struct {
 	cfg Config
 	syn *Syncer
 	now *fakeClock
+	// deferSync opens with Options.DeferSync (as a broker's start).
+	deferSync bool
 	// logs collects the log's slog output.
 	logs *lockedBuffer
 }
@@ -125,7 +127,7 @@ func openTest(t testing.TB, fs vfs.FS, cfg Config) *testLog {
 // reopen opens the log again on tl.fs (after Close or a crash).
 func (tl *testLog) reopen() {
 	tl.t.Helper()
-	l, err := Open(Options{FS: tl.fs, Dir: tl.dir, Config: tl.cfg, Now: tl.now.Now, Syncer: tl.syn, Logger: slog.New(slog.NewTextHandler(tl.logs, nil))})
+	l, err := Open(Options{FS: tl.fs, Dir: tl.dir, Config: tl.cfg, Now: tl.now.Now, Syncer: tl.syn, Logger: slog.New(slog.NewTextHandler(tl.logs, nil)), DeferSync: tl.deferSync})
 	if err != nil {
 		tl.t.Fatal(err)
 	}

@@ -270,10 +270,14 @@ func Open(opts Options) (*Log, error) {
 		l.releaseFiles()
 		return nil, fmt.Errorf("partlog: open %s: %w", opts.Dir, err)
 	}
-	// The checkpoint on disk, loaded or written by recovery, holds a
-	// recovery point in this segment: progress within it need not be
-	// checkpointed (checkpointDueLocked).
-	l.ckptRPSeg, l.ckptPos, l.ckptAt = l.segBaseLocked(l.recoveryPoint), l.rpMark.pos, l.openTime
+	// load set ckptRPSeg and ckptPos from the checkpoint on disk, and
+	// ckptDirty when recovery left the recovery point ahead of it.
+	l.ckptAt = l.openTime
+	if l.ckptDirty {
+		l.mu.Lock()
+		l.listCkptLocked()
+		l.mu.Unlock()
+	}
 	if err := l.replayJournal(); err != nil {
 		l.releaseFiles()
 		return nil, fmt.Errorf("partlog: open %s: journal replay: %w", opts.Dir, err)

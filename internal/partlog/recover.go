@@ -81,7 +81,11 @@ func (l *Log) load() error {
 		if haveCkpt {
 			start = ckpt.logStartOffset
 		}
-		return l.startEmptyLocked(start)
+		if err := l.startEmptyLocked(start); err != nil {
+			return err
+		}
+		l.ckptRPSeg, l.ckptPos = start, l.rpMark.pos
+		return nil
 	}
 
 	for i, base := range bases {
@@ -147,7 +151,8 @@ func (l *Log) load() error {
 		}
 	}
 
-	if lso > l.logEndOffset {
+	reset := lso > l.logEndOffset
+	if reset {
 		// Everything below the checkpointed start offset was deleted and
 		// recovery lost the rest: start over at it, as Kafka does, so
 		// deleted records never come back.
@@ -174,12 +179,42 @@ func (l *Log) load() error {
 		if ckpt.recoveryPoint >= l.logEndOffset {
 			l.recoveryPoint, l.rpMark = l.logEndOffset, l.endMarkLocked()
 		}
+		l.ckptRPSeg, l.ckptPos = l.segBaseLocked(l.recoveryPoint), l.rpMark.pos
 		return nil
 	}
 	// Everything recovery validated is made durable before the recovery
 	// point moves past it.
 	l.recoveryPoint, l.rpMark = l.logEndOffset, l.endMarkLocked()
+	// With DeferSync, the checkpoint on disk is left as it is when it
+	// still holds: its recovery point lies in data recovery kept (that
+	// data was synced before it was recorded), the epochs past it are
+	// rebuilt by every recovery, and nothing else it records moved (no
+	// checkpoint at all holds too: recovery then scans every segment).
+	// Only the recovery point advanced, which is progress the
+	// checkpoint rounds write once the caller's SyncAll has made the
+	// recovered data durable, instead of a file created and renamed
+	// here per partition: 10,000 of them were 0.8 s of a restart after
+	// a crash. ckptRPSeg and ckptPos then say where the next recovery
+	// would start scanning (checkpointDueLocked).
+	if l.deferSync && !damaged && !reset {
+		holds, rpSeg, pos := false, int64(0), int64(0)
+		if haveCkpt {
+			holds = ckpt.logStartOffset == lso && ckpt.highWatermark <= l.logEndOffset && ckpt.cleanerOffset <= l.logEndOffset
+			rpSeg, pos = l.segBaseLocked(ckpt.recoveryPoint), ckpt.rpMark.pos
+			if ckpt.rpMark.seg != rpSeg || pos < 0 {
+				pos = 0 // recovery starts at the segment's start
+			}
+		} else if vfs.IsNotExist(cerr) {
+			holds, rpSeg = true, l.segs[0].base
+		}
+		if holds {
+			l.ckptRPSeg, l.ckptPos = rpSeg, pos
+			l.ckptDirty, l.ckptProgress = true, true // listed by Open
+			return nil
+		}
+	}
 	c := l.checkpointLocked(false)
+	l.ckptRPSeg, l.ckptPos = l.segBaseLocked(l.recoveryPoint), l.rpMark.pos
 	if l.deferSync {
 		return vfs.WriteFileRenamed(l.fs, l.ckptName, c.encode())
 	}
@@ -528,19 +563,42 @@ func (l *Log) recoverFrom(k int, rp int64, mark rpMark) error {
 				tidx = append(tidx, e)
 			}
 		}
+		idxFlushed, tidxFlushed := int64(len(r.idx)), int64(len(tidx))
 		if active {
 			// The active segment's index files are checked, not trusted,
 			// by the next recovery (markedScan), and the clean shutdown
-			// syncs them: write what differs, without an fsync here.
-			c1, err := updateFile(l.fs, s.idxName, appendIndexEntries(make([]byte, 0, len(r.idx)*offsetIndexEntrySize), r.idx))
+			// syncs them. When they hold a prefix of what recovery
+			// rebuilt (a missing file is empty), the rest waits with
+			// the appends' entries for the next checkpoint, roll or
+			// close; otherwise what differs is written, without an
+			// fsync here.
+			idxB := appendIndexEntries(make([]byte, 0, len(r.idx)*offsetIndexEntrySize), r.idx)
+			tidxB := appendTimeEntries(make([]byte, 0, len(tidx)*timeIndexEntrySize), tidx)
+			ni, ok1, err := prefixLen(l.fs, s.idxName, idxB)
 			if err != nil {
 				return err
 			}
-			c2, err := updateFile(l.fs, s.tidxName, appendTimeEntries(make([]byte, 0, len(tidx)*timeIndexEntrySize), tidx))
+			nt, ok2, err := prefixLen(l.fs, s.tidxName, tidxB)
 			if err != nil {
 				return err
 			}
-			l.dirDirty = l.dirDirty || c1 || c2
+			ok1 = ok1 && ni%offsetIndexEntrySize == 0 // not a torn entry
+			ok2 = ok2 && nt%timeIndexEntrySize == 0
+			ni /= offsetIndexEntrySize
+			nt /= timeIndexEntrySize
+			if ok1 && ok2 && len(r.idx)-ni < maxPendingIndexEntries && len(tidx)-nt < maxPendingIndexEntries {
+				idxFlushed, tidxFlushed = int64(ni), int64(nt)
+			} else {
+				c1, err := updateFile(l.fs, s.idxName, idxB)
+				if err != nil {
+					return err
+				}
+				c2, err := updateFile(l.fs, s.tidxName, tidxB)
+				if err != nil {
+					return err
+				}
+				l.dirDirty = l.dirDirty || c1 || c2
+			}
 		} else if err := writeIndexFiles(l.fs, s, r.idx, tidx); err != nil {
 			return err
 		}
@@ -560,7 +618,8 @@ func (l *Log) recoverFrom(k int, rp int64, mark rpMark) error {
 		}
 		l.w = newRCFile(f, 1)
 		a := activeState{seg: s, size: size, bytesSinceIdx: r.bytesSinceIdx,
-			idxFlushed: int64(len(r.idx)), tidxFlushed: int64(len(tidx)),
+			idxFlushed: idxFlushed, tidxFlushed: tidxFlushed,
+			idxPending: r.idx[idxFlushed:], tidxPending: tidx[tidxFlushed:],
 			lastTs: lastTs, maxTs: r.maxTs, maxTsOff: r.maxTsOff, firstTs: r.firstTs,
 			created: l.openTime, modified: l.openTime}
 		if n := len(r.idx); n > 0 {
@@ -622,6 +681,19 @@ func updateFile(fs vfs.FS, name string, b []byte) (created bool, err error) {
 		return false, nil // an index file appears with its first entry
 	}
 	return err != nil, writeFile(fs, name, b)
+}
+
+// prefixLen reports whether name holds a prefix of b (a missing file
+// holds the empty one) and how long it is.
+func prefixLen(fs vfs.FS, name string, b []byte) (int, bool, error) {
+	cur, err := vfs.ReadFile(fs, name)
+	if vfs.IsNotExist(err) {
+		return 0, true, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return len(cur), len(cur) <= len(b) && bytes.Equal(cur, b[:len(cur)]), nil
 }
 
 // cutForReplay truncates segment j's file at pos and deletes the

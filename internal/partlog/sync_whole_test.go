@@ -3,6 +3,9 @@ package partlog
 import (
 	"errors"
 	"fmt"
+	"github.com/gregor-streaming/gregor/internal/batch"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -216,5 +219,118 @@ func TestRequestSyncsOneWholeSync(t *testing.T) {
 		if err == nil {
 			t.Fatalf("log %d: no error after the Syncer closed", i)
 		}
+	}
+}
+
+// TestDeferSyncRecoveryWritesNothingAtOpen: opened with DeferSync (a
+// broker's start), a crashed log whose checkpoint still holds, or that
+// has none, is recovered without writing the checkpoint or the active
+// segment's index files at Open: the recovery point's progress and the
+// rebuilt entries wait for the checkpoint rounds. A crash right after
+// the start's SyncAll loses nothing, reads and index lookups are right,
+// and the next due round writes the checkpoint.
+func TestDeferSyncRecoveryWritesNothingAtOpen(t *testing.T) {
+	for _, withCkpt := range []bool{false, true} {
+		t.Run(fmt.Sprintf("checkpoint=%v", withCkpt), func(t *testing.T) {
+			mem := vfs.NewMem()
+			if err := mem.MkdirAll("/data"); err != nil {
+				t.Fatal(err)
+			}
+			tl := &testLog{t: t, fs: mem, dir: "/data/t-0", cfg: smallConfig(), now: &fakeClock{t: time.Unix(1_700_000_000, 0)}, logs: &lockedBuffer{}, deferSync: true}
+			start := func() {
+				t.Helper()
+				ws, err := vfs.OpenWholeSyncer(tl.fs, "/data")
+				if err != nil {
+					t.Fatal(err)
+				}
+				tl.syn = NewSyncer(1)
+				s := tl.syn
+				t.Cleanup(func() { s.Close() })
+				s.UseWholeSync(ws)
+				tl.reopen()
+				if err := s.SyncAll(); err != nil { // the broker's end of start
+					t.Fatal(err)
+				}
+			}
+			start()
+			t.Cleanup(func() { tl.Log.Close() })
+			const batches = 40 // 3 records each, several 4 KiB segments
+			for i := range batches {
+				tl.append(mkBatch(t, 3, int64(1000+i), 50))
+				if i == batches/2 && withCkpt {
+					if err := tl.Sync(); err != nil {
+						t.Fatal(err)
+					}
+					if err := tl.writeCheckpoint(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := tl.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			if len(tl.Segments()) < 3 {
+				t.Fatalf("%d segments, want several", len(tl.Segments()))
+			}
+			snapshot := func() map[string]string {
+				t.Helper()
+				m := map[string]string{}
+				for _, n := range tl.files() {
+					m[n] = string(tl.readFile(n))
+				}
+				return m
+			}
+			tl.crashFS()
+			before := snapshot()
+			if _, ok := before[checkpointName]; ok != withCkpt {
+				t.Fatalf("checkpoint present %v before the restart, want %v", ok, withCkpt)
+			}
+			start()
+			if after := snapshot(); !maps.Equal(before, after) {
+				t.Errorf("Open changed the files:\nbefore %v\nafter  %v", slices.Sorted(maps.Keys(before)), slices.Sorted(maps.Keys(after)))
+			}
+			check := func() {
+				t.Helper()
+				if got := tl.LogEndOffset(); got != 3*batches {
+					t.Fatalf("log end %d, want %d", got, 3*batches)
+				}
+				if hs := tl.readAll(0); len(hs) != batches {
+					t.Fatalf("%d batches, want %d", len(hs), batches)
+				}
+				for off := int64(0); off < 3*batches; off += 7 { // index lookups
+					out, err := tl.Read(nil, off, 1, 1<<62, true)
+					if err != nil || len(out) == 0 {
+						t.Fatalf("read at %d: %d bytes, %v", off, len(out), err)
+					}
+					h, err := batch.Validate(out)
+					if err != nil || h.BaseOffset > off || h.NextOffset() <= off {
+						t.Fatalf("read at %d: batch %+v, %v", off, h, err)
+					}
+				}
+			}
+			check()
+			// Another crash before any checkpoint round: nothing lost.
+			tl.crashFS()
+			start()
+			check()
+			// The due round writes the checkpoint with the recovered end.
+			tl.now.Add(ckptProgressInterval + time.Second)
+			if !tl.checkpointIfDirty(true) {
+				t.Fatal("no checkpoint written by the round")
+			}
+			if err := tl.syn.SyncAll(); err != nil {
+				t.Fatal(err)
+			}
+			c, err := decodeCheckpoint(tl.readFile(checkpointName))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.recoveryPoint != 3*batches {
+				t.Fatalf("checkpointed recovery point %d, want %d", c.recoveryPoint, 3*batches)
+			}
+			tl.crashFS()
+			start()
+			check()
+		})
 	}
 }
