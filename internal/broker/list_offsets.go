@@ -76,6 +76,11 @@ func (b *Broker) handleListOffsets(req *wire.Request) kmsg.Response {
 	return resp
 }
 
+// listOffset answers one partition. The leader epoch returned is that of
+// the offset found, as Kafka's (UnifiedLog.fetchOffsetByTimestamp,
+// Partition.fetchOffsetForTimestamp): the current epoch for latest, the
+// first epoch of the history for earliest, the epoch of the record's
+// batch for a lookup by timestamp; -1 with no offset.
 func (b *Broker) listOffset(topic *metadata.Topic, rp *kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition, committed bool) {
 	p := b.partition(topic.ID, rp.Partition)
 	if p == nil {
@@ -89,7 +94,6 @@ func (b *Broker) listOffset(topic *metadata.Topic, rp *kmsg.ListOffsetsRequestTo
 		sp.ErrorCode = err.Code
 		return
 	}
-	sp.LeaderEpoch = epoch
 	// The last offset a consumer of this isolation level may read:
 	// latest answers it, and lookups by timestamp find only offsets
 	// below it (Kafka's Partition.fetchOffsetForTimestamp), so that
@@ -98,35 +102,37 @@ func (b *Broker) listOffset(topic *metadata.Topic, rp *kmsg.ListOffsetsRequestTo
 	if committed {
 		fetchable = p.lastStableOffset()
 	}
+	var (
+		off, ts int64
+		found   bool
+		err     error
+	)
 	switch rp.Timestamp {
 	case listLatest:
-		sp.Offset = fetchable
+		sp.Offset, sp.LeaderEpoch = fetchable, epoch
+		return
 	case listEarliest, listEarliestLocal:
-		sp.Offset = p.log.LogStartOffset()
+		// Without tiered storage, the local log start is the log start.
+		sp.Offset, sp.LeaderEpoch = p.log.LogStartOffset(), p.log.EarliestEpoch(epoch)
+		return
 	case listLatestTiered, listEarliestPending:
-		// No tiered storage: nothing is tiered or pending (KIP-1005).
-		sp.Offset = -1
+		// No tiered storage: nothing is tiered or pending (KIP-1005),
+		// offset and epoch -1.
+		return
 	case listMaxTimestamp:
-		off, ts, found, err := p.log.MaxTimestamp()
-		if err != nil {
-			sp.ErrorCode = kerr.KafkaStorageError.Code
-			return
-		}
-		if found && off < fetchable {
-			sp.Offset, sp.Timestamp = off, ts
-		}
+		off, ts, found, err = p.log.MaxTimestamp()
 	default:
 		if rp.Timestamp < 0 {
 			sp.ErrorCode = kerr.InvalidRequest.Code
 			return
 		}
-		off, ts, found, err := p.log.OffsetForTimestamp(rp.Timestamp)
-		if err != nil {
-			sp.ErrorCode = kerr.KafkaStorageError.Code
-			return
-		}
-		if found && off < fetchable {
-			sp.Offset, sp.Timestamp = off, ts
-		}
+		off, ts, found, err = p.log.OffsetForTimestamp(rp.Timestamp)
+	}
+	if err != nil {
+		sp.ErrorCode = kerr.KafkaStorageError.Code
+		return
+	}
+	if found && off < fetchable {
+		sp.Offset, sp.Timestamp, sp.LeaderEpoch = off, ts, p.log.EpochForOffset(off)
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregor-streaming/gregor/internal/broker"
 	"github.com/gregor-streaming/gregor/internal/ktest"
 )
 
@@ -108,4 +110,64 @@ func TestListOffsetsDuplicatePartitions(t *testing.T) {
 	if rows != 4 {
 		t.Fatalf("%d rows answered, want 4", rows)
 	}
+}
+
+// TestListOffsetsLeaderEpoch: the leader epoch ListOffsets returns is
+// the epoch of the offset it finds, as Kafka's: the current one for
+// latest, the first epoch of the history for earliest (and earliest
+// local, without tiered storage), the epoch of the record's batch for a
+// lookup by timestamp or MAX_TIMESTAMP, and -1 with no offset
+// (UnifiedLog.fetchOffsetByTimestamp, Partition.fetchOffsetForTimestamp,
+// ReplicaManager.fetchOffset). A single node never elects a leader, so
+// the test moves the partition's epoch itself.
+func TestListOffsetsLeaderEpoch(t *testing.T) {
+	b := ktest.NewBroker(t)
+	b.CreateTopic("le", 1, nil)
+	cl := b.Client(kgo.DefaultProduceTopic("le"))
+	ctx := ctxT(t, 30*time.Second)
+	now := time.Now().Truncate(time.Millisecond)
+	t1, t2 := now.Add(-2*time.Minute), now.Add(-time.Minute)
+	produce := func(ts time.Time, n int) {
+		t.Helper()
+		for range n {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("v"), Timestamp: ts}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	produce(t1, 3) // epoch 0: offsets 0-2
+	if !broker.SetLeaderEpoch(b.B, "le", 0, 2) {
+		t.Fatal("no partition le/0")
+	}
+	produce(t2, 2) // epoch 2: offsets 3-4
+	broker.SetLeaderEpoch(b.B, "le", 0, 5)
+
+	type want struct {
+		offset, timestamp int64
+		epoch             int32
+	}
+	check := func(what string, ts int64, w want) {
+		t.Helper()
+		resp := send[*kmsg.ListOffsetsResponse](t, b, listOffsetsReq("le", 0, listAt{0, ts}))
+		sp := resp.Topics[0].Partitions[0]
+		errCode(t, what, sp.ErrorCode, nil)
+		if got := (want{sp.Offset, sp.Timestamp, sp.LeaderEpoch}); got != w {
+			t.Errorf("%s (timestamp %d): offset, timestamp, epoch %v, want %v", what, ts, got, w)
+		}
+	}
+	check("latest", -1, want{5, -1, 5})
+	check("earliest", -2, want{0, -1, 0})
+	check("earliest local", -4, want{0, -1, 0})
+	check("latest tiered", -5, want{-1, -1, -1})
+	check("max timestamp", -3, want{3, t2.UnixMilli(), 2})
+	check("by timestamp, epoch 2", t2.UnixMilli(), want{3, t2.UnixMilli(), 2})
+	check("by timestamp, epoch 0", t1.UnixMilli(), want{0, t1.UnixMilli(), 0})
+	check("by timestamp, none", now.Add(time.Hour).UnixMilli(), want{-1, -1, -1})
+
+	// DeleteRecords moves the log start into epoch 2.
+	if _, err := b.Admin().DeleteRecords(ctx, kadm.Offsets{"le": {0: {Topic: "le", Partition: 0, At: 4}}}); err != nil {
+		t.Fatal(err)
+	}
+	check("earliest after DeleteRecords", -2, want{4, -1, 2})
+	check("by timestamp after DeleteRecords", t1.UnixMilli(), want{4, t2.UnixMilli(), 2})
 }

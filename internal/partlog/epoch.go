@@ -77,3 +77,17 @@ func endOffsetForEpoch(es []EpochEntry, epoch int32, leo int64) (int32, int64) {
 	}
 	return es[hi-1].Epoch, es[hi].StartOffset
 }
+
+// epochForOffset returns the epoch offset was written under: that of the
+// last entry starting at or before it, or UndefinedEpoch when every entry
+// starts after it (Kafka's LeaderEpochFileCache.epochForOffset).
+func epochForOffset(es []EpochEntry, offset int64) int32 {
+	epoch := UndefinedEpoch
+	for _, e := range es {
+		if e.StartOffset > offset {
+			break
+		}
+		epoch = e.Epoch
+	}
+	return epoch
+}

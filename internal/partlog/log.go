@@ -393,6 +393,33 @@ func (l *Log) EndOffsetForEpoch(epoch, leaderEpoch int32) (epoch2 int32, endOffs
 	return endOffsetForEpoch(es, epoch, l.logEndOffset)
 }
 
+// EarliestEpoch is the leader epoch ListOffsets reports with the log
+// start offset (EARLIEST): the first entry of the history when it starts
+// at or before the log start offset, else UndefinedEpoch, as Kafka's
+// UnifiedLog.fetchOffsetByTimestamp. As in EndOffsetForEpoch, a history
+// with nothing written yet holds (leaderEpoch, LogEndOffset), the entry a
+// Kafka leader makes when elected.
+func (l *Log) EarliestEpoch(leaderEpoch int32) int32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	es := assignEpoch(slices.Clip(l.epochs), leaderEpoch, l.logEndOffset)
+	if len(es) > 0 && es[0].StartOffset <= l.logStartOffset {
+		return es[0].Epoch
+	}
+	return UndefinedEpoch
+}
+
+// EpochForOffset returns the leader epoch the batch holding offset was
+// written under, from the history (Kafka's epochForOffset), or
+// UndefinedEpoch when the history starts after it. The history is made
+// of the epochs batches carry (Append, recovery), so it agrees with the
+// batch itself, which Kafka reads for lookups by timestamp.
+func (l *Log) EpochForOffset(offset int64) int32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return epochForOffset(l.epochs, offset)
+}
+
 // Size is the number of bytes of all segments' .log files.
 func (l *Log) Size() int64 {
 	var total int64

@@ -169,6 +169,40 @@ func TestEndOffsetForLeaderEpoch(t *testing.T) {
 	}
 }
 
+// TestEpochForOffset: the epochs ListOffsets reports with an offset
+// (Kafka's LeaderEpochFileCache.epochForOffset and earliestEntry).
+func TestEpochForOffset(t *testing.T) {
+	tl := openTest(t, nil, DefaultConfig())
+	// Empty: the leader's epoch, entered at the log end offset 0.
+	if e := tl.EarliestEpoch(4); e != 4 {
+		t.Errorf("empty: EarliestEpoch(leader 4) = %d, want 4", e)
+	}
+	if e := tl.EpochForOffset(0); e != -1 {
+		t.Errorf("empty: EpochForOffset(0) = %d, want -1", e)
+	}
+	for _, ep := range []int32{1, 1, 3, 3, 3, 6} {
+		if _, _, err := tl.Append(mkBatch(t, 2, 1, 1), ep); err != nil {
+			t.Fatal(err)
+		}
+	} // epochs: (1,0) (3,4) (6,10); LEO 12
+	for off, want := range map[int64]int32{0: 1, 3: 1, 4: 3, 9: 3, 10: 6, 11: 6, 12: 6} {
+		if e := tl.EpochForOffset(off); e != want {
+			t.Errorf("EpochForOffset(%d) = %d, want %d", off, e, want)
+		}
+	}
+	if e := tl.EarliestEpoch(7); e != 1 {
+		t.Errorf("EarliestEpoch = %d, want 1", e)
+	}
+	tl.SetHighWatermark(12)
+	tl.SetLogStartOffset(5) // history (3,5) (6,10)
+	if e := tl.EarliestEpoch(7); e != 3 {
+		t.Errorf("after DeleteRecords to 5: EarliestEpoch = %d, want 3", e)
+	}
+	if e := tl.EpochForOffset(4); e != -1 {
+		t.Errorf("below the history: EpochForOffset(4) = %d, want -1", e)
+	}
+}
+
 func TestRetention(t *testing.T) {
 	tl := openTest(t, nil, smallConfig())
 	want := fill(t, tl, 50, 100)
