@@ -64,6 +64,10 @@ func (b *Broker) handleListOffsets(req *wire.Request) kmsg.Response {
 			switch {
 			case count[tp{rt.Topic, rp.Partition}] > 1:
 				sp.ErrorCode = kerr.InvalidRequest.Code
+			case !timestampSupported(rp.Timestamp, r.Version):
+				// Before the topic is looked up, as Kafka's
+				// ReplicaManager.fetchOffset.
+				sp.ErrorCode = kerr.UnsupportedVersion.Code
 			case !topicOK:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
@@ -74,6 +78,30 @@ func (b *Broker) handleListOffsets(req *wire.Request) kmsg.Response {
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp
+}
+
+// timestampSupported reports whether a ListOffsets version may ask for
+// timestamp: any time, or a special timestamp from the version that
+// introduced it. Kafka answers the others UNSUPPORTED_VERSION
+// (ReplicaManager.isListOffsetsTimestampUnsupported), an unknown special
+// timestamp included.
+func timestampSupported(ts int64, version int16) bool {
+	var since int16
+	switch ts {
+	case listLatest, listEarliest:
+		since = 1
+	case listMaxTimestamp:
+		since = 7
+	case listEarliestLocal:
+		since = 8
+	case listLatestTiered:
+		since = 9
+	case listEarliestPending:
+		since = 11
+	default:
+		return ts >= 0
+	}
+	return version >= since
 }
 
 // listOffset answers one partition. The leader epoch returned is that of
@@ -122,10 +150,6 @@ func (b *Broker) listOffset(topic *metadata.Topic, rp *kmsg.ListOffsetsRequestTo
 	case listMaxTimestamp:
 		off, ts, found, err = p.log.MaxTimestamp()
 	default:
-		if rp.Timestamp < 0 {
-			sp.ErrorCode = kerr.InvalidRequest.Code
-			return
-		}
 		off, ts, found, err = p.log.OffsetForTimestamp(rp.Timestamp)
 	}
 	if err != nil {

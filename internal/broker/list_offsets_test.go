@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -170,4 +171,44 @@ func TestListOffsetsLeaderEpoch(t *testing.T) {
 	}
 	check("earliest after DeleteRecords", -2, want{4, -1, 2})
 	check("by timestamp after DeleteRecords", t1.UnixMilli(), want{4, t2.UnixMilli(), 2})
+}
+
+// TestListOffsetsUnsupportedTimestamp: a special timestamp the request's
+// version does not know, or one Kafka does not define, is
+// UNSUPPORTED_VERSION for that partition, checked after duplicates and
+// before the topic (ReplicaManager.fetchOffset,
+// isListOffsetsTimestampUnsupported).
+func TestListOffsetsUnsupportedTimestamp(t *testing.T) {
+	b := ktest.NewBroker(t)
+	b.CreateTopic("ts", 1, nil)
+	for _, tc := range []struct {
+		version   int16
+		topic     string
+		timestamp int64
+		want      *kerr.Error
+	}{
+		{9, "ts", -7, kerr.UnsupportedVersion},
+		{9, "ts", -100, kerr.UnsupportedVersion},
+		{9, "nope", -7, kerr.UnsupportedVersion},
+		{9, "nope", -1, kerr.UnknownTopicOrPartition},
+		{6, "ts", -3, kerr.UnsupportedVersion},
+		{7, "ts", -3, nil},
+		{7, "ts", -4, kerr.UnsupportedVersion},
+		{8, "ts", -4, nil},
+		{8, "ts", -5, kerr.UnsupportedVersion},
+		{9, "ts", -5, nil},
+		{10, "ts", -6, kerr.UnsupportedVersion},
+		{11, "ts", -6, nil},
+		{1, "ts", -2, nil},
+		{1, "ts", 0, nil},
+	} {
+		req := listOffsetsReq(tc.topic, 0, listAt{0, tc.timestamp})
+		req.Version = tc.version
+		resp := send[*kmsg.ListOffsetsResponse](t, b, req)
+		sp := resp.Topics[0].Partitions[0]
+		errCode(t, fmt.Sprintf("v%d %s timestamp %d", tc.version, tc.topic, tc.timestamp), sp.ErrorCode, tc.want)
+		if tc.want != nil && (sp.Offset != -1 || sp.Timestamp != -1) {
+			t.Errorf("v%d timestamp %d: offset %d timestamp %d with an error", tc.version, tc.timestamp, sp.Offset, sp.Timestamp)
+		}
+	}
 }
