@@ -205,11 +205,9 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 
 	respond = b.countFetch(targets, resp, respond)
 	// MaxBytes 0 is a limit, not "none": the response still holds the
-	// first batch found (KIP-74), as Kafka answers.
-	maxBytes := int(r.MaxBytes)
-	if limit := int(b.Config().Int("fetch.max.bytes")); maxBytes < 0 || maxBytes > limit {
-		maxBytes = limit
-	}
+	// first batch found (KIP-74), as Kafka answers. A negative one stays
+	// negative, as in Kafka's KafkaApis.handleFetchRequest (readFetch).
+	maxBytes := min(int(r.MaxBytes), int(b.Config().Int("fetch.max.bytes")))
 	committed := r.IsolationLevel == 1
 	minBytes := int(r.MinBytes)
 	if minBytes < 1 {
@@ -324,17 +322,34 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 		if committed {
 			upTo = sp.LastStableOffset
 		}
+		if offset >= upTo {
+			continue
+		}
 		// Until a partition returned data, the first batch is returned
 		// whatever the limits, even 0 (KIP-74; Kafka's readFromLog reads
 		// with minOneMessage until a read is non-empty), or a consumer
-		// whose batch is larger than its limits would stall.
-		limit := min(int(t.req.PartitionMaxBytes), maxBytes-total)
-		if offset >= upTo || (limit <= 0 && total > 0) || t.req.PartitionMaxBytes < 0 {
+		// whose batch is larger than its limits would stall. Kafka
+		// clamps what is left of the request's limit at 0 after each
+		// partition, so only the first may see a negative one.
+		budget := maxBytes - total
+		if i > 0 {
+			budget = max(budget, 0)
+		}
+		limit := min(int(t.req.PartitionMaxBytes), budget)
+		if limit < 0 {
+			// A negative limit for a partition with data to read:
+			// Kafka's LogSegment.read throws IllegalArgumentException,
+			// which the fetch answers UNKNOWN_SERVER_ERROR.
+			sp.ErrorCode = kerr.UnknownServerError.Code
+			failed = true
+			continue
+		}
+		if limit == 0 && total > 0 {
 			continue
 		}
 		// Room for a whole read: partlog needs min(limit, 1 MiB) plus
 		// an index interval of spare capacity not to allocate.
-		need := min(max(limit, 0), 1<<20) + 64<<10
+		need := min(limit, 1<<20) + 64<<10
 		for chunk < len(resp.chunks) && cap(*resp.chunks[chunk])-len(*resp.chunks[chunk]) < need {
 			chunk++
 		}
@@ -344,7 +359,7 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 		cb := resp.chunks[chunk]
 		start := len(*cb)
 		var span partlog.Span
-		data, err := p.log.ReadSpan(*cb, &span, offset, max(limit, 0), upTo, total == 0)
+		data, err := p.log.ReadSpan(*cb, &span, offset, limit, upTo, total == 0)
 		if len(data) > 0 && cap(data) == cap(*cb) {
 			*cb = data // read in place; else data is a grown copy
 		}
