@@ -209,10 +209,9 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 	// negative, as in Kafka's KafkaApis.handleFetchRequest (readFetch).
 	maxBytes := min(int(r.MaxBytes), int(b.Config().Int("fetch.max.bytes")))
 	committed := r.IsolationLevel == 1
-	minBytes := int(r.MinBytes)
-	if minBytes < 1 {
-		minBytes = 1
-	}
+	// As Kafka: MinBytes is capped by the response limit, and a fetch
+	// whose MinBytes is 0 or less is answered at once.
+	minBytes := min(int(r.MinBytes), maxBytes)
 
 	n, failed := b.readFetch(targets, maxBytes, committed, resp)
 	if failed || n >= minBytes || r.MaxWaitMillis <= 0 || len(targets) == 0 || b.ctx.Err() != nil {

@@ -169,3 +169,32 @@ func TestFetchNegativeByteLimits(t *testing.T) {
 		t.Errorf("empty partitions, negative limits: codes %v batches %v, want no error, no data", codes, batches)
 	}
 }
+
+// TestFetchMinBytesAsKafka: Kafka answers at once a fetch whose
+// min_bytes is 0 or less, and caps min_bytes by the response's byte
+// limit (KafkaApis.handleFetchRequest: fetchMinBytes = min(minBytes,
+// fetchMaxBytes); ReplicaManager.fetchMessages answers when
+// bytesReadable >= minBytes), so neither fetch below waits out its
+// max_wait.
+func TestFetchMinBytesAsKafka(t *testing.T) {
+	b := ktest.NewBroker(t)
+	b.CreateTopic("minb", 2, nil)
+	cl := b.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	ctx := ctxT(t, 30*time.Second)
+	topics, err := b.Admin().ListTopics(ctx, "minb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := topics["minb"].ID
+	const wait = 8 * time.Second
+	if _, _, took := limitsFetch(t, cl, "minb", id, 0, 1<<20, 1<<20, wait); took >= wait/2 {
+		t.Errorf("min_bytes 0 on empty partitions: answered after %v, want at once", took)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "minb", Partition: 0, Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	codes, batches, took := limitsFetch(t, cl, "minb", id, 1<<20, 1, 1<<20, wait)
+	if took >= wait/2 || codes != [2]int16{0, 0} || batches != [2]int{1, 0} {
+		t.Errorf("min_bytes 1 MiB, max_bytes 1: codes %v batches %v after %v, want one batch at once", codes, batches, took)
+	}
+}
