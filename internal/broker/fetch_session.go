@@ -59,11 +59,15 @@ type fetchSession struct {
 	id int32
 	// mu guards the fields below. A client has one fetch in flight per
 	// session; the lock only protects against misbehaving ones.
-	mu       sync.Mutex
-	epoch    int32 // the epoch the next request must carry
-	parts    []*sessionPartition
-	index    map[sessionKey]*sessionPartition
-	lastUsed time.Time
+	mu    sync.Mutex
+	epoch int32 // the epoch the next request must carry
+	// usesTopicIDs is set for a session created by Fetch v13+, which
+	// names topics by ID: its requests must all be v13+, and those of
+	// a session by name below v13.
+	usesTopicIDs bool
+	parts        []*sessionPartition
+	index        map[sessionKey]*sessionPartition
+	lastUsed     time.Time
 	// inUse is set while a fetch of this session is being answered.
 	inUse bool
 	// moved is rotateAnsweredLocked's scratch space, kept between
@@ -205,6 +209,7 @@ func (b *Broker) sessionFetchItems(r *kmsg.FetchRequest) ([]fetchItem, *fetchSes
 		}
 		s.mu.Lock()
 		s.inUse = true
+		s.usesTopicIDs = byID
 		items := fromRequest(func(k sessionKey, rp *kmsg.FetchRequestTopicPartition) *sessionPartition {
 			return s.upsertLocked(k, rp)
 		})
@@ -217,16 +222,28 @@ func (b *Broker) sessionFetchItems(r *kmsg.FetchRequest) ([]fetchItem, *fetchSes
 		return nil, nil, kerr.FetchSessionIDNotFound
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	items, empty, err := s.incrementalLocked(r, byID, keyOf, now)
+	s.mu.Unlock()
+	_ = empty
+	if err != nil {
+		return nil, nil, err
+	}
+	return items, s, nil
+}
+
+// incrementalLocked applies an incremental fetch to the session and
+// returns the partitions it reads; empty reports that none is left.
+func (s *fetchSession) incrementalLocked(r *kmsg.FetchRequest, byID bool, keyOf func(string, [16]byte, int32) sessionKey, now time.Time) (items []fetchItem, empty bool, err *kerr.Error) {
 	if s.epoch != r.SessionEpoch || s.inUse {
-		return nil, nil, kerr.InvalidFetchSessionEpoch
+		return nil, false, kerr.InvalidFetchSessionEpoch
 	}
-	s.inUse = true
-	s.epoch++
-	if s.epoch < 1 {
-		s.epoch = 1 // wrap, skipping the special epochs
+	if s.usesTopicIDs != byID {
+		// A session keys its partitions by topic ID or by name for
+		// good: Kafka refuses a request of the other kind, after the
+		// epoch check (FetchManager.newContext), and keeps the
+		// session as it was.
+		return nil, false, kerr.FetchSessionTopicIDError
 	}
-	s.lastUsed = now
 	for i := range r.Topics {
 		rt := &r.Topics[i]
 		for j := range rt.Partitions {
@@ -240,11 +257,17 @@ func (b *Broker) sessionFetchItems(r *kmsg.FetchRequest) ([]fetchItem, *fetchSes
 		}
 	}
 	s.forgetLocked(forget)
-	items := make([]fetchItem, len(s.parts))
+	s.inUse = true
+	s.epoch++
+	if s.epoch < 1 {
+		s.epoch = 1 // wrap, skipping the special epochs
+	}
+	s.lastUsed = now
+	items = make([]fetchItem, len(s.parts))
 	for i, sp := range s.parts {
 		items[i] = fetchItem{topic: sp.key.topic, topicID: sp.key.topicID, req: &sp.req, sp: sp}
 	}
-	return items, s, nil
+	return items, false, nil
 }
 
 // assembleFetch builds the response's topics from the partitions read.

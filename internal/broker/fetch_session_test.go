@@ -200,3 +200,40 @@ func fetchRequest(topic string, id [16]byte, sessionID, epoch, maxBytes int32, p
 	}
 	return req
 }
+
+// TestFetchSessionTopicIDUse: a session created by Fetch v13+ (topics by
+// ID) refuses an incremental fetch below v13, and one created below v13
+// refuses v13+, with FETCH_SESSION_TOPIC_ID_ERROR after the epoch check;
+// the session stays usable at its own kind of version
+// (FetchManager.newContext).
+func TestFetchSessionTopicIDUse(t *testing.T) {
+	b := ktest.NewBroker(t)
+	b.CreateTopic("sid", 1, nil)
+	md, err := b.Admin().Metadata(ctxT(t, 20*time.Second), "sid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := md.Topics["sid"].ID
+	fetch := func(version int16, sessionID, epoch int32, parts ...int32) *kmsg.FetchResponse {
+		t.Helper()
+		req := fetchRequest("sid", id, sessionID, epoch, 1<<20, parts, func(int32) int64 { return 0 })
+		req.Version, req.ReplicaID = version, -1
+		return send[*kmsg.FetchResponse](t, b, req)
+	}
+	for _, tc := range []struct{ created, other int16 }{{12, 13}, {13, 12}, {16, 7}} {
+		r := fetch(tc.created, 0, 0, 0)
+		if r.ErrorCode != 0 || r.SessionID == 0 {
+			t.Fatalf("v%d create: err %d session %d", tc.created, r.ErrorCode, r.SessionID)
+		}
+		sid := r.SessionID
+		if r := fetch(tc.other, sid, 2); r.ErrorCode != kerr.InvalidFetchSessionEpoch.Code {
+			t.Errorf("v%d session, v%d request, wrong epoch: err %d, want INVALID_FETCH_SESSION_EPOCH first", tc.created, tc.other, r.ErrorCode)
+		}
+		if r := fetch(tc.other, sid, 1); r.ErrorCode != kerr.FetchSessionTopicIDError.Code || r.SessionID != 0 {
+			t.Errorf("v%d session, v%d request: err %d session %d, want FETCH_SESSION_TOPIC_ID_ERROR, 0", tc.created, tc.other, r.ErrorCode, r.SessionID)
+		}
+		if r := fetch(tc.created, sid, 1); r.ErrorCode != 0 || r.SessionID != sid {
+			t.Errorf("v%d session, v%d request after the refusal: err %d session %d, want %d", tc.created, tc.created, r.ErrorCode, r.SessionID, sid)
+		}
+	}
+}
