@@ -224,7 +224,14 @@ func (b *Broker) sessionFetchItems(r *kmsg.FetchRequest) ([]fetchItem, *fetchSes
 	s.mu.Lock()
 	items, empty, err := s.incrementalLocked(r, byID, keyOf, now)
 	s.mu.Unlock()
-	_ = empty
+	if empty {
+		// Nothing left to fetch: Kafka closes the session and answers
+		// without one (session ID 0), which tells the client to start
+		// afresh (FetchManager.newContext). Removed outside s.mu: the
+		// cache locks before it.
+		b.fetchSessions.remove(s.id)
+		return nil, nil, nil
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -257,6 +264,10 @@ func (s *fetchSession) incrementalLocked(r *kmsg.FetchRequest, byID bool, keyOf 
 		}
 	}
 	s.forgetLocked(forget)
+	if len(s.parts) == 0 {
+		s.inUse = true // being removed
+		return nil, true, nil
+	}
 	s.inUse = true
 	s.epoch++
 	if s.epoch < 1 {

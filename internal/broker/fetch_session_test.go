@@ -237,3 +237,41 @@ func TestFetchSessionTopicIDUse(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchSessionClosesWhenEmpty: an incremental fetch that forgets the
+// session's last partition closes the session and is answered without
+// one (session ID 0), as Kafka's FetchManager.newContext does.
+func TestFetchSessionClosesWhenEmpty(t *testing.T) {
+	b := ktest.NewBroker(t)
+	b.CreateTopic("empt", 2, nil)
+	md, err := b.Admin().Metadata(ctxT(t, 20*time.Second), "empt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := md.Topics["empt"].ID
+	fetch := func(sessionID, epoch int32, parts []int32, forget ...int32) *kmsg.FetchResponse {
+		t.Helper()
+		req := fetchRequest("empt", id, sessionID, epoch, 1<<20, parts, func(int32) int64 { return 0 })
+		req.Version, req.ReplicaID = 13, -1
+		if len(forget) > 0 {
+			ft := kmsg.NewFetchRequestForgottenTopic()
+			ft.Topic, ft.TopicID, ft.Partitions = "empt", id, forget
+			req.ForgottenTopics = append(req.ForgottenTopics, ft)
+		}
+		return send[*kmsg.FetchResponse](t, b, req)
+	}
+	r := fetch(0, 0, []int32{0, 1})
+	sid := r.SessionID
+	if r.ErrorCode != 0 || sid == 0 {
+		t.Fatalf("create: err %d session %d", r.ErrorCode, sid)
+	}
+	if r := fetch(sid, 1, nil, 0); r.ErrorCode != 0 || r.SessionID != sid {
+		t.Fatalf("forget one of two: err %d session %d, want %d", r.ErrorCode, r.SessionID, sid)
+	}
+	if r := fetch(sid, 2, nil, 1); r.ErrorCode != 0 || r.SessionID != 0 || len(r.Topics) != 0 {
+		t.Fatalf("forget the last: err %d session %d topics %d, want no error, session 0, nothing", r.ErrorCode, r.SessionID, len(r.Topics))
+	}
+	if r := fetch(sid, 3, nil); r.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("after the last was forgotten: err %d, want FETCH_SESSION_ID_NOT_FOUND", r.ErrorCode)
+	}
+}
