@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -52,8 +53,13 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 	// appends are done when this function returns.
 	var remaining atomic.Int32
 	remaining.Store(1)
+	var dropped map[[2]int]bool // see supersededProduce
 	finish := func() {
 		if remaining.Add(-1) == 0 && r.Acks != 0 {
+			if dropped != nil {
+				// Topics left without a partition are not answered.
+				resp.Topics = slices.DeleteFunc(resp.Topics, func(st kmsg.ProduceResponseTopic) bool { return len(st.Partitions) == 0 })
+			}
 			respond(resp)
 		}
 	}
@@ -73,6 +79,11 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 	}
 
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(r.Topics))
+	// A partition named more than once: Kafka keeps the last
+	// occurrence only (KafkaApis.handleProduceRequest collects the
+	// partitions in a map), so the earlier ones are neither appended
+	// nor answered.
+	dropped = supersededProduce(r)
 	syncs := &produceSyncs{}
 	// Also on a panic (recovered by Serve): the partitions appended so
 	// far still get their syncs and callbacks.
@@ -105,10 +116,21 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 		if topic != nil {
 			parts = b.partitions(topic.ID)
 		}
-		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		kept := len(rt.Partitions)
 		for j := range rt.Partitions {
+			if dropped[[2]int{i, j}] {
+				kept--
+			}
+		}
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, kept)
+		k := 0
+		for j := range rt.Partitions {
+			if dropped[[2]int{i, j}] {
+				continue
+			}
 			rp := &rt.Partitions[j]
-			sp := &st.Partitions[j]
+			sp := &st.Partitions[k]
+			k++
 			sp.Default()
 			sp.Partition = rp.Partition
 			switch {
@@ -165,6 +187,68 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 		req.Client.Close()
 	}
 	finish()
+}
+
+// supersededProduce returns the (topic, partition) indexes of r's
+// partitions named again later in the request (by topic ID from v13, by
+// name before), or nil when none is: Kafka appends and answers only a
+// partition's last occurrence.
+func supersededProduce(r *kmsg.ProduceRequest) map[[2]int]bool {
+	type topicKey struct {
+		name string
+		id   [16]byte
+	}
+	// Partitions seen, per topic: a bitset for the usual small
+	// indexes, a map beyond.
+	type seenSet struct {
+		bits  []uint64
+		other map[int32]bool
+	}
+	var dropped map[[2]int]bool
+	var seen map[topicKey]*seenSet
+	if len(r.Topics) > 1 {
+		seen = make(map[topicKey]*seenSet, len(r.Topics))
+	}
+	var single seenSet
+	for i := len(r.Topics) - 1; i >= 0; i-- {
+		rt := &r.Topics[i]
+		set := &single
+		if seen != nil {
+			k := topicKey{name: rt.Topic}
+			if r.Version >= 13 {
+				k = topicKey{id: rt.TopicID}
+			}
+			if set = seen[k]; set == nil {
+				set = &seenSet{}
+				seen[k] = set
+			}
+		}
+		for j := len(rt.Partitions) - 1; j >= 0; j-- {
+			p := rt.Partitions[j].Partition
+			var dup bool
+			if p >= 0 && p < 1<<16 {
+				w, bit := int(p)/64, uint64(1)<<(p%64)
+				if w >= len(set.bits) {
+					set.bits = append(set.bits, make([]uint64, w+1-len(set.bits))...)
+				}
+				dup = set.bits[w]&bit != 0
+				set.bits[w] |= bit
+			} else {
+				if set.other == nil {
+					set.other = map[int32]bool{}
+				}
+				dup = set.other[p]
+				set.other[p] = true
+			}
+			if dup {
+				if dropped == nil {
+					dropped = map[[2]int]bool{}
+				}
+				dropped[[2]int{i, j}] = true
+			}
+		}
+	}
+	return dropped
 }
 
 // produceSyncs gathers the fsync requests of one produce request's
