@@ -35,6 +35,15 @@ func (b *Broker) handleInitProducerID(ctx context.Context, req *wire.Request, re
 	r := req.Body.(*kmsg.InitProducerIDRequest)
 	resp := r.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	if r.Version >= 3 && (r.ProducerID == -1) != (r.ProducerEpoch == -1) {
+		// A producer ID without its epoch, or an epoch without its
+		// producer ID, names no producer: Kafka's KafkaApis answers
+		// INVALID_REQUEST before the coordinator sees it, whether or
+		// not a transactional ID is set.
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		respond(resp)
+		return
+	}
 	if r.TransactionalID != nil {
 		b.initTransactionalProducer(ctx, req, r, resp, respond)
 		return

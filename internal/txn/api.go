@@ -46,7 +46,7 @@ func (c *Coordinator) dispatch(txnID string, create bool, fail func(*kerr.Error)
 // told CONCURRENT_TRANSACTIONS, to retry).
 func (c *Coordinator) InitProducerID(txnID string, req InitRequest, respond func(EndResult)) {
 	switch {
-	case txnID == "":
+	case txnID == "", req.halfExpected():
 		respond(failEnd(kerr.InvalidRequest))
 		return
 	case req.TimeoutMs <= 0 || int64(req.TimeoutMs) > c.cfg.MaxTimeout.Milliseconds():

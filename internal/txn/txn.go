@@ -174,13 +174,19 @@ func failEnd(err *kerr.Error) EndResult {
 // InitRequest is an InitProducerID with a transactional ID.
 type InitRequest struct {
 	TimeoutMs int32
-	// ProducerID and ProducerEpoch are set (>= 0) by a producer that
-	// recovers its transactional state (KIP-360).
+	// ProducerID and ProducerEpoch are set by a producer that recovers
+	// its transactional state (KIP-360); both -1 otherwise. Any other
+	// pair is the producer's claim, checked as Kafka does (an epoch
+	// that is not the current or last one is fenced).
 	ProducerID    int64
 	ProducerEpoch int16
 }
 
-func (r *InitRequest) hasExpected() bool { return r.ProducerID >= 0 && r.ProducerEpoch >= 0 }
+func (r *InitRequest) hasExpected() bool { return r.ProducerID != -1 || r.ProducerEpoch != -1 }
+
+// halfExpected reports a producer ID without an epoch or the reverse,
+// which Kafka refuses as INVALID_REQUEST.
+func (r *InitRequest) halfExpected() bool { return (r.ProducerID == -1) != (r.ProducerEpoch == -1) }
 
 func (t *txn) initProducerID(now time.Time, req InitRequest, respond func(EndResult)) {
 	if !t.admit(func(now time.Time) { t.initProducerID(now, req, respond) }, func(e *kerr.Error) { respond(failEnd(e)) }) {

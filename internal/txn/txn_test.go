@@ -516,3 +516,23 @@ func abs32(h int32) int32 {
 	}
 	return h
 }
+
+// TestTxnInitProducerIDExpectedPair: Kafka refuses a producer ID without
+// its epoch (or the reverse) as INVALID_REQUEST, and checks any other
+// pair as the producer's claim: an epoch that is neither the current
+// nor the last one is fenced, not taken as "no claim" (which would bump
+// the epoch and fence the live producer).
+func TestTxnInitProducerIDExpectedPair(t *testing.T) {
+	h := newHarness(t, DefaultConfig())
+	r := mustOK(t, h.init("k", -1, -1))
+	wantErr(t, h.init("k", r.ProducerID, -1).Err, kerr.InvalidRequest)
+	wantErr(t, h.init("k", -1, 0).Err, kerr.InvalidRequest)
+	wantErr(t, h.init("k", r.ProducerID, -2).Err, kerr.ProducerFenced)
+	if d := h.describe("k"); d.Err != nil || d.ProducerEpoch != 0 {
+		t.Fatalf("the refused calls changed the producer: %+v", d)
+	}
+	// The live producer's own claim still bumps.
+	if e := mustOK(t, h.init("k", r.ProducerID, 0)); e.ProducerEpoch != 1 {
+		t.Fatalf("KIP-360 bump %+v", e)
+	}
+}
