@@ -22,7 +22,10 @@ import (
 //
 // A partition of an unknown topic is UNKNOWN_TOPIC_OR_PARTITION and the
 // rest of that transaction's partitions OPERATION_NOT_ATTEMPTED, as
-// Kafka answers. Clients using transactions v2 (KIP-890: the broker
+// Kafka answers. Clients (v0-3) may not add the internal topics' partitions
+// (Kafka never authorizes them there): TOPIC_AUTHORIZATION_FAILED;
+// brokers (v4+) verify __consumer_offsets partitions of transactional
+// offset commits. Clients using transactions v2 (KIP-890: the broker
 // advertises transaction.version 2) skip this request: produce v12+
 // adds the partitions itself.
 func init() { register(24, 0, 5, (*Broker).handleAddPartitionsToTxn) }
@@ -31,7 +34,7 @@ func (b *Broker) handleAddPartitionsToTxn(_ context.Context, req *wire.Request, 
 	r := req.Body.(*kmsg.AddPartitionsToTxnRequest)
 	resp := r.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
 	if r.Version < 4 {
-		b.addPartitionsToTxn(r.TransactionalID, r.ProducerID, r.ProducerEpoch, false, topicsV3(r.Topics), r.Version < 2,
+		b.addPartitionsToTxn(r.TransactionalID, r.ProducerID, r.ProducerEpoch, false, topicsV3(r.Topics), true, r.Version < 2,
 			func(ts []kmsg.AddPartitionsToTxnResponseTransactionTopic) {
 				for _, t := range ts {
 					rt := kmsg.NewAddPartitionsToTxnResponseTopic()
@@ -51,7 +54,7 @@ func (b *Broker) handleAddPartitionsToTxn(_ context.Context, req *wire.Request, 
 		rt := &r.Transactions[i]
 		out := &resp.Transactions[i]
 		out.TransactionalID = rt.TransactionalID
-		b.addPartitionsToTxn(rt.TransactionalID, rt.ProducerID, rt.ProducerEpoch, rt.VerifyOnly, rt.Topics, false,
+		b.addPartitionsToTxn(rt.TransactionalID, rt.ProducerID, rt.ProducerEpoch, rt.VerifyOnly, rt.Topics, false, false,
 			func(ts []kmsg.AddPartitionsToTxnResponseTransactionTopic) {
 				out.Topics = ts
 				g.one()
@@ -69,13 +72,14 @@ func topicsV3(ts []kmsg.AddPartitionsToTxnRequestTopic) []kmsg.AddPartitionsToTx
 }
 
 // addPartitionsToTxn adds (or, verifyOnly, checks) one transaction's
-// partitions and answers with an error per partition.
-func (b *Broker) addPartitionsToTxn(txnID string, pid int64, epoch int16, verifyOnly bool, topics []kmsg.AddPartitionsToTxnRequestTransactionTopic, legacy bool, respond func([]kmsg.AddPartitionsToTxnResponseTransactionTopic)) {
+// partitions and answers with an error per partition. fromClient is set
+// for v0-3, which clients send; legacy for v0-1.
+func (b *Broker) addPartitionsToTxn(txnID string, pid int64, epoch int16, verifyOnly bool, topics []kmsg.AddPartitionsToTxnRequestTransactionTopic, fromClient, legacy bool, respond func([]kmsg.AddPartitionsToTxnResponseTransactionTopic)) {
 	img := b.meta.Image()
 	out := make([]kmsg.AddPartitionsToTxnResponseTransactionTopic, len(topics))
 	var tps []txn.TopicPartition
 	var slots errSlots
-	unknown := false
+	refused := false // some partition refused: none is added
 	for i, t := range topics {
 		out[i].Topic = t.Topic
 		out[i].Partitions = make([]kmsg.AddPartitionsToTxnResponseTransactionTopicPartition, len(t.Partitions))
@@ -83,16 +87,21 @@ func (b *Broker) addPartitionsToTxn(txnID string, pid int64, epoch int16, verify
 		for j, p := range t.Partitions {
 			op := &out[i].Partitions[j]
 			op.Partition = p
+			if fromClient && isInternal(t.Topic) {
+				op.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				refused = true
+				continue
+			}
 			if !ok || p < 0 || int(p) >= len(topic.Partitions) {
 				op.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				unknown = true
+				refused = true
 				continue
 			}
 			tps = append(tps, txn.TopicPartition{Topic: t.Topic, Partition: p})
 			slots = append(slots, &op.ErrorCode)
 		}
 	}
-	if unknown {
+	if refused {
 		slots.setAll(kerr.OperationNotAttempted)
 		respond(out)
 		return

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -40,5 +41,57 @@ func TestInitProducerIDHalfPair(t *testing.T) {
 		if resp.ErrorCode != kerr.InvalidRequest.Code || resp.ProducerID != -1 {
 			t.Errorf("%s: %v, producer ID %d; want INVALID_REQUEST", tc.name, kerr.ErrorForCode(resp.ErrorCode), resp.ProducerID)
 		}
+	}
+}
+
+// initTxn runs InitProducerID for a transactional ID.
+func initTxn(t *testing.T, cl *kgo.Client, id string) *kmsg.InitProducerIDResponse {
+	t.Helper()
+	req := kmsg.NewPtrInitProducerIDRequest()
+	req.TransactionalID, req.TransactionTimeoutMillis = kmsg.StringPtr(id), 60000
+	resp, err := req.RequestWith(ctxT(t, 10*time.Second), cl)
+	if err != nil || resp.ErrorCode != 0 {
+		t.Fatalf("InitProducerID %s: %v %v", id, err, kerr.ErrorForCode(resp.ErrorCode))
+	}
+	return resp
+}
+
+// TestAddPartitionsToTxnInternalTopic: a client's AddPartitionsToTxn
+// (v0-3) naming a partition of an internal topic gets
+// TOPIC_AUTHORIZATION_FAILED there and OPERATION_NOT_ATTEMPTED for the
+// rest, and nothing is added, as Kafka answers (it never authorizes
+// internal topics for it). Gregor added __transaction_state-0 to the
+// transaction, and would have written a marker into its own state log.
+func TestAddPartitionsToTxnInternalTopic(t *testing.T) {
+	b := txnBroker(t)
+	b.CreateTopic("plain", 1, nil)
+	cl := b.Client()
+	ir := initTxn(t, cl, "internal-add")
+	req := kmsg.NewPtrAddPartitionsToTxnRequest()
+	req.Version = 3
+	req.TransactionalID, req.ProducerID, req.ProducerEpoch = "internal-add", ir.ProducerID, ir.ProducerEpoch
+	req.Topics = []kmsg.AddPartitionsToTxnRequestTopic{
+		{Topic: "plain", Partitions: []int32{0}},
+		{Topic: "__transaction_state", Partitions: []int32{0}},
+	}
+	resp, err := req.RequestWith(ctxT(t, 10*time.Second), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int16{}
+	for _, rt := range resp.Topics {
+		for _, p := range rt.Partitions {
+			got[rt.Topic] = p.ErrorCode
+		}
+	}
+	if got["plain"] != kerr.OperationNotAttempted.Code || got["__transaction_state"] != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("errors %v, want OPERATION_NOT_ATTEMPTED for plain and TOPIC_AUTHORIZATION_FAILED for __transaction_state", got)
+	}
+	ds, err := b.Admin().DescribeTransactions(ctxT(t, 5*time.Second), "internal-add")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := ds["internal-add"]; d.State != "Empty" || len(d.Topics) != 0 {
+		t.Fatalf("transaction after the refused add: %+v", d)
 	}
 }
