@@ -12,7 +12,9 @@ import (
 // Lists the producers with state on each partition (KIP-664): producer
 // ID and epoch, last sequence and timestamp, the coordinator epoch of
 // their last marker and the first offset of their open transaction
-// (-1: none). kafka-transactions.sh find-hanging uses it.
+// (-1: none). kafka-transactions.sh find-hanging uses it. A partition
+// of an unknown topic is UNKNOWN_TOPIC_OR_PARTITION; of a name no topic
+// may have (empty, too long, bad characters) INVALID_TOPIC_EXCEPTION.
 func init() { registerSync(61, 0, 0, (*Broker).handleDescribeProducers) }
 
 func (b *Broker) handleDescribeProducers(req *wire.Request) kmsg.Response {
@@ -22,12 +24,22 @@ func (b *Broker) handleDescribeProducers(req *wire.Request) kmsg.Response {
 	for _, rt := range r.Topics {
 		st := kmsg.NewDescribeProducersResponseTopic()
 		st.Topic = rt.Topic
+		// A name no topic may have is INVALID_TOPIC_EXCEPTION for each
+		// of its partitions, before the unknown ones (Kafka's
+		// checkValidTopic).
+		invalid := validateTopicName(rt.Topic) != nil
 		for _, part := range rt.Partitions {
 			sp := kmsg.NewDescribeProducersResponseTopicPartition()
 			sp.Partition = part
-			p := b.partitionOf(img, rt.Topic, part)
+			var p *partition
+			if !invalid {
+				p = b.partitionOf(img, rt.Topic, part)
+			}
 			if p == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				if invalid {
+					sp.ErrorCode = kerr.InvalidTopicException.Code
+				}
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}

@@ -95,3 +95,40 @@ func TestAddPartitionsToTxnInternalTopic(t *testing.T) {
 		t.Fatalf("transaction after the refused add: %+v", d)
 	}
 }
+
+// TestDescribeProducersInvalidTopic: Kafka's handleDescribeProducersRequest
+// answers INVALID_TOPIC_EXCEPTION for the partitions of a name no topic
+// may have (Topic.validate), UNKNOWN_TOPIC_OR_PARTITION for a valid name
+// that does not exist; Gregor answered UNKNOWN_TOPIC_OR_PARTITION for
+// both.
+func TestDescribeProducersInvalidTopic(t *testing.T) {
+	b := txnBroker(t)
+	req := kmsg.NewPtrDescribeProducersRequest()
+	for _, name := range []string{"", "bad name!", "..", "missing"} {
+		req.Topics = append(req.Topics, kmsg.DescribeProducersRequestTopic{Topic: name, Partitions: []int32{0, 1}})
+	}
+	// Straight to the broker: the client would shard the request by
+	// partition leader, answering unknown topics itself.
+	kr, err := b.Client().SeedBrokers()[0].Request(ctxT(t, 10*time.Second), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := kr.(*kmsg.DescribeProducersResponse)
+	if len(resp.Topics) != 4 {
+		t.Fatalf("%d topics answered", len(resp.Topics))
+	}
+	for _, rt := range resp.Topics {
+		want := kerr.InvalidTopicException
+		if rt.Topic == "missing" {
+			want = kerr.UnknownTopicOrPartition
+		}
+		if len(rt.Partitions) != 2 {
+			t.Fatalf("topic %q: %d partitions answered", rt.Topic, len(rt.Partitions))
+		}
+		for _, p := range rt.Partitions {
+			if p.ErrorCode != want.Code {
+				t.Errorf("topic %q partition %d: %v, want %v", rt.Topic, p.Partition, kerr.ErrorForCode(p.ErrorCode), want)
+			}
+		}
+	}
+}
