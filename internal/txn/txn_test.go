@@ -21,6 +21,8 @@ type memLog struct {
 	data map[int32][][]byte
 	// fail makes appends fail.
 	fail error
+	// hold, when set for a partition, blocks its replay until closed.
+	hold map[int32]chan struct{}
 }
 
 func (l *memLog) Append(p int32, b []byte, done func(error)) {
@@ -37,6 +39,12 @@ func (l *memLog) Append(p int32, b []byte, done func(error)) {
 }
 
 func (l *memLog) Replay(p int32, fn func([]byte) error) error {
+	l.mu.Lock()
+	hold := l.hold[p]
+	l.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
 	l.mu.Lock()
 	bs := append([][]byte(nil), l.data[p]...)
 	l.mu.Unlock()
@@ -534,5 +542,49 @@ func TestTxnInitProducerIDExpectedPair(t *testing.T) {
 	// The live producer's own claim still bumps.
 	if e := mustOK(t, h.init("k", r.ProducerID, 0)); e.ProducerEpoch != 1 {
 		t.Fatalf("KIP-360 bump %+v", e)
+	}
+}
+
+// TestTxnListWhileLoading: while a __transaction_state partition is
+// still loading, Kafka's listTransactionStates answers
+// COORDINATOR_LOAD_IN_PROGRESS with no transactions (the admin client
+// retries), not a partial list that misses the loading partition's.
+func TestTxnListWhileLoading(t *testing.T) {
+	h := newHarness(t, DefaultConfig())
+	mustOK(t, h.init("a", -1, -1))
+	h.c.Close()
+
+	held := (PartitionFor("a", 4) + 1) % 4
+	release := make(chan struct{})
+	h.log.mu.Lock()
+	h.log.hold = map[int32]chan struct{}{held: release}
+	h.log.mu.Unlock()
+	h.c = New(Options{
+		Config: DefaultConfig(), Log: h.log, Markers: h.markers,
+		NewProducerID: func() (int64, error) { return 0, errors.New("unused") },
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	h.c.Start(4)
+	t.Cleanup(h.c.Close)
+	var once sync.Once
+	unhold := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unhold) // before Close: the held load must finish
+	deadline := time.Now().Add(5 * time.Second)
+	for h.describe("a").Err != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("partition of a not loaded: %+v", h.describe("a"))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ls, err := h.c.List(ListFilter{MinDuration: -1})
+	if err != kerr.CoordinatorLoadInProgress || len(ls) != 0 {
+		t.Fatalf("list while loading: %+v, %v; want no transactions and COORDINATOR_LOAD_IN_PROGRESS", ls, err)
+	}
+	unhold()
+	if !h.c.WaitLoaded(5 * time.Second) {
+		t.Fatal("not loaded")
+	}
+	if ls, err := h.c.List(ListFilter{MinDuration: -1}); err != nil || len(ls) != 1 {
+		t.Fatalf("list once loaded: %+v, %v", ls, err)
 	}
 }
