@@ -112,6 +112,9 @@ type Broker struct {
 	// verifiedAppendHook, set by tests, runs after a transactional
 	// batch verified with the coordinator was appended (produce.go).
 	verifiedAppendHook atomic.Pointer[func()]
+	// markerFault, set by tests, fails the transaction markers of the
+	// partitions it returns an error for.
+	markerFault atomic.Pointer[func(topic string, partition int32) error]
 
 	// retentionKick wakes the retention loop early (cleaner.go): a
 	// segment rolled. Capacity 1, non-blocking sends.

@@ -25,3 +25,14 @@ func SetLeaderEpoch(b *Broker, topic string, partition, e int32) bool {
 	p.mu.Unlock()
 	return true
 }
+
+// SetMarkerFault makes f decide, for each partition a transaction
+// marker is written to, an error that fails it (nil: write it); a nil
+// f writes them all again.
+func SetMarkerFault(b *Broker, f func(topic string, partition int32) error) {
+	if f == nil {
+		b.markerFault.Store(nil)
+		return
+	}
+	b.markerFault.Store(&f)
+}

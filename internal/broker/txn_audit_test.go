@@ -7,10 +7,25 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/gregor-streaming/gregor/internal/broker"
+	"github.com/gregor-streaming/gregor/internal/ktest"
 )
 
 // Request-level checks of the transaction APIs against what Apache
 // Kafka answers (KafkaApis and TransactionCoordinator).
+
+// pinnedClient returns a client that sends the given API keys at most at
+// the given versions (franz-go otherwise sends the highest both sides
+// support, whatever the request's Version field says).
+func pinnedClient(b *ktest.Broker, maxes map[int16]int16) *kgo.Client {
+	v := kversion.Stable()
+	for key, max := range maxes {
+		v.SetMaxKeyVersion(key, max)
+	}
+	return b.Client(kgo.MaxVersions(v))
+}
 
 // TestInitProducerIDHalfPair: InitProducerID v3+ with a producer ID but
 // no epoch, or an epoch but no producer ID, is INVALID_REQUEST in Kafka
@@ -18,7 +33,7 @@ import (
 // transactional producers alike; Gregor handed out a producer ID.
 func TestInitProducerIDHalfPair(t *testing.T) {
 	b := txnBroker(t)
-	cl := b.Client()
+	cl := pinnedClient(b, map[int16]int16{22: 4})
 	for _, tc := range []struct {
 		name  string
 		txnID *string
@@ -31,7 +46,6 @@ func TestInitProducerIDHalfPair(t *testing.T) {
 		{"transactional, epoch without ID", kmsg.StringPtr("half-2"), -1, 0},
 	} {
 		req := kmsg.NewPtrInitProducerIDRequest()
-		req.Version = 4
 		req.TransactionalID, req.TransactionTimeoutMillis = tc.txnID, 60000
 		req.ProducerID, req.ProducerEpoch = tc.pid, tc.epoch
 		resp, err := req.RequestWith(ctxT(t, 10*time.Second), cl)
@@ -65,10 +79,9 @@ func initTxn(t *testing.T, cl *kgo.Client, id string) *kmsg.InitProducerIDRespon
 func TestAddPartitionsToTxnInternalTopic(t *testing.T) {
 	b := txnBroker(t)
 	b.CreateTopic("plain", 1, nil)
-	cl := b.Client()
+	cl := pinnedClient(b, map[int16]int16{24: 3})
 	ir := initTxn(t, cl, "internal-add")
 	req := kmsg.NewPtrAddPartitionsToTxnRequest()
-	req.Version = 3
 	req.TransactionalID, req.ProducerID, req.ProducerEpoch = "internal-add", ir.ProducerID, ir.ProducerEpoch
 	req.Topics = []kmsg.AddPartitionsToTxnRequestTopic{
 		{Topic: "plain", Partitions: []int32{0}},
@@ -129,6 +142,77 @@ func TestDescribeProducersInvalidTopic(t *testing.T) {
 			if p.ErrorCode != want.Code {
 				t.Errorf("topic %q partition %d: %v, want %v", rt.Topic, p.Partition, kerr.ErrorForCode(p.ErrorCode), want)
 			}
+		}
+	}
+}
+
+// TestTxnOffsetCommitV1NoLoadInProgress: Kafka's
+// handleTxnOffsetCommitRequest answers TxnOffsetCommit v0/v1 with
+// COORDINATOR_NOT_AVAILABLE where it would say
+// COORDINATOR_LOAD_IN_PROGRESS, which producers from 0.11 to 2.0 could
+// not handle (KAFKA-7296). Here the previous transaction's markers keep
+// failing, which Gregor reports to TxnOffsetCommit as
+// COORDINATOR_LOAD_IN_PROGRESS (retriable); v1 must see
+// COORDINATOR_NOT_AVAILABLE, v3 still the former.
+func TestTxnOffsetCommitV1NoLoadInProgress(t *testing.T) {
+	b := txnBroker(t)
+	b.CreateTopic("tocv1", 1, nil)
+	// Transactions v1 throughout: EndTxn v3 keeps the epoch.
+	tv1 := map[int16]int16{24: 3, 25: 3, 26: 3, 28: 3}
+	cl := pinnedClient(b, tv1)
+	ctx := ctxT(t, 20*time.Second)
+	const id, group = "toc-v1", "toc-v1-group"
+	ir := initTxn(t, cl, id)
+	pid, epoch := ir.ProducerID, ir.ProducerEpoch
+
+	add := kmsg.NewPtrAddPartitionsToTxnRequest()
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch = id, pid, epoch
+	add.Topics = []kmsg.AddPartitionsToTxnRequestTopic{{Topic: "tocv1", Partitions: []int32{0}}}
+	if resp, err := add.RequestWith(ctx, cl); err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("AddPartitionsToTxn: %v %+v", err, resp)
+	}
+	offs := kmsg.NewPtrAddOffsetsToTxnRequest()
+	offs.TransactionalID, offs.ProducerID, offs.ProducerEpoch, offs.Group = id, pid, epoch, group
+	if resp, err := offs.RequestWith(ctx, cl); err != nil || resp.ErrorCode != 0 {
+		t.Fatalf("AddOffsetsToTxn: %v %+v", err, resp)
+	}
+
+	broker.SetMarkerFault(b.B, func(string, int32) error { return kerr.KafkaStorageError })
+	end := kmsg.NewPtrEndTxnRequest()
+	end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = id, pid, epoch, true
+	if resp, err := end.RequestWith(ctx, cl); err != nil || resp.ErrorCode != 0 {
+		t.Fatalf("EndTxn: %v %+v", err, resp)
+	}
+
+	commit := func(version int16) int16 {
+		tv1[28] = version
+		cl := pinnedClient(b, tv1)
+		req := kmsg.NewPtrTxnOffsetCommitRequest()
+		req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = id, group, pid, epoch
+		req.Generation = -1
+		req.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "tocv1", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1, LeaderEpoch: -1}}}}
+		kr, err := cl.SeedBrokers()[0].Request(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kr.(*kmsg.TxnOffsetCommitResponse).Topics[0].Partitions[0].ErrorCode
+	}
+	if code := commit(3); code != kerr.CoordinatorLoadInProgress.Code {
+		t.Fatalf("TxnOffsetCommit v3 while markers fail: %v, want COORDINATOR_LOAD_IN_PROGRESS", kerr.ErrorForCode(code))
+	}
+	if code := commit(1); code != kerr.CoordinatorNotAvailable.Code {
+		t.Fatalf("TxnOffsetCommit v1 while markers fail: %v, want COORDINATOR_NOT_AVAILABLE", kerr.ErrorForCode(code))
+	}
+
+	// The markers go through once the fault clears.
+	broker.SetMarkerFault(b.B, nil)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ds, err := b.Admin().DescribeTransactions(ctx, id)
+		if err == nil && ds[id].State == "CompleteCommit" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("transaction not completed: %+v %v", ds, err)
 		}
 	}
 }

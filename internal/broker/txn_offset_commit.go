@@ -14,6 +14,8 @@ import (
 // TxnOffsetCommit: v0-5
 //
 // Version notes:
+//   - v0-1: COORDINATOR_LOAD_IN_PROGRESS is answered
+//     COORDINATOR_NOT_AVAILABLE, as Kafka does for those clients
 //   - v1: same as v0 (throttle behaviour)
 //   - v2: LeaderEpoch
 //   - v3: MemberID, GenerationID, GroupInstanceID (KIP-447); flexible;
@@ -33,6 +35,22 @@ func (b *Broker) handleTxnOffsetCommit(_ context.Context, req *wire.Request, res
 	r := req.Body.(*kmsg.TxnOffsetCommitRequest)
 	resp := r.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
 	img := b.meta.Image()
+	if r.Version < 2 {
+		// Producers from 0.11 to before 2.0 could crash on
+		// COORDINATOR_LOAD_IN_PROGRESS (KAFKA-7296): Kafka answers
+		// them COORDINATOR_NOT_AVAILABLE instead, which they retry.
+		send := respond
+		respond = func(kr kmsg.Response) {
+			for i := range resp.Topics {
+				for j := range resp.Topics[i].Partitions {
+					if p := &resp.Topics[i].Partitions[j]; p.ErrorCode == kerr.CoordinatorLoadInProgress.Code {
+						p.ErrorCode = kerr.CoordinatorNotAvailable.Code
+					}
+				}
+			}
+			send(kr)
+		}
+	}
 
 	var slots errSlots
 	cr := group.TxnCommitRequest{ProducerID: r.ProducerID, ProducerEpoch: r.ProducerEpoch, Generation: -1}

@@ -134,7 +134,14 @@ func (w markerWriter) WriteMarkers(m txn.Markers, done func([]error)) {
 	errs := make([]error, len(m.Partitions))
 	img := b.meta.Image()
 	g := newGather(len(m.Partitions), func() { done(errs) })
+	fault := b.markerFault.Load()
 	for i, tp := range m.Partitions {
+		if fault != nil {
+			if errs[i] = (*fault)(tp.Topic, tp.Partition); errs[i] != nil {
+				g.one()
+				continue
+			}
+		}
 		p := b.partitionOf(img, tp.Topic, tp.Partition)
 		if p == nil {
 			g.one()
