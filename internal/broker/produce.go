@@ -194,6 +194,9 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 // name before), or nil when none is: Kafka appends and answers only a
 // partition's last occurrence.
 func supersededProduce(r *kmsg.ProduceRequest) map[[2]int]bool {
+	if !produceMayRepeat(r) {
+		return nil
+	}
 	type topicKey struct {
 		name string
 		id   [16]byte
@@ -249,6 +252,40 @@ func supersededProduce(r *kmsg.ProduceRequest) map[[2]int]bool {
 		}
 	}
 	return dropped
+}
+
+// produceMayRepeat reports whether a partition may be named twice in r:
+// false when none is, found without allocating in requests of up to 64
+// partitions (the usual ones).
+func produceMayRepeat(r *kmsg.ProduceRequest) bool {
+	n := 0
+	for i := range r.Topics {
+		n += len(r.Topics[i].Partitions)
+	}
+	if n > 64 {
+		return true
+	}
+	for i := range r.Topics {
+		ti := &r.Topics[i]
+		for k := 0; k <= i; k++ {
+			tk := &r.Topics[k]
+			if (r.Version >= 13 && tk.TopicID != ti.TopicID) || (r.Version < 13 && tk.Topic != ti.Topic) {
+				continue
+			}
+			for j := range ti.Partitions {
+				end := len(tk.Partitions)
+				if k == i {
+					end = j
+				}
+				for _, p := range tk.Partitions[:end] {
+					if p.Partition == ti.Partitions[j].Partition {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
 }
 
 // produceSyncs gathers the fsync requests of one produce request's

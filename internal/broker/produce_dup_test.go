@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-streaming/gregor/internal/batch"
+	"github.com/gregor-streaming/gregor/internal/broker"
 	"github.com/gregor-streaming/gregor/internal/ktest"
 )
 
@@ -110,5 +111,35 @@ func TestProduceDuplicatePartitions(t *testing.T) {
 	}
 	if got := values("dup13", 0); len(got) != 1 || got[0] != "d" {
 		t.Errorf("dup13/0 holds %q, want [d]", got)
+	}
+}
+
+// TestSupersededProduceAllocs pins that a request naming no partition
+// twice (the usual one) costs the duplicate check no allocation, and
+// that the check finds repeats across topic entries.
+func TestSupersededProduceAllocs(t *testing.T) {
+	r := kmsg.NewPtrProduceRequest()
+	r.Version = 9
+	for _, name := range []string{"a", "b"} {
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = name
+		for p := range int32(8) {
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rp.Partition = p
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		r.Topics = append(r.Topics, rt)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if broker.SupersededProduce(r) != nil {
+			t.Fatal("duplicates found in a request without any")
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations per request without duplicates, want 0", n)
+	}
+	r.Topics[1].Topic = "a" // the second entry repeats a's partitions
+	d := broker.SupersededProduce(r)
+	if len(d) != 8 || !d[[2]int{0, 3}] || d[[2]int{1, 3}] {
+		t.Errorf("superseded %v, want the first entry's 8 partitions", d)
 	}
 }
