@@ -92,13 +92,51 @@ func fuzzDir() (vfs.FS, string, func(name string, b []byte)) {
 
 // checkRecovers opens the log in dir of fs; when that succeeds the log
 // must keep its invariants, serve only whole valid batches, take an
-// append and reopen to the same end.
+// append and reopen to the same end. It does so twice, on copies of fs:
+// opened alone, and opened as a broker's start opens many (DeferSync,
+// then one SyncAll), which leaves more to the checkpoint rounds; the
+// latter is also killed right after the start and must reopen to the
+// end it recovered.
 func checkRecovers(t *testing.T, fs vfs.FS, dir string) {
-	l, err := Open(Options{FS: fs, Dir: dir, Config: Config{IndexIntervalBytes: 64}, Logger: quietLogger})
+	mem := fs.(*vfs.MemFS)
+	checkRecoversAs(t, mem.Kill(), dir, false)
+	checkRecoversAs(t, mem.Kill(), dir, true)
+}
+
+func checkRecoversAs(t *testing.T, fs *vfs.MemFS, dir string, deferSync bool) {
+	opts := Options{FS: fs, Dir: dir, Config: Config{IndexIntervalBytes: 64}, Logger: quietLogger}
+	if deferSync {
+		ws, err := vfs.OpenWholeSyncer(fs, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := NewSyncer(1)
+		defer s.Close()
+		s.UseWholeSync(ws)
+		opts.Syncer, opts.DeferSync = s, true
+	}
+	l, err := Open(opts)
 	if err != nil {
 		return
 	}
 	defer l.Close()
+	if deferSync {
+		if err := opts.Syncer.SyncAll(); err != nil {
+			t.Fatal(err)
+		}
+		leo := l.LogEndOffset()
+		for _, after := range []*vfs.MemFS{fs.Kill(), fs.Crash()} {
+			l2, err := Open(Options{FS: after, Dir: dir, Logger: quietLogger})
+			if err != nil {
+				t.Fatalf("reopen after the deferred start: %v", err)
+			}
+			if l2.LogEndOffset() != leo {
+				t.Fatalf("LEO %d after a crash right after the deferred start, was %d", l2.LogEndOffset(), leo)
+			}
+			checkServes(t, l2)
+			l2.Close()
+		}
+	}
 	if l.LogStartOffset() > l.HighWatermark() || l.HighWatermark() > l.LogEndOffset() {
 		t.Fatalf("LSO %d HW %d LEO %d", l.LogStartOffset(), l.HighWatermark(), l.LogEndOffset())
 	}
