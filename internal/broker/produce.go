@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -37,6 +38,11 @@ import (
 // An acks=0 request with a failed partition closes the connection, as
 // Kafka does: the producer gets no response to learn it from.
 //
+// A transactional batch in a request without a transactional ID fails
+// every partition of the request, known or not, with
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED before any topic is looked at,
+// as in Kafka (transactionalProduceError).
+//
 // Clients cannot append to the internal topics: INVALID_TOPIC_EXCEPTION.
 // acks=all to a topic whose min.insync.replicas is above 1 is
 // NOT_ENOUGH_REPLICAS: one broker is one in-sync replica.
@@ -71,10 +77,14 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 	// ends (acks=0 closes the connection then).
 	var failed atomic.Bool
 	var requestErr *kerr.Error
+	var requestMsg string
 	switch {
 	case r.Version < 3:
 		requestErr = kerr.UnsupportedVersion
-	case r.Acks != 0 && r.Acks != 1 && r.Acks != -1:
+	default:
+		requestErr, requestMsg = transactionalProduceError(r)
+	}
+	if requestErr == nil && r.Acks != 0 && r.Acks != 1 && r.Acks != -1 {
 		requestErr = kerr.InvalidRequiredAcks
 	}
 
@@ -136,6 +146,9 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 			switch {
 			case requestErr != nil:
 				sp.ErrorCode = requestErr.Code
+				if requestMsg != "" && r.Version >= 8 {
+					sp.ErrorMessage = kmsg.StringPtr(requestMsg)
+				}
 				failed.Store(true)
 				continue
 			case topicErr != nil:
@@ -187,6 +200,74 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 		req.Client.Close()
 	}
 	finish()
+}
+
+// transactionalProduceError is the error Kafka answers on every
+// partition of a produce request before looking at any topic
+// (KafkaApis.handleProduceRequest, RequestUtils.hasTransactionalRecords):
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED when the first batch of some
+// partition is transactional but the request has no transactional ID.
+// Kafka reads the first batch of each partition in order until it has
+// seen both an idempotent and a transactional one; a batch header it
+// cannot read there (peekBatch) fails the whole request as
+// CORRUPT_MESSAGE, with the reason as the message.
+func transactionalProduceError(r *kmsg.ProduceRequest) (*kerr.Error, string) {
+	var idempotent, transactional bool
+scan:
+	for i := range r.Topics {
+		for j := range r.Topics[i].Partitions {
+			records := r.Topics[i].Partitions[j].Records
+			size, magic, corrupt := peekBatch(records)
+			if corrupt != "" {
+				return kerr.CorruptMessage, corrupt
+			}
+			// The attributes (offset 21) and producer ID (offset
+			// 43) of a magic-2 batch; one too short to hold them is
+			// refused later (batch.ValidateProduced).
+			if size > 0 && magic == 2 {
+				if size >= 43+8 {
+					idempotent = idempotent || int64(binary.BigEndian.Uint64(records[43:])) >= 0
+				}
+				if size >= 21+2 {
+					transactional = transactional || binary.BigEndian.Uint16(records[21:])&batch.AttrTransactional != 0
+				}
+			}
+			if idempotent && transactional {
+				break scan
+			}
+		}
+	}
+	if transactional && r.TransactionID == nil {
+		return kerr.TransactionalIDAuthorizationFailed, ""
+	}
+	return nil, ""
+}
+
+// peekBatch reads the header of the first batch in records as Kafka's
+// batch iterator does (ByteBufferLogInputStream.nextBatch), without the
+// CRC: size is 0 when records hold no whole batch (fewer than 17 bytes,
+// or fewer than the batch's length says); corrupt is Kafka's reason when
+// the length is below the smallest record (14 bytes) or the magic is not
+// 0-2, which it refuses as CORRUPT_MESSAGE.
+func peekBatch(records []byte) (size int, magic int8, corrupt string) {
+	if len(records) < batch.LengthOverhead {
+		return 0, 0, ""
+	}
+	n := int32(binary.BigEndian.Uint32(records[8:]))
+	if n < 14 {
+		return 0, 0, fmt.Sprintf("Record size %d is less than the minimum record overhead (14)", n)
+	}
+	if len(records) < 17 {
+		return 0, 0, ""
+	}
+	magic = int8(records[16])
+	if magic < 0 || magic > 2 {
+		return 0, 0, fmt.Sprintf("Invalid magic found in record: %d", magic)
+	}
+	if size = int(n) + batch.LengthOverhead; size > len(records) {
+		return 0, magic, ""
+	}
+	return size, magic, ""
 }
 
 // supersededProduce returns the (topic, partition) indexes of r's
