@@ -43,9 +43,13 @@ import (
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED before any topic is looked at,
 // as in Kafka (transactionalProduceError).
 //
-// Clients cannot append to the internal topics: INVALID_TOPIC_EXCEPTION.
-// acks=all to a topic whose min.insync.replicas is above 1 is
-// NOT_ENOUGH_REPLICAS: one broker is one in-sync replica.
+// Then, per partition and in Kafka's order: an unknown topic or
+// partition; a batch ProduceRequest.validateRecords refuses (magic,
+// batch count, zstd before v7: producedRecordsError); invalid acks
+// (INVALID_REQUIRED_ACKS); an internal topic, which clients cannot
+// append to (INVALID_TOPIC_EXCEPTION); acks=all to a topic whose
+// min.insync.replicas is above 1 (NOT_ENOUGH_REPLICAS: one broker is one
+// in-sync replica); then the rest of the batch's checks (produceTo).
 func init() { register(0, 0, 13, (*Broker).handleProduce) }
 
 func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond func(kmsg.Response)) {
@@ -84,9 +88,10 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 	default:
 		requestErr, requestMsg = transactionalProduceError(r)
 	}
-	if requestErr == nil && r.Acks != 0 && r.Acks != 1 && r.Acks != -1 {
-		requestErr = kerr.InvalidRequiredAcks
-	}
+	// Invalid acks fail only the partitions that reach Kafka's
+	// ReplicaManager.appendRecords: those of known topics whose
+	// batches passed ProduceRequest.validateRecords.
+	invalidAcks := r.Acks != 0 && r.Acks != 1 && r.Acks != -1
 
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(r.Topics))
 	// A partition named more than once: Kafka keeps the last
@@ -117,11 +122,11 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 		} else {
 			topicErr = kerr.UnknownTopicOrPartition
 		}
-		if topic != nil && isInternal(topic.Name) {
-			// The coordinators' state, replayed at every start: only
-			// they append to it (appendInternal), as in Kafka.
-			topic, topicErr = nil, kerr.InvalidTopicException
-		}
+		// The coordinators' state, replayed at every start: only they
+		// append to it (appendInternal), as in Kafka, which refuses
+		// it in ReplicaManager.appendToLocalLog, after the checks
+		// below that come before the ReplicaManager.
+		internal := topic != nil && isInternal(topic.Name)
 		var parts []*partition
 		if topic != nil {
 			parts = b.partitions(topic.ID)
@@ -159,6 +164,22 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 			p := partitionAt(parts, rp.Partition)
 			if p == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				failed.Store(true)
+				continue
+			}
+			if err := producedRecordsError(rp.Records, r.Version); err != nil {
+				p.stats.Produced(0, 0, true)
+				sp.ErrorCode = err.Code
+				failed.Store(true)
+				continue
+			}
+			switch {
+			case invalidAcks:
+				sp.ErrorCode = kerr.InvalidRequiredAcks.Code
+				failed.Store(true)
+				continue
+			case internal:
+				sp.ErrorCode = kerr.InvalidTopicException.Code
 				failed.Store(true)
 				continue
 			}
@@ -241,6 +262,35 @@ scan:
 		return kerr.TransactionalIDAuthorizationFailed, ""
 	}
 	return nil, ""
+}
+
+// producedRecordsError is the error of a partition's records that Kafka
+// refuses before the ReplicaManager (ProduceRequest.validateRecords in
+// KafkaApis.handleProduceRequest), so before invalid acks,
+// INVALID_TOPIC_EXCEPTION for an internal topic and NOT_ENOUGH_REPLICAS:
+// no whole batch or one not of magic 2 (INVALID_RECORD), zstd before v7
+// (UNSUPPORTED_COMPRESSION_TYPE), a second whole batch (INVALID_RECORD),
+// and a header Kafka cannot read (CORRUPT_MESSAGE). Kafka answers them
+// without a message. The rest of the batch's checks (CRC, offsets,
+// producer fields) come later, in produceTo, as in Kafka's LogValidator.
+func producedRecordsError(records []byte, version int16) *kerr.Error {
+	size, magic, corrupt := peekBatch(records)
+	switch {
+	case corrupt != "":
+		return kerr.CorruptMessage
+	case size == 0, magic != 2:
+		return kerr.InvalidRecord
+	case version < 7 && size >= 21+2 && binary.BigEndian.Uint16(records[21:])&batch.AttrCompressionMask == batch.CodecZstd:
+		return kerr.UnsupportedCompressionType
+	}
+	next, _, corrupt := peekBatch(records[size:])
+	switch {
+	case corrupt != "":
+		return kerr.CorruptMessage
+	case next > 0:
+		return kerr.InvalidRecord
+	}
+	return nil
 }
 
 // peekBatch reads the header of the first batch in records as Kafka's

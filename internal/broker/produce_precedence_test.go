@@ -152,3 +152,92 @@ func TestProduceTransactionalBatchWithoutTransactionalID(t *testing.T) {
 		}
 	}
 }
+
+// malformed returns batches that Kafka refuses in
+// ProduceRequest.validateRecords, before the ReplicaManager, and one it
+// refuses only in LogValidator, after it.
+func malformed(t *testing.T) (magic1, twoBatches, zstd, badCRC []byte) {
+	t.Helper()
+	magic1 = goodBatch(t, 1)
+	magic1[16] = 1
+	twoBatches = append(goodBatch(t, 1), goodBatch(t, 1)...)
+	bb := batch.NewBuilder(batch.CodecZstd)
+	bb.Add(batch.Record{Value: []byte("z"), Timestamp: time.Now().UnixMilli()})
+	zstd, err := bb.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	badCRC = goodBatch(t, 1)
+	badCRC[len(badCRC)-1] ^= 1
+	return magic1, twoBatches, zstd, badCRC
+}
+
+// TestProduceInvalidAcksAfterPartitionErrors: Kafka answers invalid acks
+// in ReplicaManager.appendRecords, which sees only the partitions
+// KafkaApis.handleProduceRequest let through: unknown topics and
+// partitions keep UNKNOWN_TOPIC_OR_PARTITION, batches that fail
+// ProduceRequest.validateRecords (magic, batch count, zstd before v7)
+// keep their error, and only the rest, internal topics and batches that
+// LogValidator would refuse included, are INVALID_REQUIRED_ACKS.
+func TestProduceInvalidAcksAfterPartitionErrors(t *testing.T) {
+	b := ktest.NewBroker(t)
+	b.CreateTopic("acks", 5, nil)
+	// The group coordinator creates __consumer_offsets.
+	if err := b.Admin().FindGroupCoordinators(ctxT(t, 10*time.Second), "g").Error(); err != nil {
+		t.Fatal(err)
+	}
+	magic1, twoBatches, zstd, badCRC := malformed(t)
+	c := dialRaw(t, b.Addr)
+	got := producePartsRaw(t, c, 6, 2, nil, []producePart{
+		{"acks", 0, goodBatch(t, 1)},
+		{"acks", 1, magic1},
+		{"acks", 2, twoBatches},
+		{"acks", 3, zstd},
+		{"acks", 4, badCRC},
+		{"acks", 9, goodBatch(t, 1)},
+		{"nope", 0, goodBatch(t, 1)},
+		{"__consumer_offsets", 0, goodBatch(t, 1)},
+	}, 1)
+	expectProduce(t, "acks=2", got, map[string]*kerr.Error{
+		"acks/0":               kerr.InvalidRequiredAcks,
+		"acks/1":               kerr.InvalidRecord,
+		"acks/2":               kerr.InvalidRecord,
+		"acks/3":               kerr.UnsupportedCompressionType,
+		"acks/4":               kerr.InvalidRequiredAcks,
+		"acks/9":               kerr.UnknownTopicOrPartition,
+		"nope/0":               kerr.UnknownTopicOrPartition,
+		"__consumer_offsets/0": kerr.InvalidRequiredAcks,
+	})
+	for p := range int32(5) {
+		if o := endOffset(t, b, "acks", p); o != 0 {
+			t.Fatalf("acks/%d: log end offset %d, want 0", p, o)
+		}
+	}
+}
+
+// TestProduceNotEnoughReplicasAfterRecordChecks: Kafka refuses acks=all
+// under min.insync.replicas in Partition.appendRecordsToLeader, after
+// KafkaApis.handleProduceRequest checked the batches' shape
+// (ProduceRequest.validateRecords: magic, batch count, zstd before v7)
+// and before LogValidator (CRC and the rest): a malformed batch keeps
+// its own error, a damaged one is NOT_ENOUGH_REPLICAS.
+func TestProduceNotEnoughReplicasAfterRecordChecks(t *testing.T) {
+	b := ktest.NewBroker(t)
+	b.CreateTopic("strict", 5, map[string]*string{"min.insync.replicas": kmsg.StringPtr("2")})
+	magic1, twoBatches, zstd, badCRC := malformed(t)
+	c := dialRaw(t, b.Addr)
+	got := producePartsRaw(t, c, 6, -1, nil, []producePart{
+		{"strict", 0, goodBatch(t, 1)},
+		{"strict", 1, magic1},
+		{"strict", 2, twoBatches},
+		{"strict", 3, zstd},
+		{"strict", 4, badCRC},
+	}, 1)
+	expectProduce(t, "acks=all, min.insync.replicas 2", got, map[string]*kerr.Error{
+		"strict/0": kerr.NotEnoughReplicas,
+		"strict/1": kerr.InvalidRecord,
+		"strict/2": kerr.InvalidRecord,
+		"strict/3": kerr.UnsupportedCompressionType,
+		"strict/4": kerr.NotEnoughReplicas,
+	})
+}
