@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -214,5 +215,59 @@ func TestTxnOffsetCommitV1NoLoadInProgress(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("transaction not completed: %+v %v", ds, err)
 		}
+	}
+}
+
+// TestTxnOffsetCommitV5EmptyGroup: Kafka answers TxnOffsetCommit's
+// unknown topics and partitions first (KafkaApis), and only then, in
+// the group coordinator and before the transaction is verified or, from
+// v5, extended (GroupCoordinatorService.commitTransactionalOffsets),
+// INVALID_GROUP_ID for an empty group ID on the rest; the transaction
+// does not gain a __consumer_offsets partition.
+func TestTxnOffsetCommitV5EmptyGroup(t *testing.T) {
+	b := txnBroker(t)
+	b.CreateTopic("toc-empty", 1, nil)
+	cl := pinnedClient(b, map[int16]int16{28: 5})
+	ctx := ctxT(t, 20*time.Second)
+	const id = "toc-empty-group"
+	ir := initTxn(t, cl, id)
+
+	for _, tc := range []struct {
+		name   string
+		topics []kmsg.TxnOffsetCommitRequestTopic
+		want   []*kerr.Error
+	}{
+		{"known and unknown topics", []kmsg.TxnOffsetCommitRequestTopic{
+			{Topic: "toc-empty", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1, LeaderEpoch: -1}, {Partition: 7, Offset: 1, LeaderEpoch: -1}}},
+			{Topic: "nope", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1, LeaderEpoch: -1}}},
+		}, []*kerr.Error{kerr.InvalidGroupID, kerr.UnknownTopicOrPartition, kerr.UnknownTopicOrPartition}},
+		{"unknown topics only", []kmsg.TxnOffsetCommitRequestTopic{
+			{Topic: "nope", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1, LeaderEpoch: -1}}},
+		}, []*kerr.Error{kerr.UnknownTopicOrPartition}},
+	} {
+		req := kmsg.NewPtrTxnOffsetCommitRequest()
+		req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = id, "", ir.ProducerID, ir.ProducerEpoch
+		req.Generation, req.Topics = -1, tc.topics
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []*kerr.Error
+		for _, st := range resp.Topics {
+			for _, sp := range st.Partitions {
+				e, _ := kerr.ErrorForCode(sp.ErrorCode).(*kerr.Error)
+				got = append(got, e)
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	ds, err := b.Admin().DescribeTransactions(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := ds[id]; d.State != "Empty" || len(d.Topics) != 0 {
+		t.Fatalf("transaction %s with %v, want Empty with no partitions", d.State, d.Topics)
 	}
 }
