@@ -154,6 +154,16 @@ func TestDescribeConfigs(t *testing.T) {
 	if v := bc["log.retention.ms"]; v.Value != nil || v.Source != kmsg.ConfigSourceDefaultConfig {
 		t.Fatalf("log.retention.ms %+v, want null default", v)
 	}
+	// Kafka drops the leading synonyms named otherwise
+	// (ConfigHelper.configSynonyms): log.retention.ms has none here, as
+	// kafka-configs shows; log.retention.hours lists its own.
+	if syn := bc["log.retention.ms"].Synonyms; len(syn) != 0 {
+		t.Fatalf("log.retention.ms synonyms %+v, want none", syn)
+	}
+	if syn := bc["log.retention.hours"].Synonyms; len(syn) != 2 || syn[0].Key != "log.retention.hours" || syn[0].Source != kmsg.ConfigSourceStaticBrokerConfig ||
+		syn[1].Key != "log.retention.hours" || syn[1].Source != kmsg.ConfigSourceDefaultConfig {
+		t.Fatalf("log.retention.hours synonyms %+v", syn)
+	}
 	brs, _ := adm.DescribeBrokerConfigs(ctxT(t, 10*time.Second), 0)
 	_ = brs
 	raw := kmsg.NewPtrDescribeConfigsRequest()

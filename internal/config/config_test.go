@@ -199,6 +199,49 @@ func TestDynamicPrecedence(t *testing.T) {
 	}
 }
 
+// TestBrokerValuesDropLeadingSynonyms: Kafka lists a broker property's
+// synonyms over its whole group (DynamicBrokerConfig.brokerConfigSynonyms)
+// and drops the leading entries named otherwise
+// (ConfigHelper.configSynonyms).
+func TestBrokerValuesDropLeadingSynonyms(t *testing.T) {
+	b, _, err := NewBroker(map[string]string{"log.retention.hours": "2", "log.retention.ms": "7000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := b.WithDynamic(nil, map[string]string{"log.retention.minutes": "30"})
+	for _, tc := range []struct {
+		name string
+		want []Value
+	}{
+		// Only log.retention.hours set: log.retention.ms has no
+		// synonyms (null value, default source).
+		{"log.retention.ms", nil},
+		{"log.retention.hours", []Value{
+			{Name: "log.retention.hours", Value: "2", Source: SourceStaticBroker},
+			{Name: "log.retention.hours", Value: "168", Source: SourceDefault},
+		}},
+	} {
+		only, _, _ := NewBroker(map[string]string{"log.retention.hours": "2"})
+		if got := only.Values(tc.name); !slices.Equal(got, tc.want) {
+			t.Errorf("only hours set: Values(%s) = %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+	// The static log.retention.ms after the dynamic minutes stays: only
+	// leading entries are dropped.
+	want := []Value{
+		{Name: "log.retention.minutes", Value: "30", Source: SourceDynamicBroker},
+		{Name: "log.retention.ms", Value: "7000", Source: SourceStaticBroker},
+		{Name: "log.retention.hours", Value: "2", Source: SourceStaticBroker},
+		{Name: "log.retention.hours", Value: "168", Source: SourceDefault},
+	}
+	if got := c.Values("log.retention.minutes"); !slices.Equal(got, want) {
+		t.Errorf("Values(log.retention.minutes) = %+v, want %+v", got, want)
+	}
+	if got := BrokerSynonyms("log.roll.hours"); !slices.Equal(got, []string{"log.roll.ms", "log.roll.hours"}) {
+		t.Errorf("BrokerSynonyms(log.roll.hours) = %v", got)
+	}
+}
+
 func TestValidation(t *testing.T) {
 	if err := ValidateTopicOverrides(map[string]string{"min.compaction.lag.ms": "10", "max.compaction.lag.ms": "5"}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("min > max compaction lag: %v", err)

@@ -16,44 +16,48 @@ type Value struct {
 	Source Source
 }
 
-// brokerSynonymChains lists, for each broker property that falls back to
-// others, the chain from it: Kafka's KafkaConfig.brokerSynonyms. Built
-// from the topic properties' synonym lists.
-var brokerSynonymChains = func() map[string][]string {
-	m := map[string][]string{}
-	for _, name := range Topic.Names() {
-		d, _ := Topic.Lookup(name)
-		for i, s := range d.Synonyms {
-			var chain []string
-			for _, t := range d.Synonyms[i:] {
-				chain = append(chain, t.Name)
-			}
-			if len(chain) > len(m[s.Name]) {
-				m[s.Name] = chain
-			}
-		}
-	}
-	return m
-}()
-
-// BrokerSynonyms returns name followed by the broker properties it falls
-// back to, in precedence order: log.retention.ms → log.retention.ms,
-// log.retention.minutes, log.retention.hours.
+// BrokerSynonyms returns the broker properties Kafka lists as synonyms
+// of name (DynamicBrokerConfig.brokerConfigSynonyms): the whole group,
+// in precedence order, for each of its members, so log.retention.hours
+// → log.retention.ms, log.retention.minutes, log.retention.hours; and
+// log.flush.interval.ms → it and log.flush.scheduler.interval.ms (but
+// not the other way). Any other property is its own only synonym.
 func BrokerSynonyms(name string) []string {
-	if chain, ok := brokerSynonymChains[name]; ok {
-		return slices.Clone(chain)
+	for _, g := range kafkaSynonymGroups {
+		if slices.Contains(g.members, name) {
+			return slices.Clone(g.synonyms)
+		}
 	}
 	return []string{name}
 }
 
-// Values lists the values a broker property has at each level, for name
-// and its broker synonyms, as Kafka's DescribeConfigs lists synonyms:
-// every synonym's per-broker dynamic value, then the cluster-wide
-// dynamic ones, the static ones and the defaults. The first entry is
-// the effective one unless a higher-precedence synonym is set at a lower
-// level (Kafka's order, kept for clients that parse it).
+var kafkaSynonymGroups = []struct{ members, synonyms []string }{
+	{[]string{"log.roll.ms", "log.roll.hours"}, []string{"log.roll.ms", "log.roll.hours"}},
+	{[]string{"log.roll.jitter.ms", "log.roll.jitter.hours"}, []string{"log.roll.jitter.ms", "log.roll.jitter.hours"}},
+	{[]string{"log.flush.interval.ms"}, []string{"log.flush.interval.ms", "log.flush.scheduler.interval.ms"}},
+	{[]string{"log.retention.ms", "log.retention.minutes", "log.retention.hours"}, []string{"log.retention.ms", "log.retention.minutes", "log.retention.hours"}},
+}
+
+// Values lists the values a broker property has at each level, as
+// Kafka's DescribeConfigs lists a broker entry's synonyms
+// (ConfigHelper.configSynonyms): the per-broker dynamic value of every
+// synonym (BrokerSynonyms), then the cluster-wide dynamic ones, the
+// static ones and the non-null defaults; then, as Kafka does, the
+// leading entries of other synonyms are dropped, up to the first of name
+// itself. So log.retention.ms with only log.retention.hours set has no
+// synonyms at all (and, being null, the value null from the default
+// source), as kafka-configs shows it. The first entry, if any, gives the
+// source.
 func (c *BrokerConfig) Values(name string) []Value {
-	syns := BrokerSynonyms(name)
+	out := c.values(BrokerSynonyms(name))
+	for len(out) > 0 && out[0].Name != name {
+		out = out[1:]
+	}
+	return out
+}
+
+// values lists the values of the given synonyms, level by level.
+func (c *BrokerConfig) values(syns []string) []Value {
 	var out []Value
 	for _, level := range []struct {
 		m   map[string]string
@@ -73,6 +77,17 @@ func (c *BrokerConfig) Values(name string) []Value {
 	return out
 }
 
+// topicSynonymChain is the chain of broker synonyms a topic property
+// falls back to, from its first: log.retention.ms, log.retention.minutes,
+// log.retention.hours for retention.ms.
+func topicSynonymChain(d *Def) []string {
+	chain := make([]string, len(d.Synonyms))
+	for i, s := range d.Synonyms {
+		chain[i] = s.Name
+	}
+	return chain
+}
+
 // Values lists the values a topic property has: the topic's override,
 // then the values of its broker synonyms (BrokerConfig.Values), then its
 // own default when no broker synonym has a default.
@@ -87,7 +102,7 @@ func (t *TopicConfig) Values(name string) []Value {
 	}
 	hasDefault := false
 	if len(d.Synonyms) > 0 {
-		for _, v := range t.broker.Values(d.Synonyms[0].Name) {
+		for _, v := range t.broker.values(topicSynonymChain(d)) {
 			hasDefault = hasDefault || v.Source == SourceDefault
 			out = append(out, v)
 		}
