@@ -141,6 +141,13 @@
 // the file disagrees, index entries lost with a power failure, damage
 // seen at a clean start) the segment is scanned from its start. Below the
 // recovery point the synced bytes are trusted, as at a clean start.
+// Opened with DeferSync (a broker's start), recovery writes neither the
+// checkpoint nor the active segment's index entries when the checkpoint
+// on disk still holds (recovery changed none of what it records but the
+// recovery point) and the index files hold a prefix of the rebuilt
+// entries: the new recovery point is progress for the checkpoint rounds,
+// and the entries wait with the appends' for the next checkpoint, roll or
+// close. Until then a crash recovers from the older recovery point.
 // Limitation: baseOffset lies
 // outside the CRC, so a flipped bit there is only caught by the offset
 // ordering checks.

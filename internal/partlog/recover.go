@@ -215,10 +215,7 @@ func (l *Log) load() error {
 	}
 	c := l.checkpointLocked(false)
 	l.ckptRPSeg, l.ckptPos = l.segBaseLocked(l.recoveryPoint), l.rpMark.pos
-	if l.deferSync {
-		return vfs.WriteFileRenamed(l.fs, l.ckptName, c.encode())
-	}
-	return vfs.WriteFileAtomic(l.fs, l.dir, l.ckptName, c.encode())
+	return l.writeCkptFile(c.encode(), !l.deferSync)
 }
 
 // mkdirDurable creates dir and any missing parents, and syncs the parent
@@ -247,7 +244,11 @@ func (l *Log) readCheckpoint() (checkpoint, error) {
 	if err != nil {
 		return checkpoint{}, err
 	}
-	return decodeCheckpoint(b)
+	c, err := decodeCheckpoint(b)
+	if err == nil {
+		l.ckptDisk = b
+	}
+	return c, err
 }
 
 // startEmptyLocked makes a new log whose first segment starts at start.
