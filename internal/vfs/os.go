@@ -47,7 +47,7 @@ func (f OSFile) Preallocate(size int64) error {
 }
 
 func (osFS) Create(name string) (File, error) {
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
+	f, err := openFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +55,7 @@ func (osFS) Create(name string) (File, error) {
 }
 
 func (osFS) OpenAppend(name string) (File, error) {
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := openFile(name, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +63,7 @@ func (osFS) OpenAppend(name string) (File, error) {
 }
 
 func (osFS) OpenWrite(name string) (File, error) {
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := openFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func (osFS) OpenWrite(name string) (File, error) {
 }
 
 func (osFS) Open(name string) (File, error) {
-	f, err := os.Open(name)
+	f, err := openFile(name, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +84,12 @@ func (osFS) Rename(oldname, newname string) error { return os.Rename(oldname, ne
 func (osFS) MkdirAll(dir string) error            { return os.MkdirAll(dir, 0o755) }
 
 func (osFS) List(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
+	d, err := openFile(dir, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	ents, err := d.ReadDir(-1)
+	d.Close()
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +110,7 @@ func (osFS) Stat(name string) (FileInfo, error) {
 }
 
 func (osFS) SyncDir(dir string) error {
-	d, err := os.Open(dir)
+	d, err := openFile(dir, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
