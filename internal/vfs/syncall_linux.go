@@ -105,3 +105,54 @@ func MetadataInPlace(fs FS, dir string) bool {
 	}
 	return true
 }
+
+// OnlineDiscard reports whether dir is on a file system mounted with
+// the discard option (Linux only; false wherever it cannot tell). There
+// every freed block is discarded on the disk before the call that freed
+// it returns, so each file deleted, truncated or renamed over waits for
+// the disk: half or more of a 10,000-partition shutdown on such a
+// mount, which periodic fstrim avoids.
+func OnlineDiscard(fs FS, dir string) bool {
+	if fs != Default {
+		return false
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return false
+	}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	return mountinfoDiscard(string(b), unix.Major(st.Dev), unix.Minor(st.Dev))
+}
+
+// mountinfoDiscard reports whether a mount of device major:minor in
+// mountinfo (proc(5)'s format) has discard among its mount or super
+// block options.
+func mountinfoDiscard(mountinfo string, major, minor uint32) bool {
+	dev := strconv.FormatUint(uint64(major), 10) + ":" + strconv.FormatUint(uint64(minor), 10)
+	for line := range strings.SplitSeq(mountinfo, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 10 || f[2] != dev {
+			continue
+		}
+		// Fields: ID, parent, major:minor, root, mount point, mount
+		// options, optional fields, "-", type, source, super options.
+		opts := f[5]
+		for i := 6; i < len(f)-1; i++ {
+			if f[i] == "-" {
+				if i+3 < len(f) {
+					opts += "," + f[i+3]
+				}
+				break
+			}
+		}
+		for o := range strings.SplitSeq(opts, ",") {
+			if o == "discard" {
+				return true
+			}
+		}
+	}
+	return false
+}

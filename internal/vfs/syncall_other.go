@@ -19,3 +19,6 @@ func (osFS) OpenWholeSyncer(string) (WholeSyncer, error) { return nil, ErrNoWhol
 
 // MetadataInPlace reports false elsewhere than Linux.
 func MetadataInPlace(FS, string) bool { return false }
+
+// OnlineDiscard reports false elsewhere than Linux.
+func OnlineDiscard(FS, string) bool { return false }
