@@ -16,6 +16,8 @@ import (
 //   - v1: ThrottleMillis
 //   - v3: ClientSoftwareName/Version (validated, KIP-511); flexible;
 //     SupportedFeatures/FinalizedFeatures (KIP-584)
+//   - v4: supported feature ranges may start at 0 (KIP-1022); a v3
+//     request gets none of those features (KAFKA-17492)
 //   - v5: ClusterID/NodeID checks (KIP-1242)
 //
 // A request above v5 is answered in v0 with UNSUPPORTED_VERSION and the
@@ -47,7 +49,7 @@ func (b *Broker) handleApiVersions(req *wire.Request) kmsg.Response {
 		}
 	}
 	if r.Version >= 3 {
-		resp.SupportedFeatures = supportedFeatures()
+		resp.SupportedFeatures = supportedFeatures(r.Version >= 4)
 		resp.FinalizedFeatures = finalizedFeatures()
 		resp.FinalizedFeaturesEpoch = 0
 	}
@@ -78,9 +80,17 @@ var features = []struct {
 	{"transaction.version", 0, 2, 2},
 }
 
-func supportedFeatures() []kmsg.ApiVersionsResponseSupportedFeature {
+// supportedFeatures lists the supported feature ranges. Before v4 a
+// range starting at 0 is left out, as Kafka does (KAFKA-17492): Java
+// clients before 3.9 reject such a range while parsing the response
+// (SupportedVersionRange requires a minimum of 1) and drop the
+// connection.
+func supportedFeatures(minZeroOK bool) []kmsg.ApiVersionsResponseSupportedFeature {
 	var out []kmsg.ApiVersionsResponseSupportedFeature
 	for _, f := range features {
+		if f.min == 0 && !minZeroOK {
+			continue
+		}
 		out = append(out, kmsg.ApiVersionsResponseSupportedFeature{Name: f.name, MinVersion: f.min, MaxVersion: f.max})
 	}
 	return out
