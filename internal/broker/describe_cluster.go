@@ -35,7 +35,8 @@ func (b *Broker) handleDescribeCluster(req *wire.Request) kmsg.Response {
 	return resp
 }
 
-// allClusterOperations: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION,
-// DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE, CREATE_TOKENS,
-// DESCRIBE_TOKENS.
-const allClusterOperations = 1<<4 | 1<<7 | 1<<8 | 1<<9 | 1<<10 | 1<<11 | 1<<12 | 1<<13 | 1<<14
+// allClusterOperations is the bit set of the cluster ACL operations
+// Kafka's AclEntry.supportedOperations(CLUSTER) lists: CREATE, ALTER,
+// DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS,
+// IDEMPOTENT_WRITE. Without an authorizer, all are allowed.
+const allClusterOperations = 1<<5 | 1<<7 | 1<<8 | 1<<9 | 1<<10 | 1<<11 | 1<<12

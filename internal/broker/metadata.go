@@ -36,12 +36,17 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 	resp.ClusterID = &clusterID
 	resp.ControllerID = b.nodeID
 	resp.AuthorizedOperations = authorizedOpsOmitted
+	if r.Version >= 8 && r.Version <= 10 && r.IncludeClusterAuthorizedOperations {
+		// No authorizer: every cluster operation is allowed.
+		resp.AuthorizedOperations = allClusterOperations
+	}
+	includeOps := r.Version >= 8 && r.IncludeTopicAuthorizedOperations
 
 	cfg := b.Config()
 	allowAuto := cfg.Bool("auto.create.topics.enable") && (r.Version < 4 || r.AllowAutoTopicCreation)
 
 	addTopic := func(t *metadata.Topic) {
-		resp.Topics = append(resp.Topics, b.metadataTopic(t, r.IncludeTopicAuthorizedOperations))
+		resp.Topics = append(resp.Topics, b.metadataTopic(t, includeOps))
 	}
 	// v0: an empty list means all topics; v1+: null means all.
 	if r.Topics == nil || (r.Version == 0 && len(r.Topics) == 0) {
@@ -69,10 +74,14 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 			continue
 		}
 		errTopic := func(err *kerr.Error) {
-			resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{
+			mt := kmsg.MetadataResponseTopic{
 				ErrorCode: err.Code, Topic: kmsg.StringPtr(name),
 				AuthorizedOperations: authorizedOpsOmitted,
-			})
+			}
+			if includeOps {
+				mt.AuthorizedOperations = allTopicOperations
+			}
+			resp.Topics = append(resp.Topics, mt)
 		}
 		if err := validateTopicName(name); err != nil {
 			errTopic(kerr.InvalidTopicException)
