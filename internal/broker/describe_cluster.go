@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"fmt"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -11,29 +13,52 @@ import (
 //
 // Version notes:
 //   - v1: EndpointType (1 brokers, 2 controllers; KIP-919)
-//   - v2: IncludeFencedBrokers, IsFenced
+//   - v2: IncludeFencedBrokers, IsFenced (no broker is ever fenced)
 func init() { registerSync(60, 0, 2, (*Broker).handleDescribeCluster) }
 
 func (b *Broker) handleDescribeCluster(req *wire.Request) kmsg.Response {
 	r := req.Body.(*kmsg.DescribeClusterRequest)
 	resp := r.ResponseKind().(*kmsg.DescribeClusterResponse)
+	resp.ClusterAuthorizedOperations = authorizedOpsOmitted
+	// This is a broker endpoint, as in Kafka's
+	// AuthHelper.computeDescribeClusterResponse: asked for the
+	// controllers (bootstrap.controllers), it answers
+	// MISMATCHED_ENDPOINT_TYPE; an unknown type is
+	// UNSUPPORTED_ENDPOINT_TYPE (INVALID_REQUEST at v0, which cannot
+	// name one).
+	switch r.EndpointType {
+	case endpointBrokers:
+	case endpointControllers:
+		resp.ErrorCode = kerr.MismatchedEndpointType.Code
+		if r.Version == 0 {
+			resp.ErrorCode = kerr.InvalidRequest.Code
+		}
+		resp.ErrorMessage = kmsg.StringPtr("The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER")
+		return resp
+	default:
+		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
+		if r.Version == 0 {
+			resp.ErrorCode = kerr.InvalidRequest.Code
+		}
+		resp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("Unsupported endpoint type %d", r.EndpointType))
+		return resp
+	}
+	resp.EndpointType = endpointBrokers
 	resp.ClusterID = b.ClusterID()
 	resp.ControllerID = b.nodeID
-	resp.ClusterAuthorizedOperations = authorizedOpsOmitted
 	if r.IncludeClusterAuthorizedOperations {
 		resp.ClusterAuthorizedOperations = allClusterOperations
-	}
-	if r.Version >= 1 {
-		resp.EndpointType = r.EndpointType
-		if r.EndpointType != 1 && r.EndpointType != 2 {
-			resp.ErrorCode = kerr.UnsupportedEndpointType.Code
-			return resp
-		}
 	}
 	host, port := b.endpoint()
 	resp.Brokers = []kmsg.DescribeClusterResponseBroker{{NodeID: b.nodeID, Host: host, Port: port}}
 	return resp
 }
+
+// DescribeCluster endpoint types (KIP-919).
+const (
+	endpointBrokers     = 1
+	endpointControllers = 2
+)
 
 // allClusterOperations is the bit set of the cluster ACL operations
 // Kafka's AclEntry.supportedOperations(CLUSTER) lists: CREATE, ALTER,
