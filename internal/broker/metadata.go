@@ -18,8 +18,15 @@ import (
 //   - v7: LeaderEpoch
 //   - v8: authorized operations (v8-10 cluster-level)
 //   - v9: flexible
-//   - v10: TopicID (KIP-516), topics requested by ID
+//   - v10: TopicID in the response; the request schema carries IDs and
+//     null names, but Kafka refuses them before v12 (INVALID_REQUEST)
+//   - v12: topics requested by ID
 //   - v13: top-level ErrorCode (KIP-1102)
+//
+// As in Kafka's handleTopicMetadataRequest, a topic named twice is
+// answered once; a request naming any topic ID is answered for its IDs
+// only; topics that do not exist carry their is_internal flag; and an
+// auto-created internal topic gets its coordinator's settings.
 func init() { registerSync(3, 0, 13, (*Broker).handleMetadata) }
 
 // authorizedOpsOmitted is Kafka's marker for "not requested".
@@ -29,6 +36,14 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 	r := req.Body.(*kmsg.MetadataRequest)
 	resp := r.ResponseKind().(*kmsg.MetadataResponse)
 	img := b.meta.Image()
+
+	if r.Version < 12 && r.Topics != nil {
+		for _, rt := range r.Topics {
+			if rt.Topic == nil || rt.TopicID != ([16]byte{}) {
+				return metadataRequestError(r, resp, kerr.InvalidRequest)
+			}
+		}
+	}
 
 	host, port := b.endpoint()
 	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: b.nodeID, Host: host, Port: port}}
@@ -55,13 +70,39 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 		}
 		return resp
 	}
+
+	// By ID (v12+): when the request names any nonzero topic ID, Kafka
+	// answers for the IDs alone, each once.
+	var ids []metadata.UUID
 	for _, rt := range r.Topics {
-		if rt.Topic == nil || *rt.Topic == "" {
-			// By ID (v10+).
-			if t, ok := img.TopicByID(metadata.UUID(rt.TopicID)); ok {
-				addTopic(t)
+		id := metadata.UUID(rt.TopicID)
+		if id != (metadata.UUID{}) && !containsUUID(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) > 0 {
+		seen := map[string]bool{}
+		for _, id := range ids {
+			t, ok := img.TopicByID(id)
+			if !ok {
+				resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{
+					ErrorCode: kerr.UnknownTopicID.Code, TopicID: id,
+					AuthorizedOperations: authorizedOpsOmitted,
+				})
 				continue
 			}
+			if !seen[t.Name] {
+				seen[t.Name] = true
+				addTopic(t)
+			}
+		}
+		return resp
+	}
+
+	seen := map[string]bool{}
+	for _, rt := range r.Topics {
+		if rt.Topic == nil {
+			// v12+ with neither a name nor an ID.
 			resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{
 				ErrorCode: kerr.UnknownTopicID.Code, TopicID: rt.TopicID,
 				AuthorizedOperations: authorizedOpsOmitted,
@@ -69,6 +110,10 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 			continue
 		}
 		name := *rt.Topic
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
 		if t, ok := img.Topic(name); ok {
 			addTopic(t)
 			continue
@@ -76,6 +121,7 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 		errTopic := func(err *kerr.Error) {
 			mt := kmsg.MetadataResponseTopic{
 				ErrorCode: err.Code, Topic: kmsg.StringPtr(name),
+				IsInternal:           isInternal(name),
 				AuthorizedOperations: authorizedOpsOmitted,
 			}
 			if includeOps {
@@ -87,18 +133,75 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 			errTopic(kerr.InvalidTopicException)
 			continue
 		}
-		if !allowAuto || isInternal(name) || name == ClusterMetadataTopic {
+		if !allowAuto || name == ClusterMetadataTopic {
 			errTopic(kerr.UnknownTopicOrPartition)
 			continue
 		}
-		t, terr := b.autoCreateTopic(name)
-		if terr != nil {
-			errTopic(terr.err)
+		t, err := b.autoCreate(name)
+		if err != nil {
+			errTopic(err)
 			continue
 		}
 		addTopic(t)
 	}
 	return resp
+}
+
+// autoCreate creates a topic a Metadata request named. An internal topic
+// is created as its coordinator creates it (Kafka's
+// AutoTopicCreationManager gives it the coordinator's partition count
+// and configs too).
+func (b *Broker) autoCreate(name string) (*metadata.Topic, *kerr.Error) {
+	if isInternal(name) {
+		var err *kerr.Error
+		if name == OffsetsTopic {
+			_, err = b.coordinator()
+		} else {
+			_, err = b.txnCoordinator()
+		}
+		if err != nil {
+			return nil, kerr.UnknownTopicOrPartition
+		}
+		t, ok := b.meta.Image().Topic(name)
+		if !ok {
+			return nil, kerr.UnknownTopicOrPartition
+		}
+		return t, nil
+	}
+	t, terr := b.autoCreateTopic(name)
+	if terr != nil {
+		return nil, terr.err
+	}
+	return t, nil
+}
+
+// metadataRequestError answers a request Kafka refuses as a whole, as its
+// MetadataRequest.getErrorResponse does: every requested topic with err
+// (a null name as ""), no brokers, no cluster ID.
+func metadataRequestError(r *kmsg.MetadataRequest, resp *kmsg.MetadataResponse, err *kerr.Error) *kmsg.MetadataResponse {
+	resp.ErrorCode = err.Code
+	resp.ControllerID = -1
+	resp.AuthorizedOperations = authorizedOpsOmitted
+	for _, rt := range r.Topics {
+		name := ""
+		if rt.Topic != nil {
+			name = *rt.Topic
+		}
+		resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{
+			ErrorCode: err.Code, Topic: kmsg.StringPtr(name), TopicID: rt.TopicID,
+			AuthorizedOperations: authorizedOpsOmitted,
+		})
+	}
+	return resp
+}
+
+func containsUUID(ids []metadata.UUID, id metadata.UUID) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *Broker) metadataTopic(t *metadata.Topic, includeOps bool) kmsg.MetadataResponseTopic {
