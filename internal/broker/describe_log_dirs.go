@@ -42,17 +42,23 @@ func (b *Broker) handleDescribeLogDirs(req *wire.Request) kmsg.Response {
 		topic string
 		parts []int32 // nil: all
 	}
-	var wants []want
+	// Kafka collects the requested partitions into a set and answers
+	// each topic once, so a topic named twice is merged, not repeated.
+	var wants []*want
 	if r.Topics == nil {
 		for _, name := range img.TopicNames() {
-			wants = append(wants, want{topic: name})
+			wants = append(wants, &want{topic: name})
 		}
 	} else {
+		byTopic := map[string]*want{}
 		for _, t := range r.Topics {
-			wants = append(wants, want{topic: t.Topic, parts: t.Partitions})
-			if t.Partitions == nil {
-				wants[len(wants)-1].parts = []int32{}
+			w := byTopic[t.Topic]
+			if w == nil {
+				w = &want{topic: t.Topic, parts: []int32{}}
+				byTopic[t.Topic] = w
+				wants = append(wants, w)
 			}
+			w.parts = append(w.parts, t.Partitions...)
 		}
 	}
 	for _, w := range wants {
