@@ -1,6 +1,7 @@
 package partlog
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -679,6 +680,11 @@ func TestReopenAfterFailedSync(t *testing.T) {
 	}
 	if tl.Failed() != nil {
 		t.Fatal("still failed")
+	}
+	// CloseLogs skips a checkpoint equal to what the log thinks its
+	// file holds: after the reopen's recovery that must be the file.
+	if disk := tl.readFile(checkpointName); !bytes.Equal(tl.ckptDisk, disk) {
+		t.Fatalf("the reopened log's checkpoint file: remembered %x, holds %x", tl.ckptDisk, disk)
 	}
 	got := tl.readAll(0)
 	if len(got) < len(want) {
