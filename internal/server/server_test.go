@@ -56,6 +56,9 @@ func (h *testHandler) Serve(_ context.Context, req *wire.Request, respond func(k
 			respond(resp)
 		}()
 	case *kmsg.ProduceRequest:
+		if r.TimeoutMillis == closeMarker {
+			req.Client.Close()
+		}
 		respond(nil)
 	case *kmsg.ApiVersionsRequest:
 		resp := r.ResponseKind().(*kmsg.ApiVersionsResponse)
@@ -66,6 +69,10 @@ func (h *testHandler) Serve(_ context.Context, req *wire.Request, respond func(k
 		respond(resp)
 	}
 }
+
+// closeMarker as a produce's timeout makes testHandler close the
+// connection, as the broker does after a failed acks=0 produce.
+const closeMarker = -7
 
 func startServer(t *testing.T, cfg Config) (*Server, *testHandler, string) {
 	t.Helper()
@@ -236,4 +243,38 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 	if _, err := c.Read(b[:]); err != io.EOF {
 		t.Fatalf("after shutdown: %v, want EOF", err)
 	}
+}
+
+// TestCloseAfterEarlierResponses: a handler closing the connection (a
+// failed acks=0 produce) lets the responses to earlier requests out
+// first, as Kafka's RequestChannel.closeConnection queues the close
+// behind them. The connection was killed at once, losing them.
+func TestCloseAfterEarlierResponses(t *testing.T) {
+	_, h, addr := startServer(t, Config{})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 9
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr("012345678901234567890123456789") // 30ms
+	req.Topics = append(req.Topics, rt)
+	send(t, c, req, 1)
+	p := kmsg.NewPtrProduceRequest()
+	p.Version = 9
+	p.Acks = 0
+	p.TimeoutMillis = closeMarker
+	send(t, c, p, 2)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	frame := readFrame(t, c)
+	if got := int32(binary.BigEndian.Uint32(frame)); got != 1 {
+		t.Fatalf("correlation %d, want 1", got)
+	}
+	var b [1]byte
+	if _, err := c.Read(b[:]); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("after close: %v, want EOF", err)
+	}
+	h.wg.Wait()
 }

@@ -30,8 +30,9 @@ type Request struct {
 type Client struct {
 	// Remote is the client's address.
 	Remote string
-	// Close closes the connection after the responses already written;
-	// for handlers that cannot answer (Kafka closes on such requests).
+	// Close stops reading requests and closes the connection once the
+	// responses to the requests already read are written; for handlers
+	// that cannot answer (Kafka closes on such requests).
 	Close func()
 }
 
