@@ -35,6 +35,9 @@ type Conn struct {
 	deadOnce sync.Once
 	// inflight counts requests read but not yet answered.
 	inflight atomic.Int32
+	// lastActive is when bytes were last read or a response answered
+	// or written (Unix nanoseconds), for the idle timeout.
+	lastActive atomic.Int64
 }
 
 func newConn(s *Server, nc net.Conn) *Conn {
@@ -47,6 +50,7 @@ func newConn(s *Server, nc net.Conn) *Conn {
 		dead:   make(chan struct{}),
 	}
 	c.client.Close = c.closeAfterAnswers
+	c.active()
 	return c
 }
 
@@ -65,6 +69,9 @@ type slot struct {
 func (sl *slot) complete(resp kmsg.Response) {
 	sl.once.Do(func() {
 		sl.resp = resp
+		// Before inflight drops: idleDeadline reads them the other
+		// way round.
+		sl.conn.active()
 		sl.conn.inflight.Add(-1)
 		close(sl.done)
 	})
@@ -104,6 +111,15 @@ func (c *Conn) readLoop() {
 			}
 			return
 		}
+		if idle := s.cfg.IdleTimeout; idle > 0 {
+			// A request arriving is not idle: the body gets its
+			// own connections.max.idle.ms, not what was left of
+			// the wait for its size.
+			c.nc.SetReadDeadline(time.Now().Add(idle))
+			if c.stopping.Load() {
+				return // stopReading raced with the deadline
+			}
+		}
 		buf := getBuf(int(size))
 		if _, err := io.ReadFull(c.nc, *buf); err != nil {
 			putBuf(buf)
@@ -127,14 +143,14 @@ func (c *Conn) readLoop() {
 	}
 }
 
-// readSize reads the next frame's size. The idle timeout applies only
-// while nothing is in flight: a client waiting on a long poll is not idle.
+// readSize reads the next frame's size, closing an idle connection.
 func (c *Conn) readSize(sizeBuf *[4]byte) (int32, error) {
 	s := c.server
+	idle := s.cfg.IdleTimeout
 	n := 0
 	for n < 4 {
-		if s.cfg.IdleTimeout > 0 {
-			c.nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		if idle > 0 {
+			c.nc.SetReadDeadline(c.idleDeadline(idle))
 		}
 		if c.stopping.Load() {
 			// stopReading may have raced with the deadline above.
@@ -142,15 +158,34 @@ func (c *Conn) readSize(sizeBuf *[4]byte) (int32, error) {
 		}
 		m, err := c.nc.Read(sizeBuf[n:])
 		n += m
+		if m > 0 {
+			c.active()
+		}
 		if err != nil {
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && !c.stopping.Load() && c.inflight.Load() > 0 {
+			if idle > 0 && errors.As(err, &ne) && ne.Timeout() && !c.stopping.Load() && time.Now().Before(c.idleDeadline(idle)) {
 				continue
 			}
 			return 0, err
 		}
 	}
 	return wire.CheckFrameSize(sizeBuf, s.cfg.MaxRequestSize)
+}
+
+// active records activity on the connection.
+func (c *Conn) active() { c.lastActive.Store(time.Now().UnixNano()) }
+
+// idleDeadline is when the connection counts as idle: idle after its
+// last activity, as Kafka's Selector measures connections.max.idle.ms
+// from a channel's last read or write. The deadline was counted from
+// when the reader last waited, so a connection was closed soon after a
+// response that took most of the timeout. A connection with a request
+// in flight (a long poll, a join waiting for its group) is never idle.
+func (c *Conn) idleDeadline(idle time.Duration) time.Time {
+	if c.inflight.Load() > 0 {
+		return time.Now().Add(idle)
+	}
+	return time.Unix(0, c.lastActive.Load()).Add(idle)
 }
 
 // errUnsupported closes the connection for a request we cannot serve, as
@@ -251,6 +286,7 @@ func (c *Conn) writeLoop() {
 		if err := w.flush(c.nc); err != nil {
 			c.kill()
 		}
+		c.active()
 	}
 }
 

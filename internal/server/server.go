@@ -47,8 +47,9 @@ type Config struct {
 	MaxRequestSize int32
 	// QueuedMaxRequests bounds in-flight requests per connection.
 	QueuedMaxRequests int
-	// IdleTimeout closes connections that send nothing for this long
-	// while nothing is in flight (connections.max.idle.ms); 0 disables.
+	// IdleTimeout closes connections without a request in flight
+	// that have neither sent a byte nor been answered for this long
+	// (connections.max.idle.ms); 0 or less disables.
 	IdleTimeout time.Duration
 }
 

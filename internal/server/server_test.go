@@ -278,3 +278,57 @@ func TestCloseAfterEarlierResponses(t *testing.T) {
 	}
 	h.wg.Wait()
 }
+
+// TestIdleCountsFromLastResponse: connections.max.idle.ms runs from the
+// connection's last activity, a response written included, as Kafka's
+// Selector counts it. The timeout ran from when the reader last waited,
+// so a connection whose response took 700ms of a 1s timeout was closed
+// 300ms after it.
+func TestIdleCountsFromLastResponse(t *testing.T) {
+	_, _, addr := startServer(t, Config{IdleTimeout: time.Second})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 9
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(string(make([]byte, 700))) // answered after 700ms
+	req.Topics = append(req.Topics, rt)
+	send(t, c, req, 1)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	readFrame(t, c)
+	time.Sleep(600 * time.Millisecond) // 1.3s after the request, 0.6s after its answer
+	send(t, c, kmsg.NewPtrMetadataRequest(), 2)
+	if got := int32(binary.BigEndian.Uint32(readFrame(t, c))); got != 2 {
+		t.Fatalf("correlation %d, want 2", got)
+	}
+}
+
+// TestIdleNotWhileRequestArrives: a request whose bytes are arriving is
+// not idle. The body's read kept the deadline set before its size
+// arrived, so a request begun just before the timeout was cut off.
+func TestIdleNotWhileRequestArrives(t *testing.T) {
+	_, _, addr := startServer(t, Config{IdleTimeout: time.Second})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 9
+	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("test")).AppendRequest(nil, req, 1)
+	time.Sleep(700 * time.Millisecond)
+	if _, err := c.Write(frame[:6]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond) // past the first deadline
+	if _, err := c.Write(frame[6:]); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if got := int32(binary.BigEndian.Uint32(readFrame(t, c))); got != 1 {
+		t.Fatalf("correlation %d, want 1", got)
+	}
+}
