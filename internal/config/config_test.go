@@ -258,6 +258,19 @@ func TestValidation(t *testing.T) {
 	}
 }
 
+// TestIdleDisabled: Kafka's Selector keeps idle connections forever for
+// a negative connections.max.idle.ms; a server.properties with -1 was
+// refused.
+func TestIdleDisabled(t *testing.T) {
+	b, _, err := NewBroker(map[string]string{"connections.max.idle.ms": "-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := b.Int("connections.max.idle.ms"); v != -1 {
+		t.Fatalf("connections.max.idle.ms = %d", v)
+	}
+}
+
 func TestEndpoints(t *testing.T) {
 	c, _, err := NewBroker(map[string]string{"log.dirs": "/data/a, /data/b", "listeners": "CONTROLLER://:9093,PLAINTEXT://0.0.0.0:9092", "advertised.listeners": "PLAINTEXT://broker1:9092"})
 	if err != nil {

@@ -82,7 +82,7 @@ var Broker = newRegistry([]Def{
 	integer("message.max.bytes", "1048588", "Largest record batch size allowed (topic override max.message.bytes).", atLeast(0), dynamic),
 	integer("socket.request.max.bytes", "104857600", "Largest request size accepted on a socket; larger frames close the connection.", atLeast(1), readOnly),
 	integer("queued.max.requests", "500", "Requests in flight per connection before the broker stops reading from it.", atLeast(1), readOnly),
-	long("connections.max.idle.ms", "600000", "Idle connections are closed after this many milliseconds.", atLeast(0)),
+	long("connections.max.idle.ms", "600000", "Idle connections are closed after this many milliseconds since their last request or response; -1 (as in Kafka) or 0 never closes them.", atLeast(-1)),
 	integer("num.io.threads", "8", "Accepted for compatibility; Gregor schedules request work on goroutines.", atLeast(1), dynamic),
 	integer("num.network.threads", "3", "Accepted for compatibility; Gregor uses a goroutine per connection.", atLeast(1), dynamic),
 	long("timer.slack.ns", "1000000", "Gregor only, Linux: the timer slack gregor serve runs with (prctl PR_SET_TIMERSLACK), in nanoseconds; it re-executes itself once at start, keeping its process ID, so that every thread has it. The Go runtime's monitor thread sleeps 20 µs at a time while the process is busy, and each wakeup costs a context switch; with 1 ms of slack it wakes about a tenth as often and the broker uses a fifth less CPU (docs/PERFORMANCE.md). Timers fire up to this much late. 0 keeps the slack gregor was started with (Linux's default is 50 µs).", readOnly, between(0, 100e6)),
