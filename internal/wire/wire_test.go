@@ -74,3 +74,28 @@ func FuzzParseHeader(f *testing.F) {
 		}
 	})
 }
+
+// TestParseHeaderNullClientIDAndTags: a null client ID (Kafka's
+// RequestHeader allows it) and a header v2 carrying a tagged field, which
+// is skipped whole.
+func TestParseHeaderNullClientIDAndTags(t *testing.T) {
+	hdr := []byte{0, 3, 0, 12, 0, 0, 0, 9, 0xff, 0xff}
+	body := kmsg.NewPtrMetadataRequest().AppendTo(nil) // v0 body, any bytes will do
+	// One tag: number 5, 3 bytes.
+	flex := append(append(append([]byte{}, hdr...), 1, 5, 3, 'a', 'b', 'c'), body...)
+	h, rest, err := ParseHeader(flex, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.ClientID != nil || h.CorrelationID != 9 || string(rest) != string(body) {
+		t.Fatalf("header %+v, body %x", h, rest)
+	}
+	h, rest, err = ParseHeader(append(append([]byte{}, hdr...), body...), false)
+	if err != nil || h.ClientID != nil || string(rest) != string(body) {
+		t.Fatalf("header v1: %+v %x %v", h, rest, err)
+	}
+	// A tag running past the frame is malformed.
+	if _, _, err := ParseHeader(append(append([]byte{}, hdr...), 1, 5, 9, 'a'), true); !errors.Is(err, ErrHeader) {
+		t.Fatalf("truncated tag: %v", err)
+	}
+}
