@@ -395,10 +395,12 @@ func (b *Broker) Serve(ctx context.Context, req *wire.Request, respond func(kmsg
 		respond(nil)
 		return
 	}
-	answered := false
+	// Set by whichever goroutine answers (a handler may answer from an
+	// fsync's callback), read by the panic recovery below.
+	var answered atomic.Bool
 	start := time.Now()
 	once := func(r kmsg.Response) {
-		answered = true
+		answered.Store(true)
 		b.stats.Requests.Observe(req.Key, time.Since(start))
 		if r != nil {
 			r.SetVersion(req.Version)
@@ -414,7 +416,7 @@ func (b *Broker) Serve(ctx context.Context, req *wire.Request, respond func(kmsg
 			if req.Client.Close != nil {
 				req.Client.Close()
 			}
-			if !answered {
+			if !answered.Load() {
 				respond(nil)
 			}
 		}
