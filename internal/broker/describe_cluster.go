@@ -26,21 +26,17 @@ func (b *Broker) handleDescribeCluster(req *wire.Request) kmsg.Response {
 	// MISMATCHED_ENDPOINT_TYPE; an unknown type is
 	// UNSUPPORTED_ENDPOINT_TYPE (INVALID_REQUEST at v0, which cannot
 	// name one).
-	switch r.EndpointType {
-	case endpointBrokers:
-	case endpointControllers:
-		resp.ErrorCode = kerr.MismatchedEndpointType.Code
-		if r.Version == 0 {
-			resp.ErrorCode = kerr.InvalidRequest.Code
-		}
-		resp.ErrorMessage = kmsg.StringPtr("The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER")
-		return resp
-	default:
+	if r.EndpointType != endpointBrokers {
 		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
+		msg := fmt.Sprintf("Unsupported endpoint type %d", r.EndpointType)
+		if r.EndpointType == endpointControllers {
+			resp.ErrorCode = kerr.MismatchedEndpointType.Code
+			msg = "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER"
+		}
 		if r.Version == 0 {
 			resp.ErrorCode = kerr.InvalidRequest.Code
 		}
-		resp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("Unsupported endpoint type %d", r.EndpointType))
+		resp.ErrorMessage = kmsg.StringPtr(msg)
 		return resp
 	}
 	resp.EndpointType = endpointBrokers

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"slices"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -76,12 +78,12 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 	var ids []metadata.UUID
 	for _, rt := range r.Topics {
 		id := metadata.UUID(rt.TopicID)
-		if id != (metadata.UUID{}) && !containsUUID(ids, id) {
+		if id != (metadata.UUID{}) && !slices.Contains(ids, id) {
 			ids = append(ids, id)
 		}
 	}
 	if len(ids) > 0 {
-		seen := map[string]bool{}
+		// The IDs are distinct, and so are their topics.
 		for _, id := range ids {
 			t, ok := img.TopicByID(id)
 			if !ok {
@@ -91,10 +93,7 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 				})
 				continue
 			}
-			if !seen[t.Name] {
-				seen[t.Name] = true
-				addTopic(t)
-			}
+			addTopic(t)
 		}
 		return resp
 	}
@@ -193,15 +192,6 @@ func metadataRequestError(r *kmsg.MetadataRequest, resp *kmsg.MetadataResponse, 
 		})
 	}
 	return resp
-}
-
-func containsUUID(ids []metadata.UUID, id metadata.UUID) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
 }
 
 func (b *Broker) metadataTopic(t *metadata.Topic, includeOps bool) kmsg.MetadataResponseTopic {

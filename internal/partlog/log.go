@@ -393,10 +393,15 @@ func (l *Log) LeaderEpochs() []EpochEntry {
 func (l *Log) EndOffsetForEpoch(epoch, leaderEpoch int32) (epoch2 int32, endOffset int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	// Clipped, the history is copied by assignEpoch's append, never
-	// changed.
-	es := assignEpoch(slices.Clip(l.epochs), leaderEpoch, l.logEndOffset)
-	return endOffsetForEpoch(es, epoch, l.logEndOffset)
+	return endOffsetForEpoch(l.leaderHistoryLocked(leaderEpoch), epoch, l.logEndOffset)
+}
+
+// leaderHistoryLocked is the epoch history as the leader of leaderEpoch
+// sees it (-1: as written): ending with (leaderEpoch, LogEndOffset)
+// while nothing was written under it. Clipped, l.epochs is copied by
+// assignEpoch's append, never changed.
+func (l *Log) leaderHistoryLocked(leaderEpoch int32) []EpochEntry {
+	return assignEpoch(slices.Clip(l.epochs), leaderEpoch, l.logEndOffset)
 }
 
 // EarliestEpoch is the leader epoch ListOffsets reports with the log
@@ -408,7 +413,7 @@ func (l *Log) EndOffsetForEpoch(epoch, leaderEpoch int32) (epoch2 int32, endOffs
 func (l *Log) EarliestEpoch(leaderEpoch int32) int32 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	es := assignEpoch(slices.Clip(l.epochs), leaderEpoch, l.logEndOffset)
+	es := l.leaderHistoryLocked(leaderEpoch)
 	if len(es) > 0 && es[0].StartOffset <= l.logStartOffset {
 		return es[0].Epoch
 	}
@@ -818,29 +823,26 @@ func CloseLogs(s *Syncer, logs []*Log) error {
 	}
 	// Data, indexes and directories first; then the clean checkpoints,
 	// written without an fsync each, made durable by the second sync.
-	err := s.syncAll()
-	for i := range cs {
-		c := &cs[i]
-		if !c.sync {
-			continue
+	if err := s.syncAll(); err == nil {
+		writeCleanCheckpoints(cs)
+		if err := s.syncAll(); err != nil {
+			for i := range cs {
+				if cs[i].sync && cs[i].err == nil {
+					cs[i].err = err
+				}
+			}
 		}
-		if err != nil {
+	} else {
+		// The whole-file-system sync failed: log by log, as Close.
+		for i := range cs {
+			c := &cs[i]
+			if !c.sync {
+				continue
+			}
 			c.err = c.l.syncFiles(c.w, c.rolled, true, c.act)
 			c.rolled = nil
 			if c.err == nil {
 				c.err = c.l.writeCkptFile(c.ckpt.encode(), true)
-			}
-		}
-	}
-	if err == nil {
-		writeCleanCheckpoints(cs)
-	}
-	if err == nil {
-		if err2 := s.syncAll(); err2 != nil {
-			for i := range cs {
-				if cs[i].sync && cs[i].err == nil {
-					cs[i].err = err2
-				}
 			}
 		}
 	}
