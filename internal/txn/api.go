@@ -142,8 +142,9 @@ type Listed struct {
 }
 
 // List returns the matching transactional IDs, sorted, each as its
-// owner published it after its last run (a request answered a moment
-// ago may not show yet; Kafka's list reads under the state lock); while some
+// owner published it: every durable state change is published before
+// the requests waiting on it are answered, so a client shown a state
+// finds it listed (Kafka's list reads under the state lock); while some
 // partition is still loading, none and COORDINATOR_LOAD_IN_PROGRESS, as
 // Kafka's listTransactionStates answers (a partial list would miss the
 // loading partitions' transactions without the caller knowing which).

@@ -355,7 +355,8 @@ func (c *Coordinator) Sweep() {
 // ---- mailbox
 
 // summary is what ListTransactions shows of a transactional ID,
-// published by its owner after every run.
+// published by its owner after every durable change (before answering
+// the requests that waited on it) and after every run.
 type summary struct {
 	exists     bool
 	state      State

@@ -146,6 +146,9 @@ func (t *txn) write(now time.Time, next *meta, done func(now time.Time, err erro
 				} else {
 					t.exists, t.meta = true, *next
 				}
+				// Before anyone is answered: a client told of the new
+				// state finds it in ListTransactions.
+				t.mb.publish()
 			}
 			done(now, err)
 			t.runParked(now)

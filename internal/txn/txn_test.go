@@ -488,16 +488,7 @@ func TestTxnVerifyAndList(t *testing.T) {
 	if errs[0] != kerr.ProducerFenced {
 		t.Fatalf("verify stale epoch %v", errs)
 	}
-	// Each ID's owner publishes what List shows after the run that
-	// answered, so an answer may come a moment before its summary.
-	var ls []Listed
-	var err *kerr.Error
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		ls, err = h.c.List(ListFilter{MinDuration: -1})
-		if len(ls) == 2 && ls[1].State == Empty || time.Now().After(deadline) {
-			break
-		}
-	}
+	ls, err := h.c.List(ListFilter{MinDuration: -1})
 	if err != nil || len(ls) != 2 || ls[0].TransactionalID != "v" || ls[0].State != Ongoing || ls[1].State != Empty {
 		t.Fatalf("list %+v %v", ls, err)
 	}
@@ -595,5 +586,43 @@ func TestTxnListWhileLoading(t *testing.T) {
 	}
 	if ls, err := h.c.List(ListFilter{MinDuration: -1}); err != nil || len(ls) != 1 {
 		t.Fatalf("list once loaded: %+v, %v", ls, err)
+	}
+}
+
+// TestTxnListShowsAnsweredState: a state a client was just answered with
+// is the one ListTransactions shows, even when the client asks from the
+// very callback that answered it (the owner publishes before it answers).
+func TestTxnListShowsAnsweredState(t *testing.T) {
+	h := newHarness(t, DefaultConfig())
+	listed := func() State {
+		ls, err := h.c.List(ListFilter{MinDuration: -1})
+		if err != nil || len(ls) != 1 {
+			t.Errorf("list %+v %v", ls, err)
+			return -1
+		}
+		return ls[0].State
+	}
+	var r EndResult
+	var st State
+	wait(t, func(f func(EndResult)) {
+		h.c.InitProducerID("l", InitRequest{TimeoutMs: 60000, ProducerID: -1, ProducerEpoch: -1},
+			func(er EndResult) { r, st = er, listed(); f(er) })
+	})
+	mustOK(t, r)
+	if st != Empty {
+		t.Fatalf("listed %v in InitProducerID's answer, want Empty", st)
+	}
+	wait(t, func(f func(*kerr.Error)) {
+		h.c.AddPartitions("l", r.ProducerID, r.ProducerEpoch, []TopicPartition{tpA}, false,
+			func(e *kerr.Error) { st = listed(); f(e) })
+	})
+	if st != Ongoing {
+		t.Fatalf("listed %v in AddPartitionsToTxn's answer, want Ongoing", st)
+	}
+	wait(t, func(f func(EndResult)) {
+		h.c.EndTxn("l", r.ProducerID, r.ProducerEpoch, true, false, func(er EndResult) { st = listed(); f(er) })
+	})
+	if st != PrepareCommit && st != CompleteCommit {
+		t.Fatalf("listed %v in EndTxn's answer, want PrepareCommit or CompleteCommit", st)
 	}
 }
