@@ -331,13 +331,19 @@ func openGated(t *testing.T, fs *gatedFS) *testLog {
 }
 
 // fillUntilReserving appends and syncs one batch at a time (one call of
-// step) until the reserver reaches its first write-back, and returns the
-// batches written.
-func fillUntilReserving(t *testing.T, fs *gatedFS, step func() [][]byte) [][]byte {
+// step) until a sync queues a reservation, waits for the reserver to
+// reach its first write-back, and returns the batches written. It stops
+// appending once the job is queued: appends made while the reserver is
+// still on its way would eat into the reservation's target, which the
+// caller's own appends must not pass.
+func fillUntilReserving(t *testing.T, tl *testLog, fs *gatedFS, step func() [][]byte) [][]byte {
 	t.Helper()
 	var out [][]byte
 	for i := 0; ; i++ {
 		out = append(out, step()...)
+		if busy, _ := reservationState(tl); busy {
+			break
+		}
 		select {
 		case <-fs.entered:
 			return out
@@ -347,6 +353,12 @@ func fillUntilReserving(t *testing.T, fs *gatedFS, step func() [][]byte) [][]byt
 			}
 		}
 	}
+	select {
+	case <-fs.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reserver never reached its write-back")
+	}
+	return out
 }
 
 // reservationState reports the active writer's reservation flags.
@@ -402,7 +414,7 @@ func TestPreallocOffTheSyncPath(t *testing.T) {
 		syncOne()
 		return b
 	}
-	want := fillUntilReserving(t, fs, step)
+	want := fillUntilReserving(t, tl, fs, step)
 	// The reserver waits in its first write-back; appends (past its
 	// first piece) and their syncs go on.
 	for range 50 {
@@ -430,7 +442,7 @@ func TestPreallocOffTheSyncPath(t *testing.T) {
 func TestPreallocWriteBackFails(t *testing.T) {
 	fs := &gatedFS{FS: vfs.NewMem(), entered: make(chan struct{}), err: errors.New("injected writeback failure")}
 	tl := openGated(t, fs)
-	want := fillUntilReserving(t, fs, func() [][]byte { return fillSynced(t, tl, 1, 10_000) })
+	want := fillUntilReserving(t, tl, fs, func() [][]byte { return fillSynced(t, tl, 1, 10_000) })
 	waitFor(t, "reserving not turned off after a failed write-back", func() bool {
 		busy, off := reservationState(tl)
 		return off && !busy
