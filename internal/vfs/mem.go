@@ -380,6 +380,15 @@ type CrashOptions struct {
 	// happened to write back before the crash. A file truncated below its
 	// synced content since its last Sync gets its synced content back.
 	TornTails bool
+	// TornWrites keeps, for each file whose current content differs
+	// from its synced content other than by appends (writes in place),
+	// each 512-byte sector of the synced length from either content at
+	// random, as a disk that writes sectors atomically but in no order
+	// would; bytes past the synced length follow TornTails, or are lost.
+	TornWrites bool
+	// TornWriteUnit, if positive, replaces the 512-byte sector of
+	// TornWrites: smaller units tear what one sector would hold.
+	TornWriteUnit int
 	// UnsyncedDirs gives each directory whose entries changed since its
 	// last SyncDir an even chance to keep all its current entries instead
 	// of its synced ones, as if the kernel wrote the directory back on its
@@ -482,6 +491,12 @@ func (c *crasher) clone(n *memNode) *memNode {
 	if c.opts.TornTails && c.opts.Rand != nil && len(n.data) > len(data) && bytes.HasPrefix(n.data, data) {
 		tail := n.data[len(data):]
 		data = n.data[:len(data)+c.opts.Rand.IntN(len(tail)+1)]
+	} else if c.opts.TornWrites && c.opts.Rand != nil && !bytes.HasPrefix(n.data, data) {
+		unit := c.opts.TornWriteUnit
+		if unit <= 0 {
+			unit = 512
+		}
+		data = tornSectors(c.opts.Rand, data, n.data, unit)
 	}
 	data = data[:len(data):len(data)]
 	// The size is durable as synced; unsynced writes into reserved
@@ -490,6 +505,23 @@ func (c *crasher) clone(n *memNode) *memNode {
 	m := &memNode{data: data, syncedData: data, reserved: reserved, syncedReserved: reserved}
 	c.seen[n] = m
 	return m
+}
+
+// tornSectors returns synced with each sector-byte unit replaced by
+// cur's at random (cur's zeros where cur is shorter).
+func tornSectors(rng *rand.Rand, synced, cur []byte, sector int) []byte {
+	out := slices.Clone(synced)
+	for off := 0; off < len(out); off += sector {
+		if rng.IntN(2) == 0 {
+			continue
+		}
+		end := min(off+sector, len(out))
+		clear(out[off:end])
+		if off < len(cur) {
+			copy(out[off:end], cur[off:min(end, len(cur))])
+		}
+	}
+	return out
 }
 
 // memFile is a handle on a MemFS file.

@@ -749,6 +749,54 @@ func TestCrashWithTornTails(t *testing.T) {
 	}
 }
 
+// TestCrashWithTornWrites: a file overwritten in place since its last
+// Sync keeps each 512-byte sector of its synced length from the old or
+// the new content, and over many crashes every mix shows up.
+func TestCrashWithTornWrites(t *testing.T) {
+	old := strings.Repeat("a", 1024) + strings.Repeat("b", 100)
+	seen := map[string]bool{}
+	for seed := range uint64(100) {
+		fs := durableDir(t)
+		f := mustCreate(t, fs, "/d/f", "")
+		syncDir(t, fs, "/d")
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		w, err := fs.OpenWrite("/d/f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.WriteAt([]byte(old), 0); err != nil {
+			t.Fatal(err)
+		}
+		mustSync(t, w)
+		if _, err := w.WriteAt([]byte(strings.Repeat("X", 1124)), 0); err != nil {
+			t.Fatal(err)
+		}
+		got := readAll(t, fs.CrashWith(CrashOptions{Rand: rand.New(rand.NewPCG(seed, 3)), TornWrites: true}), "/d/f")
+		if len(got) != len(old) {
+			t.Fatalf("seed %d: %d bytes, want the synced %d", seed, len(got), len(old))
+		}
+		key := ""
+		for off := 0; off < len(got); off += 512 {
+			end := min(off+512, len(got))
+			switch got[off:end] {
+			case old[off:end]:
+				key += "o"
+			case strings.Repeat("X", end-off):
+				key += "n"
+			default:
+				t.Fatalf("seed %d: sector at %d mixes contents: %q", seed, off, got[off:end])
+			}
+		}
+		seen[key] = true
+		w.Close()
+	}
+	if len(seen) != 8 {
+		t.Fatalf("sector mixes seen %v, want all 8", seen)
+	}
+}
+
 func TestCrashWithUnsyncedDirs(t *testing.T) {
 	seen := map[bool]bool{}
 	for seed := range uint64(64) {

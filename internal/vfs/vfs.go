@@ -190,6 +190,14 @@ func WriteFileRenamed(fs FS, name string, data []byte) error {
 	return replaceFile(fs, name, data, false)
 }
 
+// WriteFileSyncedRenamed is WriteFileRenamed with the temporary file
+// synced before the rename: a crash leaves name holding the old or the
+// whole new content (never an empty or partial file), though the rename
+// itself is durable only once the directory is synced.
+func WriteFileSyncedRenamed(fs FS, name string, data []byte) error {
+	return replaceFile(fs, name, data, true)
+}
+
 // WriteFileAtomic writes data to name through a temporary file that is
 // synced and renamed over name, then syncs dir, so a crash leaves either
 // the old or the new contents, never a mix.
