@@ -32,15 +32,24 @@ type checkpoint struct {
 
 const (
 	checkpointMagic   = "GPCK"
-	checkpointVersion = 3
+	checkpointVersion = 4
 	checkpointFixedV1 = 68  // bytes before the epoch entries, version 1
 	checkpointFixedV2 = 76  // version 2
-	checkpointFixed   = 116 // version 3
+	checkpointFixedV3 = 116 // version 3
+	checkpointFixed   = 124 // version 4: a sequence number at 116
 	flagClean         = 1
+	// ckptSlotSize is where the file's second slot starts (see
+	// writeCkptFile): a block of its own, so writing one slot never
+	// touches the other's sectors. A checkpoint larger than a slot (more
+	// than 330 leader epochs) is written alone, by replacing the file.
+	ckptSlotSize = 4096
 )
 
 var errCheckpoint = errors.New("partlog: bad checkpoint")
 
+// encode encodes c with sequence number 0: its content, which
+// encodings compare by (Log.ckptDisk); writeCkptFile stamps the file's
+// sequence number on a copy (stampSeq).
 func (c *checkpoint) encode() []byte {
 	b := make([]byte, checkpointFixed, checkpointFixed+12*len(c.epochs)+4)
 	copy(b, checkpointMagic)
@@ -66,6 +75,7 @@ func (c *checkpoint) encode() []byte {
 	binary.BigEndian.PutUint64(b[92:], uint64(m.maxTs))
 	binary.BigEndian.PutUint64(b[100:], uint64(m.maxTsOff))
 	binary.BigEndian.PutUint64(b[108:], uint64(m.firstTs))
+	// b[116:124], the sequence number, is 0.
 	for _, e := range c.epochs {
 		b = binary.BigEndian.AppendUint32(b, uint32(e.Epoch))
 		b = binary.BigEndian.AppendUint64(b, uint64(e.StartOffset))
@@ -89,15 +99,18 @@ func decodeCheckpoint(b []byte) (checkpoint, error) {
 	switch v := binary.BigEndian.Uint16(b[4:]); v {
 	case 1: // before compaction: no cleaner offset
 		fixed = checkpointFixedV1
-	case 2, checkpointVersion:
-		if v == 2 {
+	case 2, 3, checkpointVersion:
+		switch v {
+		case 2:
 			fixed = checkpointFixedV2
+		case 3:
+			fixed = checkpointFixedV3
 		}
 		if uint64(len(body)) < fixed {
 			return c, fmt.Errorf("%w: %d bytes", errCheckpoint, len(b))
 		}
 		c.cleanerOffset = int64(binary.BigEndian.Uint64(b[68:]))
-		if v == checkpointVersion {
+		if v >= 3 {
 			c.rpMark = rpMark{
 				seg:      int64(binary.BigEndian.Uint64(b[76:])),
 				pos:      int64(binary.BigEndian.Uint64(b[84:])),
@@ -133,4 +146,86 @@ func decodeCheckpoint(b []byte) (checkpoint, error) {
 		p = p[12:]
 	}
 	return c, nil
+}
+
+// ckptLen returns the length of the checkpoint encoding that b starts
+// with, from its version and epoch count, or 0 when b cannot start one.
+func ckptLen(b []byte) int {
+	if len(b) < checkpointFixedV1+4 || string(b[:4]) != checkpointMagic {
+		return 0
+	}
+	var fixed uint64
+	switch binary.BigEndian.Uint16(b[4:]) {
+	case 1:
+		fixed = checkpointFixedV1
+	case 2:
+		fixed = checkpointFixedV2
+	case 3:
+		fixed = checkpointFixedV3
+	case checkpointVersion:
+		fixed = checkpointFixed
+	default:
+		return 0
+	}
+	n := fixed + 12*uint64(binary.BigEndian.Uint32(b[64:])) + 4
+	if n > uint64(len(b)) {
+		return 0
+	}
+	return int(n)
+}
+
+// ckptSeq is the sequence number of a valid encoding (0 before version
+// 4).
+func ckptSeq(b []byte) uint64 {
+	if binary.BigEndian.Uint16(b[4:]) < checkpointVersion {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b[116:])
+}
+
+// stampSeq returns a copy of enc, an encoding from encode, with sequence
+// number seq and its CRC recomputed.
+func stampSeq(enc []byte, seq uint64) []byte {
+	b := append([]byte(nil), enc...)
+	binary.BigEndian.PutUint64(b[116:], seq)
+	body := b[:len(b)-4]
+	binary.BigEndian.PutUint32(b[len(b)-4:], batch.Checksum(body))
+	return b
+}
+
+// ckptFile is what a checkpoint file holds: its newest valid slot.
+type ckptFile struct {
+	c    checkpoint
+	seq  uint64
+	slot int
+	// size is the newest encoding's length.
+	size int
+}
+
+// decodeCkptFile reads the newest valid checkpoint of a file's content
+// b: slot 0 at the start (the whole file, as every version before 4
+// wrote it) and slot 1 at ckptSlotSize, the valid one with the higher
+// sequence number. A slot torn by a crash fails its CRC and the other
+// is used. The error is slot 0's when neither is valid.
+func decodeCkptFile(b []byte) (ckptFile, error) {
+	var best ckptFile
+	found := false
+	n0 := ckptLen(b)
+	c0, err := decodeCheckpoint(b[:n0])
+	if err == nil {
+		best, found = ckptFile{c: c0, seq: ckptSeq(b), size: n0}, true
+	}
+	// Slot 1 exists only beside a slot 0 that fits its slot (or one
+	// torn beyond reading): a larger encoding was written alone.
+	if len(b) > ckptSlotSize && (!found || n0 <= ckptSlotSize) {
+		b1 := b[ckptSlotSize:]
+		n1 := ckptLen(b1)
+		if c1, err1 := decodeCheckpoint(b1[:n1]); err1 == nil && n1 <= ckptSlotSize && (!found || ckptSeq(b1) > best.seq) {
+			best, found = ckptFile{c: c1, seq: ckptSeq(b1), slot: 1, size: n1}, true
+		}
+	}
+	if !found {
+		return best, err
+	}
+	return best, nil
 }

@@ -683,8 +683,8 @@ func TestReopenAfterFailedSync(t *testing.T) {
 	}
 	// CloseLogs skips a checkpoint equal to what the log thinks its
 	// file holds: after the reopen's recovery that must be the file.
-	if disk := tl.readFile(checkpointName); !bytes.Equal(tl.ckptDisk, disk) {
-		t.Fatalf("the reopened log's checkpoint file: remembered %x, holds %x", tl.ckptDisk, disk)
+	if disk, err := decodeCkptFileC(tl.readFile(checkpointName)); err != nil || !bytes.Equal(tl.ckptDisk, disk.encode()) {
+		t.Fatalf("the reopened log's checkpoint file: remembered %x, holds %+v (%v)", tl.ckptDisk, disk, err)
 	}
 	got := tl.readAll(0)
 	if len(got) < len(want) {

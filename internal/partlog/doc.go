@@ -82,11 +82,22 @@
 //
 // # partition.checkpoint
 //
-// Written atomically (temporary file, fsync, rename, directory fsync):
+// Two slots, at offsets 0 and 4096 (ckptSlotSize), each holding one
+// encoding below with a sequence number; the valid slot with the higher
+// number is the checkpoint, so a write torn by a crash leaves the other.
+// A checkpoint is written in place into one slot (no new file, rename or
+// freed block), and only while the other holds the newest durable
+// checkpoint: the other slot once the newest is durable, the newest's
+// own slot while it is not (see ckptSlots in log.go). When the layout or
+// the slots' durability is unknown (a file read at open before the next
+// whole-file-system sync, a failed write) or a checkpoint outgrows a
+// slot, the file is replaced through a temporary file and a rename
+// instead, holding slot 0 only; a new log's file is created in place.
+// Files from versions 1-3 are one encoding: slot 0, sequence 0.
 //
 //	off  size  field
 //	  0     4  magic "GPCK"
-//	  4     2  version (3)
+//	  4     2  version (4)
 //	  6     2  flags: bit 0 = clean shutdown
 //	  8     8  logStartOffset
 //	 16     8  highWatermark
@@ -103,11 +114,12 @@
 //	 92     8  markMaxTimestamp    position (-1: unknown), after batches
 //	100     8  markMaxTsOffset     whose largest max timestamp, its offset
 //	108     8  markFirstTimestamp  and first batch's are these
-//	116  12*N  epoch i32, startOffset i64
-//	116+12N 4  CRC-32C of all bytes before it
+//	116     8  sequence            which slot is newer (v4)
+//	124  12*N  epoch i32, startOffset i64
+//	124+12N 4  CRC-32C of all bytes before it
 //
-// Versions 1 (no cleanerOffset; epochs at 68) and 2 (no mark; epochs at
-// 76) are still read.
+// Versions 1 (no cleanerOffset; epochs at 68), 2 (no mark; epochs at 76)
+// and 3 (no sequence; epochs at 116) are still read.
 //
 // It is rewritten lazily by the Syncer (every DefaultCheckpointInterval
 // when something changed), synchronously by TruncateTo, retention and

@@ -252,3 +252,9 @@ func allocatedBy(fn func()) uint64 {
 	runtime.ReadMemStats(&after)
 	return after.TotalAlloc - before.TotalAlloc
 }
+
+// decodeCkptFileC decodes a checkpoint file's newest checkpoint.
+func decodeCkptFileC(b []byte) (checkpoint, error) {
+	cf, err := decodeCkptFile(b)
+	return cf.c, err
+}

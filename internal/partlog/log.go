@@ -162,6 +162,9 @@ type Log struct {
 	// write). CloseLogs skips rewriting a file that holds its checkpoint
 	// already.
 	ckptDisk []byte
+	// ckptSlots, guarded by ckptMu: where the checkpoint file's newest
+	// checkpoint is and whether it is durable (writeCkptFile).
+	ckptSlots ckptSlots
 	// ckptProgress: all that changed since the last checkpoint is the
 	// recovery point or high watermark moving forward, or leader epochs
 	// that recovery would rebuild (markCkptEpochLocked). ckptRPSeg is the
@@ -643,18 +646,127 @@ func (l *Log) writeCheckpointCkptHeld(lazy bool) error {
 	return nil
 }
 
-// writeCkptFile writes the checkpoint file (ckptMu held): synced, or
-// renamed without an fsync for a whole-file-system sync to make durable.
-func (l *Log) writeCkptFile(b []byte, synced bool) error {
-	var err error
-	if synced {
-		err = vfs.WriteFileAtomic(l.fs, l.dir, l.ckptName, b)
-	} else {
-		err = vfs.WriteFileRenamed(l.fs, l.ckptName, b)
+// ckptSlots is what a Log knows of its checkpoint file's two slots.
+//
+// A checkpoint is written in place, into one of two slots (offsets 0 and
+// ckptSlotSize), each encoding carrying a sequence number; a read takes
+// the valid slot with the higher one (decodeCkptFile). Rewriting the
+// file through a temporary one and a rename, as before, cost a create,
+// a rename and a freed block per checkpoint: 2.7-6.8 s for a checkpoint
+// round of 10,000 partitions, during which acknowledgements waited up to
+// 80-160 ms (on a file system mounted with discard, every freed block
+// also waits for the disk).
+//
+// A write may tear its slot, so a slot is written only while the other
+// holds the newest durable checkpoint, as the old file did until a
+// rename replaced it:
+//   - when the newest checkpoint is durable (fsynced, or written before a
+//     whole-file-system sync that has since succeeded), the next one goes
+//     to the other slot;
+//   - when it is not (a lazy write whose sync is still due), the next
+//     one overwrites it, since the other slot holds the durable one.
+//
+// Otherwise (the layout or the slots' durability unknown: a new file, one
+// read at open before any sync, a write that failed, a checkpoint larger
+// than a slot) the file is replaced through a rename, holding slot 0
+// only.
+type ckptSlots struct {
+	// exists: the file exists and may hold a durable checkpoint, which a
+	// rename must not replace with a file whose content a crash can
+	// lose. missing: the file is known not to exist (a new log), so a
+	// lazy first checkpoint creates it in place (a crash can lose it,
+	// but nothing durable).
+	exists, missing bool
+	// inPlace: the file holds the slot layout, so slots may be written.
+	inPlace bool
+	// slot and seq are the newest checkpoint's.
+	slot int
+	seq  uint64
+	// durable: the newest is durable; otherwise, when lazy, it is once
+	// its Syncer's wholeSyncedSince(gen).
+	durable, lazy bool
+	gen           uint64
+	// otherDurable: the other slot holds the newest durable checkpoint
+	// (set when the newest was written in place).
+	otherDurable bool
+}
+
+// newestDurable reports whether the newest checkpoint is durable.
+func (l *Log) ckptNewestDurable() bool {
+	st := &l.ckptSlots
+	return st.durable || st.lazy && l.syncer != nil && l.syncer.wholeSyncedSince(st.gen)
+}
+
+// writeCkptFile writes the checkpoint encoded as enc (by encode; ckptMu
+// held): synced, or without an fsync for a whole-file-system sync to
+// make durable. See ckptSlots.
+func (l *Log) writeCkptFile(enc []byte, synced bool) error {
+	st := &l.ckptSlots
+	b := stampSeq(enc, st.seq+1)
+	newestDurable := l.ckptNewestDurable()
+	slot := -1
+	switch {
+	case len(b) > ckptSlotSize:
+	case st.missing && !synced:
+		slot = 0
+	case st.inPlace && newestDurable:
+		slot = 1 - st.slot
+	case st.inPlace && st.otherDurable:
+		slot = st.slot
 	}
 	l.ckptDisk = nil
-	if err == nil {
-		l.ckptDisk = b
+	var err error
+	if slot >= 0 {
+		err = l.writeCkptSlot(b, slot, synced)
+	} else if synced {
+		err = vfs.WriteFileAtomic(l.fs, l.dir, l.ckptName, b)
+	} else if st.exists {
+		err = vfs.WriteFileSyncedRenamed(l.fs, l.ckptName, b)
+	} else {
+		err = vfs.WriteFileRenamed(l.fs, l.ckptName, b) // nothing durable to lose
+	}
+	if err != nil {
+		// The slot written may be torn, and a failed rename may have
+		// left either file: replace the file next time, keeping what
+		// may be durable.
+		st.inPlace, st.exists, st.missing = false, true, false
+		return err
+	}
+	next := ckptSlots{exists: true, inPlace: len(b) <= ckptSlotSize, seq: st.seq + 1, durable: synced}
+	if slot >= 0 {
+		next.slot = slot
+		// Nothing durable at all counts as the other slot's: until
+		// the created file is durable, its slot 0 is overwritten.
+		next.otherDurable = st.missing || slot == st.slot && st.otherDurable || slot != st.slot && newestDurable
+	}
+	if !synced && l.syncer != nil {
+		next.lazy, next.gen = true, l.syncer.wholeSyncs()
+	}
+	*st = next
+	l.ckptDisk = enc
+	return nil
+}
+
+// writeCkptSlot writes b into the checkpoint file's slot. synced makes
+// the log's directory durable first (the files a truncation removed or
+// a first index entry created, on which the checkpoint counts, as the
+// rename's directory sync did) and then the slot.
+func (l *Log) writeCkptSlot(b []byte, slot int, synced bool) error {
+	if synced {
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			return err
+		}
+	}
+	f, err := l.fs.OpenWrite(l.ckptName)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(b, int64(slot)*ckptSlotSize)
+	if err == nil && synced {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
 	return err
 }

@@ -239,16 +239,28 @@ func mkdirDurable(fs vfs.FS, dir string) error {
 	return nil
 }
 
+// readCheckpoint reads the checkpoint file's newest valid checkpoint.
+// Whether it is durable is unknown (a process crash leaves unsynced
+// writes in the page cache), so it counts as durable only after the next
+// whole-file-system sync; until then a new checkpoint replaces the file
+// (see ckptSlots).
 func (l *Log) readCheckpoint() (checkpoint, error) {
 	b, err := vfs.ReadFile(l.fs, l.ckptName)
 	if err != nil {
+		l.ckptSlots = ckptSlots{missing: vfs.IsNotExist(err)}
 		return checkpoint{}, err
 	}
-	c, err := decodeCheckpoint(b)
-	if err == nil {
-		l.ckptDisk = b
+	cf, err := decodeCkptFile(b)
+	if err != nil {
+		l.ckptSlots = ckptSlots{} // replaced by the next write
+		return checkpoint{}, err
 	}
-	return c, err
+	l.ckptSlots = ckptSlots{exists: true, inPlace: cf.size <= ckptSlotSize, slot: cf.slot, seq: cf.seq}
+	if l.syncer != nil {
+		l.ckptSlots.lazy, l.ckptSlots.gen = true, l.syncer.wholeSyncs()
+	}
+	l.ckptDisk = cf.c.encode()
+	return cf.c, nil
 }
 
 // startEmptyLocked makes a new log whose first segment starts at start.

@@ -59,7 +59,7 @@ func (l *Log) Reopen() error {
 	l.logStartOffset, l.highWatermark, l.logEndOffset, l.recoveryPoint = nl.logStartOffset, nl.highWatermark, nl.logEndOffset, nl.recoveryPoint
 	l.rpMark = nl.rpMark
 	l.epochs, l.cleanerOffset, l.tombstoneDue = nl.epochs, nl.cleanerOffset, nl.tombstoneDue
-	l.ckptDisk = nl.ckptDisk // what the recovery read or wrote
+	l.ckptDisk, l.ckptSlots = nl.ckptDisk, nl.ckptSlots // what the recovery read or wrote
 	l.rolled, l.dirDirty, l.failed = nil, nl.dirDirty, nil
 	l.truncGen.Add(1)
 	l.markCkptDirtyLocked()

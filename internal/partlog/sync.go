@@ -31,6 +31,11 @@ type Syncer struct {
 	// set after it failed (UseWholeSync).
 	whole    vfs.WholeSyncer
 	degraded atomic.Bool
+	// wholeStarted counts the whole-file-system syncs started; wholeDone
+	// is the highest start number among those that succeeded. What was
+	// written before wholeStarted read n is durable once wholeDone > n
+	// (wholeSyncedSince).
+	wholeStarted, wholeDone atomic.Uint64
 
 	// journal, when set, answers syncs of small appends (UseJournal);
 	// cycleMu serializes its cycles with CloseLogs, the other holder of
@@ -268,12 +273,28 @@ func (s *Syncer) SyncAll() error {
 // syncAll runs the whole-file-system sync; after an error the Syncer
 // syncs file by file for good (see UseWholeSync).
 func (s *Syncer) syncAll() error {
+	n := s.wholeStarted.Add(1)
 	err := s.whole.SyncAll()
 	if err != nil {
 		s.degraded.Store(true)
+		return err
 	}
-	return err
+	for {
+		d := s.wholeDone.Load()
+		if d >= n || s.wholeDone.CompareAndSwap(d, n) {
+			return nil
+		}
+	}
 }
+
+// wholeSyncs returns how many whole-file-system syncs have started: a
+// write that returned before the call is durable once
+// wholeSyncedSince(the result).
+func (s *Syncer) wholeSyncs() uint64 { return s.wholeStarted.Load() }
+
+// wholeSyncedSince reports whether a whole-file-system sync that started
+// after wholeSyncs returned n has succeeded.
+func (s *Syncer) wholeSyncedSince(n uint64) bool { return s.wholeDone.Load() > n }
 
 // syncBatch makes a batch of logs durable: those whose unsynced
 // offsets are all journaled with one journal sync, the others with one

@@ -238,7 +238,7 @@ func TestWriteFailureUndone(t *testing.T) {
 func TestCheckpointerWritesProgressByBytes(t *testing.T) {
 	tl := openCheckpointed(t)
 	checkpointed := func() int64 {
-		c, err := decodeCheckpoint(tl.readFile(checkpointName))
+		c, err := decodeCkptFileC(tl.readFile(checkpointName))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -294,7 +294,7 @@ func TestCheckpointerWritesLazily(t *testing.T) {
 	tl.syncWait()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		c, err := decodeCheckpoint(tl.readFile(checkpointName))
+		c, err := decodeCkptFileC(tl.readFile(checkpointName))
 		if err == nil && c.highWatermark == 5 && c.recoveryPoint == 5 && !c.clean {
 			break
 		}
@@ -315,6 +315,9 @@ func TestConcurrentAppendReadSync(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var synced atomic.Int64
+	// callbacks counts the sync requests not yet answered: each must be
+	// answered before the crash below closes the log (ErrClosed).
+	var callbacks sync.WaitGroup
 	wg.Add(1)
 	go func() { // appender
 		defer wg.Done()
@@ -325,7 +328,9 @@ func TestConcurrentAppendReadSync(t *testing.T) {
 				return
 			}
 			if i%10 == 0 {
+				callbacks.Add(1)
 				tl.RequestSync(func(off int64, err error) {
+					defer callbacks.Done()
 					if err != nil {
 						t.Error(err)
 					}
@@ -387,6 +392,7 @@ func TestConcurrentAppendReadSync(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	callbacks.Wait()
 	if err := tl.Sync(); err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +473,7 @@ func TestCheckpointProgressWithinSegmentDeferred(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := decodeCheckpoint(b)
+		c, err := decodeCkptFileC(b)
 		if err != nil {
 			t.Fatal(err)
 		}

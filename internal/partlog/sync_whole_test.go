@@ -322,7 +322,7 @@ func TestDeferSyncRecoveryWritesNothingAtOpen(t *testing.T) {
 			if err := tl.syn.SyncAll(); err != nil {
 				t.Fatal(err)
 			}
-			c, err := decodeCheckpoint(tl.readFile(checkpointName))
+			c, err := decodeCkptFileC(tl.readFile(checkpointName))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -336,18 +336,26 @@ func TestDeferSyncRecoveryWritesNothingAtOpen(t *testing.T) {
 	}
 }
 
-// ckptRenames counts the renames onto checkpoint files of the FS it
-// wraps.
-type ckptRenames struct {
+// ckptWrites counts the writes of checkpoint files of the FS it wraps:
+// renames onto them and opens for writing in place.
+type ckptWrites struct {
 	vfs.FS
-	n atomic.Int64
+	n, renames atomic.Int64
 }
 
-func (c *ckptRenames) Rename(oldname, newname string) error {
+func (c *ckptWrites) Rename(oldname, newname string) error {
 	if path.Base(newname) == checkpointName {
 		c.n.Add(1)
+		c.renames.Add(1)
 	}
 	return c.FS.Rename(oldname, newname)
+}
+
+func (c *ckptWrites) OpenWrite(name string) (vfs.File, error) {
+	if path.Base(name) == checkpointName {
+		c.n.Add(1)
+	}
+	return c.FS.OpenWrite(name)
 }
 
 // TestCloseLogsSkipsUnchangedCheckpoints: CloseLogs leaves the
@@ -365,7 +373,7 @@ func TestCloseLogsSkipsUnchangedCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.Close()
-	fs := &ckptRenames{FS: mem}
+	fs := &ckptWrites{FS: mem}
 	const n = 4
 	cycle := func(appendTo ...int) {
 		t.Helper()
@@ -400,7 +408,7 @@ func TestCloseLogsSkipsUnchangedCheckpoints(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := decodeCheckpoint(b)
+		c, err := decodeCkptFileC(b)
 		if err != nil {
 			t.Fatal(err)
 		}
