@@ -99,19 +99,7 @@ func TestCheckpointSlotsSurviveCrashes(t *testing.T) {
 
 func checkpointSlotsCrashes(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 7))
-	mem := vfs.NewMem()
-	if err := mem.MkdirAll("/data"); err != nil {
-		t.Fatal(err)
-	}
-	ws, err := vfs.OpenWholeSyncer(mem, "/data")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	fs := &ckptWrites{FS: mem}
-	s := NewSyncer(1)
-	defer s.Close()
-	s.UseWholeSync(ws)
+	mem, fs, s := wholeMemSyncer(t)
 	l, err := Open(Options{FS: fs, Dir: "/data/t-0", Config: DefaultConfig(), Syncer: s, Logger: quietLogger})
 	if err != nil {
 		t.Fatal(err)
@@ -215,19 +203,7 @@ func checkpointSlotsCrashes(t *testing.T, seed uint64) {
 // the checkpoints that follow, lazy or synced, are written into its two
 // slots in turn, without a rename, and a reopen reads the newest.
 func TestCheckpointsWrittenInPlace(t *testing.T) {
-	mem := vfs.NewMem()
-	if err := mem.MkdirAll("/data"); err != nil {
-		t.Fatal(err)
-	}
-	ws, err := vfs.OpenWholeSyncer(mem, "/data")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	fs := &ckptWrites{FS: mem}
-	s := NewSyncer(1)
-	defer s.Close()
-	s.UseWholeSync(ws)
+	mem, fs, s := wholeMemSyncer(t)
 	l, err := Open(Options{FS: fs, Dir: "/data/t-0", Config: DefaultConfig(), Syncer: s, Logger: quietLogger})
 	if err != nil {
 		t.Fatal(err)
@@ -300,4 +276,15 @@ func tlReadFile(t *testing.T, fs vfs.FS, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// wholeMemSyncer returns a MemFS with a /data directory, a wrapper of it
+// counting checkpoint writes, and a Syncer syncing it whole, closed
+// when the test ends.
+func wholeMemSyncer(t *testing.T) (*vfs.MemFS, *ckptWrites, *Syncer) {
+	t.Helper()
+	mem := vfs.NewMem()
+	s := wholeSyncerOn(t, mem, 1)
+	t.Cleanup(s.Close)
+	return mem, &ckptWrites{FS: mem}, s
 }

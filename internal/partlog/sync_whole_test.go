@@ -20,16 +20,7 @@ import (
 // whole-file-system sync.
 func openWholeLogs(t *testing.T, fs vfs.FS, n int) (*Syncer, []*Log) {
 	t.Helper()
-	if err := fs.MkdirAll("/data"); err != nil {
-		t.Fatal(err)
-	}
-	ws, err := vfs.OpenWholeSyncer(fs, "/data")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ws.Close() })
-	s := NewSyncer(2)
-	s.UseWholeSync(ws)
+	s := wholeSyncerOn(t, fs, 2)
 	logs := make([]*Log, n)
 	for i := range logs {
 		l, err := Open(Options{FS: fs, Dir: fmt.Sprintf("/data/t-%d", i), Config: DefaultConfig(), Syncer: s, Logger: quietLogger})
@@ -39,6 +30,24 @@ func openWholeLogs(t *testing.T, fs vfs.FS, n int) (*Syncer, []*Log) {
 		logs[i] = l
 	}
 	return s, logs
+}
+
+// wholeSyncerOn makes fs's /data directory and returns a Syncer with
+// workers that syncs fs whole (the caller closes it; the whole-file-system
+// syncer closes when the test ends).
+func wholeSyncerOn(t *testing.T, fs vfs.FS, workers int) *Syncer {
+	t.Helper()
+	if err := fs.MkdirAll("/data"); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := vfs.OpenWholeSyncer(fs, "/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	s := NewSyncer(workers)
+	s.UseWholeSync(ws)
+	return s
 }
 
 // TestWholeSyncDurable: many logs acknowledged through the batched
