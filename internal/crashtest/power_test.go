@@ -99,7 +99,7 @@ func powerLoss(t *testing.T, cycles int, partitions int32, segmentBytes int, war
 
 	var kinds [6]int
 	interrupted := 0 // power losses during recovery that came before it ended
-	names := [6]string{"power loss", "power loss with torn tails", "power loss with torn tails and unsynced directories", "kill -9", "graceful restart", "power loss, then a crash during recovery"}
+	names := [6]string{"power loss", "power loss with torn tails", "power loss with torn tails, torn writes in place and unsynced directories", "kill -9", "graceful restart", "power loss, then a crash during recovery"}
 	for c := range cycles {
 		if !w.waitAcked(w.acked()+300, 30*time.Second) {
 			t.Fatalf("cycle %d: no progress (%d acknowledged)", c, w.acked())
@@ -125,13 +125,13 @@ func powerLoss(t *testing.T, cycles int, partitions int32, segmentBytes int, war
 		case 1:
 			b.CrashWith(vfs.CrashOptions{Rand: crashRng, TornTails: true})
 		case 2:
-			b.CrashWith(vfs.CrashOptions{Rand: crashRng, TornTails: true, UnsyncedDirs: true})
+			b.CrashWith(vfs.CrashOptions{Rand: crashRng, TornTails: true, TornWrites: true, UnsyncedDirs: true})
 		case 3:
 			b.Kill()
 		case 4:
 			b.Restart()
 		case 5:
-			torn := vfs.CrashOptions{Rand: crashRng, TornTails: true, UnsyncedDirs: true}
+			torn := vfs.CrashOptions{Rand: crashRng, TornTails: true, TornWrites: true, UnsyncedDirs: true}
 			// The interrupted boot dies by a power loss or, leaving
 			// its unsynced writes for the next boot, by a kill.
 			second := func(m *vfs.MemFS) *vfs.MemFS { return m.CrashWith(torn) }
