@@ -72,6 +72,9 @@ type partition struct {
 	// state snapshot; snapshotting is set while one is written.
 	bytesSinceSnapshot int64
 	snapshotting       bool
+	// snapshotNext is the producer snapshot file the next snapshot
+	// overwrites: the one not holding the newest valid snapshot.
+	snapshotNext string
 }
 
 // fetchWaiter is a parked fetch; wake has capacity 1.

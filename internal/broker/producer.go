@@ -360,7 +360,9 @@ func (b *Broker) loadProducers(p *partition) error {
 		return fmt.Errorf("broker: %s-%d: %w", p.topic, p.index, err)
 	}
 	off := p.log.LogStartOffset()
-	if snapOff, snap := b.loadProducerSnapshot(p.log.Dir(), end); snapOff >= 0 {
+	snapOff, snap, next := b.loadProducerSnapshot(p.log.Dir(), end)
+	p.snapshotNext = next
+	if snapOff >= 0 {
 		p.producers = producerTable{m: snap.producers}
 		if len(snap.ongoing) > 0 {
 			p.ongoing = snap.ongoing

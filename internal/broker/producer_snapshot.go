@@ -15,8 +15,16 @@ import (
 // snapshot not beyond the recovered log end is loaded and only the log
 // after it is replayed (Kafka's <offset>.snapshot files do the same job).
 //
-// producer.snapshot (and producer.snapshot.prev, the one before it, kept
-// because a crash can lose the log tail a newer snapshot describes):
+// Two files, producer.snapshot and producer.snapshot.prev, hold the two
+// newest snapshots (the older one is kept because a crash can lose the
+// log tail a newer snapshot describes): a new snapshot overwrites the
+// file holding the older one in place, and a start loads the newer
+// valid one at or below the log end, whatever its name. Writing in place
+// instead of renaming the current file over the previous one and a new
+// file over the current spares a create, two renames and a freed block
+// per snapshot (on a file system mounted with discard each freed block
+// waits for the disk: 40% of a 10,000-partition shutdown's samples).
+// Each holds:
 //
 //	magic "GPST" | version u16 (2) | offset i64 | count u32 |
 //	count × entry | crc32c u32 (of everything before it)
@@ -133,8 +141,10 @@ func decodeProducerSnapshot(b []byte) (int64, producerSnapshot, error) {
 }
 
 // loadProducerSnapshot returns the newest valid snapshot at or below
-// the log end offset, or offset -1 when there is none.
-func (b *Broker) loadProducerSnapshot(dir string, leo int64) (int64, producerSnapshot) {
+// the log end offset (offset -1 when there is none) and the file the
+// next snapshot should overwrite: the other one.
+func (b *Broker) loadProducerSnapshot(dir string, leo int64) (int64, producerSnapshot, string) {
+	bestOff, best, bestName := int64(-1), producerSnapshot{}, ""
 	for _, name := range []string{producerSnapshotName, producerSnapshotPrev} {
 		data, err := vfs.ReadFile(b.fs, filepath.Join(dir, name))
 		if err != nil {
@@ -145,31 +155,43 @@ func (b *Broker) loadProducerSnapshot(dir string, leo int64) (int64, producerSna
 			b.log.Warn("ignoring corrupt producer snapshot", "file", filepath.Join(dir, name))
 			continue
 		}
-		if off <= leo {
-			return off, snap
+		if off > leo {
+			// Beyond the recovered log end: it describes a tail the
+			// crash lost, and once the log grows past its offset again
+			// it would match a history that no longer exists. Kafka
+			// deletes such snapshots too; the removal is synced before
+			// any new append.
+			b.log.Info("removing producer snapshot beyond the log end", "file", filepath.Join(dir, name), "offset", off, "logEndOffset", leo)
+			if err := b.fs.Remove(filepath.Join(dir, name)); err != nil {
+				b.log.Warn("removing producer snapshot", "err", err)
+			} else if err := b.fs.SyncDir(dir); err != nil {
+				b.log.Warn("removing producer snapshot", "err", err)
+			}
+			continue
 		}
-		// Beyond the recovered log end: it describes a tail the crash
-		// lost, and once the log grows past its offset again it would
-		// match a history that no longer exists. Kafka deletes such
-		// snapshots too; the removal is synced before any new append.
-		b.log.Info("removing producer snapshot beyond the log end", "file", filepath.Join(dir, name), "offset", off, "logEndOffset", leo)
-		if err := b.fs.Remove(filepath.Join(dir, name)); err != nil {
-			b.log.Warn("removing producer snapshot", "err", err)
-		} else if err := b.fs.SyncDir(dir); err != nil {
-			b.log.Warn("removing producer snapshot", "err", err)
+		if off > bestOff {
+			bestOff, best, bestName = off, snap, name
 		}
 	}
-	return -1, producerSnapshot{}
+	next := producerSnapshotName
+	if bestName == producerSnapshotName {
+		next = producerSnapshotPrev
+	}
+	return bestOff, best, next
 }
 
 // snapshotProducers writes the partition's producer state at its current
-// log end offset. The state is copied under mu; the file is written
-// without it.
+// log end offset, over the older of its two snapshot files. The state is
+// copied under mu; the file is written without it.
 func (b *Broker) snapshotProducers(p *partition) error {
 	p.mu.Lock()
 	offset := p.log.LogEndOffset()
 	data := encodeProducerSnapshot(offset, p.producers.m, p.ongoing)
 	p.bytesSinceSnapshot = 0
+	name := p.snapshotNext
+	if name == "" {
+		name = producerSnapshotName
+	}
 	p.mu.Unlock()
 
 	// Every abort marker below offset must be durable in the index
@@ -183,29 +205,36 @@ func (b *Broker) snapshotProducers(p *partition) error {
 
 	// No fsync: a snapshot is an optimisation. One lost or torn by a
 	// crash fails its checksum or is missing, and the log is replayed
-	// from the previous snapshot or its start instead.
-	dir := p.log.Dir()
-	cur := filepath.Join(dir, producerSnapshotName)
-	if _, err := b.fs.Stat(cur); err == nil {
-		if err := b.fs.Rename(cur, filepath.Join(dir, producerSnapshotPrev)); err != nil {
-			return fmt.Errorf("producer snapshot: %w", err)
-		}
-	}
-	tmp := cur + ".tmp"
-	f, err := b.fs.Create(tmp)
+	// from the other snapshot or its start instead. The file written
+	// holds the older snapshot, so a torn write never costs the newer.
+	f, err := b.fs.OpenWrite(filepath.Join(p.log.Dir(), name))
 	if err != nil {
 		return fmt.Errorf("producer snapshot: %w", err)
 	}
-	_, werr := f.Write(data)
+	_, werr := f.WriteAt(data, 0)
+	if werr == nil {
+		// A shorter snapshot than the file's: cut the rest (the
+		// decoder reads the whole file).
+		var size int64
+		if size, werr = f.Size(); werr == nil && size > int64(len(data)) {
+			werr = f.Truncate(int64(len(data)))
+		}
+	}
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
 	}
 	if werr != nil {
+		// Torn or cut short: this file no longer holds a valid
+		// snapshot, the other still does; overwrite this one again.
 		return fmt.Errorf("producer snapshot: %w", werr)
 	}
-	if err := b.fs.Rename(tmp, cur); err != nil {
-		return fmt.Errorf("producer snapshot: %w", err)
+	p.mu.Lock()
+	if name == producerSnapshotName {
+		p.snapshotNext = producerSnapshotPrev
+	} else {
+		p.snapshotNext = producerSnapshotName
 	}
+	p.mu.Unlock()
 	return nil
 }
 
