@@ -23,7 +23,7 @@ import (
 // instead of renaming the current file over the previous one and a new
 // file over the current spares a create, two renames and a freed block
 // per snapshot (on a file system mounted with discard each freed block
-// waits for the disk: 40% of a 10,000-partition shutdown's samples).
+// waits for the disk).
 // Each holds:
 //
 //	magic "GPST" | version u16 (2) | offset i64 | count u32 |

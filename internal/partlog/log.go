@@ -652,10 +652,10 @@ func (l *Log) writeCheckpointCkptHeld(lazy bool) error {
 // ckptSlotSize), each encoding carrying a sequence number; a read takes
 // the valid slot with the higher one (decodeCkptFile). Rewriting the
 // file through a temporary one and a rename, as before, cost a create,
-// a rename and a freed block per checkpoint: 2.7-6.8 s for a checkpoint
-// round of 10,000 partitions, during which acknowledgements waited up to
-// 80-160 ms (on a file system mounted with discard, every freed block
-// also waits for the disk).
+// a rename and a freed block per checkpoint: a checkpoint round of
+// 10,000 busy partitions took 4.9 s of the checkpointer, 1.0 s in place
+// (on a file system mounted with discard, every freed block also waits
+// for the disk).
 //
 // A write may tear its slot, so a slot is written only while the other
 // holds the newest durable checkpoint, as the old file did until a
@@ -691,7 +691,7 @@ type ckptSlots struct {
 	otherDurable bool
 }
 
-// newestDurable reports whether the newest checkpoint is durable.
+// ckptNewestDurable reports whether the newest checkpoint is durable.
 func (l *Log) ckptNewestDurable() bool {
 	st := &l.ckptSlots
 	return st.durable || st.lazy && l.syncer != nil && l.syncer.wholeSyncedSince(st.gen)
