@@ -73,6 +73,12 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 		return resp
 	}
 
+	unknownID := func(id [16]byte) {
+		resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{
+			ErrorCode: kerr.UnknownTopicID.Code, TopicID: id,
+			AuthorizedOperations: authorizedOpsOmitted,
+		})
+	}
 	// By ID (v12+): when the request names any nonzero topic ID, Kafka
 	// answers for the IDs alone, each once.
 	var ids []metadata.UUID
@@ -85,15 +91,11 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 	if len(ids) > 0 {
 		// The IDs are distinct, and so are their topics.
 		for _, id := range ids {
-			t, ok := img.TopicByID(id)
-			if !ok {
-				resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{
-					ErrorCode: kerr.UnknownTopicID.Code, TopicID: id,
-					AuthorizedOperations: authorizedOpsOmitted,
-				})
-				continue
+			if t, ok := img.TopicByID(id); ok {
+				addTopic(t)
+			} else {
+				unknownID(id)
 			}
-			addTopic(t)
 		}
 		return resp
 	}
@@ -101,11 +103,7 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 	seen := map[string]bool{}
 	for _, rt := range r.Topics {
 		if rt.Topic == nil {
-			// v12+ with neither a name nor an ID.
-			resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{
-				ErrorCode: kerr.UnknownTopicID.Code, TopicID: rt.TopicID,
-				AuthorizedOperations: authorizedOpsOmitted,
-			})
+			unknownID(rt.TopicID) // v12+ with neither a name nor an ID
 			continue
 		}
 		name := *rt.Topic

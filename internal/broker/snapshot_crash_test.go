@@ -41,22 +41,7 @@ func TestStaleProducerSnapshotAfterPowerLoss(t *testing.T) {
 	}})
 	produce := func(b *broker.Broker, pid int64, seq int32, n int) (int64, *kerr.Error) {
 		t.Helper()
-		bb := batch.NewBuilder(batch.CodecNone).SetProducer(pid, 0, seq)
-		for range n {
-			bb.Add(batch.Record{Value: []byte("v"), Timestamp: time.Now().UnixMilli()})
-		}
-		records, err := bb.Build()
-		if err != nil {
-			t.Fatal(err)
-		}
-		req := kmsg.NewPtrProduceRequest()
-		req.Version, req.Acks, req.TimeoutMillis = 9, -1, 1000
-		req.Topics = []kmsg.ProduceRequestTopic{{Topic: "snap", Partitions: []kmsg.ProduceRequestTopicPartition{{Records: records}}}}
-		p := serveSync(t, b, req).(*kmsg.ProduceResponse).Topics[0].Partitions[0]
-		if p.ErrorCode != 0 {
-			return -1, kerr.ErrorForCode(p.ErrorCode).(*kerr.Error)
-		}
-		return p.BaseOffset, nil
+		return serveIdempotent(t, b, "snap", pid, seq, n)
 	}
 	const p, q = 1000, 2000
 	if off, err := produce(b, p, 0, 5); off != 0 || err != nil {
@@ -136,4 +121,27 @@ func TestCreateTopicDurableAfterPowerLoss(t *testing.T) {
 			}
 		}
 	}
+}
+
+// serveIdempotent produces n records of producer pid (epoch 0) from
+// sequence seq to partition 0 of topic, acks=all, straight to b, and
+// returns the base offset or the error.
+func serveIdempotent(t *testing.T, b *broker.Broker, topic string, pid int64, seq int32, n int) (int64, *kerr.Error) {
+	t.Helper()
+	bb := batch.NewBuilder(batch.CodecNone).SetProducer(pid, 0, seq)
+	for range n {
+		bb.Add(batch.Record{Value: []byte("v"), Timestamp: time.Now().UnixMilli()})
+	}
+	records, err := bb.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := kmsg.NewPtrProduceRequest()
+	req.Version, req.Acks, req.TimeoutMillis = 9, -1, 1000
+	req.Topics = []kmsg.ProduceRequestTopic{{Topic: topic, Partitions: []kmsg.ProduceRequestTopicPartition{{Records: records}}}}
+	p := serveSync(t, b, req).(*kmsg.ProduceResponse).Topics[0].Partitions[0]
+	if p.ErrorCode != 0 {
+		return -1, kerr.ErrorForCode(p.ErrorCode).(*kerr.Error)
+	}
+	return p.BaseOffset, nil
 }

@@ -7,12 +7,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/gregor-streaming/gregor/internal/batch"
 	"github.com/gregor-streaming/gregor/internal/broker"
 	"github.com/gregor-streaming/gregor/internal/vfs"
 )
@@ -52,22 +50,7 @@ func TestProducerSnapshotsInPlace(t *testing.T) {
 	const pid = 1000
 	produce := func(b *broker.Broker, seq int32) (int64, *kerr.Error) {
 		t.Helper()
-		bb := batch.NewBuilder(batch.CodecNone).SetProducer(pid, 0, seq)
-		for range 5 {
-			bb.Add(batch.Record{Value: []byte("v"), Timestamp: time.Now().UnixMilli()})
-		}
-		records, err := bb.Build()
-		if err != nil {
-			t.Fatal(err)
-		}
-		req := kmsg.NewPtrProduceRequest()
-		req.Version, req.Acks, req.TimeoutMillis = 9, -1, 1000
-		req.Topics = []kmsg.ProduceRequestTopic{{Topic: "snap", Partitions: []kmsg.ProduceRequestTopicPartition{{Records: records}}}}
-		p := serveSync(t, b, req).(*kmsg.ProduceResponse).Topics[0].Partitions[0]
-		if p.ErrorCode != 0 {
-			return -1, kerr.ErrorForCode(p.ErrorCode).(*kerr.Error)
-		}
-		return p.BaseOffset, nil
+		return serveIdempotent(t, b, "snap", pid, seq, 5)
 	}
 	// snapOffsets reads each snapshot file's offset (-1: missing).
 	snapOffsets := func() [2]int64 {

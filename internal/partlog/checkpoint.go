@@ -95,32 +95,25 @@ func decodeCheckpoint(b []byte) (checkpoint, error) {
 	if string(b[:4]) != checkpointMagic {
 		return c, fmt.Errorf("%w: magic %q", errCheckpoint, b[:4])
 	}
-	fixed := uint64(checkpointFixed)
-	switch v := binary.BigEndian.Uint16(b[4:]); v {
-	case 1: // before compaction: no cleaner offset
-		fixed = checkpointFixedV1
-	case 2, 3, checkpointVersion:
-		switch v {
-		case 2:
-			fixed = checkpointFixedV2
-		case 3:
-			fixed = checkpointFixedV3
-		}
-		if uint64(len(body)) < fixed {
-			return c, fmt.Errorf("%w: %d bytes", errCheckpoint, len(b))
-		}
-		c.cleanerOffset = int64(binary.BigEndian.Uint64(b[68:]))
-		if v >= 3 {
-			c.rpMark = rpMark{
-				seg:      int64(binary.BigEndian.Uint64(b[76:])),
-				pos:      int64(binary.BigEndian.Uint64(b[84:])),
-				maxTs:    int64(binary.BigEndian.Uint64(b[92:])),
-				maxTsOff: int64(binary.BigEndian.Uint64(b[100:])),
-				firstTs:  int64(binary.BigEndian.Uint64(b[108:])),
-			}
-		}
-	default:
+	v := binary.BigEndian.Uint16(b[4:])
+	fixed := ckptFixedLen(v)
+	if fixed == 0 {
 		return c, fmt.Errorf("%w: version %d", errCheckpoint, v)
+	}
+	if uint64(len(body)) < fixed {
+		return c, fmt.Errorf("%w: %d bytes", errCheckpoint, len(b))
+	}
+	if v >= 2 { // version 1, before compaction: no cleaner offset
+		c.cleanerOffset = int64(binary.BigEndian.Uint64(b[68:]))
+	}
+	if v >= 3 {
+		c.rpMark = rpMark{
+			seg:      int64(binary.BigEndian.Uint64(b[76:])),
+			pos:      int64(binary.BigEndian.Uint64(b[84:])),
+			maxTs:    int64(binary.BigEndian.Uint64(b[92:])),
+			maxTsOff: int64(binary.BigEndian.Uint64(b[100:])),
+			firstTs:  int64(binary.BigEndian.Uint64(b[108:])),
+		}
 	}
 	c.clean = binary.BigEndian.Uint16(b[6:])&flagClean != 0
 	c.logStartOffset = int64(binary.BigEndian.Uint64(b[8:]))
@@ -148,23 +141,30 @@ func decodeCheckpoint(b []byte) (checkpoint, error) {
 	return c, nil
 }
 
+// ckptFixedLen is how many bytes precede the epoch entries in an
+// encoding of version v, 0 for a version not known.
+func ckptFixedLen(v uint16) uint64 {
+	switch v {
+	case 1:
+		return checkpointFixedV1
+	case 2:
+		return checkpointFixedV2
+	case 3:
+		return checkpointFixedV3
+	case checkpointVersion:
+		return checkpointFixed
+	}
+	return 0
+}
+
 // ckptLen returns the length of the checkpoint encoding that b starts
 // with, from its version and epoch count, or 0 when b cannot start one.
 func ckptLen(b []byte) int {
 	if len(b) < checkpointFixedV1+4 || string(b[:4]) != checkpointMagic {
 		return 0
 	}
-	var fixed uint64
-	switch binary.BigEndian.Uint16(b[4:]) {
-	case 1:
-		fixed = checkpointFixedV1
-	case 2:
-		fixed = checkpointFixedV2
-	case 3:
-		fixed = checkpointFixedV3
-	case checkpointVersion:
-		fixed = checkpointFixed
-	default:
+	fixed := ckptFixedLen(binary.BigEndian.Uint16(b[4:]))
+	if fixed == 0 {
 		return 0
 	}
 	n := fixed + 12*uint64(binary.BigEndian.Uint32(b[64:])) + 4

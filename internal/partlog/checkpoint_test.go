@@ -16,13 +16,7 @@ import (
 // encoding, no sequence number) and checkpoints larger than a slot read
 // as slot 0.
 func TestDecodeCkptFile(t *testing.T) {
-	ck := func(leo int64, epochs int) checkpoint {
-		c := checkpoint{logEndOffset: leo, highWatermark: leo, recoveryPoint: leo, rpMark: noMark}
-		for i := range epochs {
-			c.epochs = append(c.epochs, EpochEntry{Epoch: int32(i), StartOffset: int64(i)})
-		}
-		return c
-	}
+	ck := ckptAt
 	enc := func(c checkpoint, seq uint64) []byte { e := c.encode(); return stampSeq(e, seq) }
 	slots := func(s0, s1 []byte) []byte {
 		b := make([]byte, ckptSlotSize+len(s1))
@@ -122,19 +116,11 @@ func checkpointSlotsCrashes(t *testing.T, seed uint64) {
 	leo := int64(1000)
 	write := func(synced, big bool) {
 		leo++
-		c := checkpoint{logEndOffset: leo, highWatermark: leo, recoveryPoint: leo, rpMark: noMark}
+		epochs := 0
 		if big {
-			for i := range 400 {
-				c.epochs = append(c.epochs, EpochEntry{Epoch: int32(i), StartOffset: int64(i)})
-			}
+			epochs = 400
 		}
-		l.ckptMu.Lock()
-		err := l.writeCkptFile(c.encode(), synced)
-		seq := l.ckptSlots.seq
-		l.ckptMu.Unlock()
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, seq := writeCkpt(t, l, ckptAt(leo, epochs), synced)
 		written[leo] = seq
 		if synced {
 			durable = seq
@@ -210,13 +196,8 @@ func TestCheckpointsWrittenInPlace(t *testing.T) {
 	}
 	write := func(leo int64, synced bool) int {
 		t.Helper()
-		c := checkpoint{logEndOffset: leo, highWatermark: leo, recoveryPoint: leo, rpMark: noMark}
-		l.ckptMu.Lock()
-		defer l.ckptMu.Unlock()
-		if err := l.writeCkptFile(c.encode(), synced); err != nil {
-			t.Fatal(err)
-		}
-		return l.ckptSlots.slot
+		slot, _ := writeCkpt(t, l, ckptAt(leo, 0), synced)
+		return slot
 	}
 	write(1, true) // the first replaces (creates) the file
 	renames := fs.renames.Load()
@@ -241,7 +222,7 @@ func TestCheckpointsWrittenInPlace(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	c, err := decodeCkptFileC(tlReadFile(t, mem, "/data/t-0/"+checkpointName))
+	c, err := decodeCkptFileC(mustReadFile(t, mem, "/data/t-0/"+checkpointName))
 	if err != nil || !c.clean {
 		t.Fatalf("after close: %+v %v", c, err)
 	}
@@ -269,13 +250,27 @@ func TestCheckpointsWrittenInPlace(t *testing.T) {
 	}
 }
 
-func tlReadFile(t *testing.T, fs vfs.FS, name string) []byte {
+// ckptAt is a checkpoint at log end offset leo with n leader epochs.
+func ckptAt(leo int64, n int) checkpoint {
+	c := checkpoint{logEndOffset: leo, highWatermark: leo, recoveryPoint: leo, rpMark: noMark}
+	for i := range n {
+		c.epochs = append(c.epochs, EpochEntry{Epoch: int32(i), StartOffset: int64(i)})
+	}
+	return c
+}
+
+// writeCkpt writes c as l's checkpoint and returns the slot and sequence
+// number it went to.
+func writeCkpt(t *testing.T, l *Log, c checkpoint, synced bool) (int, uint64) {
 	t.Helper()
-	b, err := vfs.ReadFile(fs, name)
+	l.ckptMu.Lock()
+	err := l.writeCkptFile(c.encode(), synced)
+	slot, seq := l.ckptSlots.slot, l.ckptSlots.seq
+	l.ckptMu.Unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	return slot, seq
 }
 
 // wholeMemSyncer returns a MemFS with a /data directory, a wrapper of it

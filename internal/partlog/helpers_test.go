@@ -199,9 +199,15 @@ func (tl *testLog) files() []string {
 }
 
 func (tl *testLog) readFile(name string) []byte {
-	b, err := vfs.ReadFile(tl.fs, path.Join(tl.dir, name))
+	return mustReadFile(tl.t, tl.fs, path.Join(tl.dir, name))
+}
+
+// mustReadFile reads a whole file of fs.
+func mustReadFile(t testing.TB, fs vfs.FS, name string) []byte {
+	t.Helper()
+	b, err := vfs.ReadFile(fs, name)
 	if err != nil {
-		tl.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return b
 }

@@ -682,10 +682,11 @@ type ckptSlots struct {
 	// slot and seq are the newest checkpoint's.
 	slot int
 	seq  uint64
-	// durable: the newest is durable; otherwise, when lazy, it is once
-	// its Syncer's wholeSyncedSince(gen).
-	durable, lazy bool
-	gen           uint64
+	// durable: the newest is durable; otherwise, with a Syncer, it is
+	// once wholeSyncedSince(gen) (every write without an fsync is
+	// followed by a whole-file-system sync).
+	durable bool
+	gen     uint64
 	// otherDurable: the other slot holds the newest durable checkpoint
 	// (set when the newest was written in place).
 	otherDurable bool
@@ -694,7 +695,7 @@ type ckptSlots struct {
 // ckptNewestDurable reports whether the newest checkpoint is durable.
 func (l *Log) ckptNewestDurable() bool {
 	st := &l.ckptSlots
-	return st.durable || st.lazy && l.syncer != nil && l.syncer.wholeSyncedSince(st.gen)
+	return st.durable || l.syncer != nil && l.syncer.wholeSyncedSince(st.gen)
 }
 
 // writeCkptFile writes the checkpoint encoded as enc (by encode; ckptMu
@@ -740,7 +741,7 @@ func (l *Log) writeCkptFile(enc []byte, synced bool) error {
 		next.otherDurable = st.missing || slot == st.slot && st.otherDurable || slot != st.slot && newestDurable
 	}
 	if !synced && l.syncer != nil {
-		next.lazy, next.gen = true, l.syncer.wholeSyncs()
+		next.gen = l.syncer.wholeSyncs()
 	}
 	*st = next
 	l.ckptDisk = enc

@@ -257,7 +257,7 @@ func (l *Log) readCheckpoint() (checkpoint, error) {
 	}
 	l.ckptSlots = ckptSlots{exists: true, inPlace: cf.size <= ckptSlotSize, slot: cf.slot, seq: cf.seq}
 	if l.syncer != nil {
-		l.ckptSlots.lazy, l.ckptSlots.gen = true, l.syncer.wholeSyncs()
+		l.ckptSlots.gen = l.syncer.wholeSyncs()
 	}
 	l.ckptDisk = cf.c.encode()
 	return cf.c, nil

@@ -49,7 +49,13 @@ func newConn(s *Server, nc net.Conn) *Conn {
 		queue:  make(chan *slot, s.cfg.QueuedMaxRequests),
 		dead:   make(chan struct{}),
 	}
-	c.client.Close = c.closeAfterAnswers
+	// A handler's Close stops the reader; the responses to the requests
+	// already read are written, then the connection closes. Kafka closes
+	// a connection through its response queue
+	// (RequestChannel.closeConnection), behind the responses before it;
+	// killing at once lost those, such as a Metadata response pipelined
+	// before an acks=0 produce that failed.
+	c.client.Close = c.stopReading
 	c.active()
 	return c
 }
@@ -83,14 +89,6 @@ func (c *Conn) kill() {
 		c.nc.Close()
 	})
 }
-
-// closeAfterAnswers is Client.Close: the reader stops, the responses to
-// the requests already read are written, then the connection closes.
-// Kafka closes a connection through its response queue
-// (RequestChannel.closeConnection), behind the responses before it;
-// killing at once lost those, such as a Metadata response pipelined
-// before an acks=0 produce that failed.
-func (c *Conn) closeAfterAnswers() { c.stopReading() }
 
 // stopReading makes the reader stop after the request it is reading;
 // in-flight requests are still answered.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -97,6 +98,28 @@ func send(t *testing.T, c net.Conn, req kmsg.Request, corr int32) {
 	}
 }
 
+// dial connects to addr, closing the connection when the test ends.
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// slowMetadata is a Metadata request testHandler answers after delay
+// (its topic name is one byte per millisecond).
+func slowMetadata(delay time.Duration) *kmsg.MetadataRequest {
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 9
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(strings.Repeat("x", int(delay/time.Millisecond)))
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
 func readFrame(t *testing.T, r io.Reader) []byte {
 	t.Helper()
 	var hdr [4]byte
@@ -112,22 +135,13 @@ func readFrame(t *testing.T, r io.Reader) []byte {
 
 func TestResponsesInRequestOrder(t *testing.T) {
 	_, _, addr := startServer(t, Config{})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, addr)
 	// Earlier requests finish later; acks=0 produces interleave.
-	names := []string{"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "aaaaaaaaaa", "a", ""}
+	delays := []time.Duration{30 * time.Millisecond, 10 * time.Millisecond, time.Millisecond, 0}
 	corr := int32(0)
 	var want []int32
-	for _, n := range names {
-		req := kmsg.NewPtrMetadataRequest()
-		req.Version = 9
-		rt := kmsg.NewMetadataRequestTopic()
-		rt.Topic = kmsg.StringPtr(n)
-		req.Topics = append(req.Topics, rt)
-		send(t, c, req, corr)
+	for _, d := range delays {
+		send(t, c, slowMetadata(d), corr)
 		want = append(want, corr)
 		corr++
 		p := kmsg.NewPtrProduceRequest()
@@ -157,11 +171,7 @@ func TestResponsesInRequestOrder(t *testing.T) {
 
 func TestApiVersionsFallback(t *testing.T) {
 	_, _, addr := startServer(t, Config{})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, addr)
 	// Version 99 with a body we cannot parse.
 	frame := []byte{0, 0, 0, 12, 0, 18, 0, 99, 0, 0, 0, 5, 0xff, 0xff, 9, 9}
 	if _, err := c.Write(frame); err != nil {
@@ -205,11 +215,7 @@ func TestBadFramesCloseConnection(t *testing.T) {
 
 func TestIdleTimeout(t *testing.T) {
 	_, _, addr := startServer(t, Config{IdleTimeout: 50 * time.Millisecond})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, addr)
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var b [1]byte
 	if _, err := c.Read(b[:]); err != io.EOF {
@@ -219,17 +225,8 @@ func TestIdleTimeout(t *testing.T) {
 
 func TestShutdownFinishesInFlight(t *testing.T) {
 	s, h, addr := startServer(t, Config{})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	req := kmsg.NewPtrMetadataRequest()
-	req.Version = 9
-	rt := kmsg.NewMetadataRequestTopic()
-	rt.Topic = kmsg.StringPtr("0123456789012345678901234567890123456789") // 40ms
-	req.Topics = append(req.Topics, rt)
-	send(t, c, req, 77)
+	c := dial(t, addr)
+	send(t, c, slowMetadata(40*time.Millisecond), 77)
 	time.Sleep(10 * time.Millisecond)
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
@@ -251,17 +248,8 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 // behind them. The connection was killed at once, losing them.
 func TestCloseAfterEarlierResponses(t *testing.T) {
 	_, h, addr := startServer(t, Config{})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	req := kmsg.NewPtrMetadataRequest()
-	req.Version = 9
-	rt := kmsg.NewMetadataRequestTopic()
-	rt.Topic = kmsg.StringPtr("012345678901234567890123456789") // 30ms
-	req.Topics = append(req.Topics, rt)
-	send(t, c, req, 1)
+	c := dial(t, addr)
+	send(t, c, slowMetadata(30*time.Millisecond), 1)
 	p := kmsg.NewPtrProduceRequest()
 	p.Version = 9
 	p.Acks = 0
@@ -286,17 +274,8 @@ func TestCloseAfterEarlierResponses(t *testing.T) {
 // 300ms after it.
 func TestIdleCountsFromLastResponse(t *testing.T) {
 	_, _, addr := startServer(t, Config{IdleTimeout: time.Second})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	req := kmsg.NewPtrMetadataRequest()
-	req.Version = 9
-	rt := kmsg.NewMetadataRequestTopic()
-	rt.Topic = kmsg.StringPtr(string(make([]byte, 700))) // answered after 700ms
-	req.Topics = append(req.Topics, rt)
-	send(t, c, req, 1)
+	c := dial(t, addr)
+	send(t, c, slowMetadata(700*time.Millisecond), 1)
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	readFrame(t, c)
 	time.Sleep(600 * time.Millisecond) // 1.3s after the request, 0.6s after its answer
@@ -311,11 +290,7 @@ func TestIdleCountsFromLastResponse(t *testing.T) {
 // arrived, so a request begun just before the timeout was cut off.
 func TestIdleNotWhileRequestArrives(t *testing.T) {
 	_, _, addr := startServer(t, Config{IdleTimeout: time.Second})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, addr)
 	req := kmsg.NewPtrMetadataRequest()
 	req.Version = 9
 	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("test")).AppendRequest(nil, req, 1)
