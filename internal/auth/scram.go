@@ -226,7 +226,10 @@ func (s *scramSession) clientFinal(msg string) ([]byte, error) {
 	if len(attrs) < 2 {
 		return nil, bad("missing nonce")
 	}
-	if nonce, ok := strings.CutPrefix(attrs[1], "r="); !ok || nonce != s.nonce {
+	// The nonce must end with the combined one, as Kafka's
+	// ScramSaslServer checks (endsWith): librdkafka sends its own nonce
+	// followed by the whole combined nonce of the server-first message.
+	if nonce, ok := strings.CutPrefix(attrs[1], "r="); !ok || !strings.HasSuffix(nonce, s.nonce) {
 		return nil, bad("nonce mismatch")
 	}
 	for _, ext := range attrs[2:] {

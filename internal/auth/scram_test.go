@@ -1,6 +1,9 @@
 package auth
 
 import (
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/sha256"
 	"encoding/base64"
 	"strings"
 	"testing"
@@ -239,5 +242,43 @@ func TestUnescapeName(t *testing.T) {
 		if got, ok := unescapeName(in); ok {
 			t.Errorf("unescapeName(%q) = %q, want failure", in, got)
 		}
+	}
+}
+
+// TestLibrdkafkaClientFinalNonce: librdkafka's client-final nonce is its
+// own nonce followed by the server-first message's whole nonce; Kafka
+// accepts any nonce that ends with the combined one, and so must we
+// (kcat failed with "nonce mismatch" before).
+func TestLibrdkafkaClientFinalNonce(t *testing.T) {
+	s, err := NewSession(ScramSHA256, rfc7677Users(t).lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Step([]byte(rfc7677ClientFirst)); err != nil {
+		t.Fatal(err)
+	}
+	salt, _ := base64.StdEncoding.DecodeString(rfc7677Salt)
+	salted, err := pbkdf2.Key(sha256.New, "pencil", salt, 4096, sha256.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := func(key []byte, msg string) []byte {
+		h := hmac.New(sha256.New, key)
+		h.Write([]byte(msg))
+		return h.Sum(nil)
+	}
+	clientKey := mac(salted, "Client Key")
+	storedKey := sha256.Sum256(clientKey)
+	withoutProof := "c=biws,r=" + rfc7677ClientNonce + rfc7677Nonce
+	authMessage := rfc7677ClientFirst[3:] + "," + rfc7677ServerFirst + "," + withoutProof
+	proof := mac(storedKey[:], authMessage)
+	for i := range proof {
+		proof[i] ^= clientKey[i]
+	}
+	final := withoutProof + ",p=" + base64.StdEncoding.EncodeToString(proof)
+	reply, done, err := s.Step([]byte(final))
+	want := "v=" + base64.StdEncoding.EncodeToString(mac(mac(salted, "Server Key"), authMessage))
+	if err != nil || !done || string(reply) != want {
+		t.Fatalf("librdkafka's client-final: reply %q, done %v, error %v; want %q", reply, done, err, want)
 	}
 }

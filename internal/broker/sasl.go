@@ -9,15 +9,15 @@ import (
 
 // SaslHandshake: v0-1, SaslAuthenticate: v0-2
 //
-// Gregor's listeners are PLAINTEXT: no SASL is configured. Kafka serves
-// both APIs on every listener, and on one without SASL they reach
-// KafkaApis, which answers ILLEGAL_SASL_STATE (handleSaslHandshakeRequest
-// with no enabled mechanisms, handleSaslAuthenticateRequest with "received
-// after successful authentication"). A client configured for SASL so
-// fails at once with an authentication error. Unserved, the handshake
-// closed the connection and the client reconnected in a loop; franz-go,
-// seeing no SaslHandshake advertised, even sent raw SASL bytes that
-// were read as a request of an unknown key.
+// On a SASL listener the server answers both itself until the
+// connection is authenticated (server/security.go); requests that reach
+// the broker come from a connection that needs no more: a PLAINTEXT or
+// SSL listener, or one authenticated already. Kafka serves both APIs on
+// every listener, and there they reach KafkaApis, which answers
+// ILLEGAL_SASL_STATE (handleSaslHandshakeRequest with no enabled
+// mechanisms, handleSaslAuthenticateRequest with "received after
+// successful authentication"). A client configured for SASL against a
+// listener without it so fails at once with an authentication error.
 func init() {
 	registerSync(17, 0, 1, (*Broker).handleSaslHandshake)
 	registerSync(36, 0, 2, (*Broker).handleSaslAuthenticate)

@@ -296,7 +296,21 @@ func TestEndpoints(t *testing.T) {
 	if d, ok := c.DataDir(); !ok || d != "/x" {
 		t.Errorf("log.dir: %q %v", d, ok)
 	}
+	if a, ok, err := c.ListenAddr(); !ok || err != nil || a != ":9093" {
+		t.Errorf("SSL listener: %q %v %v", a, ok, err)
+	}
+	if p, err := c.ListenProtocol(); p != SSL || err != nil {
+		t.Errorf("SSL listener protocol: %q %v", p, err)
+	}
+	c, _, _ = NewBroker(map[string]string{"listeners": "CONTROLLER://:9093,sasl_ssl://h:9094"})
+	if p, err := c.ListenProtocol(); p != SASLSSL || err != nil {
+		t.Errorf("SASL_SSL listener protocol: %q %v", p, err)
+	}
+	if p, err := d.ListenProtocol(); p != Plaintext || err != nil {
+		t.Errorf("default protocol: %q %v", p, err)
+	}
+	c, _, _ = NewBroker(map[string]string{"listeners": "CONTROLLER://:9093,EXTERNAL://:9094"})
 	if _, _, err := c.ListenAddr(); !errors.Is(err, ErrInvalid) {
-		t.Errorf("SSL-only listeners: %v", err)
+		t.Errorf("no client listener: %v", err)
 	}
 }

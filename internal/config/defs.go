@@ -48,9 +48,10 @@ func mk(d Def, opts []func(*Def)) Def {
 	return d
 }
 
-func dynamic(d *Def)  { d.Dynamic = true }
-func readOnly(d *Def) { d.ReadOnly = true }
-func null(d *Def)     { d.Null = true }
+func dynamic(d *Def)   { d.Dynamic = true }
+func readOnly(d *Def)  { d.ReadOnly = true }
+func null(d *Def)      { d.Null = true }
+func sensitive(d *Def) { d.Sensitive = true }
 func enum(vals ...string) func(*Def) {
 	return func(d *Def) { d.Enum = vals }
 }
@@ -73,8 +74,17 @@ var Broker = newRegistry([]Def{
 	integer("broker.id", "-1", "Alias of node.id kept for older configuration files.", readOnly),
 	str("log.dirs", "", "The data directory holding partition logs and cluster metadata (Gregor uses the first of a comma-separated list); gregor serve --data-dir overrides it.", readOnly, null),
 	str("log.dir", "./gregor-data", "The data directory used when log.dirs is not set; gregor serve --data-dir overrides it.", readOnly),
-	str("listeners", "PLAINTEXT://127.0.0.1:9092", "Where clients connect: the first PLAINTEXT://host:port listener (an empty host means every interface); gregor serve --listen overrides it.", readOnly),
-	str("advertised.listeners", "", "The PLAINTEXT://host:port clients are told to connect to; defaults to the listener; gregor serve --advertise overrides it.", readOnly, null),
+	str("listeners", "PLAINTEXT://127.0.0.1:9092", "Where clients connect: the first client listener, PROTOCOL://host:port with PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (an empty host means every interface; CONTROLLER listeners are skipped); gregor serve --listen overrides its address.", readOnly),
+	str("advertised.listeners", "", "The PROTOCOL://host:port clients are told to connect to; defaults to the listener; gregor serve --advertise overrides it.", readOnly, null),
+	str("ssl.keystore.type", "PEM", "Format of the listener's key and certificate: PEM only (JKS and PKCS12 keystores are Java formats; convert them with openssl).", enum("PEM"), readOnly),
+	str("ssl.keystore.location", "", "SSL and SASL_SSL listeners: a PEM file holding the private key (unencrypted PKCS#8, PKCS#1 or EC) and the certificate chain, leaf first.", readOnly, null),
+	str("ssl.keystore.key", "", "The private key in PEM, instead of ssl.keystore.location (with ssl.keystore.certificate.chain).", readOnly, null, sensitive),
+	str("ssl.keystore.certificate.chain", "", "The certificate chain in PEM, leaf first, instead of ssl.keystore.location (with ssl.keystore.key).", readOnly, null),
+	str("ssl.truststore.type", "PEM", "Format of the certificates trusted to sign client certificates: PEM only.", enum("PEM"), readOnly),
+	str("ssl.truststore.location", "", "A PEM file of the CA certificates that sign client certificates (ssl.client.auth requested or required).", readOnly, null),
+	str("ssl.truststore.certificates", "", "The trusted CA certificates in PEM, instead of ssl.truststore.location.", readOnly, null),
+	str("ssl.client.auth", "none", "Client certificates on SSL listeners: none, requested (verified when given) or required.", enum("none", "requested", "required"), readOnly),
+	list("sasl.enabled.mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512", "SASL mechanisms offered on SASL_PLAINTEXT and SASL_SSL listeners: SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN (checked against the users' SCRAM credentials; sends the password, so use it over SSL). Users are created with AlterUserScramCredentials (kafka-configs --entity-type users, kadm) or gregor serve --add-scram.", readOnly),
 	integer("num.partitions", "1", "Default number of partitions for auto-created topics and CreateTopics with -1.", atLeast(1)),
 	integer("default.replication.factor", "1", "Default replication factor for automatically created topics.", atLeast(1)),
 	boolean("auto.create.topics.enable", "true", "Create a topic when a client asks for its metadata or produces to it."),

@@ -20,31 +20,59 @@ func (c *BrokerConfig) DataDir() (dir string, ok bool) {
 	return "", false
 }
 
-// ListenAddr returns the host:port of the first PLAINTEXT listener in
-// listeners (PLAINTEXT://host:port; an empty host means every
-// interface), when listeners was set.
-func (c *BrokerConfig) ListenAddr() (string, bool, error) { return c.listener("listeners") }
+// Security protocols of client listeners, as Kafka names them.
+const (
+	Plaintext     = "PLAINTEXT"
+	SSL           = "SSL"
+	SASLPlaintext = "SASL_PLAINTEXT"
+	SASLSSL       = "SASL_SSL"
+)
 
-// AdvertisedAddr returns the host:port of the first PLAINTEXT listener
-// in advertised.listeners, when it was set.
-func (c *BrokerConfig) AdvertisedAddr() (string, bool, error) {
-	return c.listener("advertised.listeners")
+// ListenAddr returns the host:port of the first client listener in
+// listeners (PROTOCOL://host:port; an empty host means every
+// interface), when listeners was set.
+func (c *BrokerConfig) ListenAddr() (string, bool, error) {
+	_, addr, ok, err := c.listener("listeners")
+	return addr, ok, err
 }
 
-func (c *BrokerConfig) listener(name string) (string, bool, error) {
+// ListenProtocol returns the security protocol of the client listener:
+// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+func (c *BrokerConfig) ListenProtocol() (string, error) {
+	proto, _, ok, err := c.listener("listeners")
+	if err != nil || !ok {
+		return Plaintext, err
+	}
+	return proto, nil
+}
+
+// AdvertisedAddr returns the host:port of the first client listener in
+// advertised.listeners, when it was set.
+func (c *BrokerConfig) AdvertisedAddr() (string, bool, error) {
+	_, addr, ok, err := c.listener("advertised.listeners")
+	return addr, ok, err
+}
+
+func (c *BrokerConfig) listener(name string) (proto, addr string, ok bool, err error) {
 	v, src, set := c.Lookup(name)
 	if !set || src == SourceDefault {
-		return "", false, nil
+		return "", "", false, nil
 	}
 	for _, l := range SplitList(v) {
-		proto, addr, ok := strings.Cut(l, "://")
-		if !ok || !strings.EqualFold(proto, "PLAINTEXT") {
-			continue // CONTROLLER and TLS/SASL listeners: not served yet
+		p, a, found := strings.Cut(l, "://")
+		if !found {
+			continue
 		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return "", false, fmt.Errorf("%w: %s=%q: %v", ErrInvalid, name, v, err)
+		p = strings.ToUpper(p)
+		switch p {
+		case Plaintext, SSL, SASLPlaintext, SASLSSL:
+		default:
+			continue // CONTROLLER and other named listeners
 		}
-		return addr, true, nil
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return "", "", false, fmt.Errorf("%w: %s=%q: %v", ErrInvalid, name, v, err)
+		}
+		return p, a, true, nil
 	}
-	return "", false, fmt.Errorf("%w: %s=%q has no PLAINTEXT listener (the only kind Gregor serves yet)", ErrInvalid, name, v)
+	return "", "", false, fmt.Errorf("%w: %s=%q has no PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL listener", ErrInvalid, name, v)
 }

@@ -100,10 +100,16 @@ func (b *Broker) start(addr string) {
 	if err != nil {
 		b.t.Fatalf("ktest: open broker: %v", err)
 	}
+	sec, err := server.SecurityFromConfig(cfg, br.ScramLookup)
+	if err != nil {
+		br.Close()
+		b.t.Fatalf("ktest: listener security: %v", err)
+	}
 	srv := server.New(br, server.Config{
 		MaxRequestSize:    int32(cfg.Int("socket.request.max.bytes")),
 		QueuedMaxRequests: int(cfg.Int("queued.max.requests")),
 		IdleTimeout:       time.Duration(cfg.Int("connections.max.idle.ms")) * time.Millisecond,
+		Security:          sec,
 	}, log)
 	// On a restart the address is known: advertise it before accepting,
 	// as clients reconnect at once and must not read it while it is set.

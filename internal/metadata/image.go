@@ -24,6 +24,9 @@ type Image struct {
 	NextProducerID int64
 	// Brokers by ID.
 	Brokers map[int32]*BrokerRecord
+	// Scram holds SCRAM credentials by user, then mechanism. Values are
+	// immutable.
+	Scram map[string]map[string]*ScramRecord
 }
 
 // Topic is one topic in an Image. Immutable.
@@ -54,6 +57,7 @@ func Empty() *Image {
 		TopicIDs:      map[UUID]*Topic{},
 		BrokerConfigs: map[string]map[string]string{},
 		Brokers:       map[int32]*BrokerRecord{},
+		Scram:         map[string]map[string]*ScramRecord{},
 	}
 }
 
@@ -96,7 +100,7 @@ func (img *Image) TopicNames() []string {
 func Apply(img *Image, offset int64, recs []Record) (*Image, error) {
 	next := *img
 	next.Offset = offset
-	topicsCopied, configsCopied, brokersCopied := false, false, false
+	topicsCopied, configsCopied, brokersCopied, scramCopied := false, false, false, false
 	copyTopics := func() {
 		if !topicsCopied {
 			next.Topics = maps.Clone(img.Topics)
@@ -230,6 +234,33 @@ func Apply(img *Image, offset int64, recs []Record) (*Image, error) {
 			}
 			b := *r.Broker
 			next.Brokers[b.ID] = &b
+
+		case r.Scram != nil:
+			c := *r.Scram
+			if c.User == "" || c.Mechanism == "" {
+				return nil, fmt.Errorf("metadata: record %d: SCRAM credential without user or mechanism", i)
+			}
+			if !scramCopied {
+				next.Scram = maps.Clone(img.Scram)
+				if next.Scram == nil {
+					next.Scram = map[string]map[string]*ScramRecord{}
+				}
+				scramCopied = true
+			}
+			m := maps.Clone(next.Scram[c.User])
+			if m == nil {
+				m = map[string]*ScramRecord{}
+			}
+			if c.StoredKey == nil {
+				delete(m, c.Mechanism)
+			} else {
+				m[c.Mechanism] = &c
+			}
+			if len(m) == 0 {
+				delete(next.Scram, c.User)
+			} else {
+				next.Scram[c.User] = m
+			}
 
 		default:
 			return nil, fmt.Errorf("metadata: record %d: empty record", i)

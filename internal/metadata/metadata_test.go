@@ -276,3 +276,57 @@ func TestStoreReplayedTailMadeDurable(t *testing.T) {
 		t.Fatal("topic b, replayed by the restarted store, is gone after a power loss")
 	}
 }
+
+// TestScramCredentialsReplayAndSnapshot: SCRAM credentials set and
+// deleted survive both a replay of the log and a snapshot.
+func TestScramCredentialsReplayAndSnapshot(t *testing.T) {
+	fs := vfs.NewMem()
+	s, err := Open(fs, "/meta", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(user, mech string, key byte) Record {
+		return Record{Scram: &ScramRecord{User: user, Mechanism: mech, Salt: []byte("salt"), Iterations: 4096, StoredKey: []byte{key}, ServerKey: []byte{key + 1}}}
+	}
+	steps := [][]Record{
+		{set("alice", "SCRAM-SHA-256", 1), set("alice", "SCRAM-SHA-512", 3), set("bob", "SCRAM-SHA-256", 5)},
+		{set("alice", "SCRAM-SHA-256", 7), {Scram: &ScramRecord{User: "bob", Mechanism: "SCRAM-SHA-256"}}},
+	}
+	before := s.Image()
+	for _, recs := range steps {
+		if _, err := s.Update(func(*Image) ([]Record, error) { return recs, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(before.Scram) != 0 {
+		t.Error("Apply changed an earlier image")
+	}
+	check := func(img *Image, when string) {
+		t.Helper()
+		if _, ok := img.Scram["bob"]; ok {
+			t.Errorf("%s: bob's only credential deleted, user still listed", when)
+		}
+		a := img.Scram["alice"]
+		if len(a) != 2 || a["SCRAM-SHA-256"].StoredKey[0] != 7 || a["SCRAM-SHA-512"].ServerKey[0] != 4 || a["SCRAM-SHA-512"].Iterations != 4096 {
+			t.Errorf("%s: alice %+v", when, a)
+		}
+	}
+	check(s.Image(), "live")
+	// Enough updates for a snapshot, then a replay of log and snapshot.
+	for i := range snapshotEvery + 1 {
+		name := "t" + string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676))
+		if _, err := s.Update(func(*Image) ([]Record, error) { return createTopic(name, 1), nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s2, err := Open(fs.Crash(), "/meta", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	check(s2.Image(), "after replay")
+	if _, err := Apply(s2.Image(), 1<<40, []Record{{Scram: &ScramRecord{Mechanism: "SCRAM-SHA-256"}}}); err == nil {
+		t.Error("credential without a user applied")
+	}
+}

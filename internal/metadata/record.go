@@ -48,6 +48,7 @@ type Record struct {
 	Config          *ConfigRecord          `json:"config,omitempty"`
 	ProducerIDs     *ProducerIDsRecord     `json:"producerIds,omitempty"`
 	Broker          *BrokerRecord          `json:"broker,omitempty"`
+	Scram           *ScramRecord           `json:"scram,omitempty"`
 }
 
 // TopicRecord creates a topic.
@@ -109,4 +110,17 @@ type BrokerRecord struct {
 	Host string `json:"host"`
 	Port int32  `json:"port"`
 	Rack string `json:"rack,omitempty"`
+}
+
+// ScramRecord sets (StoredKey non-nil) or deletes (StoredKey nil) a
+// user's SCRAM credential for one mechanism (Kafka's
+// UserScramCredentialRecord and RemoveUserScramCredentialRecord). It
+// holds what authentication needs, never the password.
+type ScramRecord struct {
+	User       string `json:"user"`
+	Mechanism  string `json:"mechanism"`
+	Salt       []byte `json:"salt,omitempty"`
+	Iterations int32  `json:"iterations,omitempty"`
+	StoredKey  []byte `json:"storedKey,omitempty"`
+	ServerKey  []byte `json:"serverKey,omitempty"`
 }

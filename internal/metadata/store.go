@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -316,6 +318,7 @@ type snapshot struct {
 	BrokerConfigs  map[string]map[string]string `json:"brokerConfigs"`
 	NextProducerID int64                        `json:"nextProducerId"`
 	Brokers        []*BrokerRecord              `json:"brokers"`
+	Scram          []*ScramRecord               `json:"scram,omitempty"`
 }
 
 type snapshotTopic struct {
@@ -337,6 +340,11 @@ func encodeSnapshot(img *Image) ([]byte, error) {
 	}
 	for _, b := range img.Brokers {
 		snap.Brokers = append(snap.Brokers, b)
+	}
+	for _, user := range slices.Sorted(maps.Keys(img.Scram)) {
+		for _, mech := range slices.Sorted(maps.Keys(img.Scram[user])) {
+			snap.Scram = append(snap.Scram, img.Scram[user][mech])
+		}
 	}
 	data, err := json.Marshal(snap)
 	if err != nil {
@@ -372,6 +380,12 @@ func decodeSnapshot(data []byte) (*Image, error) {
 	}
 	for _, b := range snap.Brokers {
 		img.Brokers[b.ID] = b
+	}
+	for _, c := range snap.Scram {
+		if img.Scram[c.User] == nil {
+			img.Scram[c.User] = map[string]*ScramRecord{}
+		}
+		img.Scram[c.User][c.Mechanism] = c
 	}
 	return img, nil
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -38,6 +39,9 @@ type Conn struct {
 	// lastActive is when bytes were last read or a response answered
 	// or written (Unix nanoseconds), for the idle timeout.
 	lastActive atomic.Int64
+	// sasl is the connection's authentication on a SASL listener; nil
+	// on others. Used by the reader only.
+	sasl *saslState
 }
 
 func newConn(s *Server, nc net.Conn) *Conn {
@@ -56,6 +60,9 @@ func newConn(s *Server, nc net.Conn) *Conn {
 	// killing at once lost those, such as a Metadata response pipelined
 	// before an acks=0 produce that failed.
 	c.client.Close = c.stopReading
+	if s.cfg.Security.SASL != nil {
+		c.sasl = &saslState{cfg: s.cfg.Security.SASL}
+	}
 	c.active()
 	return c
 }
@@ -70,6 +77,10 @@ type slot struct {
 	buf  *[]byte
 	once sync.Once
 	conn *Conn
+	// raw is a bare SASL token to send instead of a response (isRaw),
+	// after a v0 SaslHandshake.
+	raw   []byte
+	isRaw bool
 }
 
 func (sl *slot) complete(resp kmsg.Response) {
@@ -118,10 +129,21 @@ func (c *Conn) readLoop() {
 				return // stopReading raced with the deadline
 			}
 		}
+		authenticating := c.sasl != nil && !c.sasl.done
+		if authenticating && size > saslMaxReceive {
+			s.log.Info("closing connection: frame too large before SASL authentication", "remote", c.Remote, "size", size)
+			return
+		}
 		buf := getBuf(int(size))
 		if _, err := io.ReadFull(c.nc, *buf); err != nil {
 			putBuf(buf)
 			return
+		}
+		if authenticating {
+			if !c.authenticate(buf) {
+				return
+			}
+			continue
 		}
 		req, err := c.decode(*buf)
 		if err != nil {
@@ -130,14 +152,22 @@ func (c *Conn) readLoop() {
 			return
 		}
 		sl := &slot{correlationID: req.CorrelationID, done: make(chan struct{}), buf: buf, conn: c}
-		c.inflight.Add(1)
-		select {
-		case c.queue <- sl:
-		case <-c.dead:
-			sl.complete(nil)
+		if !c.enqueue(sl) {
 			return
 		}
 		s.handler.Serve(s.ctx, req, sl.complete)
+	}
+}
+
+// enqueue puts sl in the response order; false when the connection died.
+func (c *Conn) enqueue(sl *slot) bool {
+	c.inflight.Add(1)
+	select {
+	case c.queue <- sl:
+		return true
+	case <-c.dead:
+		sl.complete(nil)
+		return false
 	}
 }
 
@@ -325,6 +355,11 @@ type batchWriter struct {
 }
 
 func (w *batchWriter) add(sl *slot) {
+	if sl.isRaw {
+		w.buf = binary.BigEndian.AppendUint32(w.buf, uint32(len(sl.raw)))
+		w.buf = append(w.buf, sl.raw...)
+		w.size = len(w.buf)
+	}
 	if sl.resp != nil {
 		before := len(w.segs)
 		w.buf, w.segs = wire.AppendResponseSegments(w.buf, sl.correlationID, sl.resp, w.segs)

@@ -14,6 +14,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -51,6 +52,8 @@ type Config struct {
 	// that have neither sent a byte nor been answered for this long
 	// (connections.max.idle.ms); 0 or less disables.
 	IdleTimeout time.Duration
+	// Security is the listeners' TLS and SASL; zero for PLAINTEXT.
+	Security Security
 }
 
 // Server accepts connections and serves them.
@@ -158,6 +161,11 @@ func (s *Server) acceptLoop(l net.Listener) {
 		backoff = 0
 		if tc, ok := nc.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
+		}
+		if s.cfg.Security.TLS != nil {
+			// The handshake runs at the reader's first read, under
+			// the idle timeout's deadline.
+			nc = tls.Server(nc, s.cfg.Security.TLS)
 		}
 		c := newConn(s, nc)
 		s.mu.Lock()

@@ -1,0 +1,243 @@
+package server
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-streaming/gregor/internal/auth"
+	"github.com/gregor-streaming/gregor/internal/config"
+	"github.com/gregor-streaming/gregor/internal/wire"
+)
+
+// Security is what a listener asks of its connections: TLS (SSL and
+// SASL_SSL listeners) and SASL authentication before any other request
+// (SASL_PLAINTEXT and SASL_SSL).
+type Security struct {
+	TLS  *tls.Config
+	SASL *SASL
+}
+
+// SASL configures SASL authentication.
+type SASL struct {
+	// Mechanisms are the enabled mechanisms (auth.Plain,
+	// auth.ScramSHA256, auth.ScramSHA512), offered in this order.
+	Mechanisms []string
+	// Lookup finds a user's SCRAM credentials.
+	Lookup auth.Lookup
+}
+
+// saslMaxReceive bounds a frame read before authentication, as Kafka's
+// sasl.server.max.receive.size: an unauthenticated client must not make
+// the broker allocate socket.request.max.bytes.
+const saslMaxReceive = 512 << 10
+
+// SecurityFromConfig builds the security of the client listener the
+// broker properties describe (listeners, ssl.*, sasl.enabled.mechanisms).
+func SecurityFromConfig(cfg *config.BrokerConfig, lookup auth.Lookup) (Security, error) {
+	proto, err := cfg.ListenProtocol()
+	if err != nil {
+		return Security{}, err
+	}
+	var sec Security
+	if proto == config.SSL || proto == config.SASLSSL {
+		if sec.TLS, err = tlsFromConfig(cfg); err != nil {
+			return Security{}, err
+		}
+	}
+	if proto == config.SASLPlaintext || proto == config.SASLSSL {
+		mechs := config.SplitList(cfg.String("sasl.enabled.mechanisms"))
+		if len(mechs) == 0 {
+			return Security{}, fmt.Errorf("%w: listener %s needs sasl.enabled.mechanisms", config.ErrInvalid, proto)
+		}
+		for i, m := range mechs {
+			mechs[i] = strings.ToUpper(m)
+			if !slices.Contains(auth.Mechanisms(), mechs[i]) {
+				return Security{}, fmt.Errorf("%w: sasl.enabled.mechanisms: %q is not supported (supported: %s)", config.ErrInvalid, m, strings.Join(auth.Mechanisms(), ", "))
+			}
+		}
+		sec.SASL = &SASL{Mechanisms: mechs, Lookup: lookup}
+	}
+	return sec, nil
+}
+
+func tlsFromConfig(cfg *config.BrokerConfig) (*tls.Config, error) {
+	var certPEM, keyPEM []byte
+	if loc := cfg.String("ssl.keystore.location"); loc != "" {
+		b, err := os.ReadFile(loc)
+		if err != nil {
+			return nil, fmt.Errorf("ssl.keystore.location: %w", err)
+		}
+		certPEM, keyPEM = b, b
+	} else {
+		certPEM, keyPEM = []byte(cfg.String("ssl.keystore.certificate.chain")), []byte(cfg.String("ssl.keystore.key"))
+		if len(certPEM) == 0 || len(keyPEM) == 0 {
+			return nil, fmt.Errorf("%w: an SSL listener needs ssl.keystore.location, or ssl.keystore.certificate.chain and ssl.keystore.key", config.ErrInvalid)
+		}
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("ssl keystore: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	switch cfg.String("ssl.client.auth") {
+	case "requested":
+		tc.ClientAuth = tls.VerifyClientCertIfGiven
+	case "required":
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	var caPEM []byte
+	if loc := cfg.String("ssl.truststore.location"); loc != "" {
+		if caPEM, err = os.ReadFile(loc); err != nil {
+			return nil, fmt.Errorf("ssl.truststore.location: %w", err)
+		}
+	} else {
+		caPEM = []byte(cfg.String("ssl.truststore.certificates"))
+	}
+	if len(caPEM) > 0 {
+		tc.ClientCAs = x509.NewCertPool()
+		if !tc.ClientCAs.AppendCertsFromPEM(caPEM) {
+			return nil, errors.New("ssl truststore: no PEM certificate found")
+		}
+	} else if tc.ClientAuth != tls.NoClientCert {
+		return nil, fmt.Errorf("%w: ssl.client.auth=%s needs ssl.truststore.location or ssl.truststore.certificates", config.ErrInvalid, cfg.String("ssl.client.auth"))
+	}
+	return tc, nil
+}
+
+// saslState is a connection's SASL authentication, used only by its
+// reader goroutine.
+type saslState struct {
+	cfg *SASL
+	// mech is the mechanism the handshake chose ("" before it).
+	mech    string
+	session auth.Session
+	// raw: the handshake was v0, so the tokens come as bare frames
+	// instead of SaslAuthenticate requests.
+	raw  bool
+	done bool
+	user string
+}
+
+// authenticate serves a frame read before authentication finished:
+// ApiVersions, SaslHandshake and SaslAuthenticate requests, or a bare
+// token after a v0 handshake. Anything else closes the connection, as
+// Kafka does. It reports whether the connection goes on; it owns buf.
+func (c *Conn) authenticate(buf *[]byte) bool {
+	st := c.sasl
+	if st.raw {
+		// A bare token (KIP-43's framing after SaslHandshake v0).
+		out, done, err := st.session.Step(*buf)
+		putBuf(buf)
+		if err != nil {
+			c.server.log.Info("SASL authentication failed", "remote", c.Remote, "mechanism", st.mech, "err", err)
+			return false
+		}
+		c.finishStep(done)
+		sl := &slot{done: make(chan struct{}), conn: c, raw: out, isRaw: true}
+		if !c.enqueue(sl) {
+			return false
+		}
+		sl.complete(nil)
+		return true
+	}
+	req, err := c.decode(*buf)
+	if err != nil {
+		putBuf(buf)
+		c.server.log.Info("closing connection after bad request", "remote", c.Remote, "err", err)
+		return false
+	}
+	sl := &slot{correlationID: req.CorrelationID, done: make(chan struct{}), buf: buf, conn: c}
+	switch req.Key {
+	case wire.ApiVersionsKey:
+		if !c.enqueue(sl) {
+			return false
+		}
+		c.server.handler.Serve(c.server.ctx, req, sl.complete)
+		return true
+	case saslHandshakeKey:
+		resp, ok := c.handshake(req.Body.(*kmsg.SASLHandshakeRequest))
+		resp.SetVersion(req.Version)
+		if !c.enqueue(sl) {
+			return false
+		}
+		sl.complete(resp)
+		return ok
+	case saslAuthenticateKey:
+		resp, ok := c.authenticateStep(req.Body.(*kmsg.SASLAuthenticateRequest))
+		resp.SetVersion(req.Version)
+		if !c.enqueue(sl) {
+			return false
+		}
+		sl.complete(resp)
+		return ok
+	}
+	putBuf(buf)
+	c.server.log.Info("closing connection: request before SASL authentication", "remote", c.Remote, "api", kmsg.NameForKey(req.Key))
+	return false
+}
+
+const (
+	saslHandshakeKey    = 17
+	saslAuthenticateKey = 36
+)
+
+func (c *Conn) handshake(req *kmsg.SASLHandshakeRequest) (*kmsg.SASLHandshakeResponse, bool) {
+	st := c.sasl
+	resp := req.ResponseKind().(*kmsg.SASLHandshakeResponse)
+	resp.SupportedMechanisms = st.cfg.Mechanisms
+	if st.mech != "" {
+		resp.ErrorCode = kerr.IllegalSaslState.Code
+		return resp, false
+	}
+	mech := req.Mechanism
+	if !slices.Contains(st.cfg.Mechanisms, mech) {
+		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
+		return resp, false
+	}
+	session, err := auth.NewSession(mech, st.cfg.Lookup)
+	if err != nil {
+		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
+		return resp, false
+	}
+	st.mech, st.session, st.raw = mech, session, req.Version == 0
+	return resp, true
+}
+
+func (c *Conn) authenticateStep(req *kmsg.SASLAuthenticateRequest) (*kmsg.SASLAuthenticateResponse, bool) {
+	st := c.sasl
+	resp := req.ResponseKind().(*kmsg.SASLAuthenticateResponse)
+	if st.session == nil {
+		resp.ErrorCode = kerr.IllegalSaslState.Code
+		msg := "SaslAuthenticate before SaslHandshake"
+		resp.ErrorMessage = &msg
+		return resp, false
+	}
+	out, done, err := st.session.Step(req.SASLAuthBytes)
+	if err != nil {
+		c.server.log.Info("SASL authentication failed", "remote", c.Remote, "mechanism", st.mech, "err", err)
+		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
+		msg := err.Error()
+		resp.ErrorMessage = &msg
+		return resp, false
+	}
+	resp.SASLAuthBytes = out
+	c.finishStep(done)
+	return resp, true
+}
+
+func (c *Conn) finishStep(done bool) {
+	st := c.sasl
+	if !done {
+		return
+	}
+	st.done, st.user = true, st.session.User()
+	c.server.log.Debug("SASL authenticated", "remote", c.Remote, "mechanism", st.mech, "user", st.user)
+}
