@@ -19,7 +19,9 @@
 # itself once ApiVersions lists the APIs, and a skip while they are
 # listed is a failure. At the end the broker gets SIGTERM and must
 # exit 0 with no ERROR in its log. Any failure prints the case's output and
-# the broker log, and the script exits 1.
+# the broker log, and the script exits 1. A second broker serves one
+# SASL_SSL listener (certificates made with openssl at each run) for
+# the *-sasl-* cases, which authenticate with PLAIN and SCRAM over TLS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -29,14 +31,14 @@ export PYTHONDONTWRITEBYTECODE=1
 START=$SECONDS
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gregor-interop.XXXXXX")
 export WORK
-BROKER_PID="" WIRETAP_PID=""
+BROKER_PID="" WIRETAP_PID="" SECURE_PID=""
 FAILED=0
 
 say() { printf '== interop: %s\n' "$*"; }
 
 cleanup() {
 	local rc=$?
-	for pid in $BROKER_PID $WIRETAP_PID; do
+	for pid in $BROKER_PID $WIRETAP_PID $SECURE_PID; do
 		if kill -0 "$pid" 2>/dev/null; then
 			kill -TERM "$pid" 2>/dev/null || true
 			wait "$pid" 2>/dev/null || true
@@ -80,7 +82,7 @@ wait_for() {
 
 install_deps() {
 	local missing=() p
-	for p in kcat python3-confluent-kafka python3-kafka; do
+	for p in kcat python3-confluent-kafka python3-kafka openssl; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 	done
 	if ((${#missing[@]})); then
@@ -145,6 +147,49 @@ start_broker() {
 	say "gregor pid $BROKER_PID on $addr, clients use $PROXY (wiretap)"
 }
 
+# start_secure_broker starts a second gregor with one SASL_SSL listener
+# (certificates made here with openssl; user alice, password
+# alice-secret, SCRAM-SHA-256 and -512 credentials, PLAIN enabled too),
+# without the wiretap, which cannot read TLS.
+start_secure_broker() {
+	local tls=$WORK/tls
+	mkdir -p "$tls"
+	(
+		cd "$tls"
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
+			-days 2 -subj "/CN=gregor interop CA"
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout broker.key -out broker.csr -subj "/CN=127.0.0.1"
+		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >ext.cnf
+		openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out broker.crt -days 2 -extfile ext.cnf
+		cat broker.key broker.crt >broker.pem
+	) >"$WORK/openssl.log" 2>&1 || {
+		cat "$WORK/openssl.log"
+		echo "interop: making TLS certificates failed" >&2
+		exit 1
+	}
+	"$WORK/gregor" serve --listen 127.0.0.1:0 --data-dir "$WORK/data-secure" --admin-listen 127.0.0.1:0 \
+		--set listeners=SASL_SSL://127.0.0.1:0 --set ssl.keystore.location="$tls/broker.pem" \
+		--set sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512 \
+		--add-scram 'SCRAM-SHA-256=[name=alice,password=alice-secret]' \
+		--add-scram 'SCRAM-SHA-512=[name=alice,password=alice-secret]' \
+		--log-level debug >"$WORK/secure.log" 2>&1 &
+	SECURE_PID=$!
+	if ! wait_for "the SASL_SSL gregor to listen" 30 secure_listening; then
+		echo "--- SASL_SSL broker log"
+		cat "$WORK/secure.log"
+		exit 1
+	fi
+	GREGOR_SECURE_ADDR=$(sed -n 's/.*msg="gregor listening" addr=\([^ ]*\).*/\1/p' "$WORK/secure.log" | head -n1)
+	export GREGOR_SECURE_ADDR GREGOR_TLS_CA=$tls/ca.pem
+	say "SASL_SSL gregor pid $SECURE_PID on $GREGOR_SECURE_ADDR"
+}
+
+secure_listening() {
+	grep -q 'msg="gregor listening"' "$WORK/secure.log" && return 0
+	kill -0 "$SECURE_PID" 2>/dev/null || return 2
+	return 1
+}
+
 # broker_listening: 0 once gregor logged its address, 2 if it exited.
 broker_listening() {
 	grep -q 'msg="gregor listening"' "$WORK/broker.log" && return 0
@@ -152,39 +197,39 @@ broker_listening() {
 	return 1
 }
 
-broker_gone() { ! kill -0 "$BROKER_PID" 2>/dev/null; }
-
 # BROKER_BAD matches broker log lines that fail the run: errors (a
 # recovered handler panic logs one) and an unrecovered panic.
 BROKER_BAD='level=ERROR|^panic:|^fatal error:'
 
-# stop_broker sends SIGTERM and requires a clean exit: status 0, "stopped"
-# logged, no ERROR lines and no panic.
+# stop_broker PID LOG NAME sends SIGTERM and requires a clean exit:
+# status 0, "stopped" logged, no ERROR lines and no panic.
 stop_broker() {
-	kill -TERM "$BROKER_PID"
+	local pid=$1 log=$2 name=$3
+	kill -TERM "$pid"
 	local rc=0 why=""
 	# A shutdown that hangs is a failure, not a stuck CI run.
-	if ! wait_for "gregor to exit after SIGTERM" 60 broker_gone; then
+	if ! wait_for "$name to exit after SIGTERM" 60 pid_gone "$pid"; then
 		why="still running 60s after SIGTERM (killed)"
-		kill -KILL "$BROKER_PID" 2>/dev/null || true
+		kill -KILL "$pid" 2>/dev/null || true
 	fi
-	wait "$BROKER_PID" || rc=$?
-	BROKER_PID=""
+	wait "$pid" || rc=$?
 	[ "$rc" = 0 ] || why="${why:+$why; }exit status $rc"
-	grep -q 'msg=stopped' "$WORK/broker.log" || why="${why:+$why; }no \"stopped\" in its log"
-	if grep -qE "$BROKER_BAD" "$WORK/broker.log"; then
+	grep -q 'msg=stopped' "$log" || why="${why:+$why; }no \"stopped\" in its log"
+	if grep -qE "$BROKER_BAD" "$log"; then
 		why="${why:+$why; }ERROR or panic in its log"
 	fi
 	if [ -n "$why" ]; then
-		say "FAIL broker shutdown: $why"
-		echo "--- broker log (ERROR lines and the last 100 lines)"
-		grep -E "$BROKER_BAD" "$WORK/broker.log" | head -n 50 || true
-		tail -n 100 "$WORK/broker.log"
+		say "FAIL $name shutdown: $why"
+		echo "--- $name log (ERROR lines and the last 100 lines)"
+		grep -E "$BROKER_BAD" "$log" | head -n 50 || true
+		tail -n 100 "$log"
 		FAILED=$((FAILED + 1))
 	else
-		say "broker stopped cleanly on SIGTERM (exit 0)"
+		say "$name stopped cleanly on SIGTERM (exit 0)"
 	fi
 }
+
+pid_gone() { ! kill -0 "$1" 2>/dev/null; }
 
 # ---- cases -----------------------------------------------------------------
 
@@ -222,6 +267,14 @@ CASES=(
 	"kafka-go|^--- PASS: TestKafkaGo |$GO_TEST ^TestKafkaGo\$"
 	"kafka-go-compression|^--- PASS: TestKafkaGoCompression |$GO_TEST ^TestKafkaGoCompression\$"
 	"kafka-go-group|^--- PASS: TestKafkaGoGroup |$GO_TEST ^TestKafkaGoGroup\$"
+	"kcat-sasl-plain|^PASS|bash interop/secure.sh kcat PLAIN"
+	"kcat-sasl-scram-sha-512|^PASS|bash interop/secure.sh kcat SCRAM-SHA-512"
+	"confluent-kafka-python-sasl-scram-sha-256|^PASS|$PY interop/python/secure_case.py confluent SCRAM-SHA-256"
+	"kafka-python-sasl-plain|^PASS|$PY interop/python/secure_case.py kafka-python PLAIN"
+	"kafka-python-sasl-scram-sha-512|^PASS|$PY interop/python/secure_case.py kafka-python SCRAM-SHA-512"
+	"kafkajs-sasl-scram-sha-256|^PASS|node interop/node/kafkajs_secure.js SCRAM-SHA-256"
+	"sarama-sasl|^--- PASS: TestSaramaSASL |$GO_TEST ^TestSaramaSASL\$"
+	"kafka-go-sasl|^--- PASS: TestKafkaGoSASL |$GO_TEST ^TestKafkaGoSASL\$"
 )
 GATE_GROUPS='SKIP: broker lacks consumer groups'
 GATE_IDEMPOTENCE='SKIP: broker lacks idempotent producers'
@@ -295,6 +348,10 @@ show_failure() {
 	tail -n 200 "$WORK/logs/$1.log"
 	echo "--- broker log during $1 (up to 300 lines)"
 	tail -n "+$LOG_FROM" "$WORK/broker.log" | head -n 300
+	if [[ $1 == *sasl* ]]; then
+		echo "--- SASL_SSL broker log (last 100 lines)"
+		tail -n 100 "$WORK/secure.log"
+	fi
 	echo "--- end of $1"
 }
 
@@ -303,6 +360,7 @@ show_failure() {
 install_deps
 say "setup took $((SECONDS - START))s"
 start_broker
+start_secure_broker
 run_cases "$@"
 say "API versions each client sent (wiretap; ! = not advertised by the broker):"
 if ! "$WORK/wiretap" report -broker "$GREGOR_ADDR" -in "$WORK/apis.tsv" | tee "$WORK/api-versions.md"; then
@@ -322,7 +380,10 @@ if [ -n "${INTEROP_UPDATE_COMPAT:-}" ]; then
 		}' docs/COMPAT.md >"$WORK/COMPAT.md" && cp "$WORK/COMPAT.md" docs/COMPAT.md
 	say "updated docs/COMPAT.md's client table"
 fi
-stop_broker
+stop_broker "$BROKER_PID" "$WORK/broker.log" broker
+BROKER_PID=""
+stop_broker "$SECURE_PID" "$WORK/secure.log" "SASL_SSL broker"
+SECURE_PID=""
 kill -TERM "$WIRETAP_PID" 2>/dev/null || true
 wait "$WIRETAP_PID" 2>/dev/null || true
 WIRETAP_PID=""
