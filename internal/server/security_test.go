@@ -1,0 +1,184 @@
+package server
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-streaming/gregor/internal/auth"
+	"github.com/gregor-streaming/gregor/internal/wire"
+)
+
+// saslHandler is testHandler with the SASL APIs registered, as the
+// broker registers them (it answers them itself only once a connection
+// needs no more authentication).
+type saslHandler struct{ testHandler }
+
+func (h *saslHandler) Versions(key int16) (int16, int16, bool) {
+	switch key {
+	case saslHandshakeKey:
+		return 0, 1, true
+	case saslAuthenticateKey:
+		return 0, 2, true
+	}
+	return h.testHandler.Versions(key)
+}
+
+func (h *saslHandler) Serve(ctx context.Context, req *wire.Request, respond func(kmsg.Response)) {
+	switch r := req.Body.(type) {
+	case *kmsg.SASLHandshakeRequest:
+		resp := r.ResponseKind().(*kmsg.SASLHandshakeResponse)
+		resp.Version, resp.ErrorCode = r.Version, 34
+		respond(resp)
+	case *kmsg.SASLAuthenticateRequest:
+		resp := r.ResponseKind().(*kmsg.SASLAuthenticateResponse)
+		resp.Version, resp.ErrorCode = r.Version, 34
+		respond(resp)
+	default:
+		h.testHandler.Serve(ctx, req, respond)
+	}
+}
+
+func startSASLServer(tb testing.TB) (*Server, string) {
+	tb.Helper()
+	creds := map[string][]auth.Credential{}
+	for _, mech := range []string{auth.ScramSHA256, auth.ScramSHA512} {
+		c, err := auth.NewCredential(mech, "alice-secret", []byte("0123456789abcdef"), 4096)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		creds["alice"] = append(creds["alice"], c)
+	}
+	h := &saslHandler{}
+	s := New(h, Config{IdleTimeout: 5 * time.Second, Security: Security{SASL: &SASL{
+		Mechanisms: auth.Mechanisms(),
+		Lookup:     func(user string) []auth.Credential { return creds[user] },
+	}}}, nil)
+	l, err := s.Listen("127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		s.Shutdown(context.Background())
+		h.wg.Wait()
+	})
+	return s, l.Addr().String()
+}
+
+func frame(b []byte) []byte { return append(binary.BigEndian.AppendUint32(nil, uint32(len(b))), b...) }
+
+func request(req kmsg.Request, corr int32) []byte {
+	return kmsg.NewRequestFormatter(kmsg.FormatterClientID("t")).AppendRequest(nil, req, corr)
+}
+
+// TestSASLGate: before authentication only ApiVersions and the SASL
+// APIs are served; after a v1 PLAIN exchange everything is.
+func TestSASLGate(t *testing.T) {
+	_, addr := startSASLServer(t)
+
+	// Metadata first: closed without an answer.
+	c := dial(t, addr)
+	send(t, c, slowMetadata(0), 1)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("Metadata before authentication answered (%d bytes)", n)
+	}
+
+	c = dial(t, addr)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	av := kmsg.NewPtrApiVersionsRequest()
+	av.Version = 3
+	send(t, c, av, 1)
+	readFrame(t, c)
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.Version, hs.Mechanism = 1, auth.Plain
+	send(t, c, hs, 2)
+	var hsResp kmsg.SASLHandshakeResponse
+	hsResp.Version = 1
+	if err := hsResp.ReadFrom(readFrame(t, c)[4:]); err != nil || hsResp.ErrorCode != 0 {
+		t.Fatalf("handshake: %v, error %d", err, hsResp.ErrorCode)
+	}
+	a := kmsg.NewPtrSASLAuthenticateRequest()
+	a.Version, a.SASLAuthBytes = 2, []byte("\x00alice\x00alice-secret")
+	send(t, c, a, 3)
+	var aResp kmsg.SASLAuthenticateResponse
+	aResp.Version = 2
+	if err := aResp.ReadFrom(readFrame(t, c)[5:]); err != nil || aResp.ErrorCode != 0 {
+		t.Fatalf("authenticate: %v, error %d %v", err, aResp.ErrorCode, aResp.ErrorMessage)
+	}
+	send(t, c, slowMetadata(0), 4)
+	if got := int32(binary.BigEndian.Uint32(readFrame(t, c))); got != 4 {
+		t.Fatalf("metadata after authentication: correlation %d", got)
+	}
+	// A second handshake reaches the handler, which answers
+	// ILLEGAL_SASL_STATE as the broker does.
+	send(t, c, hs, 5)
+	if err := hsResp.ReadFrom(readFrame(t, c)[4:]); err != nil || hsResp.ErrorCode != 34 {
+		t.Fatalf("second handshake: %v, error %d", err, hsResp.ErrorCode)
+	}
+}
+
+// FuzzSASLConn writes arbitrary frames to a SASL listener before (and
+// perhaps after) authentication: the connection is answered or closed,
+// never a panic or a hang. The input is a sequence of frames, each a
+// 2-byte length and its bytes; the seeds are v0 and v1 exchanges of
+// each mechanism.
+func FuzzSASLConn(f *testing.F) {
+	var seed []byte
+	add := func(frames ...[]byte) {
+		seed = seed[:0]
+		for _, fr := range frames {
+			seed = binary.BigEndian.AppendUint16(seed, uint16(len(fr)))
+			seed = append(seed, fr...)
+		}
+		f.Add(append([]byte(nil), seed...))
+	}
+	body := func(b []byte) []byte { return b[4:] } // request without its size
+	for _, mech := range auth.Mechanisms() {
+		for _, v := range []int16{0, 1} {
+			hs := kmsg.NewPtrSASLHandshakeRequest()
+			hs.Version, hs.Mechanism = v, mech
+			first := []byte("n,,n=alice,r=abcdefgh")
+			if mech == auth.Plain {
+				first = []byte("\x00alice\x00alice-secret")
+			}
+			if v == 0 {
+				add(body(request(hs, 1)), first, []byte("c=biws,r=abcdefgh,p=AAAA"), body(request(slowMetadata(0), 2)))
+				continue
+			}
+			a := kmsg.NewPtrSASLAuthenticateRequest()
+			a.Version, a.SASLAuthBytes = 2, first
+			add(body(request(hs, 1)), body(request(a, 2)), body(request(slowMetadata(0), 3)))
+		}
+	}
+	av := kmsg.NewPtrApiVersionsRequest()
+	add(body(request(av, 1)), body(request(slowMetadata(0), 2)))
+
+	_, addr := startSASLServer(f)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var out []byte
+		for n := 0; len(in) >= 2 && n < 8; n++ {
+			size := int(binary.BigEndian.Uint16(in))
+			in = in[2:]
+			size = min(size, len(in))
+			out = append(out, frame(in[:size])...)
+			in = in[size:]
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		go c.Write(out)
+		// Whatever the server answers, it answers within the
+		// deadline and then waits for more or closes.
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		io.Copy(io.Discard, c)
+	})
+}
