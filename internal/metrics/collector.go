@@ -57,6 +57,8 @@ type ConnSource interface {
 	Connections() int64
 	// ConnectionsAccepted is the number accepted since start.
 	ConnectionsAccepted() int64
+	// Authentications counts SASL authentications since start.
+	Authentications() (succeeded, failed int64)
 }
 
 // Collector exports a broker's metrics. Sources are attached once they
@@ -125,6 +127,7 @@ var (
 
 	descConns         = desc("server_connections", "Open client connections (Kafka: socket-server-metrics connection-count).")
 	descConnsAccepted = desc("server_connections_accepted_total", "Client connections accepted (Kafka: socket-server-metrics connection-creation-total).")
+	descAuth          = desc("server_sasl_authentications_total", "SASL authentications by result, success or failure (Kafka: successful-authentication-total, failed-authentication-total).", "result")
 )
 
 var allDescs = []*prometheus.Desc{
@@ -134,7 +137,7 @@ var allDescs = []*prometheus.Desc{
 	descRequests, descLatency, descPurgatory,
 	descLogSize, descLogSegments, descLogStart, descLogEnd, descHW, descFsync,
 	descCacheReleased, descCachePrefetched, descPreallocated,
-	descGroups, descGroupMembers, descConns, descConnsAccepted,
+	descGroups, descGroupMembers, descConns, descConnsAccepted, descAuth,
 }
 
 // apiNames caches kmsg's API names by key (Kafka's request= label).
@@ -172,6 +175,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		s := *p
 		gauge(descConns, float64(s.Connections()))
 		counter(descConnsAccepted, float64(s.ConnectionsAccepted()))
+		ok, failed := s.Authentications()
+		counter(descAuth, float64(ok), "success")
+		counter(descAuth, float64(failed), "failure")
 	}
 	p := c.broker.Load()
 	if p == nil {

@@ -137,6 +137,7 @@ func (c *Conn) authenticate(buf *[]byte) bool {
 		out, done, err := st.session.Step(*buf)
 		putBuf(buf)
 		if err != nil {
+			c.server.authFailed.Add(1)
 			c.server.log.Info("SASL authentication failed", "remote", c.Remote, "mechanism", st.mech, "err", err)
 			return false
 		}
@@ -222,6 +223,7 @@ func (c *Conn) authenticateStep(req *kmsg.SASLAuthenticateRequest) (*kmsg.SASLAu
 	}
 	out, done, err := st.session.Step(req.SASLAuthBytes)
 	if err != nil {
+		c.server.authFailed.Add(1)
 		c.server.log.Info("SASL authentication failed", "remote", c.Remote, "mechanism", st.mech, "err", err)
 		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
 		msg := err.Error()
@@ -239,5 +241,6 @@ func (c *Conn) finishStep(done bool) {
 		return
 	}
 	st.done, st.user = true, st.session.User()
+	c.server.authOK.Add(1)
 	c.server.log.Debug("SASL authenticated", "remote", c.Remote, "mechanism", st.mech, "user", st.user)
 }

@@ -79,7 +79,7 @@ func request(req kmsg.Request, corr int32) []byte {
 // TestSASLGate: before authentication only ApiVersions and the SASL
 // APIs are served; after a v1 PLAIN exchange everything is.
 func TestSASLGate(t *testing.T) {
-	_, addr := startSASLServer(t)
+	srv, addr := startSASLServer(t)
 
 	// Metadata first: closed without an answer.
 	c := dial(t, addr)
@@ -120,6 +120,24 @@ func TestSASLGate(t *testing.T) {
 	send(t, c, hs, 5)
 	if err := hsResp.ReadFrom(readFrame(t, c)[4:]); err != nil || hsResp.ErrorCode != 34 {
 		t.Fatalf("second handshake: %v, error %d", err, hsResp.ErrorCode)
+	}
+
+	// A wrong password: SASL_AUTHENTICATION_FAILED, then the
+	// connection closes.
+	c = dial(t, addr)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	send(t, c, hs, 1)
+	readFrame(t, c)
+	a.SASLAuthBytes = []byte("\x00alice\x00wrong")
+	send(t, c, a, 2)
+	if err := aResp.ReadFrom(readFrame(t, c)[5:]); err != nil || aResp.ErrorCode != 58 {
+		t.Fatalf("wrong password: %v, error %d", err, aResp.ErrorCode)
+	}
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Error("connection open after a failed authentication")
+	}
+	if ok, failed := srv.Authentications(); ok != 1 || failed != 1 {
+		t.Errorf("Authentications() = %d, %d; want 1, 1", ok, failed)
 	}
 }
 

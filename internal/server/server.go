@@ -78,6 +78,8 @@ type Server struct {
 	// Stats for metrics.
 	connsOpen     atomic.Int64
 	connsAccepted atomic.Int64
+	authOK        atomic.Int64
+	authFailed    atomic.Int64
 }
 
 // New returns a server that dispatches to h.
