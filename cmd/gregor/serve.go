@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -123,28 +125,44 @@ Flags:
 	if d, ok := cfg.DataDir(); ok && !explicit["data-dir"] {
 		*dataDir = d
 	}
-	for _, e := range []struct {
-		flag string
-		dst  *string
-		get  func() (string, bool, error)
-	}{{"listen", listen, cfg.ListenAddr}, {"advertise", advertise, cfg.AdvertisedAddr}} {
-		addr, ok, err := e.get()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "gregor serve:", err)
+	listeners, ok, err := cfg.Listeners()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gregor serve:", err)
+		return 2
+	}
+	if !ok {
+		listeners = []config.Listener{{Name: config.Plaintext, Protocol: config.Plaintext, Addr: *listen}}
+	} else if explicit["listen"] {
+		listeners[0].Addr = *listen
+	}
+	advertised, err := cfg.AdvertisedListeners()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gregor serve:", err)
+		return 2
+	}
+	if advertised == nil {
+		advertised = map[string]string{}
+	}
+	if explicit["advertise"] {
+		advertised[listeners[0].Name] = *advertise
+	}
+	for name := range advertised {
+		if !slices.ContainsFunc(listeners, func(l config.Listener) bool { return l.Name == name }) {
+			fmt.Fprintf(os.Stderr, "gregor serve: advertised.listeners names %s, which listeners does not have\n", name)
 			return 2
-		}
-		if ok && !explicit[e.flag] {
-			*e.dst = addr
 		}
 	}
 
 	// TLS and SASL settings are checked before the data directory is
 	// opened; credentials are looked up in the broker's metadata.
 	var b *broker.Broker
-	security, err := server.SecurityFromConfig(cfg, func(user string) []auth.Credential { return b.ScramLookup(user) })
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "gregor serve:", err)
-		return 2
+	lookup := func(user string) []auth.Credential { return b.ScramLookup(user) }
+	security := make([]server.Security, len(listeners))
+	for i, l := range listeners {
+		if security[i], err = server.SecurityFor(cfg, l.Protocol, lookup); err != nil {
+			fmt.Fprintf(os.Stderr, "gregor serve: listener %s: %v\n", l.Name, err)
+			return 2
+		}
 	}
 	var scramUsers []scramUser
 	for _, s := range addScram {
@@ -206,43 +224,49 @@ Flags:
 		MaxRequestSize:    int32(cfg.Int("socket.request.max.bytes")),
 		QueuedMaxRequests: int(cfg.Int("queued.max.requests")),
 		IdleTimeout:       time.Duration(cfg.Int("connections.max.idle.ms")) * time.Millisecond,
-		Security:          security,
 	}, log)
-	// Set the advertised endpoint before accepting when it is known
-	// (not port 0): a client connecting at once must not read it while
-	// it is being set, a data race that answers Metadata with ":0".
-	early := *advertise
-	if early == "" {
-		early = *listen
-	}
-	earlyHost, earlyPort, earlyErr := splitAdvertised(early)
-	if earlyErr == nil && earlyPort != 0 {
-		b.SetAdvertised(earlyHost, earlyPort)
-	}
-	l, err := srv.Listen(*listen)
-	if err != nil {
-		log.Error("cannot listen", "addr", *listen, "err", err)
-		b.Close()
-		return 1
-	}
-	adv := *advertise
-	if adv == "" {
-		adv = l.Addr().String()
-	}
-	host, port, err := splitAdvertised(adv)
-	if err != nil {
-		log.Error("bad advertised address", "addr", adv, "err", err)
-		srv.Shutdown(context.Background())
-		b.Close()
-		return 2
-	}
-	if host != earlyHost || port != earlyPort || earlyErr != nil {
-		b.SetAdvertised(host, port)
+	for i, l := range listeners {
+		// Set the advertised endpoint before accepting when it is
+		// known (not port 0): a client connecting at once must not
+		// read it while it is being set, a data race that answers
+		// Metadata with ":0".
+		adv := advertised[l.Name]
+		early := cmp.Or(adv, l.Addr)
+		earlyHost, earlyPort, earlyErr := splitAdvertised(early)
+		if earlyErr == nil && earlyPort != 0 {
+			b.SetListenerAdvertised(l.Name, earlyHost, earlyPort)
+			if i == 0 {
+				b.SetAdvertised(earlyHost, earlyPort)
+			}
+		}
+		ln, err := net.Listen("tcp", l.Addr)
+		if err == nil {
+			err = srv.ServeListener(ln, l.Name, security[i])
+		}
+		if err != nil {
+			log.Error("cannot listen", "addr", l.Addr, "listener", l.Name, "err", err)
+			srv.Shutdown(context.Background())
+			b.Close()
+			return 1
+		}
+		adv = cmp.Or(adv, ln.Addr().String())
+		host, port, err := splitAdvertised(adv)
+		if err != nil {
+			log.Error("bad advertised address", "addr", adv, "listener", l.Name, "err", err)
+			srv.Shutdown(context.Background())
+			b.Close()
+			return 2
+		}
+		if host != earlyHost || port != earlyPort || earlyErr != nil {
+			b.SetListenerAdvertised(l.Name, host, port)
+			if i == 0 {
+				b.SetAdvertised(host, port)
+			}
+		}
+		log.Info("gregor listening", "addr", ln.Addr().String(), "listener", l.Name, "protocol", l.Protocol, "advertised", adv, "data_dir", *dataDir)
 	}
 	collector.SetConns(srv)
 	adm.SetReady()
-	proto, _ := cfg.ListenProtocol()
-	log.Info("gregor listening", "addr", l.Addr().String(), "protocol", proto, "advertised", adv, "data_dir", *dataDir)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)

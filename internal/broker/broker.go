@@ -58,10 +58,14 @@ type Broker struct {
 	// advertised is the endpoint announced to clients; SetAdvertised may
 	// replace it while requests are served (a listener on port 0).
 	advertised atomic.Pointer[endpoint]
-	fs         vfs.FS
-	dir        string
-	log        *slog.Logger
-	now        func() time.Time
+	// listenerEndpoints holds the endpoints of named listeners
+	// (SetListenerAdvertised); a request from a listener without one
+	// is answered with advertised.
+	listenerEndpoints sync.Map // string -> *endpoint
+	fs                vfs.FS
+	dir               string
+	log               *slog.Logger
+	now               func() time.Time
 
 	// static is the configuration from file, env and flags. Immutable.
 	static *config.BrokerConfig
@@ -278,8 +282,20 @@ type endpoint struct {
 	port int32
 }
 
-// endpoint returns the advertised endpoint.
-func (b *Broker) endpoint() (string, int32) {
+// SetListenerAdvertised sets the endpoint announced to clients of the
+// named listener (wire.Client.Listener).
+func (b *Broker) SetListenerAdvertised(name, host string, port int32) {
+	b.listenerEndpoints.Store(name, &endpoint{host: host, port: port})
+}
+
+// endpoint returns the endpoint advertised to clients of listener.
+func (b *Broker) endpoint(listener string) (string, int32) {
+	if listener != "" {
+		if e, ok := b.listenerEndpoints.Load(listener); ok {
+			ep := e.(*endpoint)
+			return ep.host, ep.port
+		}
+	}
 	e := b.advertised.Load()
 	return e.host, e.port
 }

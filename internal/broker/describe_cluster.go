@@ -45,7 +45,7 @@ func (b *Broker) handleDescribeCluster(req *wire.Request) kmsg.Response {
 	if r.IncludeClusterAuthorizedOperations {
 		resp.ClusterAuthorizedOperations = allClusterOperations
 	}
-	host, port := b.endpoint()
+	host, port := b.endpoint(req.Client.Listener)
 	resp.Brokers = []kmsg.DescribeClusterResponseBroker{{NodeID: b.nodeID, Host: host, Port: port}}
 	return resp
 }

@@ -31,18 +31,18 @@ func (b *Broker) handleFindCoordinator(req *wire.Request) kmsg.Response {
 	r := req.Body.(*kmsg.FindCoordinatorRequest)
 	resp := r.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	if r.Version < 4 {
-		c := b.findCoordinator(r.CoordinatorType, r.CoordinatorKey)
+		c := b.findCoordinator(req.Client.Listener, r.CoordinatorType, r.CoordinatorKey)
 		resp.ErrorCode, resp.ErrorMessage = c.ErrorCode, c.ErrorMessage
 		resp.NodeID, resp.Host, resp.Port = c.NodeID, c.Host, c.Port
 		return resp
 	}
 	for _, key := range r.CoordinatorKeys {
-		resp.Coordinators = append(resp.Coordinators, b.findCoordinator(r.CoordinatorType, key))
+		resp.Coordinators = append(resp.Coordinators, b.findCoordinator(req.Client.Listener, r.CoordinatorType, key))
 	}
 	return resp
 }
 
-func (b *Broker) findCoordinator(keyType int8, key string) kmsg.FindCoordinatorResponseCoordinator {
+func (b *Broker) findCoordinator(listener string, keyType int8, key string) kmsg.FindCoordinatorResponseCoordinator {
 	c := kmsg.NewFindCoordinatorResponseCoordinator()
 	c.Key = key
 	fail := func(err *kerr.Error, msg string) kmsg.FindCoordinatorResponseCoordinator {
@@ -62,7 +62,7 @@ func (b *Broker) findCoordinator(keyType int8, key string) kmsg.FindCoordinatorR
 	default:
 		return fail(kerr.InvalidRequest, "unsupported coordinator type")
 	}
-	host, port := b.endpoint()
+	host, port := b.endpoint(listener)
 	c.NodeID, c.Host, c.Port = b.nodeID, host, port
 	return c
 }

@@ -47,7 +47,7 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 		}
 	}
 
-	host, port := b.endpoint()
+	host, port := b.endpoint(req.Client.Listener)
 	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: b.nodeID, Host: host, Port: port}}
 	clusterID := img.ClusterID
 	resp.ClusterID = &clusterID

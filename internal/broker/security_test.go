@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -20,7 +21,9 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/gregor-streaming/gregor/internal/auth"
+	"github.com/gregor-streaming/gregor/internal/config"
 	"github.com/gregor-streaming/gregor/internal/ktest"
+	"github.com/gregor-streaming/gregor/internal/server"
 )
 
 // roundTrip produces n records of size bytes to topic through cl and
@@ -365,4 +368,61 @@ func readFrame(t *testing.T, conn net.Conn) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestListenersAdvertiseTheirOwnEndpoint: with two listeners (PLAINTEXT
+// and a SASL one, as listeners=INTERNAL://…,EXTERNAL://… sets up), each
+// client is told its own listener's address in Metadata and
+// FindCoordinator, so a SASL client keeps to the SASL port and a group
+// works through either.
+func TestListenersAdvertiseTheirOwnEndpoint(t *testing.T) {
+	b := ktest.NewBroker(t)
+	for _, mech := range []string{auth.ScramSHA256} {
+		if _, err := b.B.EnsureScramUser(mech, "alice", "alice-secret"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, _, err := config.NewBroker(map[string]string{"sasl.enabled.mechanisms": "SCRAM-SHA-256"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := server.SecurityFor(cfg, config.SASLPlaintext, b.B.ScramLookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	external := b.AddListener("EXTERNAL", sec)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		addr string
+		opts []kgo.Opt
+	}{
+		{b.Addr, nil},
+		{external, []kgo.Opt{kgo.SASL(scram.Auth{User: "alice", Pass: "alice-secret"}.AsSha256Mechanism())}},
+	} {
+		cl := b.Client(append([]kgo.Opt{kgo.SeedBrokers(c.addr)}, c.opts...)...)
+		md, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := net.JoinHostPort(md.Brokers[0].Host, fmt.Sprint(md.Brokers[0].Port)); got != c.addr {
+			t.Errorf("through %s: Metadata advertises %s", c.addr, got)
+		}
+		fc := kmsg.NewPtrFindCoordinatorRequest()
+		fc.CoordinatorKey = "g"
+		fcr, err := fc.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := net.JoinHostPort(fcr.Host, fmt.Sprint(fcr.Port)); got != c.addr {
+			t.Errorf("through %s: FindCoordinator answers %s", c.addr, got)
+		}
+	}
+	// A group consumer through the SASL listener: every connection
+	// kgo opens (seed, broker, coordinator) authenticates.
+	opts := []kgo.Opt{kgo.SeedBrokers(external), kgo.SASL(scram.Auth{User: "alice", Pass: "alice-secret"}.AsSha256Mechanism()), kgo.AllowAutoTopicCreation()}
+	newClient := func(more ...kgo.Opt) *kgo.Client {
+		return b.Client(append(append([]kgo.Opt{}, opts...), append(more, kgo.ConsumerGroup("g-external"))...)...)
+	}
+	roundTrip(t, b.Client(opts...), newClient, "external", 10, 100)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -312,5 +313,39 @@ func TestEndpoints(t *testing.T) {
 	c, _, _ = NewBroker(map[string]string{"listeners": "CONTROLLER://:9093,EXTERNAL://:9094"})
 	if _, _, err := c.ListenAddr(); !errors.Is(err, ErrInvalid) {
 		t.Errorf("no client listener: %v", err)
+	}
+}
+
+func TestListeners(t *testing.T) {
+	c, _, err := NewBroker(map[string]string{
+		"listeners":                      "INTERNAL://127.0.0.1:9092,CONTROLLER://:9093,external://0.0.0.0:9094,SSL://:9095",
+		"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SASL_SSL,SSL:SSL,CONTROLLER:PLAINTEXT",
+		"advertised.listeners":           "INTERNAL://10.0.0.1:9092,EXTERNAL://kafka.example.com:9094",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, ok, err := c.Listeners()
+	want := []Listener{{"INTERNAL", Plaintext, "127.0.0.1:9092"}, {"EXTERNAL", SASLSSL, "0.0.0.0:9094"}, {"SSL", SSL, ":9095"}}
+	if !ok || err != nil || !reflect.DeepEqual(ls, want) {
+		t.Errorf("Listeners = %+v %v %v, want %+v", ls, ok, err, want)
+	}
+	adv, err := c.AdvertisedListeners()
+	if err != nil || adv["INTERNAL"] != "10.0.0.1:9092" || adv["EXTERNAL"] != "kafka.example.com:9094" || len(adv) != 2 {
+		t.Errorf("AdvertisedListeners = %v %v", adv, err)
+	}
+	for _, bad := range []map[string]string{
+		{"listeners": "PLAINTEXT://:9092,PLAINTEXT://:9093"},
+		{"listeners": "INTERNAL://:9092"},
+		{"listeners": "PLAINTEXT:9092"},
+		{"listeners": "PLAINTEXT://:9092", "listener.security.protocol.map": "PLAINTEXT:TLS"},
+	} {
+		c, _, err := NewBroker(bad)
+		if err == nil {
+			_, _, err = c.Listeners()
+		}
+		if !errors.Is(err, ErrInvalid) {
+			t.Errorf("%v: %v, want ErrInvalid", bad, err)
+		}
 	}
 }

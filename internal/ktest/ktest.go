@@ -218,3 +218,23 @@ func (b *Broker) CreateTopic(topic string, partitions int32, configs map[string]
 		b.t.Fatalf("ktest: create topic %q: %v", topic, resp.Err)
 	}
 }
+
+// AddListener opens another listener on a free loopback port, named name
+// with security sec (server.SecurityFor), advertised as its own address
+// to the clients connecting through it, and returns that address. A
+// Restart does not reopen it.
+func (b *Broker) AddListener(name string, sec server.Security) string {
+	b.t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.t.Fatalf("ktest: listen: %v", err)
+	}
+	host, port, _ := net.SplitHostPort(l.Addr().String())
+	p, _ := strconv.Atoi(port)
+	b.B.SetListenerAdvertised(name, host, int32(p))
+	if err := b.srv.ServeListener(l, name, sec); err != nil {
+		l.Close()
+		b.t.Fatalf("ktest: serve listener %s: %v", name, err)
+	}
+	return l.Addr().String()
+}

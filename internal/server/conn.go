@@ -44,12 +44,12 @@ type Conn struct {
 	sasl *saslState
 }
 
-func newConn(s *Server, nc net.Conn) *Conn {
+func newConn(s *Server, nc net.Conn, listener string, sec Security) *Conn {
 	c := &Conn{
 		server: s,
 		nc:     nc,
 		Remote: nc.RemoteAddr().String(),
-		client: &wire.Client{Remote: nc.RemoteAddr().String()},
+		client: &wire.Client{Remote: nc.RemoteAddr().String(), Listener: listener},
 		queue:  make(chan *slot, s.cfg.QueuedMaxRequests),
 		dead:   make(chan struct{}),
 	}
@@ -60,8 +60,8 @@ func newConn(s *Server, nc net.Conn) *Conn {
 	// killing at once lost those, such as a Metadata response pipelined
 	// before an acks=0 produce that failed.
 	c.client.Close = c.stopReading
-	if s.cfg.Security.SASL != nil {
-		c.sasl = &saslState{cfg: s.cfg.Security.SASL}
+	if sec.SASL != nil {
+		c.sasl = &saslState{cfg: sec.SASL}
 	}
 	c.active()
 	return c

@@ -39,13 +39,22 @@ type SASL struct {
 // the broker allocate socket.request.max.bytes.
 const saslMaxReceive = 512 << 10
 
-// SecurityFromConfig builds the security of the client listener the
-// broker properties describe (listeners, ssl.*, sasl.enabled.mechanisms).
+// SecurityFromConfig builds the security of the first client listener
+// the broker properties describe (listeners, ssl.*,
+// sasl.enabled.mechanisms).
 func SecurityFromConfig(cfg *config.BrokerConfig, lookup auth.Lookup) (Security, error) {
 	proto, err := cfg.ListenProtocol()
 	if err != nil {
 		return Security{}, err
 	}
+	return SecurityFor(cfg, proto, lookup)
+}
+
+// SecurityFor builds the security of a listener of protocol proto
+// (config.Plaintext, SSL, SASLPlaintext, SASLSSL) from the ssl.* and
+// sasl.* properties.
+func SecurityFor(cfg *config.BrokerConfig, proto string, lookup auth.Lookup) (Security, error) {
+	var err error
 	var sec Security
 	if proto == config.SSL || proto == config.SASLSSL {
 		if sec.TLS, err = tlsFromConfig(cfg); err != nil {

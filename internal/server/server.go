@@ -121,8 +121,14 @@ func (s *Server) Listen(addr string) (net.Listener, error) {
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("server: closed")
 
-// Serve accepts connections on l in the background until Shutdown.
-func (s *Server) Serve(l net.Listener) error {
+// Serve accepts connections on l in the background until Shutdown,
+// with the Config's Security.
+func (s *Server) Serve(l net.Listener) error { return s.ServeListener(l, "", s.cfg.Security) }
+
+// ServeListener is Serve for a named listener with its own security
+// (listeners=INTERNAL://…,EXTERNAL://…); handlers see the name in
+// wire.Client.Listener.
+func (s *Server) ServeListener(l net.Listener, name string, sec Security) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -132,12 +138,12 @@ func (s *Server) Serve(l net.Listener) error {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.acceptLoop(l)
+		s.acceptLoop(l, name, sec)
 	}()
 	return nil
 }
 
-func (s *Server) acceptLoop(l net.Listener) {
+func (s *Server) acceptLoop(l net.Listener, name string, sec Security) {
 	var backoff time.Duration
 	for {
 		nc, err := l.Accept()
@@ -164,12 +170,12 @@ func (s *Server) acceptLoop(l net.Listener) {
 		if tc, ok := nc.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
-		if s.cfg.Security.TLS != nil {
+		if sec.TLS != nil {
 			// The handshake runs at the reader's first read, under
 			// the idle timeout's deadline.
-			nc = tls.Server(nc, s.cfg.Security.TLS)
+			nc = tls.Server(nc, sec.TLS)
 		}
-		c := newConn(s, nc)
+		c := newConn(s, nc, name, sec)
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()

@@ -30,6 +30,10 @@ type Request struct {
 type Client struct {
 	// Remote is the client's address.
 	Remote string
+	// Listener is the name of the listener the connection arrived on
+	// ("" for the server's default one): Metadata answers with that
+	// listener's advertised endpoint.
+	Listener string
 	// Close stops reading requests and closes the connection once the
 	// responses to the requests already read are written; for handlers
 	// that cannot answer (Kafka closes on such requests).
