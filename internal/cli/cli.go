@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,7 +22,8 @@ const DefaultBrokers = "127.0.0.1:9092"
 type Env struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
-	// Getenv reads environment variables (GREGOR_BROKERS).
+	// Getenv reads environment variables (GREGOR_BROKERS, the TLS and
+	// SASL settings, GREGOR_USER_PASSWORD).
 	Getenv func(string) string
 	// StdinTTY and StderrTTY tell whether those are terminals: a live
 	// rate is drawn on a terminal stderr when data does not come from
@@ -54,6 +56,7 @@ var root = &command{
 		consumeCmd,
 		groupCmd,
 		clusterCmd,
+		userCmd,
 	},
 }
 
@@ -85,6 +88,7 @@ type runner struct {
 	brokers string
 	json    bool
 	timeout time.Duration
+	sec     security
 }
 
 // Run runs the command in args (without the program name), prints any
@@ -131,7 +135,10 @@ func Run(ctx context.Context, args []string, env Env) int {
 	if r.brokers == "" {
 		r.brokers = DefaultBrokers
 	}
-	err = run(pos)
+	err = r.sec.prepare(fs, env.Getenv)
+	if err == nil {
+		err = run(pos)
+	}
 	if err == nil {
 		return ExitOK
 	}
@@ -172,6 +179,7 @@ func (r *runner) globalFlags(fs *flag.FlagSet) {
 	fs.StringVar(&r.brokers, "b", def, "short for --brokers")
 	fs.BoolVar(&r.json, "json", false, "print JSON instead of tables")
 	fs.DurationVar(&r.timeout, "timeout", 15*time.Second, "give up on the cluster after this long")
+	r.sec.flags(fs)
 }
 
 // partitionOpenAllowance is how much longer than --timeout's default a
@@ -238,6 +246,7 @@ func (r *runner) client(extra ...kgo.Opt) (*kgo.Client, error) {
 		kgo.RequestTimeoutOverhead(r.timeout),
 		kgo.RetryTimeout(r.timeout),
 	}
+	opts = append(opts, r.sec.opts...)
 	opts = append(opts, r.env.ClientOpts...)
 	opts = append(opts, extra...)
 	cl, err := kgo.NewClient(opts...)
@@ -251,7 +260,7 @@ func (r *runner) client(extra ...kgo.Opt) (*kgo.Client, error) {
 		if isConnError(err) || errors.Is(err, context.DeadlineExceeded) {
 			return nil, &unreachableError{brokers: r.brokers, err: err}
 		}
-		return nil, err
+		return nil, r.sec.connectFailed(err)
 	}
 	return cl, nil
 }
@@ -297,6 +306,10 @@ func groupHelp(w io.Writer, c *command, path string) {
 	fmt.Fprintf(w, "\nRun 'gregor %s COMMAND --help' for a command's flags and examples.\n", path)
 }
 
+// globalFlagNames are the flags globalFlags declares, which leafHelp
+// lists apart from a command's own.
+var globalFlagNames = append([]string{"brokers", "json", "timeout"}, securityFlags...)
+
 // leafHelp prints a command's help: usage, text, flags (a short alias
 // on the line of its long flag).
 func leafHelp(w io.Writer, c *command, path string, fs *flag.FlagSet) {
@@ -313,8 +326,7 @@ func leafHelp(w io.Writer, c *command, path string, fs *flag.FlagSet) {
 			return
 		}
 		b := &own
-		switch f.Name {
-		case "brokers", "json", "timeout":
+		if slices.Contains(globalFlagNames, f.Name) {
 			b = &global
 		}
 		name, usage := flag.UnquoteUsage(f)
@@ -343,11 +355,19 @@ const rootHelp = `Client commands (talk to any Kafka-compatible cluster):
   consume   read records from topics, alone or in a consumer group
   group     list, describe (members, lag), delete, reset-offsets
   cluster   info: brokers, controller, version, supported APIs
+  user      create, list, delete SCRAM users (SASL)
 
 Every client command takes:
   -b, --brokers HOST:PORT,...   seed brokers (default $GREGOR_BROKERS, else 127.0.0.1:9092)
   --json                        JSON output for scripts
   --timeout DURATION            give up on the cluster after this long (default 15s)
+  --tls                         connect with TLS ($GREGOR_TLS=1)
+  --tls-ca FILE                 trust these PEM CA certificates ($GREGOR_TLS_CA)
+  --tls-cert FILE               PEM client key and certificate ($GREGOR_TLS_CERT)
+  --tls-server-name NAME        verify certificates for NAME, not the broker's host
+  --sasl-mechanism NAME         PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 ($GREGOR_SASL_MECHANISM)
+  --sasl-user NAME              SASL user ($GREGOR_SASL_USER)
+  --sasl-password PASSWORD      SASL password (better: $GREGOR_SASL_PASSWORD)
 
 Exit status: 0 ok, 1 the operation failed, 2 usage error,
 3 cluster unreachable, 4 authentication or authorization failed.
@@ -359,4 +379,6 @@ Examples:
   gregor consume events -g billing -n 100 --json
   gregor group describe billing
   gregor cluster info -b kafka-1:9092,kafka-2:9092
+  GREGOR_SASL_PASSWORD=secret gregor topic list -b kafka:9093 --tls-ca ca.pem \
+      --sasl-mechanism SCRAM-SHA-256 --sasl-user alice
 `

@@ -40,7 +40,12 @@ func TestProgressWiring(t *testing.T) {
 	a := newGregor(t)
 	var out, errb bytes.Buffer
 	env := Env{Stdin: strings.NewReader("a\nb\n"), Stdout: &out, Stderr: &errb, StderrTTY: true,
-		Getenv: func(string) string { return a }}
+		Getenv: func(k string) string {
+			if k == "GREGOR_BROKERS" {
+				return a
+			}
+			return ""
+		}}
 	if code := Run(t.Context(), []string{"produce", "events"}, env); code != 0 {
 		t.Fatalf("produce: %d %s", code, errb.String())
 	}
