@@ -121,15 +121,17 @@ func Run(ctx context.Context, args []string, env Env) int {
 	fs.SetOutput(env.Stderr)
 	run := cmd.setup(r, fs)
 	r.globalFlags(fs)
-	fs.Usage = func() { leafHelp(fs.Output(), cmd, path, fs) }
+	// flag prints the usage itself on -h and on mistakes, to its
+	// output; printed here instead, help asked for goes to stdout once.
+	fs.Usage = func() {}
 	pos, err := parseInterspersed(fs, rest)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(env.Stdout)
-			fs.Usage()
+			leafHelp(env.Stdout, cmd, path, fs)
 			return ExitOK
 		}
-		// flag already printed the problem and the usage.
+		// flag printed the problem; the usage follows it.
+		leafHelp(env.Stderr, cmd, path, fs)
 		return ExitUsage
 	}
 	if r.brokers == "" {

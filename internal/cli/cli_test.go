@@ -178,3 +178,23 @@ func TestAllowForPartitions(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpPrintedOnce: --help prints the command's help once, on stdout;
+// a bad flag prints the problem and the usage on stderr.
+func TestHelpPrintedOnce(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := Run(context.Background(), []string{"topic", "list", "--help"}, Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}); code != ExitOK {
+		t.Fatalf("exit %d", code)
+	}
+	if n := strings.Count(out.String(), "Usage: gregor topic list"); n != 1 || errb.Len() != 0 {
+		t.Errorf("help on stdout %d times, stderr %q", n, errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	if code := Run(context.Background(), []string{"topic", "list", "--bogus"}, Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}); code != ExitUsage {
+		t.Fatalf("exit %d", code)
+	}
+	if n := strings.Count(errb.String(), "Usage: gregor topic list"); n != 1 || out.Len() != 0 || !strings.Contains(errb.String(), "bogus") {
+		t.Errorf("bad flag: stderr %q, stdout %q", errb.String(), out.String())
+	}
+}
