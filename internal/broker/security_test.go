@@ -262,11 +262,7 @@ func TestSASLSSLClientCertRequired(t *testing.T) {
 // and requests follow once authenticated.
 func TestSASLHandshakeV0RawTokens(t *testing.T) {
 	b := saslBroker(t, "SASL_PLAINTEXT")
-	conn, err := net.DialTimeout("tcp", b.Addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialRaw(t, b.Addr).nc
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 
 	hs := kmsg.NewPtrSASLHandshakeRequest()
@@ -291,11 +287,7 @@ func TestSASLHandshakeV0RawTokens(t *testing.T) {
 	}
 
 	// A wrong password in a bare token closes the connection.
-	conn2, err := net.DialTimeout("tcp", b.Addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn2.Close()
+	conn2 := dialRaw(t, b.Addr).nc
 	conn2.SetDeadline(time.Now().Add(10 * time.Second))
 	rawRequest(t, conn2, hs, 1, &hsResp)
 	writeFrame(t, conn2, []byte("\x00alice\x00nope"))
@@ -308,11 +300,7 @@ func TestSASLHandshakeV0RawTokens(t *testing.T) {
 // cannot make the broker read a large frame.
 func TestSASLLargeFrameBeforeAuthentication(t *testing.T) {
 	b := saslBroker(t, "SASL_PLAINTEXT")
-	conn, err := net.DialTimeout("tcp", b.Addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialRaw(t, b.Addr).nc
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	var size [4]byte
 	binary.BigEndian.PutUint32(size[:], 50<<20)

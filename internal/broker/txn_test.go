@@ -2,9 +2,7 @@ package broker_test
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"sync"
@@ -756,14 +754,7 @@ func expectAppendedInOrder(t *testing.T, conn net.Conn, n int) {
 // readProduceResponse reads one v12 produce response of one partition.
 func readProduceResponse(t *testing.T, conn net.Conn) kmsg.ProduceResponseTopicPartition {
 	t.Helper()
-	var size [4]byte
-	if _, err := io.ReadFull(conn, size[:]); err != nil {
-		t.Fatal(err)
-	}
-	body := make([]byte, binary.BigEndian.Uint32(size[:]))
-	if _, err := io.ReadFull(conn, body); err != nil {
-		t.Fatal(err)
-	}
+	body := readFrame(t, conn)
 	resp := kmsg.NewPtrProduceResponse()
 	resp.Version = 12
 	// Correlation ID, then the flexible header's tag byte.
