@@ -13,6 +13,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -23,6 +25,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/gregor-streaming/gregor/bench/internal/load"
 	"github.com/gregor-streaming/gregor/bench/internal/proc"
@@ -70,6 +76,8 @@ func main() {
 type common struct {
 	brokers, admin, jsonOut string
 	pid                     int
+	// Security of the measuring clients.
+	tlsCA, saslMechanism, saslUser, saslPassword string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -77,10 +85,47 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.pid, "pid", 0, "broker PID for /proc readings (0: the process listening on the broker port; -1: none)")
 	fs.StringVar(&c.admin, "admin", "", "broker admin base URL for heap samples, e.g. http://127.0.0.1:9644")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the result as JSON to this file (- for stdout)")
+	fs.StringVar(&c.tlsCA, "tls-ca", "", "connect with TLS, trusting the CA certificates in this PEM file")
+	fs.StringVar(&c.saslMechanism, "sasl-mechanism", "", "authenticate with PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (--sasl-user, --sasl-password)")
+	fs.StringVar(&c.saslUser, "sasl-user", "", "SASL user")
+	fs.StringVar(&c.saslPassword, "sasl-password", "", "SASL password")
+}
+
+// security returns the client options for --tls-ca and --sasl-*.
+func (c *common) security() ([]kgo.Opt, error) {
+	var opts []kgo.Opt
+	if c.tlsCA != "" {
+		pem, err := os.ReadFile(c.tlsCA)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-ca %s: no PEM certificate", c.tlsCA)
+		}
+		opts = append(opts, kgo.DialTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+	}
+	a := scram.Auth{User: c.saslUser, Pass: c.saslPassword}
+	switch strings.ToUpper(c.saslMechanism) {
+	case "":
+	case "PLAIN":
+		opts = append(opts, kgo.SASL(plain.Auth{User: c.saslUser, Pass: c.saslPassword}.AsMechanism()))
+	case "SCRAM-SHA-256":
+		opts = append(opts, kgo.SASL(a.AsSha256Mechanism()))
+	case "SCRAM-SHA-512":
+		opts = append(opts, kgo.SASL(a.AsSha512Mechanism()))
+	default:
+		return nil, fmt.Errorf("--sasl-mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.saslMechanism)
+	}
+	return opts, nil
 }
 
 func (c *common) target() (load.Target, error) {
 	t := load.Target{Name: "broker", Addr: c.brokers, Admin: strings.TrimSuffix(c.admin, "/")}
+	var err error
+	if t.ClientOpts, err = c.security(); err != nil {
+		return t, err
+	}
 	switch {
 	case c.pid > 0:
 		t.PID = c.pid

@@ -30,7 +30,7 @@ type Consume struct {
 // Run consumes from t and measures all passes.
 func (w Consume) Run(ctx context.Context, t Target, name string) (*Result, error) {
 	defer setGCPercent(w.GCPercent)()
-	meta, err := kgo.NewClient(kgo.SeedBrokers(t.Addr), kgo.ClientID("gregor-bench"))
+	meta, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(t.Addr), kgo.ClientID("gregor-bench")}, t.ClientOpts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -56,6 +56,7 @@ func (w Consume) Run(ctx context.Context, t Target, name string) (*Result, error
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{w.Topic: parts}),
 		kgo.WithHooks(&bc),
 	}
+	opts = append(opts, t.ClientOpts...)
 	if w.FetchMaxBytes > 0 {
 		opts = append(opts, kgo.FetchMaxBytes(w.FetchMaxBytes))
 	}

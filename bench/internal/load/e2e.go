@@ -59,6 +59,7 @@ func (w E2E) Run(ctx context.Context, t Target, name string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	popts = append(popts, t.ClientOpts...)
 	prod, err := kgo.NewClient(popts...)
 	if err != nil {
 		return nil, err
@@ -72,11 +73,11 @@ func (w E2E) Run(ctx context.Context, t Target, name string) (*Result, error) {
 	for p, e := range end {
 		parts[p] = kgo.NewOffset().At(e)
 	}
-	cons, err := kgo.NewClient(
+	cons, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(t.Addr),
 		kgo.ClientID("gregor-bench"),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{w.Topic: parts}),
-	)
+	}, t.ClientOpts...)...)
 	if err != nil {
 		return nil, err
 	}

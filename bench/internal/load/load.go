@@ -1,6 +1,8 @@
 package load
 
 import (
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -46,6 +48,10 @@ type Target struct {
 	// Admin is the base URL of the broker's admin HTTP port
 	// ("http://127.0.0.1:9644") for heap readings; "" if none.
 	Admin string
+	// ClientOpts are added to every measuring client (TLS, SASL).
+	// Topics are created without them, so a topic for a secured
+	// listener is created beforehand (--partitions 0).
+	ClientOpts []kgo.Opt
 }
 
 // Result is one measured run of one workload.

@@ -51,6 +51,7 @@ func (w Produce) Run(ctx context.Context, t Target, name string) (*Result, error
 	if err != nil {
 		return nil, err
 	}
+	opts = append(opts, t.ClientOpts...)
 	res := &Result{Workload: name, Target: t.Name, OfferedRate: w.Rate}
 	var (
 		bc      batchCounter
