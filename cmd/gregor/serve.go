@@ -159,7 +159,7 @@ Flags:
 	lookup := func(user string) []auth.Credential { return b.ScramLookup(user) }
 	security := make([]server.Security, len(listeners))
 	for i, l := range listeners {
-		if security[i], err = server.SecurityFor(cfg, l.Protocol, lookup); err != nil {
+		if security[i], err = server.SecurityForListener(cfg, l.Name, l.Protocol, lookup); err != nil {
 			fmt.Fprintf(os.Stderr, "gregor serve: listener %s: %v\n", l.Name, err)
 			return 2
 		}

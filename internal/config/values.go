@@ -34,6 +34,11 @@ func NewBroker(static map[string]string) (c *BrokerConfig, unknown []string, err
 	for k, v := range static {
 		d, ok := Broker.Lookup(k)
 		if !ok {
+			// listener.name.NAME.PROPERTY: a broker property for
+			// one listener (ListenerString), checked as the property.
+			d, ok = listenerOverride(k)
+		}
+		if !ok {
 			if _, isTopic := Topic.Lookup(k); !isTopic {
 				unknown = append(unknown, k)
 			}
@@ -258,4 +263,31 @@ func FromEnv(environ []string, log *slog.Logger) map[string]string {
 		}
 	}
 	return out
+}
+
+// listenerOverride returns the definition of the property a
+// listener.name.NAME.PROPERTY name overrides, when PROPERTY is one a
+// listener reads (ssl.*, sasl.enabled.mechanisms).
+func listenerOverride(name string) (*Def, bool) {
+	rest, ok := strings.CutPrefix(name, "listener.name.")
+	if !ok {
+		return nil, false
+	}
+	_, prop, ok := strings.Cut(rest, ".")
+	if !ok || !(strings.HasPrefix(prop, "ssl.") || prop == "sasl.enabled.mechanisms") {
+		return nil, false
+	}
+	return Broker.Lookup(prop)
+}
+
+// ListenerString returns a property's value for the named listener:
+// listener.name.<name, lower case>.<property> when set, as Kafka reads
+// per-listener security settings, else the broker-wide value.
+func (c *BrokerConfig) ListenerString(listener, name string) string {
+	if listener != "" {
+		if v, ok := c.static["listener.name."+strings.ToLower(listener)+"."+name]; ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return c.String(name)
 }

@@ -43,26 +43,34 @@ const saslMaxReceive = 512 << 10
 // the broker properties describe (listeners, ssl.*,
 // sasl.enabled.mechanisms).
 func SecurityFromConfig(cfg *config.BrokerConfig, lookup auth.Lookup) (Security, error) {
-	proto, err := cfg.ListenProtocol()
-	if err != nil {
+	ls, ok, err := cfg.Listeners()
+	if err != nil || !ok {
 		return Security{}, err
 	}
-	return SecurityFor(cfg, proto, lookup)
+	return SecurityForListener(cfg, ls[0].Name, ls[0].Protocol, lookup)
 }
 
 // SecurityFor builds the security of a listener of protocol proto
-// (config.Plaintext, SSL, SASLPlaintext, SASLSSL) from the ssl.* and
-// sasl.* properties.
+// (config.Plaintext, SSL, SASLPlaintext, SASLSSL) from the broker-wide
+// ssl.* and sasl.* properties.
 func SecurityFor(cfg *config.BrokerConfig, proto string, lookup auth.Lookup) (Security, error) {
+	return SecurityForListener(cfg, "", proto, lookup)
+}
+
+// SecurityForListener is SecurityFor for the named listener, whose
+// listener.name.<name>.ssl.* and .sasl.enabled.mechanisms properties
+// override the broker-wide ones, as in Kafka.
+func SecurityForListener(cfg *config.BrokerConfig, listener, proto string, lookup auth.Lookup) (Security, error) {
+	get := func(name string) string { return cfg.ListenerString(listener, name) }
 	var err error
 	var sec Security
 	if proto == config.SSL || proto == config.SASLSSL {
-		if sec.TLS, err = tlsFromConfig(cfg); err != nil {
+		if sec.TLS, err = tlsFromConfig(get); err != nil {
 			return Security{}, err
 		}
 	}
 	if proto == config.SASLPlaintext || proto == config.SASLSSL {
-		mechs := config.SplitList(cfg.String("sasl.enabled.mechanisms"))
+		mechs := config.SplitList(get("sasl.enabled.mechanisms"))
 		if len(mechs) == 0 {
 			return Security{}, fmt.Errorf("%w: listener %s needs sasl.enabled.mechanisms", config.ErrInvalid, proto)
 		}
@@ -77,16 +85,16 @@ func SecurityFor(cfg *config.BrokerConfig, proto string, lookup auth.Lookup) (Se
 	return sec, nil
 }
 
-func tlsFromConfig(cfg *config.BrokerConfig) (*tls.Config, error) {
+func tlsFromConfig(get func(name string) string) (*tls.Config, error) {
 	var certPEM, keyPEM []byte
-	if loc := cfg.String("ssl.keystore.location"); loc != "" {
+	if loc := get("ssl.keystore.location"); loc != "" {
 		b, err := os.ReadFile(loc)
 		if err != nil {
 			return nil, fmt.Errorf("ssl.keystore.location: %w", err)
 		}
 		certPEM, keyPEM = b, b
 	} else {
-		certPEM, keyPEM = []byte(cfg.String("ssl.keystore.certificate.chain")), []byte(cfg.String("ssl.keystore.key"))
+		certPEM, keyPEM = []byte(get("ssl.keystore.certificate.chain")), []byte(get("ssl.keystore.key"))
 		if len(certPEM) == 0 || len(keyPEM) == 0 {
 			return nil, fmt.Errorf("%w: an SSL listener needs ssl.keystore.location, or ssl.keystore.certificate.chain and ssl.keystore.key", config.ErrInvalid)
 		}
@@ -96,19 +104,19 @@ func tlsFromConfig(cfg *config.BrokerConfig) (*tls.Config, error) {
 		return nil, fmt.Errorf("ssl keystore: %w", err)
 	}
 	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	switch cfg.String("ssl.client.auth") {
+	switch get("ssl.client.auth") {
 	case "requested":
 		tc.ClientAuth = tls.VerifyClientCertIfGiven
 	case "required":
 		tc.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	var caPEM []byte
-	if loc := cfg.String("ssl.truststore.location"); loc != "" {
+	if loc := get("ssl.truststore.location"); loc != "" {
 		if caPEM, err = os.ReadFile(loc); err != nil {
 			return nil, fmt.Errorf("ssl.truststore.location: %w", err)
 		}
 	} else {
-		caPEM = []byte(cfg.String("ssl.truststore.certificates"))
+		caPEM = []byte(get("ssl.truststore.certificates"))
 	}
 	if len(caPEM) > 0 {
 		tc.ClientCAs = x509.NewCertPool()
@@ -116,7 +124,7 @@ func tlsFromConfig(cfg *config.BrokerConfig) (*tls.Config, error) {
 			return nil, errors.New("ssl truststore: no PEM certificate found")
 		}
 	} else if tc.ClientAuth != tls.NoClientCert {
-		return nil, fmt.Errorf("%w: ssl.client.auth=%s needs ssl.truststore.location or ssl.truststore.certificates", config.ErrInvalid, cfg.String("ssl.client.auth"))
+		return nil, fmt.Errorf("%w: ssl.client.auth=%s needs ssl.truststore.location or ssl.truststore.certificates", config.ErrInvalid, get("ssl.client.auth"))
 	}
 	return tc, nil
 }

@@ -5,12 +5,15 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-streaming/gregor/internal/auth"
+	"github.com/gregor-streaming/gregor/internal/config"
 	"github.com/gregor-streaming/gregor/internal/wire"
 )
 
@@ -199,4 +202,38 @@ func FuzzSASLConn(f *testing.F) {
 		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 		io.Copy(io.Discard, c)
 	})
+}
+
+// TestSecurityForListener: listener.name.NAME.* overrides the
+// broker-wide security settings for that listener only.
+func TestSecurityForListener(t *testing.T) {
+	cfg, unknown, err := config.NewBroker(map[string]string{
+		"sasl.enabled.mechanisms":                        "SCRAM-SHA-512",
+		"listener.name.external.sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256",
+	})
+	if err != nil || len(unknown) != 0 {
+		t.Fatalf("NewBroker: %v, unknown %v", err, unknown)
+	}
+	for listener, want := range map[string][]string{
+		"EXTERNAL": {auth.Plain, auth.ScramSHA256},
+		"INTERNAL": {auth.ScramSHA512},
+		"":         {auth.ScramSHA512},
+	} {
+		sec, err := SecurityForListener(cfg, listener, config.SASLPlaintext, nil)
+		if err != nil || !slices.Equal(sec.SASL.Mechanisms, want) {
+			t.Errorf("%q: %v %v, want %v", listener, sec.SASL, err, want)
+		}
+	}
+	// An override is checked as the property it overrides.
+	if _, _, err := config.NewBroker(map[string]string{"listener.name.external.ssl.client.auth": "sometimes"}); err == nil {
+		t.Error("listener.name.external.ssl.client.auth=sometimes accepted")
+	}
+	// A listener's own keystore: missing for EXTERNAL only.
+	cfg, _, _ = config.NewBroker(map[string]string{"listener.name.internal.ssl.keystore.location": "/nonexistent.pem"})
+	if _, err := SecurityForListener(cfg, "INTERNAL", config.SSL, nil); err == nil || !strings.Contains(err.Error(), "nonexistent") {
+		t.Errorf("INTERNAL's keystore: %v", err)
+	}
+	if _, err := SecurityForListener(cfg, "EXTERNAL", config.SSL, nil); err == nil || strings.Contains(err.Error(), "nonexistent") {
+		t.Errorf("EXTERNAL without a keystore: %v", err)
+	}
 }
