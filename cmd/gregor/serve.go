@@ -164,6 +164,11 @@ Flags:
 			return 2
 		}
 	}
+	srvCfg, err := server.ConfigFrom(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gregor serve:", err)
+		return 2
+	}
 	var scramUsers []scramUser
 	for _, s := range addScram {
 		u, err := parseAddScram(s)
@@ -220,11 +225,7 @@ Flags:
 		}
 	}
 	collector.SetBroker(b)
-	srv := server.New(b, server.Config{
-		MaxRequestSize:    int32(cfg.Int("socket.request.max.bytes")),
-		QueuedMaxRequests: int(cfg.Int("queued.max.requests")),
-		IdleTimeout:       time.Duration(cfg.Int("connections.max.idle.ms")) * time.Millisecond,
-	}, log)
+	srv := server.New(b, srvCfg, log)
 	for i, l := range listeners {
 		// Set the advertised endpoint before accepting when it is
 		// known (not port 0): a client connecting at once must not

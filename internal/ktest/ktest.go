@@ -105,12 +105,13 @@ func (b *Broker) start(addr string) {
 		br.Close()
 		b.t.Fatalf("ktest: listener security: %v", err)
 	}
-	srv := server.New(br, server.Config{
-		MaxRequestSize:    int32(cfg.Int("socket.request.max.bytes")),
-		QueuedMaxRequests: int(cfg.Int("queued.max.requests")),
-		IdleTimeout:       time.Duration(cfg.Int("connections.max.idle.ms")) * time.Millisecond,
-		Security:          sec,
-	}, log)
+	scfg, err := server.ConfigFrom(cfg)
+	if err != nil {
+		br.Close()
+		b.t.Fatalf("ktest: server settings: %v", err)
+	}
+	scfg.Security = sec
+	srv := server.New(br, scfg, log)
 	// On a restart the address is known: advertise it before accepting,
 	// as clients reconnect at once and must not read it while it is set.
 	host, port, _ := net.SplitHostPort(addr)

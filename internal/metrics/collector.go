@@ -59,6 +59,9 @@ type ConnSource interface {
 	ConnectionsAccepted() int64
 	// Authentications counts SASL authentications since start.
 	Authentications() (succeeded, failed int64)
+	// ConnectionsRejected counts connections closed at accept for
+	// max.connections.per.ip.
+	ConnectionsRejected() int64
 }
 
 // Collector exports a broker's metrics. Sources are attached once they
@@ -127,6 +130,7 @@ var (
 
 	descConns         = desc("server_connections", "Open client connections (Kafka: socket-server-metrics connection-count).")
 	descConnsAccepted = desc("server_connections_accepted_total", "Client connections accepted (Kafka: socket-server-metrics connection-creation-total).")
+	descConnsRejected = desc("server_connections_rejected_total", "Client connections closed at accept because their IP address had max.connections.per.ip open (Kafka logs TooManyConnectionsException).")
 	descAuth          = desc("server_sasl_authentications_total", "SASL authentications by result, success or failure (Kafka: successful-authentication-total, failed-authentication-total).", "result")
 )
 
@@ -137,7 +141,7 @@ var allDescs = []*prometheus.Desc{
 	descRequests, descLatency, descPurgatory,
 	descLogSize, descLogSegments, descLogStart, descLogEnd, descHW, descFsync,
 	descCacheReleased, descCachePrefetched, descPreallocated,
-	descGroups, descGroupMembers, descConns, descConnsAccepted, descAuth,
+	descGroups, descGroupMembers, descConns, descConnsAccepted, descConnsRejected, descAuth,
 }
 
 // apiNames caches kmsg's API names by key (Kafka's request= label).
@@ -175,6 +179,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		s := *p
 		gauge(descConns, float64(s.Connections()))
 		counter(descConnsAccepted, float64(s.ConnectionsAccepted()))
+		counter(descConnsRejected, float64(s.ConnectionsRejected()))
 		ok, failed := s.Authentications()
 		counter(descAuth, float64(ok), "success")
 		counter(descAuth, float64(failed), "failure")

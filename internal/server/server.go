@@ -54,6 +54,16 @@ type Config struct {
 	IdleTimeout time.Duration
 	// Security is the listeners' TLS and SASL; zero for PLAINTEXT.
 	Security Security
+	// MaxConnections bounds the connections open at once
+	// (max.connections): at the limit the server stops accepting
+	// until one closes. 0: no limit; negative: none at all.
+	MaxConnections int
+	// MaxConnectionsPerIP bounds the connections from one IP address
+	// (max.connections.per.ip); a connection beyond it is closed at
+	// once. PerIPOverrides sets the bound of single addresses. 0: no
+	// limit; negative: none from that address.
+	MaxConnectionsPerIP int
+	PerIPOverrides      map[string]int
 }
 
 // Server accepts connections and serves them.
@@ -75,7 +85,14 @@ type Server struct {
 	// wg tracks accept loops and connection goroutines.
 	wg sync.WaitGroup
 
+	// perIP counts open connections by remote IP address (guarded by
+	// mu); freed is signalled when a connection closes, for an accept
+	// loop waiting at MaxConnections.
+	perIP map[string]int
+	freed chan struct{}
+
 	// Stats for metrics.
+	connsRejected atomic.Int64
 	connsOpen     atomic.Int64
 	connsAccepted atomic.Int64
 	authOK        atomic.Int64
@@ -102,6 +119,8 @@ func New(h Handler, cfg Config, log *slog.Logger) *Server {
 		cancel:    cancel,
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*Conn]struct{}{},
+		perIP:     map[string]int{},
+		freed:     make(chan struct{}, 1),
 	}
 }
 
@@ -143,9 +162,39 @@ func (s *Server) ServeListener(l net.Listener, name string, sec Security) error 
 	return nil
 }
 
+// waitForSlot blocks while MaxConnections connections are open; false
+// when the server shuts down meanwhile.
+func (s *Server) waitForSlot() bool {
+	max := int64(s.cfg.MaxConnections)
+	if max == 0 {
+		return true
+	}
+	for s.connsOpen.Load() >= max {
+		select {
+		case <-s.freed:
+		case <-time.After(100 * time.Millisecond): // another loop took the signal
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// ipLimit is the connection bound of a remote IP address: 0 for none,
+// negative for no connection at all.
+func (s *Server) ipLimit(ip string) int {
+	if n, ok := s.cfg.PerIPOverrides[ip]; ok {
+		return n
+	}
+	return s.cfg.MaxConnectionsPerIP
+}
+
 func (s *Server) acceptLoop(l net.Listener, name string, sec Security) {
 	var backoff time.Duration
 	for {
+		if !s.waitForSlot() {
+			return
+		}
 		nc, err := l.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || s.ctx.Err() != nil {
@@ -175,6 +224,7 @@ func (s *Server) acceptLoop(l net.Listener, name string, sec Security) {
 			// the idle timeout's deadline.
 			nc = tls.Server(nc, sec.TLS)
 		}
+		ip := remoteIP(nc)
 		c := newConn(s, nc, name, sec)
 		s.mu.Lock()
 		if s.closed {
@@ -182,6 +232,14 @@ func (s *Server) acceptLoop(l net.Listener, name string, sec Security) {
 			nc.Close()
 			return
 		}
+		if limit := s.ipLimit(ip); limit < 0 || (limit > 0 && s.perIP[ip] >= limit) {
+			s.mu.Unlock()
+			s.connsRejected.Add(1)
+			s.log.Info("closing connection: max.connections.per.ip reached", "remote", c.Remote, "limit", limit)
+			nc.Close()
+			continue
+		}
+		s.perIP[ip]++
 		s.conns[c] = struct{}{}
 		s.connsOpen.Add(1)
 		s.connsAccepted.Add(1)
@@ -196,8 +254,15 @@ func (s *Server) acceptLoop(l net.Listener, name string, sec Security) {
 			c.writeLoop()
 			s.mu.Lock()
 			delete(s.conns, c)
+			if s.perIP[ip]--; s.perIP[ip] <= 0 {
+				delete(s.perIP, ip)
+			}
 			s.mu.Unlock()
 			s.connsOpen.Add(-1)
+			select {
+			case s.freed <- struct{}{}:
+			default:
+			}
 		}()
 	}
 }
@@ -239,4 +304,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	<-done
 	return ctx.Err()
+}
+
+// remoteIP is the IP address of nc's peer, as max.connections.per.ip
+// counts it.
+func remoteIP(nc net.Conn) string {
+	addr := nc.RemoteAddr().String()
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }

@@ -10,3 +10,8 @@ func (s *Server) ConnectionsAccepted() int64 { return s.connsAccepted.Load() }
 func (s *Server) Authentications() (succeeded, failed int64) {
 	return s.authOK.Load(), s.authFailed.Load()
 }
+
+// ConnectionsRejected returns the connections closed at accept since the
+// server started because their IP address had max.connections.per.ip
+// open (Kafka logs TooManyConnectionsException for each).
+func (s *Server) ConnectionsRejected() int64 { return s.connsRejected.Load() }
