@@ -153,6 +153,13 @@ Flags:
 		}
 	}
 
+	for _, name := range cfg.ListenerOverrideNames() {
+		if !slices.ContainsFunc(listeners, func(l config.Listener) bool { return strings.EqualFold(l.Name, name) }) {
+			fmt.Fprintf(os.Stderr, "gregor serve: listener.name.%s.* is set, but listeners has no listener %s\n", name, strings.ToUpper(name))
+			return 2
+		}
+	}
+
 	// TLS and SASL settings are checked before the data directory is
 	// opened; credentials are looked up in the broker's metadata.
 	var b *broker.Broker

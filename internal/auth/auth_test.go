@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"hash"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -450,5 +451,32 @@ func TestRFC7677WithFranzGo(t *testing.T) {
 	}
 	if done, _, err := client.Challenge(serverFinal); !done || err != nil {
 		t.Fatalf("client: done %v, error %v", done, err)
+	}
+}
+
+// TestHostileMessagesCheap: a message of 512 KiB (the broker's limit
+// before authentication) of separators is refused without allocating
+// many times its size.
+func TestHostileMessagesCheap(t *testing.T) {
+	for _, c := range []struct {
+		mech string
+		msg  []byte
+	}{
+		{Plain, bytes.Repeat([]byte{0}, 512<<10)},
+		{ScramSHA256, append([]byte("n,,n=u,r=abc"), bytes.Repeat([]byte(","), 512<<10)...)},
+	} {
+		s, err := NewSession(c.mech, func(string) []Credential { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		if _, _, err := s.Step(c.msg); err == nil {
+			t.Errorf("%s: hostile message accepted", c.mech)
+		}
+		runtime.ReadMemStats(&after)
+		if n := after.TotalAlloc - before.TotalAlloc; n > 2<<20 {
+			t.Errorf("%s: %d bytes allocated for a %d-byte message", c.mech, n, len(c.msg))
+		}
 	}
 }

@@ -27,6 +27,10 @@ var (
 // nonce (base64-encoded, 32 characters).
 const serverNonceLen = 24
 
+// maxAttrs bounds the attributes of a client message: splitting 512 KiB
+// of commas allocated 9 MB per step before any check.
+const maxAttrs = 64
+
 // newServerNonce returns the server's part of the combined nonce: printable
 // ASCII without commas. Tests replace it to reproduce known exchanges.
 var newServerNonce = func() string {
@@ -139,6 +143,9 @@ func (s *scramSession) clientFirst(msg string) ([]byte, error) {
 	gs2Header := msg[:len(msg)-len(bare)]
 
 	// client-first-message-bare = [reserved-mext ","] username "," nonce ["," extensions]
+	if strings.Count(bare, ",") >= maxAttrs {
+		return nil, bad("too many attributes")
+	}
 	attrs := strings.Split(bare, ",")
 	if strings.HasPrefix(attrs[0], "m=") {
 		return nil, errMandatoryExt
@@ -215,6 +222,9 @@ func (s *scramSession) clientFinal(msg string) ([]byte, error) {
 	withoutProof, proofText := msg[:i], msg[i+len(",p="):]
 
 	// client-final-message-without-proof = channel-binding "," nonce ["," extensions]
+	if strings.Count(withoutProof, ",") >= maxAttrs {
+		return nil, bad("too many attributes")
+	}
 	attrs := strings.Split(withoutProof, ",")
 	cb, ok := strings.CutPrefix(attrs[0], "c=")
 	if !ok {

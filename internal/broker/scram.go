@@ -82,8 +82,9 @@ func (b *Broker) handleDescribeUserScramCredentials(req *wire.Request) kmsg.Resp
 		}
 		return res
 	}
-	if r.Users == nil {
-		// Null asks for every user (an empty list for none).
+	if len(r.Users) == 0 {
+		// Null or empty asks for every user, as Kafka's
+		// ScramImage.describe reads both.
 		users := make([]string, 0, len(all))
 		for u := range all {
 			users = append(users, u)

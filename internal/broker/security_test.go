@@ -187,6 +187,13 @@ func TestAlterUserScramCredentials(t *testing.T) {
 	if _, ok := desc["carol"]; ok {
 		t.Error("carol described")
 	}
+	// An empty, non-null list asks for every user too, as in Kafka.
+	dr := kmsg.NewPtrDescribeUserSCRAMCredentialsRequest()
+	dr.Users = []kmsg.DescribeUserSCRAMCredentialsRequestUser{}
+	drr, err := dr.RequestWith(ctx, b.Client(kgo.SASL(scram.Auth{User: "alice", Pass: "alice-secret"}.AsSha256Mechanism())))
+	if err != nil || len(drr.Results) != 2 {
+		t.Errorf("describe with an empty list: %v, %d results", err, len(drr.Results))
+	}
 	one, err := admin.DescribeUserSCRAMs(ctx, "nobody")
 	if err != nil {
 		t.Fatal(err)

@@ -35,8 +35,12 @@ func NewBroker(static map[string]string) (c *BrokerConfig, unknown []string, err
 		d, ok := Broker.Lookup(k)
 		if !ok {
 			// listener.name.NAME.PROPERTY: a broker property for
-			// one listener (ListenerString), checked as the property.
-			d, ok = listenerOverride(k)
+			// one listener (ListenerString), checked as the property,
+			// kept under the name in lower case as Kafka spells it
+			// (an upper-case name was accepted and then ignored).
+			if d, ok = listenerOverride(k); ok {
+				k = lowerListenerName(k)
+			}
 		}
 		if !ok {
 			if _, isTopic := Topic.Lookup(k); !isTopic {
@@ -290,4 +294,29 @@ func (c *BrokerConfig) ListenerString(listener, name string) string {
 		}
 	}
 	return c.String(name)
+}
+
+// lowerListenerName lower-cases the NAME of listener.name.NAME.PROPERTY.
+func lowerListenerName(k string) string {
+	rest := strings.TrimPrefix(k, "listener.name.")
+	name, prop, _ := strings.Cut(rest, ".")
+	return "listener.name." + strings.ToLower(name) + "." + prop
+}
+
+// ListenerOverrideNames returns the listener names (lower case) that
+// listener.name.NAME.* properties were given for, so that a caller can
+// refuse names no listener has: a misspelt name would otherwise leave
+// its listener with the broker-wide settings, failing open.
+func (c *BrokerConfig) ListenerOverrideNames() []string {
+	var names []string
+	for k := range c.static {
+		if _, ok := listenerOverride(k); ok {
+			name, _, _ := strings.Cut(strings.TrimPrefix(k, "listener.name."), ".")
+			if !slices.Contains(names, name) {
+				names = append(names, name)
+			}
+		}
+	}
+	slices.Sort(names)
+	return names
 }

@@ -140,6 +140,14 @@ func (c *Conn) readLoop() {
 			return
 		}
 		if authenticating {
+			// Kafka mutes a channel while it authenticates: one
+			// request at a time. Here a client may pipeline a few
+			// (ApiVersions, then the handshake), not a stream.
+			if len(c.queue) >= saslMaxPipelined {
+				putBuf(buf)
+				s.log.Info("closing connection: too many requests pipelined before SASL authentication", "remote", c.Remote)
+				return
+			}
 			if !c.authenticate(buf) {
 				return
 			}
@@ -310,6 +318,14 @@ func (c *Conn) writeLoop() {
 			default:
 				break gather
 			}
+		}
+		if idle := c.server.cfg.IdleTimeout; idle > 0 {
+			// A client that stops reading is idle too: a write that
+			// makes no progress for connections.max.idle.ms fails,
+			// and the connection closes. Without it a client that
+			// pipelined requests and never read the answers held
+			// its connection (and a max.connections slot) forever.
+			c.nc.SetWriteDeadline(time.Now().Add(idle))
 		}
 		if err := w.flush(c.nc); err != nil {
 			c.kill()

@@ -103,3 +103,32 @@ func TestConfigFrom(t *testing.T) {
 		}
 	}
 }
+
+// TestStalledReaderClosed: a client that sends requests and never reads
+// the responses is closed once a write has made no progress for
+// connections.max.idle.ms.
+func TestStalledReaderClosed(t *testing.T) {
+	s, _, addr := startServer(t, Config{IdleTimeout: 500 * time.Millisecond})
+	c := dial(t, addr)
+	c.(*net.TCPConn).SetReadBuffer(4096)
+	if !answered(t, c, 5*time.Second) {
+		t.Fatal("not answered")
+	}
+	md := kmsg.NewPtrMetadataRequest()
+	md.Version = 9
+	req := kmsg.NewRequestFormatter(kmsg.FormatterClientID("t")).AppendRequest(nil, md, 1)
+	go func() {
+		for range 400000 {
+			if _, err := c.Write(req); err != nil {
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for s.Connections() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := s.Connections(); n != 0 {
+		t.Errorf("%d connections open although the client never read", n)
+	}
+}

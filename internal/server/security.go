@@ -42,6 +42,10 @@ type SASL struct {
 // the broker allocate socket.request.max.bytes.
 const saslMaxReceive = 512 << 10
 
+// saslMaxPipelined bounds the requests waiting for their responses while
+// a connection authenticates.
+const saslMaxPipelined = 8
+
 // SecurityFromConfig builds the security of the first client listener
 // the broker properties describe (listeners, ssl.*,
 // sasl.enabled.mechanisms).

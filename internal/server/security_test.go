@@ -235,6 +235,15 @@ func TestSecurityForListener(t *testing.T) {
 			t.Errorf("%q: %v %v, want %v", listener, sec.SASL, err, want)
 		}
 	}
+	// A listener name in upper case applies too (Kafka spells them in
+	// lower case; accepting and then ignoring one failed open).
+	cfg, _, _ = config.NewBroker(map[string]string{"listener.name.EXTERNAL.ssl.client.auth": "required", "ssl.truststore.certificates": "x"})
+	if got := cfg.ListenerString("EXTERNAL", "ssl.client.auth"); got != "required" {
+		t.Errorf("upper-case override: ssl.client.auth %q", got)
+	}
+	if names := cfg.ListenerOverrideNames(); !slices.Equal(names, []string{"external"}) {
+		t.Errorf("ListenerOverrideNames = %v", names)
+	}
 	// An override is checked as the property it overrides.
 	if _, _, err := config.NewBroker(map[string]string{"listener.name.external.ssl.client.auth": "sometimes"}); err == nil {
 		t.Error("listener.name.external.ssl.client.auth=sometimes accepted")
@@ -327,5 +336,32 @@ func TestKeystoreReloaded(t *testing.T) {
 	}
 	if got, err := served(0); err != nil || !bytes.Equal(got, second) {
 		t.Fatalf("after a broken file: %v, certificate kept: %v", err, bytes.Equal(got, second))
+	}
+}
+
+// TestSASLPipeliningBounded: a client that pipelines requests before
+// authenticating and never reads the answers is closed, instead of
+// holding its connection (and a max.connections slot) past
+// connections.max.idle.ms.
+func TestSASLPipeliningBounded(t *testing.T) {
+	srv, addr := startSASLServer(t)
+	c := dial(t, addr)
+	for srv.Connections() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	av := request(kmsg.NewPtrApiVersionsRequest(), 1)
+	go func() {
+		for range 200000 {
+			if _, err := c.Write(av); err != nil {
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.Connections() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := srv.Connections(); n != 0 {
+		t.Errorf("%d connections open 10 s after a client pipelined requests it never read", n)
 	}
 }
