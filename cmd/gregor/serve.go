@@ -234,42 +234,35 @@ Flags:
 	collector.SetBroker(b)
 	srv := server.New(b, srvCfg, log)
 	for i, l := range listeners {
-		// Set the advertised endpoint before accepting when it is
-		// known (not port 0): a client connecting at once must not
-		// read it while it is being set, a data race that answers
-		// Metadata with ":0".
-		adv := advertised[l.Name]
-		early := cmp.Or(adv, l.Addr)
-		earlyHost, earlyPort, earlyErr := splitAdvertised(early)
-		if earlyErr == nil && earlyPort != 0 {
-			b.SetListenerAdvertised(l.Name, earlyHost, earlyPort)
-			if i == 0 {
-				b.SetAdvertised(earlyHost, earlyPort)
-			}
-		}
 		ln, err := net.Listen("tcp", l.Addr)
-		if err == nil {
-			err = srv.ServeListener(ln, l.Name, security[i])
-		}
 		if err != nil {
 			log.Error("cannot listen", "addr", l.Addr, "listener", l.Name, "err", err)
 			srv.Shutdown(context.Background())
 			b.Close()
 			return 1
 		}
-		adv = cmp.Or(adv, ln.Addr().String())
+		// The advertised endpoint is set before the listener accepts
+		// (its port known even for :0): a client connecting at once
+		// must not be told another listener's address, or ":0".
+		adv := cmp.Or(advertised[l.Name], ln.Addr().String())
 		host, port, err := splitAdvertised(adv)
 		if err != nil {
 			log.Error("bad advertised address", "addr", adv, "listener", l.Name, "err", err)
+			ln.Close()
 			srv.Shutdown(context.Background())
 			b.Close()
 			return 2
 		}
-		if host != earlyHost || port != earlyPort || earlyErr != nil {
-			b.SetListenerAdvertised(l.Name, host, port)
-			if i == 0 {
-				b.SetAdvertised(host, port)
-			}
+		b.SetListenerAdvertised(l.Name, host, port)
+		if i == 0 {
+			b.SetAdvertised(host, port)
+		}
+		if err := srv.ServeListener(ln, l.Name, security[i]); err != nil {
+			log.Error("cannot serve", "addr", l.Addr, "listener", l.Name, "err", err)
+			ln.Close()
+			srv.Shutdown(context.Background())
+			b.Close()
+			return 1
 		}
 		log.Info("gregor listening", "addr", ln.Addr().String(), "listener", l.Name, "protocol", l.Protocol, "advertised", adv, "data_dir", *dataDir)
 	}
