@@ -159,3 +159,26 @@ type pipeAddr struct{}
 
 func (pipeAddr) Network() string { return "pipe" }
 func (pipeAddr) String() string  { return "pipe" }
+
+// TestMaxConnectionsAcrossListeners: the limit holds over several
+// listeners at once (each accept loop takes its slot before accepting).
+func TestMaxConnectionsAcrossListeners(t *testing.T) {
+	s, _, addr := startServer(t, Config{MaxConnections: 1})
+	l2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ServeListener(l2, "OTHER", Security{}); err != nil {
+		t.Fatal(err)
+	}
+	// Whichever accept loop took the slot serves its connection; the
+	// other waits.
+	a, b := dial(t, addr), dial(t, l2.Addr().String())
+	na, nb := answered(t, a, time.Second), answered(t, b, time.Second)
+	if na == nb {
+		t.Errorf("answered: first listener %v, second %v; want exactly one at max.connections=1", na, nb)
+	}
+	if n := s.Connections(); n != 1 {
+		t.Errorf("%d connections open at max.connections=1", n)
+	}
+}

@@ -86,10 +86,10 @@ type Server struct {
 	wg sync.WaitGroup
 
 	// perIP counts open connections by remote IP address (guarded by
-	// mu); freed is signalled when a connection closes, for an accept
-	// loop waiting at MaxConnections.
+	// mu); slots holds a token per connection when MaxConnections is
+	// set (nil without a limit).
 	perIP map[string]int
-	freed chan struct{}
+	slots chan struct{}
 
 	// Stats for metrics.
 	connsRejected atomic.Int64
@@ -111,6 +111,11 @@ func New(h Handler, cfg Config, log *slog.Logger) *Server {
 		log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	var slots chan struct{}
+	if cfg.MaxConnections != 0 {
+		// Negative: no slot at all (Kafka's max.connections=0).
+		slots = make(chan struct{}, max(cfg.MaxConnections, 0))
+	}
 	return &Server{
 		handler:   h,
 		cfg:       cfg,
@@ -120,7 +125,7 @@ func New(h Handler, cfg Config, log *slog.Logger) *Server {
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*Conn]struct{}{},
 		perIP:     map[string]int{},
-		freed:     make(chan struct{}, 1),
+		slots:     slots,
 	}
 }
 
@@ -162,22 +167,27 @@ func (s *Server) ServeListener(l net.Listener, name string, sec Security) error 
 	return nil
 }
 
-// waitForSlot blocks while MaxConnections connections are open; false
-// when the server shuts down meanwhile.
-func (s *Server) waitForSlot() bool {
-	max := int64(s.cfg.MaxConnections)
-	if max == 0 {
+// acquireSlot takes one of MaxConnections' slots, waiting while none is
+// free (the listener stops accepting, as Kafka's acceptor does); false
+// when the server shuts down meanwhile. A slot is held from before
+// Accept until the connection closes, so the limit holds exactly
+// whatever the number of listeners.
+func (s *Server) acquireSlot() bool {
+	if s.slots == nil {
 		return true
 	}
-	for s.connsOpen.Load() >= max {
-		select {
-		case <-s.freed:
-		case <-time.After(100 * time.Millisecond): // another loop took the signal
-		case <-s.ctx.Done():
-			return false
-		}
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-s.ctx.Done():
+		return false
 	}
-	return true
+}
+
+func (s *Server) releaseSlot() {
+	if s.slots != nil {
+		<-s.slots
+	}
 }
 
 // ipLimit is the connection bound of a remote IP address: 0 for none,
@@ -192,11 +202,12 @@ func (s *Server) ipLimit(ip string) int {
 func (s *Server) acceptLoop(l net.Listener, name string, sec Security) {
 	var backoff time.Duration
 	for {
-		if !s.waitForSlot() {
+		if !s.acquireSlot() {
 			return
 		}
 		nc, err := l.Accept()
 		if err != nil {
+			s.releaseSlot()
 			if errors.Is(err, net.ErrClosed) || s.ctx.Err() != nil {
 				return
 			}
@@ -229,11 +240,13 @@ func (s *Server) acceptLoop(l net.Listener, name string, sec Security) {
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
+			s.releaseSlot()
 			nc.Close()
 			return
 		}
 		if limit := s.ipLimit(ip); limit < 0 || (limit > 0 && s.perIP[ip] >= limit) {
 			s.mu.Unlock()
+			s.releaseSlot()
 			s.connsRejected.Add(1)
 			s.log.Info("closing connection: max.connections.per.ip reached", "remote", c.Remote, "limit", limit)
 			nc.Close()
@@ -259,10 +272,7 @@ func (s *Server) acceptLoop(l net.Listener, name string, sec Security) {
 			}
 			s.mu.Unlock()
 			s.connsOpen.Add(-1)
-			select {
-			case s.freed <- struct{}{}:
-			default:
-			}
+			s.releaseSlot()
 		}()
 	}
 }
