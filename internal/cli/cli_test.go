@@ -29,8 +29,14 @@ type result struct {
 // gregor runs a CLI command against addr, with stdin as its input.
 func gregor(t *testing.T, addr, stdin string, args ...string) result {
 	t.Helper()
+	return gregorEnv(t, addr, nil, stdin, args...)
+}
+
+// gregorEnv is gregor with more environment variables.
+func gregorEnv(t *testing.T, addr string, env map[string]string, stdin string, args ...string) result {
+	t.Helper()
 	var out, errb bytes.Buffer
-	env := Env{
+	e := Env{
 		Stdin:  strings.NewReader(stdin),
 		Stdout: &out,
 		Stderr: &errb,
@@ -38,12 +44,12 @@ func gregor(t *testing.T, addr, stdin string, args ...string) result {
 			if k == "GREGOR_BROKERS" {
 				return addr
 			}
-			return ""
+			return env[k]
 		},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	code := Run(ctx, args, env)
+	code := Run(ctx, args, e)
 	return result{out.String(), errb.String(), code}
 }
 

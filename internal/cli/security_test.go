@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -39,28 +37,6 @@ func secureBroker(t *testing.T, opts ...ktest.Option) (*ktest.Broker, *ktest.TLS
 // authenticate as user.
 func login(files *ktest.TLSFiles, mech, user, pass string) []string {
 	return []string{"--tls-ca", files.CA, "--sasl-mechanism", mech, "--sasl-user", user, "--sasl-password", pass}
-}
-
-// gregorEnv runs a CLI command against addr with more environment
-// variables.
-func gregorEnv(t *testing.T, addr string, env map[string]string, stdin string, args ...string) result {
-	t.Helper()
-	var out, errb bytes.Buffer
-	e := Env{
-		Stdin:  strings.NewReader(stdin),
-		Stdout: &out,
-		Stderr: &errb,
-		Getenv: func(k string) string {
-			if k == "GREGOR_BROKERS" {
-				return addr
-			}
-			return env[k]
-		},
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	code := Run(ctx, args, e)
-	return result{out.String(), errb.String(), code}
 }
 
 // with appends the login flags to a command.
