@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -125,39 +124,10 @@ Flags:
 	if d, ok := cfg.DataDir(); ok && !explicit["data-dir"] {
 		*dataDir = d
 	}
-	listeners, ok, err := cfg.Listeners()
+	listeners, advertised, err := resolveListeners(cfg, *listen, *advertise, explicit)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gregor serve:", err)
 		return 2
-	}
-	if !ok {
-		listeners = []config.Listener{{Name: config.Plaintext, Protocol: config.Plaintext, Addr: *listen}}
-	} else if explicit["listen"] {
-		listeners[0].Addr = *listen
-	}
-	advertised, err := cfg.AdvertisedListeners()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "gregor serve:", err)
-		return 2
-	}
-	if advertised == nil {
-		advertised = map[string]string{}
-	}
-	if explicit["advertise"] {
-		advertised[listeners[0].Name] = *advertise
-	}
-	for name := range advertised {
-		if !slices.ContainsFunc(listeners, func(l config.Listener) bool { return l.Name == name }) {
-			fmt.Fprintf(os.Stderr, "gregor serve: advertised.listeners names %s, which listeners does not have\n", name)
-			return 2
-		}
-	}
-
-	for _, name := range cfg.ListenerOverrideNames() {
-		if !slices.ContainsFunc(listeners, func(l config.Listener) bool { return strings.EqualFold(l.Name, name) }) {
-			fmt.Fprintf(os.Stderr, "gregor serve: listener.name.%s.* is set, but listeners has no listener %s\n", name, strings.ToUpper(name))
-			return 2
-		}
 	}
 
 	// TLS and SASL settings are checked before the data directory is
@@ -166,7 +136,7 @@ Flags:
 	lookup := func(user string) []auth.Credential { return b.ScramLookup(user) }
 	security := make([]server.Security, len(listeners))
 	for i, l := range listeners {
-		if security[i], err = server.SecurityForListener(cfg, l.Name, l.Protocol, lookup); err != nil {
+		if security[i], err = server.SecurityFor(cfg, l, lookup); err != nil {
 			fmt.Fprintf(os.Stderr, "gregor serve: listener %s: %v\n", l.Name, err)
 			return 2
 		}

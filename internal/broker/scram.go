@@ -51,7 +51,7 @@ func (b *Broker) ScramLookup(user string) []auth.Credential {
 	out := make([]auth.Credential, 0, len(creds))
 	for _, mech := range []string{auth.ScramSHA256, auth.ScramSHA512} {
 		if c, ok := creds[mech]; ok {
-			out = append(out, auth.Credential{Mechanism: mech, Salt: c.Salt, Iterations: c.Iterations, StoredKey: c.StoredKey, ServerKey: c.ServerKey})
+			out = append(out, auth.Credential{Mechanism: c.Mechanism, Salt: c.Salt, Iterations: c.Iterations, StoredKey: c.StoredKey, ServerKey: c.ServerKey})
 		}
 	}
 	if len(out) == 0 {
@@ -118,11 +118,9 @@ func (b *Broker) handleDescribeUserScramCredentials(req *wire.Request) kmsg.Resp
 	return resp
 }
 
-// scramChange is one deletion or upsertion of AlterUserScramCredentials.
-type scramChange struct {
-	user, mech string
-	rec        metadata.ScramRecord
-	delete     bool
+// scramRecord is the metadata record storing credential c of user.
+func scramRecord(user string, c auth.Credential) metadata.ScramRecord {
+	return metadata.ScramRecord{User: user, Mechanism: c.Mechanism, Salt: c.Salt, Iterations: c.Iterations, StoredKey: c.StoredKey, ServerKey: c.ServerKey}
 }
 
 func (b *Broker) handleAlterUserScramCredentials(req *wire.Request) kmsg.Response {
@@ -131,10 +129,12 @@ func (b *Broker) handleAlterUserScramCredentials(req *wire.Request) kmsg.Respons
 	// Users in request order, each answered once; an error on any of a
 	// user's changes applies none of them (Kafka's ControllerApis).
 	var users []string
-	errs := map[string]error{}
-	changes := map[string][]scramChange{}
+	// A user's changes are the records to write: a deletion is a
+	// ScramRecord without keys.
+	errs := map[string]*scramError{}
+	changes := map[string][]metadata.ScramRecord{}
 	pairs := map[[2]string]int{}
-	note := func(user string, err error) {
+	note := func(user string, err *scramError) {
 		if _, ok := errs[user]; !ok {
 			users = append(users, user)
 			errs[user] = nil
@@ -153,7 +153,7 @@ func (b *Broker) handleAlterUserScramCredentials(req *wire.Request) kmsg.Respons
 		default:
 			note(d.Name, nil)
 			pairs[[2]string{d.Name, mech}]++
-			changes[d.Name] = append(changes[d.Name], scramChange{user: d.Name, mech: mech, delete: true})
+			changes[d.Name] = append(changes[d.Name], metadata.ScramRecord{User: d.Name, Mechanism: mech})
 		}
 	}
 	for _, u := range r.Upsertions {
@@ -182,9 +182,7 @@ func (b *Broker) handleAlterUserScramCredentials(req *wire.Request) kmsg.Respons
 		}
 		note(u.Name, nil)
 		pairs[[2]string{u.Name, mech}]++
-		changes[u.Name] = append(changes[u.Name], scramChange{user: u.Name, mech: mech, rec: metadata.ScramRecord{
-			User: u.Name, Mechanism: mech, Salt: cred.Salt, Iterations: cred.Iterations, StoredKey: cred.StoredKey, ServerKey: cred.ServerKey,
-		}})
+		changes[u.Name] = append(changes[u.Name], scramRecord(u.Name, cred))
 	}
 	for pair, n := range pairs {
 		if n > 1 {
@@ -198,17 +196,12 @@ func (b *Broker) handleAlterUserScramCredentials(req *wire.Request) kmsg.Respons
 				continue
 			}
 			var userRecs []metadata.Record
-			for _, c := range changes[user] {
-				if c.delete {
-					if _, ok := img.Scram[user][c.mech]; !ok {
-						errs[user] = scramErr(kerr.ResourceNotFound, "Attempt to delete a user credential that does not exist")
-						userRecs = nil
-						break
-					}
-					userRecs = append(userRecs, metadata.Record{Scram: &metadata.ScramRecord{User: user, Mechanism: c.mech}})
-					continue
+			for _, rec := range changes[user] {
+				if _, ok := img.Scram[user][rec.Mechanism]; !ok && rec.StoredKey == nil {
+					errs[user] = scramErr(kerr.ResourceNotFound, "Attempt to delete a user credential that does not exist")
+					userRecs = nil
+					break
 				}
-				rec := c.rec
 				userRecs = append(userRecs, metadata.Record{Scram: &rec})
 			}
 			recs = append(recs, userRecs...)
@@ -222,23 +215,22 @@ func (b *Broker) handleAlterUserScramCredentials(req *wire.Request) kmsg.Respons
 		if e == nil && err != nil {
 			e = scramErr(kerr.UnknownServerError, err.Error())
 		}
-		if se, ok := e.(*scramError); ok {
-			res.ErrorCode = se.code.Code
-			res.ErrorMessage = kmsg.StringPtr(se.msg)
+		if e != nil {
+			res.ErrorCode = e.code.Code
+			res.ErrorMessage = kmsg.StringPtr(e.msg)
 		}
 		resp.Results = append(resp.Results, res)
 	}
 	return resp
 }
 
+// scramError is a user's failed result in AlterUserScramCredentials.
 type scramError struct {
 	code *kerr.Error
 	msg  string
 }
 
-func (e *scramError) Error() string { return fmt.Sprintf("%s: %s", e.code.Message, e.msg) }
-
-func scramErr(code *kerr.Error, msg string) error { return &scramError{code, msg} }
+func scramErr(code *kerr.Error, msg string) *scramError { return &scramError{code, msg} }
 
 // EnsureScramUser gives user a credential for mechanism derived from
 // password unless the user has one for it already (gregor serve
@@ -261,9 +253,8 @@ func (b *Broker) EnsureScramUser(mechanism, user, password string) (bool, error)
 			return nil, nil
 		}
 		added = true
-		return []metadata.Record{{Scram: &metadata.ScramRecord{
-			User: user, Mechanism: mechanism, Salt: cred.Salt, Iterations: cred.Iterations, StoredKey: cred.StoredKey, ServerKey: cred.ServerKey,
-		}}}, nil
+		rec := scramRecord(user, cred)
+		return []metadata.Record{{Scram: &rec}}, nil
 	})
 	return added, err
 }

@@ -381,7 +381,7 @@ func TestListenersAdvertiseTheirOwnEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec, err := server.SecurityFor(cfg, config.SASLPlaintext, b.B.ScramLookup)
+	sec, err := server.SecurityFor(cfg, config.Listener{Protocol: config.SASLPlaintext}, b.B.ScramLookup)
 	if err != nil {
 		t.Fatal(err)
 	}

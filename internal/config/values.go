@@ -38,8 +38,9 @@ func NewBroker(static map[string]string) (c *BrokerConfig, unknown []string, err
 			// one listener (ListenerString), checked as the property,
 			// kept under the name in lower case as Kafka spells it
 			// (an upper-case name was accepted and then ignored).
-			if d, ok = listenerOverride(k); ok {
-				k = lowerListenerName(k)
+			if name, prop, isOverride := splitListenerOverride(k); isOverride {
+				d, ok = Broker.Lookup(prop)
+				k = "listener.name." + name + "." + prop
 			}
 		}
 		if !ok {
@@ -269,19 +270,19 @@ func FromEnv(environ []string, log *slog.Logger) map[string]string {
 	return out
 }
 
-// listenerOverride returns the definition of the property a
-// listener.name.NAME.PROPERTY name overrides, when PROPERTY is one a
-// listener reads (ssl.*, sasl.enabled.mechanisms).
-func listenerOverride(name string) (*Def, bool) {
-	rest, ok := strings.CutPrefix(name, "listener.name.")
+// splitListenerOverride splits listener.name.NAME.PROPERTY into NAME in
+// lower case and PROPERTY, when PROPERTY is one a listener reads (ssl.*,
+// sasl.enabled.mechanisms).
+func splitListenerOverride(key string) (name, prop string, ok bool) {
+	rest, ok := strings.CutPrefix(key, "listener.name.")
 	if !ok {
-		return nil, false
+		return "", "", false
 	}
-	_, prop, ok := strings.Cut(rest, ".")
+	name, prop, ok = strings.Cut(rest, ".")
 	if !ok || !(strings.HasPrefix(prop, "ssl.") || prop == "sasl.enabled.mechanisms") {
-		return nil, false
+		return "", "", false
 	}
-	return Broker.Lookup(prop)
+	return strings.ToLower(name), prop, true
 }
 
 // ListenerString returns a property's value for the named listener:
@@ -290,17 +291,10 @@ func listenerOverride(name string) (*Def, bool) {
 func (c *BrokerConfig) ListenerString(listener, name string) string {
 	if listener != "" {
 		if v, ok := c.static["listener.name."+strings.ToLower(listener)+"."+name]; ok {
-			return strings.TrimSpace(v)
+			return v
 		}
 	}
 	return c.String(name)
-}
-
-// lowerListenerName lower-cases the NAME of listener.name.NAME.PROPERTY.
-func lowerListenerName(k string) string {
-	rest := strings.TrimPrefix(k, "listener.name.")
-	name, prop, _ := strings.Cut(rest, ".")
-	return "listener.name." + strings.ToLower(name) + "." + prop
 }
 
 // ListenerOverrideNames returns the listener names (lower case) that
@@ -310,11 +304,8 @@ func lowerListenerName(k string) string {
 func (c *BrokerConfig) ListenerOverrideNames() []string {
 	var names []string
 	for k := range c.static {
-		if _, ok := listenerOverride(k); ok {
-			name, _, _ := strings.Cut(strings.TrimPrefix(k, "listener.name."), ".")
-			if !slices.Contains(names, name) {
-				names = append(names, name)
-			}
+		if name, _, ok := splitListenerOverride(k); ok && !slices.Contains(names, name) {
+			names = append(names, name)
 		}
 	}
 	slices.Sort(names)

@@ -14,7 +14,7 @@ import (
 // ConfigFrom returns the server settings of the broker properties
 // (socket.request.max.bytes, queued.max.requests,
 // connections.max.idle.ms, max.connections, max.connections.per.ip and
-// its overrides). Security is set per listener (SecurityForListener).
+// its overrides). Security is set per listener (SecurityFor).
 func ConfigFrom(cfg *config.BrokerConfig) (Config, error) {
 	c := Config{
 		MaxRequestSize:      int32(cfg.Int("socket.request.max.bytes")),

@@ -77,10 +77,9 @@ type slot struct {
 	buf  *[]byte
 	once sync.Once
 	conn *Conn
-	// raw is a bare SASL token to send instead of a response (isRaw),
-	// after a v0 SaslHandshake.
-	raw   []byte
-	isRaw bool
+	// raw, when not nil, is a bare SASL token to send instead of a
+	// response, after a v0 SaslHandshake.
+	raw []byte
 }
 
 func (sl *slot) complete(resp kmsg.Response) {
@@ -371,7 +370,7 @@ type batchWriter struct {
 }
 
 func (w *batchWriter) add(sl *slot) {
-	if sl.isRaw {
+	if sl.raw != nil {
 		w.buf = binary.BigEndian.AppendUint32(w.buf, uint32(len(sl.raw)))
 		w.buf = append(w.buf, sl.raw...)
 		w.size = len(w.buf)

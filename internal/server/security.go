@@ -54,32 +54,26 @@ func SecurityFromConfig(cfg *config.BrokerConfig, lookup auth.Lookup) (Security,
 	if err != nil || !ok {
 		return Security{}, err
 	}
-	return SecurityForListener(cfg, ls[0].Name, ls[0].Protocol, lookup)
+	return SecurityFor(cfg, ls[0], lookup)
 }
 
-// SecurityFor builds the security of a listener of protocol proto
-// (config.Plaintext, SSL, SASLPlaintext, SASLSSL) from the broker-wide
-// ssl.* and sasl.* properties.
-func SecurityFor(cfg *config.BrokerConfig, proto string, lookup auth.Lookup) (Security, error) {
-	return SecurityForListener(cfg, "", proto, lookup)
-}
-
-// SecurityForListener is SecurityFor for the named listener, whose
-// listener.name.<name>.ssl.* and .sasl.enabled.mechanisms properties
-// override the broker-wide ones, as in Kafka.
-func SecurityForListener(cfg *config.BrokerConfig, listener, proto string, lookup auth.Lookup) (Security, error) {
-	get := func(name string) string { return cfg.ListenerString(listener, name) }
+// SecurityFor builds the security of listener l from the ssl.* and
+// sasl.enabled.mechanisms properties, l's own
+// listener.name.<name>.… overriding the broker-wide ones, as in Kafka
+// (an empty name reads the broker-wide ones only).
+func SecurityFor(cfg *config.BrokerConfig, l config.Listener, lookup auth.Lookup) (Security, error) {
+	get := func(name string) string { return cfg.ListenerString(l.Name, name) }
 	var err error
 	var sec Security
-	if proto == config.SSL || proto == config.SASLSSL {
+	if l.Protocol == config.SSL || l.Protocol == config.SASLSSL {
 		if sec.TLS, err = tlsFromConfig(get); err != nil {
 			return Security{}, err
 		}
 	}
-	if proto == config.SASLPlaintext || proto == config.SASLSSL {
+	if l.Protocol == config.SASLPlaintext || l.Protocol == config.SASLSSL {
 		mechs := config.SplitList(get("sasl.enabled.mechanisms"))
 		if len(mechs) == 0 {
-			return Security{}, fmt.Errorf("%w: listener %s needs sasl.enabled.mechanisms", config.ErrInvalid, proto)
+			return Security{}, fmt.Errorf("%w: listener %s needs sasl.enabled.mechanisms", config.ErrInvalid, l.Protocol)
 		}
 		for i, m := range mechs {
 			mechs[i] = strings.ToUpper(m)
@@ -170,7 +164,10 @@ func (c *Conn) authenticate(buf *[]byte) bool {
 			return false
 		}
 		c.finishStep(done)
-		sl := &slot{done: make(chan struct{}), conn: c, raw: out, isRaw: true}
+		if out == nil {
+			out = []byte{} // an empty token is still a frame
+		}
+		sl := &slot{done: make(chan struct{}), conn: c, raw: out}
 		if !c.enqueue(sl) {
 			return false
 		}

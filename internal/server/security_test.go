@@ -230,7 +230,7 @@ func TestSecurityForListener(t *testing.T) {
 		"INTERNAL": {auth.ScramSHA512},
 		"":         {auth.ScramSHA512},
 	} {
-		sec, err := SecurityForListener(cfg, listener, config.SASLPlaintext, nil)
+		sec, err := SecurityFor(cfg, config.Listener{Name: listener, Protocol: config.SASLPlaintext}, nil)
 		if err != nil || !slices.Equal(sec.SASL.Mechanisms, want) {
 			t.Errorf("%q: %v %v, want %v", listener, sec.SASL, err, want)
 		}
@@ -250,10 +250,10 @@ func TestSecurityForListener(t *testing.T) {
 	}
 	// A listener's own keystore: missing for EXTERNAL only.
 	cfg, _, _ = config.NewBroker(map[string]string{"listener.name.internal.ssl.keystore.location": "/nonexistent.pem"})
-	if _, err := SecurityForListener(cfg, "INTERNAL", config.SSL, nil); err == nil || !strings.Contains(err.Error(), "nonexistent") {
+	if _, err := SecurityFor(cfg, config.Listener{Name: "INTERNAL", Protocol: config.SSL}, nil); err == nil || !strings.Contains(err.Error(), "nonexistent") {
 		t.Errorf("INTERNAL's keystore: %v", err)
 	}
-	if _, err := SecurityForListener(cfg, "EXTERNAL", config.SSL, nil); err == nil || strings.Contains(err.Error(), "nonexistent") {
+	if _, err := SecurityFor(cfg, config.Listener{Name: "EXTERNAL", Protocol: config.SSL}, nil); err == nil || strings.Contains(err.Error(), "nonexistent") {
 		t.Errorf("EXTERNAL without a keystore: %v", err)
 	}
 }
@@ -299,7 +299,7 @@ func TestKeystoreReloaded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec, err := SecurityFor(cfg, config.SSL, nil)
+	sec, err := SecurityFor(cfg, config.Listener{Protocol: config.SSL}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
