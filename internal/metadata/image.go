@@ -27,6 +27,11 @@ type Image struct {
 	// Scram holds SCRAM credentials by user, then mechanism. Values are
 	// immutable.
 	Scram map[string]map[string]*ScramRecord
+	// Acls holds the ACL bindings by ID. Values are immutable.
+	Acls map[UUID]*AclRecord
+	// AclsChanged is the offset of the last batch that changed Acls:
+	// an authorizer built from Acls is current while it is unchanged.
+	AclsChanged int64
 }
 
 // Topic is one topic in an Image. Immutable.
@@ -58,6 +63,8 @@ func Empty() *Image {
 		BrokerConfigs: map[string]map[string]string{},
 		Brokers:       map[int32]*BrokerRecord{},
 		Scram:         map[string]map[string]*ScramRecord{},
+		Acls:          map[UUID]*AclRecord{},
+		AclsChanged:   -1,
 	}
 }
 
@@ -100,7 +107,7 @@ func (img *Image) TopicNames() []string {
 func Apply(img *Image, offset int64, recs []Record) (*Image, error) {
 	next := *img
 	next.Offset = offset
-	topicsCopied, configsCopied, brokersCopied, scramCopied := false, false, false, false
+	topicsCopied, configsCopied, brokersCopied, scramCopied, aclsCopied := false, false, false, false, false
 	copyTopics := func() {
 		if !topicsCopied {
 			next.Topics = maps.Clone(img.Topics)
@@ -260,6 +267,28 @@ func Apply(img *Image, offset int64, recs []Record) (*Image, error) {
 				delete(next.Scram, c.User)
 			} else {
 				next.Scram[c.User] = m
+			}
+
+		case r.Acl != nil:
+			a := *r.Acl
+			if !aclsCopied {
+				next.Acls = maps.Clone(img.Acls)
+				if next.Acls == nil {
+					next.Acls = map[UUID]*AclRecord{}
+				}
+				next.AclsChanged = offset
+				aclsCopied = true
+			}
+			if a.Remove {
+				if _, ok := next.Acls[a.ID]; !ok {
+					return nil, fmt.Errorf("metadata: record %d: removing unknown ACL %s", i, a.ID)
+				}
+				delete(next.Acls, a.ID)
+			} else {
+				if _, ok := next.Acls[a.ID]; ok {
+					return nil, fmt.Errorf("metadata: record %d: ACL %s exists", i, a.ID)
+				}
+				next.Acls[a.ID] = &a
 			}
 
 		default:

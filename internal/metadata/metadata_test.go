@@ -313,12 +313,7 @@ func TestScramCredentialsReplayAndSnapshot(t *testing.T) {
 	}
 	check(s.Image(), "live")
 	// Enough updates for a snapshot, then a replay of log and snapshot.
-	for i := range snapshotEvery + 1 {
-		name := "t" + string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676))
-		if _, err := s.Update(func(*Image) ([]Record, error) { return createTopic(name, 1), nil }); err != nil {
-			t.Fatal(err)
-		}
-	}
+	forceSnapshot(t, s)
 	s.Close()
 	s2, err := Open(fs.Crash(), "/meta", nil)
 	if err != nil {
@@ -328,5 +323,72 @@ func TestScramCredentialsReplayAndSnapshot(t *testing.T) {
 	check(s2.Image(), "after replay")
 	if _, err := Apply(s2.Image(), 1<<40, []Record{{Scram: &ScramRecord{Mechanism: "SCRAM-SHA-256"}}}); err == nil {
 		t.Error("credential without a user applied")
+	}
+}
+
+// TestAclsReplayAndSnapshot: ACL bindings added and removed survive a
+// replay of the log and a snapshot, and AclsChanged moves only with them.
+func TestAclsReplayAndSnapshot(t *testing.T) {
+	fs := vfs.NewMem()
+	s, err := Open(fs, "/meta", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []UUID{NewUUID(), NewUUID(), NewUUID()}
+	add := func(i int, name string) Record {
+		return Record{Acl: &AclRecord{ID: ids[i], ResourceType: 2, ResourceName: name, PatternType: 3,
+			Principal: "User:alice", Host: "*", Operation: 3, Permission: 3}}
+	}
+	for _, recs := range [][]Record{
+		{add(0, "a"), add(1, "b")},
+		{add(2, "c"), {Acl: &AclRecord{ID: ids[1], Remove: true}}},
+	} {
+		if _, err := s.Update(func(*Image) ([]Record, error) { return recs, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	changed := s.Image().AclsChanged
+	if _, err := s.Update(func(*Image) ([]Record, error) { return createTopic("x", 1), nil }); err != nil {
+		t.Fatal(err)
+	}
+	if s.Image().AclsChanged != changed {
+		t.Error("a topic's creation moved AclsChanged")
+	}
+	check := func(img *Image, when string) {
+		t.Helper()
+		if len(img.Acls) != 2 || img.Acls[ids[0]].ResourceName != "a" || img.Acls[ids[2]].ResourceName != "c" || img.Acls[ids[2]].Principal != "User:alice" {
+			t.Errorf("%s: ACLs %+v", when, img.Acls)
+		}
+	}
+	check(s.Image(), "live")
+	s.Close()
+	fs = fs.Crash()
+	if s, err = Open(fs, "/meta", nil); err != nil {
+		t.Fatal(err)
+	}
+	check(s.Image(), "after replaying the log")
+	forceSnapshot(t, s)
+	s.Close()
+	s2, err := Open(fs.Crash(), "/meta", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	check(s2.Image(), "after a snapshot")
+	for _, bad := range []*AclRecord{{ID: ids[1], Remove: true}, {ID: ids[0]}} {
+		if _, err := Apply(s2.Image(), 1<<40, []Record{{Acl: bad}}); err == nil {
+			t.Errorf("%+v applied", bad)
+		}
+	}
+}
+
+// forceSnapshot creates enough topics for s to write a snapshot.
+func forceSnapshot(t *testing.T, s *Store) {
+	t.Helper()
+	for i := range snapshotEvery + 1 {
+		name := "t" + string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676))
+		if _, err := s.Update(func(*Image) ([]Record, error) { return createTopic(name, 1), nil }); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

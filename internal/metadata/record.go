@@ -49,6 +49,7 @@ type Record struct {
 	ProducerIDs     *ProducerIDsRecord     `json:"producerIds,omitempty"`
 	Broker          *BrokerRecord          `json:"broker,omitempty"`
 	Scram           *ScramRecord           `json:"scram,omitempty"`
+	Acl             *AclRecord             `json:"acl,omitempty"`
 }
 
 // TopicRecord creates a topic.
@@ -123,4 +124,20 @@ type ScramRecord struct {
 	Iterations int32  `json:"iterations,omitempty"`
 	StoredKey  []byte `json:"storedKey,omitempty"`
 	ServerKey  []byte `json:"serverKey,omitempty"`
+}
+
+// AclRecord adds an ACL binding under ID, or (Remove) removes the one
+// with ID (Kafka's AccessControlEntryRecord and
+// RemoveAccessControlEntryRecord). The types are numbered as Kafka's
+// ACL APIs number them.
+type AclRecord struct {
+	ID           UUID   `json:"id"`
+	Remove       bool   `json:"remove,omitempty"`
+	ResourceType int8   `json:"resourceType,omitempty"`
+	ResourceName string `json:"resourceName,omitempty"`
+	PatternType  int8   `json:"patternType,omitempty"`
+	Principal    string `json:"principal,omitempty"`
+	Host         string `json:"host,omitempty"`
+	Operation    int8   `json:"operation,omitempty"`
+	Permission   int8   `json:"permission,omitempty"`
 }

@@ -319,6 +319,7 @@ type snapshot struct {
 	NextProducerID int64                        `json:"nextProducerId"`
 	Brokers        []*BrokerRecord              `json:"brokers"`
 	Scram          []*ScramRecord               `json:"scram,omitempty"`
+	Acls           []*AclRecord                 `json:"acls,omitempty"`
 }
 
 type snapshotTopic struct {
@@ -345,6 +346,9 @@ func encodeSnapshot(img *Image) ([]byte, error) {
 		for _, mech := range slices.Sorted(maps.Keys(img.Scram[user])) {
 			snap.Scram = append(snap.Scram, img.Scram[user][mech])
 		}
+	}
+	for _, id := range slices.SortedFunc(maps.Keys(img.Acls), func(a, b UUID) int { return bytes.Compare(a[:], b[:]) }) {
+		snap.Acls = append(snap.Acls, img.Acls[id])
 	}
 	data, err := json.Marshal(snap)
 	if err != nil {
@@ -387,5 +391,9 @@ func decodeSnapshot(data []byte) (*Image, error) {
 		}
 		img.Scram[c.User][c.Mechanism] = c
 	}
+	for _, a := range snap.Acls {
+		img.Acls[a.ID] = a
+	}
+	img.AclsChanged = img.Offset
 	return img, nil
 }
