@@ -349,3 +349,13 @@ func TestListeners(t *testing.T) {
 		}
 	}
 }
+
+func TestPrincipals(t *testing.T) {
+	got, err := Principals(" User:alice ;User:CN=bob,O=acme;; ")
+	if err != nil || len(got) != 2 || got[0] != "User:alice" || got[1] != "User:CN=bob,O=acme" {
+		t.Fatalf("Principals = %q, %v", got, err)
+	}
+	if _, err := Principals("alice"); err == nil {
+		t.Fatal("a principal without a type was accepted")
+	}
+}

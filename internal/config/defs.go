@@ -1,6 +1,10 @@
 package config
 
-import "math"
+import (
+	"fmt"
+	"math"
+	"strings"
+)
 
 // Source is where an effective value came from, numbered as Kafka's
 // DescribeConfigs ConfigSource.
@@ -55,6 +59,9 @@ func sensitive(d *Def) { d.Sensitive = true }
 func enum(vals ...string) func(*Def) {
 	return func(d *Def) { d.Enum = vals }
 }
+func validWith(fn func(string) error) func(*Def) {
+	return func(d *Def) { d.Valid = fn }
+}
 func between(min, max float64) func(*Def) {
 	return func(d *Def) { d.Bounded, d.Min, d.Max = true, min, max }
 }
@@ -88,6 +95,9 @@ var Broker = newRegistry([]Def{
 	list("ssl.enabled.protocols", "TLSv1.2,TLSv1.3", "TLS versions SSL and SASL_SSL listeners accept: TLSv1.2 and TLSv1.3 (the oldest and newest listed bound the range).", readOnly),
 	str("ssl.client.auth", "none", "Client certificates on SSL listeners: none, requested (verified when given) or required.", enum("none", "requested", "required"), readOnly),
 	list("sasl.enabled.mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512", "SASL mechanisms offered on SASL_PLAINTEXT and SASL_SSL listeners: SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN (checked against the users' SCRAM credentials; sends the password, so use it over SSL). Users are created with AlterUserScramCredentials (kafka-configs --entity-type users, kadm) or gregor serve --add-scram.", readOnly),
+	str("authorizer.class.name", "", "Enables ACLs: org.apache.kafka.metadata.authorizer.StandardAuthorizer (or kafka.security.authorizer.AclAuthorizer, the same to Gregor) checks every request against the ACLs kept in the cluster metadata, managed with CreateAcls, DescribeAcls and DeleteAcls (kafka-acls, kadm, gregor acl). Empty: no authorization, every client may do everything.", enum("", StandardAuthorizer, AclAuthorizer), readOnly),
+	str("super.users", "", "Principals allowed everything whatever the ACLs, separated by semicolons: User:alice;User:CN=admin,O=acme (a SASL user is User:<name>, a TLS client certificate User:<its subject>, anybody else User:ANONYMOUS).", readOnly, validWith(validPrincipals)),
+	boolean("allow.everyone.if.no.acl.found", "false", "With an authorizer: allow a request on a resource that no ACL names (none for it, its prefixes or the wildcard). Kafka's default, false, denies it.", readOnly),
 	integer("num.partitions", "1", "Default number of partitions for auto-created topics and CreateTopics with -1.", atLeast(1)),
 	integer("default.replication.factor", "1", "Default replication factor for automatically created topics.", atLeast(1)),
 	boolean("auto.create.topics.enable", "true", "Create a topic when a client asks for its metadata or produces to it."),
@@ -193,3 +203,33 @@ var Topic = newRegistry([]Def{
 })
 
 var _ = math.MaxInt64
+
+// The authorizer class names authorizer.class.name takes: Kafka's KRaft
+// and ZooKeeper ones, both served by Gregor's built-in authorizer.
+const (
+	StandardAuthorizer = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+	AclAuthorizer      = "kafka.security.authorizer.AclAuthorizer"
+)
+
+// validPrincipals checks super.users.
+func validPrincipals(v string) error {
+	_, err := Principals(v)
+	return err
+}
+
+// Principals parses a list of principals separated by semicolons
+// (super.users): each Type:name, as User:alice.
+func Principals(v string) ([]string, error) {
+	var out []string
+	for _, p := range strings.Split(v, ";") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if typ, name, ok := strings.Cut(p, ":"); !ok || typ == "" || name == "" {
+			return nil, fmt.Errorf("%q is not of the form User:name", p)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}

@@ -49,7 +49,7 @@ func newConn(s *Server, nc net.Conn, listener string, sec Security) *Conn {
 		server: s,
 		nc:     nc,
 		Remote: nc.RemoteAddr().String(),
-		client: &wire.Client{Remote: nc.RemoteAddr().String(), Listener: listener},
+		client: &wire.Client{Remote: nc.RemoteAddr().String(), Host: remoteIP(nc), Listener: listener},
 		queue:  make(chan *slot, s.cfg.QueuedMaxRequests),
 		dead:   make(chan struct{}),
 	}
@@ -111,6 +111,7 @@ func (c *Conn) readLoop() {
 	defer close(c.queue)
 	s := c.server
 	var sizeBuf [4]byte
+	identified := false
 	for !c.stopping.Load() {
 		size, err := c.readSize(&sizeBuf)
 		if err != nil {
@@ -151,6 +152,12 @@ func (c *Conn) readLoop() {
 				return
 			}
 			continue
+		}
+		if !identified {
+			// Authentication, if any, is over: the TLS handshake
+			// ran at the first read, SASL before this request.
+			c.identify()
+			identified = true
 		}
 		req, err := c.decode(*buf)
 		if err != nil {

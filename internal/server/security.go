@@ -270,6 +270,22 @@ func (c *Conn) finishStep(done bool) {
 	c.server.log.Debug("SASL authenticated", "remote", c.Remote, "mechanism", st.mech, "user", st.user)
 }
 
+// identify sets the client's principal once authentication is over, as
+// Kafka's DefaultKafkaPrincipalBuilder: a SASL user is User:<name>, a
+// TLS client certificate User:<its subject in RFC 2253 form>, anybody
+// else User:ANONYMOUS (ssl.principal.mapping.rules is not supported).
+func (c *Conn) identify() {
+	if c.sasl != nil && c.sasl.done {
+		c.client.SetPrincipal("User:" + c.sasl.user)
+		return
+	}
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+			c.client.SetPrincipal("User:" + certs[0].Subject.String())
+		}
+	}
+}
+
 // tlsVersions maps ssl.enabled.protocols to the lowest and highest TLS
 // version offered. TLSv1 and TLSv1.1 are refused: Go's crypto/tls
 // serves them only with an insecure opt-in, and Kafka dropped them from

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -26,10 +27,14 @@ type Request struct {
 	Received time.Time
 }
 
-// Client describes a client connection. Immutable.
+// Client describes a client connection. Immutable but for the
+// principal, set once when the connection authenticates.
 type Client struct {
 	// Remote is the client's address.
 	Remote string
+	// Host is the IP address of Remote, without the port: what ACLs
+	// name as a client's host.
+	Host string
 	// Listener is the name of the listener the connection arrived on
 	// ("" for the server's default one): Metadata answers with that
 	// listener's advertised endpoint.
@@ -38,7 +43,25 @@ type Client struct {
 	// responses to the requests already read are written; for handlers
 	// that cannot answer (Kafka closes on such requests).
 	Close func()
+
+	principal atomic.Pointer[string]
 }
+
+// Anonymous is the principal of a connection that did not authenticate
+// (Kafka's KafkaPrincipal.ANONYMOUS).
+const Anonymous = "User:ANONYMOUS"
+
+// Principal is who the client authenticated as, in Kafka's form
+// ("User:alice"); Anonymous until SetPrincipal.
+func (c *Client) Principal() string {
+	if p := c.principal.Load(); p != nil {
+		return *p
+	}
+	return Anonymous
+}
+
+// SetPrincipal records who the client authenticated as.
+func (c *Client) SetPrincipal(p string) { c.principal.Store(&p) }
 
 // Releaser is implemented by responses holding pooled memory or open
 // files (fetched record batches). The server calls Release once the
