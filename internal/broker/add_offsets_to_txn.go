@@ -27,6 +27,18 @@ func init() { register(25, 0, 4, (*Broker).handleAddOffsetsToTxn) }
 func (b *Broker) handleAddOffsetsToTxn(_ context.Context, req *wire.Request, respond func(kmsg.Response)) {
 	r := req.Body.(*kmsg.AddOffsetsToTxnRequest)
 	resp := r.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
+	// WRITE on the transactional ID, READ on the group (Kafka's
+	// handleAddOffsetsToTxnRequest).
+	switch {
+	case !b.authorizedTxnID(req, kmsg.ACLOperationWrite, r.TransactionalID):
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		respond(resp)
+		return
+	case !b.authorizedGroup(req, kmsg.ACLOperationRead, r.Group):
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		respond(resp)
+		return
+	}
 	tp, kerrv := b.offsetsPartitionOf(r.Group)
 	if kerrv != nil {
 		resp.ErrorCode = kerrv.Code

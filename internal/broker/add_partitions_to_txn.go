@@ -34,7 +34,7 @@ func (b *Broker) handleAddPartitionsToTxn(_ context.Context, req *wire.Request, 
 	r := req.Body.(*kmsg.AddPartitionsToTxnRequest)
 	resp := r.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
 	if r.Version < 4 {
-		b.addPartitionsToTxn(r.TransactionalID, r.ProducerID, r.ProducerEpoch, false, topicsV3(r.Topics), true, r.Version < 2,
+		b.addPartitionsToTxn(req, r.TransactionalID, r.ProducerID, r.ProducerEpoch, false, topicsV3(r.Topics), true, r.Version < 2,
 			func(ts []kmsg.AddPartitionsToTxnResponseTransactionTopic) {
 				for _, t := range ts {
 					rt := kmsg.NewAddPartitionsToTxnResponseTopic()
@@ -48,13 +48,20 @@ func (b *Broker) handleAddPartitionsToTxn(_ context.Context, req *wire.Request, 
 			})
 		return
 	}
+	if !b.authorizedCluster(req, kmsg.ACLOperationClusterAction) {
+		// v4+ batches come from brokers (Kafka's
+		// handleAddPartitionsToTxnRequest).
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		respond(resp)
+		return
+	}
 	resp.Transactions = make([]kmsg.AddPartitionsToTxnResponseTransaction, len(r.Transactions))
 	g := newGather(len(r.Transactions), func() { respond(resp) })
 	for i := range r.Transactions {
 		rt := &r.Transactions[i]
 		out := &resp.Transactions[i]
 		out.TransactionalID = rt.TransactionalID
-		b.addPartitionsToTxn(rt.TransactionalID, rt.ProducerID, rt.ProducerEpoch, rt.VerifyOnly, rt.Topics, false, false,
+		b.addPartitionsToTxn(req, rt.TransactionalID, rt.ProducerID, rt.ProducerEpoch, rt.VerifyOnly, rt.Topics, false, false,
 			func(ts []kmsg.AddPartitionsToTxnResponseTransactionTopic) {
 				out.Topics = ts
 				g.one()
@@ -74,20 +81,28 @@ func topicsV3(ts []kmsg.AddPartitionsToTxnRequestTopic) []kmsg.AddPartitionsToTx
 // addPartitionsToTxn adds (or, verifyOnly, checks) one transaction's
 // partitions and answers with an error per partition. fromClient is set
 // for v0-3, which clients send; legacy for v0-1.
-func (b *Broker) addPartitionsToTxn(txnID string, pid int64, epoch int16, verifyOnly bool, topics []kmsg.AddPartitionsToTxnRequestTransactionTopic, fromClient, legacy bool, respond func([]kmsg.AddPartitionsToTxnResponseTransactionTopic)) {
+func (b *Broker) addPartitionsToTxn(req *wire.Request, txnID string, pid int64, epoch int16, verifyOnly bool, topics []kmsg.AddPartitionsToTxnRequestTransactionTopic, fromClient, legacy bool, respond func([]kmsg.AddPartitionsToTxnResponseTransactionTopic)) {
 	img := b.meta.Image()
 	out := make([]kmsg.AddPartitionsToTxnResponseTransactionTopic, len(topics))
 	var tps []txn.TopicPartition
 	var slots errSlots
 	refused := false // some partition refused: none is added
+	// A client needs WRITE on the transactional ID and on each topic
+	// (Kafka's handleAddPartitionsToTxnRequest).
+	txnDenied := fromClient && !b.authorizedTxnID(req, kmsg.ACLOperationWrite, txnID)
 	for i, t := range topics {
 		out[i].Topic = t.Topic
 		out[i].Partitions = make([]kmsg.AddPartitionsToTxnResponseTransactionTopicPartition, len(t.Partitions))
 		topic, ok := img.Topic(t.Topic)
+		writable := !fromClient || b.authorizedTopic(req, kmsg.ACLOperationWrite, t.Topic)
 		for j, p := range t.Partitions {
 			op := &out[i].Partitions[j]
 			op.Partition = p
-			if fromClient && isInternal(t.Topic) {
+			if txnDenied {
+				op.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+				continue
+			}
+			if fromClient && (isInternal(t.Topic) || !writable) {
 				op.ErrorCode = kerr.TopicAuthorizationFailed.Code
 				refused = true
 				continue
@@ -100,6 +115,10 @@ func (b *Broker) addPartitionsToTxn(txnID string, pid int64, epoch int16, verify
 			tps = append(tps, txn.TopicPartition{Topic: t.Topic, Partition: p})
 			slots = append(slots, &op.ErrorCode)
 		}
+	}
+	if txnDenied {
+		respond(out)
+		return
 	}
 	if refused {
 		slots.setAll(kerr.OperationNotAttempted)

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregor-streaming/gregor/internal/auth"
 	"github.com/gregor-streaming/gregor/internal/config"
 	"github.com/gregor-streaming/gregor/internal/metadata"
 	"github.com/gregor-streaming/gregor/internal/wire"
@@ -45,6 +46,7 @@ func (b *Broker) handleAlterConfigs(req *wire.Request) kmsg.Response {
 			}
 			return next, nil
 		}
+		a.err = b.configsDenied(req, kmsg.ACLOperationAlterConfigs, a.typ, a.name)
 		alters[i] = a
 	}
 	err := b.alterConfigs(alters, r.ValidateOnly)
@@ -55,6 +57,23 @@ func (b *Broker) handleAlterConfigs(req *wire.Request) kmsg.Response {
 		resp.Resources = append(resp.Resources, rr)
 	}
 	return resp
+}
+
+// configsDenied checks op (DESCRIBE_CONFIGS or ALTER_CONFIGS) on a
+// config resource as Kafka's handlers do: a topic's own ACLs, the
+// cluster's for a broker or its loggers. nil when allowed.
+func (b *Broker) configsDenied(req *wire.Request, op auth.Operation, typ kmsg.ConfigResourceType, name string) *topicError {
+	switch typ {
+	case kmsg.ConfigResourceTypeTopic:
+		if !b.authorizedTopic(req, op, name) {
+			return newTopicError(kerr.TopicAuthorizationFailed, "Authorization failed.")
+		}
+	case kmsg.ConfigResourceTypeBroker, kmsg.ConfigResourceTypeBrokerLogger:
+		if !b.authorizedCluster(req, op) {
+			return newTopicError(kerr.ClusterAuthorizationFailed, "Authorization failed.")
+		}
+	}
+	return nil
 }
 
 // configAlter is one resource of an AlterConfigs or
@@ -97,6 +116,9 @@ func (b *Broker) alterConfigs(alters []*configAlter, validateOnly bool) error {
 			count[key(a)]++
 		}
 		for _, a := range alters {
+			if a.err != nil {
+				continue // refused by the authorizer
+			}
 			if n := count[key(a)]; n > 1 {
 				a.err = newTopicError(kerr.InvalidRequest, "each resource must appear at most once: %s appears %d times", a.name, n)
 				continue

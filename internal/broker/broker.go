@@ -102,6 +102,13 @@ type Broker struct {
 	// reconcileMu serializes reconcile (log creation/deletion).
 	reconcileMu sync.Mutex
 
+	// authzOn: authorizer.class.name is set, so requests are checked
+	// against the ACLs; superUsers is super.users. authz caches the
+	// authorizer built from the current ACLs (acls.go).
+	authzOn    bool
+	superUsers []string
+	authz      atomic.Pointer[authzState]
+
 	// stats are the request-path instruments /metrics reads (stats.go).
 	stats metrics.BrokerStats
 
@@ -173,6 +180,10 @@ func Open(opts Options) (*Broker, error) {
 		retentionKick: make(chan struct{}, 1),
 	}
 	b.SetAdvertised(opts.AdvertisedHost, opts.AdvertisedPort)
+	if err := b.initAuthorizer(); err != nil {
+		cancel()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	if err := mkdirDurable(b.fs, b.dir); err != nil {
 		cancel()
 		return nil, fmt.Errorf("broker: data dir: %w", err)

@@ -38,6 +38,12 @@ func (b *Broker) handleCreatePartitions(req *wire.Request) kmsg.Response {
 				errs[i] = newTopicError(kerr.InvalidRequest, "duplicate topic name %q", rt.Topic)
 				continue
 			}
+			// ALTER on the topic (Kafka's
+			// handleCreatePartitionsRequest).
+			if !b.authorizedTopic(req, kmsg.ACLOperationAlter, rt.Topic) {
+				errs[i] = newTopicError(kerr.TopicAuthorizationFailed, "Authorization failed.")
+				continue
+			}
 			var add []metadata.Record
 			if add, errs[i] = b.partitionRecords(img, rt); errs[i] == nil {
 				errs[i] = b.checkCapacity(have, len(add))

@@ -35,16 +35,31 @@ func (b *Broker) handleCreateTopics(req *wire.Request) kmsg.Response {
 		}
 		specs[i] = spec
 	}
-	errs, img, err := b.createTopics(specs, r.ValidateOnly)
+	// CREATE on the cluster, or on each topic (Kafka's
+	// handleCreateTopicsRequest): the others are refused before any is
+	// looked at. at[i] is spec i's index among the allowed, -1 if none.
+	clusterCreate := b.authorizedCluster(req, kmsg.ACLOperationCreate)
+	at := make([]int, len(specs))
+	allowed := make([]*topicSpec, 0, len(specs))
+	for i, spec := range specs {
+		at[i] = -1
+		if clusterCreate || b.authorizedTopic(req, kmsg.ACLOperationCreate, spec.name) {
+			at[i] = len(allowed)
+			allowed = append(allowed, spec)
+		}
+	}
+	errs, img, err := b.createTopics(allowed, r.ValidateOnly)
 	for i, spec := range specs {
 		rt := kmsg.NewCreateTopicsResponseTopic()
 		rt.Topic = spec.name
 		var terr *topicError
 		switch {
+		case at[i] < 0:
+			terr = &topicError{err: kerr.TopicAuthorizationFailed, msg: "Authorization failed."}
 		case err != nil:
 			terr = storageError(err)
-		case errs[i] != nil:
-			terr = errs[i]
+		case errs[at[i]] != nil:
+			terr = errs[at[i]]
 		}
 		if terr != nil {
 			rt.ErrorCode = terr.err.Code
@@ -57,6 +72,13 @@ func (b *Broker) handleCreateTopics(req *wire.Request) kmsg.Response {
 		rt.ReplicationFactor = spec.replicationFactor
 		if t, ok := img.Topic(spec.name); ok && !r.ValidateOnly {
 			rt.TopicID = t.ID
+		}
+		if !b.authorizedTopic(req, kmsg.ACLOperationDescribeConfigs, spec.name) {
+			// The topic is created; its configs are not the
+			// client's to see.
+			rt.ConfigErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, rt)
+			continue
 		}
 		tcfg := b.Config().Topic(spec.configs)
 		for _, name := range config.Topic.Names() {

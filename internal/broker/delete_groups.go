@@ -52,11 +52,14 @@ func (b *Broker) handleDeleteGroups(_ context.Context, req *wire.Request, respon
 				}
 			}
 		}
-		if c == nil {
+		switch {
+		case !b.authorizedGroup(req, kmsg.ACLOperationDelete, id):
+			fill(kerr.GroupAuthorizationFailed)
+		case c == nil:
 			fill(kerr.GroupIDNotFound)
-			continue
+		default:
+			c.Delete(id, fill)
 		}
-		c.Delete(id, fill)
 	}
 	g.one()
 }

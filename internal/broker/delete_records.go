@@ -33,11 +33,15 @@ func (b *Broker) handleDeleteRecords(req *wire.Request) kmsg.Response {
 	for _, rt := range r.Topics {
 		st := kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic
+		// DELETE on the topic (Kafka's handleDeleteRecordsRequest).
+		deletable := b.authorizedTopic(req, kmsg.ACLOperationDelete, rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LowWatermark = -1
-			if p := b.partitionOf(img, rt.Topic, rp.Partition); p == nil {
+			if !deletable {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			} else if p := b.partitionOf(img, rt.Topic, rp.Partition); p == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			} else if isInternal(rt.Topic) {
 				// Whatever their cleanup.policy: trimming them would

@@ -60,7 +60,15 @@ func (b *Broker) handleDeleteTopics(req *wire.Request) kmsg.Response {
 		for _, t := range targets {
 			var topic *metadata.Topic
 			var ok bool
+			// DELETE on the topic; a name the client may not
+			// delete is refused before its existence is told, an
+			// ID's name is hidden from a client that may not
+			// describe it (Kafka's ControllerApis.deleteTopics).
 			if t.name != nil && *t.name != "" {
+				if !b.authorizedTopic(req, kmsg.ACLOperationDelete, *t.name) {
+					t.err = kerr.TopicAuthorizationFailed
+					continue
+				}
 				if topic, ok = img.Topic(*t.name); !ok {
 					t.err = kerr.UnknownTopicOrPartition
 					continue
@@ -68,6 +76,13 @@ func (b *Broker) handleDeleteTopics(req *wire.Request) kmsg.Response {
 			} else {
 				if topic, ok = img.TopicByID(t.id); !ok {
 					t.err = kerr.UnknownTopicID
+					continue
+				}
+				if !b.authorizedTopic(req, kmsg.ACLOperationDelete, topic.Name) {
+					t.err = kerr.TopicAuthorizationFailed
+					if b.authorizedTopic(req, kmsg.ACLOperationDescribe, topic.Name) {
+						t.name = &topic.Name
+					}
 					continue
 				}
 				name := topic.Name

@@ -6,6 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregor-streaming/gregor/internal/auth"
 	"github.com/gregor-streaming/gregor/internal/wire"
 )
 
@@ -43,7 +44,7 @@ func (b *Broker) handleDescribeCluster(req *wire.Request) kmsg.Response {
 	resp.ClusterID = b.ClusterID()
 	resp.ControllerID = b.nodeID
 	if r.IncludeClusterAuthorizedOperations {
-		resp.ClusterAuthorizedOperations = allClusterOperations
+		resp.ClusterAuthorizedOperations = b.authorizedOps(req, kmsg.ACLResourceTypeCluster, auth.ClusterResource)
 	}
 	host, port := b.endpoint(req.Client.Listener)
 	resp.Brokers = []kmsg.DescribeClusterResponseBroker{{NodeID: b.nodeID, Host: host, Port: port}}
@@ -55,9 +56,3 @@ const (
 	endpointBrokers     = 1
 	endpointControllers = 2
 )
-
-// allClusterOperations is the bit set of the cluster ACL operations
-// Kafka's AclEntry.supportedOperations(CLUSTER) lists: CREATE, ALTER,
-// DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS,
-// IDEMPOTENT_WRITE. Without an authorizer, all are allowed.
-const allClusterOperations = 1<<5 | 1<<7 | 1<<8 | 1<<9 | 1<<10 | 1<<11 | 1<<12

@@ -38,6 +38,11 @@ func (b *Broker) handleDescribeConfigs(req *wire.Request) kmsg.Response {
 		// reads both alike; some clients send an empty list).
 		want := func(name string) bool { return len(rr.ConfigNames) == 0 || slices.Contains(rr.ConfigNames, name) }
 		d := describer{version: r.Version, synonyms: r.IncludeSynonyms, docs: r.IncludeDocumentation}
+		if terr := b.configsDenied(req, kmsg.ACLOperationDescribeConfigs, rr.ResourceType, rr.ResourceName); terr != nil {
+			rs.ErrorCode, rs.ErrorMessage = terr.err.Code, kmsg.StringPtr(terr.msg)
+			resp.Resources = append(resp.Resources, rs)
+			continue
+		}
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
 			if err := validateTopicName(rr.ResourceName); err != nil {

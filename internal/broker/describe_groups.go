@@ -24,10 +24,6 @@ import (
 // as Kafka does.
 func init() { register(15, 0, 6, (*Broker).handleDescribeGroups) }
 
-// allGroupOperations is the bit set of the group ACL operations (READ,
-// DELETE, DESCRIBE): without an authorizer, everything is allowed.
-const allGroupOperations = 1<<3 | 1<<6 | 1<<8
-
 func (b *Broker) handleDescribeGroups(_ context.Context, req *wire.Request, respond func(kmsg.Response)) {
 	r := req.Body.(*kmsg.DescribeGroupsRequest)
 	resp := r.ResponseKind().(*kmsg.DescribeGroupsResponse)
@@ -39,6 +35,11 @@ func (b *Broker) handleDescribeGroups(_ context.Context, req *wire.Request, resp
 		out.Default()
 		out.Group = id
 		out.AuthorizedOperations = authorizedOpsOmitted
+		if !b.authorizedGroup(req, kmsg.ACLOperationDescribe, id) {
+			out.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			g.one()
+			continue
+		}
 		fill := func(d group.DescribedGroup) {
 			defer g.one()
 			out.State = d.State.String()
@@ -52,7 +53,7 @@ func (b *Broker) handleDescribeGroups(_ context.Context, req *wire.Request, resp
 			// Kafka's KafkaApis.handleDescribeGroupsRequest fills them
 			// in only for groups described without an error.
 			if r.IncludeAuthorizedOperations && out.ErrorCode == 0 {
-				out.AuthorizedOperations = allGroupOperations
+				out.AuthorizedOperations = b.authorizedOps(req, kmsg.ACLResourceTypeGroup, id)
 			}
 			out.ProtocolType, out.Protocol = d.ProtocolType, d.Protocol
 			for _, m := range d.Members {

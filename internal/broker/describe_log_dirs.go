@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-streaming/gregor/internal/vfs"
@@ -26,6 +27,12 @@ func init() { registerSync(35, 1, 5, (*Broker).handleDescribeLogDirs) }
 func (b *Broker) handleDescribeLogDirs(req *wire.Request) kmsg.Response {
 	r := req.Body.(*kmsg.DescribeLogDirsRequest)
 	resp := r.ResponseKind().(*kmsg.DescribeLogDirsResponse)
+	if !b.authorizedCluster(req, kmsg.ACLOperationDescribe) {
+		// No directories; the error is told from v3 (Kafka's
+		// handleDescribeLogDirsRequest).
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp
+	}
 	img := b.meta.Image()
 	dir := kmsg.NewDescribeLogDirsResponseDir()
 	dir.Dir = b.dir

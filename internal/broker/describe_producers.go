@@ -28,9 +28,17 @@ func (b *Broker) handleDescribeProducers(req *wire.Request) kmsg.Response {
 		// of its partitions, before the unknown ones (Kafka's
 		// checkValidTopic).
 		invalid := validateTopicName(rt.Topic) != nil
+		// READ on the topic, checked first (Kafka's
+		// handleDescribeProducersRequest).
+		readable := b.authorizedTopic(req, kmsg.ACLOperationRead, rt.Topic)
 		for _, part := range rt.Partitions {
 			sp := kmsg.NewDescribeProducersResponseTopicPartition()
 			sp.Partition = part
+			if !readable {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			var p *partition
 			if !invalid {
 				p = b.partitionOf(img, rt.Topic, part)

@@ -28,6 +28,12 @@ func (b *Broker) handleDescribeTransactions(_ context.Context, req *wire.Request
 		out.Default()
 		out.TransactionalID = id
 		out.ProducerID, out.ProducerEpoch, out.StartTimestamp = -1, -1, -1
+		if !b.authorizedTxnID(req, kmsg.ACLOperationDescribe, id) {
+			// Kafka's handleDescribeTransactionsRequest.
+			out.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+			g.one()
+			continue
+		}
 		if !c.Started() {
 			out.ErrorCode = kerr.TransactionalIDNotFound.Code
 			g.one()
@@ -44,6 +50,10 @@ func (b *Broker) handleDescribeTransactions(_ context.Context, req *wire.Request
 			out.StartTimestamp = d.StartTimestamp
 			out.ProducerID, out.ProducerEpoch = d.ProducerID, d.ProducerEpoch
 			for _, tp := range d.Partitions {
+				// Only the topics the client may describe.
+				if !b.authorizedTopic(req, kmsg.ACLOperationDescribe, tp.Topic) {
+					continue
+				}
 				if n := len(out.Topics); n == 0 || out.Topics[n-1].Topic != tp.Topic {
 					out.Topics = append(out.Topics, kmsg.DescribeTransactionsResponseTransactionStateTopic{Topic: tp.Topic})
 				}

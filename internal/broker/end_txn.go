@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-streaming/gregor/internal/txn"
@@ -31,6 +32,11 @@ func (b *Broker) handleEndTxn(_ context.Context, req *wire.Request, respond func
 	r := req.Body.(*kmsg.EndTxnRequest)
 	resp := r.ResponseKind().(*kmsg.EndTxnResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	if !b.authorizedTxnID(req, kmsg.ACLOperationWrite, r.TransactionalID) {
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		respond(resp)
+		return
+	}
 	c, kerrv := b.txnCoordinator()
 	if kerrv != nil {
 		resp.ErrorCode = kerrv.Code

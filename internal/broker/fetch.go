@@ -173,6 +173,7 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 	incremental := session != nil && r.SessionEpoch > sessionInitialEpoch
 
 	img := b.meta.Image()
+	readable := b.topicCheck(req, kmsg.ACLOperationRead)
 	parts := make([]kmsg.FetchResponseTopicPartition, len(items))
 	targets := make([]fetchTarget, len(items))
 	for i := range items {
@@ -189,6 +190,16 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 			}
 		} else if topic, _ = img.Topic(it.topic); topic == nil {
 			t.err = kerr.UnknownTopicOrPartition
+		}
+		// READ on the topic, before its existence when named (Kafka's
+		// handleFetchRequest).
+		if name := it.topic; topic != nil || r.Version < 13 {
+			if topic != nil {
+				name = topic.Name
+			}
+			if !readable(name) {
+				topic, t.err = nil, kerr.TopicAuthorizationFailed
+			}
 		}
 		if topic != nil {
 			if t.p = b.partition(topic.ID, it.req.Partition); t.p == nil {

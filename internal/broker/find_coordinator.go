@@ -31,18 +31,21 @@ func (b *Broker) handleFindCoordinator(req *wire.Request) kmsg.Response {
 	r := req.Body.(*kmsg.FindCoordinatorRequest)
 	resp := r.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	if r.Version < 4 {
-		c := b.findCoordinator(req.Client.Listener, r.CoordinatorType, r.CoordinatorKey)
+		c := b.findCoordinator(req, r.CoordinatorType, r.CoordinatorKey)
 		resp.ErrorCode, resp.ErrorMessage = c.ErrorCode, c.ErrorMessage
 		resp.NodeID, resp.Host, resp.Port = c.NodeID, c.Host, c.Port
 		return resp
 	}
 	for _, key := range r.CoordinatorKeys {
-		resp.Coordinators = append(resp.Coordinators, b.findCoordinator(req.Client.Listener, r.CoordinatorType, key))
+		resp.Coordinators = append(resp.Coordinators, b.findCoordinator(req, r.CoordinatorType, key))
 	}
 	return resp
 }
 
-func (b *Broker) findCoordinator(listener string, keyType int8, key string) kmsg.FindCoordinatorResponseCoordinator {
+// findCoordinator answers one key. DESCRIBE on the group or
+// transactional ID comes first, as in Kafka's
+// handleFindCoordinatorRequest.
+func (b *Broker) findCoordinator(req *wire.Request, keyType int8, key string) kmsg.FindCoordinatorResponseCoordinator {
 	c := kmsg.NewFindCoordinatorResponseCoordinator()
 	c.Key = key
 	fail := func(err *kerr.Error, msg string) kmsg.FindCoordinatorResponseCoordinator {
@@ -52,17 +55,23 @@ func (b *Broker) findCoordinator(listener string, keyType int8, key string) kmsg
 	}
 	switch keyType {
 	case coordinatorGroup:
+		if !b.authorizedGroup(req, kmsg.ACLOperationDescribe, key) {
+			return fail(kerr.GroupAuthorizationFailed, kerr.GroupAuthorizationFailed.Description)
+		}
 		if _, err := b.coordinator(); err != nil {
 			return fail(err, "the group coordinator is not available")
 		}
 	case coordinatorTransaction:
+		if !b.authorizedTxnID(req, kmsg.ACLOperationDescribe, key) {
+			return fail(kerr.TransactionalIDAuthorizationFailed, kerr.TransactionalIDAuthorizationFailed.Description)
+		}
 		if _, err := b.txnCoordinator(); err != nil {
 			return fail(err, "the transaction coordinator is not available")
 		}
 	default:
 		return fail(kerr.InvalidRequest, "unsupported coordinator type")
 	}
-	host, port := b.endpoint(listener)
+	host, port := b.endpoint(req.Client.Listener)
 	c.NodeID, c.Host, c.Port = b.nodeID, host, port
 	return c
 }

@@ -29,6 +29,10 @@ func (b *Broker) handleHeartbeat(_ context.Context, req *wire.Request, respond f
 		}
 		respond(resp)
 	}
+	if !b.authorizedGroup(req, kmsg.ACLOperationRead, r.Group) {
+		answer(kerr.GroupAuthorizationFailed)
+		return
+	}
 	c, err := b.coordinator()
 	if err != nil {
 		answer(err)

@@ -37,6 +37,7 @@ func (b *Broker) handleIncrementalAlterConfigs(req *wire.Request) kmsg.Response 
 		a.next = func(cur map[string]string) (map[string]string, *topicError) {
 			return incrementalAlter(reg, cur, ops)
 		}
+		a.err = b.configsDenied(req, kmsg.ACLOperationAlterConfigs, a.typ, a.name)
 		alters[i] = a
 	}
 	err := b.alterConfigs(alters, r.ValidateOnly)

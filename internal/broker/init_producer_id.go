@@ -35,6 +35,19 @@ func (b *Broker) handleInitProducerID(ctx context.Context, req *wire.Request, re
 	r := req.Body.(*kmsg.InitProducerIDRequest)
 	resp := r.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	// WRITE on the transactional ID, or to be idempotent
+	// IDEMPOTENT_WRITE on the cluster or WRITE on some topic; first,
+	// as in Kafka's handleInitProducerIdRequest.
+	switch {
+	case r.TransactionalID != nil && !b.authorizedTxnID(req, kmsg.ACLOperationWrite, *r.TransactionalID):
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		respond(resp)
+		return
+	case r.TransactionalID == nil && !b.authorizedIdempotent(req):
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		respond(resp)
+		return
+	}
 	if r.Version >= 3 && (r.ProducerID == -1) != (r.ProducerEpoch == -1) {
 		// A producer ID without its epoch, or an epoch without its
 		// producer ID, names no producer: Kafka's KafkaApis answers

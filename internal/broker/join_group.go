@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-streaming/gregor/internal/group"
@@ -48,6 +49,10 @@ func (b *Broker) handleJoinGroup(_ context.Context, req *wire.Request, respond f
 			resp.Members = append(resp.Members, rm)
 		}
 		respond(resp)
+	}
+	if !b.authorizedGroup(req, kmsg.ACLOperationRead, r.Group) {
+		answer(group.JoinResult{Err: kerr.GroupAuthorizationFailed, Generation: -1})
+		return
 	}
 	c, err := b.coordinator()
 	if err != nil {

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-streaming/gregor/internal/group"
@@ -57,6 +58,10 @@ func (b *Broker) handleLeaveGroup(_ context.Context, req *wire.Request, respond 
 			}
 		}
 		respond(resp)
+	}
+	if !b.authorizedGroup(req, kmsg.ACLOperationRead, r.Group) {
+		answer(group.LeaveResult{Err: kerr.GroupAuthorizationFailed})
+		return
 	}
 	c, err := b.coordinator()
 	if err != nil {

@@ -37,7 +37,13 @@ func (b *Broker) handleListGroups(req *wire.Request) kmsg.Response {
 	matches := func(filter []string, v string) bool {
 		return len(filter) == 0 || slices.ContainsFunc(filter, func(f string) bool { return strings.EqualFold(f, v) })
 	}
+	// DESCRIBE on the cluster lists every group, else those the
+	// client may DESCRIBE (Kafka's handleListGroupsRequest).
+	everyGroup := b.authorizedCluster(req, kmsg.ACLOperationDescribe)
 	for _, lg := range groups {
+		if !everyGroup && !b.authorizedGroup(req, kmsg.ACLOperationDescribe, lg.Group) {
+			continue
+		}
 		if r.Version >= 4 && !matches(r.StatesFilter, lg.State.String()) ||
 			r.Version >= 5 && !matches(r.TypesFilter, "classic") {
 			continue

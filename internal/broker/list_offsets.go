@@ -57,11 +57,16 @@ func (b *Broker) handleListOffsets(req *wire.Request) kmsg.Response {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
 		topic, topicOK := img.Topic(rt.Topic)
+		// DESCRIBE on the topic, checked first (Kafka's
+		// handleListOffsetRequest).
+		described := b.authorizedTopic(req, kmsg.ACLOperationDescribe, rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset = -1, -1
 			switch {
+			case !described:
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case count[tp{rt.Topic, rp.Partition}] > 1:
 				sp.ErrorCode = kerr.InvalidRequest.Code
 			case !timestampSupported(rp.Timestamp, r.Version):

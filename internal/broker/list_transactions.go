@@ -56,6 +56,11 @@ func (b *Broker) handleListTransactions(req *wire.Request) kmsg.Response {
 		resp.ErrorCode = err.Code
 	}
 	for _, l := range ls {
+		// Those the client may describe (Kafka's
+		// handleListTransactionsRequest).
+		if !b.authorizedTxnID(req, kmsg.ACLOperationDescribe, l.TransactionalID) {
+			continue
+		}
 		ts := kmsg.NewListTransactionsResponseTransactionState()
 		ts.TransactionalID, ts.ProducerID, ts.TransactionState = l.TransactionalID, l.ProducerID, l.State.String()
 		resp.TransactionStates = append(resp.TransactionStates, ts)

@@ -6,6 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregor-streaming/gregor/internal/auth"
 	"github.com/gregor-streaming/gregor/internal/metadata"
 	"github.com/gregor-streaming/gregor/internal/wire"
 )
@@ -54,8 +55,7 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 	resp.ControllerID = b.nodeID
 	resp.AuthorizedOperations = authorizedOpsOmitted
 	if r.Version >= 8 && r.Version <= 10 && r.IncludeClusterAuthorizedOperations {
-		// No authorizer: every cluster operation is allowed.
-		resp.AuthorizedOperations = allClusterOperations
+		resp.AuthorizedOperations = b.authorizedOps(req, kmsg.ACLResourceTypeCluster, auth.ClusterResource)
 	}
 	includeOps := r.Version >= 8 && r.IncludeTopicAuthorizedOperations
 
@@ -63,14 +63,30 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 	allowAuto := cfg.Bool("auto.create.topics.enable") && (r.Version < 4 || r.AllowAutoTopicCreation)
 
 	addTopic := func(t *metadata.Topic) {
-		resp.Topics = append(resp.Topics, b.metadataTopic(t, includeOps))
+		mt := b.metadataTopic(t)
+		if includeOps {
+			mt.AuthorizedOperations = b.authorizedOps(req, kmsg.ACLResourceTypeTopic, t.Name)
+		}
+		resp.Topics = append(resp.Topics, mt)
 	}
-	// v0: an empty list means all topics; v1+: null means all.
+	// DESCRIBE on a topic lets a client see it (Kafka's
+	// handleTopicMetadataRequest).
+	described := b.topicCheck(req, kmsg.ACLOperationDescribe)
+	// v0: an empty list means all topics; v1+: null means all, those it
+	// may describe.
 	if r.Topics == nil || (r.Version == 0 && len(r.Topics) == 0) {
 		for _, name := range img.TopicNames() {
-			addTopic(img.Topics[name])
+			if described(name) {
+				addTopic(img.Topics[name])
+			}
 		}
 		return resp
+	}
+	unauthorized := func(name *string, id [16]byte) {
+		resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{
+			ErrorCode: kerr.TopicAuthorizationFailed.Code, Topic: name, TopicID: id,
+			IsInternal: name != nil && isInternal(*name), AuthorizedOperations: authorizedOpsOmitted,
+		})
 	}
 
 	unknownID := func(id [16]byte) {
@@ -91,7 +107,11 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 	if len(ids) > 0 {
 		// The IDs are distinct, and so are their topics.
 		for _, id := range ids {
-			if t, ok := img.TopicByID(id); ok {
+			if t, ok := img.TopicByID(id); ok && !described(t.Name) {
+				// Kafka answers with the ID, not the name: IDs
+				// are not secret, names may be.
+				unauthorized(nil, id)
+			} else if ok {
 				addTopic(t)
 			} else {
 				unknownID(id)
@@ -111,6 +131,10 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 			continue
 		}
 		seen[name] = true
+		if !described(name) {
+			unauthorized(kmsg.StringPtr(name), [16]byte{})
+			continue
+		}
 		if t, ok := img.Topic(name); ok {
 			addTopic(t)
 			continue
@@ -122,7 +146,7 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 				AuthorizedOperations: authorizedOpsOmitted,
 			}
 			if includeOps {
-				mt.AuthorizedOperations = allTopicOperations
+				mt.AuthorizedOperations = b.authorizedOps(req, kmsg.ACLResourceTypeTopic, name)
 			}
 			resp.Topics = append(resp.Topics, mt)
 		}
@@ -132,6 +156,10 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 		}
 		if !allowAuto || name == ClusterMetadataTopic {
 			errTopic(kerr.UnknownTopicOrPartition)
+			continue
+		}
+		if !b.authorizedCreate(req, name) {
+			errTopic(kerr.TopicAuthorizationFailed)
 			continue
 		}
 		t, err := b.autoCreate(name)
@@ -192,15 +220,12 @@ func metadataRequestError(r *kmsg.MetadataRequest, resp *kmsg.MetadataResponse, 
 	return resp
 }
 
-func (b *Broker) metadataTopic(t *metadata.Topic, includeOps bool) kmsg.MetadataResponseTopic {
+func (b *Broker) metadataTopic(t *metadata.Topic) kmsg.MetadataResponseTopic {
 	mt := kmsg.MetadataResponseTopic{
 		Topic:                kmsg.StringPtr(t.Name),
 		TopicID:              t.ID,
 		IsInternal:           isInternal(t.Name),
 		AuthorizedOperations: authorizedOpsOmitted,
-	}
-	if includeOps {
-		mt.AuthorizedOperations = allTopicOperations
 	}
 	mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, len(t.Partitions))
 	for i, p := range t.Partitions {
@@ -215,8 +240,3 @@ func (b *Broker) metadataTopic(t *metadata.Topic, includeOps bool) kmsg.Metadata
 	}
 	return mt
 }
-
-// allTopicOperations is the bit set of every topic ACL operation (READ,
-// WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS,
-// ALTER_CONFIGS): without an authorizer, everything is allowed.
-const allTopicOperations = 1<<3 | 1<<4 | 1<<5 | 1<<6 | 1<<7 | 1<<8 | 1<<10 | 1<<11

@@ -45,6 +45,9 @@ func (b *Broker) handleOffsetCommit(_ context.Context, req *wire.Request, respon
 	if r.Version <= 4 && r.RetentionTimeMillis >= 0 {
 		cr.RetentionTime = time.Duration(r.RetentionTimeMillis) * time.Millisecond
 	}
+	// READ on the group, then on each topic (Kafka's
+	// handleOffsetCommitRequest).
+	groupOK := b.authorizedGroup(req, kmsg.ACLOperationRead, r.Group)
 	resp.Topics = make([]kmsg.OffsetCommitResponseTopic, len(r.Topics))
 	for i, rt := range r.Topics {
 		st := &resp.Topics[i]
@@ -62,6 +65,13 @@ func (b *Broker) handleOffsetCommit(_ context.Context, req *wire.Request, respon
 			topic = t
 		} else {
 			topicErr = kerr.UnknownTopicOrPartition
+		}
+		switch {
+		case !groupOK:
+			topicErr = kerr.GroupAuthorizationFailed
+		case topic != nil && !b.authorizedTopic(req, kmsg.ACLOperationRead, topic.Name),
+			topic == nil && r.Version < 10 && !b.authorizedTopic(req, kmsg.ACLOperationRead, rt.Topic):
+			topicErr = kerr.TopicAuthorizationFailed
 		}
 		var ct *group.CommitTopic
 		for j, rp := range rt.Partitions {

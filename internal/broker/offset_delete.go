@@ -23,6 +23,13 @@ func (b *Broker) handleOffsetDelete(_ context.Context, req *wire.Request, respon
 	resp := r.ResponseKind().(*kmsg.OffsetDeleteResponse)
 	img := b.meta.Image()
 
+	// DELETE on the group, READ on each topic (Kafka's
+	// handleOffsetDeleteRequest).
+	if !b.authorizedGroup(req, kmsg.ACLOperationDelete, r.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		respond(resp)
+		return
+	}
 	var slots errSlots
 	var topics []group.OffsetDeleteTopic
 	resp.Topics = make([]kmsg.OffsetDeleteResponseTopic, len(r.Topics))
@@ -31,10 +38,15 @@ func (b *Broker) handleOffsetDelete(_ context.Context, req *wire.Request, respon
 		st.Topic = rt.Topic
 		st.Partitions = make([]kmsg.OffsetDeleteResponseTopicPartition, len(rt.Partitions))
 		t, known := img.Topic(rt.Topic)
+		readable := b.authorizedTopic(req, kmsg.ACLOperationRead, rt.Topic)
 		var dt *group.OffsetDeleteTopic
 		for j, rp := range rt.Partitions {
 			sp := &st.Partitions[j]
 			sp.Partition = rp.Partition
+			if !readable {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				continue
+			}
 			if !known || rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -43,7 +44,7 @@ func (b *Broker) handleOffsetFetch(_ context.Context, req *wire.Request, respond
 				fr.Topics = append(fr.Topics, group.FetchTopic{Topic: t.Topic, Partitions: t.Partitions})
 			}
 		}
-		b.fetchOffsets(r.Group, fr, func(res group.FetchResult) {
+		b.fetchOffsetsAuthorized(req, r.Group, fr, func(res group.FetchResult) {
 			if res.Err != nil {
 				resp.ErrorCode = res.Err.Code
 				// v1 has no top-level error: every requested
@@ -111,7 +112,7 @@ func (b *Broker) handleOffsetFetch(_ context.Context, req *wire.Request, respond
 				fr.Topics = append(fr.Topics, group.FetchTopic{Topic: name, Partitions: t.Partitions})
 			}
 		}
-		b.fetchOffsets(rg.Group, fr, func(res group.FetchResult) {
+		b.fetchOffsetsAuthorized(req, rg.Group, fr, func(res group.FetchResult) {
 			defer g.one()
 			if res.Err != nil {
 				out.ErrorCode = res.Err.Code
@@ -144,6 +145,49 @@ func (b *Broker) handleOffsetFetch(_ context.Context, req *wire.Request, respond
 		})
 	}
 	g.one()
+}
+
+// fetchOffsetsAuthorized is fetchOffsets after Kafka's checks
+// (handleOffsetFetchRequest): DESCRIBE on the group, or the result is
+// GROUP_AUTHORIZATION_FAILED; DESCRIBE on each topic, or the topic's
+// partitions are TOPIC_AUTHORIZATION_FAILED when requested, left out
+// when the request asked for all.
+func (b *Broker) fetchOffsetsAuthorized(req *wire.Request, groupID string, fr group.FetchRequest, respond func(group.FetchResult)) {
+	if !b.authorizedGroup(req, kmsg.ACLOperationDescribe, groupID) {
+		respond(group.FetchResult{Err: kerr.GroupAuthorizationFailed})
+		return
+	}
+	if b.authorizer() == nil {
+		b.fetchOffsets(groupID, fr, respond)
+		return
+	}
+	described := b.topicCheck(req, kmsg.ACLOperationDescribe)
+	var denied []group.FetchTopicResult
+	if fr.Topics != nil {
+		allowed := make([]group.FetchTopic, 0, len(fr.Topics))
+		for _, t := range fr.Topics {
+			if described(t.Topic) {
+				allowed = append(allowed, t)
+				continue
+			}
+			rt := group.FetchTopicResult{Topic: t.Topic}
+			for _, p := range t.Partitions {
+				rt.Partitions = append(rt.Partitions, group.FetchPartition{Partition: p, Offset: -1, LeaderEpoch: -1, Err: kerr.TopicAuthorizationFailed})
+			}
+			denied = append(denied, rt)
+		}
+		fr.Topics = allowed
+	}
+	all := fr.Topics == nil
+	b.fetchOffsets(groupID, fr, func(res group.FetchResult) {
+		if res.Err == nil {
+			if all {
+				res.Topics = slices.DeleteFunc(res.Topics, func(t group.FetchTopicResult) bool { return !described(t.Topic) })
+			}
+			res.Topics = append(res.Topics, denied...)
+		}
+		respond(res)
+	})
 }
 
 // fetchOffsets answers one group of an OffsetFetch. Before

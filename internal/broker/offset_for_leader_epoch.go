@@ -40,10 +40,17 @@ func (b *Broker) handleOffsetForLeaderEpoch(req *wire.Request) kmsg.Response {
 	for _, rt := range r.Topics {
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
+		described := b.authorizedTopic(req, kmsg.ACLOperationDescribe, rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
-			if p := b.partitionOf(img, rt.Topic, rp.Partition); p == nil {
+			if !described {
+				// A consumer's check, DESCRIBE on the topic (Kafka's
+				// handleOffsetForLeaderEpochRequest); followers'
+				// CLUSTER_ACTION comes with replication.
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				sp.LeaderEpoch, sp.EndOffset = -1, -1
+			} else if p := b.partitionOf(img, rt.Topic, rp.Partition); p == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			} else {
 				sp.ErrorCode, sp.LeaderEpoch, sp.EndOffset = p.endOffsetForEpoch(rp.CurrentLeaderEpoch, rp.LeaderEpoch)

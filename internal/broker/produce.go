@@ -86,7 +86,9 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 	case r.Version < 3:
 		requestErr = kerr.UnsupportedVersion
 	default:
-		requestErr, requestMsg = transactionalProduceError(r)
+		requestErr, requestMsg = transactionalProduceError(r, func(id string) bool {
+			return b.authorizedTxnID(req, kmsg.ACLOperationWrite, id)
+		})
 	}
 	// Invalid acks fail only the partitions that reach Kafka's
 	// ReplicaManager.appendRecords: those of known topics whose
@@ -121,6 +123,13 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 			topic = t
 		} else {
 			topicErr = kerr.UnknownTopicOrPartition
+		}
+		// WRITE on the topic, checked before its existence (an unknown
+		// name tells nothing to a client that may not write it), as
+		// Kafka's handleProduceRequest.
+		if topic != nil && !b.authorizedTopic(req, kmsg.ACLOperationWrite, topic.Name) ||
+			topic == nil && r.Version < 13 && !b.authorizedTopic(req, kmsg.ACLOperationWrite, rt.Topic) {
+			topic, topicErr = nil, kerr.TopicAuthorizationFailed
 		}
 		// The coordinators' state, replayed at every start: only they
 		// append to it (appendInternal), as in Kafka, which refuses
@@ -227,12 +236,13 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 // partition of a produce request before looking at any topic
 // (KafkaApis.handleProduceRequest, RequestUtils.hasTransactionalRecords):
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED when the first batch of some
-// partition is transactional but the request has no transactional ID.
+// partition is transactional but the request has no transactional ID,
+// or one the client may not WRITE (mayWrite).
 // Kafka reads the first batch of each partition in order until it has
 // seen both an idempotent and a transactional one; a batch header it
 // cannot read there (peekBatch) fails the whole request as
 // CORRUPT_MESSAGE, with the reason as the message.
-func transactionalProduceError(r *kmsg.ProduceRequest) (*kerr.Error, string) {
+func transactionalProduceError(r *kmsg.ProduceRequest, mayWrite func(txnID string) bool) (*kerr.Error, string) {
 	var idempotent, transactional bool
 scan:
 	for i := range r.Topics {
@@ -258,7 +268,7 @@ scan:
 			}
 		}
 	}
-	if transactional && r.TransactionID == nil {
+	if transactional && (r.TransactionID == nil || !mayWrite(*r.TransactionID)) {
 		return kerr.TransactionalIDAuthorizationFailed, ""
 	}
 	return nil, ""

@@ -63,6 +63,10 @@ func (b *Broker) ScramLookup(user string) []auth.Credential {
 func (b *Broker) handleDescribeUserScramCredentials(req *wire.Request) kmsg.Response {
 	r := req.Body.(*kmsg.DescribeUserSCRAMCredentialsRequest)
 	resp := r.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
+	if !b.authorizedCluster(req, kmsg.ACLOperationDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp
+	}
 	all := b.meta.Image().Scram
 	describe := func(user string) kmsg.DescribeUserSCRAMCredentialsResponseResult {
 		res := kmsg.NewDescribeUserSCRAMCredentialsResponseResult()
@@ -134,10 +138,16 @@ func (b *Broker) handleAlterUserScramCredentials(req *wire.Request) kmsg.Respons
 	errs := map[string]*scramError{}
 	changes := map[string][]metadata.ScramRecord{}
 	pairs := map[[2]string]int{}
+	// ALTER on the cluster, or every user is refused (Kafka's
+	// ControllerApis.handleAlterUserScramCredentials).
+	denied := !b.authorizedCluster(req, kmsg.ACLOperationAlter)
 	note := func(user string, err *scramError) {
 		if _, ok := errs[user]; !ok {
 			users = append(users, user)
 			errs[user] = nil
+		}
+		if denied {
+			err = scramErr(kerr.ClusterAuthorizationFailed, kerr.ClusterAuthorizationFailed.Description)
 		}
 		if err != nil && errs[user] == nil {
 			errs[user] = err

@@ -46,6 +46,10 @@ func (b *Broker) handleSyncGroup(_ context.Context, req *wire.Request, respond f
 		answer(group.SyncResult{Err: kerr.InconsistentGroupProtocol})
 		return
 	}
+	if !b.authorizedGroup(req, kmsg.ACLOperationRead, r.Group) {
+		answer(group.SyncResult{Err: kerr.GroupAuthorizationFailed})
+		return
+	}
 	c, err := b.coordinator()
 	if err != nil {
 		answer(group.SyncResult{Err: err})

@@ -57,16 +57,33 @@ func (b *Broker) handleTxnOffsetCommit(_ context.Context, req *wire.Request, res
 	if r.Version >= 3 {
 		cr.MemberID, cr.InstanceID, cr.Generation = r.MemberID, r.InstanceID, r.Generation
 	}
+	// WRITE on the transactional ID, READ on the group, READ on each
+	// topic (Kafka's handleTxnOffsetCommitRequest).
+	var requestErr *kerr.Error
+	switch {
+	case !b.authorizedTxnID(req, kmsg.ACLOperationWrite, r.TransactionalID):
+		requestErr = kerr.TransactionalIDAuthorizationFailed
+	case !b.authorizedGroup(req, kmsg.ACLOperationRead, r.Group):
+		requestErr = kerr.GroupAuthorizationFailed
+	}
 	resp.Topics = make([]kmsg.TxnOffsetCommitResponseTopic, len(r.Topics))
 	for i, rt := range r.Topics {
 		st := &resp.Topics[i]
 		st.Topic = rt.Topic
 		st.Partitions = make([]kmsg.TxnOffsetCommitResponseTopicPartition, len(rt.Partitions))
 		topic, ok := img.Topic(rt.Topic)
+		topicErr := requestErr
+		if topicErr == nil && !b.authorizedTopic(req, kmsg.ACLOperationRead, rt.Topic) {
+			topicErr = kerr.TopicAuthorizationFailed
+		}
 		var ct *group.CommitTopic
 		for j, rp := range rt.Partitions {
 			sp := &st.Partitions[j]
 			sp.Partition = rp.Partition
+			if topicErr != nil {
+				sp.ErrorCode = topicErr.Code
+				continue
+			}
 			if !ok || rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions) {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue

@@ -35,6 +35,9 @@ func (b *Broker) handleWriteTxnMarkers(_ context.Context, req *wire.Request, res
 	}
 	resp.Markers = make([]kmsg.WriteTxnMarkersResponseMarker, len(r.Markers))
 	g := newGather(n, func() { respond(resp) })
+	// Markers come from transaction coordinators: CLUSTER_ACTION
+	// (Kafka's handleWriteTxnMarkersRequest).
+	denied := !b.authorizedCluster(req, kmsg.ACLOperationClusterAction)
 	for i := range r.Markers {
 		m := &r.Markers[i]
 		out := &resp.Markers[i]
@@ -47,6 +50,11 @@ func (b *Broker) handleWriteTxnMarkers(_ context.Context, req *wire.Request, res
 			for k, part := range t.Partitions {
 				op := &ot.Partitions[k]
 				op.Partition = part
+				if denied {
+					op.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+					g.one()
+					continue
+				}
 				p := b.partitionOf(img, t.Topic, part)
 				if p == nil {
 					op.ErrorCode = kerr.UnknownTopicOrPartition.Code
