@@ -215,6 +215,11 @@ func (h *fuzzBroker) open(t testing.TB) {
 	props := map[string]string{
 		"group.initial.rebalance.delay.ms": "0",
 		"num.partitions":                   "2",
+		// Every handler's authorization runs; bindings the inputs
+		// create (CreateAcls) may refuse what follows, and nothing
+		// is refused until one does.
+		"authorizer.class.name":          "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+		"allow.everyone.if.no.acl.found": "true",
 	}
 	cfg, _, err := config.NewBroker(props)
 	if err != nil {
@@ -525,5 +530,25 @@ func sampleRequests() map[int16]kmsg.Request {
 	add(od)
 
 	add(kmsg.NewPtrDescribeClusterRequest())
+	ca := kmsg.NewPtrCreateACLsRequest()
+	for _, op := range []kmsg.ACLOperation{kmsg.ACLOperationRead, kmsg.ACLOperationWrite} {
+		c := kmsg.NewCreateACLsRequestCreation()
+		c.ResourceType, c.ResourceName, c.ResourcePatternType = kmsg.ACLResourceTypeTopic, "fuzz", kmsg.ACLResourcePatternTypePrefixed
+		c.Principal, c.Host, c.Operation, c.PermissionType = "User:ANONYMOUS", "*", op, kmsg.ACLPermissionTypeAllow
+		ca.Creations = append(ca.Creations, c)
+	}
+	add(ca)
+	da := kmsg.NewPtrDescribeACLsRequest()
+	da.ResourceType, da.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeMatch
+	da.ResourceName = str("fuzz")
+	da.Operation, da.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+	add(da)
+	dacl := kmsg.NewPtrDeleteACLsRequest()
+	df := kmsg.NewDeleteACLsRequestFilter()
+	df.ResourceType, df.ResourcePatternType = kmsg.ACLResourceTypeTopic, kmsg.ACLResourcePatternTypeAny
+	df.Principal = str("User:ANONYMOUS")
+	df.Operation, df.PermissionType = kmsg.ACLOperationWrite, kmsg.ACLPermissionTypeAny
+	dacl.Filters = append(dacl.Filters, df)
+	add(dacl)
 	return m
 }
