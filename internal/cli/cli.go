@@ -57,6 +57,7 @@ var root = &command{
 		groupCmd,
 		clusterCmd,
 		userCmd,
+		aclCmd,
 	},
 }
 
@@ -358,6 +359,7 @@ const rootHelp = `Client commands (talk to any Kafka-compatible cluster):
   group     list, describe (members, lag), delete, reset-offsets
   cluster   info: brokers, controller, version, supported APIs
   user      create, list, delete SCRAM users (SASL)
+  acl       create, list, delete ACLs (authorization)
 
 Every client command takes:
   -b, --brokers HOST:PORT,...   seed brokers (default $GREGOR_BROKERS, else 127.0.0.1:9092)

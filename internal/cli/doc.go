@@ -1,5 +1,5 @@
 // Package cli implements gregor's client subcommands — topic, produce,
-// consume, group, cluster, user — in the spirit of rpk and kcat. They
+// consume, group, cluster, user, acl — in the spirit of rpk and kcat. They
 // talk to any Kafka-compatible cluster over the wire with franz-go (kgo,
 // kadm), never to the broker's internals.
 //
