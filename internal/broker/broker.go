@@ -108,6 +108,9 @@ type Broker struct {
 	authzOn    bool
 	superUsers []string
 	authz      atomic.Pointer[authzState]
+	// quotas measures clients' byte rates against their client quotas
+	// (quotas.go).
+	quotas quotaState
 
 	// stats are the request-path instruments /metrics reads (stats.go).
 	stats metrics.BrokerStats

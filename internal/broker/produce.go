@@ -55,6 +55,7 @@ func init() { register(0, 0, 13, (*Broker).handleProduce) }
 func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond func(kmsg.Response)) {
 	r := req.Body.(*kmsg.ProduceRequest)
 	resp := r.ResponseKind().(*kmsg.ProduceResponse)
+	respond = b.throttleProduce(req, r, respond)
 	img := b.meta.Image()
 
 	// remaining counts partitions still waiting for fsync, plus one for

@@ -98,6 +98,8 @@ var Broker = newRegistry([]Def{
 	str("authorizer.class.name", "", "Enables ACLs: org.apache.kafka.metadata.authorizer.StandardAuthorizer (or kafka.security.authorizer.AclAuthorizer, the same to Gregor) checks every request against the ACLs kept in the cluster metadata, managed with CreateAcls, DescribeAcls and DeleteAcls (kafka-acls, kadm, gregor acl). Empty: no authorization, every client may do everything.", enum("", StandardAuthorizer, AclAuthorizer), readOnly),
 	str("super.users", "", "Principals allowed everything whatever the ACLs, separated by semicolons: User:alice;User:CN=admin,O=acme (a SASL user is User:<name>, a TLS client certificate User:<its subject>, anybody else User:ANONYMOUS).", readOnly, validWith(validPrincipals)),
 	boolean("allow.everyone.if.no.acl.found", "false", "With an authorizer: allow a request on a resource that no ACL names (none for it, its prefixes or the wildcard). Kafka's default, false, denies it.", readOnly),
+	integer("quota.window.num", "11", "Samples of each client's byte rate kept for client quotas (producer_byte_rate, consumer_byte_rate): the rate is measured over this many windows.", atLeast(1), readOnly),
+	integer("quota.window.size.seconds", "1", "Length of one client quota sample window, in seconds.", atLeast(1), readOnly),
 	integer("num.partitions", "1", "Default number of partitions for auto-created topics and CreateTopics with -1.", atLeast(1)),
 	integer("default.replication.factor", "1", "Default replication factor for automatically created topics.", atLeast(1)),
 	boolean("auto.create.topics.enable", "true", "Create a topic when a client asks for its metadata or produces to it."),

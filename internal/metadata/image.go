@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 )
 
 // Image is the cluster metadata at one offset of the metadata log. It is
@@ -32,6 +33,17 @@ type Image struct {
 	// AclsChanged is the offset of the last batch that changed Acls:
 	// an authorizer built from Acls is current while it is unchanged.
 	AclsChanged int64
+	// Quotas holds the client quotas by entity (QuotaKey). Values are
+	// immutable.
+	Quotas map[string]*ClientQuota
+}
+
+// ClientQuota is one entity's client quotas. Immutable.
+type ClientQuota struct {
+	// Entity is sorted by type.
+	Entity []QuotaEntityPart
+	// Values by quota key (producer_byte_rate, ...).
+	Values map[string]float64
 }
 
 // Topic is one topic in an Image. Immutable.
@@ -65,6 +77,7 @@ func Empty() *Image {
 		Scram:         map[string]map[string]*ScramRecord{},
 		Acls:          map[UUID]*AclRecord{},
 		AclsChanged:   -1,
+		Quotas:        map[string]*ClientQuota{},
 	}
 }
 
@@ -107,7 +120,7 @@ func (img *Image) TopicNames() []string {
 func Apply(img *Image, offset int64, recs []Record) (*Image, error) {
 	next := *img
 	next.Offset = offset
-	topicsCopied, configsCopied, brokersCopied, scramCopied, aclsCopied := false, false, false, false, false
+	topicsCopied, configsCopied, brokersCopied, scramCopied, aclsCopied, quotasCopied := false, false, false, false, false, false
 	copyTopics := func() {
 		if !topicsCopied {
 			next.Topics = maps.Clone(img.Topics)
@@ -289,6 +302,36 @@ func Apply(img *Image, offset int64, recs []Record) (*Image, error) {
 					return nil, fmt.Errorf("metadata: record %d: ACL %s exists", i, a.ID)
 				}
 				next.Acls[a.ID] = &a
+			}
+
+		case r.Quota != nil:
+			q := r.Quota
+			if len(q.Entity) == 0 || q.Key == "" {
+				return nil, fmt.Errorf("metadata: record %d: client quota without entity or key", i)
+			}
+			if !quotasCopied {
+				next.Quotas = maps.Clone(img.Quotas)
+				if next.Quotas == nil {
+					next.Quotas = map[string]*ClientQuota{}
+				}
+				quotasCopied = true
+			}
+			k := QuotaKey(q.Entity)
+			cq := &ClientQuota{Values: map[string]float64{}}
+			if cur := next.Quotas[k]; cur != nil {
+				cq.Entity, cq.Values = cur.Entity, maps.Clone(cur.Values)
+			} else {
+				cq.Entity = slices.SortedFunc(slices.Values(q.Entity), func(a, b QuotaEntityPart) int { return strings.Compare(a.Type, b.Type) })
+			}
+			if q.Remove {
+				delete(cq.Values, q.Key)
+			} else {
+				cq.Values[q.Key] = q.Value
+			}
+			if len(cq.Values) == 0 {
+				delete(next.Quotas, k)
+			} else {
+				next.Quotas[k] = cq
 			}
 
 		default:

@@ -392,3 +392,57 @@ func forceSnapshot(t *testing.T, s *Store) {
 		}
 	}
 }
+
+// TestQuotasReplayAndSnapshot: client quotas set, changed and removed
+// survive a replay of the log and a snapshot; an entity with no quota
+// left is gone.
+func TestQuotasReplayAndSnapshot(t *testing.T) {
+	fs := vfs.NewMem()
+	s, err := Open(fs, "/meta", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := "alice"
+	user := []QuotaEntityPart{{Type: "user", Name: &alice}}
+	// The same entity given in another order is the same entity.
+	userClient := []QuotaEntityPart{{Type: "user", Name: &alice}, {Type: "client-id"}}
+	clientUser := []QuotaEntityPart{{Type: "client-id"}, {Type: "user", Name: &alice}}
+	set := func(e []QuotaEntityPart, k string, v float64) Record {
+		return Record{Quota: &QuotaRecord{Entity: e, Key: k, Value: v}}
+	}
+	for _, recs := range [][]Record{
+		{set(user, "producer_byte_rate", 1024), set(userClient, "consumer_byte_rate", 2048)},
+		{set(clientUser, "consumer_byte_rate", 4096), set(userClient, "producer_byte_rate", 10)},
+		{{Quota: &QuotaRecord{Entity: user, Key: "producer_byte_rate", Remove: true}}},
+	} {
+		if _, err := s.Update(func(*Image) ([]Record, error) { return recs, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(img *Image, when string) {
+		t.Helper()
+		if len(img.Quotas) != 1 {
+			t.Fatalf("%s: %d entities, want 1: %v", when, len(img.Quotas), img.Quotas)
+		}
+		q := img.Quotas[QuotaKey(userClient)]
+		if q == nil || q.Values["consumer_byte_rate"] != 4096 || q.Values["producer_byte_rate"] != 10 || len(q.Entity) != 2 ||
+			q.Entity[0].Type != "client-id" || q.Entity[0].Name != nil || *q.Entity[1].Name != "alice" {
+			t.Errorf("%s: %+v", when, q)
+		}
+	}
+	check(s.Image(), "live")
+	s.Close()
+	fs = fs.Crash()
+	if s, err = Open(fs, "/meta", nil); err != nil {
+		t.Fatal(err)
+	}
+	check(s.Image(), "after replaying the log")
+	forceSnapshot(t, s)
+	s.Close()
+	s2, err := Open(fs.Crash(), "/meta", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	check(s2.Image(), "after a snapshot")
+}

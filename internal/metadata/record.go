@@ -4,6 +4,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 )
 
 // UUID is a 16-byte Kafka UUID (topic IDs, KIP-516).
@@ -50,6 +53,7 @@ type Record struct {
 	Broker          *BrokerRecord          `json:"broker,omitempty"`
 	Scram           *ScramRecord           `json:"scram,omitempty"`
 	Acl             *AclRecord             `json:"acl,omitempty"`
+	Quota           *QuotaRecord           `json:"quota,omitempty"`
 }
 
 // TopicRecord creates a topic.
@@ -140,4 +144,36 @@ type AclRecord struct {
 	Host         string `json:"host,omitempty"`
 	Operation    int8   `json:"operation,omitempty"`
 	Permission   int8   `json:"permission,omitempty"`
+}
+
+// QuotaRecord sets (Remove false) or removes one client quota of an
+// entity (Kafka's QuotaRecord).
+type QuotaRecord struct {
+	Entity []QuotaEntityPart `json:"entity"`
+	Key    string            `json:"key"`
+	Value  float64           `json:"value,omitempty"`
+	Remove bool              `json:"remove,omitempty"`
+}
+
+// QuotaEntityPart is one type of a client quota entity: "user",
+// "client-id" or "ip", and its name; a nil name is the type's default
+// (Kafka's <default>).
+type QuotaEntityPart struct {
+	Type string  `json:"type"`
+	Name *string `json:"name,omitempty"`
+}
+
+// QuotaKey is an entity's canonical form, for maps: its parts sorted by
+// type, as type=name (type=<default> for a nil name, names quoted).
+func QuotaKey(entity []QuotaEntityPart) string {
+	parts := make([]string, 0, len(entity))
+	for _, p := range entity {
+		name := "<default>"
+		if p.Name != nil {
+			name = strconv.Quote(*p.Name)
+		}
+		parts = append(parts, p.Type+"="+name)
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ",")
 }

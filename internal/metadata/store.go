@@ -320,6 +320,7 @@ type snapshot struct {
 	Brokers        []*BrokerRecord              `json:"brokers"`
 	Scram          []*ScramRecord               `json:"scram,omitempty"`
 	Acls           []*AclRecord                 `json:"acls,omitempty"`
+	Quotas         []*ClientQuota               `json:"quotas,omitempty"`
 }
 
 type snapshotTopic struct {
@@ -349,6 +350,9 @@ func encodeSnapshot(img *Image) ([]byte, error) {
 	}
 	for _, id := range slices.SortedFunc(maps.Keys(img.Acls), func(a, b UUID) int { return bytes.Compare(a[:], b[:]) }) {
 		snap.Acls = append(snap.Acls, img.Acls[id])
+	}
+	for _, k := range slices.Sorted(maps.Keys(img.Quotas)) {
+		snap.Quotas = append(snap.Quotas, img.Quotas[k])
 	}
 	data, err := json.Marshal(snap)
 	if err != nil {
@@ -395,5 +399,8 @@ func decodeSnapshot(data []byte) (*Image, error) {
 		img.Acls[a.ID] = a
 	}
 	img.AclsChanged = img.Offset
+	for _, q := range snap.Quotas {
+		img.Quotas[QuotaKey(q.Entity)] = q
+	}
 	return img, nil
 }

@@ -113,6 +113,9 @@ func (c *Conn) readLoop() {
 	var sizeBuf [4]byte
 	identified := false
 	for !c.stopping.Load() {
+		if !c.waitMuted() {
+			return
+		}
 		size, err := c.readSize(&sizeBuf)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !c.stopping.Load() {
@@ -171,6 +174,24 @@ func (c *Conn) readLoop() {
 		}
 		s.handler.Serve(s.ctx, req, sl.complete)
 	}
+}
+
+// waitMuted waits while a quota's throttle mutes the client (Kafka stops
+// reading a throttled channel until its throttle time is over); false
+// when the connection stops meanwhile.
+func (c *Conn) waitMuted() bool {
+	until := c.client.MutedUntil()
+	for d := time.Until(until); d > 0; d = time.Until(until) {
+		select {
+		case <-c.dead:
+			return false
+		case <-time.After(min(d, 50*time.Millisecond)):
+		}
+		if c.stopping.Load() {
+			return false
+		}
+	}
+	return true
 }
 
 // enqueue puts sl in the response order; false when the connection died.

@@ -45,6 +45,30 @@ type Client struct {
 	Close func()
 
 	principal atomic.Pointer[string]
+	// mutedUntil is when the server may read the client's next request
+	// (Unix nanoseconds; 0 none): a quota's throttle (KIP-219).
+	mutedUntil atomic.Int64
+}
+
+// Mute stops the server from reading the client's next requests until
+// the given time, as Kafka mutes a throttled client's channel. A later
+// time extends it.
+func (c *Client) Mute(until time.Time) {
+	u := until.UnixNano()
+	for {
+		cur := c.mutedUntil.Load()
+		if cur >= u || c.mutedUntil.CompareAndSwap(cur, u) {
+			return
+		}
+	}
+}
+
+// MutedUntil is when the client's mute ends; zero time when none.
+func (c *Client) MutedUntil() time.Time {
+	if u := c.mutedUntil.Load(); u != 0 {
+		return time.Unix(0, u)
+	}
+	return time.Time{}
 }
 
 // Anonymous is the principal of a connection that did not authenticate
