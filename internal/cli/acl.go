@@ -257,6 +257,18 @@ type aclError struct {
 func (e *aclError) Error() string { return e.msg }
 func (e *aclError) Unwrap() error { return e.err }
 
+// principal names who the command connects as, for messages about what
+// it may not do.
+func (r *runner) principal() string {
+	switch {
+	case r.sec.saslOn:
+		return "User:" + r.sec.user
+	case r.sec.cert != "":
+		return "the client certificate's principal"
+	}
+	return "User:ANONYMOUS"
+}
+
 // aclErr turns the errors that concern the whole request — no
 // authorizer, not allowed — into a message saying what to do; others
 // are wrapped as every command wraps them. change tells whether the
@@ -267,13 +279,7 @@ func (r *runner) aclErr(err error, api string, change bool) error {
 		return &aclError{err, "the cluster has no authorizer, so it keeps no ACLs (SECURITY_DISABLED): " +
 			"set authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer on the brokers"}
 	case errors.Is(err, kerr.ClusterAuthorizationFailed):
-		who := "User:ANONYMOUS"
-		switch {
-		case r.sec.saslOn:
-			who = "User:" + r.sec.user
-		case r.sec.cert != "":
-			who = "the client certificate's principal"
-		}
+		who := r.principal()
 		verb, op := "list", "DESCRIBE"
 		if change {
 			verb, op = "change", "ALTER"

@@ -58,6 +58,7 @@ var root = &command{
 		clusterCmd,
 		userCmd,
 		aclCmd,
+		quotaCmd,
 	},
 }
 
@@ -360,6 +361,7 @@ const rootHelp = `Client commands (talk to any Kafka-compatible cluster):
   cluster   info: brokers, controller, version, supported APIs
   user      create, list, delete SCRAM users (SASL)
   acl       create, list, delete ACLs (authorization)
+  quota     set, list, delete client quotas (byte rates)
 
 Every client command takes:
   -b, --brokers HOST:PORT,...   seed brokers (default $GREGOR_BROKERS, else 127.0.0.1:9092)

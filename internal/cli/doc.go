@@ -1,7 +1,7 @@
 // Package cli implements gregor's client subcommands — topic, produce,
-// consume, group, cluster, user, acl — in the spirit of rpk and kcat. They
-// talk to any Kafka-compatible cluster over the wire with franz-go (kgo,
-// kadm), never to the broker's internals.
+// consume, group, cluster, user, acl, quota — in the spirit of rpk and
+// kcat. They talk to any Kafka-compatible cluster over the wire with
+// franz-go (kgo, kadm), never to the broker's internals.
 //
 // Conventions every command keeps: -b/--brokers (default GREGOR_BROKERS,
 // else 127.0.0.1:9092); TLS and SASL flags with environment defaults
