@@ -21,7 +21,16 @@
 # exit 0 with no ERROR in its log. Any failure prints the case's output and
 # the broker log, and the script exits 1. A second broker serves one
 # SASL_SSL listener (certificates made with openssl at each run) for
-# the *-sasl-* cases, which authenticate with PLAIN and SCRAM over TLS.
+# the *-sasl-* cases, which authenticate with PLAIN and SCRAM over TLS,
+# and the *-acl cases. It runs Kafka's StandardAuthorizer with super user
+# alice (so the *-sasl-* cases, all alice, need no ACL) and a second user,
+# bob, who may do only what an *-acl case grants him: each one, as alice,
+# creates, describes and deletes ACLs for bob through its client's admin
+# API (confluent-kafka-python's through librdkafka's C API, which Debian's
+# python3-confluent-kafka 1.7 does not wrap yet), checks that bob's
+# clients are allowed exactly that (TOPIC_AUTHORIZATION_FAILED,
+# GROUP_AUTHORIZATION_FAILED otherwise) and that bob may not manage ACLs
+# (CLUSTER_AUTHORIZATION_FAILED). Each uses its own topics and groups.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -148,9 +157,10 @@ start_broker() {
 }
 
 # start_secure_broker starts a second gregor with one SASL_SSL listener
-# (certificates made here with openssl; user alice, password
-# alice-secret, SCRAM-SHA-256 and -512 credentials, PLAIN enabled too),
-# without the wiretap, which cannot read TLS.
+# (certificates made here with openssl; users alice, password
+# alice-secret, and bob, password bob-secret, each with SCRAM-SHA-256 and
+# -512 credentials, PLAIN enabled too) and the authorizer on, alice a
+# super user; without the wiretap, which cannot read TLS.
 start_secure_broker() {
 	local tls=$WORK/tls
 	mkdir -p "$tls"
@@ -172,6 +182,10 @@ start_secure_broker() {
 		--set sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512 \
 		--add-scram 'SCRAM-SHA-256=[name=alice,password=alice-secret]' \
 		--add-scram 'SCRAM-SHA-512=[name=alice,password=alice-secret]' \
+		--add-scram 'SCRAM-SHA-256=[name=bob,password=bob-secret]' \
+		--add-scram 'SCRAM-SHA-512=[name=bob,password=bob-secret]' \
+		--set authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer \
+		--set super.users=User:alice \
 		--log-level debug >"$WORK/secure.log" 2>&1 &
 	SECURE_PID=$!
 	if ! wait_for "the SASL_SSL gregor to listen" 30 secure_listening; then
@@ -275,6 +289,10 @@ CASES=(
 	"kafkajs-sasl-scram-sha-256|^PASS|node interop/node/kafkajs_secure.js SCRAM-SHA-256"
 	"sarama-sasl|^--- PASS: TestSaramaSASL |$GO_TEST ^TestSaramaSASL\$"
 	"kafka-go-sasl|^--- PASS: TestKafkaGoSASL |$GO_TEST ^TestKafkaGoSASL\$"
+	"confluent-kafka-python-acl|^PASS|$PY interop/python/acl_case.py confluent"
+	"kafka-python-acl|^PASS|$PY interop/python/acl_case.py kafka-python"
+	"kafkajs-acl|^PASS|node interop/node/kafkajs_acl.js"
+	"sarama-acl|^--- PASS: TestSaramaACL |$GO_TEST ^TestSaramaACL\$"
 )
 GATE_GROUPS='SKIP: broker lacks consumer groups'
 GATE_IDEMPOTENCE='SKIP: broker lacks idempotent producers'
@@ -348,7 +366,7 @@ show_failure() {
 	tail -n 200 "$WORK/logs/$1.log"
 	echo "--- broker log during $1 (up to 300 lines)"
 	tail -n "+$LOG_FROM" "$WORK/broker.log" | head -n 300
-	if [[ $1 == *sasl* ]]; then
+	if [[ $1 == *sasl* || $1 == *-acl ]]; then
 		echo "--- SASL_SSL broker log (last 100 lines)"
 		tail -n 100 "$WORK/secure.log"
 	fi

@@ -289,7 +289,7 @@ func (b *Broker) handleDescribeAcls(req *wire.Request) kmsg.Response {
 		resp.ErrorCode, resp.ErrorMessage = kerr.SecurityDisabled.Code, kmsg.StringPtr(securityDisabledMsg)
 		return resp
 	case !b.authorizedCluster(req, kmsg.ACLOperationDescribe):
-		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		resp.ErrorCode, resp.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, kmsg.StringPtr(kerr.ClusterAuthorizationFailed.Description)
 		return resp
 	}
 	if err := f.Validate(); err != nil {

@@ -20,7 +20,9 @@ import (
 
 // The suite's SASL_SSL broker (GREGOR_SECURE_ADDR, its CA in
 // GREGOR_TLS_CA): user alice, password alice-secret, with SCRAM-SHA-256
-// and SCRAM-SHA-512 credentials.
+// and SCRAM-SHA-512 credentials, a super user of the broker's
+// StandardAuthorizer; user bob (bob-secret) has only the ACLs a case
+// grants him (sarama_acl_test.go).
 
 func secureTLS(t *testing.T) (string, *tls.Config) {
 	t.Helper()
