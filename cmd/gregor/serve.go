@@ -19,6 +19,7 @@ import (
 	"github.com/gregor-streaming/gregor/internal/auth"
 	"github.com/gregor-streaming/gregor/internal/broker"
 	"github.com/gregor-streaming/gregor/internal/config"
+	"github.com/gregor-streaming/gregor/internal/console"
 	"github.com/gregor-streaming/gregor/internal/metrics"
 	"github.com/gregor-streaming/gregor/internal/server"
 )
@@ -30,6 +31,7 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func serve(args []string) int {
+	started := time.Now()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:9092", "address to accept Kafka clients on, HOST:PORT")
 	dataDir := fs.String("data-dir", "gregor-data", "directory for partition logs and cluster metadata")
@@ -37,7 +39,7 @@ func serve(args []string) int {
 	advertise := fs.String("advertise", "", "HOST:PORT announced to clients (default: the listen address)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	adminListen := fs.String("admin-listen", "127.0.0.1:9644", "admin HTTP address for /metrics, /healthz, /readyz; empty disables it")
+	adminListen := fs.String("admin-listen", "127.0.0.1:9644", "admin HTTP address for /metrics, /healthz, /readyz and the web console; empty disables it")
 	pprofOn := fs.Bool("pprof", false, "serve Go's pprof profiles under /debug/pprof/ on the admin address")
 	var sets, addScram multiFlag
 	fs.Var(&sets, "set", "broker property NAME=VALUE, by its Kafka name (repeatable)")
@@ -59,7 +61,11 @@ Examples:
 
 Admin endpoints (--admin-listen): /metrics (Prometheus; docs/METRICS.md),
 /healthz (200 while the process runs), /readyz (200 once logs are
-recovered and the listener is up, 503 while starting or shutting down).
+recovered and the listener is up, 503 while starting or shutting down),
+/console/ (the read-only web console; docs/CONSOLE.md). The console needs
+no credentials whatever the listeners' security: anyone who can reach the
+admin address can read the cluster's metadata through it. Keep the admin
+address on a trusted interface, or --set admin.console.enable=false.
 
 Flags:
 `)
@@ -159,14 +165,16 @@ Flags:
 	// The admin port comes up first: /healthz answers and /readyz says
 	// "recovering" while a large data directory is being recovered.
 	collector := &metrics.Collector{}
-	adm := admin.New(admin.Options{Gatherer: metrics.NewRegistry(collector), Pprof: *pprofOn, Logger: log})
+	registry := metrics.NewRegistry(collector)
+	consoleOn := *adminListen != "" && cfg.Bool("admin.console.enable")
+	adm := admin.New(admin.Options{Gatherer: registry, Pprof: *pprofOn, Console: consoleOn, Logger: log})
 	if *adminListen != "" {
 		al, err := adm.Listen(*adminListen)
 		if err != nil {
 			log.Error("cannot listen", "addr", *adminListen, "err", err, "flag", "--admin-listen")
 			return 1
 		}
-		log.Info("admin listening", "addr", al.Addr().String(), "pprof", *pprofOn)
+		log.Info("admin listening", "addr", al.Addr().String(), "pprof", *pprofOn, "console", consoleOn)
 		defer adm.Shutdown(context.Background())
 	}
 	adm.SetNotReady("recovering logs")
@@ -201,8 +209,20 @@ Flags:
 			log.Info("SCRAM user added", "user", u.name, "mechanism", u.mechanism)
 		}
 	}
+	if consoleOn {
+		// The console's connections are in memory (server.DialInternal)
+		// and carry a principal no network client can have; with an
+		// authorizer it may describe everything. Before any listener
+		// serves: the super users are read without a lock.
+		if err := b.TrustInternalPrincipal(server.InternalPrincipal); err != nil {
+			log.Error("cannot set up the console's principal", "err", err)
+			b.Close()
+			return 1
+		}
+	}
 	collector.SetBroker(b)
 	srv := server.New(b, srvCfg, log)
+	var consoleListeners []console.Listener
 	for i, l := range listeners {
 		ln, err := net.Listen("tcp", l.Addr)
 		if err != nil {
@@ -235,8 +255,29 @@ Flags:
 			return 1
 		}
 		log.Info("gregor listening", "addr", ln.Addr().String(), "listener", l.Name, "protocol", l.Protocol, "advertised", adv, "data_dir", *dataDir)
+		consoleListeners = append(consoleListeners, console.Listener{Name: l.Name, Protocol: l.Protocol, Address: ln.Addr().String(), Advertised: adv})
 	}
 	collector.SetConns(srv)
+	if consoleOn {
+		con, err := console.New(console.Options{
+			Dial:      func(context.Context) (net.Conn, error) { return srv.DialInternal() },
+			Metrics:   registry,
+			Version:   version(),
+			Started:   started,
+			Listeners: consoleListeners,
+			Logger:    log,
+		})
+		if err != nil {
+			log.Error("cannot start the console", "err", err)
+			srv.Shutdown(context.Background())
+			b.Close()
+			return 1
+		}
+		// Runs before the admin server's Shutdown (deferred earlier):
+		// a page still waiting for the stopped broker fails at once.
+		defer con.Close()
+		adm.SetConsole(con)
+	}
 	adm.SetReady()
 
 	sig := make(chan os.Signal, 1)

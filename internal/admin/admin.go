@@ -1,6 +1,7 @@
 // Package admin is the broker's admin HTTP server (--admin-listen,
 // default 127.0.0.1:9644): /metrics for Prometheus, /healthz and /readyz
-// for orchestrators, and, when enabled, Go's pprof under /debug/pprof/.
+// for orchestrators, the read-only web console under /console/ (package
+// console), and, when enabled, Go's pprof under /debug/pprof/.
 package admin
 
 import (
@@ -26,6 +27,10 @@ type Options struct {
 	// Pprof mounts net/http/pprof under /debug/pprof/. Off by default:
 	// profiles reveal internals and cost CPU, so an operator opts in.
 	Pprof bool
+	// Console mounts the web console under /console/ (SetConsole hands
+	// it over once the broker is open; until then it answers 503) and
+	// lists it on the index page.
+	Console bool
 	// Logger; nil = slog.Default().
 	Logger *slog.Logger
 }
@@ -36,6 +41,8 @@ type Server struct {
 	mux *http.ServeMux
 	// notReady is why the broker is not ready ("" = ready).
 	notReady atomic.Pointer[string]
+	// console serves /console/ once SetConsole has run (Options.Console).
+	console atomic.Pointer[http.Handler]
 
 	// mu guards srv.
 	mu  sync.Mutex
@@ -71,6 +78,19 @@ func New(opts Options) *Server {
 			EnableOpenMetrics: true,
 		}))
 	}
+	if opts.Console {
+		s.mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
+			h := s.console.Load()
+			if h == nil {
+				// The admin port comes up before the broker's logs are
+				// recovered; the console needs the broker.
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "console: the broker is starting; "+*s.notReady.Load(), http.StatusServiceUnavailable)
+				return
+			}
+			(*h).ServeHTTP(w, r)
+		})
+	}
 	if opts.Pprof {
 		s.mux.HandleFunc("/debug/pprof/", pprof.Index)
 		s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -89,11 +109,24 @@ func (s *Server) index(opts Options) http.HandlerFunc {
 		}
 		fmt.Fprintln(w, "  /healthz       liveness")
 		fmt.Fprintln(w, "  /readyz        readiness: 503 while starting or shutting down")
+		if opts.Console {
+			fmt.Fprintln(w, "  /console/      web console: topics, consumer groups, lag, ACLs (read-only)")
+		}
 		if opts.Pprof {
 			fmt.Fprintln(w, "  /debug/pprof/  Go profiles")
 		}
+		if opts.Console {
+			fmt.Fprintln(w)
+			fmt.Fprintln(w, "Anyone who can reach this address can read the cluster's metadata through")
+			fmt.Fprintln(w, "the console (topics, groups, offsets, ACLs, SCRAM user names, quotas),")
+			fmt.Fprintln(w, "whatever the Kafka listeners' TLS, SASL and ACLs: keep --admin-listen on a")
+			fmt.Fprintln(w, "trusted interface, or turn the console off with admin.console.enable=false.")
+		}
 	}
 }
+
+// SetConsole makes h serve /console/ (with Options.Console).
+func (s *Server) SetConsole(h http.Handler) { s.console.Store(&h) }
 
 // Handler returns the admin endpoints' handler.
 func (s *Server) Handler() http.Handler { return s.mux }
