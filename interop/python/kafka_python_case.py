@@ -22,10 +22,13 @@ from common import (ADDR, Failure, check, check_group_share, check_partition, ch
                     eventually, index, main, require_groups, want)
 
 CID = "interop-kafka-python"
+# kafka-python probes the broker's version when it connects, within 2 s
+# by default: too short on a loaded 2-core machine (NoBrokersAvailable).
+VERSION_PROBE_MS = 15000
 
 
 def create_topic(topic, parts):
-    admin = KafkaAdminClient(bootstrap_servers=ADDR, client_id=CID)
+    admin = KafkaAdminClient(bootstrap_servers=ADDR, client_id=CID, api_version_auto_timeout_ms=VERSION_PROBE_MS)
     try:
         resp = admin.create_topics([NewTopic(topic, num_partitions=parts, replication_factor=1)], timeout_ms=30000)
         errs = [e for t in resp.topic_errors for e in [t[1]] if e != 0]
@@ -44,7 +47,7 @@ def create_topic(topic, parts):
 
 def produce(topic, src, parts, rng, **opts):
     """Send records rng; return {(partition, offset): i}."""
-    p = KafkaProducer(bootstrap_servers=ADDR, client_id=CID, acks="all", linger_ms=5, **opts)
+    p = KafkaProducer(bootstrap_servers=ADDR, client_id=CID, api_version_auto_timeout_ms=VERSION_PROBE_MS, acks="all", linger_ms=5, **opts)
     futures = []
     for i in rng:
         k, v, h = want(src, i)
@@ -69,7 +72,7 @@ def roundtrip(codec=None):
     create_topic(topic, parts)
     acked = produce(topic, src, parts, range(n), **({"compression_type": codec} if codec else {}))
 
-    c = KafkaConsumer(bootstrap_servers=ADDR, client_id=CID, group_id=None, enable_auto_commit=False,
+    c = KafkaConsumer(bootstrap_servers=ADDR, client_id=CID, api_version_auto_timeout_ms=VERSION_PROBE_MS, group_id=None, enable_auto_commit=False,
                       fetch_max_wait_ms=100)
     tps = [TopicPartition(topic, p) for p in range(parts)]
     c.assign(tps)
@@ -94,7 +97,7 @@ def roundtrip(codec=None):
         for off, key, _, _ in got[p]:
             check(acked[(p, off)] == index(key), "partition %d offset %d: producer was told record %d",
                   p, off, acked[(p, off)])
-    admin = KafkaAdminClient(bootstrap_servers=ADDR, client_id=CID)
+    admin = KafkaAdminClient(bootstrap_servers=ADDR, client_id=CID, api_version_auto_timeout_ms=VERSION_PROBE_MS)
     try:
         resp = admin.delete_topics([topic], timeout_ms=30000)
         check(all(e == 0 for _, e in resp.topic_error_codes), "delete_topics: %r", resp)
@@ -119,7 +122,7 @@ class Member(threading.Thread):
 
     def run(self):
         try:
-            c = KafkaConsumer(bootstrap_servers=ADDR, client_id=CID, group_id=self.group,
+            c = KafkaConsumer(bootstrap_servers=ADDR, client_id=CID, api_version_auto_timeout_ms=VERSION_PROBE_MS, group_id=self.group,
                               enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=100,
                               session_timeout_ms=10000, heartbeat_interval_ms=500)
             c.subscribe([self.topic])
