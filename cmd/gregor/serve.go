@@ -266,6 +266,8 @@ Flags:
 			Started:   started,
 			Listeners: consoleListeners,
 			Logger:    log,
+
+			AllowedHosts: config.SplitList(cfg.String("admin.console.allowed.hosts")),
 		})
 		if err != nil {
 			log.Error("cannot start the console", "err", err)

@@ -104,16 +104,16 @@ type Filter struct {
 // Validate checks that a filter has no unknown types, as Kafka's
 // DescribeAcls and DeleteAcls require.
 func (f Filter) Validate() error {
-	if f.Resource == kmsg.ACLResourceTypeUnknown || f.Resource > kmsg.ACLResourceTypeUser {
+	if f.Resource < kmsg.ACLResourceTypeAny || f.Resource > kmsg.ACLResourceTypeUser {
 		return fmt.Errorf("%w: resource type %s", ErrInvalidBinding, f.Resource)
 	}
-	if f.Pattern == kmsg.ACLResourcePatternTypeUnknown || f.Pattern > kmsg.ACLResourcePatternTypePrefixed {
+	if f.Pattern < kmsg.ACLResourcePatternTypeAny || f.Pattern > kmsg.ACLResourcePatternTypePrefixed {
 		return fmt.Errorf("%w: pattern type %s", ErrInvalidBinding, f.Pattern)
 	}
-	if f.Operation == kmsg.ACLOperationUnknown || f.Operation > kmsg.ACLOperationDescribeTokens {
+	if f.Operation < kmsg.ACLOperationAny || f.Operation > kmsg.ACLOperationDescribeTokens {
 		return fmt.Errorf("%w: operation %s", ErrInvalidBinding, f.Operation)
 	}
-	if f.Permission == kmsg.ACLPermissionTypeUnknown || f.Permission > kmsg.ACLPermissionTypeAllow {
+	if f.Permission < kmsg.ACLPermissionTypeAny || f.Permission > kmsg.ACLPermissionTypeAllow {
 		return fmt.Errorf("%w: permission type %s", ErrInvalidBinding, f.Permission)
 	}
 	return nil

@@ -262,3 +262,28 @@ func TestAuthorizeMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+func TestFilterValidate(t *testing.T) {
+	ok := Filter{Resource: kmsg.ACLResourceTypeAny, Pattern: kmsg.ACLResourcePatternTypeAny,
+		Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, mut := range map[string]func(*Filter){
+		"unknown resource":   func(f *Filter) { f.Resource = kmsg.ACLResourceTypeUnknown },
+		"negative resource":  func(f *Filter) { f.Resource = -1 },
+		"resource too large": func(f *Filter) { f.Resource = 8 },
+		"negative pattern":   func(f *Filter) { f.Pattern = -3 },
+		"negative operation": func(f *Filter) { f.Operation = -128 },
+		"unknown permission": func(f *Filter) { f.Permission = kmsg.ACLPermissionTypeUnknown },
+		"negative permission": func(f *Filter) {
+			f.Permission = -2
+		},
+	} {
+		f := ok
+		mut(&f)
+		if err := f.Validate(); !errors.Is(err, ErrInvalidBinding) {
+			t.Errorf("%s: Validate = %v, want ErrInvalidBinding", name, err)
+		}
+	}
+}

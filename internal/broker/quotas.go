@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"hash/maphash"
 	"math"
 	"slices"
 	"strings"
@@ -246,10 +247,11 @@ func validateQuotaAlter(entity []metadata.QuotaEntityPart, ops []kmsg.AlterClien
 			return newTopicError(kerr.InvalidRequest, "Gregor does not enforce %s: only %s and %s are supported", op.Key, producerByteRate, consumerByteRate)
 		case op.Key != producerByteRate && op.Key != consumerByteRate:
 			return newTopicError(kerr.InvalidRequest, "Invalid configuration key %s", op.Key)
-		case math.Abs(op.Value-math.Round(op.Value)) > 1e-6 || op.Value > math.MaxInt64:
+		case math.IsNaN(op.Value) || math.IsInf(op.Value, 0) ||
+			math.Abs(op.Value-math.Round(op.Value)) > 1e-6 || op.Value > math.MaxInt64:
 			return newTopicError(kerr.InvalidRequest, "Configuration %s must be a Long value", op.Key)
-		case op.Value <= 0:
-			return newTopicError(kerr.InvalidRequest, "Configuration %s must be positive", op.Key)
+		case op.Value < 1:
+			return newTopicError(kerr.InvalidRequest, "Configuration %s must be at least 1 (bytes/s)", op.Key)
 		}
 	}
 	return nil
@@ -268,6 +270,9 @@ func (b *Broker) throttleProduce(req *wire.Request, r *kmsg.ProduceRequest, resp
 		for j := range r.Topics[i].Partitions {
 			n += len(r.Topics[i].Partitions[j].Records)
 		}
+	}
+	if n == 0 {
+		return respond
 	}
 	d := b.quotas.record(img, b.Config(), req, producerByteRate, n, b.now())
 	if d <= 0 {
@@ -300,6 +305,10 @@ func (b *Broker) throttleFetch(req *wire.Request, targets []fetchTarget, resp *f
 			}
 		}
 		now := b.now()
+		if n == 0 {
+			respond(kr)
+			return
+		}
 		if d := b.quotas.record(b.meta.Image(), b.Config(), req, consumerByteRate, n, now); d > 0 {
 			resp.ThrottleMillis = int32(d.Milliseconds())
 			req.Client.Mute(now.Add(d))
@@ -314,13 +323,24 @@ func (b *Broker) throttleFetch(req *wire.Request, targets []fetchTarget, resp *f
 // client ID has its own under a <default> one.
 type quotaState struct {
 	mu        sync.Mutex
+	seed      maphash.Seed
 	rates     map[rateKey]*rate
 	lastSweep time.Time
 }
 
+// rateKey names one rate: a quota key and a hash of the user and client
+// ID the applying entity groups by. A hash, not the names: client IDs
+// are up to 32 KiB each and come from every request header.
 type rateKey struct {
-	key, user, clientID string
+	key string
+	id  uint64
 }
+
+// maxRates bounds the rates kept (~0.5 KiB each): a client cycling
+// client IDs under a <default> quota must not grow the map without end.
+// At the bound, idle rates go first, then arbitrary ones (their clients
+// start afresh, as after an hour idle).
+const maxRates = 20000
 
 // record adds n bytes to the client's rate for key and returns how long
 // it must wait to be back under its quota; 0 without a quota.
@@ -335,24 +355,67 @@ func (q *quotaState) record(img *metadata.Image, cfg interface{ Int(string) int6
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.rates == nil {
-		q.rates = map[rateKey]*rate{}
+		q.rates, q.seed = map[rateKey]*rate{}, maphash.MakeSeed()
 	}
-	r := q.rates[rk]
+	k := rateKey{key: key, id: rk.hash(q.seed)}
+	r := q.rates[k]
 	if r == nil {
+		if len(q.rates) >= maxRates {
+			q.evict(now)
+		}
 		r = &rate{}
-		q.rates[rk] = r
+		q.rates[k] = r
 	}
 	d := r.record(now, float64(n), quota, windows, window)
 	// Forget clients idle for an hour (Kafka's sensors expire too).
 	if now.Sub(q.lastSweep) > time.Minute {
 		q.lastSweep = now
-		for k, r := range q.rates {
-			if now.Sub(r.last) > time.Hour {
-				delete(q.rates, k)
-			}
-		}
+		q.forget(now, time.Hour)
 	}
 	return d
+}
+
+// forget drops the rates idle for longer than idle.
+func (q *quotaState) forget(now time.Time, idle time.Duration) {
+	for k, r := range q.rates {
+		if now.Sub(r.last) > idle {
+			delete(q.rates, k)
+		}
+	}
+}
+
+// evict makes room at maxRates: rates idle for a minute, then arbitrary
+// ones down to nine tenths of the bound.
+func (q *quotaState) evict(now time.Time) {
+	q.forget(now, time.Minute)
+	for k := range q.rates {
+		if len(q.rates) < maxRates*9/10 {
+			return
+		}
+		delete(q.rates, k)
+	}
+}
+
+// quotaTags are the names a rate is kept under: the user and client ID
+// when the applying entity has those types.
+type quotaTags struct {
+	user, clientID       string
+	withUser, withClient bool
+}
+
+func (t quotaTags) hash(seed maphash.Seed) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	if t.withUser {
+		h.WriteByte('u')
+		h.WriteString(t.user)
+		h.WriteByte(0)
+	}
+	if t.withClient {
+		h.WriteByte('c')
+		h.WriteString(t.clientID)
+	}
+	return h.Sum64()
 }
 
 // resolveQuota finds the quota for key that applies to a user's client,
@@ -360,7 +423,7 @@ func (q *quotaState) record(img *metadata.Image, cfg interface{ Int(string) int6
 // user+client, user+<default> client, user, <default> user+client,
 // <default> user+<default> client, <default> user, client, <default>
 // client.
-func resolveQuota(img *metadata.Image, key, user, clientID string) (float64, rateKey, bool) {
+func resolveQuota(img *metadata.Image, key, user, clientID string) (float64, quotaTags, bool) {
 	u, c := &user, &clientID
 	part := func(typ string, name *string) metadata.QuotaEntityPart {
 		return metadata.QuotaEntityPart{Type: typ, Name: name}
@@ -387,16 +450,9 @@ func resolveQuota(img *metadata.Image, key, user, clientID string) (float64, rat
 		if !ok {
 			continue
 		}
-		rk := rateKey{key: key}
-		if l.withUser {
-			rk.user = user
-		}
-		if l.withClient {
-			rk.clientID = clientID
-		}
-		return v, rk, true
+		return v, quotaTags{user: user, clientID: clientID, withUser: l.withUser, withClient: l.withClient}, true
 	}
-	return 0, rateKey{}, false
+	return 0, quotaTags{}, false
 }
 
 // rate is a byte rate sampled in windows, as Kafka's Rate over a
@@ -444,9 +500,14 @@ func (r *rate) record(now time.Time, v, quota float64, windows int, window time.
 		elapsed = window
 	}
 	measured := total / elapsed.Seconds()
-	if measured <= quota {
+	if !(measured > quota) {
 		return 0
 	}
-	d := time.Duration((measured - quota) / quota * float64(elapsed))
-	return min(d, time.Duration(windows)*window)
+	// In floating point until clamped: a tiny quota or a huge burst
+	// would overflow time.Duration (negative: no throttle at all).
+	limit := time.Duration(windows) * window
+	if f := (measured - quota) / quota * float64(elapsed); f < float64(limit) {
+		return time.Duration(f)
+	}
+	return limit
 }

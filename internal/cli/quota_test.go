@@ -258,7 +258,7 @@ func TestQuotaRefused(t *testing.T) {
 		{"--user", "u", "--producer-byte-rate", "0", "--dry-run"},
 	} {
 		r := gregor(t, kb.Addr, "", append([]string{"quota", "set"}, args...)...)
-		if r.code != ExitFailed || !strings.Contains(r.stderr, "INVALID_REQUEST: Configuration") || !strings.Contains(r.stderr, "must be positive") {
+		if r.code != ExitFailed || !strings.Contains(r.stderr, "INVALID_REQUEST: Configuration") || !strings.Contains(r.stderr, "must be at least 1 (bytes/s)") {
 			t.Errorf("quota set %s: exit %d, stderr %q", strings.Join(args, " "), r.code, r.stderr)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +47,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
+	// AllowedHosts are the host names (without port) pages may be
+	// asked for by, besides IP literals and localhost
+	// (admin.console.allowed.hosts).
+	AllowedHosts []string
 }
 
 // Console serves the web console's pages. It holds one Kafka client,
@@ -117,8 +122,42 @@ func New(opts Options) (*Console, error) {
 func (c *Console) Close() { c.cl.Close() }
 
 // ServeHTTP serves the pages under Path. Only GET and HEAD: the console
-// changes nothing.
-func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.mux.ServeHTTP(w, r) }
+// changes nothing. A request must name the console by an IP address,
+// localhost or one of Options.AllowedHosts, and must not come from
+// another site's page: otherwise a web page could point its own domain
+// name at 127.0.0.1 (DNS rebinding) and read the console as same-origin.
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !c.hostAllowed(r.Host) {
+		http.Error(w, "this host name is not allowed for the console (admin.console.allowed.hosts)", http.StatusMisdirectedRequest)
+		return
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" {
+		http.Error(w, "cross-site requests are not served", http.StatusForbidden)
+		return
+	}
+	c.mux.ServeHTTP(w, r)
+}
+
+// hostAllowed reports whether a request's Host names the console by an
+// IP literal, localhost (or a name under .localhost) or an allowed name.
+func (c *Console) hostAllowed(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	if host == "" {
+		return false
+	}
+	if net.ParseIP(host) != nil || host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	for _, a := range c.opts.AllowedHosts {
+		if strings.EqualFold(strings.TrimSuffix(a, "."), host) {
+			return true
+		}
+	}
+	return false
+}
 
 func (c *Console) routes() {
 	c.mux.HandleFunc("GET "+Path+"{$}", c.page("overview", "Overview", func(ctx context.Context, _ *http.Request) (any, error) {

@@ -604,3 +604,51 @@ func TestUntrustedInternalPrincipal(t *testing.T) {
 		t.Errorf("security: %d %+v, want CLUSTER_AUTHORIZATION_FAILED", code, s)
 	}
 }
+
+// TestConsoleRefusesOtherHosts: pages are served only to requests that
+// name the console by an IP address, localhost or an allowed name, and
+// not to another site's page: a page at evil.example whose name now
+// points at 127.0.0.1 (DNS rebinding) cannot read the console.
+func TestConsoleRefusesOtherHosts(t *testing.T) {
+	kb := ktest.NewBroker(t)
+	srv := kb.Server()
+	con, err := console.New(console.Options{
+		Dial:         func(context.Context) (net.Conn, error) { return srv.DialInternal() },
+		AllowedHosts: []string{"kafka-admin.example.com"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(con.Close)
+	hs := httptest.NewServer(con)
+	t.Cleanup(hs.Close)
+	for _, c := range []struct {
+		host, site string
+		want       int
+	}{
+		{"", "", http.StatusOK}, // the test server's own 127.0.0.1:port
+		{"localhost:9644", "", http.StatusOK},
+		{"[::1]:9644", "", http.StatusOK},
+		{"Kafka-Admin.example.com:9644", "", http.StatusOK},
+		{"evil.example:9644", "", http.StatusMisdirectedRequest},
+		{"127.0.0.1.evil.example", "", http.StatusMisdirectedRequest},
+		{"", "cross-site", http.StatusForbidden},
+		{"", "same-origin", http.StatusOK},
+	} {
+		req, _ := http.NewRequest("GET", hs.URL+console.Path+"security?format=json", nil)
+		if c.host != "" {
+			req.Host = c.host
+		}
+		if c.site != "" {
+			req.Header.Set("Sec-Fetch-Site", c.site)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("Host %q, Sec-Fetch-Site %q: %d, want %d", c.host, c.site, resp.StatusCode, c.want)
+		}
+	}
+}
