@@ -50,15 +50,16 @@ func main() {
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(strings.Split(*brokers, ","), *in, *out, *appID, *window, *grace, int32(*partitions), log); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, strings.Split(*brokers, ","), *in, *out, *appID, *window, *grace, int32(*partitions), log); err != nil {
 		log.Error("pageviews", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(seeds []string, in, out, appID string, window, grace time.Duration, partitions int32, log *slog.Logger) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+// run processes until ctx is done.
+func run(ctx context.Context, seeds []string, in, out, appID string, window, grace time.Duration, partitions int32, log *slog.Logger) error {
 	if err := createTopics(ctx, seeds, partitions, in, out); err != nil {
 		return err
 	}
@@ -73,7 +74,7 @@ func run(seeds []string, in, out, appID string, window, grace time.Duration, par
 		return w.Key, fmt.Sprintf("%s %s %d", w.Key, w.Start.Format("2006-01-02T15:04"), n)
 	}).To(out, stream.String(), stream.String())
 
-	fmt.Fprint(os.Stderr, b.Describe(appID))
+	log.Debug("topology", "description", b.Describe(appID))
 	a, err := stream.New(b, stream.Config{
 		ApplicationID:       appID,
 		Brokers:             seeds,

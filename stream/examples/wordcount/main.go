@@ -44,16 +44,17 @@ func main() {
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(*brokers, *in, *out, *app, *instance, int32(*partitions), log); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *brokers, *in, *out, *app, *instance, int32(*partitions), log); err != nil {
 		log.Error("wordcount", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(brokers, in, out, appID, instance string, partitions int32, log *slog.Logger) error {
+// run processes until ctx is done.
+func run(ctx context.Context, brokers, in, out, appID, instance string, partitions int32, log *slog.Logger) error {
 	seeds := strings.Split(brokers, ",")
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if err := createTopics(ctx, seeds, partitions, in, out); err != nil {
 		return err
 	}
