@@ -16,9 +16,9 @@ import (
 )
 
 // runServe starts the built gregor with serve args (JSON logs; data in a
-// temporary directory) and returns its admin address once its Kafka
-// listener is up; the test's end stops it with SIGTERM and checks that it
-// stopped cleanly.
+// temporary directory) and returns its admin address once /readyz
+// answers 200 (after the console is mounted); the test's end stops it
+// with SIGTERM and checks that it stopped cleanly.
 func runServe(t *testing.T, bin string, args ...string) string {
 	t.Helper()
 	args = append([]string{"serve", "--admin-listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data"), "--log-format", "json"}, args...)
@@ -74,13 +74,26 @@ func runServe(t *testing.T, bin string, args ...string) string {
 			t.Errorf("gregor serve did not stop within 30s of SIGTERM")
 		}
 	})
+	var admin string
 	select {
-	case admin := <-ready:
-		return admin
+	case admin = <-ready:
 	case <-time.After(30 * time.Second):
 		t.Fatalf("gregor serve did not start:\n%s", logText())
 	}
-	return ""
+	// The Kafka listener is up; the console is mounted just after, and
+	// /readyz answers 200 once it is.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return admin
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gregor serve never ready (%v):\n%s", err, logText())
+		}
+	}
 }
 
 func httpGet(t *testing.T, url string) (int, string) {

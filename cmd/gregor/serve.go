@@ -280,10 +280,11 @@ Flags:
 		defer con.Close()
 		adm.SetConsole(con)
 	}
-	adm.SetReady()
-
+	// Signals are caught before the broker says it is ready: whoever
+	// saw /readyz answer 200 may stop it cleanly with SIGTERM.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	adm.SetReady()
 	s := <-sig
 	log.Info("shutting down", "signal", s.String())
 	adm.SetNotReady("shutting down")
