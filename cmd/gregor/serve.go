@@ -258,6 +258,12 @@ Flags:
 		consoleListeners = append(consoleListeners, console.Listener{Name: l.Name, Protocol: l.Protocol, Address: ln.Addr().String(), Advertised: adv})
 	}
 	collector.SetConns(srv)
+	// Signals are caught from here on, before the console is set up and
+	// before /readyz says 200: a client that reached a listener may stop
+	// the broker cleanly with SIGTERM. (Before, during recovery, the
+	// default action stops it; recovery is crash-safe.)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	if consoleOn {
 		con, err := console.New(console.Options{
 			Dial:      func(context.Context) (net.Conn, error) { return srv.DialInternal() },
@@ -280,10 +286,6 @@ Flags:
 		defer con.Close()
 		adm.SetConsole(con)
 	}
-	// Signals are caught before the broker says it is ready: whoever
-	// saw /readyz answer 200 may stop it cleanly with SIGTERM.
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	adm.SetReady()
 	s := <-sig
 	log.Info("shutting down", "signal", s.String())
