@@ -278,6 +278,7 @@ CASES=(
 	"sarama-group-static|^--- PASS: TestSaramaGroupStatic |$GO_TEST ^TestSaramaGroupStatic\$"
 	"sarama-idempotent|^--- PASS: TestSaramaIdempotent |$GO_TEST ^TestSaramaIdempotent\$"
 	"sarama-txn|^--- PASS: TestSaramaTransactions |$GO_TEST ^TestSaramaTransactions\$"
+	"sarama-quotas|^--- PASS: TestSaramaQuotas |$GO_TEST ^TestSaramaQuotas\$"
 	"kafka-go|^--- PASS: TestKafkaGo |$GO_TEST ^TestKafkaGo\$"
 	"kafka-go-compression|^--- PASS: TestKafkaGoCompression |$GO_TEST ^TestKafkaGoCompression\$"
 	"kafka-go-group|^--- PASS: TestKafkaGoGroup |$GO_TEST ^TestKafkaGoGroup\$"
