@@ -141,27 +141,31 @@ func (b *Broker) authorizedIdempotent(req *wire.Request) bool {
 // Kafka's AclEntry.supportedOperations for the type. Without an
 // authorizer all of them; none to a client that may not DESCRIBE it.
 func (b *Broker) authorizedOps(req *wire.Request, typ auth.Resource, name string) int32 {
-	if !b.authorized(req, kmsg.ACLOperationDescribe, typ, name) {
+	// One authorizer for every operation, and no denial logged: this
+	// describes what the client may do, it refuses nothing.
+	a := b.authorizer()
+	p, h := req.Client.Principal(), req.Client.Host
+	allowed := func(op auth.Operation) bool { return a == nil || a.Authorize(p, h, op, typ, name) }
+	if !allowed(kmsg.ACLOperationDescribe) {
 		return 0
 	}
-	var ops []auth.Operation
-	switch typ {
-	case kmsg.ACLResourceTypeTopic:
-		ops = []auth.Operation{kmsg.ACLOperationRead, kmsg.ACLOperationWrite, kmsg.ACLOperationCreate, kmsg.ACLOperationDelete,
-			kmsg.ACLOperationAlter, kmsg.ACLOperationDescribe, kmsg.ACLOperationDescribeConfigs, kmsg.ACLOperationAlterConfigs}
-	case kmsg.ACLResourceTypeGroup:
-		ops = []auth.Operation{kmsg.ACLOperationRead, kmsg.ACLOperationDelete, kmsg.ACLOperationDescribe}
-	case kmsg.ACLResourceTypeCluster:
-		ops = []auth.Operation{kmsg.ACLOperationCreate, kmsg.ACLOperationClusterAction, kmsg.ACLOperationDescribeConfigs,
-			kmsg.ACLOperationAlterConfigs, kmsg.ACLOperationIdempotentWrite, kmsg.ACLOperationAlter, kmsg.ACLOperationDescribe}
-	}
 	var bits int32
-	for _, op := range ops {
-		if b.authorized(req, op, typ, name) {
+	for _, op := range supportedOps[typ] {
+		if allowed(op) {
 			bits |= 1 << op
 		}
 	}
 	return bits
+}
+
+// supportedOps are the operations each resource type has (Kafka's
+// AclEntry.supportedOperations), for authorizedOps.
+var supportedOps = map[auth.Resource][]auth.Operation{
+	kmsg.ACLResourceTypeTopic: {kmsg.ACLOperationRead, kmsg.ACLOperationWrite, kmsg.ACLOperationCreate, kmsg.ACLOperationDelete,
+		kmsg.ACLOperationAlter, kmsg.ACLOperationDescribe, kmsg.ACLOperationDescribeConfigs, kmsg.ACLOperationAlterConfigs},
+	kmsg.ACLResourceTypeGroup: {kmsg.ACLOperationRead, kmsg.ACLOperationDelete, kmsg.ACLOperationDescribe},
+	kmsg.ACLResourceTypeCluster: {kmsg.ACLOperationCreate, kmsg.ACLOperationClusterAction, kmsg.ACLOperationDescribeConfigs,
+		kmsg.ACLOperationAlterConfigs, kmsg.ACLOperationIdempotentWrite, kmsg.ACLOperationAlter, kmsg.ACLOperationDescribe},
 }
 
 func bindingOf(r *metadata.AclRecord) auth.Binding {

@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -77,7 +78,7 @@ func (b *Broker) handleDescribeClientQuotas(req *wire.Request) kmsg.Response {
 		return fail(kerr.InvalidRequest, "Invalid entity filter component combination, IP filter component should not be used with user or clientId filter component.")
 	}
 	img := b.meta.Image()
-	for _, k := range slices.Sorted(mapsKeys(img.Quotas)) {
+	for _, k := range slices.Sorted(maps.Keys(img.Quotas)) {
 		q := img.Quotas[k]
 		if !quotaMatches(q.Entity, r.Components, r.Strict) {
 			continue
@@ -88,7 +89,7 @@ func (b *Broker) handleDescribeClientQuotas(req *wire.Request) kmsg.Response {
 			ee.Type, ee.Name = p.Type, p.Name
 			e.Entity = append(e.Entity, ee)
 		}
-		for _, key := range slices.Sorted(mapsKeys(q.Values)) {
+		for _, key := range slices.Sorted(maps.Keys(q.Values)) {
 			v := kmsg.NewDescribeClientQuotasResponseEntryValue()
 			v.Key, v.Value = key, q.Values[key]
 			e.Values = append(e.Values, v)
@@ -96,16 +97,6 @@ func (b *Broker) handleDescribeClientQuotas(req *wire.Request) kmsg.Response {
 		resp.Entries = append(resp.Entries, e)
 	}
 	return resp
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // quotaMatches reports whether an entity matches every component of a

@@ -360,21 +360,7 @@ func TestAclsReplayAndSnapshot(t *testing.T) {
 			t.Errorf("%s: ACLs %+v", when, img.Acls)
 		}
 	}
-	check(s.Image(), "live")
-	s.Close()
-	fs = fs.Crash()
-	if s, err = Open(fs, "/meta", nil); err != nil {
-		t.Fatal(err)
-	}
-	check(s.Image(), "after replaying the log")
-	forceSnapshot(t, s)
-	s.Close()
-	s2, err := Open(fs.Crash(), "/meta", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
-	check(s2.Image(), "after a snapshot")
+	s2 := checkReplayAndSnapshot(t, fs, s, check)
 	for _, bad := range []*AclRecord{{ID: ids[1], Remove: true}, {ID: ids[0]}} {
 		if _, err := Apply(s2.Image(), 1<<40, []Record{{Acl: bad}}); err == nil {
 			t.Errorf("%+v applied", bad)
@@ -430,19 +416,28 @@ func TestQuotasReplayAndSnapshot(t *testing.T) {
 			t.Errorf("%s: %+v", when, q)
 		}
 	}
+	checkReplayAndSnapshot(t, fs, s, check)
+}
+
+// checkReplayAndSnapshot runs check on s's image live, after a crash
+// and a replay of the log, and after a snapshot and another crash, and
+// returns the store last opened (closed at the test's end).
+func checkReplayAndSnapshot(t *testing.T, fs *vfs.MemFS, s *Store, check func(img *Image, when string)) *Store {
+	t.Helper()
 	check(s.Image(), "live")
 	s.Close()
 	fs = fs.Crash()
-	if s, err = Open(fs, "/meta", nil); err != nil {
+	s, err := Open(fs, "/meta", nil)
+	if err != nil {
 		t.Fatal(err)
 	}
 	check(s.Image(), "after replaying the log")
 	forceSnapshot(t, s)
 	s.Close()
-	s2, err := Open(fs.Crash(), "/meta", nil)
-	if err != nil {
+	if s, err = Open(fs.Crash(), "/meta", nil); err != nil {
 		t.Fatal(err)
 	}
-	defer s2.Close()
-	check(s2.Image(), "after a snapshot")
+	t.Cleanup(func() { s.Close() })
+	check(s.Image(), "after a snapshot")
+	return s
 }
