@@ -415,25 +415,25 @@ func (t quotaTags) hash(seed maphash.Seed) uint64 {
 // <default> user+<default> client, <default> user, client, <default>
 // client.
 func resolveQuota(img *metadata.Image, key, user, clientID string) (float64, quotaTags, bool) {
-	u, c := &user, &clientID
-	part := func(typ string, name *string) metadata.QuotaEntityPart {
-		return metadata.QuotaEntityPart{Type: typ, Name: name}
-	}
-	levels := []struct {
-		entity               []metadata.QuotaEntityPart
+	// The entities' QuotaKeys, built from their parts in QuotaKey's
+	// order (client-id before user) rather than sorted per request.
+	up, ud := metadata.QuotaKeyPart(quotaUser, &user), metadata.QuotaKeyPart(quotaUser, nil)
+	cp, cd := metadata.QuotaKeyPart(quotaClientID, &clientID), metadata.QuotaKeyPart(quotaClientID, nil)
+	levels := [...]struct {
+		entity               string
 		withUser, withClient bool
 	}{
-		{[]metadata.QuotaEntityPart{part(quotaUser, u), part(quotaClientID, c)}, true, true},
-		{[]metadata.QuotaEntityPart{part(quotaUser, u), part(quotaClientID, nil)}, true, true},
-		{[]metadata.QuotaEntityPart{part(quotaUser, u)}, true, false},
-		{[]metadata.QuotaEntityPart{part(quotaUser, nil), part(quotaClientID, c)}, true, true},
-		{[]metadata.QuotaEntityPart{part(quotaUser, nil), part(quotaClientID, nil)}, true, true},
-		{[]metadata.QuotaEntityPart{part(quotaUser, nil)}, true, false},
-		{[]metadata.QuotaEntityPart{part(quotaClientID, c)}, false, true},
-		{[]metadata.QuotaEntityPart{part(quotaClientID, nil)}, false, true},
+		{cp + "," + up, true, true},
+		{cd + "," + up, true, true},
+		{up, true, false},
+		{cp + "," + ud, true, true},
+		{cd + "," + ud, true, true},
+		{ud, true, false},
+		{cp, false, true},
+		{cd, false, true},
 	}
 	for _, l := range levels {
-		q := img.Quotas[metadata.QuotaKey(l.entity)]
+		q := img.Quotas[l.entity]
 		if q == nil {
 			continue
 		}

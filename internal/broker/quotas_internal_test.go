@@ -71,3 +71,34 @@ func TestQuotaRatesBounded(t *testing.T) {
 		t.Errorf("the same client added a second rate")
 	}
 }
+
+// TestResolveQuotaEveryEntity: each of Kafka's eight entity shapes, set
+// alone, is the one that applies to a user's client, grouped as Kafka
+// groups it.
+func TestResolveQuotaEveryEntity(t *testing.T) {
+	user, client := "alice", "app"
+	u, c := &user, &client
+	for _, e := range []struct {
+		parts                []metadata.QuotaEntityPart
+		withUser, withClient bool
+	}{
+		{[]metadata.QuotaEntityPart{{Type: quotaUser, Name: u}, {Type: quotaClientID, Name: c}}, true, true},
+		{[]metadata.QuotaEntityPart{{Type: quotaClientID}, {Type: quotaUser, Name: u}}, true, true},
+		{[]metadata.QuotaEntityPart{{Type: quotaUser, Name: u}}, true, false},
+		{[]metadata.QuotaEntityPart{{Type: quotaUser}, {Type: quotaClientID, Name: c}}, true, true},
+		{[]metadata.QuotaEntityPart{{Type: quotaUser}, {Type: quotaClientID}}, true, true},
+		{[]metadata.QuotaEntityPart{{Type: quotaUser}}, true, false},
+		{[]metadata.QuotaEntityPart{{Type: quotaClientID, Name: c}}, false, true},
+		{[]metadata.QuotaEntityPart{{Type: quotaClientID}}, false, true},
+	} {
+		img := metadata.Empty()
+		img.Quotas[metadata.QuotaKey(e.parts)] = &metadata.ClientQuota{Entity: e.parts, Values: map[string]float64{producerByteRate: 7}}
+		v, tags, ok := resolveQuota(img, producerByteRate, user, client)
+		if !ok || v != 7 || tags.withUser != e.withUser || tags.withClient != e.withClient {
+			t.Errorf("%s: resolved %v %v %+v", metadata.QuotaKey(e.parts), ok, v, tags)
+		}
+		if _, _, ok := resolveQuota(img, producerByteRate, "bob", "other"); ok == (e.parts[0].Name != nil || len(e.parts) > 1 && e.parts[1].Name != nil) {
+			t.Errorf("%s: applies to bob's other client: %v", metadata.QuotaKey(e.parts), ok)
+		}
+	}
+}

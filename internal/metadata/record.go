@@ -163,17 +163,23 @@ type QuotaEntityPart struct {
 	Name *string `json:"name,omitempty"`
 }
 
-// QuotaKey is an entity's canonical form, for maps: its parts sorted by
-// type, as type=name (type=<default> for a nil name, names quoted).
+// QuotaKey is an entity's canonical form, for maps: its parts
+// (QuotaKeyPart) sorted, joined by commas. A client-id part sorts before
+// a user part.
 func QuotaKey(entity []QuotaEntityPart) string {
 	parts := make([]string, 0, len(entity))
 	for _, p := range entity {
-		name := "<default>"
-		if p.Name != nil {
-			name = strconv.Quote(*p.Name)
-		}
-		parts = append(parts, p.Type+"="+name)
+		parts = append(parts, QuotaKeyPart(p.Type, p.Name))
 	}
 	slices.Sort(parts)
 	return strings.Join(parts, ",")
+}
+
+// QuotaKeyPart is one part of QuotaKey's form: type=name, the name
+// quoted, or type=<default> for a nil name.
+func QuotaKeyPart(typ string, name *string) string {
+	if name == nil {
+		return typ + "=<default>"
+	}
+	return typ + "=" + strconv.Quote(*name)
 }
