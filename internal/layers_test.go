@@ -19,8 +19,8 @@ const module = "github.com/gregor-streaming/gregor/"
 var layers = map[string]int{
 	"internal/clock": 0, "internal/vfs": 0, "internal/batch": 0, "internal/config": 0, "internal/wire": 0,
 	"internal/metrics": 0, "internal/coord": 0,
-	"internal/partlog": 1, "internal/metadata": 1, "internal/auth": 1,
-	"internal/raftnode": 2, "internal/purgatory": 2, "internal/replica": 2, "internal/group": 2, "internal/txn": 2,
+	"internal/partlog": 1, "internal/metadata": 1, "internal/auth": 1, "internal/raftnode": 1,
+	"internal/purgatory": 2, "internal/replica": 2, "internal/group": 2, "internal/txn": 2,
 	"internal/controller": 3,
 	"internal/broker":     4,
 	"internal/server":     5, "internal/console": 5, "internal/cli": 5, "internal/admin": 5, "internal/ktest": 5,
