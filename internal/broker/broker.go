@@ -191,7 +191,8 @@ func Open(opts Options) (*Broker, error) {
 		cancel()
 		return nil, fmt.Errorf("broker: data dir: %w", err)
 	}
-	meta, err := metadata.Open(b.fs, filepath.Join(b.dir, ClusterMetadataTopic+"-0"), b.log)
+	meta, err := metadata.OpenOptions(b.fs, filepath.Join(b.dir, ClusterMetadataTopic+"-0"), b.log,
+		metadata.Options{NodeID: nodeID})
 	if err != nil {
 		cancel()
 		return nil, err

@@ -13,7 +13,7 @@ type Image struct {
 	// Offset is the metadata log offset of the last applied batch; -1
 	// for the empty image.
 	Offset int64
-	// ClusterID identifies the cluster; set by the first record batch.
+	// ClusterID identifies the cluster; set by the first ClusterRecord.
 	ClusterID string
 	// Topics by name and by ID. Values are immutable.
 	Topics   map[string]*Topic
@@ -332,6 +332,14 @@ func Apply(img *Image, offset int64, recs []Record) (*Image, error) {
 				delete(next.Quotas, k)
 			} else {
 				next.Quotas[k] = cq
+			}
+
+		case r.Cluster != nil:
+			if r.Cluster.ID == "" {
+				return nil, fmt.Errorf("metadata: record %d: empty cluster ID", i)
+			}
+			if next.ClusterID == "" {
+				next.ClusterID = r.Cluster.ID
 			}
 
 		default:

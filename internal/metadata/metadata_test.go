@@ -1,11 +1,14 @@
 package metadata
 
 import (
+	"encoding/binary"
+	"encoding/json"
 	"path/filepath"
 	"reflect"
 	"runtime"
 	"testing"
 
+	"github.com/gregor-streaming/gregor/internal/batch"
 	"github.com/gregor-streaming/gregor/internal/vfs"
 )
 
@@ -157,45 +160,117 @@ func TestStoreReplayAndSnapshot(t *testing.T) {
 	}
 }
 
-func TestStoreTornTail(t *testing.T) {
+// writeLegacy writes a store as the metadata package wrote it before
+// the log was replicated: meta.properties, a snapshot of snap (when not
+// nil), and frames of batches after it, then tail bytes.
+func writeLegacy(t testing.TB, fs vfs.FS, dir, clusterID string, snap *Image, batches [][]Record, tail []byte) {
+	t.Helper()
+	if err := fs.MkdirAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := vfs.WriteFileAtomic(fs, dir, filepath.Join(dir, legacyMetaName), []byte("version=1\ncluster.id="+clusterID+"\n")); err != nil {
+		t.Fatal(err)
+	}
+	offset := int64(-1)
+	if snap != nil {
+		data, err := encodeSnapshot(snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := vfs.WriteFileAtomic(fs, dir, filepath.Join(dir, legacySnapshotName), data); err != nil {
+			t.Fatal(err)
+		}
+		offset = snap.Offset
+	}
+	var log []byte
+	for _, recs := range batches {
+		offset++
+		payload, err := json.Marshal(frame{Offset: offset, Records: recs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		log = binary.BigEndian.AppendUint32(log, uint32(len(payload)))
+		log = binary.BigEndian.AppendUint32(log, batch.Checksum(payload))
+		log = append(log, payload...)
+	}
+	log = append(log, tail...)
+	if err := vfs.WriteFileAtomic(fs, dir, filepath.Join(dir, legacyLogName), log); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLegacyImport: a data directory written before the metadata log
+// was replicated opens with its topics, ACLs and cluster ID (snapshot,
+// log and a torn tail as the old recovery read them), once: the legacy
+// files are renamed and a restart, crash or not, keeps the image.
+func TestLegacyImport(t *testing.T) {
 	fs := vfs.NewMem()
+	snap, err := Apply(Empty(), 4, createTopic("a", 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acl := NewUUID()
+	writeLegacy(t, fs, "/m", "legacy-cluster", snap, [][]Record{
+		createTopic("b", 3),
+		{{Acl: &AclRecord{ID: acl, ResourceType: 2, ResourceName: "b", PatternType: 3, Principal: "User:bob", Host: "*", Operation: 3, Permission: 3}}},
+	}, []byte{0, 0, 1, 0, 1, 2, 3, 4, 5, 6})
+	check := func(s *Store, when string) {
+		t.Helper()
+		img := s.Image()
+		if img.ClusterID != "legacy-cluster" || img.Topics["a"] == nil || img.Topics["b"] == nil || len(img.Topics["b"].Partitions) != 3 || img.Acls[acl] == nil {
+			t.Fatalf("%s: cluster %q topics %v acls %d", when, img.ClusterID, img.TopicNames(), len(img.Acls))
+		}
+	}
 	s, err := Open(fs, "/m", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{"a", "b"} {
-		if _, err := s.Update(func(*Image) ([]Record, error) { return createTopic(n, 2), nil }); err != nil {
+	check(s, "imported")
+	for _, name := range legacyFiles {
+		if _, err := fs.Stat(filepath.Join("/m", name)); !vfs.IsNotExist(err) {
+			t.Errorf("%s still there after the import (err %v)", name, err)
+		}
+		if _, err := fs.Stat(filepath.Join("/m", name+legacySuffix)); err != nil {
+			t.Errorf("%s not kept: %v", name+legacySuffix, err)
+		}
+	}
+	if _, err := s.Update(func(*Image) ([]Record, error) { return createTopic("c", 1), nil }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(fs.Crash(), "/m", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(s, "reopened")
+	if s.Image().Topics["c"] == nil {
+		t.Fatal("topic c lost")
+	}
+	s.Close()
+}
+
+// TestLegacyImportedOnce: a crash after the import was committed but
+// before the legacy files were renamed does not import them again.
+func TestLegacyImportedOnce(t *testing.T) {
+	fs := vfs.NewMem()
+	writeLegacy(t, fs, "/m", "legacy", nil, [][]Record{createTopic("a", 1)}, nil)
+	s, err := Open(fs, "/m", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for _, name := range []string{legacyMetaName, legacyLogName} {
+		if err := fs.Rename(filepath.Join("/m", name+legacySuffix), filepath.Join("/m", name)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s.Close()
-	// Append garbage: a torn frame.
-	f, err := fs.OpenAppend(filepath.Join("/m", logName))
+	s, err = Open(fs, "/m", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Write([]byte{0, 0, 1, 0, 1, 2, 3, 4, 5, 6})
-	f.Sync()
-	f.Close()
-	s2, err := Open(fs, "/m", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(s2.Image().Topics) != 2 {
-		t.Fatalf("topics = %d", len(s2.Image().Topics))
-	}
-	// New commits land after the truncated tail and replay.
-	if _, err := s2.Update(func(*Image) ([]Record, error) { return createTopic("c", 1), nil }); err != nil {
-		t.Fatal(err)
-	}
-	s2.Close()
-	s3, err := Open(fs, "/m", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s3.Close()
-	if len(s3.Image().Topics) != 3 {
-		t.Fatalf("topics after reopen = %d", len(s3.Image().Topics))
+	defer s.Close()
+	if img := s.Image(); img.ClusterID != "legacy" || len(img.Topics) != 1 {
+		t.Fatalf("cluster %q topics %v", img.ClusterID, img.TopicNames())
 	}
 }
 
@@ -214,12 +289,14 @@ func TestUpdateErrorCommitsNothing(t *testing.T) {
 	}
 }
 
-func FuzzReplay(f *testing.F) {
+// FuzzLegacyImport: whatever a legacy log holds, opening it imports
+// what its valid frames say or refuses, never panics.
+func FuzzLegacyImport(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 2, 0, 0, 0, 0, '{', '}'})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fs := vfs.NewMem()
 		fs.MkdirAll("/m")
-		file, _ := fs.Create("/m/" + logName)
+		file, _ := fs.Create("/m/" + legacyLogName)
 		file.Write(data)
 		file.Sync()
 		file.Close()
@@ -229,52 +306,6 @@ func FuzzReplay(f *testing.F) {
 		}
 		s.Close()
 	})
-}
-
-// TestStoreReplayedTailMadeDurable: a process crash between a frame's
-// write and its fsync leaves the frame in the page cache. Open applies
-// it, so it must make it durable: a later power loss must not take back
-// state the restarted broker acted on.
-func TestStoreReplayedTailMadeDurable(t *testing.T) {
-	fs := vfs.NewMem()
-	s, err := Open(fs, "/m", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := s.Update(func(*Image) ([]Record, error) { return createTopic("a", 1), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	// The killed process's last Update: written, never synced.
-	buf, err := encodeFrame(img.Offset+1, createTopic("b", 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := fs.OpenAppend(filepath.Join("/m", logName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write(buf); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	s2, err := Open(fs, "/m", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s2.Image().Topics["b"] == nil {
-		t.Fatal("the written frame was not replayed")
-	}
-	s2.Close()
-	s3, err := Open(fs.Crash(), "/m", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s3.Close()
-	if s3.Image().Topics["b"] == nil {
-		t.Fatal("topic b, replayed by the restarted store, is gone after a power loss")
-	}
 }
 
 // TestScramCredentialsReplayAndSnapshot: SCRAM credentials set and

@@ -54,6 +54,14 @@ type Record struct {
 	Scram           *ScramRecord           `json:"scram,omitempty"`
 	Acl             *AclRecord             `json:"acl,omitempty"`
 	Quota           *QuotaRecord           `json:"quota,omitempty"`
+	Cluster         *ClusterRecord         `json:"cluster,omitempty"`
+}
+
+// ClusterRecord names the cluster: the first one committed sets
+// Image.ClusterID, later ones change nothing (every node proposes its
+// candidate when it finds the log without one).
+type ClusterRecord struct {
+	ID string `json:"id"`
 }
 
 // TopicRecord creates a topic.

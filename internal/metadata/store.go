@@ -1,59 +1,126 @@
 package metadata
 
 import (
-	"bytes"
-	"encoding/binary"
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"maps"
+	"net"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
-	"github.com/gregor-streaming/gregor/internal/batch"
+	"github.com/gregor-streaming/gregor/internal/raftnode"
 	"github.com/gregor-streaming/gregor/internal/vfs"
 )
 
 const (
-	logName      = "metadata.log"
-	snapshotName = "snapshot.json"
-	metaName     = "meta.properties"
-	// snapshotEvery is the number of committed batches after which the
-	// image is snapshotted and the log restarted.
+	// raftDir is the replicated log's directory inside the store's.
+	raftDir = "raft"
+	// snapshotEvery is the number of log entries after which the image
+	// is snapshotted and the log compacted.
 	snapshotEvery = 1000
-	// maxFrame bounds a frame's payload so a corrupt length cannot make
-	// recovery allocate gigabytes.
-	maxFrame = 64 << 20
+	// updateTimeout bounds how long Update waits for its batch to be
+	// committed: a batch proposed to a leader that lost its office is
+	// never committed, and the caller gets an error instead.
+	updateTimeout = 30 * time.Second
 )
 
 // ErrClosed is returned by Update after Close.
 var ErrClosed = errors.New("metadata: store closed")
 
-// Store persists the metadata log and publishes the current Image.
+// ErrTimeout is returned by Update when its batch was not committed in
+// time: no quorum of the controllers is reachable, or the batch was
+// lost in a leader change. It may still be committed later.
+var ErrTimeout = errors.New("metadata: update not committed in time (no controller quorum?)")
+
+// errConflict is the result of a batch computed from an image that a
+// batch committed before it made stale; Update computes it again.
+var errConflict = errors.New("metadata: batch computed from a stale image")
+
+// Options configure a Store.
+type Options struct {
+	// NodeID is this node's ID (node.id).
+	NodeID int32
+	// Voters maps each controller's node ID to the address of its
+	// controller listener. Empty: this node alone, a one-voter quorum.
+	Voters map[int32]string
+	// TLS, when set, secures the controller connections.
+	TLS *tls.Config
+	// Listener, when set, is the controller listener: the store serves
+	// the other controllers' connections on it until Close.
+	Listener net.Listener
+	// Transport replaces TCP between the controllers (tests).
+	Transport raftnode.Transport
+	// TickInterval is the Raft tick; 0 = raftnode's default.
+	TickInterval time.Duration
+}
+
+// Store replicates the metadata log through Raft (internal/raftnode)
+// and publishes the current Image.
+//
+// Every node applies the same committed batches in the same order, so
+// every node holds the same images. Update is optimistic: a batch
+// carries the offset of the image it was computed from and is applied
+// only if no other batch was committed in between; otherwise it is
+// computed again from the newer image. So any node can update the
+// metadata without a lock held across the cluster, and a batch never
+// applies to an image its validation did not see.
 //
 // Update is serialized by mu; Image is lock-free.
 type Store struct {
-	fs  vfs.FS
-	dir string
-	log *slog.Logger
+	fs   vfs.FS
+	dir  string
+	log  *slog.Logger
+	node *raftnode.Node
 
 	img atomic.Pointer[Image]
 
-	// mu serializes Update, snapshots and Close.
-	mu sync.Mutex
-	// f is the open log file; nil after Close. Guarded by mu.
-	f vfs.File
-	// batches counts frames in the log since the last snapshot.
-	batches int
+	// mu serializes Update and Close.
+	mu     sync.Mutex
+	closed bool
+
+	// ctx is cancelled by Close: an Update waiting for a commit
+	// returns.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// attempt is how long propose waits for one proposal before it
+	// proposes again.
+	attempt time.Duration
+
+	// serving is closed when the controller listener's goroutine has
+	// returned; nil without a listener.
+	serving chan struct{}
+
+	// watchMu guards watchers.
+	watchMu  sync.Mutex
+	watchers []chan struct{}
 }
 
-// Open recovers the store in dir (created if missing): it loads the
-// snapshot, replays the log and truncates a torn tail.
+// entry is one replicated log entry's payload: a batch of records, or
+// a legacy store's image imported into an empty log.
+type entry struct {
+	// Base is the offset of the image Records were computed from.
+	Base    int64    `json:"base"`
+	Records []Record `json:"records,omitempty"`
+	// Import is a legacy store's snapshot (encodeSnapshot).
+	Import []byte `json:"import,omitempty"`
+}
+
+// Open opens a single node's store in dir (created if missing).
 func Open(fs vfs.FS, dir string, log *slog.Logger) (*Store, error) {
+	return OpenOptions(fs, dir, log, Options{})
+}
+
+// OpenOptions opens the store in dir (created if missing): it recovers
+// the replicated log, imports a legacy store found in dir, and returns
+// once the image holds the cluster's ID, which for a quorum of more
+// than one node means once a quorum has formed.
+func OpenOptions(fs vfs.FS, dir string, log *slog.Logger, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -64,343 +131,286 @@ func Open(fs vfs.FS, dir string, log *slog.Logger) (*Store, error) {
 	if err := fs.SyncDir(filepath.Dir(dir)); err != nil {
 		return nil, fmt.Errorf("metadata: %w", err)
 	}
-	s := &Store{fs: fs, dir: dir, log: log}
-	clusterID, err := s.loadClusterID()
+	legacy, err := hasLegacy(fs, dir)
 	if err != nil {
 		return nil, err
 	}
-	img := Empty()
-	if data, err := vfs.ReadFile(fs, filepath.Join(dir, snapshotName)); err == nil {
-		if img, err = decodeSnapshot(data); err != nil {
-			return nil, fmt.Errorf("metadata: snapshot: %w", err)
-		}
-	} else if !vfs.IsNotExist(err) {
-		return nil, fmt.Errorf("metadata: %w", err)
+	if legacy && len(opts.Voters) > 1 {
+		return nil, fmt.Errorf("metadata: %s holds a single node's metadata (written before the metadata log was replicated); it cannot join a quorum of %d controllers", dir, len(opts.Voters))
 	}
-	img.ClusterID = clusterID
-
-	f, err := fs.OpenAppend(filepath.Join(dir, logName))
+	voters := map[uint64]string{}
+	for id, addr := range opts.Voters {
+		voters[raftID(id)] = addr
+	}
+	if len(voters) == 0 {
+		voters[raftID(opts.NodeID)] = ""
+	}
+	if _, ok := voters[raftID(opts.NodeID)]; !ok {
+		return nil, fmt.Errorf("metadata: node %d is not one of the controller quorum's voters", opts.NodeID)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tick := opts.TickInterval
+	if tick <= 0 {
+		tick = raftnode.DefaultTickInterval
+	}
+	// Two election timeouts (raftnode's is 10 ticks): a lost proposal
+	// costs a few seconds, a slow commit is not proposed again at once.
+	s := &Store{fs: fs, dir: dir, log: log, ctx: ctx, cancel: cancel, attempt: 20 * tick}
+	s.img.Store(Empty())
+	node, err := raftnode.Start(raftnode.Config{
+		ID:            raftID(opts.NodeID),
+		Voters:        voters,
+		Dir:           filepath.Join(dir, raftDir),
+		FS:            fs,
+		SM:            (*machine)(s),
+		Log:           log.With("component", "raft"),
+		TickInterval:  opts.TickInterval,
+		SnapshotEvery: snapshotEvery,
+		TLS:           opts.TLS,
+		Transport:     opts.Transport,
+	})
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("metadata: %w", err)
 	}
-	if err := fs.SyncDir(dir); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("metadata: %w", err)
+	s.node = node
+	if l := opts.Listener; l != nil {
+		s.serving = make(chan struct{})
+		go func() {
+			defer close(s.serving)
+			if err := node.Serve(l); err != nil && !errors.Is(err, raftnode.ErrStopped) {
+				log.Error("metadata: the controller listener failed", "addr", l.Addr(), "err", err)
+			}
+		}()
 	}
-	img, good, n, err := replay(f, img)
-	if err != nil {
-		f.Close()
+	if err := s.bootstrap(legacy); err != nil {
+		s.Close()
 		return nil, err
 	}
-	if size, _ := f.Size(); size > good {
-		log.Warn("metadata log has a torn tail; truncating", "size", size, "valid", good)
-		if err := f.Truncate(good); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("metadata: truncate: %w", err)
-		}
-	}
-	// What replay applied must be durable before the broker acts on it:
-	// after a process crash the log's unsynced tail is still in the page
-	// cache (a producer ID block or a topic a later power loss would take
-	// back, and hand out or create again).
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("metadata: %w", err)
-	}
-	s.f = f
-	s.batches = n
-	s.img.Store(img)
 	return s, nil
 }
 
-func (s *Store) loadClusterID() (string, error) {
-	name := filepath.Join(s.dir, metaName)
-	data, err := vfs.ReadFile(s.fs, name)
-	if err == nil {
-		for _, line := range bytes.Split(data, []byte("\n")) {
-			if k, v, ok := bytes.Cut(line, []byte("=")); ok && string(k) == "cluster.id" {
-				return string(v), nil
+// bootstrap imports a legacy store (when the replicated log is still
+// empty) and names the cluster if nobody has.
+func (s *Store) bootstrap(legacy bool) error {
+	if legacy {
+		if s.Image().Offset < 0 {
+			img, err := loadLegacy(s.fs, s.dir)
+			if err != nil {
+				return err
 			}
+			data, err := encodeSnapshot(img)
+			if err != nil {
+				return err
+			}
+			if _, err := s.propose(entry{Base: -1, Import: data}); err != nil {
+				return fmt.Errorf("metadata: importing the legacy store: %w", err)
+			}
+			s.log.Info("imported the metadata of a data directory written before the metadata log was replicated",
+				"dir", s.dir, "topics", len(img.Topics), "cluster_id", img.ClusterID)
 		}
-		return "", fmt.Errorf("metadata: %s has no cluster.id", name)
+		if err := retireLegacy(s.fs, s.dir); err != nil {
+			return err
+		}
 	}
-	if !vfs.IsNotExist(err) {
-		return "", fmt.Errorf("metadata: %w", err)
-	}
-	id := NewUUID()
-	// Kafka's cluster IDs are 22-char URL-safe base64 of a UUID; any
-	// string works for clients, hex keeps it readable.
-	clusterID := id.String()[:22]
-	if err := vfs.WriteFileAtomic(s.fs, s.dir, name, []byte("version=1\ncluster.id="+clusterID+"\n")); err != nil {
-		return "", fmt.Errorf("metadata: %w", err)
-	}
-	return clusterID, nil
-}
-
-// replay applies every valid frame of f to img. It returns the new
-// image, the size of the valid prefix and the number of frames.
-func replay(f vfs.File, img *Image) (*Image, int64, int, error) {
-	n := 0
-	good, err := scanFrames(f, func(fr *frame) error {
-		if fr.Offset <= img.Offset {
-			// Already in the snapshot (crash between snapshot and
-			// log reset).
+	candidate := NewUUID().String()[:22]
+	for {
+		_, err := s.Update(func(img *Image) ([]Record, error) {
+			if img.ClusterID != "" {
+				return nil, nil
+			}
+			return []Record{{Cluster: &ClusterRecord{ID: candidate}}}, nil
+		})
+		if err == nil {
 			return nil
 		}
-		next, err := Apply(img, fr.Offset, fr.Records)
-		if err != nil {
-			return fmt.Errorf("metadata: replay at offset %d: %w", fr.Offset, err)
+		if !errors.Is(err, ErrTimeout) {
+			return err
 		}
-		img = next
-		n++
-		return nil
-	})
-	return img, good, n, err
+		s.log.Warn("waiting for a quorum of the controllers to name the cluster", "err", err)
+	}
 }
 
-// scanFrames calls fn for every valid frame of f in order and returns the
-// size of the valid prefix. It stops at the first torn or corrupt frame.
-func scanFrames(f vfs.File, fn func(*frame) error) (int64, error) {
-	size, err := f.Size()
-	if err != nil {
-		return 0, fmt.Errorf("metadata: %w", err)
-	}
-	var pos int64
-	var hdr [8]byte
-	for pos+8 <= size {
-		if _, err := f.ReadAt(hdr[:], pos); err != nil {
-			break
-		}
-		length := int64(binary.BigEndian.Uint32(hdr[0:]))
-		crc := binary.BigEndian.Uint32(hdr[4:])
-		if length > maxFrame || pos+8+length > size {
-			break
-		}
-		payload := make([]byte, length)
-		if _, err := f.ReadAt(payload, pos+8); err != nil && !errors.Is(err, io.EOF) {
-			break
-		}
-		if batch.Checksum(payload) != crc {
-			break
-		}
-		var fr frame
-		if err := json.Unmarshal(payload, &fr); err != nil {
-			break
-		}
-		if fn != nil {
-			if err := fn(&fr); err != nil {
-				return pos, err
-			}
-		}
-		pos += 8 + length
-	}
-	return pos, nil
-}
-
-type frame struct {
-	Offset  int64    `json:"offset"`
-	Records []Record `json:"records"`
-}
+// raftID maps a node ID (0 allowed, as Kafka's) to a Raft ID (> 0).
+func raftID(node int32) uint64 { return uint64(node) + 1 }
 
 // Image returns the current image. Never nil.
 func (s *Store) Image() *Image { return s.img.Load() }
 
+// Controller returns the node ID of the active controller (the Raft
+// leader), or -1 when there is none.
+func (s *Store) Controller() int32 {
+	if id := s.node.Leader(); id > 0 {
+		return int32(id - 1)
+	}
+	return -1
+}
+
+// Watch returns a channel that receives a value (without blocking the
+// store: capacity 1) after every image change.
+func (s *Store) Watch() <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	s.watchMu.Lock()
+	s.watchers = append(s.watchers, ch)
+	s.watchMu.Unlock()
+	return ch
+}
+
 // Update computes records from the current image with fn and commits
-// them: written to the log, synced, applied and published before Update
-// returns the new image. fn runs under the store's lock, so it sees every
-// earlier commit; an error from fn aborts without writing. An fn that
+// them: replicated to a quorum, applied and published before Update
+// returns the new image. Updates on this node are serialized, so fn
+// sees every earlier one of this node; when another node's batch was
+// committed between the image fn saw and this batch, fn runs again on
+// the newer image. An error from fn aborts without writing; an fn that
 // returns no records commits nothing.
 func (s *Store) Update(fn func(img *Image) ([]Record, error)) (*Image, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.f == nil {
-		return nil, ErrClosed
-	}
-	cur := s.img.Load()
-	recs, err := fn(cur)
-	if err != nil || len(recs) == 0 {
-		return cur, err
-	}
-	offset := cur.Offset + 1
-	next, err := Apply(cur, offset, recs)
-	if err != nil {
-		return nil, err
-	}
-	buf, err := encodeFrame(offset, recs)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.f.Write(buf); err != nil {
-		return nil, s.failLocked(err)
-	}
-	if err := s.f.Sync(); err != nil {
-		return nil, s.failLocked(err)
-	}
-	next.ClusterID = cur.ClusterID
-	s.img.Store(next)
-	s.batches++
-	if s.batches >= snapshotEvery {
-		if err := s.snapshotLocked(next); err != nil {
-			s.log.Error("metadata snapshot failed", "err", err)
+	for {
+		if s.closed {
+			return nil, ErrClosed
 		}
+		cur := s.img.Load()
+		recs, err := fn(cur)
+		if err != nil || len(recs) == 0 {
+			return cur, err
+		}
+		// Validate before proposing: a batch that cannot apply is
+		// the caller's error, not a log entry every node skips.
+		if _, err := Apply(cur, cur.Offset+1, recs); err != nil {
+			return nil, err
+		}
+		next, err := s.propose(entry{Base: cur.Offset, Records: recs})
+		if errors.Is(err, errConflict) {
+			continue
+		}
+		return next, err
 	}
-	return next, nil
 }
 
-// encodeFrame encodes one log frame: u32 length, u32 CRC-32C, JSON.
-func encodeFrame(offset int64, recs []Record) ([]byte, error) {
-	payload, err := json.Marshal(frame{Offset: offset, Records: recs})
+// propose replicates e and returns the image it produced.
+//
+// A proposal can be lost (forwarded to a leader that just failed, say):
+// raft never reports that, so propose proposes e again after each
+// attempt's timeout, until updateTimeout. A batch committed twice is
+// harmless: the second finds the image moved past its Base and is
+// skipped, and this call returns errConflict when only it was seen.
+func (s *Store) propose(e entry) (*Image, error) {
+	data, err := json.Marshal(e)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: encode: %w", err)
 	}
-	buf := make([]byte, 8, 8+len(payload))
-	binary.BigEndian.PutUint32(buf[0:], uint32(len(payload)))
-	binary.BigEndian.PutUint32(buf[4:], batch.Checksum(payload))
-	return append(buf, payload...), nil
-}
-
-// failLocked handles a failed log write: the tail may hold a partial
-// frame, which recovery would truncate; we truncate it now by reopening.
-func (s *Store) failLocked(err error) error {
-	good, serr := s.validSizeLocked()
-	if serr == nil {
-		if terr := s.f.Truncate(good); terr != nil {
-			s.log.Error("metadata: cannot truncate after failed write", "err", terr)
+	deadline := time.Now().Add(updateTimeout)
+	for {
+		until := time.Now().Add(s.attempt)
+		if until.After(deadline) {
+			until = deadline
+		}
+		ctx, cancel := context.WithDeadline(s.ctx, until)
+		res, err := s.node.Propose(ctx, data)
+		cancel()
+		switch {
+		case errors.Is(err, raftnode.ErrStopped) || s.ctx.Err() != nil:
+			return nil, ErrClosed
+		case errors.Is(err, context.DeadlineExceeded):
+			if time.Now().Before(deadline) {
+				continue
+			}
+			return nil, ErrTimeout
+		case err != nil:
+			return nil, fmt.Errorf("metadata: %w", err)
+		}
+		switch r := res.(type) {
+		case *Image:
+			return r, nil
+		case error:
+			return nil, r
+		default:
+			return nil, fmt.Errorf("metadata: unexpected apply result %T", res)
 		}
 	}
-	return fmt.Errorf("metadata: write: %w", err)
 }
 
-func (s *Store) validSizeLocked() (int64, error) {
-	return scanFrames(s.f, nil)
-}
-
-// snapshotLocked writes img as the snapshot and starts an empty log.
-func (s *Store) snapshotLocked(img *Image) error {
-	data, err := encodeSnapshot(img)
-	if err != nil {
-		return err
-	}
-	if err := vfs.WriteFileAtomic(s.fs, s.dir, filepath.Join(s.dir, snapshotName), data); err != nil {
-		return err
-	}
-	// The snapshot covers every frame; a crash before the log is reset
-	// replays frames at or below img.Offset, which replay skips.
-	f, err := s.fs.Create(filepath.Join(s.dir, logName))
-	if err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	s.f.Close()
-	s.f = f
-	s.batches = 0
-	return s.fs.SyncDir(s.dir)
-}
-
-// Close closes the log. Idempotent.
+// Close stops replicating and closes the log. Idempotent.
 func (s *Store) Close() error {
+	s.cancel() // an Update waiting for a commit returns
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.f == nil {
+	if s.closed {
 		return nil
 	}
-	err := s.f.Close()
-	s.f = nil
+	s.closed = true
+	err := s.node.Close()
+	if s.serving != nil {
+		<-s.serving
+	}
 	return err
 }
 
-type snapshot struct {
-	Offset         int64                        `json:"offset"`
-	Topics         []snapshotTopic              `json:"topics"`
-	BrokerConfigs  map[string]map[string]string `json:"brokerConfigs"`
-	NextProducerID int64                        `json:"nextProducerId"`
-	Brokers        []*BrokerRecord              `json:"brokers"`
-	Scram          []*ScramRecord               `json:"scram,omitempty"`
-	Acls           []*AclRecord                 `json:"acls,omitempty"`
-	Quotas         []*ClientQuota               `json:"quotas,omitempty"`
-}
-
-type snapshotTopic struct {
-	Name       string            `json:"name"`
-	ID         UUID              `json:"id"`
-	Partitions []*Partition      `json:"partitions"`
-	Configs    map[string]string `json:"configs"`
-}
-
-func encodeSnapshot(img *Image) ([]byte, error) {
-	snap := snapshot{
-		Offset:         img.Offset,
-		BrokerConfigs:  img.BrokerConfigs,
-		NextProducerID: img.NextProducerID,
-	}
-	for _, name := range img.TopicNames() {
-		t := img.Topics[name]
-		snap.Topics = append(snap.Topics, snapshotTopic{Name: t.Name, ID: t.ID, Partitions: t.Partitions, Configs: t.Configs})
-	}
-	for _, b := range img.Brokers {
-		snap.Brokers = append(snap.Brokers, b)
-	}
-	for _, user := range slices.Sorted(maps.Keys(img.Scram)) {
-		for _, mech := range slices.Sorted(maps.Keys(img.Scram[user])) {
-			snap.Scram = append(snap.Scram, img.Scram[user][mech])
+// publish makes img current and tells the watchers.
+func (s *Store) publish(img *Image) {
+	s.img.Store(img)
+	s.watchMu.Lock()
+	for _, ch := range s.watchers {
+		select {
+		case ch <- struct{}{}:
+		default:
 		}
 	}
-	for _, id := range slices.SortedFunc(maps.Keys(img.Acls), func(a, b UUID) int { return bytes.Compare(a[:], b[:]) }) {
-		snap.Acls = append(snap.Acls, img.Acls[id])
+	s.watchMu.Unlock()
+}
+
+// machine is the Store as raftnode's state machine. Its methods run on
+// raftnode's apply goroutine.
+type machine Store
+
+// Apply implements raftnode.StateMachine. It returns the new image, or
+// the error that made every node skip the entry.
+func (m *machine) Apply(index uint64, data []byte) any {
+	s := (*Store)(m)
+	var e entry
+	if err := json.Unmarshal(data, &e); err != nil {
+		s.log.Error("metadata: skipping an undecodable log entry", "index", index, "err", err)
+		return fmt.Errorf("metadata: entry %d: %w", index, err)
 	}
-	for _, k := range slices.Sorted(maps.Keys(img.Quotas)) {
-		snap.Quotas = append(snap.Quotas, img.Quotas[k])
+	cur := s.img.Load()
+	if e.Import != nil {
+		if cur.Offset >= 0 {
+			return fmt.Errorf("metadata: entry %d: import into a log that is not empty", index)
+		}
+		img, err := decodeSnapshot(e.Import)
+		if err != nil {
+			return fmt.Errorf("metadata: entry %d: import: %w", index, err)
+		}
+		img.Offset = int64(index)
+		img.AclsChanged = img.Offset
+		s.publish(img)
+		return img
 	}
-	data, err := json.Marshal(snap)
+	if e.Base != cur.Offset {
+		return errConflict
+	}
+	next, err := Apply(cur, int64(index), e.Records)
 	if err != nil {
-		return nil, err
+		// Every node skips it alike: Apply is deterministic.
+		s.log.Error("metadata: skipping a batch that does not apply", "index", index, "err", err)
+		return err
 	}
-	// A checksum line first, so a torn snapshot is detected (the rename
-	// makes it unlikely, but disks lie).
-	return append(fmt.Appendf(nil, "%08x\n", batch.Checksum(data)), data...), nil
+	s.publish(next)
+	return next
 }
 
-func decodeSnapshot(data []byte) (*Image, error) {
-	sum, body, ok := bytes.Cut(data, []byte("\n"))
-	if !ok || string(sum) != fmt.Sprintf("%08x", batch.Checksum(body)) {
-		return nil, errors.New("checksum mismatch")
+// Snapshot implements raftnode.StateMachine.
+func (m *machine) Snapshot() ([]byte, error) {
+	return encodeSnapshot((*Store)(m).img.Load())
+}
+
+// Restore implements raftnode.StateMachine.
+func (m *machine) Restore(index uint64, data []byte) error {
+	img, err := decodeSnapshot(data)
+	if err != nil {
+		return fmt.Errorf("metadata: snapshot at %d: %w", index, err)
 	}
-	var snap snapshot
-	if err := json.Unmarshal(body, &snap); err != nil {
-		return nil, err
-	}
-	img := Empty()
-	img.Offset = snap.Offset
-	img.NextProducerID = snap.NextProducerID
-	if snap.BrokerConfigs != nil {
-		img.BrokerConfigs = snap.BrokerConfigs
-	}
-	for _, st := range snap.Topics {
-		t := &Topic{Name: st.Name, ID: st.ID, Partitions: st.Partitions, Configs: st.Configs}
-		if t.Configs == nil {
-			t.Configs = map[string]string{}
-		}
-		img.Topics[t.Name] = t
-		img.TopicIDs[t.ID] = t
-	}
-	for _, b := range snap.Brokers {
-		img.Brokers[b.ID] = b
-	}
-	for _, c := range snap.Scram {
-		if img.Scram[c.User] == nil {
-			img.Scram[c.User] = map[string]*ScramRecord{}
-		}
-		img.Scram[c.User][c.Mechanism] = c
-	}
-	for _, a := range snap.Acls {
-		img.Acls[a.ID] = a
-	}
-	img.AclsChanged = img.Offset
-	for _, q := range snap.Quotas {
-		img.Quotas[QuotaKey(q.Entity)] = q
-	}
-	return img, nil
+	(*Store)(m).publish(img)
+	return nil
 }
