@@ -191,6 +191,10 @@ func Open(opts Options) (*Broker, error) {
 		cancel()
 		return nil, fmt.Errorf("broker: data dir: %w", err)
 	}
+	if err := checkVoters(opts.Config, nodeID); err != nil {
+		cancel()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	meta, err := metadata.OpenOptions(b.fs, filepath.Join(b.dir, ClusterMetadataTopic+"-0"), b.log,
 		metadata.Options{NodeID: nodeID})
 	if err != nil {
@@ -248,6 +252,25 @@ func Open(opts Options) (*Broker, error) {
 	b.log.Info("broker recovered", "topics", len(img.Topics), "partitions", b.partitionCount(),
 		"elapsed", time.Since(start).Round(time.Millisecond), "cluster_id", img.ClusterID, "node_id", nodeID)
 	return b, nil
+}
+
+// checkVoters accepts controller.quorum.voters when it names no voter
+// or this node alone (as Kafka's single-node KRaft configurations do):
+// brokers do not form a cluster yet (docs/CLUSTER.md).
+func checkVoters(cfg *config.BrokerConfig, nodeID int32) error {
+	voters, err := config.ParseVoters(cfg.String("controller.quorum.voters"))
+	if err != nil {
+		return fmt.Errorf("controller.quorum.voters: %w", err)
+	}
+	if len(voters) > 1 {
+		return fmt.Errorf("controller.quorum.voters names %d voters: brokers do not form a cluster yet, only a single node runs (docs/CLUSTER.md)", len(voters))
+	}
+	for id := range voters {
+		if id != nodeID {
+			return fmt.Errorf("controller.quorum.voters names voter %d, not this node (node.id %d)", id, nodeID)
+		}
+	}
+	return nil
 }
 
 // abandon releases what a failed Open had opened: the partitions

@@ -69,3 +69,36 @@ func TestOpenFailsCleanlyOnOnePartition(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenControllerQuorumVoters: Kafka's single-node KRaft settings
+// (process.roles, a CONTROLLER listener, this node as the only voter)
+// start a broker as they are; more than one voter, or a voter that is
+// not this node, is refused with a reason instead of starting a broker
+// that would act alone.
+func TestOpenControllerQuorumVoters(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		props map[string]string
+		ok    bool
+	}{
+		{map[string]string{"node.id": "1", "process.roles": "broker,controller", "controller.quorum.voters": "1@localhost:9093",
+			"listeners": "PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:9093"}, true},
+		{map[string]string{"node.id": "1", "controller.quorum.voters": "1@a:9093,2@b:9093,3@c:9093"}, false},
+		{map[string]string{"node.id": "2", "controller.quorum.voters": "1@a:9093"}, false},
+	} {
+		cfg, _, err := config.NewBroker(tc.props)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := broker.Open(broker.Options{Config: cfg, DataDir: t.TempDir(), Logger: log})
+		if (err == nil) != tc.ok {
+			t.Errorf("%v: %v", tc.props, err)
+		}
+		if b != nil {
+			if got := b.NodeID(); got != 1 {
+				t.Errorf("node %d", got)
+			}
+			b.Close()
+		}
+	}
+}

@@ -359,3 +359,21 @@ func TestPrincipals(t *testing.T) {
 		t.Fatal("a principal without a type was accepted")
 	}
 }
+
+func TestParseVoters(t *testing.T) {
+	got, err := ParseVoters("1@a:9093, 2@b:9093,3@[::1]:9093")
+	if err != nil || len(got) != 3 || got[1] != "a:9093" || got[3] != "[::1]:9093" {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	if got, err := ParseVoters(""); err != nil || got != nil {
+		t.Fatalf("empty: %v, %v", got, err)
+	}
+	for _, bad := range []string{"1", "a@h:1", "-1@h:1", "1@h", "1@h:1,1@g:2", "99999999999@h:1"} {
+		if _, err := ParseVoters(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if _, _, err := NewBroker(map[string]string{"controller.quorum.voters": "1@h"}); err == nil {
+		t.Error("a malformed controller.quorum.voters was accepted")
+	}
+}

@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"math"
+	"net"
+	"strconv"
 	"strings"
 )
 
@@ -85,6 +87,7 @@ var Broker = newRegistry([]Def{
 	str("advertised.listeners", "", "The NAME://host:port clients of each listener are told to connect to (a Metadata request is answered with its own listener's); a listener missing here advertises its own address. gregor serve --advertise overrides the first one.", readOnly, null),
 	str("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", "Security protocol of each listener name, NAME:PROTOCOL pairs (INTERNAL:PLAINTEXT,EXTERNAL:SASL_SSL). The ssl.* properties and sasl.enabled.mechanisms apply to every listener unless listener.name.<name>.<property> (the name in lower case) overrides one for that listener.", readOnly),
 	str("controller.listener.names", "CONTROLLER", "Listener names of the controller quorum, skipped by the client listeners (Gregor runs one node: no controller listener is opened).", readOnly),
+	str("controller.quorum.voters", "", "The controllers replicating the cluster metadata, id@host:port separated by commas (Kafka's form). Empty, or this node alone: a single node, a quorum of one. More than one voter is cluster mode, which gregor serve does not run yet (docs/CLUSTER.md).", readOnly, validWith(validVoters)),
 	str("ssl.keystore.type", "PEM", "Format of the listener's key and certificate: PEM only (JKS and PKCS12 keystores are Java formats; convert them with openssl).", enum("PEM"), readOnly),
 	str("ssl.keystore.location", "", "SSL and SASL_SSL listeners: a PEM file holding the private key (unencrypted PKCS#8, PKCS#1 or EC) and the certificate chain, leaf first. Reread when it changes (looked at every 10 s by new connections), so a renewed certificate needs no restart.", readOnly, null),
 	str("ssl.keystore.key", "", "The private key in PEM, instead of ssl.keystore.location (with ssl.keystore.certificate.chain).", readOnly, null, sensitive),
@@ -214,6 +217,36 @@ const (
 	StandardAuthorizer = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 	AclAuthorizer      = "kafka.security.authorizer.AclAuthorizer"
 )
+
+// validVoters checks controller.quorum.voters.
+func validVoters(v string) error {
+	_, err := ParseVoters(v)
+	return err
+}
+
+// ParseVoters parses controller.quorum.voters: id@host:port entries
+// separated by commas, each ID once. Empty: nil.
+func ParseVoters(v string) (map[int32]string, error) {
+	var out map[int32]string
+	for _, e := range SplitList(v) {
+		id, addr, ok := strings.Cut(e, "@")
+		n, err := strconv.ParseInt(id, 10, 32)
+		if !ok || err != nil || n < 0 {
+			return nil, fmt.Errorf("%q is not of the form id@host:port", e)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("%q: %v", e, err)
+		}
+		if out == nil {
+			out = map[int32]string{}
+		}
+		if _, dup := out[int32(n)]; dup {
+			return nil, fmt.Errorf("voter %d named twice", n)
+		}
+		out[int32(n)] = addr
+	}
+	return out, nil
+}
 
 // validPrincipals checks super.users.
 func validPrincipals(v string) error {
