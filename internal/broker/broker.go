@@ -50,6 +50,19 @@ type Options struct {
 	// OpenFileLimit bounds the partitions the broker accepts (see
 	// capacity.go); 0 = the process's RLIMIT_NOFILE, -1 = no bound.
 	OpenFileLimit int64
+	// Quorum, when set, makes the broker one of several controllers
+	// replicating the cluster metadata, instead of the quorum that
+	// controller.quorum.voters names. Brokers do not form a working
+	// cluster yet (docs/CLUSTER.md): tests use it for what exists.
+	Quorum *Quorum
+}
+
+// Quorum is the controller quorum a broker belongs to.
+type Quorum struct {
+	// Voters maps each controller's node ID to its controller address.
+	Voters map[int32]string
+	// Listener is this broker's controller listener.
+	Listener net.Listener
 }
 
 // Broker is a single Kafka broker.
@@ -99,8 +112,11 @@ type Broker struct {
 	nextPID     int64
 	pidBlockEnd int64
 
-	// reconcileMu serializes reconcile (log creation/deletion).
+	// reconcileMu serializes reconcile (log creation/deletion) and
+	// guards reconciled, the image the last reconcile applied (the
+	// empty image before the first).
 	reconcileMu sync.Mutex
+	reconciled  *metadata.Image
 
 	// authzOn: authorizer.class.name is set, so requests are checked
 	// against the ACLs; superUsers is super.users. authz caches the
@@ -122,6 +138,10 @@ type Broker struct {
 
 	// recovering is set while Open opens the partitions on disk.
 	recovering bool
+	// cluster: the metadata quorum has more than one voter, so images
+	// change on other nodes (followMetadata) and this broker hosts only
+	// the partitions it is a replica of.
+	cluster bool
 
 	// verifiedAppendHook, set by tests, runs after a transactional
 	// batch verified with the coordinator was appended (produce.go).
@@ -176,6 +196,8 @@ func Open(opts Options) (*Broker, error) {
 		static: opts.Config,
 		parts:  map[metadata.UUID][]*partition{},
 
+		reconciled: metadata.Empty(),
+
 		fileLimit: opts.OpenFileLimit,
 		ctx:       ctx,
 		cancel:    cancel,
@@ -191,17 +213,22 @@ func Open(opts Options) (*Broker, error) {
 		cancel()
 		return nil, fmt.Errorf("broker: data dir: %w", err)
 	}
-	if err := checkVoters(opts.Config, nodeID); err != nil {
+	mopts := metadata.Options{NodeID: nodeID}
+	if q := opts.Quorum; q != nil {
+		mopts.Voters, mopts.Listener = q.Voters, q.Listener
+		b.cluster = len(q.Voters) > 1
+	} else if err := checkVoters(opts.Config, nodeID); err != nil {
 		cancel()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	meta, err := metadata.OpenOptions(b.fs, filepath.Join(b.dir, ClusterMetadataTopic+"-0"), b.log,
-		metadata.Options{NodeID: nodeID})
+	meta, err := metadata.OpenOptions(b.fs, filepath.Join(b.dir, ClusterMetadataTopic+"-0"), b.log, mopts)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
 	b.meta = meta
+	// Before the first image is read: no change after it is missed.
+	metaChanged := meta.Watch()
 	b.syncer = partlog.NewSyncer(4)
 	// One syncfs for many dirty partitions instead of an fsync each
 	// (opened before any log is, so it sees every writeback error).
@@ -249,6 +276,9 @@ func Open(opts Options) (*Broker, error) {
 	b.openGroups()
 	b.openTxns()
 	b.startBackground()
+	if b.cluster {
+		b.goTracked(func() { b.followMetadata(metaChanged) })
+	}
 	b.log.Info("broker recovered", "topics", len(img.Topics), "partitions", b.partitionCount(),
 		"elapsed", time.Since(start).Round(time.Millisecond), "cluster_id", img.ClusterID, "node_id", nodeID)
 	return b, nil
@@ -379,6 +409,9 @@ func (b *Broker) closeStorage(snapshot bool) error {
 	b.partsMu.Lock()
 	for _, ps := range b.parts {
 		for _, p := range ps {
+			if p == nil {
+				continue // another broker's
+			}
 			if snapshot && p.bytesSinceSnapshot > 0 {
 				if err := b.snapshotProducers(p); err != nil {
 					b.log.Warn("producer snapshot at shutdown failed", "topic", p.topic, "partition", p.index, "err", err)
@@ -483,7 +516,11 @@ func (b *Broker) partitionCount() int {
 	defer b.partsMu.RUnlock()
 	n := 0
 	for _, ps := range b.parts {
-		n += len(ps)
+		for _, p := range ps {
+			if p != nil {
+				n++
+			}
+		}
 	}
 	return n
 }
@@ -493,9 +530,10 @@ func (b *Broker) partition(id metadata.UUID, p int32) *partition {
 	return partitionAt(b.partitions(id), p)
 }
 
-// partitions returns the open partitions of topic id by index. Entries
-// are only ever appended, so the slice may be read after partsMu is
-// released: a request to many partitions of a topic looks it up once.
+// partitions returns the open partitions of topic id by index (nil
+// for a partition another broker hosts). Entries are only ever
+// appended, so the slice may be read after partsMu is released: a
+// request to many partitions of a topic looks it up once.
 func (b *Broker) partitions(id metadata.UUID) []*partition {
 	b.partsMu.RLock()
 	defer b.partsMu.RUnlock()

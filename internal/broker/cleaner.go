@@ -66,7 +66,11 @@ func (b *Broker) allPartitions() []*partition {
 	defer b.partsMu.RUnlock()
 	var out []*partition
 	for _, ps := range b.parts {
-		out = append(out, ps...)
+		for _, p := range ps {
+			if p != nil {
+				out = append(out, p)
+			}
+		}
 	}
 	return out
 }

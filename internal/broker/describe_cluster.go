@@ -42,12 +42,13 @@ func (b *Broker) handleDescribeCluster(req *wire.Request) kmsg.Response {
 	}
 	resp.EndpointType = endpointBrokers
 	resp.ClusterID = b.ClusterID()
-	resp.ControllerID = b.nodeID
+	resp.ControllerID = b.controllerID()
 	if r.IncludeClusterAuthorizedOperations {
 		resp.ClusterAuthorizedOperations = b.authorizedOps(req, kmsg.ACLResourceTypeCluster, auth.ClusterResource)
 	}
-	host, port := b.endpoint(req.Client.Listener)
-	resp.Brokers = []kmsg.DescribeClusterResponseBroker{{NodeID: b.nodeID, Host: host, Port: port}}
+	for _, cb := range b.clusterBrokers(b.meta.Image(), req.Client.Listener) {
+		resp.Brokers = append(resp.Brokers, kmsg.DescribeClusterResponseBroker{NodeID: cb.id, Host: cb.host, Port: cb.port, Rack: cb.rack})
+	}
 	return resp
 }
 

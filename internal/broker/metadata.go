@@ -48,11 +48,12 @@ func (b *Broker) handleMetadata(req *wire.Request) kmsg.Response {
 		}
 	}
 
-	host, port := b.endpoint(req.Client.Listener)
-	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: b.nodeID, Host: host, Port: port}}
+	for _, cb := range b.clusterBrokers(img, req.Client.Listener) {
+		resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: cb.id, Host: cb.host, Port: cb.port, Rack: cb.rack})
+	}
 	clusterID := img.ClusterID
 	resp.ClusterID = &clusterID
-	resp.ControllerID = b.nodeID
+	resp.ControllerID = b.controllerID()
 	resp.AuthorizedOperations = authorizedOpsOmitted
 	if r.Version >= 8 && r.Version <= 10 && r.IncludeClusterAuthorizedOperations {
 		resp.AuthorizedOperations = b.authorizedOps(req, kmsg.ACLResourceTypeCluster, auth.ClusterResource)

@@ -25,6 +25,9 @@ func (b *Broker) CollectPartitions(fn func(metrics.PartitionInfo)) {
 	}
 	b.partsMu.RUnlock()
 	for _, p := range ps {
+		if p == nil {
+			continue // another broker's
+		}
 		segs := p.log.Segments() // nil once the log closed (topic deleted)
 		if segs == nil {
 			continue

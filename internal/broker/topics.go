@@ -267,6 +267,7 @@ func (b *Broker) reconcile(img *metadata.Image) error {
 	b.reconcileMu.Lock()
 	defer b.reconcileMu.Unlock()
 
+	defer func() { b.reconciled = img }()
 	b.cfg.Store(b.effectiveConfig(img))
 	cfg := b.Config()
 	b.syncer.KeepCached(cfg.Int("log.cache.keep.bytes"))
@@ -290,10 +291,13 @@ func (b *Broker) reconcile(img *metadata.Image) error {
 		ps := b.parts[id]
 		delete(b.parts, id)
 		b.partsMu.Unlock()
-		if len(ps) > 0 {
-			goneNames = append(goneNames, ps[0].topic)
+		if t, ok := b.reconciled.TopicIDs[id]; ok {
+			goneNames = append(goneNames, t.Name)
 		}
 		for _, p := range ps {
+			if p == nil {
+				continue // another broker's
+			}
 			p.mu.Lock()
 			p.deleted = true
 			p.notifyLocked()
@@ -313,6 +317,9 @@ func (b *Broker) reconcile(img *metadata.Image) error {
 		have := b.parts[t.ID]
 		b.partsMu.RUnlock()
 		for _, p := range have {
+			if p == nil {
+				continue
+			}
 			p.setConfig(tcfg, settings)
 			p.log.SetConfig(partlogConfig(tcfg))
 		}
@@ -370,6 +377,9 @@ func (b *Broker) openPartitions(t *metadata.Topic, mps []*metadata.Partition, tc
 				if i >= len(mps) {
 					return
 				}
+				if !b.hosts(mps[i]) {
+					continue // stays nil: another broker's
+				}
 				if opened[i], errs[i] = b.openPartition(t, mps[i], tcfg, settings, deferSync); errs[i] != nil {
 					failed.Store(true)
 				}
@@ -381,8 +391,8 @@ func (b *Broker) openPartitions(t *metadata.Topic, mps []*metadata.Partition, tc
 	// failure are a prefix; any opened after it are closed.
 	var err error
 	ps := opened
-	for i, p := range opened {
-		if p == nil {
+	for i := range opened {
+		if errs[i] != nil || (opened[i] == nil && b.hosts(mps[i])) {
 			err, ps = errs[i], opened[:i]
 			for _, q := range opened[i+1:] {
 				if q != nil {
@@ -395,7 +405,9 @@ func (b *Broker) openPartitions(t *metadata.Topic, mps []*metadata.Partition, tc
 	if deferSync && len(ps) > 0 {
 		if serr := b.syncer.SyncAll(); serr != nil {
 			for _, p := range ps {
-				p.log.Close()
+				if p != nil {
+					p.log.Close()
+				}
 			}
 			return nil, fmt.Errorf("broker: syncing new partitions of %s: %w", t.Name, serr)
 		}

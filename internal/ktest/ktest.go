@@ -5,6 +5,7 @@ package ktest
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -37,6 +38,10 @@ type Broker struct {
 	// muted silences B's logger once it is abandoned (Kill, Crash).
 	power *powerFS
 	muted *atomic.Bool
+	// voters is the controller quorum of a cluster's broker (nil for a
+	// single node); nodeID is this broker's.
+	voters map[int32]string
+	nodeID int32
 }
 
 type options struct {
@@ -69,6 +74,14 @@ func WithOpenFileLimit(n int64) Option { return func(o *options) { o.fileLimit =
 // NewBroker starts a broker and stops it when the test ends.
 func NewBroker(t testing.TB, opts ...Option) *Broker {
 	t.Helper()
+	b := newBroker(t, opts)
+	b.start("127.0.0.1:0")
+	t.Cleanup(b.Stop)
+	return b
+}
+
+// newBroker makes a broker, not started, with its options applied.
+func newBroker(t testing.TB, opts []Option) *Broker {
 	o := options{props: map[string]string{}}
 	for _, opt := range opts {
 		opt(&o)
@@ -80,35 +93,50 @@ func NewBroker(t testing.TB, opts ...Option) *Broker {
 		}
 		o.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	}
-	b := &Broker{t: t, opts: o, Dir: t.TempDir()}
-	b.start("127.0.0.1:0")
-	t.Cleanup(b.Stop)
-	return b
+	return &Broker{t: t, opts: o, Dir: t.TempDir()}
 }
 
 func (b *Broker) start(addr string) {
 	b.t.Helper()
+	if err := b.boot(addr); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// boot is start without the test: it may run on another goroutine.
+func (b *Broker) boot(addr string) error {
 	b.muted = new(atomic.Bool)
 	var fs vfs.FS
 	if b.opts.fs != nil {
 		b.power = &powerFS{fs: b.opts.fs}
 		fs = b.power
 	}
-	cfg := b.config()
-	log := b.logger(b.muted)
-	br, err := b.open(cfg, fs, log)
+	cfg, _, err := config.NewBroker(b.opts.props)
 	if err != nil {
-		b.t.Fatalf("ktest: open broker: %v", err)
+		return fmt.Errorf("ktest: config: %w", err)
+	}
+	log := b.logger(b.muted)
+	var quorum *broker.Quorum
+	if b.voters != nil {
+		l, err := listenRetry(b.voters[b.nodeID])
+		if err != nil {
+			return fmt.Errorf("ktest: controller listener: %w", err)
+		}
+		quorum = &broker.Quorum{Voters: b.voters, Listener: l}
+	}
+	br, err := broker.Open(broker.Options{Config: cfg, DataDir: b.Dir, FS: fs, Logger: log, OpenFileLimit: b.opts.fileLimit, Quorum: quorum})
+	if err != nil {
+		return fmt.Errorf("ktest: open broker: %w", err)
 	}
 	sec, err := server.SecurityFromConfig(cfg, br.ScramLookup)
 	if err != nil {
 		br.Close()
-		b.t.Fatalf("ktest: listener security: %v", err)
+		return fmt.Errorf("ktest: listener security: %w", err)
 	}
 	scfg, err := server.ConfigFrom(cfg)
 	if err != nil {
 		br.Close()
-		b.t.Fatalf("ktest: server settings: %v", err)
+		return fmt.Errorf("ktest: server settings: %w", err)
 	}
 	scfg.Security = sec
 	srv := server.New(br, scfg, log)
@@ -131,7 +159,7 @@ func (b *Broker) start(addr string) {
 	}
 	if err != nil {
 		br.Close()
-		b.t.Fatalf("ktest: listen: %v", err)
+		return fmt.Errorf("ktest: listen: %w", err)
 	}
 	if lhost, lport, _ := net.SplitHostPort(l.Addr().String()); lhost != host || lport != port {
 		lp, _ := strconv.Atoi(lport)
@@ -140,17 +168,17 @@ func (b *Broker) start(addr string) {
 	b.Addr = l.Addr().String()
 	b.B = br
 	b.srv = srv
+	if b.voters != nil {
+		if err := br.Register(); err != nil {
+			return fmt.Errorf("ktest: register: %w", err)
+		}
+	}
+	return nil
 }
 
 // logger is the test's logger, silent once muted is set.
 func (b *Broker) logger(muted *atomic.Bool) *slog.Logger {
 	return slog.New(&muteHandler{h: b.opts.log.Handler(), muted: muted})
-}
-
-// open boots a broker on fs (nil: the OS's) with the test's data
-// directory.
-func (b *Broker) open(cfg *config.BrokerConfig, fs vfs.FS, log *slog.Logger) (*broker.Broker, error) {
-	return broker.Open(broker.Options{Config: cfg, DataDir: b.Dir, FS: fs, Logger: log, OpenFileLimit: b.opts.fileLimit})
 }
 
 // config is the broker configuration the test's options give.
@@ -238,4 +266,10 @@ func (b *Broker) AddListener(name string, sec server.Security) string {
 		b.t.Fatalf("ktest: serve listener %s: %v", name, err)
 	}
 	return l.Addr().String()
+}
+
+// open boots a single node on fs (nil: the OS's) with the test's data
+// directory.
+func (b *Broker) open(cfg *config.BrokerConfig, fs vfs.FS, log *slog.Logger) (*broker.Broker, error) {
+	return broker.Open(broker.Options{Config: cfg, DataDir: b.Dir, FS: fs, Logger: log, OpenFileLimit: b.opts.fileLimit})
 }

@@ -117,12 +117,34 @@ type ProducerIDsRecord struct {
 	NextProducerID int64 `json:"nextProducerId"`
 }
 
-// BrokerRecord registers a broker and its endpoint.
+// BrokerRecord registers a broker and its endpoints, replacing its
+// earlier record.
 type BrokerRecord struct {
 	ID   int32  `json:"id"`
 	Host string `json:"host"`
 	Port int32  `json:"port"`
 	Rack string `json:"rack,omitempty"`
+	// Endpoints are the endpoints of the broker's named listeners, by
+	// name; Host and Port are its default (first) listener's.
+	Endpoints []BrokerEndpoint `json:"endpoints,omitempty"`
+}
+
+// BrokerEndpoint is where clients of one listener reach a broker.
+type BrokerEndpoint struct {
+	Listener string `json:"listener"`
+	Host     string `json:"host"`
+	Port     int32  `json:"port"`
+}
+
+// Endpoint returns where clients of listener reach the broker: that
+// listener's endpoint, else the default one.
+func (r *BrokerRecord) Endpoint(listener string) (string, int32) {
+	for _, e := range r.Endpoints {
+		if e.Listener == listener {
+			return e.Host, e.Port
+		}
+	}
+	return r.Host, r.Port
 }
 
 // ScramRecord sets (StoredKey non-nil) or deletes (StoredKey nil) a

@@ -1,0 +1,70 @@
+package ktest
+
+import (
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// NewCluster starts n brokers (node IDs 0..n-1) sharing one controller
+// quorum, each with its own data directory, and stops them when the
+// test ends. Brokers do not form a working cluster yet
+// (docs/CLUSTER.md): this is the harness for what exists.
+func NewCluster(t testing.TB, n int, opts ...Option) []*Broker {
+	t.Helper()
+	voters := map[int32]string{}
+	for i := range n {
+		// A free port for each controller listener, released for
+		// the broker to bind again.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		voters[int32(i)] = l.Addr().String()
+		l.Close()
+	}
+	bs := make([]*Broker, n)
+	for i := range n {
+		bo := append([]Option{Set("node.id", strconv.Itoa(i))}, opts...)
+		b := newBroker(t, bo)
+		b.voters, b.nodeID = voters, int32(i)
+		bs[i] = b
+	}
+	// A broker opens once a quorum of controllers is up: boot together.
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, b := range bs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = b.boot("127.0.0.1:0")
+		}()
+	}
+	wg.Wait()
+	for _, b := range bs {
+		t.Cleanup(b.Stop)
+	}
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return bs
+}
+
+// listenRetry listens on addr, retrying briefly: a port just released
+// (a restart, or NewCluster's free ports) may still be taken for a
+// moment.
+func listenRetry(addr string) (net.Listener, error) {
+	var l net.Listener
+	var err error
+	for range 50 {
+		if l, err = net.Listen("tcp", addr); err == nil {
+			return l, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil, err
+}
