@@ -2,6 +2,9 @@ package broker
 
 import (
 	"cmp"
+	"math/rand/v2"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 	"maps"
 	"reflect"
 	"slices"
@@ -97,4 +100,104 @@ func (b *Broker) followMetadata(changed <-chan struct{}) {
 			b.log.Error("applying a metadata change", "err", err)
 		}
 	}
+}
+
+// absentError is the error for partition index of topic when this
+// broker has no log of it: NOT_LEADER_OR_FOLLOWER when the partition
+// exists and another broker hosts it (code 6, NOT_LEADER_FOR_PARTITION in kerr) (the client refreshes its metadata
+// and goes there), UNKNOWN_TOPIC_OR_PARTITION otherwise.
+func (b *Broker) absentError(topic *metadata.Topic, index int32) *kerr.Error {
+	if b.cluster && topic != nil && index >= 0 && int(index) < len(topic.Partitions) {
+		return kerr.NotLeaderForPartition
+	}
+	return kerr.UnknownTopicOrPartition
+}
+
+// absentErrorOf is absentError for the topic named name in img.
+func (b *Broker) absentErrorOf(img *metadata.Image, name string, index int32) *kerr.Error {
+	t, _ := img.Topic(name)
+	return b.absentError(t, index)
+}
+
+// placementBrokers returns the brokers new partitions are placed on, by
+// ID: this one on a single node; every registered broker in a cluster
+// (this one included, registered yet or not).
+func (b *Broker) placementBrokers(img *metadata.Image) []int32 {
+	if !b.cluster {
+		return []int32{b.nodeID}
+	}
+	ids := slices.Sorted(maps.Keys(img.Brokers))
+	if !slices.Contains(ids, b.nodeID) {
+		ids = append(ids, b.nodeID)
+		slices.Sort(ids)
+	}
+	return ids
+}
+
+// partitionRecordsFor returns the records of topic id's new partitions
+// from..to-1, each with rf replicas: those of assignment[i-from] when
+// given (validated), else placed round robin over placementBrokers from
+// a random start, as Kafka spreads leaders. The first replica leads.
+func (b *Broker) partitionRecordsFor(img *metadata.Image, id metadata.UUID, from, to int32, rf int, assignment func(i int) []int32) []metadata.Record {
+	brokers := b.placementBrokers(img)
+	start := 0
+	if len(brokers) > 1 {
+		start = rand.IntN(len(brokers))
+	}
+	recs := make([]metadata.Record, 0, to-from)
+	for p := from; p < to; p++ {
+		var replicas []int32
+		if assignment != nil {
+			replicas = slices.Clone(assignment(int(p - from)))
+		} else {
+			replicas = make([]int32, rf)
+			for j := range rf {
+				replicas[j] = brokers[(start+int(p)+j)%len(brokers)]
+			}
+		}
+		recs = append(recs, metadata.Record{Partition: &metadata.PartitionRecord{
+			TopicID: id, Partition: p, Replicas: replicas, ISR: replicas, Leader: replicas[0],
+		}})
+	}
+	return recs
+}
+
+// ownedPartitions says which partitions of the internal topic name this
+// broker coordinates: nil (all) on a single node; in a cluster, those it
+// hosts, by the current image (their logs may still be opening: a
+// coordinator retries loading until they are).
+func (b *Broker) ownedPartitions(name string) func(int32) bool {
+	if !b.cluster {
+		return nil
+	}
+	t, ok := b.meta.Image().Topic(name)
+	return func(i int32) bool {
+		return ok && i >= 0 && int(i) < len(t.Partitions) && b.hosts(t.Partitions[i])
+	}
+}
+
+// partitionLeader returns the leader of partition index of topic and
+// its endpoint for clients of listener: this broker on a single node;
+// in a cluster, the leader the image names, if it registered.
+func (b *Broker) partitionLeader(topic string, index int32, listener string) (id int32, host string, port int32, ok bool) {
+	if !b.cluster {
+		host, port = b.endpoint(listener)
+		return b.nodeID, host, port, true
+	}
+	img := b.meta.Image()
+	t, found := img.Topic(topic)
+	if !found || index < 0 || int(index) >= len(t.Partitions) {
+		return -1, "", -1, false
+	}
+	id = t.Partitions[index].Leader
+	if id == b.nodeID {
+		host, port = b.endpoint(listener)
+		return id, host, port, true
+	}
+	r := img.Brokers[id]
+	if r == nil {
+		return -1, "", -1, false
+	}
+	host, port = r.Endpoint(listener)
+	return id, host, port, true
 }

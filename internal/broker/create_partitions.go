@@ -3,6 +3,7 @@ package broker
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"slices"
 
 	"github.com/gregor-streaming/gregor/internal/metadata"
 	"github.com/gregor-streaming/gregor/internal/wire"
@@ -109,7 +110,7 @@ func (b *Broker) partitionRecords(img *metadata.Image, rt *kmsg.CreatePartitions
 		}
 		seen := map[int32]bool{}
 		for _, r := range a.Replicas {
-			if r != b.nodeID {
+			if !slices.Contains(b.placementBrokers(img), r) {
 				return nil, newTopicError(kerr.InvalidReplicaAssignment, "unknown broker %d in assignment %d", r, i)
 			}
 			if seen[r] {
@@ -118,12 +119,9 @@ func (b *Broker) partitionRecords(img *metadata.Image, rt *kmsg.CreatePartitions
 			seen[r] = true
 		}
 	}
-	var recs []metadata.Record
-	for p := cur; p < rt.Count; p++ {
-		replicas := []int32{b.nodeID}
-		recs = append(recs, metadata.Record{Partition: &metadata.PartitionRecord{
-			TopicID: t.ID, Partition: p, Replicas: replicas, ISR: replicas, Leader: b.nodeID,
-		}})
+	var assignment func(int) []int32
+	if rt.Assignment != nil {
+		assignment = func(i int) []int32 { return rt.Assignment[i].Replicas }
 	}
-	return recs, nil
+	return b.partitionRecordsFor(img, t.ID, cur, rt.Count, rf, assignment), nil
 }

@@ -42,7 +42,7 @@ func (b *Broker) handleDeleteRecords(req *wire.Request) kmsg.Response {
 			if !deletable {
 				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			} else if p := b.partitionOf(img, rt.Topic, rp.Partition); p == nil {
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				sp.ErrorCode = b.absentErrorOf(img, rt.Topic, rp.Partition).Code
 			} else if isInternal(rt.Topic) {
 				// Whatever their cleanup.policy: trimming them would
 				// lose committed offsets or transaction state.

@@ -44,7 +44,7 @@ func (b *Broker) handleDescribeProducers(req *wire.Request) kmsg.Response {
 				p = b.partitionOf(img, rt.Topic, part)
 			}
 			if p == nil {
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				sp.ErrorCode = b.absentErrorOf(img, rt.Topic, part).Code
 				if invalid {
 					sp.ErrorCode = kerr.InvalidTopicException.Code
 				}

@@ -203,7 +203,7 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 		}
 		if topic != nil {
 			if t.p = b.partition(topic.ID, it.req.Partition); t.p == nil {
-				t.err = kerr.UnknownTopicOrPartition
+				t.err = b.absentError(topic, it.req.Partition)
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregor-streaming/gregor/internal/txn"
 	"github.com/gregor-streaming/gregor/internal/wire"
 )
 
@@ -53,25 +54,35 @@ func (b *Broker) findCoordinator(req *wire.Request, keyType int8, key string) km
 		c.NodeID, c.Host, c.Port = -1, "", -1
 		return c
 	}
+	var partition int32
+	var topic string
 	switch keyType {
 	case coordinatorGroup:
 		if !b.authorizedGroup(req, kmsg.ACLOperationDescribe, key) {
 			return fail(kerr.GroupAuthorizationFailed, kerr.GroupAuthorizationFailed.Description)
 		}
-		if _, err := b.coordinator(); err != nil {
+		gc, err := b.coordinator()
+		if err != nil {
 			return fail(err, "the group coordinator is not available")
 		}
+		partition, topic = gc.PartitionFor(key), OffsetsTopic
 	case coordinatorTransaction:
 		if !b.authorizedTxnID(req, kmsg.ACLOperationDescribe, key) {
 			return fail(kerr.TransactionalIDAuthorizationFailed, kerr.TransactionalIDAuthorizationFailed.Description)
 		}
-		if _, err := b.txnCoordinator(); err != nil {
+		tc, err := b.txnCoordinator()
+		if err != nil {
 			return fail(err, "the transaction coordinator is not available")
 		}
+		partition, topic = txn.PartitionFor(key, tc.NumPartitions()), TxnTopic
 	default:
 		return fail(kerr.InvalidRequest, "unsupported coordinator type")
 	}
-	host, port := b.endpoint(req.Client.Listener)
-	c.NodeID, c.Host, c.Port = b.nodeID, host, port
+	// The leader of the key's internal partition coordinates it.
+	leader, host, port, ok := b.partitionLeader(topic, partition, req.Client.Listener)
+	if !ok {
+		return fail(kerr.CoordinatorNotAvailable, "the coordinator's partition has no live leader")
+	}
+	c.NodeID, c.Host, c.Port = leader, host, port
 	return c
 }

@@ -49,7 +49,7 @@ func (b *Broker) openGroups() {
 		Logger: b.log.With("component", "group-coordinator"),
 	})
 	if t, ok := b.meta.Image().Topic(OffsetsTopic); ok {
-		b.groups.coord.Start(int32(len(t.Partitions)))
+		b.groups.coord.Start(int32(len(t.Partitions)), b.ownedPartitions(OffsetsTopic))
 	}
 }
 
@@ -81,7 +81,7 @@ func (b *Broker) coordinator() (*group.Coordinator, *kerr.Error) {
 // share for starting over their internal topic.
 type internalCoordinator interface {
 	Started() bool
-	Start(partitions int32)
+	Start(partitions int32, owned func(int32) bool)
 	WaitLoaded(timeout time.Duration) bool
 }
 
@@ -104,7 +104,7 @@ func (b *Broker) startInternalCoordinator(c internalCoordinator, createMu *sync.
 	if kerrv != nil {
 		return kerrv
 	}
-	c.Start(n)
+	c.Start(n, b.ownedPartitions(name))
 	if created {
 		c.WaitLoaded(internalTopicLoadWait)
 	}

@@ -117,7 +117,7 @@ func timestampSupported(ts int64, version int16) bool {
 func (b *Broker) listOffset(topic *metadata.Topic, rp *kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition, committed bool) {
 	p := b.partition(topic.ID, rp.Partition)
 	if p == nil {
-		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		sp.ErrorCode = b.absentError(topic, rp.Partition).Code
 		return
 	}
 	p.mu.Lock()

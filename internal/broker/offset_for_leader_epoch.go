@@ -51,7 +51,7 @@ func (b *Broker) handleOffsetForLeaderEpoch(req *wire.Request) kmsg.Response {
 				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 				sp.LeaderEpoch, sp.EndOffset = -1, -1
 			} else if p := b.partitionOf(img, rt.Topic, rp.Partition); p == nil {
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				sp.ErrorCode = b.absentErrorOf(img, rt.Topic, rp.Partition).Code
 			} else {
 				sp.ErrorCode, sp.LeaderEpoch, sp.EndOffset = p.endOffsetForEpoch(rp.CurrentLeaderEpoch, rp.LeaderEpoch)
 			}

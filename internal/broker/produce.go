@@ -173,7 +173,7 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 			}
 			p := partitionAt(parts, rp.Partition)
 			if p == nil {
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				sp.ErrorCode = b.absentError(topic, rp.Partition).Code
 				failed.Store(true)
 				continue
 			}

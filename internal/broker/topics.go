@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,7 +130,7 @@ func (b *Broker) checkTopicSpec(img *metadata.Image, spec *topicSpec) *topicErro
 			}
 			seen := map[int32]bool{}
 			for _, r := range rs {
-				if r != b.nodeID {
+				if !slices.Contains(b.placementBrokers(img), r) {
 					return newTopicError(kerr.InvalidReplicaAssignment, "unknown broker %d in assignment", r)
 				}
 				if seen[r] {
@@ -168,15 +169,18 @@ func (b *Broker) checkTopicSpec(img *metadata.Image, spec *topicSpec) *topicErro
 const maxPartitionsPerTopic = 100000
 
 // topicRecords returns the metadata records that create spec.
-func (b *Broker) topicRecords(spec *topicSpec) []metadata.Record {
+func (b *Broker) topicRecords(img *metadata.Image, spec *topicSpec) []metadata.Record {
 	id := metadata.NewUUID()
 	recs := []metadata.Record{{Topic: &metadata.TopicRecord{Name: spec.name, ID: id}}}
-	for i := range spec.partitions {
-		replicas := []int32{b.nodeID}
-		recs = append(recs, metadata.Record{Partition: &metadata.PartitionRecord{
-			TopicID: id, Partition: i, Replicas: replicas, ISR: replicas, Leader: b.nodeID, LeaderEpoch: 0,
-		}})
+	var assignment func(int) []int32
+	if len(spec.assignment) > 0 {
+		byIndex := make([][]int32, len(spec.assignment))
+		for _, a := range spec.assignment {
+			byIndex[a.Partition] = a.Replicas
+		}
+		assignment = func(i int) []int32 { return byIndex[i] }
 	}
+	recs = append(recs, b.partitionRecordsFor(img, id, 0, spec.partitions, int(spec.replicationFactor), assignment)...)
 	for k, v := range spec.configs {
 		recs = append(recs, metadata.Record{Config: &metadata.ConfigRecord{
 			ResourceType: metadata.ResourceTopic, ResourceName: spec.name, Name: k, Value: &v,
@@ -211,7 +215,7 @@ func (b *Broker) createTopics(specs []*topicSpec, validateOnly bool) ([]*topicEr
 				continue
 			}
 			have += int(spec.partitions)
-			recs = append(recs, b.topicRecords(spec)...)
+			recs = append(recs, b.topicRecords(img, spec)...)
 		}
 		return recs, nil
 	})

@@ -54,7 +54,7 @@ func (b *Broker) openTxns() {
 		Logger:        b.log.With("component", "txn-coordinator"),
 	})
 	if t, ok := b.meta.Image().Topic(TxnTopic); ok {
-		b.txns.coord.Start(int32(len(t.Partitions)))
+		b.txns.coord.Start(int32(len(t.Partitions)), b.ownedPartitions(TxnTopic))
 	}
 	b.goTracked(b.producerExpiryLoop)
 }

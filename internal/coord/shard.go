@@ -14,6 +14,9 @@ type Shard[M comparable] struct {
 	Partition int32
 	// loaded is set once the partition's records are replayed.
 	loaded atomic.Bool
+	// foreign is set for a partition another broker leads: it is never
+	// loaded and its keys are served elsewhere.
+	foreign atomic.Bool
 	// mu guards m (the map only, never a mailbox's state) and what the
 	// embedding type says it guards.
 	mu sync.Mutex
@@ -25,6 +28,17 @@ func (s *Shard[M]) Loaded() bool { return s.loaded.Load() }
 
 // SetLoaded marks the partition replayed; requests are served from now.
 func (s *Shard[M]) SetLoaded() { s.loaded.Store(true) }
+
+// SetForeign marks the partition as another broker's, before Start: it
+// counts as loaded (there is nothing to load here) and its keys get
+// NOT_COORDINATOR (Foreign).
+func (s *Shard[M]) SetForeign() {
+	s.foreign.Store(true)
+	s.loaded.Store(true)
+}
+
+// Foreign reports whether another broker coordinates the partition.
+func (s *Shard[M]) Foreign() bool { return s.foreign.Load() }
 
 // Lock locks the shard, for a caller that changes the map together
 // with its own fields (see PutLocked, SnapshotLocked).

@@ -56,6 +56,9 @@ func (s *Shards[S]) Start(b *Busy, shards []S, load func(S)) {
 				if i >= n {
 					return
 				}
+				if shards[i].Loaded() {
+					continue // another broker's (Shard.SetForeign)
+				}
 				load(shards[i])
 			}
 		}()

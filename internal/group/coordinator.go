@@ -126,8 +126,10 @@ func (c *Coordinator) PartitionFor(groupID string) int32 {
 
 // Start begins coordinating the n partitions of __consumer_offsets:
 // each is replayed in the background, and its groups are served
-// (COORDINATOR_LOAD_IN_PROGRESS until then). Later calls do nothing.
-func (c *Coordinator) Start(n int32) {
+// (COORDINATOR_LOAD_IN_PROGRESS until then). owned, when not nil, says
+// which partitions are this broker's: the others' groups get
+// NOT_COORDINATOR. Later calls do nothing.
+func (c *Coordinator) Start(n int32, owned func(int32) bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.shards.Load() != nil || c.draining.Load() || n <= 0 {
@@ -136,6 +138,9 @@ func (c *Coordinator) Start(n int32) {
 	shards := make([]*shard, n)
 	for i := range shards {
 		shards[i] = &shard{Shard: coord.Shard[*mailbox]{Partition: int32(i)}}
+		if owned != nil && !owned(int32(i)) {
+			shards[i].SetForeign()
+		}
 	}
 	c.shards.Start(&c.busy, shards, c.load)
 	c.scheduleExpiryLocked()
@@ -336,6 +341,9 @@ func (c *Coordinator) route(groupID string) (*shard, *kerr.Error) {
 		return nil, kerr.NotCoordinator
 	}
 	sh := shards[PartitionFor(groupID, int32(len(shards)))]
+	if sh.Foreign() {
+		return nil, kerr.NotCoordinator
+	}
 	if !sh.Loaded() {
 		return nil, kerr.CoordinatorLoadInProgress
 	}

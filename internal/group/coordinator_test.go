@@ -168,7 +168,7 @@ func newCoordEnv(t testing.TB, log *memLog, start bool) *coordEnv {
 	e.c = New(Options{Config: testConfig(), Log: log, Clock: e.clock, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	t.Cleanup(e.c.Close)
 	if start {
-		e.c.Start(5)
+		e.c.Start(5, nil)
 		e.waitLoaded()
 	}
 	return e
@@ -417,7 +417,7 @@ func TestCoordinatorLoadInProgress(t *testing.T) {
 	log := newMemLog()
 	log.replayC = make(chan struct{})
 	e := newCoordEnv(t, log, false)
-	e.c.Start(5)
+	e.c.Start(5, nil)
 
 	jcb, jwait := await[JoinResult](t)
 	e.c.Join("g", joinReq(""), jcb)

@@ -168,8 +168,9 @@ func (c *Coordinator) NumPartitions() int32 {
 // Start begins coordinating the n partitions of __transaction_state:
 // each is replayed in the background, and its transactional IDs are
 // served (COORDINATOR_LOAD_IN_PROGRESS until then). Later calls do
-// nothing.
-func (c *Coordinator) Start(n int32) {
+// nothing. owned, when not nil, says which partitions are this
+// broker's: the others' transactional IDs get NOT_COORDINATOR.
+func (c *Coordinator) Start(n int32, owned func(int32) bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.shards.Load() != nil || c.draining.Load() || n <= 0 {
@@ -178,6 +179,9 @@ func (c *Coordinator) Start(n int32) {
 	shards := make([]*shard, n)
 	for i := range shards {
 		shards[i] = &shard{Partition: int32(i)}
+		if owned != nil && !owned(int32(i)) {
+			shards[i].SetForeign()
+		}
 	}
 	c.shards.Start(&c.busy, shards, c.load)
 	c.scheduleSweepLocked()
@@ -298,6 +302,9 @@ func (c *Coordinator) route(txnID string) (*shard, *kerr.Error) {
 		return nil, kerr.NotCoordinator
 	}
 	sh := shards[PartitionFor(txnID, int32(len(shards)))]
+	if sh.Foreign() {
+		return nil, kerr.NotCoordinator
+	}
 	if !sh.Loaded() {
 		return nil, kerr.CoordinatorLoadInProgress
 	}

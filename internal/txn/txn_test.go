@@ -125,7 +125,7 @@ func (h *harness) start(cfg Config) {
 		},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	h.c.Start(4)
+	h.c.Start(4, nil)
 	if !h.c.WaitLoaded(5 * time.Second) {
 		h.t.Fatal("not loaded")
 	}
@@ -564,7 +564,7 @@ func TestTxnListWhileLoading(t *testing.T) {
 		NewProducerID: func() (int64, error) { return 0, errors.New("unused") },
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	h.c.Start(4)
+	h.c.Start(4, nil)
 	t.Cleanup(h.c.Close)
 	var once sync.Once
 	unhold := func() { once.Do(func() { close(release) }) }
