@@ -21,6 +21,16 @@ import (
 // with SIGTERM and checks that it stopped cleanly.
 func runServe(t *testing.T, bin string, args ...string) string {
 	t.Helper()
+	admin, _ := startServe(t, bin, args...)()
+	return admin
+}
+
+// startServe starts gregor serve as runServe does and returns at once;
+// the function it returns waits until the broker is ready and returns
+// its admin and Kafka addresses. Brokers of one cluster are started
+// together, then waited for: each opens once a quorum is up.
+func startServe(t *testing.T, bin string, args ...string) func() (admin, kafka string) {
+	t.Helper()
 	args = append([]string{"serve", "--admin-listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data"), "--log-format", "json"}, args...)
 	cmd := exec.Command(bin, args...)
 	logs, err := cmd.StderrPipe()
@@ -33,7 +43,7 @@ func runServe(t *testing.T, bin string, args ...string) string {
 	var mu sync.Mutex
 	var logBuf bytes.Buffer
 	logText := func() string { mu.Lock(); defer mu.Unlock(); return logBuf.String() }
-	ready := make(chan string, 1)
+	ready := make(chan [2]string, 1)
 	logDone := make(chan struct{})
 	go func() {
 		defer close(logDone)
@@ -54,7 +64,7 @@ func runServe(t *testing.T, bin string, args ...string) string {
 				admin = line.Addr
 			case "gregor listening":
 				select {
-				case ready <- admin:
+				case ready <- [2]string{admin, line.Addr}:
 				default:
 				}
 			}
@@ -74,24 +84,27 @@ func runServe(t *testing.T, bin string, args ...string) string {
 			t.Errorf("gregor serve did not stop within 30s of SIGTERM")
 		}
 	})
-	var admin string
-	select {
-	case admin = <-ready:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("gregor serve did not start:\n%s", logText())
-	}
-	// The Kafka listener is up; the console is mounted just after, and
-	// /readyz answers 200 once it is.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		resp, err := http.Get("http://" + admin + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return admin
-			}
+	return func() (string, string) {
+		t.Helper()
+		var addrs [2]string
+		select {
+		case addrs = <-ready:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("gregor serve did not start:\n%s", logText())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gregor serve never ready (%v):\n%s", err, logText())
+		// The Kafka listener is up; the console is mounted just after,
+		// and /readyz answers 200 once it is.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			resp, err := http.Get("http://" + addrs[0] + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return addrs[0], addrs[1]
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("gregor serve never ready (%v):\n%s", err, logText())
+			}
 		}
 	}
 }
@@ -118,11 +131,7 @@ func TestServeConsole(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs brokers")
 	}
-	bin := filepath.Join(t.TempDir(), "gregor")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildGregor(t)
 
 	t.Run("SASLOnly", func(t *testing.T) {
 		admin := runServe(t, bin,
@@ -174,4 +183,15 @@ func TestServeConsole(t *testing.T) {
 			t.Errorf("the index lists the disabled console:\n%s", body)
 		}
 	})
+}
+
+// buildGregor builds the gregor binary into the test's directory.
+func buildGregor(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "gregor")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }

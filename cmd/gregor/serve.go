@@ -187,8 +187,13 @@ Flags:
 	// cores two blocked reads held up the other fourteen workers, and a
 	// start after kill -9 at 10,000 partitions took 13.4 s instead of
 	// 10.2-11.1 without the slack.
+	quorum, err := controllerQuorum(cfg, log)
+	if err != nil {
+		log.Error("cannot join the controller quorum", "err", err)
+		return 1
+	}
 	restoreProcs := raiseProcs(broker.RecoverWorkers)
-	b, err = broker.Open(broker.Options{Config: cfg, DataDir: *dataDir, Logger: log})
+	b, err = broker.Open(broker.Options{Config: cfg, DataDir: *dataDir, Logger: log, Quorum: quorum})
 	restoreProcs()
 	if err != nil {
 		if errors.Is(err, syscall.EMFILE) {
@@ -256,6 +261,16 @@ Flags:
 		}
 		log.Info("gregor listening", "addr", ln.Addr().String(), "listener", l.Name, "protocol", l.Protocol, "advertised", adv, "data_dir", *dataDir)
 		consoleListeners = append(consoleListeners, console.Listener{Name: l.Name, Protocol: l.Protocol, Address: ln.Addr().String(), Advertised: adv})
+	}
+	if quorum != nil {
+		// The other brokers list this one (Metadata) once its
+		// endpoints are known.
+		if err := b.Register(); err != nil {
+			log.Error("cannot register with the cluster", "err", err)
+			srv.Shutdown(context.Background())
+			b.Close()
+			return 1
+		}
 	}
 	collector.SetConns(srv)
 	// Signals are caught from here on, before the console is set up and
@@ -356,4 +371,26 @@ func raiseProcs(n int) (restore func()) {
 			runtime.SetDefaultGOMAXPROCS()
 		}
 	}
+}
+
+// controllerQuorum opens this node's controller listener when
+// controller.quorum.voters names more than one voter (cluster mode); nil
+// for a single node. The listener binds the node's own voter address.
+func controllerQuorum(cfg *config.BrokerConfig, log *slog.Logger) (*broker.Quorum, error) {
+	voters, err := config.ParseVoters(cfg.String("controller.quorum.voters"))
+	if err != nil || len(voters) <= 1 {
+		return nil, err // one voter: broker.Open checks it is this node
+	}
+	id := int32(cfg.Int("node.id"))
+	addr, ok := voters[id]
+	if !ok {
+		return nil, fmt.Errorf("node.id %d is not one of controller.quorum.voters", id)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("controller listener: %w", err)
+	}
+	log.Warn("cluster mode is a preview: partitions are not replicated (replication factor 1), a stopped broker's partitions stay offline until it returns, transactions spanning brokers do not complete, and the controller listener is neither encrypted nor authenticated (docs/CLUSTER.md)")
+	log.Info("controller listening", "addr", l.Addr().String(), "node_id", id, "voters", len(voters))
+	return &broker.Quorum{Voters: voters, Listener: l}, nil
 }

@@ -285,15 +285,15 @@ func Open(opts Options) (*Broker, error) {
 }
 
 // checkVoters accepts controller.quorum.voters when it names no voter
-// or this node alone (as Kafka's single-node KRaft configurations do):
-// brokers do not form a cluster yet (docs/CLUSTER.md).
+// or this node alone (as Kafka's single-node KRaft configurations do);
+// a member of a larger quorum is given Options.Quorum.
 func checkVoters(cfg *config.BrokerConfig, nodeID int32) error {
 	voters, err := config.ParseVoters(cfg.String("controller.quorum.voters"))
 	if err != nil {
 		return fmt.Errorf("controller.quorum.voters: %w", err)
 	}
 	if len(voters) > 1 {
-		return fmt.Errorf("controller.quorum.voters names %d voters: brokers do not form a cluster yet, only a single node runs (docs/CLUSTER.md)", len(voters))
+		return fmt.Errorf("controller.quorum.voters names %d voters: a member of a quorum needs its controller listener (Options.Quorum; gregor serve opens it)", len(voters))
 	}
 	for id := range voters {
 		if id != nodeID {
