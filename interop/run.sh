@@ -31,6 +31,8 @@
 # clients are allowed exactly that (TOPIC_AUTHORIZATION_FAILED,
 # GROUP_AUTHORIZATION_FAILED otherwise) and that bob may not manage ACLs
 # (CLUSTER_AUTHORIZATION_FAILED). Each uses its own topics and groups.
+# kcat-cluster starts three more gregor processes of its own: a cluster
+# (interop/cluster.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -294,6 +296,7 @@ CASES=(
 	"kafka-python-acl|^PASS|$PY interop/python/acl_case.py kafka-python"
 	"kafkajs-acl|^PASS|node interop/node/kafkajs_acl.js"
 	"sarama-acl|^--- PASS: TestSaramaACL |$GO_TEST ^TestSaramaACL\$"
+	"kcat-cluster|^PASS|bash interop/cluster.sh kcat"
 )
 GATE_GROUPS='SKIP: broker lacks consumer groups'
 GATE_IDEMPOTENCE='SKIP: broker lacks idempotent producers'

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# A cluster (preview, docs/CLUSTER.md) of three gregor serve processes
+# with kcat (librdkafka), run by interop/run.sh with WORK set (its gregor
+# binary is $WORK/gregor).
+#
+#   cluster.sh kcat   three nodes given the same controller.quorum.voters:
+#                     kcat sees three brokers, a six-partition topic led by
+#                     all of them takes records produced through one broker,
+#                     a balanced consumer (-G) bootstrapped at another reads
+#                     them all, the nodes stop cleanly with no ERROR logged
+set -euo pipefail
+: "${WORK:?run through interop/run.sh}"
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*"
+	for i in 0 1 2; do
+		echo "--- node $i log (last 40 lines)"
+		tail -n 40 "$TMP/n$i.log" 2>/dev/null || true
+	done
+	exit 1
+}
+
+# Nine free loopback ports: Kafka, controller and admin for each node.
+mapfile -t PORTS < <(/usr/bin/python3 - <<'PY'
+import socket
+ss = [socket.socket() for _ in range(9)]
+for s in ss:
+    s.bind(("127.0.0.1", 0))
+print("\n".join(str(s.getsockname()[1]) for s in ss))
+PY
+)
+VOTERS="0@127.0.0.1:${PORTS[1]},1@127.0.0.1:${PORTS[4]},2@127.0.0.1:${PORTS[7]}"
+for i in 0 1 2; do
+	"$WORK/gregor" serve --listen "127.0.0.1:${PORTS[$((3 * i))]}" --admin-listen "127.0.0.1:${PORTS[$((3 * i + 2))]}" \
+		--data-dir "$TMP/d$i" --set "node.id=$i" --set "controller.quorum.voters=$VOTERS" >"$TMP/n$i.log" 2>&1 &
+	PIDS+=($!)
+done
+B0=127.0.0.1:${PORTS[0]} B1=127.0.0.1:${PORTS[3]} B2=127.0.0.1:${PORTS[6]}
+for i in 0 1 2; do
+	for _ in $(seq 300); do
+		grep -q 'msg="gregor listening"' "$TMP/n$i.log" && break
+		sleep 0.1
+	done
+	grep -q 'msg="gregor listening"' "$TMP/n$i.log" || fail "node $i did not start"
+done
+
+kc() { timeout 60 kcat -X client.id=interop-cluster "$@"; }
+
+brokers=0
+for _ in $(seq 100); do
+	brokers=$(kc -b "$B0" -L -J | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)["brokers"]))')
+	[ "$brokers" = 3 ] && break
+	sleep 0.1
+done
+[ "$brokers" = 3 ] || fail "kcat sees $brokers brokers, want 3"
+
+"$WORK/gregor" topic create events --partitions 6 --brokers "$B1" >/dev/null || fail "topic create"
+leaders=$(kc -b "$B2" -L -t events -J | /usr/bin/python3 -c '
+import json, sys
+md = json.load(sys.stdin)
+print(len({p["leader"] for t in md["topics"] for p in t["partitions"]}))')
+[ "$leaders" = 3 ] || fail "the topic's partitions are led by $leaders brokers, want 3"
+
+N=300
+seq 1 $N | sed 's/^/rec-/' | kc -b "$B1" -P -t events -X topic.partitioner=random || fail "produce"
+got=$(kc -b "$B2" -G cluster-readers -X auto.offset.reset=earliest -o beginning -c $N -q events 2>"$TMP/consume.err" | sort -u | wc -l)
+[ "$got" = $N ] || fail "consumed $got distinct records, want $N: $(cat "$TMP/consume.err")"
+
+for p in "${PIDS[@]}"; do kill -TERM "$p"; done
+for i in 0 1 2; do
+	wait "${PIDS[$i]}" || fail "node $i exited with status $?"
+	! grep -q 'level=ERROR' "$TMP/n$i.log" || fail "node $i logged an ERROR"
+done
+PIDS=()
+echo PASS
