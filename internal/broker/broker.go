@@ -135,6 +135,8 @@ type Broker struct {
 	groups groupsState
 	// txns is the transaction coordinator (txns.go).
 	txns txnsState
+	// peers is the client of the other brokers of a cluster (peers.go).
+	peers peersState
 
 	// recovering is set while Open opens the partitions on disk.
 	recovering bool
@@ -397,6 +399,7 @@ func (b *Broker) Close() error {
 	b.groups.coord.Close()
 	b.cancel()
 	b.wg.Wait()
+	b.closePeers()
 	return b.closeStorage(true)
 }
 

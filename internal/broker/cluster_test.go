@@ -1,9 +1,11 @@
 package broker_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,4 +188,124 @@ func TestClusterSharesMetadata(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// TestClusterTransactions: a transaction over partitions led by three
+// brokers commits and one aborts; the coordinator's markers reach every
+// partition (WriteTxnMarkers to the other brokers), so a read_committed
+// consumer reads exactly the committed records and every partition's
+// last stable offset catches up with its high watermark.
+func TestClusterTransactions(t *testing.T) {
+	bs := ktest.NewCluster(t, 3)
+	ctx := ctxT(t, 60*time.Second)
+	const parts = 6
+	if _, err := bs[0].Admin().CreateTopic(ctx, parts, 1, nil, "tx"); err != nil {
+		t.Fatal(err)
+	}
+	p := bs[0].Client(kgo.TransactionalID("tx-cluster"), kgo.DefaultProduceTopic("tx"),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	const n = 30
+	for _, commit := range []bool{true, false} {
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			p.Produce(ctx, &kgo.Record{Value: []byte(fmt.Sprintf("%v-%d", commit, i))}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		if err := p.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Every partition's last stable offset reaches its high watermark
+	// once its markers are written.
+	cl := bs[2].Client()
+	waitFor(t, 20*time.Second, "every partition's markers", func() bool {
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.IsolationLevel = 1
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = "tx"
+		for i := range int32(parts) {
+			rp := kmsg.NewListOffsetsRequestTopicPartition()
+			rp.Partition, rp.Timestamp = i, -1
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		resps := cl.RequestSharded(ctx, req)
+		stable := 0
+		for _, r := range resps {
+			if r.Err != nil {
+				return false
+			}
+			for _, t := range r.Resp.(*kmsg.ListOffsetsResponse).Topics {
+				for _, p := range t.Partitions {
+					// Each partition holds 5 + 5 records and two markers.
+					if p.ErrorCode == 0 && p.Offset == 2*n/parts+2 {
+						stable++
+					}
+				}
+			}
+		}
+		return stable == parts
+	})
+
+	// Exactly once across brokers: a group transact session copies the
+	// committed records to another topic, its offsets committed in the
+	// same transactions (TxnOffsetCommit at the group's coordinator,
+	// verified with the transaction's coordinator, markers to both).
+	if _, err := bs[0].Admin().CreateTopic(ctx, parts, 1, nil, "tx-out"); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(bs[1].Addr), kgo.TransactionalID("tx-copy"),
+		kgo.ConsumerGroup("tx-copiers"), kgo.ConsumeTopics("tx"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DefaultProduceTopic("tx-out"),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	for copied := 0; copied < n; {
+		fs := sess.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		if err := sess.Begin(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if !strings.HasPrefix(string(r.Value), "true-") {
+				t.Errorf("read_committed consumer read %q", r.Value)
+			}
+			copied++
+			sess.Produce(ctx, &kgo.Record{Value: r.Value}, nil)
+		})
+		if committed, err := sess.End(ctx, kgo.TryCommit); err != nil || !committed {
+			t.Fatalf("transaction not committed: %v", err)
+		}
+	}
+	offs, err := bs[2].Admin().FetchOffsets(ctx, "tx-copiers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	offs.Each(func(o kadm.OffsetResponse) { sum += o.At })
+	if sum != n {
+		t.Errorf("the copiers' committed offsets sum to %d, want %d (each partition's first transaction)", sum, n)
+	}
+	c := bs[1].Client(kgo.ConsumeTopics("tx-out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	for got := 0; got < n; {
+		fs := c.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		got += fs.NumRecords()
+	}
 }

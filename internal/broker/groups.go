@@ -104,6 +104,15 @@ func (b *Broker) startInternalCoordinator(c internalCoordinator, createMu *sync.
 	if kerrv != nil {
 		return kerrv
 	}
+	if b.cluster {
+		// Another broker may have created the topic: open this
+		// broker's partitions of it now, not when followMetadata
+		// gets to it, so the coordinator loads them at once.
+		if err := b.reconcile(b.meta.Image()); err != nil {
+			b.log.Error("opening the partitions of an internal topic", "topic", name, "err", err)
+			return kerr.CoordinatorNotAvailable
+		}
+	}
 	c.Start(n, b.ownedPartitions(name))
 	if created {
 		c.WaitLoaded(internalTopicLoadWait)

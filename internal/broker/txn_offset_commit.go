@@ -117,11 +117,6 @@ func (b *Broker) handleTxnOffsetCommit(_ context.Context, req *wire.Request, res
 		return
 	}
 	gc, _ := b.coordinator()
-	tc, kerrv := b.txnCoordinator()
-	if kerrv != nil {
-		setAll(kerrv)
-		return
-	}
 	commit := func(err *kerr.Error) {
 		switch err {
 		case nil:
@@ -138,6 +133,17 @@ func (b *Broker) handleTxnOffsetCommit(_ context.Context, req *wire.Request, res
 			slots.fill(res.Topics)
 			respond(resp)
 		})
+	}
+	if b.cluster {
+		if coordinator, remote := b.remoteTxnCoordinator(r.TransactionalID); remote {
+			b.verifyTxnRemote(coordinator, r.TransactionalID, tp, r.ProducerID, r.ProducerEpoch, r.Version < 5, commit)
+			return
+		}
+	}
+	tc, kerrv := b.txnCoordinator()
+	if kerrv != nil {
+		setAll(kerrv)
+		return
 	}
 	tps := []txn.TopicPartition{tp}
 	if r.Version >= 5 {

@@ -135,6 +135,7 @@ func (w markerWriter) WriteMarkers(m txn.Markers, done func([]error)) {
 	img := b.meta.Image()
 	g := newGather(len(m.Partitions), func() { done(errs) })
 	fault := b.markerFault.Load()
+	remote := map[int32][]remoteMarker{}
 	for i, tp := range m.Partitions {
 		if fault != nil {
 			if errs[i] = (*fault)(tp.Topic, tp.Partition); errs[i] != nil {
@@ -144,19 +145,25 @@ func (w markerWriter) WriteMarkers(m txn.Markers, done func([]error)) {
 		}
 		p := b.partitionOf(img, tp.Topic, tp.Partition)
 		if p == nil {
-			g.one()
+			// Another broker's (cluster mode): sent to its leader below.
+			if t, ok := img.Topic(tp.Topic); ok && b.cluster && tp.Partition >= 0 && int(tp.Partition) < len(t.Partitions) {
+				leader := t.Partitions[tp.Partition].Leader
+				remote[leader] = append(remote[leader], remoteMarker{index: i, tp: tp})
+				continue
+			}
+			g.one() // gone: nothing left to end
 			continue
 		}
 		b.appendMarker(p, m.ProducerID, m.ProducerEpoch, m.Commit, m.CoordinatorEpoch, m.TransactionVersion >= 2, func(err error) {
-			var ke *kerr.Error
-			if errors.As(err, &ke) && (ke == kerr.InvalidProducerEpoch || ke == kerr.TransactionCoordinatorFenced || ke == kerr.UnknownTopicOrPartition) {
-				b.log.Warn("transaction marker refused by the partition; skipped", "topic", tp.Topic, "partition", tp.Partition,
-					"producer_id", m.ProducerID, "epoch", m.ProducerEpoch, "err", err)
-				err = nil
+			if err != nil {
+				err = b.markerMoot(err, tp, m)
 			}
 			errs[i] = err
 			g.one()
 		})
+	}
+	for leader, parts := range remote {
+		b.writeRemoteMarkers(leader, m, parts, errs, g.one)
 	}
 	g.one()
 }
@@ -262,6 +269,13 @@ func (b *Broker) verifyTxn(p *partition, txnID string, h *batch.Header, version 
 			p.dropGuard(pid, g)
 		}
 		cb(err)
+	}
+	if b.cluster {
+		if coordinator, remote := b.remoteTxnCoordinator(txnID); remote {
+			tp := txn.TopicPartition{Topic: p.topic, Partition: p.index}
+			b.verifyTxnRemote(coordinator, txnID, tp, pid, h.ProducerEpoch, version < 12, respond)
+			return
+		}
 	}
 	c := b.txns.coord
 	if !c.Started() {

@@ -57,7 +57,7 @@ func (b *Broker) handleWriteTxnMarkers(_ context.Context, req *wire.Request, res
 				}
 				p := b.partitionOf(img, t.Topic, part)
 				if p == nil {
-					op.ErrorCode = kerr.UnknownTopicOrPartition.Code
+					op.ErrorCode = b.absentErrorOf(img, t.Topic, part).Code
 					g.one()
 					continue
 				}
