@@ -8,7 +8,13 @@
 #                     all of them takes records produced through one broker,
 #                     a balanced consumer (-G) bootstrapped at another reads
 #                     them all, the nodes stop cleanly with no ERROR logged
+#   cluster.sh txn    confluent-kafka-python (librdkafka) commits a
+#                     transaction and aborts one over partitions of all three
+#                     brokers; a read_committed consumer at another broker
+#                     reaches the end of every partition (their markers all
+#                     written) having read exactly the committed records
 set -euo pipefail
+MODE=${1:?mode: kcat or txn}
 : "${WORK:?run through interop/run.sh}"
 # The suite's other brokers' settings are not this cluster's (run.sh
 # exports the SASL_SSL broker's CA, which the gregor CLI would use).
@@ -66,6 +72,56 @@ done
 [ "$brokers" = 3 ] || fail "kcat sees $brokers brokers, want 3"
 
 "$WORK/gregor" topic create events --partitions 6 --brokers "$B1" >/dev/null || fail "topic create"
+
+stop_nodes() {
+	for p in "${PIDS[@]}"; do kill -TERM "$p"; done
+	for i in 0 1 2; do
+		wait "${PIDS[$i]}" || fail "node $i exited with status $?"
+		! grep -q 'level=ERROR' "$TMP/n$i.log" || fail "node $i logged an ERROR"
+	done
+	PIDS=()
+	echo PASS
+}
+
+if [ "$MODE" = txn ]; then
+	/usr/bin/python3 - "$B1" "$B2" <<'PY' || fail "transactions across brokers"
+import sys, time
+from confluent_kafka import Consumer, KafkaError, Producer
+b1, b2 = sys.argv[1], sys.argv[2]
+p = Producer({"bootstrap.servers": b1, "transactional.id": "interop-cluster-txn", "client.id": "interop-cluster"})
+p.init_transactions(30)
+for commit in (True, False):
+    p.begin_transaction()
+    for i in range(60):
+        p.produce("events", value=("%s-%d" % ("c" if commit else "a", i)).encode(), partition=i % 6)
+    if commit:
+        p.commit_transaction(30)
+    else:
+        p.abort_transaction(30)
+c = Consumer({"bootstrap.servers": b2, "group.id": "interop-cluster-txn", "client.id": "interop-cluster",
+              "auto.offset.reset": "earliest", "isolation.level": "read_committed", "enable.partition.eof": True})
+c.subscribe(["events"])
+got, eofs, deadline = [], set(), time.time() + 60
+while len(eofs) < 6 and time.time() < deadline:
+    m = c.poll(1)
+    if m is None:
+        continue
+    if m.error():
+        if m.error().code() == KafkaError._PARTITION_EOF:
+            eofs.add(m.partition())
+            continue
+        sys.exit("consumer error: %s" % m.error())
+    got.append(m.value().decode())
+c.close()
+if len(eofs) < 6:
+    sys.exit("read_committed consumer reached the end of %d partitions of 6 (markers missing?)" % len(eofs))
+if sorted(got) != sorted("c-%d" % i for i in range(60)):
+    sys.exit("read %d records, want the 60 committed: %s" % (len(got), got[:10]))
+print("committed 60 and aborted 60 over 3 brokers; read_committed read the 60")
+PY
+	stop_nodes
+	exit 0
+fi
 # Asked at a third broker, which learns of the topic from the metadata
 # log: at once, or a moment later.
 leaders=0
@@ -84,10 +140,4 @@ seq 1 $N | sed 's/^/rec-/' | kc -b "$B1" -P -t events -X topic.partitioner=rando
 got=$(kc -b "$B2" -G cluster-readers -X auto.offset.reset=earliest -o beginning -c $N -q events 2>"$TMP/consume.err" | sort -u | wc -l)
 [ "$got" = $N ] || fail "consumed $got distinct records, want $N: $(cat "$TMP/consume.err")"
 
-for p in "${PIDS[@]}"; do kill -TERM "$p"; done
-for i in 0 1 2; do
-	wait "${PIDS[$i]}" || fail "node $i exited with status $?"
-	! grep -q 'level=ERROR' "$TMP/n$i.log" || fail "node $i logged an ERROR"
-done
-PIDS=()
-echo PASS
+stop_nodes

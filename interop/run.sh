@@ -297,6 +297,7 @@ CASES=(
 	"kafkajs-acl|^PASS|node interop/node/kafkajs_acl.js"
 	"sarama-acl|^--- PASS: TestSaramaACL |$GO_TEST ^TestSaramaACL\$"
 	"kcat-cluster|^PASS|bash interop/cluster.sh kcat"
+	"confluent-kafka-python-cluster-txn|^PASS|bash interop/cluster.sh txn"
 )
 GATE_GROUPS='SKIP: broker lacks consumer groups'
 GATE_IDEMPOTENCE='SKIP: broker lacks idempotent producers'
