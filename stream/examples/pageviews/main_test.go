@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -18,19 +17,9 @@ import (
 // in-process broker: three views and a malformed event in, per-page
 // counts for their minute out, read_committed, and a clean stop.
 func TestPageViews(t *testing.T) {
-	b := ktest.NewBroker(t,
-		ktest.Set("log.flush.interval.ms", "1000"),
-		ktest.Set("group.initial.rebalance.delay.ms", "0"),
-		ktest.Set("offsets.topic.num.partitions", "1"),
-		ktest.Set("transaction.state.log.num.partitions", "1"))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	go func() {
-		done <- run(runCtx, []string{b.Addr}, "pageviews", "pageview-counts", "pageviews", time.Minute, 10*time.Second, 2, log)
-	}()
+	b, ctx, stop := ktest.StartApp(t, func(ctx context.Context, addr string, log *slog.Logger) error {
+		return run(ctx, []string{addr}, "pageviews", "pageview-counts", "pageviews", time.Minute, 10*time.Second, 2, log)
+	})
 
 	minute := time.Now().UTC().Truncate(time.Minute)
 	at := minute.Add(time.Second) // all in one minute, whenever the test runs
@@ -67,7 +56,4 @@ func TestPageViews(t *testing.T) {
 		}
 	}
 	stop()
-	if err := <-done; err != nil {
-		t.Fatalf("run after cancel: %v", err)
-	}
 }

@@ -15,7 +15,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -24,14 +23,10 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 	"unicode"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/gregor-streaming/gregor/stream"
+	"github.com/gregor-streaming/gregor/stream/examples/internal/topics"
 )
 
 func main() {
@@ -55,7 +50,7 @@ func main() {
 // run processes until ctx is done.
 func run(ctx context.Context, brokers, in, out, appID, instance string, partitions int32, log *slog.Logger) error {
 	seeds := strings.Split(brokers, ",")
-	if err := createTopics(ctx, seeds, partitions, in, out); err != nil {
+	if err := topics.Create(ctx, seeds, partitions, in, out); err != nil {
 		return err
 	}
 
@@ -82,25 +77,4 @@ func run(ctx context.Context, brokers, in, out, appID, instance string, partitio
 		return err
 	}
 	return a.Run(ctx)
-}
-
-// createTopics creates the topics that do not exist yet.
-func createTopics(ctx context.Context, seeds []string, partitions int32, topics ...string) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	resps, err := kadm.NewClient(cl).CreateTopics(ctx, partitions, -1, nil, topics...)
-	if err != nil {
-		return err
-	}
-	for _, r := range resps.Sorted() {
-		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("create topic %s: %w", r.Topic, r.Err)
-		}
-	}
-	return nil
 }

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"maps"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -17,18 +15,9 @@ import (
 // in-process broker: two lines in, each word's final count out,
 // read_committed, and a clean stop.
 func TestWordCount(t *testing.T) {
-	b := ktest.NewBroker(t,
-		ktest.Set("log.flush.interval.ms", "1000"),
-		ktest.Set("group.initial.rebalance.delay.ms", "0"),
-		ktest.Set("offsets.topic.num.partitions", "1"),
-		ktest.Set("transaction.state.log.num.partitions", "1"))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(runCtx, b.Addr, "lines", "word-counts", "wordcount", "one", 2, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	}()
+	b, ctx, stop := ktest.StartApp(t, func(ctx context.Context, addr string, log *slog.Logger) error {
+		return run(ctx, addr, "lines", "word-counts", "wordcount", "one", 2, log)
+	})
 	cl := b.Client(kgo.AllowAutoTopicCreation())
 	for _, line := range []string{"the quick fox", "The lazy dog, the end"} {
 		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "lines", Value: []byte(line)}).FirstErr(); err != nil {
@@ -47,7 +36,4 @@ func TestWordCount(t *testing.T) {
 		fs.EachRecord(func(r *kgo.Record) { got[string(r.Key)] = string(r.Value) })
 	}
 	stop()
-	if err := <-done; err != nil {
-		t.Fatalf("run after cancel: %v", err)
-	}
 }
