@@ -230,7 +230,10 @@ func Open(opts Options) (*Broker, error) {
 	}
 	b.meta = meta
 	// Before the first image is read: no change after it is missed.
-	metaChanged := meta.Watch()
+	var metaChanged <-chan struct{}
+	if b.cluster {
+		metaChanged = meta.Watch()
+	}
 	b.syncer = partlog.NewSyncer(4)
 	// One syncfs for many dirty partitions instead of an fsync each
 	// (opened before any log is, so it sees every writeback error).
@@ -514,19 +517,7 @@ func (b *Broker) Serve(ctx context.Context, req *wire.Request, respond func(kmsg
 	a.fn(b, ctx, req, once)
 }
 
-func (b *Broker) partitionCount() int {
-	b.partsMu.RLock()
-	defer b.partsMu.RUnlock()
-	n := 0
-	for _, ps := range b.parts {
-		for _, p := range ps {
-			if p != nil {
-				n++
-			}
-		}
-	}
-	return n
-}
+func (b *Broker) partitionCount() int { return len(b.allPartitions()) }
 
 // partition returns an open partition.
 func (b *Broker) partition(id metadata.UUID, p int32) *partition {

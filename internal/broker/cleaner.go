@@ -60,7 +60,8 @@ func (b *Broker) sleep(d time.Duration) bool {
 	}
 }
 
-// allPartitions returns the open partitions.
+// allPartitions returns the open partitions (this broker's, in a
+// cluster).
 func (b *Broker) allPartitions() []*partition {
 	b.partsMu.RLock()
 	defer b.partsMu.RUnlock()

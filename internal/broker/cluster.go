@@ -2,12 +2,12 @@ package broker
 
 import (
 	"cmp"
-	"math/rand/v2"
-
-	"github.com/twmb/franz-go/pkg/kerr"
 	"maps"
+	"math/rand/v2"
 	"reflect"
 	"slices"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/gregor-streaming/gregor/internal/metadata"
 )
@@ -53,22 +53,43 @@ type clusterBroker struct {
 // by ID: this one at its current endpoint (registered or not), and
 // every other registered broker at its endpoint for the same listener.
 func (b *Broker) clusterBrokers(img *metadata.Image, listener string) []clusterBroker {
-	host, port := b.endpoint(listener)
-	out := []clusterBroker{{id: b.nodeID, host: host, port: port}}
-	for _, id := range slices.Sorted(maps.Keys(img.Brokers)) {
-		if id == b.nodeID {
-			continue
-		}
-		r := img.Brokers[id]
-		h, p := r.Endpoint(listener)
-		cb := clusterBroker{id: id, host: h, port: p}
-		if r.Rack != "" {
+	ids := b.brokerIDs(img)
+	out := make([]clusterBroker, 0, len(ids))
+	for _, id := range ids {
+		cb := clusterBroker{id: id}
+		cb.host, cb.port, _ = b.brokerEndpoint(img, id, listener)
+		if r := img.Brokers[id]; r != nil && r.Rack != "" {
 			cb.rack = &r.Rack
 		}
 		out = append(out, cb)
 	}
-	slices.SortFunc(out, func(x, y clusterBroker) int { return cmp.Compare(x.id, y.id) })
 	return out
+}
+
+// brokerIDs returns the registered brokers' IDs and this broker's
+// (registered yet or not), sorted.
+func (b *Broker) brokerIDs(img *metadata.Image) []int32 {
+	ids := slices.Sorted(maps.Keys(img.Brokers))
+	if i, found := slices.BinarySearch(ids, b.nodeID); !found {
+		ids = slices.Insert(ids, i, b.nodeID)
+	}
+	return ids
+}
+
+// brokerEndpoint returns where clients of listener reach broker id:
+// this broker's current endpoint, another's registered one; ok is false
+// for a broker that never registered.
+func (b *Broker) brokerEndpoint(img *metadata.Image, id int32, listener string) (host string, port int32, ok bool) {
+	if id == b.nodeID {
+		host, port = b.endpoint(listener)
+		return host, port, true
+	}
+	r := img.Brokers[id]
+	if r == nil {
+		return "", -1, false
+	}
+	host, port = r.Endpoint(listener)
+	return host, port, true
 }
 
 // controllerID is the active controller's node ID (the metadata quorum's
@@ -103,11 +124,12 @@ func (b *Broker) followMetadata(changed <-chan struct{}) {
 }
 
 // absentError is the error for partition index of topic when this
-// broker has no log of it: NOT_LEADER_OR_FOLLOWER when the partition
-// exists and another broker hosts it (code 6, NOT_LEADER_FOR_PARTITION in kerr) (the client refreshes its metadata
-// and goes there), UNKNOWN_TOPIC_OR_PARTITION otherwise.
+// broker has no log of it: NOT_LEADER_OR_FOLLOWER (NotLeaderForPartition
+// in kerr) when the partition exists and another broker hosts it, so the
+// client refreshes its metadata and goes there; UNKNOWN_TOPIC_OR_PARTITION
+// otherwise.
 func (b *Broker) absentError(topic *metadata.Topic, index int32) *kerr.Error {
-	if b.cluster && topic != nil && index >= 0 && int(index) < len(topic.Partitions) {
+	if b.cluster && topic.Partition(index) != nil {
 		return kerr.NotLeaderForPartition
 	}
 	return kerr.UnknownTopicOrPartition
@@ -126,12 +148,7 @@ func (b *Broker) placementBrokers(img *metadata.Image) []int32 {
 	if !b.cluster {
 		return []int32{b.nodeID}
 	}
-	ids := slices.Sorted(maps.Keys(img.Brokers))
-	if !slices.Contains(ids, b.nodeID) {
-		ids = append(ids, b.nodeID)
-		slices.Sort(ids)
-	}
-	return ids
+	return b.brokerIDs(img)
 }
 
 // partitionRecordsFor returns the records of topic id's new partitions
@@ -170,9 +187,10 @@ func (b *Broker) ownedPartitions(name string) func(int32) bool {
 	if !b.cluster {
 		return nil
 	}
-	t, ok := b.meta.Image().Topic(name)
+	t, _ := b.meta.Image().Topic(name)
 	return func(i int32) bool {
-		return ok && i >= 0 && int(i) < len(t.Partitions) && b.hosts(t.Partitions[i])
+		p := t.Partition(i)
+		return p != nil && b.hosts(p)
 	}
 }
 
@@ -185,19 +203,14 @@ func (b *Broker) partitionLeader(topic string, index int32, listener string) (id
 		return b.nodeID, host, port, true
 	}
 	img := b.meta.Image()
-	t, found := img.Topic(topic)
-	if !found || index < 0 || int(index) >= len(t.Partitions) {
+	t, _ := img.Topic(topic)
+	p := t.Partition(index)
+	if p == nil {
 		return -1, "", -1, false
 	}
-	id = t.Partitions[index].Leader
-	if id == b.nodeID {
-		host, port = b.endpoint(listener)
-		return id, host, port, true
-	}
-	r := img.Brokers[id]
-	if r == nil {
+	host, port, ok = b.brokerEndpoint(img, p.Leader, listener)
+	if !ok {
 		return -1, "", -1, false
 	}
-	host, port = r.Endpoint(listener)
-	return id, host, port, true
+	return p.Leader, host, port, true
 }

@@ -1,9 +1,10 @@
 package broker
 
 import (
+	"slices"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"slices"
 
 	"github.com/gregor-streaming/gregor/internal/metadata"
 	"github.com/gregor-streaming/gregor/internal/wire"
@@ -104,13 +105,14 @@ func (b *Broker) partitionRecords(img *metadata.Image, rt *kmsg.CreatePartitions
 	if rt.Assignment != nil && len(rt.Assignment) != int(rt.Count-cur) {
 		return nil, newTopicError(kerr.InvalidReplicaAssignment, "attempted to add %d additional partitions, but %d assignments were given", rt.Count-cur, len(rt.Assignment))
 	}
+	known := b.placementBrokers(img)
 	for i, a := range rt.Assignment {
 		if len(a.Replicas) != rf {
 			return nil, newTopicError(kerr.InvalidReplicaAssignment, "assignment %d has %d replicas, the topic's replication factor is %d", i, len(a.Replicas), rf)
 		}
 		seen := map[int32]bool{}
 		for _, r := range a.Replicas {
-			if !slices.Contains(b.placementBrokers(img), r) {
+			if !slices.Contains(known, r) {
 				return nil, newTopicError(kerr.InvalidReplicaAssignment, "unknown broker %d in assignment %d", r, i)
 			}
 			if seen[r] {

@@ -148,8 +148,12 @@ func (b *Broker) markerMoot(err error, tp txn.TopicPartition, m txn.Markers) err
 }
 
 // remoteTxnCoordinator returns the broker coordinating txnID when it is
-// another broker: the leader of its __transaction_state partition.
+// another broker of the cluster: the leader of its __transaction_state
+// partition.
 func (b *Broker) remoteTxnCoordinator(txnID string) (int32, bool) {
+	if !b.cluster {
+		return -1, false
+	}
 	t, ok := b.meta.Image().Topic(TxnTopic)
 	if !ok || len(t.Partitions) == 0 {
 		return -1, false
@@ -184,22 +188,14 @@ func (b *Broker) verifyTxnRemote(coordinator int32, txnID string, tp txn.TopicPa
 			respond(kerr.CoordinatorNotAvailable)
 			return
 		}
+		// The request's error, else its one partition's.
 		resp := kr.(*kmsg.AddPartitionsToTxnResponse)
 		code := resp.ErrorCode
-		if code == 0 {
+		if ts := resp.Transactions; code == 0 && (len(ts) != 1 || len(ts[0].Topics) != 1 || len(ts[0].Topics[0].Partitions) != 1) {
 			code = kerr.UnknownServerError.Code
-			if len(resp.Transactions) == 1 && len(resp.Transactions[0].Topics) == 1 && len(resp.Transactions[0].Topics[0].Partitions) == 1 {
-				code = resp.Transactions[0].Topics[0].Partitions[0].ErrorCode
-			}
+		} else if code == 0 {
+			code = ts[0].Topics[0].Partitions[0].ErrorCode
 		}
-		if code == 0 {
-			respond(nil)
-			return
-		}
-		ke, ok := kerr.ErrorForCode(code).(*kerr.Error)
-		if !ok {
-			ke = kerr.UnknownServerError
-		}
-		respond(ke)
+		respond(kerr.TypedErrorForCode(code)) // nil for 0
 	})
 }

@@ -18,16 +18,7 @@ func (b *Broker) Stats() *metrics.BrokerStats { return &b.stats }
 // CollectPartitions calls fn for every partition the broker hosts, with
 // its log's size, segment count and offsets.
 func (b *Broker) CollectPartitions(fn func(metrics.PartitionInfo)) {
-	b.partsMu.RLock()
-	var ps []*partition
-	for _, tps := range b.parts {
-		ps = append(ps, tps...)
-	}
-	b.partsMu.RUnlock()
-	for _, p := range ps {
-		if p == nil {
-			continue // another broker's
-		}
+	for _, p := range b.allPartitions() {
 		segs := p.log.Segments() // nil once the log closed (topic deleted)
 		if segs == nil {
 			continue

@@ -116,6 +116,7 @@ func (b *Broker) checkTopicSpec(img *metadata.Image, spec *topicSpec) *topicErro
 		// index outside that range is refused before anything is sized
 		// by it.
 		given := make([]bool, len(spec.assignment))
+		known := b.placementBrokers(img)
 		for _, a := range spec.assignment {
 			i, rs := a.Partition, a.Replicas
 			if i < 0 || int(i) >= len(given) {
@@ -130,7 +131,7 @@ func (b *Broker) checkTopicSpec(img *metadata.Image, spec *topicSpec) *topicErro
 			}
 			seen := map[int32]bool{}
 			for _, r := range rs {
-				if !slices.Contains(b.placementBrokers(img), r) {
+				if !slices.Contains(known, r) {
 					return newTopicError(kerr.InvalidReplicaAssignment, "unknown broker %d in assignment", r)
 				}
 				if seen[r] {

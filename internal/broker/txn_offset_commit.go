@@ -134,11 +134,9 @@ func (b *Broker) handleTxnOffsetCommit(_ context.Context, req *wire.Request, res
 			respond(resp)
 		})
 	}
-	if b.cluster {
-		if coordinator, remote := b.remoteTxnCoordinator(r.TransactionalID); remote {
-			b.verifyTxnRemote(coordinator, r.TransactionalID, tp, r.ProducerID, r.ProducerEpoch, r.Version < 5, commit)
-			return
-		}
+	if coordinator, remote := b.remoteTxnCoordinator(r.TransactionalID); remote {
+		b.verifyTxnRemote(coordinator, r.TransactionalID, tp, r.ProducerID, r.ProducerEpoch, r.Version < 5, commit)
+		return
 	}
 	tc, kerrv := b.txnCoordinator()
 	if kerrv != nil {

@@ -146,8 +146,8 @@ func (w markerWriter) WriteMarkers(m txn.Markers, done func([]error)) {
 		p := b.partitionOf(img, tp.Topic, tp.Partition)
 		if p == nil {
 			// Another broker's (cluster mode): sent to its leader below.
-			if t, ok := img.Topic(tp.Topic); ok && b.cluster && tp.Partition >= 0 && int(tp.Partition) < len(t.Partitions) {
-				leader := t.Partitions[tp.Partition].Leader
+			if t, _ := img.Topic(tp.Topic); b.cluster && t.Partition(tp.Partition) != nil {
+				leader := t.Partition(tp.Partition).Leader
 				remote[leader] = append(remote[leader], remoteMarker{index: i, tp: tp})
 				continue
 			}
@@ -270,12 +270,10 @@ func (b *Broker) verifyTxn(p *partition, txnID string, h *batch.Header, version 
 		}
 		cb(err)
 	}
-	if b.cluster {
-		if coordinator, remote := b.remoteTxnCoordinator(txnID); remote {
-			tp := txn.TopicPartition{Topic: p.topic, Partition: p.index}
-			b.verifyTxnRemote(coordinator, txnID, tp, pid, h.ProducerEpoch, version < 12, respond)
-			return
-		}
+	if coordinator, remote := b.remoteTxnCoordinator(txnID); remote {
+		tp := txn.TopicPartition{Topic: p.topic, Partition: p.index}
+		b.verifyTxnRemote(coordinator, txnID, tp, pid, h.ProducerEpoch, version < 12, respond)
+		return
 	}
 	c := b.txns.coord
 	if !c.Started() {

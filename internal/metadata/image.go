@@ -82,6 +82,15 @@ func Empty() *Image {
 }
 
 // Topic returns a topic by name.
+// Partition returns partition i of t, or nil when t is nil or has no
+// partition i.
+func (t *Topic) Partition(i int32) *Partition {
+	if t == nil || i < 0 || int(i) >= len(t.Partitions) {
+		return nil
+	}
+	return t.Partitions[i]
+}
+
 func (img *Image) Topic(name string) (*Topic, bool) {
 	t, ok := img.Topics[name]
 	return t, ok
