@@ -187,13 +187,13 @@ Flags:
 	// cores two blocked reads held up the other fourteen workers, and a
 	// start after kill -9 at 10,000 partitions took 13.4 s instead of
 	// 10.2-11.1 without the slack.
-	quorum, err := controllerQuorum(cfg, log)
+	controller, err := controllerListener(cfg, log)
 	if err != nil {
 		log.Error("cannot join the controller quorum", "err", err)
 		return 1
 	}
 	restoreProcs := raiseProcs(broker.RecoverWorkers)
-	b, err = broker.Open(broker.Options{Config: cfg, DataDir: *dataDir, Logger: log, Quorum: quorum})
+	b, err = broker.Open(broker.Options{Config: cfg, DataDir: *dataDir, Logger: log, ControllerListener: controller})
 	restoreProcs()
 	if err != nil {
 		if errors.Is(err, syscall.EMFILE) {
@@ -262,7 +262,7 @@ Flags:
 		log.Info("gregor listening", "addr", ln.Addr().String(), "listener", l.Name, "protocol", l.Protocol, "advertised", adv, "data_dir", *dataDir)
 		consoleListeners = append(consoleListeners, console.Listener{Name: l.Name, Protocol: l.Protocol, Address: ln.Addr().String(), Advertised: adv})
 	}
-	if quorum != nil {
+	if controller != nil {
 		// The other brokers list this one (Metadata) once its
 		// endpoints are known.
 		if err := b.Register(); err != nil {
@@ -373,11 +373,11 @@ func raiseProcs(n int) (restore func()) {
 	}
 }
 
-// controllerQuorum opens this node's controller listener when
+// controllerListener opens this node's controller listener when
 // controller.quorum.voters names more than one voter (cluster mode); nil
 // for a single node. The listener binds the node's own voter address.
-func controllerQuorum(cfg *config.BrokerConfig, log *slog.Logger) (*broker.Quorum, error) {
-	voters, err := config.ParseVoters(cfg.String("controller.quorum.voters"))
+func controllerListener(cfg *config.BrokerConfig, log *slog.Logger) (net.Listener, error) {
+	voters, err := cfg.Voters()
 	if err != nil || len(voters) <= 1 {
 		return nil, err // one voter: broker.Open checks it is this node
 	}
@@ -392,5 +392,5 @@ func controllerQuorum(cfg *config.BrokerConfig, log *slog.Logger) (*broker.Quoru
 	}
 	log.Warn("cluster mode is a preview: partitions are not replicated (replication factor 1), a stopped broker's partitions stay offline until it returns, brokers call each other without credentials, and the controller listener is neither encrypted nor authenticated (docs/CLUSTER.md)")
 	log.Info("controller listening", "addr", l.Addr().String(), "node_id", id, "voters", len(voters))
-	return &broker.Quorum{Voters: voters, Listener: l}, nil
+	return l, nil
 }

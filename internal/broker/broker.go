@@ -50,19 +50,10 @@ type Options struct {
 	// OpenFileLimit bounds the partitions the broker accepts (see
 	// capacity.go); 0 = the process's RLIMIT_NOFILE, -1 = no bound.
 	OpenFileLimit int64
-	// Quorum, when set, makes the broker one of several controllers
-	// replicating the cluster metadata, instead of the quorum that
-	// controller.quorum.voters names. Brokers do not form a working
-	// cluster yet (docs/CLUSTER.md): tests use it for what exists.
-	Quorum *Quorum
-}
-
-// Quorum is the controller quorum a broker belongs to.
-type Quorum struct {
-	// Voters maps each controller's node ID to its controller address.
-	Voters map[int32]string
-	// Listener is this broker's controller listener.
-	Listener net.Listener
+	// ControllerListener is this node's listener for the other
+	// controllers when controller.quorum.voters names more than one
+	// (cluster mode, docs/CLUSTER.md); the broker serves it until Close.
+	ControllerListener net.Listener
 }
 
 // Broker is a single Kafka broker.
@@ -215,13 +206,15 @@ func Open(opts Options) (*Broker, error) {
 		cancel()
 		return nil, fmt.Errorf("broker: data dir: %w", err)
 	}
-	mopts := metadata.Options{NodeID: nodeID}
-	if q := opts.Quorum; q != nil {
-		mopts.Voters, mopts.Listener = q.Voters, q.Listener
-		b.cluster = len(q.Voters) > 1
-	} else if err := checkVoters(opts.Config, nodeID); err != nil {
+	voters, err := controllerVoters(opts.Config, nodeID, opts.ControllerListener != nil)
+	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("broker: %w", err)
+	}
+	b.cluster = len(voters) > 1
+	mopts := metadata.Options{NodeID: nodeID, Listener: opts.ControllerListener}
+	if b.cluster {
+		mopts.Voters = voters
 	}
 	meta, err := metadata.OpenOptions(b.fs, filepath.Join(b.dir, ClusterMetadataTopic+"-0"), b.log, mopts)
 	if err != nil {
@@ -289,23 +282,21 @@ func Open(opts Options) (*Broker, error) {
 	return b, nil
 }
 
-// checkVoters accepts controller.quorum.voters when it names no voter
-// or this node alone (as Kafka's single-node KRaft configurations do);
-// a member of a larger quorum is given Options.Quorum.
-func checkVoters(cfg *config.BrokerConfig, nodeID int32) error {
-	voters, err := config.ParseVoters(cfg.String("controller.quorum.voters"))
+// controllerVoters returns controller.quorum.voters, checked: empty, or
+// naming this node (alone, as Kafka's single-node KRaft configurations
+// do, or with others, given its controller listener).
+func controllerVoters(cfg *config.BrokerConfig, nodeID int32, listening bool) (map[int32]string, error) {
+	voters, err := cfg.Voters()
 	if err != nil {
-		return fmt.Errorf("controller.quorum.voters: %w", err)
+		return nil, fmt.Errorf("controller.quorum.voters: %w", err)
 	}
-	if len(voters) > 1 {
-		return fmt.Errorf("controller.quorum.voters names %d voters: a member of a quorum needs its controller listener (Options.Quorum; gregor serve opens it)", len(voters))
+	if _, ok := voters[nodeID]; len(voters) > 0 && !ok {
+		return nil, fmt.Errorf("controller.quorum.voters does not name this node (node.id %d)", nodeID)
 	}
-	for id := range voters {
-		if id != nodeID {
-			return fmt.Errorf("controller.quorum.voters names voter %d, not this node (node.id %d)", id, nodeID)
-		}
+	if len(voters) > 1 && !listening {
+		return nil, fmt.Errorf("controller.quorum.voters names %d voters: a member of a quorum needs its controller listener (Options.ControllerListener; gregor serve opens it)", len(voters))
 	}
-	return nil
+	return voters, nil
 }
 
 // abandon releases what a failed Open had opened: the partitions

@@ -224,6 +224,11 @@ func validVoters(v string) error {
 	return err
 }
 
+// Voters returns controller.quorum.voters by node ID (nil when empty).
+func (c *BrokerConfig) Voters() (map[int32]string, error) {
+	return ParseVoters(c.String("controller.quorum.voters"))
+}
+
 // ParseVoters parses controller.quorum.voters: id@host:port entries
 // separated by commas, each ID once. Empty: nil.
 func ParseVoters(v string) (map[int32]string, error) {

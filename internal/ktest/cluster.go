@@ -3,6 +3,7 @@ package ktest
 import (
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ import (
 // (docs/CLUSTER.md): this is the harness for what exists.
 func NewCluster(t testing.TB, n int, opts ...Option) []*Broker {
 	t.Helper()
-	voters := map[int32]string{}
+	var voters []string
 	for i := range n {
 		// A free port for each controller listener, released for
 		// the broker to bind again.
@@ -22,15 +23,13 @@ func NewCluster(t testing.TB, n int, opts ...Option) []*Broker {
 		if err != nil {
 			t.Fatal(err)
 		}
-		voters[int32(i)] = l.Addr().String()
+		voters = append(voters, strconv.Itoa(i)+"@"+l.Addr().String())
 		l.Close()
 	}
 	bs := make([]*Broker, n)
 	for i := range n {
-		bo := append([]Option{Set("node.id", strconv.Itoa(i))}, opts...)
-		b := newBroker(t, bo)
-		b.voters, b.nodeID = voters, int32(i)
-		bs[i] = b
+		bs[i] = newBroker(t, append([]Option{Set("node.id", strconv.Itoa(i)),
+			Set("controller.quorum.voters", strings.Join(voters, ","))}, opts...))
 	}
 	// A broker opens once a quorum of controllers is up: boot together.
 	errs := make([]error, n)

@@ -38,10 +38,6 @@ type Broker struct {
 	// muted silences B's logger once it is abandoned (Kill, Crash).
 	power *powerFS
 	muted *atomic.Bool
-	// voters is the controller quorum of a cluster's broker (nil for a
-	// single node); nodeID is this broker's.
-	voters map[int32]string
-	nodeID int32
 }
 
 type options struct {
@@ -116,15 +112,16 @@ func (b *Broker) boot(addr string) error {
 		return fmt.Errorf("ktest: config: %w", err)
 	}
 	log := b.logger(b.muted)
-	var quorum *broker.Quorum
-	if b.voters != nil {
-		l, err := listenRetry(b.voters[b.nodeID])
-		if err != nil {
+	// A member of a cluster (NewCluster) listens for the other
+	// controllers on its address in controller.quorum.voters.
+	var controller net.Listener
+	voters, _ := cfg.Voters()
+	if len(voters) > 1 {
+		if controller, err = listenRetry(voters[int32(cfg.Int("node.id"))]); err != nil {
 			return fmt.Errorf("ktest: controller listener: %w", err)
 		}
-		quorum = &broker.Quorum{Voters: b.voters, Listener: l}
 	}
-	br, err := broker.Open(broker.Options{Config: cfg, DataDir: b.Dir, FS: fs, Logger: log, OpenFileLimit: b.opts.fileLimit, Quorum: quorum})
+	br, err := broker.Open(broker.Options{Config: cfg, DataDir: b.Dir, FS: fs, Logger: log, OpenFileLimit: b.opts.fileLimit, ControllerListener: controller})
 	if err != nil {
 		return fmt.Errorf("ktest: open broker: %w", err)
 	}
@@ -168,7 +165,7 @@ func (b *Broker) boot(addr string) error {
 	b.Addr = l.Addr().String()
 	b.B = br
 	b.srv = srv
-	if b.voters != nil {
+	if controller != nil {
 		if err := br.Register(); err != nil {
 			return fmt.Errorf("ktest: register: %w", err)
 		}
