@@ -9,10 +9,9 @@ import (
 	"time"
 )
 
-// NewCluster starts n brokers (node IDs 0..n-1) sharing one controller
-// quorum, each with its own data directory, and stops them when the
-// test ends. Brokers do not form a working cluster yet
-// (docs/CLUSTER.md): this is the harness for what exists.
+// NewCluster starts n brokers (node IDs 0..n-1) forming one cluster
+// (docs/CLUSTER.md: a preview, no replication yet), each with its own
+// data directory, and stops them when the test ends.
 func NewCluster(t testing.TB, n int, opts ...Option) []*Broker {
 	t.Helper()
 	var voters []string
@@ -53,17 +52,17 @@ func NewCluster(t testing.TB, n int, opts ...Option) []*Broker {
 	return bs
 }
 
-// listenRetry listens on addr, retrying briefly: a port just released
-// (a restart, or NewCluster's free ports) may still be taken for a
-// moment.
-func listenRetry(addr string) (net.Listener, error) {
-	var l net.Listener
-	var err error
-	for range 50 {
-		if l, err = net.Listen("tcp", addr); err == nil {
-			return l, nil
-		}
+// listenRetry listens on addr with listen, retrying for about a
+// second: a port just released (a restart, or NewCluster's free ports)
+// may be taken for a moment, by the kernel or another process.
+func listenRetry(listen func(addr string) (net.Listener, error), addr string) (net.Listener, error) {
+	l, err := listen(addr)
+	for i := 0; err != nil && i < 50; i++ {
 		time.Sleep(20 * time.Millisecond)
+		l, err = listen(addr)
 	}
-	return nil, err
+	return l, err
 }
+
+// tcpListen listens on a TCP address.
+func tcpListen(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }

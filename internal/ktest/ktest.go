@@ -117,7 +117,7 @@ func (b *Broker) boot(addr string) error {
 	var controller net.Listener
 	voters, _ := cfg.Voters()
 	if len(voters) > 1 {
-		if controller, err = listenRetry(voters[int32(cfg.Int("node.id"))]); err != nil {
+		if controller, err = listenRetry(tcpListen, voters[int32(cfg.Int("node.id"))]); err != nil {
 			return fmt.Errorf("ktest: controller listener: %w", err)
 		}
 	}
@@ -145,16 +145,8 @@ func (b *Broker) boot(addr string) error {
 		br.SetAdvertised(host, int32(p))
 	}
 	var l net.Listener
-	// Restart reuses the port; another process may grab it in between,
-	// so retry briefly.
-	for i := 0; ; i++ {
-		l, err = srv.Listen(addr)
-		if err == nil || i == 50 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
+	// Restart reuses the port; another process may grab it in between.
+	if l, err = listenRetry(srv.Listen, addr); err != nil {
 		br.Close()
 		return fmt.Errorf("ktest: listen: %w", err)
 	}
