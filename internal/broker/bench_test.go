@@ -103,7 +103,7 @@ func BenchmarkFetch(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	p.advanceHighWatermark(p.log.LogEndOffset())
+	p.durableTo(p.log.LogEndOffset())
 	req := kmsg.NewPtrFetchRequest()
 	req.Version = 13
 	req.MaxBytes = 1 << 20

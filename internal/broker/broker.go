@@ -128,6 +128,11 @@ type Broker struct {
 	txns txnsState
 	// peers is the client of the other brokers of a cluster (peers.go).
 	peers peersState
+	// fetchers copy the partitions this broker follows from their
+	// leaders (replica_fetcher.go).
+	fetchers fetchers
+	// abrupt skips the controlled shutdown (CloseAbruptly).
+	abrupt atomic.Bool
 
 	// recovering is set while Open opens the partitions on disk.
 	recovering bool
@@ -197,6 +202,7 @@ func Open(opts Options) (*Broker, error) {
 
 		retentionKick: make(chan struct{}, 1),
 	}
+	b.fetchers.b = b
 	b.SetAdvertised(opts.AdvertisedHost, opts.AdvertisedPort)
 	if err := b.initAuthorizer(); err != nil {
 		cancel()
@@ -276,6 +282,8 @@ func Open(opts Options) (*Broker, error) {
 	b.startBackground()
 	if b.cluster {
 		b.goTracked(func() { b.followMetadata(metaChanged) })
+		b.goTracked(b.isrLoop)
+		b.goTracked(b.runController)
 	}
 	b.log.Info("broker recovered", "topics", len(img.Topics), "partitions", b.partitionCount(),
 		"elapsed", time.Since(start).Round(time.Millisecond), "cluster_id", img.ClusterID, "node_id", nodeID)
@@ -391,10 +399,21 @@ func (b *Broker) Close() error {
 	// need the logs open (transaction markers complete group commits).
 	b.txns.coord.Close()
 	b.groups.coord.Close()
+	if b.cluster && !b.abrupt.Load() {
+		b.controlledShutdown()
+	}
 	b.cancel()
 	b.wg.Wait()
 	b.closePeers()
 	return b.closeStorage(true)
+}
+
+// CloseAbruptly is Close without the controlled shutdown: the broker's
+// leaderships stay until the controller finds it gone, as after a crash
+// (for tests that simulate one).
+func (b *Broker) CloseAbruptly() error {
+	b.abrupt.Store(true)
+	return b.Close()
 }
 
 // closeStorage closes every partition's log (snapshotting producer state
@@ -525,8 +544,19 @@ func (b *Broker) partitions(id metadata.UUID) []*partition {
 	return b.parts[id]
 }
 
-// partitionAt returns ps[p], or nil when p is out of range.
+// partitionAt returns ps[p] when this broker leads it: clients' requests
+// are served by the leader only. Nil when p is out of range, another
+// broker's, or followed here.
 func partitionAt(ps []*partition, p int32) *partition {
+	if q := hostedAt(ps, p); q != nil && q.leading.Load() {
+		return q
+	}
+	return nil
+}
+
+// hostedAt returns ps[p] whatever its role here, or nil when p is out of
+// range or another broker's.
+func hostedAt(ps []*partition, p int32) *partition {
 	if p < 0 || int(p) >= len(ps) {
 		return nil
 	}

@@ -299,6 +299,8 @@ func (b *Broker) storageRecoveryLoop() {
 // (an exception to "no I/O under partition.mu", for a rare repair) so no
 // append lands between the reopen and the new producer state.
 func (b *Broker) recoverPartition(p *partition) {
+	var fire []*hwWaiter
+	defer func() { fireAll(fire, nil) }()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.deleted {
@@ -315,8 +317,10 @@ func (b *Broker) recoverPartition(p *partition) {
 	if err := b.loadProducers(p); err != nil {
 		b.log.Error("rebuilding producer state after storage recovery", "topic", p.topic, "partition", p.index, "err", err)
 	}
-	// One replica: everything recovery kept is durable.
-	p.log.SetHighWatermark(p.log.LogEndOffset())
+	// Everything recovery kept is durable here; the high watermark
+	// follows as far as the ISR allows (all of it with one replica).
+	p.rep.localEnd = p.log.LogEndOffset()
+	fire = p.updateHighWatermarkLocked()
 	p.notifyLocked()
 	b.log.Info("partition log recovered after a storage failure", "topic", p.topic, "partition", p.index,
 		"failure", failure, "log_end_offset", p.log.LogEndOffset())

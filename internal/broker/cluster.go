@@ -66,10 +66,12 @@ func (b *Broker) clusterBrokers(img *metadata.Image, listener string) []clusterB
 	return out
 }
 
-// brokerIDs returns the registered brokers' IDs and this broker's
-// (registered yet or not), sorted.
+// brokerIDs returns the IDs of the registered brokers the controller
+// has not fenced, and this broker's (registered yet or not), sorted:
+// those clients are told of and new partitions are placed on.
 func (b *Broker) brokerIDs(img *metadata.Image) []int32 {
 	ids := slices.Sorted(maps.Keys(img.Brokers))
+	ids = slices.DeleteFunc(ids, func(id int32) bool { return img.Fenced[id] && id != b.nodeID })
 	if i, found := slices.BinarySearch(ids, b.nodeID); !found {
 		ids = slices.Insert(ids, i, b.nodeID)
 	}
@@ -181,7 +183,7 @@ func (b *Broker) partitionRecordsFor(img *metadata.Image, id metadata.UUID, from
 
 // ownedPartitions says which partitions of the internal topic name this
 // broker coordinates: nil (all) on a single node; in a cluster, those it
-// hosts, by the current image (their logs may still be opening: a
+// leads, by the current image (their logs may still be opening: a
 // coordinator retries loading until they are).
 func (b *Broker) ownedPartitions(name string) func(int32) bool {
 	if !b.cluster {
@@ -190,7 +192,7 @@ func (b *Broker) ownedPartitions(name string) func(int32) bool {
 	t, _ := b.meta.Image().Topic(name)
 	return func(i int32) bool {
 		p := t.Partition(i)
-		return p != nil && b.hosts(p)
+		return p != nil && p.Leader == b.nodeID
 	}
 }
 

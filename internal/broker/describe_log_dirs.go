@@ -80,7 +80,7 @@ func (b *Broker) handleDescribeLogDirs(req *wire.Request) kmsg.Response {
 			if w.parts != nil && !slices.Contains(w.parts, idx) {
 				continue
 			}
-			p := b.partition(t.ID, idx)
+			p := hostedAt(b.partitions(t.ID), idx) // followers' logs too
 			if p == nil {
 				continue
 			}

@@ -41,6 +41,9 @@ type fetchTarget struct {
 	p    *partition
 	// err is a resolution error (unknown topic, fenced epoch, …).
 	err *kerr.Error
+	// replica is set for a follower's fetch: it reads up to the log
+	// end, not the high watermark, and parks until the next append.
+	replica bool
 }
 
 // fetchResponse is a FetchResponse whose record batches live in pooled
@@ -156,9 +159,14 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 	if r.Version >= 15 {
 		replicaID = r.ReplicaState.ID
 	}
-	if replicaID >= 0 {
-		// Follower fetches arrive with replication.
-		resp.ErrorCode = kerr.NotLeaderForPartition.Code
+	replica := replicaID >= 0
+	if replica && (!b.cluster || !b.authorizedCluster(req, kmsg.ACLOperationClusterAction)) {
+		// Only brokers of this cluster replicate (Kafka requires
+		// CLUSTER_ACTION of a follower's fetch).
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		if !b.cluster {
+			resp.ErrorCode = kerr.NotLeaderForPartition.Code
+		}
 		resp.Release()
 		respond(resp)
 		return
@@ -174,6 +182,9 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 
 	img := b.meta.Image()
 	readable := b.topicCheck(req, kmsg.ACLOperationRead)
+	if replica {
+		readable = func(string) bool { return true } // CLUSTER_ACTION, above
+	}
 	parts := make([]kmsg.FetchResponseTopicPartition, len(items))
 	targets := make([]fetchTarget, len(items))
 	for i := range items {
@@ -202,10 +213,18 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 			}
 		}
 		if topic != nil {
-			if t.p = b.partition(topic.ID, it.req.Partition); t.p == nil {
+			if replica {
+				t.replica = true
+				if t.p = hostedAt(b.partitions(topic.ID), it.req.Partition); t.p == nil || !t.p.leading.Load() {
+					t.p, t.err = nil, b.absentError(topic, it.req.Partition)
+				}
+			} else if t.p = b.partition(topic.ID, it.req.Partition); t.p == nil {
 				t.err = b.absentError(topic, it.req.Partition)
 			}
 		}
+	}
+	if replica {
+		b.followerFetch(replicaID, targets)
 	}
 	// The response's topics are assembled once, when it is final.
 	final := respond
@@ -234,8 +253,10 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 	// Park until enough data arrives, MaxWait passes, or shutdown.
 	w := &fetchWaiter{wake: make(chan struct{}, 1)}
 	for i := range targets {
-		if targets[i].p != nil {
-			targets[i].p.watch(w)
+		if p := targets[i].p; p != nil && replica {
+			p.watchAppends(w)
+		} else if p != nil {
+			p.watch(w)
 		}
 	}
 	wait := time.Duration(r.MaxWaitMillis) * time.Millisecond
@@ -246,8 +267,10 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 		defer timer.Stop()
 		defer func() {
 			for i := range targets {
-				if targets[i].p != nil {
-					targets[i].p.unwatch(w)
+				if p := targets[i].p; p != nil && replica {
+					p.unwatchAppends(w)
+				} else if p != nil {
+					p.unwatch(w)
 				}
 			}
 		}()
@@ -314,6 +337,12 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 			failed = true
 			continue
 		}
+		if !p.leading.Load() {
+			// Leadership moved while the fetch was parked.
+			sp.ErrorCode = kerr.NotLeaderForPartition.Code
+			failed = true
+			continue
+		}
 		if err := leaderEpochError(t.req.CurrentLeaderEpoch, epoch); err != nil {
 			sp.ErrorCode = err.Code
 			failed = true
@@ -330,7 +359,10 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 			continue
 		}
 		upTo := hw
-		if committed {
+		switch {
+		case t.replica:
+			upTo = p.log.LogEndOffset()
+		case committed:
 			upTo = sp.LastStableOffset
 		}
 		if offset >= upTo {
@@ -404,7 +436,7 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 			sp.RecordBatches = data[start:len(data):len(data)]
 			total += len(data) - start
 		}
-		if committed {
+		if committed && !t.replica {
 			// The aborted transactions whose records this read may
 			// hold: the consumer skips them (KIP-98).
 			sp.AbortedTransactions = p.abortedTxns(offset, upTo)

@@ -206,6 +206,7 @@ func (b *Broker) appendInternal(p *partition, data []byte, done func(error)) {
 	base, last, err := p.log.Append(data, p.leaderEpoch)
 	if err == nil {
 		p.noteInternalAppendLocked(data, base, last)
+		p.notifyAppendLocked()
 	}
 	p.mu.Unlock()
 	if err != nil {
@@ -219,10 +220,19 @@ func (b *Broker) appendInternal(p *partition, data []byte, done func(error)) {
 			done(fmt.Errorf("%w: %w", kerr.KafkaStorageError, err))
 			return
 		}
-		p.advanceHighWatermark(durable)
-		done(nil)
+		p.durableAwait(durable, last+1, internalReplicationTimeout, func(err *kerr.Error) {
+			if err != nil {
+				done(err)
+				return
+			}
+			done(nil)
+		})
 	})
 }
+
+// internalReplicationTimeout bounds how long a coordinator's write or a
+// transaction marker waits for the ISR to replicate it.
+const internalReplicationTimeout = 30 * time.Second
 
 // replayChunk is how much of an internal topic is read at a time when
 // a coordinator loads.

@@ -238,6 +238,11 @@ func (b *Broker) metadataTopic(t *metadata.Topic) kmsg.MetadataResponseTopic {
 		mp.Replicas = p.Replicas
 		mp.ISR = p.ISR
 		mp.OfflineReplicas = []int32{}
+		if p.Leader < 0 {
+			// No live in-sync replica to lead (leader election):
+			// clients retry until one is elected.
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
 	}
 	return mt
 }

@@ -75,6 +75,12 @@ type partition struct {
 	// snapshotNext is the producer snapshot file the next snapshot
 	// overwrites: the one not holding the newest valid snapshot.
 	snapshotNext string
+
+	// leading is set while this broker leads the partition: clients'
+	// requests are served only then (partitionAt). Written under mu.
+	leading atomic.Bool
+	// rep is the partition's replication state (replica.go).
+	rep replicaState
 }
 
 // fetchWaiter is a parked fetch; wake has capacity 1.
@@ -113,19 +119,6 @@ func (p *partition) notifyLocked() {
 	for w := range p.watchers {
 		w.signal()
 	}
-}
-
-// advanceHighWatermark moves the high watermark forward to off (never
-// back) and wakes parked fetches.
-func (p *partition) advanceHighWatermark(off int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if off <= p.log.HighWatermark() {
-		return
-	}
-	p.log.SetHighWatermark(off)
-	p.pruneUnstableLocked()
-	p.notifyLocked()
 }
 
 // produceSettings are the topic configuration values the produce path

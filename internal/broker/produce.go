@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -193,14 +194,13 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 				failed.Store(true)
 				continue
 			}
-			if minISR := p.settings.Load().minInsync; r.Acks == -1 && minISR > 1 {
-				// This broker is the partition's only in-sync
-				// replica: acks=all cannot be met, and Kafka
-				// refuses before appending.
+			if minISR, isr := p.settings.Load().minInsync, int64(p.rep.isrLen.Load()); r.Acks == -1 && isr < minISR {
+				// Too few in-sync replicas: acks=all cannot be
+				// met, and Kafka refuses before appending.
 				p.stats.Produced(0, 0, true)
 				sp.ErrorCode = kerr.NotEnoughReplicas.Code
 				if r.Version >= 8 {
-					sp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("1 in-sync replica is fewer than min.insync.replicas %d", minISR))
+					sp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("%d in-sync replicas are fewer than min.insync.replicas %d", isr, minISR))
 				}
 				failed.Store(true)
 				continue
@@ -217,7 +217,7 @@ func (b *Broker) handleProduce(_ context.Context, req *wire.Request, respond fun
 					finish()
 				}
 			}
-			b.produceTo(p, rp.Records, r.Version, r.TransactionID, nil, syncs, sp, done)
+			b.produceTo(p, rp.Records, r.Version, r.TransactionID, nil, syncs, sp, waitFor(r), done)
 		}
 	}
 	syncs.flush()
@@ -468,7 +468,7 @@ func (s *produceSyncs) flush() {
 // partition is verified with the transaction coordinator first (and,
 // from v12, added to the transaction: KIP-890); produceTo then runs
 // again with the guard the verification holds (producer.go).
-func (b *Broker) produceTo(p *partition, records []byte, version int16, txnID *string, guard *txnGuard, syncs *produceSyncs, sp *kmsg.ProduceResponseTopicPartition, done func()) {
+func (b *Broker) produceTo(p *partition, records []byte, version int16, txnID *string, guard *txnGuard, syncs *produceSyncs, sp *kmsg.ProduceResponseTopicPartition, isr time.Duration, done func()) {
 	produced := records
 	fail := func(err *kerr.Error, msg string) {
 		p.stats.Produced(0, 0, true)
@@ -567,7 +567,7 @@ func (b *Broker) produceTo(p *partition, records []byte, version int16, txnID *s
 				if err != nil {
 					fail(err, "")
 				} else {
-					b.produceTo(p, produced, version, txnID, g, nil, sp, done)
+					b.produceTo(p, produced, version, txnID, g, nil, sp, isr, done)
 					if hook := b.verifiedAppendHook.Load(); hook != nil {
 						(*hook)()
 					}
@@ -593,7 +593,9 @@ func (b *Broker) produceTo(p *partition, records []byte, version int16, txnID *s
 		if errors.As(err, &dup) {
 			sp.BaseOffset = dup.baseOffset
 			sp.LogStartOffset = p.log.LogStartOffset()
-			b.awaitDurable(p, -1, syncs, sp, done)
+			// Acknowledged as the original was: durable here, and
+			// replicated for acks=all.
+			b.awaitDurable(p, dup.lastOffset+1, syncs, sp, isr, done)
 			return
 		}
 		var ke *kerr.Error
@@ -617,7 +619,7 @@ func (b *Broker) produceTo(p *partition, records []byte, version int16, txnID *s
 
 	sp.BaseOffset = base
 	sp.LogStartOffset = p.log.LogStartOffset()
-	b.awaitDurable(p, last+1, syncs, sp, done)
+	b.awaitDurable(p, last+1, syncs, sp, isr, done)
 }
 
 // producedBatchError is the error code for a produced batch that
@@ -648,6 +650,7 @@ func (b *Broker) appendUnlock(p *partition, h *batch.Header, data []byte) (base,
 		return -1, -1, err
 	}
 	p.updateProducerLocked(h, data, base, last)
+	p.notifyAppendLocked()
 	snapshot := p.noteAppendLocked(len(data))
 	p.mu.Unlock()
 	if snapshot {
@@ -656,28 +659,54 @@ func (b *Broker) appendUnlock(p *partition, h *batch.Header, data []byte) (base,
 	return base, last, nil
 }
 
-// awaitDurable calls done once offsets below end are durable (durable
-// mode), or at once when flush.messages/flush.ms relax durability. The
-// high watermark follows the synced offset.
-func (b *Broker) awaitDurable(p *partition, end int64, syncs *produceSyncs, sp *kmsg.ProduceResponseTopicPartition, done func()) {
-	if !p.durable() {
-		if end >= 0 {
-			p.advanceHighWatermark(end)
+// waitFor is how long an acks=all produce waits for the ISR to
+// replicate its records (the request's timeout, as Kafka's
+// DelayedProduce); 0 for acks=0 and acks=1, which wait for this
+// broker's fsync only.
+func waitFor(r *kmsg.ProduceRequest) time.Duration {
+	if r.Acks != -1 {
+		return 0
+	}
+	return max(time.Duration(r.TimeoutMillis)*time.Millisecond, time.Millisecond)
+}
+
+// awaitDurable calls done once offsets below end are durable here
+// (durable mode; at once when flush.messages/flush.ms relax durability)
+// and, when isr is set (acks=all), replicated to the ISR: the high
+// watermark reached end, within isr. The high watermark follows the
+// ISR's synced offsets (replica.go).
+func (b *Broker) awaitDurable(p *partition, end int64, syncs *produceSyncs, sp *kmsg.ProduceResponseTopicPartition, isr time.Duration, done func()) {
+	replicated := func(err *kerr.Error) {
+		if err != nil {
+			sp.ErrorCode = err.Code
+			sp.BaseOffset = -1
 		}
+		done()
+	}
+	if !p.durable() {
 		p.log.RequestSync(func(int64, error) {})
+		if isr > 0 {
+			p.durableAwait(end, end, isr, replicated)
+			return
+		}
+		p.durableTo(end)
 		done()
 		return
 	}
 	b.stats.ProducePurgatory.Add(1)
 	syncs.request(p.log, func(durable int64, err error) {
 		b.stats.ProducePurgatory.Add(-1)
-		if err != nil {
+		switch {
+		case err != nil:
 			b.log.Error("fsync failed", "topic", p.topic, "partition", p.index, "err", err)
 			sp.ErrorCode = kerr.KafkaStorageError.Code
 			sp.BaseOffset = -1
-		} else {
-			p.advanceHighWatermark(durable)
+			done()
+		case isr > 0:
+			p.durableAwait(durable, end, isr, replicated)
+		default:
+			p.durableTo(durable)
+			done()
 		}
-		done()
 	})
 }

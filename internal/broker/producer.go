@@ -78,7 +78,7 @@ type txnGuard struct {
 }
 
 // errDuplicate carries the original offset of a retried batch.
-type errDuplicate struct{ baseOffset int64 }
+type errDuplicate struct{ baseOffset, lastOffset int64 }
 
 func (e *errDuplicate) Error() string {
 	return fmt.Sprintf("duplicate batch at offset %d", e.baseOffset)
@@ -120,7 +120,7 @@ func (p *partition) checkProducerLocked(h *batch.Header) error {
 	last := h.LastSequence()
 	for _, m := range st.batches {
 		if m.firstSeq == h.BaseSequence && m.lastSeq == last {
-			return &errDuplicate{baseOffset: m.firstOffset}
+			return &errDuplicate{baseOffset: m.firstOffset, lastOffset: m.lastOffset}
 		}
 	}
 	if !inSequence(st.lastSeq(), h.BaseSequence) {

@@ -156,7 +156,7 @@ func (b *Broker) checkTopicSpec(img *metadata.Image, spec *topicSpec) *topicErro
 	if spec.replicationFactor <= 0 {
 		return newTopicError(kerr.InvalidReplicationFactor, "replication factor must be larger than 0")
 	}
-	if brokers := 1; int(spec.replicationFactor) > brokers {
+	if brokers := len(b.placementBrokers(img)); int(spec.replicationFactor) > brokers {
 		return newTopicError(kerr.InvalidReplicationFactor, "replication factor: %d larger than available brokers: %d", spec.replicationFactor, brokers)
 	}
 	if err := config.ValidateTopicOverrides(spec.configs); err != nil {
@@ -303,10 +303,15 @@ func (b *Broker) reconcile(img *metadata.Image) error {
 			if p == nil {
 				continue // another broker's
 			}
+			b.fetchers.unfollow(p)
 			p.mu.Lock()
 			p.deleted = true
 			p.notifyLocked()
+			p.notifyAppendLocked()
+			lost := p.rep.hwWaiters
+			p.rep.hwWaiters = nil
 			p.mu.Unlock()
+			fireAll(lost, kerr.UnknownTopicOrPartition)
 			if err := p.log.Delete(); err != nil {
 				b.log.Error("deleting partition log", "topic", p.topic, "partition", p.index, "err", err)
 			}
@@ -321,17 +326,25 @@ func (b *Broker) reconcile(img *metadata.Image) error {
 		b.partsMu.RLock()
 		have := b.parts[t.ID]
 		b.partsMu.RUnlock()
-		for _, p := range have {
+		for i, p := range have {
 			if p == nil {
 				continue
 			}
 			p.setConfig(tcfg, settings)
 			p.log.SetConfig(partlogConfig(tcfg))
+			if i < len(t.Partitions) {
+				b.applyPartitionState(p, t.Partitions[i], img.Offset)
+			}
 		}
 		if len(have) >= len(t.Partitions) {
 			continue
 		}
 		ps, err := b.openPartitions(t, t.Partitions[len(have):], tcfg, settings)
+		for i, p := range ps {
+			if p != nil {
+				b.applyPartitionState(p, t.Partitions[len(have)+i], img.Offset)
+			}
+		}
 		b.partsMu.Lock()
 		b.parts[t.ID] = append(b.parts[t.ID], ps...)
 		b.partsMu.Unlock()
@@ -481,9 +494,14 @@ func (b *Broker) openPartition(t *metadata.Topic, mp *metadata.Partition, tcfg *
 		b.log.Error("aborted transaction index", "topic", p.topic, "partition", p.index, "err", err)
 	}
 	p.setConfig(tcfg, settings)
-	// With one replica, everything recovered from disk is durable: the
-	// high watermark is the log end offset.
-	p.log.SetHighWatermark(l.LogEndOffset())
+	p.initReplicaState(b.nodeID)
+	if !b.cluster || len(mp.ISR) <= 1 {
+		// With one replica, everything recovered from disk is
+		// durable: the high watermark is the log end offset. With
+		// more, it is the checkpointed one until the followers
+		// report (replica.go).
+		p.log.SetHighWatermark(l.LogEndOffset())
+	}
 	if err := b.loadProducers(p); err != nil {
 		l.Close()
 		return nil, err

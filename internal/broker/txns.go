@@ -192,7 +192,8 @@ func (b *Broker) appendMarker(p *partition, pid int64, epoch int16, commit bool,
 		done(err)
 		return
 	}
-	if _, _, err := b.appendUnlock(p, &h, data); err != nil {
+	_, last, err := b.appendUnlock(p, &h, data)
+	if err != nil {
 		done(fmt.Errorf("%w: %w", kerr.KafkaStorageError, err))
 		return
 	}
@@ -202,13 +203,18 @@ func (b *Broker) appendMarker(p *partition, pid int64, epoch int16, commit bool,
 			done(fmt.Errorf("%w: %w", kerr.KafkaStorageError, err))
 			return
 		}
-		p.advanceHighWatermark(durable)
-		if p.topic == OffsetsTopic {
-			if c := b.groups.coord; c != nil {
-				c.CompleteTxn(p.index, pid, commit)
+		p.durableAwait(durable, last+1, internalReplicationTimeout, func(rerr *kerr.Error) {
+			if rerr != nil {
+				done(rerr)
+				return
 			}
-		}
-		done(nil)
+			if p.topic == OffsetsTopic {
+				if c := b.groups.coord; c != nil {
+					c.CompleteTxn(p.index, pid, commit)
+				}
+			}
+			done(nil)
+		})
 	})
 }
 

@@ -136,8 +136,20 @@ func (b *Broker) halt(snapshot func()) {
 	cancel() // close connections at once: a dead machine answers nothing
 	b.B.Drain()
 	_ = b.srv.Shutdown(ctx)
-	_ = b.B.Close()
+	_ = b.B.CloseAbruptly() // a dead machine moves nothing away
 	b.B, b.srv, b.power = nil, nil, nil
+}
+
+// Halt simulates kill -9 of the broker's process without the restart
+// (Kill): its written bytes stay, its leaderships stay until the
+// cluster's controller finds it gone; Start boots it again. Needs
+// WithFS.
+func (b *Broker) Halt() {
+	b.t.Helper()
+	if b.opts.fs == nil {
+		b.t.Fatal("ktest: Halt needs WithFS (pass vfs.Default for the OS)")
+	}
+	b.halt(func() {})
 }
 
 // errPowerOff is what file system calls of a halted broker get.

@@ -36,6 +36,9 @@ type Image struct {
 	// Quotas holds the client quotas by entity (QuotaKey). Values are
 	// immutable.
 	Quotas map[string]*ClientQuota
+	// Fenced holds the brokers the controller fenced (FenceRecord); nil
+	// when none is.
+	Fenced map[int32]bool
 }
 
 // ClientQuota is one entity's client quotas. Immutable.
@@ -341,6 +344,20 @@ func Apply(img *Image, offset int64, recs []Record) (*Image, error) {
 				delete(next.Quotas, k)
 			} else {
 				next.Quotas[k] = cq
+			}
+
+		case r.Fence != nil:
+			if r.Fence.Fenced == next.Fenced[r.Fence.ID] {
+				break
+			}
+			next.Fenced = maps.Clone(next.Fenced)
+			if r.Fence.Fenced {
+				if next.Fenced == nil {
+					next.Fenced = map[int32]bool{}
+				}
+				next.Fenced[r.Fence.ID] = true
+			} else {
+				delete(next.Fenced, r.Fence.ID)
 			}
 
 		case r.Cluster != nil:

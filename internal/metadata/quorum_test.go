@@ -193,3 +193,62 @@ func TestStoreQuorum(t *testing.T) {
 	}
 	q.converge()
 }
+
+// TestStoreLiveness: the controller's LastHeard of each node ID keeps
+// advancing while the node runs and stops when it is closed;
+// ControllerSince is set on the controller alone. A single node is its
+// own controller and hears itself.
+func TestStoreLiveness(t *testing.T) {
+	single, err := Open(vfs.NewMem(), "/meta", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer single.Close()
+	if single.ControllerSince().IsZero() {
+		t.Error("a single node's ControllerSince is zero")
+	}
+	if d := time.Since(single.LastHeard(0)); d < 0 || d > time.Second {
+		t.Errorf("a single node last heard itself %v ago", d)
+	}
+	if !single.LastHeard(1).IsZero() || !single.LastHeard(-1).IsZero() {
+		t.Error("a single node heard from another")
+	}
+
+	q := newQuorum(t, 3)
+	var ctrl int32 = -1
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitUntil("a controller", func() bool {
+		ctrl = q.stores[0].Controller()
+		return ctrl >= 0 && q.stores[ctrl].Controller() == ctrl
+	})
+	c := q.stores[ctrl]
+	for i, s := range q.stores {
+		if since := s.ControllerSince(); since.IsZero() != (int32(i) != ctrl) {
+			t.Errorf("node %d (controller %d): ControllerSince %v", i, ctrl, since)
+		}
+	}
+	// fresh: the controller heard from node within the last 100 ms (ten
+	// ticks of 10 ms).
+	fresh := func(node int32) bool { return time.Since(c.LastHeard(node)) < 100*time.Millisecond }
+	a, b := (ctrl+1)%3, (ctrl+2)%3
+	waitUntil("both followers heard", func() bool { return fresh(a) && fresh(b) })
+	q.stores[a].Close()
+	time.Sleep(50 * time.Millisecond)
+	heardA, heardB := c.LastHeard(a), c.LastHeard(b)
+	time.Sleep(300 * time.Millisecond)
+	if h := c.LastHeard(a); !h.Equal(heardA) {
+		t.Errorf("LastHeard of a closed node moved from %v to %v", heardA, h)
+	}
+	if h := c.LastHeard(b); !h.After(heardB) {
+		t.Errorf("LastHeard of a running node stayed at %v", heardB)
+	}
+}

@@ -55,6 +55,16 @@ type Record struct {
 	Acl             *AclRecord             `json:"acl,omitempty"`
 	Quota           *QuotaRecord           `json:"quota,omitempty"`
 	Cluster         *ClusterRecord         `json:"cluster,omitempty"`
+	Fence           *FenceRecord           `json:"fence,omitempty"`
+}
+
+// FenceRecord fences a broker the active controller has not heard from
+// within broker.session.timeout.ms, or unfences it once it hears from it
+// again (Kafka's BrokerRegistrationChangeRecord). A fenced broker is not
+// listed to clients, gets no new partitions, and does not join an ISR.
+type FenceRecord struct {
+	ID     int32 `json:"id"`
+	Fenced bool  `json:"fenced,omitempty"`
 }
 
 // ClusterRecord names the cluster: the first one committed sets

@@ -23,6 +23,7 @@ type snapshot struct {
 	Scram          []*ScramRecord               `json:"scram,omitempty"`
 	Acls           []*AclRecord                 `json:"acls,omitempty"`
 	Quotas         []*ClientQuota               `json:"quotas,omitempty"`
+	Fenced         []int32                      `json:"fenced,omitempty"`
 }
 
 type snapshotTopic struct {
@@ -59,6 +60,7 @@ func encodeSnapshot(img *Image) ([]byte, error) {
 	for _, k := range slices.Sorted(maps.Keys(img.Quotas)) {
 		snap.Quotas = append(snap.Quotas, img.Quotas[k])
 	}
+	snap.Fenced = slices.Sorted(maps.Keys(img.Fenced))
 	data, err := json.Marshal(snap)
 	if err != nil {
 		return nil, err
@@ -108,6 +110,12 @@ func decodeSnapshot(data []byte) (*Image, error) {
 	img.AclsChanged = img.Offset
 	for _, q := range snap.Quotas {
 		img.Quotas[QuotaKey(q.Entity)] = q
+	}
+	for _, id := range snap.Fenced {
+		if img.Fenced == nil {
+			img.Fenced = map[int32]bool{}
+		}
+		img.Fenced[id] = true
 	}
 	return img, nil
 }

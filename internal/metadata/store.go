@@ -246,6 +246,23 @@ func (s *Store) Controller() int32 {
 	return -1
 }
 
+// ControllerSince returns when this node became the active controller
+// (the Raft leader), or the zero time while it is not.
+func (s *Store) ControllerSince() time.Time { return s.node.LeaderSince() }
+
+// LastHeard returns when this node last received a message from node's
+// controller (its Raft voter): on the active controller, which every
+// voter answers every tick, that voter's liveness. It is now for this
+// node itself and the zero time for a node that is not a voter or was
+// not heard from since this node started. A new controller has heard
+// from the followers only since ControllerSince.
+func (s *Store) LastHeard(node int32) time.Time {
+	if node < 0 {
+		return time.Time{}
+	}
+	return s.node.LastHeard(raftID(node))
+}
+
 // Watch returns a channel that receives a value (without blocking the
 // store: capacity 1) after every image change.
 func (s *Store) Watch() <-chan struct{} {

@@ -15,7 +15,14 @@ import (
 // LogEndOffset afterwards is that batch's base offset. An offset below
 // LogStartOffset empties the log and restarts it at offset (Kafka's
 // truncateFullyAndStartAt).
-func (l *Log) TruncateTo(offset int64) error {
+func (l *Log) TruncateTo(offset int64) error { return l.truncate(offset, false) }
+
+// TruncateFullyAndStartAt empties the log and restarts it at offset,
+// whatever its log end offset: a follower whose log ends below the
+// leader's log start offset (Kafka's truncateFullyAndStartAt).
+func (l *Log) TruncateFullyAndStartAt(offset int64) error { return l.truncate(offset, true) }
+
+func (l *Log) truncate(offset int64, fully bool) error {
 	l.ckptMu.Lock()
 	defer l.ckptMu.Unlock()
 	l.mu.Lock()
@@ -23,7 +30,7 @@ func (l *Log) TruncateTo(offset int64) error {
 		l.mu.Unlock()
 		return err
 	}
-	if offset >= l.logEndOffset {
+	if offset >= l.logEndOffset && !fully {
 		l.mu.Unlock()
 		return nil
 	}
@@ -36,7 +43,7 @@ func (l *Log) TruncateTo(offset int64) error {
 		return fmt.Errorf("partlog: truncate %s to %d: journal: %w", l.dir, offset, err)
 	}
 	var err error
-	if offset < l.logStartOffset || offset < 0 {
+	if fully || offset < l.logStartOffset || offset < 0 {
 		offset = max(offset, 0)
 		l.logger.Warn("partlog: truncating below the log start offset; starting over", "offset", offset)
 		l.truncGen.Add(1)

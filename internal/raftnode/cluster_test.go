@@ -149,3 +149,68 @@ func TestClusterClose(t *testing.T) {
 		t.Fatal("Propose still waiting after Close")
 	}
 }
+
+// TestClusterLastHeard: the leader hears from every running voter every
+// tick (their heartbeat answers), so LastHeard of a stopped voter stops
+// advancing while the others' keep advancing, and resumes once it is
+// back. LeaderSince is set on the leader only, and moves with the
+// leadership.
+func TestClusterLastHeard(t *testing.T) {
+	c := newCluster(t, 3, 1000)
+	start := time.Now()
+	leader := c.waitLeader()
+	n := c.node(leader)
+	if since := n.LeaderSince(); since.IsZero() || since.Before(start) || since.After(time.Now()) {
+		t.Fatalf("leader's LeaderSince %v, want between the start %v and now", since, start)
+	}
+	for _, id := range others(c.ids, leader) {
+		if since := c.node(id).LeaderSince(); !since.IsZero() {
+			t.Errorf("follower %d: LeaderSince %v, want zero", id, since)
+		}
+	}
+	if d := time.Since(n.LastHeard(leader)); d < 0 || d > time.Second {
+		t.Errorf("LastHeard of the node itself is %v old, want now", d)
+	}
+	if h := n.LastHeard(99); !h.IsZero() {
+		t.Errorf("LastHeard of a node that is no voter: %v, want zero", h)
+	}
+	// fresh waits until the leader heard from id within d.
+	fresh := func(id uint64, d time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Since(n.LastHeard(id)) > d {
+			if time.Now().After(deadline) {
+				t.Fatalf("leader last heard from %d at %v, want within %v", id, n.LastHeard(id), d)
+			}
+			time.Sleep(testTick)
+		}
+	}
+	for _, id := range others(c.ids, leader) {
+		fresh(id, 5*testTick)
+	}
+
+	stopped, alive := others(c.ids, leader)[0], others(c.ids, leader)[1]
+	c.stop(stopped)
+	time.Sleep(5 * testTick) // messages already on their way arrive
+	heardStopped, heardAlive := n.LastHeard(stopped), n.LastHeard(alive)
+	time.Sleep(30 * testTick)
+	if h := n.LastHeard(stopped); !h.Equal(heardStopped) {
+		t.Errorf("LastHeard of a stopped node moved from %v to %v", heardStopped, h)
+	}
+	if h := n.LastHeard(alive); !h.After(heardAlive) {
+		t.Errorf("LastHeard of a running node stayed at %v", heardAlive)
+	}
+	if n.Leader() != leader {
+		t.Fatalf("leadership moved from %d to %d with a quorum up; the test did not test", leader, n.Leader())
+	}
+	c.start(stopped)
+	fresh(stopped, 5*testTick)
+
+	// A new leader's LeaderSince is its own election's.
+	stoppedLeader := time.Now()
+	c.stop(leader)
+	next := c.waitLeader(leader)
+	if since := c.node(next).LeaderSince(); since.Before(stoppedLeader) {
+		t.Errorf("new leader %d: LeaderSince %v, before the old leader stopped (%v)", next, since, stoppedLeader)
+	}
+}

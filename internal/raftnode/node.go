@@ -140,6 +140,19 @@ type Node struct {
 	// termStart is the index of the first entry of this node's latest
 	// term as leader, 0 before it first leads.
 	termStart atomic.Uint64
+	// leaderSince is when this node last became leader (a clock
+	// reading), set before leader names it; meaningful only while
+	// leader does.
+	leaderSince atomic.Int64
+	// heard holds, for every other voter, when a message from it last
+	// arrived (a clock reading, 0 never). The map is built by Start and
+	// never changes; the transport's receiving goroutines store into it
+	// without a lock.
+	heard map[uint64]*atomic.Int64
+	// started is the origin of the clock readings above: nanoseconds
+	// since it by the monotonic clock, plus one (never 0), so that a
+	// step of the wall clock moves no reading.
+	started time.Time
 
 	// mu guards the fields below. It is a leaf: nothing is locked or
 	// called under it.
@@ -196,6 +209,13 @@ func Start(cfg Config) (*Node, error) {
 		leaderChanged: make(chan struct{}),
 		stopc:         make(chan struct{}),
 		done:          make(chan struct{}),
+		heard:         map[uint64]*atomic.Int64{},
+		started:       time.Now(),
+	}
+	for id := range cfg.Voters {
+		if id != cfg.ID {
+			n.heard[id] = new(atomic.Int64)
+		}
 	}
 	var nonce [8]byte
 	rand.Read(nonce[:])
@@ -340,6 +360,45 @@ func (n *Node) ID() uint64 { return n.id }
 // Leader returns the ID of the leader as this node last knew it, 0 if
 // unknown.
 func (n *Node) Leader() uint64 { return n.leader.Load() }
+
+// LeaderSince returns when this node last became leader, or the zero
+// time while it is not the leader. A new leader has heard little from
+// the followers yet (a follower hears only from the leader), so whoever
+// judges their liveness by LastHeard counts from here at the earliest.
+func (n *Node) LeaderSince() time.Time {
+	if n.leader.Load() != n.id {
+		return time.Time{}
+	}
+	return n.clockTime(n.leaderSince.Load())
+}
+
+// LastHeard returns when a message from voter id last arrived at this
+// node: the zero time if none has since Start (or id is no voter), now
+// for this node itself. On the leader it is each voter's liveness, since
+// followers answer the heartbeats it sends every tick; on a follower it
+// is only fresh for the leader.
+func (n *Node) LastHeard(id uint64) time.Time {
+	if id == n.id {
+		return time.Now()
+	}
+	if h := n.heard[id]; h != nil {
+		return n.clockTime(h.Load())
+	}
+	return time.Time{}
+}
+
+// clock returns a clock reading of now: see started.
+func (n *Node) clock() int64 { return int64(time.Since(n.started)) + 1 }
+
+// clockTime is the time of a clock reading; the zero time for 0.
+// It carries a monotonic reading, so Sub and Since with it ignore wall
+// clock steps.
+func (n *Node) clockTime(c int64) time.Time {
+	if c == 0 {
+		return time.Time{}
+	}
+	return n.started.Add(time.Duration(c - 1))
+}
 
 // Done is closed when the node has stopped: after Close, or when it could
 // not write to its disk (the error is logged, and Propose and Barrier
@@ -540,6 +599,10 @@ func (r receiver) Receive(ctx context.Context, m raftpb.Message) error {
 	if m.To != r.n.id {
 		return fmt.Errorf("raftnode: message for node %d reached node %d", m.To, r.n.id)
 	}
+	// The peer is alive whether or not raft takes the message in time.
+	if h := r.n.heard[m.From]; h != nil {
+		h.Store(r.n.clock())
+	}
 	return r.n.mapErr(r.n.rn.Step(ctx, m))
 }
 
@@ -669,11 +732,18 @@ func (n *Node) handleReady(rd raft.Ready) error {
 }
 
 // setLeader records a leader change and wakes whoever waits for one.
+// Only the Ready loop calls it (it alone writes leader).
 func (n *Node) setLeader(lead uint64) {
-	old := n.leader.Swap(lead)
+	old := n.leader.Load()
 	if old == lead {
 		return
 	}
+	if lead == n.id {
+		// Before leader names this node, so that LeaderSince never
+		// returns an earlier term's time.
+		n.leaderSince.Store(n.clock())
+	}
+	n.leader.Store(lead)
 	switch {
 	case lead == 0:
 		n.log.Info("raft leader lost", "node", n.id, "old_leader", old, "term", n.hs.Term)

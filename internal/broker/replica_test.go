@@ -1,0 +1,264 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/gregor-streaming/gregor/internal/ktest"
+	"github.com/gregor-streaming/gregor/internal/vfs"
+)
+
+// partitionState is a partition's leader and ISR as Metadata reports.
+func partitionState(t *testing.T, ctx context.Context, adm *kadm.Client, topic string, p int32) (leader int32, replicas, isr []int32) {
+	t.Helper()
+	md, err := adm.Metadata(ctx, topic)
+	if err != nil {
+		return -1, nil, nil
+	}
+	pd, ok := md.Topics[topic].Partitions[p]
+	if !ok {
+		return -1, nil, nil
+	}
+	isr = slices.Clone(pd.ISR)
+	slices.Sort(isr)
+	return pd.Leader, pd.Replicas, isr
+}
+
+// logSizes returns each broker's size of topic's partition p's log
+// (DescribeLogDirs), -1 where it has none.
+func logSizes(t *testing.T, ctx context.Context, bs []*ktest.Broker, topic string, p int32) []int64 {
+	t.Helper()
+	sizes := make([]int64, len(bs))
+	for i, b := range bs {
+		sizes[i] = -1
+		if b.B == nil {
+			continue
+		}
+		dirs, err := b.Admin().DescribeBrokerLogDirs(ctx, int32(i), kadm.TopicsSet{topic: {p: {}}})
+		if err != nil {
+			continue
+		}
+		dirs.EachPartition(func(d kadm.DescribedLogDirPartition) {
+			if d.Topic == topic && d.Partition == p {
+				sizes[i] = d.Size
+			}
+		})
+	}
+	return sizes
+}
+
+// TestClusterReplication: a topic with three replicas on three brokers
+// (docs/CLUSTER.md, step 4). acks=all produce is acknowledged once every
+// ISR member has the records durably: every broker's log holds the same
+// bytes. A follower that stops drops out of the ISR after
+// replica.lag.time.max.ms, and acks=all producing goes on with the two
+// left (min.insync.replicas 2); started again, it truncates to its
+// leader, catches up, and is back in the ISR; a consumer reads every
+// acknowledged record once, in order.
+func TestClusterReplication(t *testing.T) {
+	bs := ktest.NewCluster(t, 3, ktest.Set("replica.lag.time.max.ms", "1500"))
+	ctx := ctxT(t, 120*time.Second)
+	adm := bs[0].Admin()
+	waitFor(t, 20*time.Second, "every broker registered", func() bool {
+		md, err := adm.Metadata(ctx)
+		return err == nil && len(md.Brokers) == 3
+	})
+	const topic = "replicated"
+	minISR := "2"
+	if _, err := adm.CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": &minISR}, topic); err != nil {
+		t.Fatal(err)
+	}
+	var leader int32
+	var replicas []int32
+	waitFor(t, 20*time.Second, "three replicas in the ISR", func() bool {
+		var isr []int32
+		leader, replicas, isr = partitionState(t, ctx, adm, topic, 0)
+		return len(replicas) == 3 && slices.Equal(isr, []int32{0, 1, 2})
+	})
+
+	cl := bs[0].Client(kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
+	produce := func(from, n int) {
+		t.Helper()
+		for i := from; i < from+n; i++ {
+			r := &kgo.Record{Value: fmt.Appendf(nil, "record-%04d", i)}
+			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatalf("record %d: %v", i, err)
+			}
+		}
+	}
+	produce(0, 100)
+	// Acknowledged with acks=all: on every replica's disk already.
+	sizes := logSizes(t, ctx, bs, topic, 0)
+	if sizes[0] <= 0 || sizes[0] != sizes[1] || sizes[1] != sizes[2] {
+		// The leader answers once the followers fetched past the
+		// records, which they do only after syncing them: equal.
+		t.Fatalf("log sizes after acks=all produce: %v, want three equal", sizes)
+	}
+
+	// A follower stops: the leader drops it from the ISR, and acks=all
+	// goes on with two.
+	follower := replicas[1]
+	if follower == leader {
+		follower = replicas[2]
+	}
+	bs[follower].Stop()
+	waitFor(t, 30*time.Second, "the stopped follower out of the ISR", func() bool {
+		_, _, isr := partitionState(t, ctx, adm, topic, 0)
+		return len(isr) == 2 && !slices.Contains(isr, follower)
+	})
+	produce(100, 100)
+
+	// Back, it catches up and rejoins.
+	bs[follower].Start()
+	waitFor(t, 30*time.Second, "the follower back in the ISR", func() bool {
+		_, _, isr := partitionState(t, ctx, adm, topic, 0)
+		return slices.Equal(isr, []int32{0, 1, 2})
+	})
+	produce(200, 50)
+	waitFor(t, 10*time.Second, "every log the same", func() bool {
+		s := logSizes(t, ctx, bs, topic, 0)
+		return s[0] > 0 && s[0] == s[1] && s[1] == s[2]
+	})
+
+	consumer := bs[0].Client(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	for i := 0; i < 250; {
+		fs := consumer.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if want := fmt.Sprintf("record-%04d", i); string(r.Value) != want {
+				t.Fatalf("offset %d: %q, want %q", r.Offset, r.Value, want)
+			}
+			i++
+		})
+	}
+}
+
+// TestClusterFailover: the leader of a replicated partition stops
+// (gracefully: its leaderships move at once; or killed: the controller
+// finds it gone after broker.session.timeout.ms) between acks=all
+// produce requests; a new leader is elected from the ISR, the producer
+// goes on, and every acknowledged record is read back once, at the
+// offset it was acknowledged at. The old leader, started again,
+// follows, truncating what it had past its new leader, and rejoins the
+// ISR.
+func TestClusterFailover(t *testing.T) {
+	for _, kill := range []bool{false, true} {
+		name := "stop"
+		if kill {
+			name = "kill"
+		}
+		t.Run(name, func(t *testing.T) { testClusterFailover(t, kill) })
+	}
+}
+
+func testClusterFailover(t *testing.T, kill bool) {
+	bs := ktest.NewCluster(t, 3, ktest.WithFS(vfs.Default),
+		ktest.Set("replica.lag.time.max.ms", "3000"),
+		ktest.Set("broker.session.timeout.ms", "2000"))
+	ctx := ctxT(t, 180*time.Second)
+	adm := bs[0].Admin()
+	waitFor(t, 20*time.Second, "every broker registered", func() bool {
+		md, err := adm.Metadata(ctx)
+		return err == nil && len(md.Brokers) == 3
+	})
+	const topic = "failover"
+	const parts = 3
+	minISR := "2"
+	if _, err := adm.CreateTopic(ctx, parts, 3, map[string]*string{"min.insync.replicas": &minISR}, topic); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "every ISR full", func() bool {
+		for p := range int32(parts) {
+			if _, _, isr := partitionState(t, ctx, adm, topic, p); len(isr) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	victim, _, _ := partitionState(t, ctx, adm, topic, 0)
+	survivor := bs[(victim+1)%3]
+
+	type ack struct {
+		partition int32
+		offset    int64
+	}
+	acked := map[string]ack{}
+	var seeds []string
+	for _, b := range bs {
+		seeds = append(seeds, b.Addr)
+	}
+	cl := survivor.Client(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	next := 0
+	produce := func(n int) {
+		t.Helper()
+		var rs []*kgo.Record
+		for range n {
+			rs = append(rs, &kgo.Record{Value: fmt.Appendf(nil, "v%05d", next)})
+			next++
+		}
+		for _, r := range cl.ProduceSync(ctx, rs...) {
+			if r.Err != nil {
+				t.Fatalf("produce %s: %v", r.Record.Value, r.Err)
+			}
+			acked[string(r.Record.Value)] = ack{r.Record.Partition, r.Record.Offset}
+		}
+	}
+	for range 20 {
+		produce(15)
+	}
+	if kill {
+		bs[victim].Halt()
+	} else {
+		bs[victim].Stop()
+	}
+	waitFor(t, 30*time.Second, "a new leader for partition 0", func() bool {
+		l, _, _ := partitionState(t, ctx, survivor.Admin(), topic, 0)
+		return l >= 0 && l != victim
+	})
+	for range 20 {
+		produce(15)
+	}
+	bs[victim].Start()
+	waitFor(t, 30*time.Second, "the old leader back in every ISR", func() bool {
+		for p := range int32(parts) {
+			if _, _, isr := partitionState(t, ctx, survivor.Admin(), topic, p); len(isr) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	for range 5 {
+		produce(15)
+	}
+
+	consumer := survivor.Client(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	seen := map[string]bool{}
+	for len(seen) < len(acked) {
+		fs := consumer.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			v := string(r.Value)
+			a, ok := acked[v]
+			switch {
+			case !ok:
+				t.Errorf("%s at %d/%d was never acknowledged", v, r.Partition, r.Offset)
+			case seen[v]:
+				t.Errorf("%s read twice", v)
+			case a.partition != r.Partition || a.offset != r.Offset:
+				t.Errorf("%s at %d/%d, acknowledged at %d/%d", v, r.Partition, r.Offset, a.partition, a.offset)
+			}
+			seen[v] = true
+		})
+	}
+}
