@@ -13,8 +13,15 @@
 #                     brokers; a read_committed consumer at another broker
 #                     reaches the end of every partition (their markers all
 #                     written) having read exactly the committed records
+#   cluster.sh failover  a topic of three replicas; confluent-kafka-python
+#                     produces with acks=all (idempotent) while the leader of
+#                     partition 0 is killed (kill -9): a new leader is
+#                     elected, every record is delivered, a consumer at a
+#                     surviving broker reads each delivered record once at
+#                     its delivered offset; the killed node, started again,
+#                     rejoins every ISR
 set -euo pipefail
-MODE=${1:?mode: kcat or txn}
+MODE=${1:?mode: kcat, txn or failover}
 : "${WORK:?run through interop/run.sh}"
 # The suite's other brokers' settings are not this cluster's (run.sh
 # exports the SASL_SSL broker's CA, which the gregor CLI would use).
@@ -47,10 +54,15 @@ print("\n".join(str(s.getsockname()[1]) for s in ss))
 PY
 )
 VOTERS="0@127.0.0.1:${PORTS[1]},1@127.0.0.1:${PORTS[4]},2@127.0.0.1:${PORTS[7]}"
-for i in 0 1 2; do
+start_node() {
+	local i=$1
 	"$WORK/gregor" serve --listen "127.0.0.1:${PORTS[$((3 * i))]}" --admin-listen "127.0.0.1:${PORTS[$((3 * i + 2))]}" \
-		--data-dir "$TMP/d$i" --set "node.id=$i" --set "controller.quorum.voters=$VOTERS" >"$TMP/n$i.log" 2>&1 &
-	PIDS+=($!)
+		--data-dir "$TMP/d$i" --set "node.id=$i" --set "controller.quorum.voters=$VOTERS" \
+		--set broker.session.timeout.ms=3000 >>"$TMP/n$i.log" 2>&1 &
+	PIDS[$i]=$!
+}
+for i in 0 1 2; do
+	start_node "$i"
 done
 B0=127.0.0.1:${PORTS[0]} B1=127.0.0.1:${PORTS[3]} B2=127.0.0.1:${PORTS[6]}
 for i in 0 1 2; do
@@ -83,6 +95,85 @@ stop_nodes() {
 	echo PASS
 }
 
+if [ "$MODE" = failover ]; then
+	"$WORK/gregor" topic create replicated --partitions 3 --replication-factor 3 -c min.insync.replicas=2 --brokers "$B1" >/dev/null ||
+		fail "topic create"
+	leader=$(/usr/bin/python3 - "$B0" <<'PY'
+import sys, time
+from confluent_kafka.admin import AdminClient
+a = AdminClient({"bootstrap.servers": sys.argv[1]})
+deadline = time.time() + 30
+while time.time() < deadline:
+    t = a.list_topics("replicated", timeout=10).topics.get("replicated")
+    if t and len(t.partitions) == 3 and all(len(p.isrs) == 3 for p in t.partitions.values()):
+        print(t.partitions[0].leader)
+        sys.exit(0)
+    time.sleep(0.2)
+sys.exit("the ISRs did not fill")
+PY
+	) || fail "topic not replicated"
+	survivor=$(((leader + 1) % 3))
+	SB=127.0.0.1:${PORTS[$((3 * survivor))]}
+	/usr/bin/python3 - "$B0,$B1,$B2" "$SB" "${PIDS[$leader]}" <<'PY' || fail "failover"
+import os, signal, sys, time
+from confluent_kafka import Consumer, Producer, TopicPartition
+brokers, survivor, victim = sys.argv[1], sys.argv[2], int(sys.argv[3])
+delivered, errors = {}, []
+def report(err, m):
+    if err:
+        errors.append(str(err))
+    else:
+        delivered[m.value().decode()] = (m.partition(), m.offset())
+p = Producer({"bootstrap.servers": brokers, "client.id": "interop-cluster", "acks": "all",
+              "enable.idempotence": True, "linger.ms": 5, "message.timeout.ms": 60000})
+for i in range(400):
+    if i == 200:
+        p.flush(30)
+        os.kill(victim, signal.SIGKILL)
+    p.produce("replicated", value=b"r-%04d" % i, partition=i % 3, on_delivery=report)
+    p.poll(0)
+    time.sleep(0.002)
+left = p.flush(90)
+if errors or left or len(delivered) != 400:
+    sys.exit("delivered %d of 400, %d left, errors %s" % (len(delivered), left, errors[:5]))
+c = Consumer({"bootstrap.servers": survivor, "group.id": "unused", "client.id": "interop-cluster",
+              "enable.auto.commit": False})
+c.assign([TopicPartition("replicated", i, 0) for i in range(3)])
+seen, deadline = {}, time.time() + 60
+while len(seen) < 400 and time.time() < deadline:
+    m = c.poll(1)
+    if m is None:
+        continue
+    if m.error():
+        sys.exit("consumer error: %s" % m.error())
+    v = m.value().decode()
+    if v in seen:
+        sys.exit("%s read twice" % v)
+    if delivered.get(v) != (m.partition(), m.offset()):
+        sys.exit("%s at %d/%d, delivered at %s" % (v, m.partition(), m.offset(), delivered.get(v)))
+    seen[v] = True
+c.close()
+if len(seen) != 400:
+    sys.exit("read %d of the 400 delivered" % len(seen))
+print("400 delivered with acks=all across a kill -9 of the leader; all read once at their offsets")
+PY
+	wait "${PIDS[$leader]}" 2>/dev/null || true
+	start_node "$leader"
+	/usr/bin/python3 - "$SB" <<'PY' || fail "the restarted node did not rejoin the ISRs"
+import sys, time
+from confluent_kafka.admin import AdminClient
+a = AdminClient({"bootstrap.servers": sys.argv[1]})
+deadline = time.time() + 60
+while time.time() < deadline:
+    t = a.list_topics("replicated", timeout=10).topics["replicated"]
+    if all(len(p.isrs) == 3 for p in t.partitions.values()):
+        sys.exit(0)
+    time.sleep(0.2)
+sys.exit("ISRs: %s" % {i: p.isrs for i, p in t.partitions.items()})
+PY
+	stop_nodes
+	exit 0
+fi
 if [ "$MODE" = txn ]; then
 	/usr/bin/python3 - "$B1" "$B2" <<'PY' || fail "transactions across brokers"
 import sys, time

@@ -298,6 +298,7 @@ CASES=(
 	"sarama-acl|^--- PASS: TestSaramaACL |$GO_TEST ^TestSaramaACL\$"
 	"kcat-cluster|^PASS|bash interop/cluster.sh kcat"
 	"confluent-kafka-python-cluster-txn|^PASS|bash interop/cluster.sh txn"
+	"confluent-kafka-python-cluster-failover|^PASS|bash interop/cluster.sh failover"
 )
 GATE_GROUPS='SKIP: broker lacks consumer groups'
 GATE_IDEMPOTENCE='SKIP: broker lacks idempotent producers'
