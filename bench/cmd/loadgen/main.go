@@ -182,8 +182,14 @@ func gcFlag(fs *flag.FlagSet, p *int) {
 func topicFlags(fs *flag.FlagSet) func() map[string]string {
 	retention := fs.Int64("retention-bytes", 0, "topic retention.bytes per partition when creating it (0: broker default); keeps long runs within disk")
 	segment := fs.Int64("segment-bytes", 0, "topic segment.bytes when creating it (0: broker default)")
+	rf := fs.Int("replication-factor", 1, "replicas per partition when creating the topic (a cluster)")
+	minISR := fs.Int("min-insync-replicas", 0, "topic min.insync.replicas when creating it (0: broker default)")
 	return func() map[string]string {
+		load.ReplicationFactor = int16(*rf)
 		m := map[string]string{}
+		if *minISR > 0 {
+			m["min.insync.replicas"] = strconv.Itoa(*minISR)
+		}
 		if *retention > 0 {
 			m["retention.bytes"] = strconv.FormatInt(*retention, 10)
 		}

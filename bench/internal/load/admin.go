@@ -18,8 +18,13 @@ import (
 	"github.com/gregor-streaming/gregor/bench/internal/proc"
 )
 
-// CreateTopic creates topic with the given partitions (replication
-// factor 1) and topic configs, and returns how long the broker took. An
+// ReplicationFactor is the replication factor CreateTopic gives new
+// topics: 1 unless a command sets it (loadgen --replication-factor, for
+// a cluster).
+var ReplicationFactor int16 = 1
+
+// CreateTopic creates topic with the given partitions (ReplicationFactor
+// replicas) and topic configs, and returns how long the broker took. An
 // existing topic with the same partition count is not an error.
 func CreateTopic(ctx context.Context, addr, topic string, partitions int, configs map[string]string) (time.Duration, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("gregor-bench"))
@@ -37,7 +42,7 @@ func CreateTopic(ctx context.Context, addr, topic string, partitions int, config
 		}
 	}
 	start := time.Now()
-	resp, err := adm.CreateTopic(ctx, int32(partitions), 1, cfg, topic)
+	resp, err := adm.CreateTopic(ctx, int32(partitions), ReplicationFactor, cfg, topic)
 	took := time.Since(start)
 	if err == nil {
 		err = resp.Err
