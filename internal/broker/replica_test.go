@@ -262,3 +262,103 @@ func testClusterFailover(t *testing.T, kill bool) {
 		})
 	}
 }
+
+// TestClusterTruncatesDivergentTail: a leader takes acks=1 records its
+// followers never fetch (both killed), then dies itself; the followers
+// come back, one is elected under a new leader epoch and takes acks=all
+// records. The old leader, started again, truncates its unreplicated
+// tail where OffsetForLeaderEpoch says its log diverges from the new
+// leader's, and copies the new leader's records: every log ends the
+// same, and a consumer reads the acks=all records, none of the lost
+// tail's.
+func TestClusterTruncatesDivergentTail(t *testing.T) {
+	bs := ktest.NewCluster(t, 3, ktest.WithFS(vfs.Default),
+		ktest.Set("broker.session.timeout.ms", "2000"))
+	ctx := ctxT(t, 180*time.Second)
+	adm := bs[0].Admin()
+	waitFor(t, 20*time.Second, "every broker registered", func() bool {
+		md, err := adm.Metadata(ctx)
+		return err == nil && len(md.Brokers) == 3
+	})
+	const topic = "diverge"
+	if _, err := adm.CreateTopic(ctx, 1, 3, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	var leader int32
+	var replicas []int32
+	waitFor(t, 20*time.Second, "three replicas in the ISR", func() bool {
+		var isr []int32
+		leader, replicas, isr = partitionState(t, ctx, adm, topic, 0)
+		return len(isr) == 3
+	})
+	var seeds []string
+	for _, b := range bs {
+		seeds = append(seeds, b.Addr)
+	}
+	produce := func(b *ktest.Broker, acks kgo.Acks, prefix string, n int) {
+		t.Helper()
+		opts := []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(acks)}
+		if acks != kgo.AllISRAcks() {
+			opts = append(opts, kgo.DisableIdempotentWrite())
+		}
+		cl := b.Client(opts...)
+		defer cl.Close()
+		for i := range n {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "%s-%03d", prefix, i)}).FirstErr(); err != nil {
+				t.Fatalf("%s %d: %v", prefix, i, err)
+			}
+		}
+	}
+	produce(bs[leader], kgo.AllISRAcks(), "kept", 50)
+	var followers []int32
+	for _, r := range replicas {
+		if r != leader {
+			followers = append(followers, r)
+		}
+	}
+	for _, f := range followers {
+		bs[f].Halt()
+	}
+	// Two of three controllers down: no quorum, so nothing changes the
+	// ISR, and acks=1 is answered by the leader alone.
+	produce(bs[leader], kgo.LeaderAck(), "lost", 20)
+	bs[leader].Halt()
+	for _, f := range followers {
+		bs[f].Start()
+	}
+	var newLeader int32
+	waitFor(t, 60*time.Second, "a follower elected", func() bool {
+		newLeader, _, _ = partitionState(t, ctx, bs[followers[0]].Admin(), topic, 0)
+		return newLeader >= 0 && newLeader != leader
+	})
+	produce(bs[newLeader], kgo.AllISRAcks(), "after", 30)
+	bs[leader].Start()
+	waitFor(t, 60*time.Second, "every log the same", func() bool {
+		s := logSizes(t, ctx, bs, topic, 0)
+		return s[0] > 0 && s[0] == s[1] && s[1] == s[2]
+	})
+
+	cl := bs[newLeader].Client(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var got []string
+	for len(got) < 80 {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	for i, v := range got {
+		want := fmt.Sprintf("kept-%03d", i)
+		if i >= 50 {
+			want = fmt.Sprintf("after-%03d", i-50)
+		}
+		if v != want {
+			t.Fatalf("record %d: %q, want %q", i, v, want)
+		}
+	}
+	if lso, err := adm.ListEndOffsets(ctx, topic); err != nil {
+		t.Fatal(err)
+	} else if o, _ := lso.Lookup(topic, 0); o.Offset != 80 {
+		t.Fatalf("log end offset %d, want 80 (the acks=1 tail truncated)", o.Offset)
+	}
+}
