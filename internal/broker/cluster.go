@@ -216,3 +216,13 @@ func (b *Broker) partitionLeader(topic string, index int32, listener string) (id
 	}
 	return p.Leader, host, port, true
 }
+
+// internalReplicationFactor is the replication factor of an internal
+// topic created now: rf (offsets.topic.replication.factor,
+// transaction.state.log.replication.factor) capped at the brokers new
+// partitions can be placed on, so a single node or a small cluster gets
+// its coordinators; Kafka refuses to create the topic until enough
+// brokers registered instead.
+func (b *Broker) internalReplicationFactor(rf int64) int16 {
+	return int16(max(1, min(rf, int64(len(b.placementBrokers(b.meta.Image()))))))
+}

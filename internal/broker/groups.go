@@ -62,9 +62,7 @@ func (b *Broker) coordinator() (*group.Coordinator, *kerr.Error) {
 		return &topicSpec{
 			name:       OffsetsTopic,
 			partitions: int32(cfg.Int("offsets.topic.num.partitions")),
-			// One broker: offsets.topic.replication.factor applies
-			// once replication exists.
-			replicationFactor: 1,
+			replicationFactor: b.internalReplicationFactor(cfg.Int("offsets.topic.replication.factor")),
 			configs: map[string]string{
 				"cleanup.policy":   "compact",
 				"segment.bytes":    strconv.FormatInt(cfg.Int("offsets.topic.segment.bytes"), 10),

@@ -67,7 +67,7 @@ func (b *Broker) txnCoordinator() (*txn.Coordinator, *kerr.Error) {
 		return &topicSpec{
 			name:              TxnTopic,
 			partitions:        int32(cfg.Int("transaction.state.log.num.partitions")),
-			replicationFactor: 1,
+			replicationFactor: b.internalReplicationFactor(cfg.Int("transaction.state.log.replication.factor")),
 			configs: map[string]string{
 				"cleanup.policy":   "compact",
 				"segment.bytes":    strconv.Itoa(txnStateSegmentBytes),
