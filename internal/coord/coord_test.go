@@ -214,3 +214,145 @@ func TestRetry(t *testing.T) {
 		t.Fatalf("tries after stop = %d, want 1", tries)
 	}
 }
+
+// TestShardLeadership: Elect and Resign start generations, in epoch
+// order only; each generation is claimed for loading once; requests
+// find no mailbox of a shard that does not serve its keys.
+func TestShardLeadership(t *testing.T) {
+	var s Shard[*int]
+	// A shard Start owns: no epoch seen yet.
+	if _, ok := s.Lookup("a"); ok {
+		t.Fatal("Lookup served before the load")
+	}
+	gen0, ok := s.Claim()
+	if !ok {
+		t.Fatal("first Claim refused")
+	}
+	if _, ok := s.Claim(); ok {
+		t.Fatal("a generation was claimed twice")
+	}
+	s.SetLoaded()
+	one := new(int)
+	if mb, ok := s.LookupOrCreate("a", func() *int { return one }); !ok || mb != one {
+		t.Fatal("LookupOrCreate on a served shard")
+	}
+	if _, ok := s.LeaderEpochLocked(); ok {
+		t.Fatal("an epoch before any Elect")
+	}
+
+	// Elect at epoch 3: a new generation, loading, the old mailbox
+	// handed back.
+	s.Lock()
+	old, ok := s.ElectLocked(3)
+	s.Unlock()
+	if !ok || len(old) != 1 || old[0] != one {
+		t.Fatalf("Elect(3) = %v, %v", old, ok)
+	}
+	if s.Current(gen0) || s.Loaded() || s.Foreign() {
+		t.Fatal("Elect left the old generation current or the shard serving")
+	}
+	if _, ok := s.Lookup("a"); ok {
+		t.Fatal("Lookup served while loading")
+	}
+	if _, ok := s.LookupOrCreate("b", func() *int { return one }); ok || s.Get("b") != nil {
+		t.Fatal("LookupOrCreate made a mailbox while loading")
+	}
+	if e, ok := s.LeaderEpochLocked(); !ok || e != 3 {
+		t.Fatalf("LeaderEpochLocked = %d, %v", e, ok)
+	}
+	gen1, ok := s.Claim()
+	if !ok || gen1 == gen0 || !s.Current(gen1) {
+		t.Fatal("Claim after Elect")
+	}
+	// Stale: an Elect not newer, a Resign older.
+	s.Lock()
+	if _, ok := s.ElectLocked(3); ok {
+		t.Error("Elect at the same epoch took effect")
+	}
+	if _, ok := s.ResignLocked(2); ok {
+		t.Error("Resign at an older epoch took effect")
+	}
+	s.Unlock()
+	if !s.Current(gen1) {
+		t.Fatal("a stale change started a generation")
+	}
+	s.SetLoaded()
+	if _, ok := s.Lookup("a"); !ok {
+		t.Fatal("not served once loaded")
+	}
+
+	// Resign at the same epoch: foreign, nothing to claim.
+	s.Lock()
+	_, ok = s.ResignLocked(3)
+	s.Unlock()
+	if !ok || !s.Foreign() || !s.Loaded() || s.Current(gen1) {
+		t.Fatal("Resign(3)")
+	}
+	if _, ok := s.Claim(); ok {
+		t.Fatal("a foreign shard claimed")
+	}
+	if _, ok := s.LeaderEpochLocked(); ok {
+		t.Fatal("an epoch while foreign")
+	}
+	s.Lock()
+	if _, ok := s.ElectLocked(3); ok {
+		t.Error("Elect at the epoch of the Resign took effect")
+	}
+	_, ok = s.ElectLocked(4)
+	s.Unlock()
+	if !ok || s.Foreign() || s.Loaded() {
+		t.Fatal("Elect(4) after Resign")
+	}
+}
+
+// TestShardsReload: a shard elected after Start is loaded by Reload;
+// WaitLoaded waits for it, and reports false once no loader is left.
+func TestShardsReload(t *testing.T) {
+	var b Busy
+	var s Shards[*testShard]
+	shards := []*testShard{{}, {Shard: Shard[*int]{Partition: 1}}}
+	load := func(sh *testShard) {
+		if _, ok := sh.Claim(); ok {
+			sh.loads.Add(1)
+			sh.SetLoaded()
+		}
+	}
+	s.Reload(&b, shards[0], load) // before Start: nothing
+	s.Start(&b, shards, load)
+	if !s.WaitLoaded(5 * time.Second) {
+		t.Fatal("not loaded")
+	}
+	release := make(chan struct{})
+	sh := shards[1]
+	sh.Lock()
+	if _, ok := sh.ElectLocked(1); !ok {
+		t.Fatal("Elect refused")
+	}
+	sh.Unlock()
+	s.Reload(&b, sh, func(sh *testShard) {
+		<-release
+		load(sh)
+	})
+	if s.WaitLoaded(10 * time.Millisecond) {
+		t.Fatal("WaitLoaded true while reloading")
+	}
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		close(release)
+	}()
+	if !s.WaitLoaded(5 * time.Second) {
+		t.Fatal("WaitLoaded false once reloaded")
+	}
+	if n := sh.loads.Load(); n != 2 {
+		t.Fatalf("partition 1 loaded %d times, want 2", n)
+	}
+	// Elected with no loader: WaitLoaded does not wait for nothing.
+	sh.Lock()
+	sh.ElectLocked(2)
+	sh.Unlock()
+	start := time.Now()
+	if s.WaitLoaded(5*time.Second) || time.Since(start) > time.Second {
+		t.Fatal("WaitLoaded waited with no loader running")
+	}
+	b.Close()
+}

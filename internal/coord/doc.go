@@ -10,4 +10,11 @@
 // coordinators; this package only holds what must behave the same in
 // both. Lock order, as the coordinators document it: the coordinator's
 // mu, Shard's lock, the mailbox's Queue lock.
+//
+// A partition's leadership may move after Start (a cluster's leader
+// election): Shard numbers its leaderships in generations, so the
+// coordinators load a partition they come to lead (Shards.Reload), drop
+// one they stop leading, and discard a load or a mailbox of a
+// leadership that ended (Shard.ElectLocked, Shard.ResignLocked,
+// Shard.Current).
 package coord

@@ -1,6 +1,7 @@
 package coord
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -11,12 +12,25 @@ type Shards[S interface{ Loaded() bool }] struct {
 	p atomic.Pointer[shardSet[S]]
 }
 
-// shardSet is what Start publishes. Immutable.
+// shardSet is what Start publishes. shards is immutable.
 type shardSet[S any] struct {
 	shards []S
-	// loaded is closed once every loader finished: each partition is
-	// loaded, or loading stopped for shutdown.
-	loaded chan struct{}
+	// mu guards running and changed.
+	mu sync.Mutex
+	// running counts the loaders at work: Start's, and Reload's.
+	running int
+	// changed is closed, and replaced, whenever a loader finishes, for
+	// WaitLoaded.
+	changed chan struct{}
+}
+
+// finish ends one loader.
+func (set *shardSet[S]) finish() {
+	set.mu.Lock()
+	set.running--
+	close(set.changed)
+	set.changed = make(chan struct{})
+	set.mu.Unlock()
 }
 
 // Load returns the partitions by index; nil before Start.
@@ -33,24 +47,18 @@ func (s *Shards[S]) Start(b *Busy, shards []S, load func(S)) {
 	if s.p.Load() != nil || len(shards) == 0 {
 		return
 	}
-	set := &shardSet[S]{shards: shards, loaded: make(chan struct{})}
-	s.p.Store(set)
 	// A few loaders: replay is I/O and decoding, and a broker with
 	// many keys should serve the first partitions early.
 	n := int32(len(shards))
-	var next atomic.Int32
 	loaders := min(int(n), 4)
-	var running atomic.Int32
-	running.Store(int32(loaders))
+	set := &shardSet[S]{shards: shards, running: loaders, changed: make(chan struct{})}
+	s.p.Store(set)
+	var next atomic.Int32
 	for range loaders {
 		b.Acquire()
 		go func() {
 			defer b.Release()
-			defer func() {
-				if running.Add(-1) == 0 {
-					close(set.loaded)
-				}
-			}()
+			defer set.finish()
 			for {
 				i := next.Add(1) - 1
 				if i >= n {
@@ -65,9 +73,28 @@ func (s *Shards[S]) Start(b *Busy, shards []S, load func(S)) {
 	}
 }
 
+// Reload loads sh again in the background with load, holding b's count
+// while it does: this broker was elected leader of its partition after
+// Start (Shard.ElectLocked). Nothing happens before Start.
+func (s *Shards[S]) Reload(b *Busy, sh S, load func(S)) {
+	set := s.p.Load()
+	if set == nil {
+		return
+	}
+	set.mu.Lock()
+	set.running++
+	set.mu.Unlock()
+	b.Acquire()
+	go func() {
+		defer b.Release()
+		defer set.finish()
+		load(sh)
+	}()
+}
+
 // WaitLoaded waits until every partition is loaded, up to timeout; it
-// reports whether they are (false before Start, and when loading
-// stopped for shutdown).
+// reports whether they are (false before Start, and when no loader is
+// left to load one: loading stopped for shutdown).
 func (s *Shards[S]) WaitLoaded(timeout time.Duration) bool {
 	set := s.p.Load()
 	if set == nil {
@@ -75,22 +102,37 @@ func (s *Shards[S]) WaitLoaded(timeout time.Duration) bool {
 	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
-	select {
-	case <-set.loaded:
-	case <-t.C:
-		return false
-	}
-	for _, sh := range set.shards {
-		if !sh.Loaded() {
+	for {
+		// The loaders are counted before the shards are looked at: a
+		// loader that finishes in between has closed changed.
+		set.mu.Lock()
+		running, changed := set.running, set.changed
+		set.mu.Unlock()
+		all := true
+		for _, sh := range set.shards {
+			if !sh.Loaded() {
+				all = false
+				break
+			}
+		}
+		switch {
+		case all:
+			return true
+		case running == 0:
+			return false
+		}
+		select {
+		case <-changed:
+		case <-t.C:
 			return false
 		}
 	}
-	return true
 }
 
 // Retry calls try until it succeeds, or fails once stop reports true,
 // sleeping between attempts from 100ms, doubling up to 5s: a partition
-// that failed to load is replayed again until shutdown.
+// that failed to load is replayed again until shutdown (or until its
+// leadership changed).
 func Retry(stop func() bool, try func() error) {
 	backoff := 100 * time.Millisecond
 	for try() != nil {

@@ -2,6 +2,7 @@ package group
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -70,17 +71,22 @@ type Coordinator struct {
 	busy     coord.Busy
 	draining atomic.Bool
 
-	// mu guards the fields below, and serves Start and Drain.
+	// mu guards the fields below, and serves Start, Drain, and Elect
+	// and Resign before Start.
 	mu sync.Mutex
 	// expiry is the pending offset-expiry sweep.
 	expiry Timer
+	// preStart holds the Elect and Resign calls made before Start, by
+	// partition: Start applies them (leadership.go).
+	preStart map[int32]leadership
 }
 
 // shard is one __consumer_offsets partition's groups.
 type shard struct {
 	coord.Shard[*mailbox]
 	// early holds transaction markers that arrived while loading;
-	// guarded by the Shard's lock.
+	// guarded by the Shard's lock, and emptied when the leadership
+	// changes (the next load replays them from the log).
 	early []txnCompletion
 }
 
@@ -128,7 +134,9 @@ func (c *Coordinator) PartitionFor(groupID string) int32 {
 // each is replayed in the background, and its groups are served
 // (COORDINATOR_LOAD_IN_PROGRESS until then). owned, when not nil, says
 // which partitions are this broker's: the others' groups get
-// NOT_COORDINATOR. Later calls do nothing.
+// NOT_COORDINATOR. A partition named by an Elect or Resign before Start
+// follows that call instead (owned is then only a default). Later calls
+// do nothing; leadership then changes through Elect and Resign.
 func (c *Coordinator) Start(n int32, owned func(int32) bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -137,11 +145,15 @@ func (c *Coordinator) Start(n int32, owned func(int32) bool) {
 	}
 	shards := make([]*shard, n)
 	for i := range shards {
-		shards[i] = &shard{Shard: coord.Shard[*mailbox]{Partition: int32(i)}}
-		if owned != nil && !owned(int32(i)) {
-			shards[i].SetForeign()
+		sh := &shard{Shard: coord.Shard[*mailbox]{Partition: int32(i)}}
+		shards[i] = sh
+		if l, ok := c.preStart[int32(i)]; ok {
+			l.apply(&sh.Shard)
+		} else if owned != nil && !owned(int32(i)) {
+			sh.SetForeign()
 		}
 	}
+	c.preStart = nil
 	c.shards.Start(&c.busy, shards, c.load)
 	c.scheduleExpiryLocked()
 }
@@ -244,28 +256,51 @@ func (c *Coordinator) Close() {
 
 // ---- loading
 
+// errStale stops a replay whose leadership ended: its results would be
+// discarded.
+var errStale = errors.New("group: load of a leadership that ended")
+
 // load replays a partition and installs its groups, retrying a failed
-// replay until shutdown.
+// replay until shutdown or until the leadership it loads for ended. It
+// does nothing when the partition needs no load or another loader has
+// it (coord.Shard.Claim).
 func (c *Coordinator) load(sh *shard) {
+	gen, ok := sh.Claim()
+	if !ok {
+		return
+	}
+	// A load under way when shutdown begins still completes (Drain
+	// serves commits until Close), as before leadership moved.
+	stale := func() bool { return !sh.Current(gen) }
 	start := time.Now()
-	coord.Retry(c.draining.Load, func() error {
-		groups, err := c.replay(sh.Partition)
+	coord.Retry(func() bool { return c.draining.Load() || stale() }, func() error {
+		groups, err := c.replay(sh.Partition, stale)
+		if errors.Is(err, errStale) {
+			return nil
+		}
 		if err != nil {
 			c.logger.Error("loading __consumer_offsets partition failed; retrying", "partition", sh.Partition, "err", err)
 			return err
 		}
-		c.install(sh, groups)
+		if !c.install(sh, gen, groups) {
+			c.logger.Debug("group coordinator partition load discarded: its leadership ended", "partition", sh.Partition)
+			return nil
+		}
 		c.logger.Debug("group coordinator partition loaded", "partition", sh.Partition,
 			"groups", len(groups), "elapsed", time.Since(start).Round(time.Millisecond))
 		return nil
 	})
 }
 
-// replay rebuilds the groups of a partition from its records.
-func (c *Coordinator) replay(partition int32) (map[string]*Group, error) {
+// replay rebuilds the groups of a partition from its records; it stops
+// with errStale once stale reports true.
+func (c *Coordinator) replay(partition int32, stale func() bool) (map[string]*Group, error) {
 	ld := newLoader(c.logger.With("partition", partition))
 	var reader batch.Reader
 	err := c.log.Replay(partition, func(b []byte) error {
+		if stale() {
+			return errStale
+		}
 		h, err := batch.ParseHeader(b)
 		if err != nil {
 			return err
@@ -291,16 +326,24 @@ func (c *Coordinator) replay(partition int32) (map[string]*Group, error) {
 			return true
 		})
 	})
+	if err == nil && stale() {
+		err = errStale
+	}
 	if err != nil {
 		return nil, err
 	}
 	return ld.groups(c.clock.Now(), &c.cfg), nil
 }
 
-// install publishes a loaded partition's groups.
-func (c *Coordinator) install(sh *shard, groups map[string]*Group) {
+// install publishes a loaded partition's groups, unless the leadership
+// gen it was loaded for ended meanwhile (false: discarded).
+func (c *Coordinator) install(sh *shard, gen uint64, groups map[string]*Group) bool {
 	var kick []*mailbox
 	sh.Lock()
+	if !sh.Current(gen) {
+		sh.Unlock()
+		return false
+	}
 	for id, g := range groups {
 		mb := c.newMailbox(sh, g)
 		sh.PutLocked(id, mb)
@@ -329,6 +372,7 @@ func (c *Coordinator) install(sh *shard, groups map[string]*Group) {
 	for _, mb := range kick {
 		mb.do(func(*Group, time.Time) {})
 	}
+	return true
 }
 
 // ---- routing
@@ -341,21 +385,53 @@ func (c *Coordinator) route(groupID string) (*shard, *kerr.Error) {
 		return nil, kerr.NotCoordinator
 	}
 	sh := shards[PartitionFor(groupID, int32(len(shards)))]
-	if sh.Foreign() {
-		return nil, kerr.NotCoordinator
-	}
-	if !sh.Loaded() {
-		return nil, kerr.CoordinatorLoadInProgress
+	if err := shardError(sh); err != nil {
+		return nil, err
 	}
 	return sh, nil
 }
 
-// getOrCreate returns a group's mailbox, creating an empty group.
-func (c *Coordinator) getOrCreate(sh *shard, id string) *mailbox {
-	return sh.GetOrCreate(id, func() *mailbox { return c.newMailbox(sh, newGroup(id, &c.cfg, nil, c.logger)) })
+// shardError is the error for a shard that does not serve its groups:
+// NOT_COORDINATOR for another broker's, COORDINATOR_LOAD_IN_PROGRESS
+// while loading; nil when it serves them.
+func shardError(sh *shard) *kerr.Error {
+	switch {
+	case sh.Foreign():
+		return kerr.NotCoordinator
+	case !sh.Loaded():
+		return kerr.CoordinatorLoadInProgress
+	}
+	return nil
+}
+
+// lookup returns the mailbox of a group of sh (nil when there is none),
+// making an empty group when create is set, or the error of route if
+// the shard stopped serving since route (a Resign or Elect in between).
+func (c *Coordinator) lookup(sh *shard, id string, create bool) (*mailbox, *kerr.Error) {
+	var mb *mailbox
+	var ok bool
+	if create {
+		mb, ok = sh.LookupOrCreate(id, func() *mailbox { return c.newMailbox(sh, newGroup(id, &c.cfg, nil, c.logger)) })
+	} else {
+		mb, ok = sh.Lookup(id)
+	}
+	if !ok {
+		if err := shardError(sh); err != nil {
+			return nil, err
+		}
+		// Served again already (Elect, then a quick load): route once
+		// more rather than guess.
+		return nil, kerr.CoordinatorLoadInProgress
+	}
+	return mb, nil
 }
 
 // ---- requests
+//
+// A request is routed to its group's mailbox and queued there with a
+// redo: when it reaches a mailbox whose partition was resigned or
+// reloaded meanwhile, it is routed again from the start instead of
+// running on a group this coordinator no longer owns.
 
 // Join handles a JoinGroup.
 func (c *Coordinator) Join(groupID string, req JoinRequest, respond func(JoinResult)) {
@@ -381,14 +457,16 @@ func (c *Coordinator) Join(groupID string, req JoinRequest, respond func(JoinRes
 		respond(joinError(req.MemberID, kerr.InvalidSessionTimeout))
 		return
 	}
-	var mb *mailbox
-	if req.MemberID == "" {
-		mb = c.getOrCreate(sh, groupID)
-	} else if mb = sh.Get(groupID); mb == nil {
+	mb, err := c.lookup(sh, groupID, req.MemberID == "")
+	switch {
+	case err != nil:
+		respond(joinError(req.MemberID, err))
+	case mb == nil:
 		respond(joinError(req.MemberID, kerr.UnknownMemberID))
-		return
+	default:
+		mb.request(func(g *Group, now time.Time) { g.Join(now, req, respond) },
+			func() { c.Join(groupID, req, respond) })
 	}
-	mb.do(func(g *Group, now time.Time) { g.Join(now, req, respond) })
 }
 
 // Sync handles a SyncGroup.
@@ -406,23 +484,30 @@ func (c *Coordinator) Sync(groupID string, req SyncRequest, respond func(SyncRes
 		respond(SyncResult{Err: kerr.NotCoordinator})
 		return
 	}
-	sh, err := c.route(groupID)
-	if err == kerr.CoordinatorLoadInProgress {
-		// The rebalance in progress was lost with the old
-		// coordinator: rejoin. Older clients do not expect
-		// COORDINATOR_LOAD_IN_PROGRESS here (as Kafka).
-		err = kerr.RebalanceInProgress
-	}
-	if err != nil {
+	fail := func(err *kerr.Error) {
+		if err == kerr.CoordinatorLoadInProgress {
+			// The rebalance in progress was lost with the old
+			// coordinator: rejoin. Older clients do not expect
+			// COORDINATOR_LOAD_IN_PROGRESS here (as Kafka).
+			err = kerr.RebalanceInProgress
+		}
 		respond(SyncResult{Err: err})
+	}
+	sh, err := c.route(groupID)
+	if err != nil {
+		fail(err)
 		return
 	}
-	mb := sh.Get(groupID)
-	if mb == nil {
+	mb, err := c.lookup(sh, groupID, false)
+	switch {
+	case err != nil:
+		fail(err)
+	case mb == nil:
 		respond(SyncResult{Err: kerr.UnknownMemberID})
-		return
+	default:
+		mb.request(func(g *Group, now time.Time) { g.Sync(now, req, respond) },
+			func() { c.Sync(groupID, req, respond) })
 	}
-	mb.do(func(g *Group, now time.Time) { g.Sync(now, req, respond) })
 }
 
 // Heartbeat handles a Heartbeat.
@@ -436,23 +521,29 @@ func (c *Coordinator) Heartbeat(groupID string, req HeartbeatRequest, respond fu
 		return
 	}
 	defer c.busy.Release()
-	sh, err := c.route(groupID)
-	if err == kerr.CoordinatorLoadInProgress {
-		// Kafka answers blindly while loading: the member's session
-		// starts when its group is loaded.
-		respond(nil)
-		return
-	}
-	if err != nil {
+	fail := func(err *kerr.Error) {
+		if err == kerr.CoordinatorLoadInProgress {
+			// Kafka answers blindly while loading: the member's
+			// session starts when its group is loaded.
+			err = nil
+		}
 		respond(err)
+	}
+	sh, err := c.route(groupID)
+	if err != nil {
+		fail(err)
 		return
 	}
-	mb := sh.Get(groupID)
-	if mb == nil {
+	mb, err := c.lookup(sh, groupID, false)
+	switch {
+	case err != nil:
+		fail(err)
+	case mb == nil:
 		respond(kerr.UnknownMemberID)
-		return
+	default:
+		mb.request(func(g *Group, now time.Time) { respond(g.Heartbeat(now, req)) },
+			func() { c.Heartbeat(groupID, req, respond) })
 	}
-	mb.do(func(g *Group, now time.Time) { respond(g.Heartbeat(now, req)) })
 }
 
 // Leave handles a LeaveGroup. An unknown group answers UNKNOWN_MEMBER_ID
@@ -472,16 +563,20 @@ func (c *Coordinator) Leave(groupID string, members []LeaveMember, respond func(
 		respond(LeaveResult{Err: err})
 		return
 	}
-	mb := sh.Get(groupID)
-	if mb == nil {
+	mb, err := c.lookup(sh, groupID, false)
+	switch {
+	case err != nil:
+		respond(LeaveResult{Err: err})
+	case mb == nil:
 		res := LeaveResult{Members: make([]*kerr.Error, len(members))}
 		for i := range res.Members {
 			res.Members[i] = kerr.UnknownMemberID
 		}
 		respond(res)
-		return
+	default:
+		mb.request(func(g *Group, now time.Time) { respond(g.Leave(now, members)) },
+			func() { c.Leave(groupID, members, respond) })
 	}
-	mb.do(func(g *Group, now time.Time) { respond(g.Leave(now, members)) })
 }
 
 // Commit handles an OffsetCommit. A commit with generation -1 to an
@@ -507,18 +602,17 @@ func (c *Coordinator) commit(groupID string, generation int32, topics []CommitTo
 		fail(err)
 		return
 	}
-	var mb *mailbox
-	if generation < 0 {
-		mb = c.getOrCreate(sh, groupID)
-	} else if mb = sh.Get(groupID); mb == nil {
-		if groupNotFound {
-			fail(kerr.GroupIDNotFound)
-		} else {
-			fail(kerr.IllegalGeneration)
-		}
-		return
+	mb, err := c.lookup(sh, groupID, generation < 0)
+	switch {
+	case err != nil:
+		fail(err)
+	case mb == nil && groupNotFound:
+		fail(kerr.GroupIDNotFound)
+	case mb == nil:
+		fail(kerr.IllegalGeneration)
+	default:
+		mb.request(fn, func() { c.commit(groupID, generation, topics, groupNotFound, respond, fn) })
 	}
-	mb.do(fn)
 }
 
 // Fetch handles one group of an OffsetFetch. A group the coordinator
@@ -534,13 +628,17 @@ func (c *Coordinator) Fetch(groupID string, req FetchRequest, respond func(Fetch
 		respond(FetchResult{Err: err})
 		return
 	}
-	mb := sh.Get(groupID)
-	if mb == nil {
+	mb, err := c.lookup(sh, groupID, false)
+	switch {
+	case err != nil:
+		respond(FetchResult{Err: err})
+	case mb == nil:
 		g := newGroup(groupID, &c.cfg, nil, c.logger)
 		respond(g.Fetch(req))
-		return
+	default:
+		mb.request(func(g *Group, _ time.Time) { respond(g.Fetch(req)) },
+			func() { c.Fetch(groupID, req, respond) })
 	}
-	mb.do(func(g *Group, _ time.Time) { respond(g.Fetch(req)) })
 }
 
 // Describe handles one group of DescribeGroups; an unknown group is
@@ -556,12 +654,16 @@ func (c *Coordinator) Describe(groupID string, respond func(DescribedGroup)) {
 		respond(DescribedGroup{Err: err, State: Dead})
 		return
 	}
-	mb := sh.Get(groupID)
-	if mb == nil {
+	mb, err := c.lookup(sh, groupID, false)
+	switch {
+	case err != nil:
+		respond(DescribedGroup{Err: err, State: Dead})
+	case mb == nil:
 		respond(DescribedGroup{State: Dead})
-		return
+	default:
+		mb.request(func(g *Group, _ time.Time) { respond(g.Describe()) },
+			func() { c.Describe(groupID, respond) })
 	}
-	mb.do(func(g *Group, _ time.Time) { respond(g.Describe()) })
 }
 
 // Delete handles one group of DeleteGroups.
@@ -576,12 +678,16 @@ func (c *Coordinator) Delete(groupID string, respond func(*kerr.Error)) {
 		respond(err)
 		return
 	}
-	mb := sh.Get(groupID)
-	if mb == nil {
+	mb, err := c.lookup(sh, groupID, false)
+	switch {
+	case err != nil:
+		respond(err)
+	case mb == nil:
 		respond(kerr.GroupIDNotFound)
-		return
+	default:
+		mb.request(func(g *Group, now time.Time) { g.Delete(now, respond) },
+			func() { c.Delete(groupID, respond) })
 	}
-	mb.do(func(g *Group, now time.Time) { g.Delete(now, respond) })
 }
 
 // DeleteOffsets handles an OffsetDelete.
@@ -600,12 +706,16 @@ func (c *Coordinator) DeleteOffsets(groupID string, topics []OffsetDeleteTopic, 
 		respond(OffsetDeleteResult{Err: err})
 		return
 	}
-	mb := sh.Get(groupID)
-	if mb == nil {
+	mb, err := c.lookup(sh, groupID, false)
+	switch {
+	case err != nil:
+		respond(OffsetDeleteResult{Err: err})
+	case mb == nil:
 		respond(OffsetDeleteResult{Err: kerr.GroupIDNotFound})
-		return
+	default:
+		mb.request(func(g *Group, now time.Time) { g.DeleteOffsets(now, topics, respond) },
+			func() { c.DeleteOffsets(groupID, topics, respond) })
 	}
-	mb.do(func(g *Group, now time.Time) { g.DeleteOffsets(now, topics, respond) })
 }
 
 // List returns the groups of every loaded partition, sorted by ID, and
@@ -656,7 +766,15 @@ type mailbox struct {
 	summary atomic.Pointer[summary]
 
 	// queue holds the messages the drain loop runs.
-	queue coord.Queue[func(g *Group, now time.Time)]
+	queue coord.Queue[message]
+
+	// retired is set when the mailbox's partition was resigned or
+	// reloaded (the mailbox left its shard then): the drain loop
+	// unloads the group, routes requests again and drops its own
+	// messages (leadership.go). unloaded is set once it did; owned by
+	// the drain loop.
+	retired  atomic.Bool
+	unloaded bool
 
 	// timer and timerAt are the armed group deadline, and timerSeq
 	// numbers the arming so a fired timer is known to be spent; owned
@@ -664,6 +782,14 @@ type mailbox struct {
 	timer    Timer
 	timerAt  time.Time
 	timerSeq uint64
+}
+
+// message is what a mailbox runs: fn on the group, or, once the mailbox
+// is retired, redo (a request routed again); a message without redo
+// (an append completion, a timer, a sweep) is dropped then.
+type message struct {
+	fn   func(g *Group, now time.Time)
+	redo func()
 }
 
 func (c *Coordinator) newMailbox(sh *shard, g *Group) *mailbox {
@@ -681,9 +807,17 @@ func (mb *mailbox) publish() {
 	mb.summary.Store(s)
 }
 
-// do queues fn to run on the group's owner.
-func (mb *mailbox) do(fn func(g *Group, now time.Time)) {
-	if mb.queue.Push(fn) {
+// do queues fn to run on the group's owner; a retired mailbox drops it.
+func (mb *mailbox) do(fn func(g *Group, now time.Time)) { mb.send(message{fn: fn}) }
+
+// request queues a client request: fn on the group, or redo once the
+// mailbox is retired.
+func (mb *mailbox) request(fn func(g *Group, now time.Time), redo func()) {
+	mb.send(message{fn: fn, redo: redo})
+}
+
+func (mb *mailbox) send(m message) {
+	if mb.queue.Push(m) {
 		mb.c.busy.Acquire()
 		go mb.run()
 	}
@@ -698,15 +832,26 @@ func (mb *mailbox) run() {
 			return
 		}
 		draining := mb.c.isDraining()
-		for _, fn := range q {
+		for _, m := range q {
+			if mb.retired.Load() {
+				mb.unload()
+				if m.redo != nil {
+					m.redo()
+				}
+				continue
+			}
 			mb.step(func(g *Group, now time.Time) {
 				// Deadlines that passed fire before the request, so
 				// it sees the group as of now.
 				if !draining {
 					g.Tick(now)
 				}
-				fn(g, now)
+				m.fn(g, now)
 			})
+		}
+		if mb.retired.Load() {
+			mb.unload()
+			continue
 		}
 		mb.settle()
 	}
@@ -728,10 +873,7 @@ func (mb *mailbox) step(fn func(g *Group, now time.Time)) {
 func (mb *mailbox) settle() {
 	g := mb.g
 	if mb.c.isDraining() {
-		if mb.timer != nil {
-			mb.timer.Stop()
-			mb.timer, mb.timerAt = nil, time.Time{}
-		}
+		mb.stopTimer()
 	} else {
 		mb.step(func(g *Group, now time.Time) {
 			g.Tick(now)
@@ -744,14 +886,18 @@ func (mb *mailbox) settle() {
 	}
 }
 
-func (mb *mailbox) arm(now, at time.Time) {
-	if at.Equal(mb.timerAt) && mb.timer != nil {
-		return
-	}
+func (mb *mailbox) stopTimer() {
 	if mb.timer != nil {
 		mb.timer.Stop()
 		mb.timer, mb.timerAt = nil, time.Time{}
 	}
+}
+
+func (mb *mailbox) arm(now, at time.Time) {
+	if at.Equal(mb.timerAt) && mb.timer != nil {
+		return
+	}
+	mb.stopTimer()
 	if at.IsZero() {
 		return
 	}
@@ -789,6 +935,12 @@ func (mb *mailbox) appendBatch(b *batch.Builder, recs []Record, complete func(no
 	data, err := b.Build()
 	if err != nil {
 		mb.do(func(_ *Group, now time.Time) { complete(now, err) })
+		return
+	}
+	if mb.retired.Load() {
+		// The partition is another broker's, or reloading: the write
+		// stays pending on the group, which unload answers
+		// NOT_COORDINATOR.
 		return
 	}
 	c.busy.Acquire()

@@ -25,6 +25,10 @@ type memLog struct {
 	replayC chan struct{} // when set, Replay waits for it to close
 	fail    error
 	appends int
+	replays map[int32]int
+	// waiting counts the replays of each partition that waited for
+	// replayC.
+	waiting map[int32]int
 }
 
 func newMemLog() *memLog { return &memLog{parts: map[int32][][]byte{}} }
@@ -74,12 +78,22 @@ func (l *memLog) release() {
 func (l *memLog) Replay(p int32, fn func([]byte) error) error {
 	l.mu.Lock()
 	c := l.replayC
+	if c != nil {
+		if l.waiting == nil {
+			l.waiting = map[int32]int{}
+		}
+		l.waiting[p]++
+	}
 	l.mu.Unlock()
 	if c != nil {
 		<-c
 	}
 	l.mu.Lock()
 	bs := slices.Clone(l.parts[p])
+	if l.replays == nil {
+		l.replays = map[int32]int{}
+	}
+	l.replays[p]++
 	l.mu.Unlock()
 	for _, b := range bs {
 		if err := fn(b); err != nil {

@@ -19,6 +19,16 @@
 // shared by two groups' state; a shard's mutex guards only its map of
 // mailboxes. See docs/GROUPS.md.
 //
+// In a cluster the leadership of __consumer_offsets partitions moves:
+// the broker tells the coordinator with Elect (load the partition from
+// its log, at a new leader epoch) and Resign (drop its groups, answering
+// what waits on them NOT_COORDINATOR), as Kafka's
+// GroupCoordinator.onElection and onResignation (leadership.go). Each
+// change starts a new generation of the partition: a stale load is
+// discarded, and the old generation's mailboxes are retired, routing
+// the requests that reach them again and dropping late completions and
+// timers.
+//
 // # Storage
 //
 // The group of ID G lives in partition abs(javaHash(G)) % N of

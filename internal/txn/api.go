@@ -11,8 +11,8 @@ import (
 
 // dispatch runs fn on the transactional ID's owner. create makes the
 // ID's mailbox when there is none; otherwise missing answers. A request
-// that reached a mailbox after it left its shard (the ID expired) is
-// dispatched again.
+// that reached a mailbox after it left its shard (the ID expired, or
+// the partition was resigned or reloaded) is dispatched again.
 func (c *Coordinator) dispatch(txnID string, create bool, fail func(*kerr.Error), missing func(), fn func(t *txn, now time.Time)) {
 	if !c.busy.Enter() {
 		fail(kerr.NotCoordinator)
@@ -24,20 +24,22 @@ func (c *Coordinator) dispatch(txnID string, create bool, fail func(*kerr.Error)
 		fail(err)
 		return
 	}
-	var mb *mailbox
-	if create {
-		mb = c.getOrCreate(sh, txnID)
-	} else if mb = sh.Get(txnID); mb == nil {
+	mb, err := c.lookup(sh, txnID, create)
+	switch {
+	case err != nil:
+		fail(err)
+	case mb == nil:
 		missing()
-		return
+	default:
+		redo := func() { c.dispatch(txnID, create, fail, missing, fn) }
+		mb.request(func(t *txn, now time.Time) {
+			if t.removed {
+				redo()
+				return
+			}
+			fn(t, now)
+		}, redo)
 	}
-	mb.do(func(t *txn, now time.Time) {
-		if t.removed {
-			c.dispatch(txnID, create, fail, missing, fn)
-			return
-		}
-		fn(t, now)
-	})
 }
 
 // InitProducerID answers InitProducerID for a transactional ID: a new

@@ -1,6 +1,7 @@
 package txn
 
 import (
+	"errors"
 	"log/slog"
 	"runtime/debug"
 	"sync"
@@ -106,8 +107,11 @@ type Options struct {
 	Markers MarkerWriter
 	// NewProducerID allocates a producer ID never handed out before.
 	NewProducerID func() (int64, error)
-	// CoordinatorEpoch is written into markers: the leader epoch of
-	// the __transaction_state partitions (0 on a single broker).
+	// CoordinatorEpoch is written into the markers of transactions
+	// of partitions Start loads without an Elect (0 on a single
+	// broker); a partition loaded by Elect writes the leader epoch it
+	// was elected at instead, as Kafka's coordinator epoch is the
+	// __transaction_state partition's leader epoch at load.
 	CoordinatorEpoch int32
 	Clock            Clock
 	Logger           *slog.Logger
@@ -131,9 +135,13 @@ type Coordinator struct {
 	busy     coord.Busy
 	draining atomic.Bool
 
-	// mu guards sweep, and serves Start and Drain.
+	// mu guards the fields below, and serves Start, Drain, and Elect
+	// and Resign before Start.
 	mu    sync.Mutex
 	sweep Timer
+	// preStart holds the Elect and Resign calls made before Start, by
+	// partition: Start applies them (leadership.go).
+	preStart map[int32]leadership
 }
 
 // shard is one __transaction_state partition's transactional IDs.
@@ -168,8 +176,11 @@ func (c *Coordinator) NumPartitions() int32 {
 // Start begins coordinating the n partitions of __transaction_state:
 // each is replayed in the background, and its transactional IDs are
 // served (COORDINATOR_LOAD_IN_PROGRESS until then). Later calls do
-// nothing. owned, when not nil, says which partitions are this
-// broker's: the others' transactional IDs get NOT_COORDINATOR.
+// nothing; leadership then changes through Elect and Resign. owned,
+// when not nil, says which partitions are this broker's: the others'
+// transactional IDs get NOT_COORDINATOR. A partition named by an Elect
+// or Resign before Start follows that call instead (owned is then only
+// a default).
 func (c *Coordinator) Start(n int32, owned func(int32) bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -178,11 +189,15 @@ func (c *Coordinator) Start(n int32, owned func(int32) bool) {
 	}
 	shards := make([]*shard, n)
 	for i := range shards {
-		shards[i] = &shard{Partition: int32(i)}
-		if owned != nil && !owned(int32(i)) {
-			shards[i].SetForeign()
+		sh := &shard{Partition: int32(i)}
+		shards[i] = sh
+		if l, ok := c.preStart[int32(i)]; ok {
+			l.apply(sh)
+		} else if owned != nil && !owned(int32(i)) {
+			sh.SetForeign()
 		}
 	}
+	c.preStart = nil
 	c.shards.Start(&c.busy, shards, c.load)
 	c.scheduleSweepLocked()
 }
@@ -221,17 +236,36 @@ func (c *Coordinator) Close() {
 
 // ---- loading
 
+// errStale stops a replay whose leadership ended: its results would be
+// discarded.
+var errStale = errors.New("txn: load of a leadership that ended")
+
 // load replays a partition and installs its transactional IDs,
-// retrying a failed replay until shutdown.
+// retrying a failed replay until shutdown or until the leadership it
+// loads for ended. It does nothing when the partition needs no load or
+// another loader has it (coord.Shard.Claim).
 func (c *Coordinator) load(sh *shard) {
+	gen, ok := sh.Claim()
+	if !ok {
+		return
+	}
+	// A load under way when shutdown begins still completes (Drain
+	// serves commits until Close), as before leadership moved.
+	stale := func() bool { return !sh.Current(gen) }
 	start := time.Now()
-	coord.Retry(c.draining.Load, func() error {
-		metas, err := c.replay(sh.Partition)
+	coord.Retry(func() bool { return c.draining.Load() || stale() }, func() error {
+		metas, err := c.replay(sh.Partition, stale)
+		if errors.Is(err, errStale) {
+			return nil
+		}
 		if err != nil {
 			c.logger.Error("loading __transaction_state partition failed; retrying", "partition", sh.Partition, "err", err)
 			return err
 		}
-		c.install(sh, metas)
+		if !c.install(sh, gen, metas) {
+			c.logger.Debug("transaction coordinator partition load discarded: its leadership ended", "partition", sh.Partition)
+			return nil
+		}
 		c.logger.Debug("transaction coordinator partition loaded", "partition", sh.Partition,
 			"transactional_ids", len(metas), "elapsed", time.Since(start).Round(time.Millisecond))
 		return nil
@@ -239,11 +273,14 @@ func (c *Coordinator) load(sh *shard) {
 }
 
 // replay returns the latest state of each transactional ID of a
-// partition.
-func (c *Coordinator) replay(partition int32) (map[string]*meta, error) {
+// partition; it stops with errStale once stale reports true.
+func (c *Coordinator) replay(partition int32, stale func() bool) (map[string]*meta, error) {
 	metas := map[string]*meta{}
 	var reader batch.Reader
 	err := c.log.Replay(partition, func(b []byte) error {
+		if stale() {
+			return errStale
+		}
 		h, err := batch.ParseHeader(b)
 		if err != nil {
 			return err
@@ -265,6 +302,9 @@ func (c *Coordinator) replay(partition int32) (map[string]*meta, error) {
 			return true
 		})
 	})
+	if err == nil && stale() {
+		err = errStale
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -272,26 +312,47 @@ func (c *Coordinator) replay(partition int32) (map[string]*meta, error) {
 }
 
 // install publishes a loaded partition's transactional IDs and resumes
-// the markers of transactions that were completing.
-func (c *Coordinator) install(sh *shard, metas map[string]*meta) {
+// the markers of transactions that were completing, as Kafka's
+// TransactionStateManager.loadTransactionsForTxnTopicPartition hands
+// them to the marker channel; open transactions keep their start time,
+// so they time out as they would have. Nothing is installed when the
+// leadership gen it was loaded for ended meanwhile (false).
+func (c *Coordinator) install(sh *shard, gen uint64, metas map[string]*meta) bool {
 	var resume []*mailbox
 	sh.Lock()
+	if !sh.Current(gen) {
+		sh.Unlock()
+		return false
+	}
+	epoch := c.coordEpochLocked(sh)
 	for id, m := range metas {
 		t := &txn{id: id, exists: true, meta: *m}
-		mb := c.newMailbox(sh, t)
+		mb := c.newMailbox(sh, t, epoch)
 		sh.PutLocked(id, mb)
 		if m.state == PrepareCommit || m.state == PrepareAbort {
 			resume = append(resume, mb)
 		}
 	}
-	sh.Unlock()
 	sh.SetLoaded()
+	sh.Unlock()
 	for _, mb := range resume {
 		mb.do(func(t *txn, now time.Time) {
-			c.logger.Info("completing a transaction found prepared at load", "transactional_id", t.id, "state", t.state.String())
+			c.logger.Info("completing a transaction found prepared at load", "transactional_id", t.id, "state", t.state.String(),
+				"coordinator_epoch", t.mb.coordEpoch)
 			t.writeMarkers(now)
 		})
 	}
+	return true
+}
+
+// coordEpochLocked is the coordinator epoch of the shard's current
+// generation: the leader epoch it was elected at, else the configured
+// one. The caller holds the shard's lock.
+func (c *Coordinator) coordEpochLocked(sh *shard) int32 {
+	if e, ok := sh.LeaderEpochLocked(); ok {
+		return e
+	}
+	return c.epoch
 }
 
 // ---- routing
@@ -302,19 +363,44 @@ func (c *Coordinator) route(txnID string) (*shard, *kerr.Error) {
 		return nil, kerr.NotCoordinator
 	}
 	sh := shards[PartitionFor(txnID, int32(len(shards)))]
-	if sh.Foreign() {
-		return nil, kerr.NotCoordinator
-	}
-	if !sh.Loaded() {
-		return nil, kerr.CoordinatorLoadInProgress
+	if err := shardError(sh); err != nil {
+		return nil, err
 	}
 	return sh, nil
 }
 
-// getOrCreate returns a transactional ID's mailbox, creating one for an
-// ID not seen before.
-func (c *Coordinator) getOrCreate(sh *shard, id string) *mailbox {
-	return sh.GetOrCreate(id, func() *mailbox { return c.newMailbox(sh, &txn{id: id}) })
+// shardError is the error for a shard that does not serve its
+// transactional IDs: NOT_COORDINATOR for another broker's,
+// COORDINATOR_LOAD_IN_PROGRESS while loading; nil when it serves them.
+func shardError(sh *shard) *kerr.Error {
+	switch {
+	case sh.Foreign():
+		return kerr.NotCoordinator
+	case !sh.Loaded():
+		return kerr.CoordinatorLoadInProgress
+	}
+	return nil
+}
+
+// lookup returns the mailbox of a transactional ID of sh (nil when
+// there is none), making one for an ID not seen before when create is
+// set, or the error of route if the shard stopped serving since route
+// (a Resign or Elect in between).
+func (c *Coordinator) lookup(sh *shard, id string, create bool) (*mailbox, *kerr.Error) {
+	var mb *mailbox
+	var ok bool
+	if create {
+		mb, ok = sh.LookupOrCreate(id, func() *mailbox { return c.newMailbox(sh, &txn{id: id}, c.coordEpochLocked(sh)) })
+	} else {
+		mb, ok = sh.Lookup(id)
+	}
+	if !ok {
+		if err := shardError(sh); err != nil {
+			return nil, err
+		}
+		return nil, kerr.CoordinatorLoadInProgress
+	}
+	return mb, nil
 }
 
 // ---- sweep
@@ -390,16 +476,35 @@ type mailbox struct {
 	c  *Coordinator
 	sh *shard
 	id string
+	// coordEpoch is the coordinator epoch of the shard's generation the
+	// mailbox belongs to, written into its markers. Immutable.
+	coordEpoch int32
 	// t is touched only by the running drain loop.
 	t       *txn
 	summary atomic.Pointer[summary]
 
 	// queue holds the messages the drain loop runs.
-	queue coord.Queue[func(t *txn, now time.Time)]
+	queue coord.Queue[message]
+
+	// retired is set when the mailbox's partition was resigned or
+	// reloaded (the mailbox left its shard then): the drain loop
+	// unloads the transaction, routes requests again and drops its own
+	// messages (leadership.go). unloaded is set once it did; owned by
+	// the drain loop.
+	retired  atomic.Bool
+	unloaded bool
 }
 
-func (c *Coordinator) newMailbox(sh *shard, t *txn) *mailbox {
-	mb := &mailbox{c: c, sh: sh, id: t.id, t: t}
+// message is what a mailbox runs: fn on the transaction, or, once the
+// mailbox is retired, redo (a request routed again); a message without
+// redo (a write or marker completion, a timer, a sweep) is dropped then.
+type message struct {
+	fn   func(t *txn, now time.Time)
+	redo func()
+}
+
+func (c *Coordinator) newMailbox(sh *shard, t *txn, coordEpoch int32) *mailbox {
+	mb := &mailbox{c: c, sh: sh, id: t.id, t: t, coordEpoch: coordEpoch}
 	t.mb = mb
 	mb.publish()
 	return mb
@@ -411,9 +516,18 @@ func (mb *mailbox) publish() {
 		updateMs: t.updateMs, timeoutMs: t.timeoutMs})
 }
 
-// do queues fn to run on the transaction's owner.
-func (mb *mailbox) do(fn func(t *txn, now time.Time)) {
-	if mb.queue.Push(fn) {
+// do queues fn to run on the transaction's owner; a retired mailbox
+// drops it.
+func (mb *mailbox) do(fn func(t *txn, now time.Time)) { mb.send(message{fn: fn}) }
+
+// request queues a client request: fn on the transaction, or redo once
+// the mailbox is retired.
+func (mb *mailbox) request(fn func(t *txn, now time.Time), redo func()) {
+	mb.send(message{fn: fn, redo: redo})
+}
+
+func (mb *mailbox) send(m message) {
+	if mb.queue.Push(m) {
 		mb.c.busy.Acquire()
 		go mb.run()
 	}
@@ -429,8 +543,19 @@ func (mb *mailbox) run() {
 		if q == nil {
 			return
 		}
-		for _, fn := range q {
-			mb.step(fn)
+		for _, m := range q {
+			if mb.retired.Load() {
+				mb.unload()
+				if m.redo != nil {
+					m.redo()
+				}
+				continue
+			}
+			mb.step(m.fn)
+		}
+		if mb.retired.Load() {
+			mb.unload()
+			continue
 		}
 		mb.publish()
 		if t := mb.t; !t.exists && !t.removed && t.idle() {

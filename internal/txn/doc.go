@@ -58,4 +58,18 @@
 // value removes an expired transactional ID. The log is replayed on
 // start; transactions found in PrepareCommit or PrepareAbort have their
 // markers written again, open ones are left to finish or time out.
+//
+// # Leadership
+//
+// In a cluster the leadership of __transaction_state partitions moves:
+// the broker tells the coordinator with Elect (load the partition from
+// its log at a new leader epoch, and complete the transactions found
+// prepared) and Resign (drop its transactional IDs, their timers and
+// marker retries), as Kafka's TransactionCoordinator.onElection and
+// onResignation (leadership.go). The leader epoch an Elect gives is the
+// coordinator epoch of the partition's markers, as in Kafka: a data
+// partition refuses markers of a coordinator epoch older than the last
+// it saw, so a deposed coordinator cannot end a transaction its
+// successor decides. Partitions Start loads without an Elect write
+// Options.CoordinatorEpoch.
 package txn

@@ -21,8 +21,10 @@ type txn struct {
 	exists, removed bool
 	meta
 
-	// writing is set while a state write is in flight.
-	writing bool
+	// writing is set while a state write is in flight, and writeDone
+	// is what runs when it completes (written).
+	writing   bool
+	writeDone func(now time.Time, err error)
 	// markersInFlight is set while WriteMarkers runs; markerPending
 	// are the partitions whose markers are still to be written (nil:
 	// all of them), markerFailures counts failed rounds of the current
@@ -135,26 +137,42 @@ func (t *txn) write(now time.Time, next *meta, done func(now time.Time, err erro
 		done(now, err)
 		return
 	}
+	if t.mb.retired.Load() {
+		// The partition is another broker's, or reloading.
+		done(now, kerr.NotCoordinator)
+		return
+	}
 	t.writing = true
+	t.writeDone = func(now time.Time, err error) {
+		if err == nil {
+			if next == nil {
+				t.exists, t.meta = false, meta{}
+			} else {
+				t.exists, t.meta = true, *next
+			}
+			// Before anyone is answered: a client told of the new
+			// state finds it in ListTransactions.
+			t.mb.publish()
+		}
+		done(now, err)
+		t.runParked(now)
+	}
 	c.busy.Acquire()
 	c.log.Append(t.mb.sh.Partition, data, func(err error) {
-		t.mb.do(func(t *txn, now time.Time) {
-			t.writing = false
-			if err == nil {
-				if next == nil {
-					t.exists, t.meta = false, meta{}
-				} else {
-					t.exists, t.meta = true, *next
-				}
-				// Before anyone is answered: a client told of the new
-				// state finds it in ListTransactions.
-				t.mb.publish()
-			}
-			done(now, err)
-			t.runParked(now)
-		})
+		// Dropped by a retired mailbox, whose unload answered the
+		// write already.
+		t.mb.do(func(t *txn, now time.Time) { t.written(now, err) })
 		c.busy.Release()
 	})
+}
+
+// written completes the state write in flight.
+func (t *txn) written(now time.Time, err error) {
+	done := t.writeDone
+	t.writing, t.writeDone = false, nil
+	if done != nil {
+		done(now, err)
+	}
 }
 
 // ---- InitProducerID
@@ -517,6 +535,9 @@ func (t *txn) writeMarkers(now time.Time) {
 		t.retry.Stop()
 		t.retry = nil
 	}
+	if t.mb.retired.Load() {
+		return // another broker completes it, after loading it
+	}
 	parts := t.markerPending
 	if parts == nil {
 		parts = t.partitions
@@ -527,7 +548,7 @@ func (t *txn) writeMarkers(now time.Time) {
 	}
 	m := Markers{
 		ProducerID: t.producerID, ProducerEpoch: t.epoch, Commit: t.state == PrepareCommit,
-		CoordinatorEpoch: c.epoch, Partitions: parts,
+		CoordinatorEpoch: t.mb.coordEpoch, Partitions: parts,
 	}
 	if t.tv2 {
 		m.TransactionVersion = 2
@@ -577,7 +598,7 @@ func (t *txn) markersDone(now time.Time, m Markers, errs []error) {
 
 func (t *txn) scheduleRetry(fn func(t *txn, now time.Time)) {
 	c := t.mb.c
-	if c.draining.Load() {
+	if c.draining.Load() || t.mb.retired.Load() {
 		return
 	}
 	var timer Timer

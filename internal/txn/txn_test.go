@@ -23,6 +23,8 @@ type memLog struct {
 	fail error
 	// hold, when set for a partition, blocks its replay until closed.
 	hold map[int32]chan struct{}
+	// appendHold, when set, delays appends' completions until closed.
+	appendHold chan struct{}
 }
 
 func (l *memLog) Append(p int32, b []byte, done func(error)) {
@@ -34,8 +36,14 @@ func (l *memLog) Append(p int32, b []byte, done func(error)) {
 		}
 		l.data[p] = append(l.data[p], b)
 	}
+	hold := l.appendHold
 	l.mu.Unlock()
-	go done(err)
+	go func() {
+		if hold != nil {
+			<-hold
+		}
+		done(err)
+	}()
 }
 
 func (l *memLog) Replay(p int32, fn func([]byte) error) error {
@@ -114,7 +122,11 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	return h
 }
 
-func (h *harness) start(cfg Config) {
+func (h *harness) start(cfg Config) { h.startOwned(cfg, nil) }
+
+// startOwned starts a coordinator whose partitions are those owned
+// reports (nil: all).
+func (h *harness) startOwned(cfg Config, owned func(int32) bool) {
 	h.c = New(Options{
 		Config: cfg, Log: h.log, Markers: h.markers,
 		NewProducerID: func() (int64, error) {
@@ -125,7 +137,7 @@ func (h *harness) start(cfg Config) {
 		},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	h.c.Start(4, nil)
+	h.c.Start(4, owned)
 	if !h.c.WaitLoaded(5 * time.Second) {
 		h.t.Fatal("not loaded")
 	}
