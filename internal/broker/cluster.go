@@ -181,18 +181,47 @@ func (b *Broker) partitionRecordsFor(img *metadata.Image, id metadata.UUID, from
 	return recs
 }
 
-// ownedPartitions says which partitions of the internal topic name this
-// broker coordinates: nil (all) on a single node; in a cluster, those it
-// leads, by the current image (their logs may still be opening: a
-// coordinator retries loading until they are).
-func (b *Broker) ownedPartitions(name string) func(int32) bool {
-	if !b.cluster {
-		return nil
+// startCoordinator starts coordinator c over the internal topic name:
+// on a single node it coordinates every partition (at coordinator epoch
+// 0, as always); in a cluster, each partition is elected (this broker
+// leads it) or resigned at its leader epoch by the current image before
+// Start, and applyPartitionState elects and resigns it as its leadership
+// moves (docs/CLUSTER.md, step 6). A transaction coordinator's markers
+// carry the leader epoch it was elected at, so partition leaders fence
+// the markers of a coordinator that lost its partition.
+func (b *Broker) startCoordinator(c internalCoordinator, name string) {
+	t, ok := b.meta.Image().Topic(name)
+	if !ok {
+		return
 	}
-	t, _ := b.meta.Image().Topic(name)
-	return func(i int32) bool {
-		p := t.Partition(i)
-		return p != nil && p.Leader == b.nodeID
+	if b.cluster {
+		for _, mp := range t.Partitions {
+			if mp.Leader == b.nodeID {
+				c.Elect(mp.Partition, mp.LeaderEpoch)
+			} else {
+				c.Resign(mp.Partition, mp.LeaderEpoch)
+			}
+		}
+	}
+	c.Start(int32(len(t.Partitions)), nil)
+}
+
+// coordinatorRole elects or resigns this broker's coordinator of an
+// internal topic's partition whose leadership moved here or away.
+func (b *Broker) coordinatorRole(topic string, index int32, lead bool, epoch int32) {
+	var c internalCoordinator
+	switch {
+	case topic == OffsetsTopic && b.groups.coord != nil:
+		c = b.groups.coord
+	case topic == TxnTopic && b.txns.coord != nil:
+		c = b.txns.coord
+	default:
+		return
+	}
+	if lead {
+		c.Elect(index, epoch)
+	} else {
+		c.Resign(index, epoch)
 	}
 }
 

@@ -48,8 +48,8 @@ func (b *Broker) openGroups() {
 		Clock:  group.RealClock{NowFunc: b.now},
 		Logger: b.log.With("component", "group-coordinator"),
 	})
-	if t, ok := b.meta.Image().Topic(OffsetsTopic); ok {
-		b.groups.coord.Start(int32(len(t.Partitions)), b.ownedPartitions(OffsetsTopic))
+	if _, ok := b.meta.Image().Topic(OffsetsTopic); ok {
+		b.startCoordinator(b.groups.coord, OffsetsTopic)
 	}
 }
 
@@ -60,8 +60,8 @@ func (b *Broker) coordinator() (*group.Coordinator, *kerr.Error) {
 	c := b.groups.coord
 	if err := b.startInternalCoordinator(c, &b.groups.createMu, OffsetsTopic, func(cfg *config.BrokerConfig) *topicSpec {
 		return &topicSpec{
-			name:       OffsetsTopic,
-			partitions: int32(cfg.Int("offsets.topic.num.partitions")),
+			name:              OffsetsTopic,
+			partitions:        int32(cfg.Int("offsets.topic.num.partitions")),
 			replicationFactor: b.internalReplicationFactor(cfg.Int("offsets.topic.replication.factor")),
 			configs: map[string]string{
 				"cleanup.policy":   "compact",
@@ -81,6 +81,8 @@ type internalCoordinator interface {
 	Started() bool
 	Start(partitions int32, owned func(int32) bool)
 	WaitLoaded(timeout time.Duration) bool
+	Elect(partition, epoch int32)
+	Resign(partition, epoch int32)
 }
 
 // startInternalCoordinator starts c over the internal topic name unless
@@ -98,7 +100,7 @@ func (b *Broker) startInternalCoordinator(c internalCoordinator, createMu *sync.
 	if c.Started() {
 		return nil
 	}
-	n, created, kerrv := b.ensureInternalTopic(name, spec)
+	_, created, kerrv := b.ensureInternalTopic(name, spec)
 	if kerrv != nil {
 		return kerrv
 	}
@@ -111,7 +113,7 @@ func (b *Broker) startInternalCoordinator(c internalCoordinator, createMu *sync.
 			return kerr.CoordinatorNotAvailable
 		}
 	}
-	c.Start(n, b.ownedPartitions(name))
+	b.startCoordinator(c, name)
 	if created {
 		c.WaitLoaded(internalTopicLoadWait)
 	}

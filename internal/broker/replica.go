@@ -248,11 +248,13 @@ func (b *Broker) applyPartitionState(p *partition, mp *metadata.Partition, offse
 	var fire []*hwWaiter
 	var lost []*hwWaiter
 	follow := int32(-1)
+	var epochStart int64
 	if newRole {
 		p.rep.leader = leader
 		p.leaderEpoch = epoch
 		if leader == b.nodeID {
 			p.becomeLeaderLocked()
+			epochStart = p.rep.epochStart
 		} else {
 			lost = p.becomeFollowerLocked()
 			follow = leader
@@ -267,6 +269,23 @@ func (b *Broker) applyPartitionState(p *partition, mp *metadata.Partition, offse
 			b.fetchers.follow(p, follow)
 		} else {
 			b.fetchers.unfollow(p)
+		}
+		switch {
+		case !b.cluster || !isInternal(p.topic):
+		case leader == b.nodeID:
+			// The coordinator loads the partition once the records
+			// of earlier epochs it holds are committed (the high
+			// watermark reached its log end as elected): a new
+			// leader's high watermark may lag its predecessor's, and
+			// a load that stopped there would miss the last group
+			// and transaction states written before the failover.
+			p.durableAwait(0, epochStart, 0, func(err *kerr.Error) {
+				if err == nil {
+					b.coordinatorRole(p.topic, p.index, true, epoch)
+				}
+			})
+		default:
+			b.coordinatorRole(p.topic, p.index, false, epoch)
 		}
 	}
 }

@@ -362,3 +362,115 @@ func TestClusterTruncatesDivergentTail(t *testing.T) {
 		t.Fatalf("log end offset %d, want 80 (the acks=1 tail truncated)", o.Offset)
 	}
 }
+
+// TestClusterCoordinatorFailover: the broker coordinating a consumer
+// group and a transactional ID is killed. The leadership of their
+// __consumer_offsets and __transaction_state partitions (three
+// replicas) moves, the new leaders' coordinators load them (docs/
+// CLUSTER.md, step 6): the group's committed offsets are read back
+// through the new coordinator and a consumer resumes from them, and the
+// transactional ID commits a new transaction there, its first one's
+// records committed and visible to read_committed readers.
+func TestClusterCoordinatorFailover(t *testing.T) {
+	bs := ktest.NewCluster(t, 3, ktest.WithFS(vfs.Default),
+		ktest.Set("broker.session.timeout.ms", "2000"),
+		ktest.Set("offsets.topic.num.partitions", "3"),
+		ktest.Set("transaction.state.log.num.partitions", "3"))
+	ctx := ctxT(t, 180*time.Second)
+	var seeds []string
+	for _, b := range bs {
+		seeds = append(seeds, b.Addr)
+	}
+	adm := bs[0].Admin()
+	waitFor(t, 20*time.Second, "every broker registered", func() bool {
+		md, err := adm.Metadata(ctx)
+		return err == nil && len(md.Brokers) == 3
+	})
+	const topic = "work"
+	if _, err := adm.CreateTopic(ctx, 3, 3, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+
+	// A transaction, committed.
+	txnProducer := func(b *ktest.Broker) *kgo.Client {
+		return b.Client(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
+			kgo.TransactionalID("failover-txn"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	}
+	runTxn := func(cl *kgo.Client, prefix string) {
+		t.Helper()
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 30 {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "%s-%02d", prefix, i)}).FirstErr(); err != nil {
+				t.Fatalf("%s %d: %v", prefix, i, err)
+			}
+		}
+		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatalf("commit %s: %v", prefix, err)
+		}
+	}
+	p1 := txnProducer(bs[0])
+	runTxn(p1, "first")
+	p1.Close()
+
+	// A group consumes the first transaction's records and commits.
+	consume := func(b *ktest.Broker, n int) []string {
+		t.Helper()
+		cl := b.Client(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic), kgo.ConsumerGroup("failover-group"),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.DisableAutoCommit(),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		defer cl.Close()
+		var got []string
+		for len(got) < n {
+			fs := cl.PollFetches(ctx)
+			if err := fs.Err0(); err != nil {
+				t.Fatal(err)
+			}
+			fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+		}
+		if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := consume(bs[0], 30); len(got) != 30 {
+		t.Fatalf("first read %d records, want 30", len(got))
+	}
+
+	gc := adm.FindGroupCoordinators(ctx, "failover-group")["failover-group"]
+	tc := adm.FindTxnCoordinators(ctx, "failover-txn")["failover-txn"]
+	if gc.Err != nil || tc.Err != nil {
+		t.Fatalf("coordinators: %v, %v", gc.Err, tc.Err)
+	}
+	victim := gc.NodeID
+	survivor := bs[(victim+1)%3]
+	bs[victim].Halt()
+	sadm := survivor.Admin()
+	waitFor(t, 60*time.Second, "the group's coordinator moved", func() bool {
+		c := sadm.FindGroupCoordinators(ctx, "failover-group")["failover-group"]
+		return c.Err == nil && c.NodeID != victim
+	})
+	waitFor(t, 60*time.Second, "the committed offsets served by the new coordinator", func() bool {
+		offs, err := sadm.FetchOffsets(ctx, "failover-group")
+		if err != nil {
+			return false
+		}
+		var total int64
+		offs.Each(func(o kadm.OffsetResponse) { total += o.At })
+		// 30 records and one commit marker per partition with data.
+		return total >= 30
+	})
+
+	// The transactional ID goes on at its (possibly new) coordinator.
+	p2 := txnProducer(survivor)
+	runTxn(p2, "second")
+	p2.Close()
+	got := consume(survivor, 30)
+	slices.Sort(got)
+	for i, v := range got {
+		if want := fmt.Sprintf("second-%02d", i); v != want {
+			t.Fatalf("after failover the group read %q at %d, want %q (only the second transaction, from the committed offsets on)", v, i, want)
+		}
+	}
+}

@@ -53,8 +53,8 @@ func (b *Broker) openTxns() {
 		Clock:         txn.RealClock{NowFunc: b.now},
 		Logger:        b.log.With("component", "txn-coordinator"),
 	})
-	if t, ok := b.meta.Image().Topic(TxnTopic); ok {
-		b.txns.coord.Start(int32(len(t.Partitions)), b.ownedPartitions(TxnTopic))
+	if _, ok := b.meta.Image().Topic(TxnTopic); ok {
+		b.startCoordinator(b.txns.coord, TxnTopic)
 	}
 	b.goTracked(b.producerExpiryLoop)
 }
