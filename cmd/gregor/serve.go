@@ -390,7 +390,7 @@ func controllerListener(cfg *config.BrokerConfig, log *slog.Logger) (net.Listene
 	if err != nil {
 		return nil, fmt.Errorf("controller listener: %w", err)
 	}
-	log.Warn("cluster mode is a preview: group and transaction coordinators do not fail over yet, brokers call each other without credentials, and the controller listener is neither encrypted nor authenticated (docs/CLUSTER.md)")
+	log.Warn("cluster mode is a preview: brokers call each other without credentials, and the controller listener is neither encrypted nor authenticated (docs/CLUSTER.md)")
 	log.Info("controller listening", "addr", l.Addr().String(), "node_id", id, "voters", len(voters))
 	return l, nil
 }
