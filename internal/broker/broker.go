@@ -133,6 +133,9 @@ type Broker struct {
 	fetchers fetchers
 	// abrupt skips the controlled shutdown (CloseAbruptly).
 	abrupt atomic.Bool
+	// epochBumps are the partitions waiting to lead under a new epoch
+	// after a restart (replica.go).
+	epochBumps epochBumps
 
 	// recovering is set while Open opens the partitions on disk.
 	recovering bool
@@ -203,6 +206,7 @@ func Open(opts Options) (*Broker, error) {
 		retentionKick: make(chan struct{}, 1),
 	}
 	b.fetchers.b = b
+	b.epochBumps.kick = make(chan struct{}, 1)
 	b.SetAdvertised(opts.AdvertisedHost, opts.AdvertisedPort)
 	if err := b.initAuthorizer(); err != nil {
 		cancel()
@@ -284,6 +288,7 @@ func Open(opts Options) (*Broker, error) {
 		b.goTracked(func() { b.followMetadata(metaChanged) })
 		b.goTracked(b.isrLoop)
 		b.goTracked(b.runController)
+		b.goTracked(b.bumpEpochs)
 	}
 	b.log.Info("broker recovered", "topics", len(img.Topics), "partitions", b.partitionCount(),
 		"elapsed", time.Since(start).Round(time.Millisecond), "cluster_id", img.ClusterID, "node_id", nodeID)

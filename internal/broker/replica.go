@@ -2,6 +2,7 @@ package broker
 
 import (
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,9 @@ import (
 type replicaState struct {
 	// self is this broker's ID.
 	self int32
+	// restarted is set for a partition opened as the broker started
+	// (not created while it ran): see applyPartitionState.
+	restarted bool
 	// leader is the leader the last applied image names; -2 before the
 	// first (so the first application always sets the role).
 	leader int32
@@ -107,8 +111,8 @@ func fireAll(ws []*hwWaiter, err *kerr.Error) {
 // initReplicaState sets a newly opened partition's replication state:
 // no role until applyPartitionState gives it one; on a single node that
 // is always leader of a one-replica ISR.
-func (p *partition) initReplicaState(self int32) {
-	p.rep = replicaState{self: self, leader: -2, imageOffset: -2}
+func (p *partition) initReplicaState(self int32, restarted bool) {
+	p.rep = replicaState{self: self, leader: -2, imageOffset: -2, restarted: restarted}
 }
 
 // durableTo records that the leader's log is durable below off and
@@ -238,7 +242,25 @@ func (b *Broker) applyPartitionState(p *partition, mp *metadata.Partition, offse
 		p.mu.Unlock()
 		return
 	}
+	first := p.rep.imageOffset == -2
 	p.rep.imageOffset = offset
+	if first && p.rep.restarted && b.cluster && leader == b.nodeID {
+		// A broker that (re)starts as a partition's leader does not
+		// lead it under the epoch it had: a power loss may have taken
+		// an unsynced tail its followers fetched, and new records at
+		// those offsets under the same epoch would leave the logs
+		// diverged where no epoch tells them apart. It asks for a
+		// new epoch (bumpEpochs) and leads once that is committed;
+		// until then clients get NOT_LEADER_OR_FOLLOWER.
+		p.rep.leader = -1
+		p.leaderEpoch = epoch
+		p.rep.replicas = slices.Clone(replicas)
+		p.rep.isr = slices.Clone(isr)
+		p.rep.isrLen.Store(int32(len(isr)))
+		p.mu.Unlock()
+		b.epochBumps.add(p, epoch)
+		return
+	}
 	newRole := leader != p.rep.leader || epoch != p.leaderEpoch
 	p.rep.replicas = slices.Clone(replicas)
 	p.rep.isr = slices.Clone(isr)
@@ -249,12 +271,14 @@ func (b *Broker) applyPartitionState(p *partition, mp *metadata.Partition, offse
 	var lost []*hwWaiter
 	follow := int32(-1)
 	var epochStart int64
+	var unsynced bool
 	if newRole {
 		p.rep.leader = leader
 		p.leaderEpoch = epoch
 		if leader == b.nodeID {
 			p.becomeLeaderLocked()
 			epochStart = p.rep.epochStart
+			unsynced = p.rep.localEnd < epochStart
 		} else {
 			lost = p.becomeFollowerLocked()
 			follow = leader
@@ -264,6 +288,16 @@ func (b *Broker) applyPartitionState(p *partition, mp *metadata.Partition, offse
 	p.mu.Unlock()
 	fireAll(lost, kerr.NotLeaderForPartition)
 	fireAll(fire, nil)
+	if unsynced {
+		// What the follower appended last may still be syncing:
+		// the high watermark waits for it, and nothing else would
+		// sync it before the next append.
+		p.log.RequestSync(func(durable int64, err error) {
+			if err == nil {
+				p.durableTo(durable)
+			}
+		})
+	}
 	if newRole {
 		if follow >= 0 {
 			b.fetchers.follow(p, follow)
@@ -305,9 +339,10 @@ func (p *partition) becomeLeaderLocked() {
 			p.rep.followers[id] = &followerState{end: -1}
 		}
 	}
-	if len(p.rep.maxISR) <= 1 {
+	if len(p.rep.maxISR) <= 1 || !p.durable() {
 		// Alone in the ISR: everything durable here is committed
-		// (a single node; a recovered log is durable).
+		// (a single node; a recovered log is durable). With
+		// flush.messages/flush.ms, appended counts as durable.
 		p.rep.localEnd = max(p.rep.localEnd, p.log.LogEndOffset())
 	}
 	p.leading.Store(true)
@@ -497,6 +532,86 @@ func (b *Broker) followerFetch(id int32, targets []fetchTarget) {
 		}
 		if p.followerFetched(id, targets[i].req.FetchOffset, now, mayJoin) {
 			b.goTracked(func() { b.changeISR(p, epoch, []int32{id}, nil) })
+		}
+	}
+}
+
+// epochBumps collects the partitions this broker restarted as leader of,
+// whose leader epoch it asks the controller quorum to bump before it
+// leads them (applyPartitionState): one update for all of them, not one
+// per partition.
+type epochBumps struct {
+	mu   sync.Mutex
+	want map[*partition]int32
+	kick chan struct{}
+}
+
+func (e *epochBumps) add(p *partition, epoch int32) {
+	e.mu.Lock()
+	if e.want == nil {
+		e.want = map[*partition]int32{}
+	}
+	e.want[p] = epoch
+	e.mu.Unlock()
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// bumpEpochs commits the leader epoch bumps epochBumps collects, until
+// the broker closes; a failed update is retried. A partition whose
+// leader or epoch changed meanwhile needs none: the change gives this
+// broker its role.
+func (b *Broker) bumpEpochs() {
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-b.epochBumps.kick:
+		}
+		for b.ctx.Err() == nil {
+			b.epochBumps.mu.Lock()
+			want := b.epochBumps.want
+			b.epochBumps.want = nil
+			b.epochBumps.mu.Unlock()
+			if len(want) == 0 {
+				break
+			}
+			_, err := b.meta.Update(func(img *metadata.Image) ([]metadata.Record, error) {
+				var recs []metadata.Record
+				for p, epoch := range want {
+					t, _ := img.TopicByID(p.topicID)
+					mp := t.Partition(p.index)
+					if mp == nil || mp.Leader != b.nodeID || mp.LeaderEpoch != epoch {
+						continue
+					}
+					self := b.nodeID
+					recs = append(recs, metadata.Record{PartitionChange: &metadata.PartitionChangeRecord{
+						TopicID: p.topicID, Partition: p.index, Leader: &self, BumpEpoch: true,
+					}})
+				}
+				return recs, nil
+			})
+			if err == nil {
+				break
+			}
+			b.log.Warn("bumping the leader epochs of partitions led before a restart; retrying", "partitions", len(want), "err", err)
+			b.epochBumps.mu.Lock()
+			for p, epoch := range want {
+				if _, ok := b.epochBumps.want[p]; !ok {
+					if b.epochBumps.want == nil {
+						b.epochBumps.want = map[*partition]int32{}
+					}
+					b.epochBumps.want[p] = epoch
+				}
+			}
+			b.epochBumps.mu.Unlock()
+			select {
+			case <-b.ctx.Done():
+				return
+			case <-time.After(replicaFetchBackoff):
+			}
 		}
 	}
 }

@@ -320,6 +320,15 @@ func (f *replicaFetcher) fetch(ps []*partition) error {
 		if st == nil || st.truncate {
 			continue
 		}
+		if leo := p.log.LogEndOffset(); p.log.DurableOffset() < leo {
+			// The fetch offset tells the leader what is durable
+			// here: a log whose last sync failed (or whose append
+			// was not synced) is not fetched for until it is,
+			// else a record the leader counts as replicated here
+			// could be lost with this broker's page cache.
+			p.log.RequestSync(func(int64, error) { f.signal() })
+			continue
+		}
 		key := [2]any{p.topic, p.index}
 		states[key], parts[key] = st, p
 		i, ok := byTopic[p.topic]
@@ -344,6 +353,13 @@ func (f *replicaFetcher) fetch(ps []*partition) error {
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 	}
 	if len(parts) == 0 {
+		// Every partition waits for a sync (or a truncation, or was
+		// removed): wait for it rather than spin.
+		select {
+		case <-b.ctx.Done():
+		case <-f.wake:
+		case <-time.After(replicaFetchBackoff):
+		}
 		return nil
 	}
 	kresp, err := f.request(req, replicaFetchWait)

@@ -494,7 +494,7 @@ func (b *Broker) openPartition(t *metadata.Topic, mp *metadata.Partition, tcfg *
 		b.log.Error("aborted transaction index", "topic", p.topic, "partition", p.index, "err", err)
 	}
 	p.setConfig(tcfg, settings)
-	p.initReplicaState(b.nodeID)
+	p.initReplicaState(b.nodeID, b.recovering)
 	if !b.cluster || len(mp.ISR) <= 1 {
 		// With one replica, everything recovered from disk is
 		// durable: the high watermark is the log end offset. With

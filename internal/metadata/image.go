@@ -207,7 +207,7 @@ func Apply(img *Image, offset int64, recs []Record) (*Image, error) {
 			}
 			np := *t.Partitions[c.Partition]
 			np.PartitionEpoch++
-			if c.Leader != nil && *c.Leader != np.Leader {
+			if c.Leader != nil && (*c.Leader != np.Leader || c.BumpEpoch) {
 				np.Leader = *c.Leader
 				np.LeaderEpoch++
 			}

@@ -91,13 +91,17 @@ type PartitionRecord struct {
 }
 
 // PartitionChangeRecord changes a partition's leader or ISR; the leader
-// epoch is bumped when the leader changes.
+// epoch is bumped when the leader changes, or when BumpEpoch is set with
+// the same leader (a leader that restarted: its log may have lost an
+// unsynced tail its followers hold, and a new epoch makes them truncate
+// it).
 type PartitionChangeRecord struct {
 	TopicID   UUID    `json:"topicId"`
 	Partition int32   `json:"partition"`
 	Leader    *int32  `json:"leader,omitempty"`
 	ISR       []int32 `json:"isr,omitempty"`
 	Replicas  []int32 `json:"replicas,omitempty"`
+	BumpEpoch bool    `json:"bumpEpoch,omitempty"`
 }
 
 // RemoveTopicRecord deletes a topic and its partitions.

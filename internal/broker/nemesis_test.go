@@ -1,0 +1,186 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/gregor-streaming/gregor/internal/ktest"
+	"github.com/gregor-streaming/gregor/internal/vfs"
+)
+
+// TestClusterNemesis is a small Jepsen-style test (docs/CLUSTER.md,
+// step 7): an idempotent acks=all producer writes to a topic of three
+// replicas (min.insync.replicas 2) while a nemesis takes a random broker
+// down and starts it again, one at a time, for GREGOR_NEMESIS_SECONDS
+// (default 8) each way: "kill" (kill -9: its written bytes stay in the
+// page cache) and "powerloss" (what it had not synced is lost, on the
+// crash-simulating file system). Its leaderships stay until the
+// controller fences it. Afterwards every acknowledged record is read
+// back exactly once, at the offset it was acknowledged at, and the
+// three replicas' logs are the same.
+func TestClusterNemesis(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes brokers down for several seconds")
+	}
+	run := 8 * time.Second
+	if s := os.Getenv("GREGOR_NEMESIS_SECONDS"); s != "" {
+		var n int
+		fmt.Sscan(s, &n)
+		run = time.Duration(n) * time.Second
+	}
+	t.Run("kill", func(t *testing.T) {
+		testClusterNemesis(t, run, vfs.Default, (*ktest.Broker).Halt)
+	})
+	t.Run("powerloss", func(t *testing.T) {
+		testClusterNemesis(t, run, vfs.NewMem(), func(b *ktest.Broker) { b.PowerOff(vfs.CrashOptions{}) })
+	})
+}
+
+func testClusterNemesis(t *testing.T, run time.Duration, fs vfs.FS, down func(*ktest.Broker)) {
+	bs := ktest.NewCluster(t, 3, ktest.WithFS(fs),
+		ktest.Set("broker.session.timeout.ms", "1500"),
+		ktest.Set("replica.lag.time.max.ms", "3000"))
+	ctx := ctxT(t, run+180*time.Second)
+	adm := bs[0].Admin()
+	waitFor(t, 20*time.Second, "every broker registered", func() bool {
+		md, err := adm.Metadata(ctx)
+		return err == nil && len(md.Brokers) == 3
+	})
+	const topic = "nemesis"
+	const parts = 3
+	minISR := "2"
+	if _, err := adm.CreateTopic(ctx, parts, 3, map[string]*string{"min.insync.replicas": &minISR}, topic); err != nil {
+		t.Fatal(err)
+	}
+	var seeds []string
+	for _, b := range bs {
+		seeds = append(seeds, b.Addr)
+	}
+
+	type ack struct {
+		partition int32
+		offset    int64
+	}
+	var mu sync.Mutex
+	acked := map[string]ack{}
+	failed := map[string]error{}
+	producer, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
+		kgo.ProducerLinger(time.Millisecond), kgo.MaxBufferedRecords(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	pctx, stopProducing := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; pctx.Err() == nil; i++ {
+			r := &kgo.Record{Value: fmt.Appendf(nil, "n-%07d", i)}
+			producer.Produce(ctx, r, func(r *kgo.Record, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					failed[string(r.Value)] = err
+				} else {
+					acked[string(r.Value)] = ack{r.Partition, r.Offset}
+				}
+			})
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	deadline := time.Now().Add(run)
+	kills := 0
+	for time.Now().Before(deadline) {
+		time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
+		v := rng.IntN(3)
+		down(bs[v])
+		kills++
+		time.Sleep(time.Duration(1000+rng.IntN(2500)) * time.Millisecond)
+		bs[v].Start()
+	}
+	stopProducing()
+	wg.Wait()
+	fctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+	defer cancel()
+	if err := producer.Flush(fctx); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	mu.Lock()
+	nAcked, nFailed := len(acked), len(failed)
+	for v, err := range failed {
+		t.Logf("not acknowledged: %s: %v", v, err)
+		break
+	}
+	mu.Unlock()
+	t.Logf("%d kills in %v: %d records acknowledged, %d failed", kills, run, nAcked, nFailed)
+	if nAcked == 0 {
+		t.Fatal("nothing acknowledged")
+	}
+
+	waitFor(t, 60*time.Second, "every replica's log the same", func() bool {
+		for p := range int32(parts) {
+			s := logSizes(t, ctx, bs, topic, p)
+			if s[0] <= 0 || s[0] != s[1] || s[1] != s[2] {
+				return false
+			}
+		}
+		return true
+	})
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := map[int32]int64{}
+	remaining := 0
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			remaining++
+		}
+	})
+	consumer := bs[0].Client(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	seen := map[string]bool{}
+	for remaining > 0 {
+		fs := consumer.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			v := string(r.Value)
+			if seen[v] {
+				t.Errorf("%s read twice (again at %d/%d)", v, r.Partition, r.Offset)
+			}
+			seen[v] = true
+			if a, ok := acked[v]; ok && (a.partition != r.Partition || a.offset != r.Offset) {
+				t.Errorf("%s at %d/%d, acknowledged at %d/%d", v, r.Partition, r.Offset, a.partition, a.offset)
+			}
+			end, _ := ends.Lookup(topic, r.Partition)
+			if next[r.Partition] < end.Offset && r.Offset+1 >= end.Offset {
+				remaining--
+			}
+			next[r.Partition] = r.Offset + 1
+		})
+	}
+	lost := 0
+	for v, a := range acked {
+		if !seen[v] {
+			if lost++; lost <= 10 {
+				t.Errorf("acknowledged %s at %d/%d is lost", v, a.partition, a.offset)
+			}
+		}
+	}
+	if lost > 0 {
+		t.Fatalf("%d acknowledged records lost", lost)
+	}
+}
