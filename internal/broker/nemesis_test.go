@@ -50,20 +50,14 @@ func testClusterNemesis(t *testing.T, run time.Duration, fs vfs.FS, down func(*k
 		ktest.Set("replica.lag.time.max.ms", "3000"))
 	ctx := ctxT(t, run+180*time.Second)
 	adm := bs[0].Admin()
-	waitFor(t, 20*time.Second, "every broker registered", func() bool {
-		md, err := adm.Metadata(ctx)
-		return err == nil && len(md.Brokers) == 3
-	})
+	waitRegistered(t, ctx, adm, 3)
 	const topic = "nemesis"
 	const parts = 3
 	minISR := "2"
 	if _, err := adm.CreateTopic(ctx, parts, 3, map[string]*string{"min.insync.replicas": &minISR}, topic); err != nil {
 		t.Fatal(err)
 	}
-	var seeds []string
-	for _, b := range bs {
-		seeds = append(seeds, b.Addr)
-	}
+	seeds := clusterSeeds(bs)
 
 	type ack struct {
 		partition int32

@@ -14,6 +14,25 @@ import (
 	"github.com/gregor-streaming/gregor/internal/vfs"
 )
 
+// waitRegistered waits until Metadata through adm lists n brokers.
+func waitRegistered(t *testing.T, ctx context.Context, adm *kadm.Client, n int) {
+	t.Helper()
+	waitFor(t, 20*time.Second, "every broker registered", func() bool {
+		md, err := adm.Metadata(ctx)
+		return err == nil && len(md.Brokers) == n
+	})
+}
+
+// clusterSeeds returns every broker's address, for clients that must
+// survive any one broker's death.
+func clusterSeeds(bs []*ktest.Broker) []string {
+	var seeds []string
+	for _, b := range bs {
+		seeds = append(seeds, b.Addr)
+	}
+	return seeds
+}
+
 // partitionState is a partition's leader and ISR as Metadata reports.
 func partitionState(t *testing.T, ctx context.Context, adm *kadm.Client, topic string, p int32) (leader int32, replicas, isr []int32) {
 	t.Helper()
@@ -65,10 +84,7 @@ func TestClusterReplication(t *testing.T) {
 	bs := ktest.NewCluster(t, 3, ktest.Set("replica.lag.time.max.ms", "1500"))
 	ctx := ctxT(t, 120*time.Second)
 	adm := bs[0].Admin()
-	waitFor(t, 20*time.Second, "every broker registered", func() bool {
-		md, err := adm.Metadata(ctx)
-		return err == nil && len(md.Brokers) == 3
-	})
+	waitRegistered(t, ctx, adm, 3)
 	const topic = "replicated"
 	minISR := "2"
 	if _, err := adm.CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": &minISR}, topic); err != nil {
@@ -165,10 +181,7 @@ func testClusterFailover(t *testing.T, kill bool) {
 		ktest.Set("broker.session.timeout.ms", "2000"))
 	ctx := ctxT(t, 180*time.Second)
 	adm := bs[0].Admin()
-	waitFor(t, 20*time.Second, "every broker registered", func() bool {
-		md, err := adm.Metadata(ctx)
-		return err == nil && len(md.Brokers) == 3
-	})
+	waitRegistered(t, ctx, adm, 3)
 	const topic = "failover"
 	const parts = 3
 	minISR := "2"
@@ -191,10 +204,7 @@ func testClusterFailover(t *testing.T, kill bool) {
 		offset    int64
 	}
 	acked := map[string]ack{}
-	var seeds []string
-	for _, b := range bs {
-		seeds = append(seeds, b.Addr)
-	}
+	seeds := clusterSeeds(bs)
 	cl := survivor.Client(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
 	next := 0
@@ -276,10 +286,7 @@ func TestClusterTruncatesDivergentTail(t *testing.T) {
 		ktest.Set("broker.session.timeout.ms", "2000"))
 	ctx := ctxT(t, 180*time.Second)
 	adm := bs[0].Admin()
-	waitFor(t, 20*time.Second, "every broker registered", func() bool {
-		md, err := adm.Metadata(ctx)
-		return err == nil && len(md.Brokers) == 3
-	})
+	waitRegistered(t, ctx, adm, 3)
 	const topic = "diverge"
 	if _, err := adm.CreateTopic(ctx, 1, 3, nil, topic); err != nil {
 		t.Fatal(err)
@@ -291,10 +298,7 @@ func TestClusterTruncatesDivergentTail(t *testing.T) {
 		leader, replicas, isr = partitionState(t, ctx, adm, topic, 0)
 		return len(isr) == 3
 	})
-	var seeds []string
-	for _, b := range bs {
-		seeds = append(seeds, b.Addr)
-	}
+	seeds := clusterSeeds(bs)
 	produce := func(b *ktest.Broker, acks kgo.Acks, prefix string, n int) {
 		t.Helper()
 		opts := []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(acks)}
@@ -377,15 +381,9 @@ func TestClusterCoordinatorFailover(t *testing.T) {
 		ktest.Set("offsets.topic.num.partitions", "3"),
 		ktest.Set("transaction.state.log.num.partitions", "3"))
 	ctx := ctxT(t, 180*time.Second)
-	var seeds []string
-	for _, b := range bs {
-		seeds = append(seeds, b.Addr)
-	}
+	seeds := clusterSeeds(bs)
 	adm := bs[0].Admin()
-	waitFor(t, 20*time.Second, "every broker registered", func() bool {
-		md, err := adm.Metadata(ctx)
-		return err == nil && len(md.Brokers) == 3
-	})
+	waitRegistered(t, ctx, adm, 3)
 	const topic = "work"
 	if _, err := adm.CreateTopic(ctx, 3, 3, nil, topic); err != nil {
 		t.Fatal(err)
