@@ -375,12 +375,19 @@ func describeTopics(ctx context.Context, r *runner, adm *kadm.Client, names []st
 	var sizesErr string
 	if !apis[kmsg.DescribeLogDirs.Int16()] {
 		sizesErr = "the cluster does not support " + apiName(kmsg.DescribeLogDirs.Int16())
-	} else if dirs, err := adm.DescribeAllLogDirs(ctx, md.TopicsSet()); err != nil {
+	} else if dirs, err := adm.DescribeAllLogDirs(ctx, md.TopicsSet()); err != nil && len(dirs) == 0 {
 		sizesErr = r.wrap(err, "DescribeLogDirs").Error()
 	} else {
+		// A partition's size is its leader's replica's (every
+		// replica holds the same records); a broker that did not
+		// answer (down, in a cluster) leaves its partitions without
+		// one.
 		dirs.Each(func(d kadm.DescribedLogDir) {
 			d.Topics.Each(func(p kadm.DescribedLogDirPartition) {
 				if p.IsFuture {
+					return
+				}
+				if lp, ok := md[p.Topic].Partitions[p.Partition]; ok && lp.Leader != p.Broker {
 					return
 				}
 				if sizes[p.Topic] == nil {
