@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gregor-streaming/gregor/internal/ktest"
+	"github.com/gregor-streaming/gregor/internal/metrics"
 	"github.com/gregor-streaming/gregor/internal/vfs"
 )
 
@@ -128,6 +129,17 @@ func TestClusterReplication(t *testing.T) {
 		_, _, isr := partitionState(t, ctx, adm, topic, 0)
 		return len(isr) == 2 && !slices.Contains(isr, follower)
 	})
+	underReplicated := func() bool {
+		var under bool
+		bs[leader].B.CollectPartitions(func(pi metrics.PartitionInfo) {
+			if pi.Topic == topic && pi.Partition == 0 {
+				under = pi.Leader && pi.UnderReplicated
+			}
+		})
+		return under
+	}
+	// gregor_broker_under_replicated_partitions
+	waitFor(t, 10*time.Second, "the leader reporting the partition under-replicated", underReplicated)
 	produce(100, 100)
 
 	// Back, it catches up and rejoins.
@@ -136,6 +148,7 @@ func TestClusterReplication(t *testing.T) {
 		_, _, isr := partitionState(t, ctx, adm, topic, 0)
 		return slices.Equal(isr, []int32{0, 1, 2})
 	})
+	waitFor(t, 10*time.Second, "the leader reporting the partition fully replicated", func() bool { return !underReplicated() })
 	produce(200, 50)
 	waitFor(t, 10*time.Second, "every log the same", func() bool {
 		s := logSizes(t, ctx, bs, topic, 0)

@@ -27,15 +27,21 @@ func (b *Broker) CollectPartitions(fn func(metrics.PartitionInfo)) {
 		for _, s := range segs {
 			size += s.Size
 		}
+		p.mu.Lock()
+		leader := p.leading.Load()
+		under := leader && len(p.rep.isr) < len(p.rep.replicas)
+		p.mu.Unlock()
 		fn(metrics.PartitionInfo{
-			Topic:          p.topic,
-			Partition:      p.index,
-			Size:           size,
-			Segments:       len(segs),
-			LogStartOffset: p.log.LogStartOffset(),
-			HighWatermark:  p.log.HighWatermark(),
-			LogEndOffset:   p.log.LogEndOffset(),
-			Stats:          &p.stats,
+			Leader:          leader,
+			UnderReplicated: under,
+			Topic:           p.topic,
+			Partition:       p.index,
+			Size:            size,
+			Segments:        len(segs),
+			LogStartOffset:  p.log.LogStartOffset(),
+			HighWatermark:   p.log.HighWatermark(),
+			LogEndOffset:    p.log.LogEndOffset(),
+			Stats:           &p.stats,
 		})
 	}
 }

@@ -23,6 +23,10 @@ type PartitionInfo struct {
 	LogStartOffset, HighWatermark, LogEndOffset int64
 	// Stats are the partition's traffic counters; nil = none.
 	Stats *PartitionStats
+	// Leader is set when this broker leads the partition;
+	// UnderReplicated when it does and the ISR is smaller than the
+	// replica set.
+	Leader, UnderReplicated bool
 }
 
 // GroupInfo is what a Collector reads of one consumer group.
@@ -100,6 +104,8 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 var (
 	descBrokerInfo = desc("broker_info", "Constant 1, labelled with the broker's node ID and cluster ID.", "node_id", "cluster_id")
 	descPartitions = desc("broker_partitions", "Partitions hosted by this broker (Kafka: ReplicaManager PartitionCount).")
+	descLeaders    = desc("broker_leader_partitions", "Partitions this broker leads (Kafka: ReplicaManager LeaderCount).")
+	descUnderRepl  = desc("broker_under_replicated_partitions", "Partitions this broker leads whose ISR is smaller than their replica set (Kafka: ReplicaManager UnderReplicatedPartitions).")
 
 	descBytesIn     = desc("topic_bytes_in_total", "Bytes of record batches appended by produce requests (Kafka: BrokerTopicMetrics BytesInPerSec).", "topic")
 	descRecordsIn   = desc("topic_records_in_total", "Records appended by produce requests (Kafka: BrokerTopicMetrics MessagesInPerSec).", "topic")
@@ -135,7 +141,7 @@ var (
 )
 
 var allDescs = []*prometheus.Desc{
-	descBrokerInfo, descPartitions,
+	descBrokerInfo, descPartitions, descLeaders, descUnderRepl,
 	descBytesIn, descRecordsIn, descBytesOut, descRecordsOut,
 	descProduceReqs, descProduceFail, descFetchReqs, descFetchFail,
 	descRequests, descLatency, descPurgatory,
@@ -211,8 +217,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	topics := map[string]*Totals{}
 	var order []string
 	partitions := 0
+	var leaders, underReplicated int
 	b.CollectPartitions(func(pi PartitionInfo) {
 		partitions++
+		if pi.Leader {
+			leaders++
+		}
+		if pi.UnderReplicated {
+			underReplicated++
+		}
 		part := strconv.Itoa(int(pi.Partition))
 		gauge(descLogSize, float64(pi.Size), pi.Topic, part)
 		gauge(descLogSegments, float64(pi.Segments), pi.Topic, part)
@@ -230,6 +243,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	})
 	gauge(descPartitions, float64(partitions))
+	gauge(descLeaders, float64(leaders))
+	gauge(descUnderRepl, float64(underReplicated))
 	for _, name := range order {
 		t := topics[name]
 		counter(descBytesIn, float64(t.BytesIn), name)
