@@ -131,6 +131,9 @@ type Broker struct {
 	// fetchers copy the partitions this broker follows from their
 	// leaders (replica_fetcher.go).
 	fetchers fetchers
+	// selfReplicas is []int32{nodeID}: a single node's replica set and
+	// ISR of every partition. Immutable.
+	selfReplicas []int32
 	// abrupt skips the controlled shutdown (CloseAbruptly).
 	abrupt atomic.Bool
 	// epochBumps are the partitions waiting to lead under a new epoch
@@ -206,6 +209,7 @@ func Open(opts Options) (*Broker, error) {
 		retentionKick: make(chan struct{}, 1),
 	}
 	b.fetchers.b = b
+	b.selfReplicas = []int32{nodeID}
 	b.epochBumps.kick = make(chan struct{}, 1)
 	b.SetAdvertised(opts.AdvertisedHost, opts.AdvertisedPort)
 	if err := b.initAuthorizer(); err != nil {

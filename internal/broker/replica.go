@@ -233,9 +233,11 @@ func (p *partition) notifyAppendLocked() {
 // Images older than the last applied are ignored. On a single node p
 // always leads, alone in its ISR.
 func (b *Broker) applyPartitionState(p *partition, mp *metadata.Partition, offset int64) {
-	leader, epoch, replicas, isr := mp.Leader, mp.LeaderEpoch, mp.Replicas, mp.ISR
+	// The image's slices are immutable: kept, not copied (clipped, so
+	// an append to maxISR never writes into the image's array).
+	leader, epoch, replicas, isr := mp.Leader, mp.LeaderEpoch, mp.Replicas, slices.Clip(mp.ISR)
 	if !b.cluster {
-		leader, replicas, isr = b.nodeID, []int32{b.nodeID}, []int32{b.nodeID}
+		leader, replicas, isr = b.nodeID, b.selfReplicas, b.selfReplicas
 	}
 	p.mu.Lock()
 	if offset < p.rep.imageOffset {
@@ -244,6 +246,8 @@ func (b *Broker) applyPartitionState(p *partition, mp *metadata.Partition, offse
 	}
 	first := p.rep.imageOffset == -2
 	p.rep.imageOffset = offset
+	p.rep.replicas, p.rep.isr = replicas, isr
+	p.rep.isrLen.Store(int32(len(isr)))
 	if first && p.rep.restarted && b.cluster && leader == b.nodeID {
 		// A broker that (re)starts as a partition's leader does not
 		// lead it under the epoch it had: a power loss may have taken
@@ -254,19 +258,13 @@ func (b *Broker) applyPartitionState(p *partition, mp *metadata.Partition, offse
 		// until then clients get NOT_LEADER_OR_FOLLOWER.
 		p.rep.leader = -1
 		p.leaderEpoch = epoch
-		p.rep.replicas = slices.Clone(replicas)
-		p.rep.isr = slices.Clone(isr)
-		p.rep.isrLen.Store(int32(len(isr)))
 		p.mu.Unlock()
 		b.epochBumps.add(p, epoch)
 		return
 	}
 	newRole := leader != p.rep.leader || epoch != p.leaderEpoch
-	p.rep.replicas = slices.Clone(replicas)
-	p.rep.isr = slices.Clone(isr)
-	p.rep.isrLen.Store(int32(len(isr)))
 	p.rep.adding = slices.DeleteFunc(p.rep.adding, func(id int32) bool { return slices.Contains(isr, id) })
-	p.rep.maxISR = append(slices.Clone(isr), p.rep.adding...)
+	p.rep.maxISR = append(isr, p.rep.adding...) // isr is clipped: a copy when adding
 	var fire []*hwWaiter
 	var lost []*hwWaiter
 	follow := int32(-1)
@@ -333,7 +331,7 @@ func (p *partition) becomeLeaderLocked() {
 	p.rep.epochStart = p.log.LogEndOffset()
 	p.rep.followers = map[int32]*followerState{}
 	p.rep.adding = nil
-	p.rep.maxISR = slices.Clone(p.rep.isr)
+	p.rep.maxISR = p.rep.isr
 	for _, id := range p.rep.replicas {
 		if id != p.rep.self {
 			p.rep.followers[id] = &followerState{end: -1}
@@ -366,12 +364,15 @@ func (p *partition) becomeFollowerLocked() []*hwWaiter {
 // followerFetched records a follower's fetch at offset (its durable log
 // end) and advances the high watermark. It reports whether the
 // follower, outside the ISR, has caught up and should join it.
-func (p *partition) followerFetched(id int32, offset int64, now time.Time, mayJoin bool) (join bool) {
+func (p *partition) followerFetched(id, currentEpoch int32, offset int64, now time.Time, mayJoin bool) (join bool, epoch int32) {
 	p.mu.Lock()
+	epoch = p.leaderEpoch
 	f := p.rep.followers[id]
-	if f == nil || !p.leading.Load() {
+	if f == nil || !p.leading.Load() || leaderEpochError(currentEpoch, epoch) != nil {
+		// A fetch at another epoch is answered by readFetch; its
+		// offset says nothing about this epoch's log.
 		p.mu.Unlock()
-		return false
+		return false, epoch
 	}
 	leo := p.log.LogEndOffset()
 	switch {
@@ -392,7 +393,7 @@ func (p *partition) followerFetched(id int32, offset int64, now time.Time, mayJo
 	}
 	p.mu.Unlock()
 	fireAll(fire, nil)
-	return join
+	return join, epoch
 }
 
 // laggingLocked returns the ISR followers that have not been caught up
@@ -452,7 +453,7 @@ func (b *Broker) changeISR(p *partition, epoch int32, add, remove []int32) {
 	if err != nil {
 		// Not committed: the additions wait for the next fetch.
 		p.rep.adding = slices.DeleteFunc(p.rep.adding, func(id int32) bool { return slices.Contains(add, id) })
-		p.rep.maxISR = append(slices.Clone(p.rep.isr), p.rep.adding...)
+		p.rep.maxISR = append(p.rep.isr, p.rep.adding...)
 	}
 	p.mu.Unlock()
 	if err != nil {
@@ -479,7 +480,7 @@ func (b *Broker) isrLoop() {
 		case <-time.After(max(lag/2, 10*time.Millisecond)):
 		}
 		now := time.Now()
-		for _, p := range b.hostedPartitions() {
+		for _, p := range b.allPartitions() {
 			p.mu.Lock()
 			if !p.leading.Load() || p.rep.isrChanging || p.deleted {
 				p.mu.Unlock()
@@ -498,21 +499,6 @@ func (b *Broker) isrLoop() {
 	}
 }
 
-// hostedPartitions returns every partition whose log this broker keeps.
-func (b *Broker) hostedPartitions() []*partition {
-	b.partsMu.RLock()
-	defer b.partsMu.RUnlock()
-	var out []*partition
-	for _, ps := range b.parts {
-		for _, p := range ps {
-			if p != nil {
-				out = append(out, p)
-			}
-		}
-	}
-	return out
-}
-
 // followerFetch records a follower's fetch of the partitions this
 // broker leads at the follower's leader epoch, and starts adding the
 // followers that caught up to the ISR.
@@ -524,13 +510,7 @@ func (b *Broker) followerFetch(id int32, targets []fetchTarget) {
 		if p == nil {
 			continue
 		}
-		p.mu.Lock()
-		epoch := p.leaderEpoch
-		p.mu.Unlock()
-		if leaderEpochError(targets[i].req.CurrentLeaderEpoch, epoch) != nil {
-			continue // answered by readFetch
-		}
-		if p.followerFetched(id, targets[i].req.FetchOffset, now, mayJoin) {
+		if join, epoch := p.followerFetched(id, targets[i].req.CurrentLeaderEpoch, targets[i].req.FetchOffset, now, mayJoin); join {
 			b.goTracked(func() { b.changeISR(p, epoch, []int32{id}, nil) })
 		}
 	}

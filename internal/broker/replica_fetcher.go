@@ -232,15 +232,15 @@ func (f *replicaFetcher) truncate(ps []*partition) error {
 		end   int64
 		err   int16
 	}
-	answers := map[[2]any]answer{}
+	answers := map[tpKey]answer{}
 	for _, t := range resp.Topics {
 		for _, rp := range t.Partitions {
-			answers[[2]any{t.Topic, rp.Partition}] = answer{rp.LeaderEpoch, rp.EndOffset, rp.ErrorCode}
+			answers[tpKey{t.Topic, rp.Partition}] = answer{rp.LeaderEpoch, rp.EndOffset, rp.ErrorCode}
 		}
 	}
 	var failed error
 	for _, a := range asks {
-		an, ok := answers[[2]any{a.p.topic, a.p.index}]
+		an, ok := answers[tpKey{a.p.topic, a.p.index}]
 		if !ok || an.err != 0 {
 			if ok {
 				failed = kerr.ErrorForCode(an.err)
@@ -312,8 +312,8 @@ func (f *replicaFetcher) fetch(ps []*partition) error {
 	req.MaxBytes = replicaFetchMax
 	req.SessionID = 0
 	req.SessionEpoch = -1
-	states := map[[2]any]*followState{}
-	parts := map[[2]any]*partition{}
+	states := map[tpKey]*followState{}
+	parts := map[tpKey]*partition{}
 	byTopic := map[string]int{}
 	for _, p := range ps {
 		st := f.state(p)
@@ -329,7 +329,7 @@ func (f *replicaFetcher) fetch(ps []*partition) error {
 			p.log.RequestSync(func(int64, error) { f.signal() })
 			continue
 		}
-		key := [2]any{p.topic, p.index}
+		key := tpKey{p.topic, p.index}
 		states[key], parts[key] = st, p
 		i, ok := byTopic[p.topic]
 		if !ok {
@@ -389,7 +389,7 @@ func (f *replicaFetcher) fetch(ps []*partition) error {
 					name = bt.Name
 				}
 			}
-			key := [2]any{name, rp.Partition}
+			key := tpKey{name, rp.Partition}
 			p, st := parts[key], states[key]
 			if p == nil || !f.current(p, st) {
 				continue
@@ -539,4 +539,10 @@ func (p *partition) followerHighWatermark(hw int64) {
 	}
 	p.log.SetHighWatermark(min(hw, p.log.LogEndOffset()))
 	p.pruneUnstableLocked()
+}
+
+// tpKey names a partition in a fetcher's request and its answer.
+type tpKey struct {
+	topic     string
+	partition int32
 }
