@@ -54,6 +54,9 @@ type Options struct {
 	// controllers when controller.quorum.voters names more than one
 	// (cluster mode, docs/CLUSTER.md); the broker serves it until Close.
 	ControllerListener net.Listener
+	// Dial connects to the other brokers and controllers; nil = a
+	// net.Dialer. Tests cut the network between brokers with it.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Broker is a single Kafka broker.
@@ -146,6 +149,9 @@ type Broker struct {
 	// change on other nodes (followMetadata) and this broker hosts only
 	// the partitions it is a replica of.
 	cluster bool
+	// dial connects to the other brokers (Options.Dial); nil = a
+	// net.Dialer. Immutable.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// verifiedAppendHook, set by tests, runs after a transactional
 	// batch verified with the coordinator was appended (produce.go).
@@ -207,6 +213,7 @@ func Open(opts Options) (*Broker, error) {
 		cancel:    cancel,
 
 		retentionKick: make(chan struct{}, 1),
+		dial:          opts.Dial,
 	}
 	b.fetchers.b = b
 	b.selfReplicas = []int32{nodeID}
@@ -226,7 +233,7 @@ func Open(opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	b.cluster = len(voters) > 1
-	mopts := metadata.Options{NodeID: nodeID, Listener: opts.ControllerListener}
+	mopts := metadata.Options{NodeID: nodeID, Listener: opts.ControllerListener, Dial: opts.Dial}
 	if b.cluster {
 		mopts.Voters = voters
 	}

@@ -36,16 +36,39 @@ func TestClusterNemesis(t *testing.T) {
 		fmt.Sscan(s, &n)
 		run = time.Duration(n) * time.Second
 	}
+	restart := func(down func(*ktest.Broker)) func([]*ktest.Broker, *ktest.Network, int) func() {
+		return func(bs []*ktest.Broker, _ *ktest.Network, v int) func() {
+			down(bs[v])
+			return bs[v].Start
+		}
+	}
 	t.Run("kill", func(t *testing.T) {
-		testClusterNemesis(t, run, vfs.Default, (*ktest.Broker).Halt)
+		testClusterNemesis(t, run, vfs.Default, restart((*ktest.Broker).Halt))
 	})
 	t.Run("powerloss", func(t *testing.T) {
-		testClusterNemesis(t, run, vfs.NewMem(), func(b *ktest.Broker) { b.PowerOff(vfs.CrashOptions{}) })
+		testClusterNemesis(t, run, vfs.NewMem(), restart(func(b *ktest.Broker) { b.PowerOff(vfs.CrashOptions{}) }))
+	})
+	// A broker cut off from the others (or from one of them: the
+	// third still reaches both) still serves the producer: it may lead
+	// partitions until it learns better, but must acknowledge nothing
+	// the others do not have.
+	t.Run("partition", func(t *testing.T) {
+		testClusterNemesis(t, run, vfs.Default, func(_ []*ktest.Broker, n *ktest.Network, v int) func() {
+			if rand.IntN(2) == 0 {
+				n.Isolate(v)
+			} else {
+				n.Bridge(v, (v+1)%3)
+			}
+			return n.Heal
+		})
 	})
 }
 
-func testClusterNemesis(t *testing.T, run time.Duration, fs vfs.FS, down func(*ktest.Broker)) {
-	bs := ktest.NewCluster(t, 3, ktest.WithFS(fs),
+// testClusterNemesis runs the nemesis test: fault(v) takes broker v
+// down or away and returns what brings it back.
+func testClusterNemesis(t *testing.T, run time.Duration, fs vfs.FS, fault func(bs []*ktest.Broker, n *ktest.Network, v int) (undo func())) {
+	network := ktest.NewNetwork()
+	bs := ktest.NewCluster(t, 3, ktest.WithFS(fs), ktest.WithNetwork(network),
 		ktest.Set("broker.session.timeout.ms", "1500"),
 		ktest.Set("replica.lag.time.max.ms", "3000"))
 	ctx := ctxT(t, run+180*time.Second)
@@ -98,11 +121,10 @@ func testClusterNemesis(t *testing.T, run time.Duration, fs vfs.FS, down func(*k
 	kills := 0
 	for time.Now().Before(deadline) {
 		time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
-		v := rng.IntN(3)
-		down(bs[v])
+		undo := fault(bs, network, rng.IntN(3))
 		kills++
 		time.Sleep(time.Duration(1000+rng.IntN(2500)) * time.Millisecond)
-		bs[v].Start()
+		undo()
 	}
 	stopProducing()
 	wg.Wait()
@@ -118,7 +140,7 @@ func testClusterNemesis(t *testing.T, run time.Duration, fs vfs.FS, down func(*k
 		break
 	}
 	mu.Unlock()
-	t.Logf("%d kills in %v: %d records acknowledged, %d failed", kills, run, nAcked, nFailed)
+	t.Logf("%d faults in %v: %d records acknowledged, %d failed", kills, run, nAcked, nFailed)
 	if nAcked == 0 {
 		t.Fatal("nothing acknowledged")
 	}

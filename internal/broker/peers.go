@@ -46,7 +46,11 @@ func (b *Broker) peerClient() (*kgo.Client, error) {
 	if len(seeds) == 0 {
 		return nil, kerr.BrokerNotAvailable
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ClientID("gregor-broker-"+strconv.Itoa(int(b.nodeID))))
+	copts := []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.ClientID("gregor-broker-" + strconv.Itoa(int(b.nodeID)))}
+	if b.dial != nil {
+		copts = append(copts, kgo.Dialer(b.dial))
+	}
+	cl, err := kgo.NewClient(copts...)
 	if err != nil {
 		return nil, err
 	}

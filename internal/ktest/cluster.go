@@ -10,8 +10,8 @@ import (
 )
 
 // NewCluster starts n brokers (node IDs 0..n-1) forming one cluster
-// (docs/CLUSTER.md: a preview, no replication yet), each with its own
-// data directory, and stops them when the test ends.
+// (docs/CLUSTER.md), each with its own data directory, and stops them
+// when the test ends. WithNetwork puts a Network between them.
 func NewCluster(t testing.TB, n int, opts ...Option) []*Broker {
 	t.Helper()
 	var voters []string

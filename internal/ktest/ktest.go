@@ -45,6 +45,7 @@ type options struct {
 	fs        vfs.FS
 	log       *slog.Logger
 	fileLimit int64
+	net       *Network
 }
 
 // Option configures a test broker.
@@ -121,7 +122,15 @@ func (b *Broker) boot(addr string) error {
 			return fmt.Errorf("ktest: controller listener: %w", err)
 		}
 	}
-	br, err := broker.Open(broker.Options{Config: cfg, DataDir: b.Dir, FS: fs, Logger: log, OpenFileLimit: b.opts.fileLimit, ControllerListener: controller})
+	bopts := broker.Options{Config: cfg, DataDir: b.Dir, FS: fs, Logger: log, OpenFileLimit: b.opts.fileLimit, ControllerListener: controller}
+	node := int(cfg.Int("node.id"))
+	if n := b.opts.net; n != nil {
+		bopts.Dial = n.dialer(node)
+		if controller != nil {
+			n.register(node, controller.Addr().String())
+		}
+	}
+	br, err := broker.Open(bopts)
 	if err != nil {
 		return fmt.Errorf("ktest: open broker: %w", err)
 	}
@@ -155,6 +164,9 @@ func (b *Broker) boot(addr string) error {
 		br.SetAdvertised(lhost, int32(lp))
 	}
 	b.Addr = l.Addr().String()
+	if b.opts.net != nil {
+		b.opts.net.register(node, b.Addr)
+	}
 	b.B = br
 	b.srv = srv
 	if controller != nil {

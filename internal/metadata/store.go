@@ -55,6 +55,9 @@ type Options struct {
 	Listener net.Listener
 	// Transport replaces TCP between the controllers (tests).
 	Transport raftnode.Transport
+	// Dial, when set, connects to the other controllers (tests cut
+	// the network with it).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// TickInterval is the Raft tick; 0 = raftnode's default.
 	TickInterval time.Duration
 }
@@ -168,6 +171,7 @@ func OpenOptions(fs vfs.FS, dir string, log *slog.Logger, opts Options) (*Store,
 		SnapshotEvery: snapshotEvery,
 		TLS:           opts.TLS,
 		Transport:     opts.Transport,
+		Dial:          opts.Dial,
 	})
 	if err != nil {
 		cancel()

@@ -69,6 +69,9 @@ type Config struct {
 	// dialing peers and for serving them (Serve), so it needs
 	// certificates and the CAs of both sides.
 	TLS *tls.Config
+	// Dial connects the TCP transport to a peer; nil means a
+	// net.Dialer. Tests cut the network between nodes with it.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Transport carries messages between the voters; nil means TCP
 	// (see Serve).
 	Transport Transport
@@ -244,6 +247,7 @@ func Start(cfg Config) (*Node, error) {
 	n.tr = cfg.Transport
 	if n.tr == nil {
 		n.tcp = newTCPTransport(n.id, cfg.Voters, cfg.TLS, n.election, n.log)
+		n.tcp.dialer = cfg.Dial
 		n.tr = n.tcp
 	}
 	if fresh {

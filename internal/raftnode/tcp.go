@@ -185,6 +185,9 @@ type tcpTransport struct {
 	tls      *tls.Config
 	election time.Duration
 	log      *slog.Logger
+	// dialer, when set, replaces the net.Dialer (Config.Dial). Set
+	// before Start.
+	dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// recv and peers are set by Start, immutable after.
 	recv  Receiver
@@ -502,16 +505,21 @@ func (p *peer) drain() {
 func (p *peer) dial() (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(p.t.ctx, handshakeTimeout)
 	defer cancel()
-	d := &net.Dialer{}
-	var c net.Conn
-	var err error
-	if p.t.tls != nil {
-		c, err = (&tls.Dialer{NetDialer: d, Config: p.t.tls}).DialContext(ctx, "tcp", p.addr)
-	} else {
-		c, err = d.DialContext(ctx, "tcp", p.addr)
+	dial := p.t.dialer
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
 	}
+	c, err := dial(ctx, "tcp", p.addr)
 	if err != nil {
 		return nil, err
+	}
+	if p.t.tls != nil {
+		tc := tls.Client(c, p.tlsConfig())
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+		c = tc
 	}
 	if !p.t.track(c) {
 		return nil, ErrStopped
@@ -591,4 +599,19 @@ func (p *peer) lost(snaps int, err error) error {
 		p.t.recv.ReportSnapshot(p.id, raft.SnapshotFailure)
 	}
 	return err
+}
+
+// tlsConfig is the transport's TLS configuration for dialing p: the
+// server name, when not set, is p's host, as tls.Dialer does.
+func (p *peer) tlsConfig() *tls.Config {
+	if p.t.tls.ServerName != "" || p.t.tls.InsecureSkipVerify {
+		return p.t.tls
+	}
+	c := p.t.tls.Clone()
+	if host, _, err := net.SplitHostPort(p.addr); err == nil {
+		c.ServerName = host
+	} else {
+		c.ServerName = p.addr
+	}
+	return c
 }
