@@ -92,7 +92,7 @@ func processCrash(t *testing.T, cycles int, partitions int32, segmentBytes int, 
 	t.Cleanup(g.cleanup)
 
 	const topic = "crash"
-	createTopic(t, g.addr, topic, partitions, map[string]*string{
+	createTopic(t, g.addr, topic, partitions, 1, map[string]*string{
 		// Small segments so that kills also land around rolls.
 		"segment.bytes": kadm.StringPtr(strconv.Itoa(segmentBytes)),
 	})
@@ -176,16 +176,19 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func createTopic(t *testing.T, addr, topic string, partitions int32, configs map[string]*string) {
+// createTopic creates topic through the broker at addr (or the brokers
+// at addr's comma-separated addresses) with the given partitions,
+// replicas and configs.
+func createTopic(t *testing.T, addr, topic string, partitions int32, replicas int16, configs map[string]*string) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(addr, ",")...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, 1, configs, topic)
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, replicas, configs, topic)
 	if err == nil {
 		err = resp.Err
 	}
@@ -201,7 +204,10 @@ type process struct {
 	dir     string
 	addr    string
 	logPath string
-	starts  int
+	// args are more arguments to `gregor serve` (a cluster node's
+	// --set node.id=... and the like).
+	args   []string
+	starts int
 	// cmd is the running child, nil when there is none; exited gets
 	// its Wait result.
 	cmd    *exec.Cmd
@@ -221,8 +227,9 @@ func (g *process) start(wait bool) {
 		fmt.Fprintf(f, "=== start %d\n", g.starts)
 		// Window 0: every synced segment leaves the page cache, so
 		// recovery and the final check read what the disk holds.
-		cmd := exec.Command(g.bin, "serve", "--listen", g.addr, "--data-dir", g.dir, "--admin-listen=", "--log-level", "info",
-			"--set", "log.cache.keep.bytes=0")
+		args := append([]string{"serve", "--listen", g.addr, "--data-dir", g.dir, "--admin-listen=", "--log-level", "info",
+			"--set", "log.cache.keep.bytes=0"}, g.args...)
+		cmd := exec.Command(g.bin, args...)
 		cmd.Stdout, cmd.Stderr = f, f
 		if err := cmd.Start(); err != nil {
 			f.Close()

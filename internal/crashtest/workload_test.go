@@ -86,7 +86,8 @@ func (l *ledger) record(r *kgo.Record, err error) {
 // workload is a set of idempotent acks=all producers, each with its own
 // client (so its own producer ID), writing keyed records with unique
 // values "p<producer>-<sequence>[|padding]" in random bursts until
-// finish.
+// finish. Its clients are seeded with addr, a broker's address or
+// several comma-separated.
 type workload struct {
 	t       *testing.T
 	led     *ledger
@@ -101,7 +102,7 @@ func startWorkload(t *testing.T, addr, topic string, producers int, seed uint64,
 	w := &workload{t: t, led: &ledger{acked: map[string]ack{}, failed: map[string]int{}}, cancel: cancel}
 	for id := range producers {
 		cl, err := kgo.NewClient(append([]kgo.Opt{
-			kgo.SeedBrokers(addr),
+			kgo.SeedBrokers(strings.Split(addr, ",")...),
 			kgo.DefaultProduceTopic(topic),
 			kgo.RequiredAcks(kgo.AllISRAcks()), // the default, spelled out
 			kgo.MaxBufferedRecords(4000),
@@ -224,12 +225,14 @@ type stored struct {
 // is stored exactly once, at its acknowledged partition and offset; no
 // value is stored twice; offsets have no holes when contiguous is set;
 // each producer's records are in production order in every partition.
-// It returns the number of records read.
+// addr is a broker's address, or several comma-separated. It returns
+// the number of records read.
 func verify(t *testing.T, addr, topic string, led *ledger, contiguous bool) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	adm, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	seeds := kgo.SeedBrokers(strings.Split(addr, ",")...)
+	adm, err := kgo.NewClient(seeds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +271,7 @@ func verify(t *testing.T, addr, topic string, led *ledger, contiguous bool) int 
 			t.Errorf("partition %d: log start offset %d, want 0 (nothing was deleted)", o.Partition, o.Offset)
 		}
 	})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr),
+	cl, err := kgo.NewClient(seeds,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}),
 		kgo.FetchMaxWait(100*time.Millisecond),
 		kgo.FetchMaxBytes(32<<20), kgo.FetchMaxPartitionBytes(8<<20))
