@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/gregor-streaming/gregor/internal/metadata"
 )
 
@@ -27,6 +29,7 @@ const controllerInterval = 500 * time.Millisecond
 func (b *Broker) runController() {
 	t := time.NewTicker(controllerInterval)
 	defer t.Stop()
+	var lastBalance time.Time
 	for {
 		select {
 		case <-b.ctx.Done():
@@ -36,10 +39,104 @@ func (b *Broker) runController() {
 		// Not while closing: a broker shutting down moves its
 		// leaderships away (moveLeadershipsAway) and must not elect
 		// itself again.
-		if b.meta.Controller() == b.nodeID && !b.closed.Load() {
-			b.electLeaders()
+		if b.meta.Controller() != b.nodeID || b.closed.Load() {
+			lastBalance = time.Time{}
+			continue
+		}
+		b.electLeaders()
+		cfg := b.Config()
+		every := time.Duration(cfg.Int("leader.imbalance.check.interval.seconds")) * time.Second
+		if lastBalance.IsZero() {
+			// Just became the controller: a full interval first, as
+			// Kafka's controller schedules its first check.
+			lastBalance = time.Now()
+		} else if cfg.Bool("auto.leader.rebalance.enable") && time.Since(lastBalance) >= every {
+			lastBalance = time.Now()
+			b.balanceLeaders()
 		}
 	}
+}
+
+// balanceLeaders is Kafka's automatic leader rebalance
+// (auto.leader.rebalance.enable): every partition whose preferred
+// replica, the first of its replicas, is live and in the ISR but does
+// not lead, is led by it again. Leaderships moved by failures and
+// controlled shutdowns so spread back over the brokers as they return.
+func (b *Broker) balanceLeaders() {
+	img := b.meta.Image()
+	live := b.brokerLiveness(img)
+	if live == nil || len(preferredRecords(img, live)) == 0 {
+		return
+	}
+	var before *metadata.Image
+	var recs []metadata.Record
+	_, err := b.meta.Update(func(img *metadata.Image) ([]metadata.Record, error) {
+		before, recs = img, nil
+		live := b.brokerLiveness(img)
+		if live == nil {
+			return nil, nil
+		}
+		recs = preferredRecords(img, live)
+		return recs, nil
+	})
+	if err != nil {
+		if b.ctx.Err() == nil {
+			b.log.Warn("preferred leader election not committed; retrying at the next check", "err", err)
+		}
+		return
+	}
+	b.logPartitionChanges(before, recs, "preferred replica elected")
+}
+
+// preferredRecords returns the changes that make every partition of img
+// whose preferred replica can lead (preferredChange) led by it, in
+// topic name order.
+func preferredRecords(img *metadata.Image, live func(int32) bool) []metadata.Record {
+	var recs []metadata.Record
+	for _, name := range img.TopicNames() {
+		t := img.Topics[name]
+		for _, p := range t.Partitions {
+			if c, err := preferredChange(p, live); err == nil {
+				c.TopicID = t.ID
+				recs = append(recs, metadata.Record{PartitionChange: c})
+			}
+		}
+	}
+	return recs
+}
+
+// preferredChange is the change electing p's preferred replica, the
+// first of its replicas: ELECTION_NOT_NEEDED when it leads already,
+// PREFERRED_LEADER_NOT_AVAILABLE when it is not live or not in the ISR
+// (it may lack committed records).
+func preferredChange(p *metadata.Partition, live func(int32) bool) (*metadata.PartitionChangeRecord, *kerr.Error) {
+	if len(p.Replicas) == 0 {
+		return nil, kerr.PreferredLeaderNotAvailable
+	}
+	preferred := p.Replicas[0]
+	switch {
+	case p.Leader == preferred:
+		return nil, kerr.ElectionNotNeeded
+	case !live(preferred) || !slices.Contains(p.ISR, preferred):
+		return nil, kerr.PreferredLeaderNotAvailable
+	}
+	return &metadata.PartitionChangeRecord{Partition: p.Partition, Leader: leaderRef(preferred)}, nil
+}
+
+// uncleanChange is the change of an unclean election of p (ElectLeaders
+// of type UNCLEAN): ELECTION_NOT_NEEDED when its leader is live;
+// otherwise the first live replica of its ISR leads, or, with none, the
+// first live replica, alone in the ISR (records acknowledged may be
+// lost); ELIGIBLE_LEADERS_NOT_AVAILABLE when no replica is live.
+func uncleanChange(p *metadata.Partition, live func(int32) bool) (*metadata.PartitionChangeRecord, *kerr.Error) {
+	if p.Leader >= 0 && live(p.Leader) {
+		return nil, kerr.ElectionNotNeeded
+	}
+	c := electPartition(p, live, func() bool { return true })
+	if c == nil || c.Leader == nil || *c.Leader < 0 {
+		return nil, kerr.EligibleLeadersNotAvailable
+	}
+	return c, nil
 }
 
 // electLeaders commits the records electionRecords finds for the

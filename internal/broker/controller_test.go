@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/gregor-streaming/gregor/internal/config"
 	"github.com/gregor-streaming/gregor/internal/metadata"
 )
@@ -483,5 +485,59 @@ func TestControllerElectsAndShutdownMoves(t *testing.T) {
 	}
 	if after := bs[ctrl].meta.Image().Offset; after != before {
 		t.Errorf("a controlled shutdown of the last ISR member changed the metadata (offset %d -> %d)", before, after)
+	}
+}
+
+func TestPreferredAndUncleanChanges(t *testing.T) {
+	img := electImage(t, map[string][]electPart{"t": {
+		{replicas: []int32{0, 1, 2}, isr: []int32{0, 1, 2}, leader: 0}, // preferred leads
+		{replicas: []int32{0, 1, 2}, isr: []int32{0, 1, 2}, leader: 1}, // preferred can lead
+		{replicas: []int32{0, 1, 2}, isr: []int32{1, 2}, leader: 1},    // preferred out of the ISR
+		{replicas: []int32{2, 0, 1}, isr: []int32{2, 0, 1}, leader: 0}, // preferred not live
+		{replicas: []int32{1, 2, 0}, isr: []int32{2}, leader: 2},       // leader not live, replicas are
+		{replicas: []int32{2}, isr: []int32{2}, leader: -1},            // nothing live
+	}})
+	live := liveSet(0, 1)
+	parts := img.Topics["t"].Partitions
+	type want struct {
+		leader int32
+		err    error
+	}
+	preferred := []want{{-1, kerr.ElectionNotNeeded}, {0, nil}, {-1, kerr.PreferredLeaderNotAvailable},
+		{-1, kerr.PreferredLeaderNotAvailable}, {-1, kerr.PreferredLeaderNotAvailable}, {-1, kerr.PreferredLeaderNotAvailable}}
+	unclean := []want{{-1, kerr.ElectionNotNeeded}, {-1, kerr.ElectionNotNeeded}, {-1, kerr.ElectionNotNeeded},
+		{-1, kerr.ElectionNotNeeded}, {1, nil}, {-1, kerr.EligibleLeadersNotAvailable}}
+	for i, p := range parts {
+		for _, tc := range []struct {
+			kind  string
+			elect func(*metadata.Partition, func(int32) bool) (*metadata.PartitionChangeRecord, *kerr.Error)
+			want  want
+		}{{"preferred", preferredChange, preferred[i]}, {"unclean", uncleanChange, unclean[i]}} {
+			c, err := tc.elect(p, live)
+			var gotErr error
+			if err != nil {
+				gotErr = err
+			}
+			leader := int32(-1)
+			if c != nil {
+				leader = *c.Leader
+			}
+			if gotErr != tc.want.err || leader != tc.want.leader {
+				t.Errorf("partition %d, %s: leader %d, err %v; want %d, %v", i, tc.kind, leader, gotErr, tc.want.leader, tc.want.err)
+			}
+		}
+	}
+	// The unclean election of partition 4 takes the live replica 1, not
+	// in the ISR, alone into it.
+	if c, _ := uncleanChange(parts[4], live); c == nil || !slices.Equal(c.ISR, []int32{1}) {
+		t.Errorf("unclean election of partition 4: %+v, want leader 1 with ISR [1]", c)
+	}
+	recs := preferredRecords(img, live)
+	if len(recs) != 1 || recs[0].PartitionChange.Partition != 1 {
+		t.Fatalf("preferredRecords: %+v, want partition 1 only", recs)
+	}
+	next := applyCommitted(t, img, recs)
+	if p := next.Topics["t"].Partitions[1]; p.Leader != 0 || p.LeaderEpoch != 6 {
+		t.Errorf("after the preferred election, partition 1: leader %d epoch %d, want 0 epoch 6", p.Leader, p.LeaderEpoch)
 	}
 }

@@ -70,7 +70,10 @@ func testClusterNemesis(t *testing.T, run time.Duration, fs vfs.FS, fault func(b
 	network := ktest.NewNetwork()
 	bs := ktest.NewCluster(t, 3, ktest.WithFS(fs), ktest.WithNetwork(network),
 		ktest.Set("broker.session.timeout.ms", "1500"),
-		ktest.Set("replica.lag.time.max.ms", "3000"))
+		ktest.Set("replica.lag.time.max.ms", "3000"),
+		// Leaderships move back as soon as brokers return: more
+		// leader changes under the producer.
+		ktest.Set("leader.imbalance.check.interval.seconds", "1"))
 	ctx := ctxT(t, run+180*time.Second)
 	adm := bs[0].Admin()
 	waitRegistered(t, ctx, adm, 3)
