@@ -218,45 +218,60 @@ type process struct {
 // start runs the broker; with wait, until it accepts connections.
 func (g *process) start(wait bool) {
 	g.t.Helper()
+	g.spawn()
+	if wait {
+		g.waitAccepting()
+	}
+}
+
+// spawn starts the broker process, its output appended to its log.
+func (g *process) spawn() {
+	g.t.Helper()
+	f, err := os.OpenFile(g.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	g.starts++
+	fmt.Fprintf(f, "=== start %d\n", g.starts)
+	// Window 0: every synced segment leaves the page cache, so
+	// recovery and the final check read what the disk holds.
+	args := append([]string{"serve", "--listen", g.addr, "--data-dir", g.dir, "--admin-listen=", "--log-level", "info",
+		"--set", "log.cache.keep.bytes=0"}, g.args...)
+	cmd := exec.Command(g.bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		g.t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	g.cmd, g.exited, g.log = cmd, exited, f
+}
+
+// waitAccepting waits until the broker spawned accepts connections (a
+// cluster's nodes all spawned first: a node listens once it reached the
+// quorum).
+func (g *process) waitAccepting() {
+	g.t.Helper()
 	for attempt := 0; ; attempt++ {
-		f, err := os.OpenFile(g.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			g.t.Fatal(err)
-		}
-		g.starts++
-		fmt.Fprintf(f, "=== start %d\n", g.starts)
-		// Window 0: every synced segment leaves the page cache, so
-		// recovery and the final check read what the disk holds.
-		args := append([]string{"serve", "--listen", g.addr, "--data-dir", g.dir, "--admin-listen=", "--log-level", "info",
-			"--set", "log.cache.keep.bytes=0"}, g.args...)
-		cmd := exec.Command(g.bin, args...)
-		cmd.Stdout, cmd.Stderr = f, f
-		if err := cmd.Start(); err != nil {
-			f.Close()
-			g.t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		if !wait {
-			g.cmd, g.exited, g.log = cmd, exited, f
-			return
-		}
 		deadline := time.Now().Add(30 * time.Second)
+	wait:
 		for {
 			c, err := net.DialTimeout("tcp", g.addr, 100*time.Millisecond)
 			if err == nil {
 				c.Close()
-				g.cmd, g.exited, g.log = cmd, exited, f
 				return
 			}
 			select {
-			case err := <-exited:
-				f.Close()
+			case err := <-g.exited:
+				g.cmd = nil
+				g.log.Close()
 				if attempt < 20 && strings.Contains(g.logTail(), "address already in use") {
 					// Another process took the port in between: rare,
 					// and no fault of the broker's.
 					time.Sleep(100 * time.Millisecond)
-					continue
+					g.spawn()
+					break wait
 				}
 				g.t.Fatalf("gregor exited during start: %v\n%s", err, g.logTail())
 			case <-time.After(10 * time.Millisecond):
