@@ -292,6 +292,7 @@ func Open(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	j.ReplayDone()
+	b.removeStrayLogs(img)
 	b.openGroups()
 	b.openTxns()
 	b.startBackground()

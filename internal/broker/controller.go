@@ -44,6 +44,7 @@ func (b *Broker) runController() {
 			continue
 		}
 		b.electLeaders()
+		b.completeReassignments()
 		cfg := b.Config()
 		every := time.Duration(cfg.Int("leader.imbalance.check.interval.seconds")) * time.Second
 		if lastBalance.IsZero() {

@@ -263,7 +263,22 @@ func (b *Broker) applyPartitionState(p *partition, mp *metadata.Partition, offse
 		return
 	}
 	newRole := leader != p.rep.leader || epoch != p.leaderEpoch
-	p.rep.adding = slices.DeleteFunc(p.rep.adding, func(id int32) bool { return slices.Contains(isr, id) })
+	if !newRole && p.rep.followers != nil {
+		// Leading on while a reassignment adds or removes replicas.
+		for _, id := range replicas {
+			if id != p.rep.self && p.rep.followers[id] == nil {
+				p.rep.followers[id] = &followerState{end: -1}
+			}
+		}
+		for id := range p.rep.followers {
+			if !slices.Contains(replicas, id) {
+				delete(p.rep.followers, id)
+			}
+		}
+	}
+	p.rep.adding = slices.DeleteFunc(p.rep.adding, func(id int32) bool {
+		return slices.Contains(isr, id) || !slices.Contains(replicas, id)
+	})
 	p.rep.maxISR = append(isr, p.rep.adding...) // isr is clipped: a copy when adding
 	var fire []*hwWaiter
 	var lost []*hwWaiter

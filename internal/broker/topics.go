@@ -300,20 +300,8 @@ func (b *Broker) reconcile(img *metadata.Image) error {
 			goneNames = append(goneNames, t.Name)
 		}
 		for _, p := range ps {
-			if p == nil {
-				continue // another broker's
-			}
-			b.fetchers.unfollow(p)
-			p.mu.Lock()
-			p.deleted = true
-			p.notifyLocked()
-			p.notifyAppendLocked()
-			lost := p.rep.hwWaiters
-			p.rep.hwWaiters = nil
-			p.mu.Unlock()
-			fireAll(lost, kerr.UnknownTopicOrPartition)
-			if err := p.log.Delete(); err != nil {
-				b.log.Error("deleting partition log", "topic", p.topic, "partition", p.index, "err", err)
+			if p != nil { // nil: another broker's
+				b.deletePartition(p, kerr.UnknownTopicOrPartition)
 			}
 		}
 	}
@@ -327,13 +315,24 @@ func (b *Broker) reconcile(img *metadata.Image) error {
 		have := b.parts[t.ID]
 		b.partsMu.RUnlock()
 		for i, p := range have {
-			if p == nil {
-				continue
+			if i >= len(t.Partitions) {
+				break
 			}
-			p.setConfig(tcfg, settings)
-			p.log.SetConfig(partlogConfig(tcfg))
-			if i < len(t.Partitions) {
-				b.applyPartitionState(p, t.Partitions[i], img.Offset)
+			switch mp := t.Partitions[i]; {
+			case p == nil && b.hosts(mp):
+				// Reassigned here (KIP-455): a new replica, which
+				// fetches the log from the leader.
+				if err := b.addReplica(t, mp, tcfg, settings, img.Offset); err != nil {
+					return err
+				}
+			case p == nil:
+			case !b.hosts(mp):
+				// Reassigned away: no longer a replica.
+				b.removeReplica(t, p)
+			default:
+				p.setConfig(tcfg, settings)
+				p.log.SetConfig(partlogConfig(tcfg))
+				b.applyPartitionState(p, mp, img.Offset)
 			}
 		}
 		if len(have) >= len(t.Partitions) {
@@ -353,6 +352,125 @@ func (b *Broker) reconcile(img *metadata.Image) error {
 		}
 	}
 	return nil
+}
+
+// deletePartition closes p and deletes its log: its topic was deleted,
+// or this broker is no longer one of its replicas. Its waiters get err;
+// fetches parked on it wake and find it gone.
+func (b *Broker) deletePartition(p *partition, err *kerr.Error) {
+	b.fetchers.unfollow(p)
+	p.mu.Lock()
+	p.deleted = true
+	p.leading.Store(false)
+	p.notifyLocked()
+	p.notifyAppendLocked()
+	lost := p.rep.hwWaiters
+	p.rep.hwWaiters = nil
+	p.mu.Unlock()
+	fireAll(lost, err)
+	if err := p.log.Delete(); err != nil {
+		b.log.Error("deleting partition log", "topic", p.topic, "partition", p.index, "err", err)
+	}
+}
+
+// setPartition replaces partition index of topic id (reassignment). The
+// slice is copied: readers may hold the old one outside partsMu.
+func (b *Broker) setPartition(id metadata.UUID, index int32, p *partition) {
+	b.partsMu.Lock()
+	defer b.partsMu.Unlock()
+	ps := slices.Clone(b.parts[id])
+	if int(index) < len(ps) {
+		ps[index] = p
+		b.parts[id] = ps
+	}
+}
+
+// addReplica opens the log of partition mp of t, which a reassignment
+// made this broker a replica of, and starts following its leader.
+func (b *Broker) addReplica(t *metadata.Topic, mp *metadata.Partition, tcfg *config.TopicConfig, settings *produceSettings, offset int64) error {
+	ps, err := b.openPartitions(t, []*metadata.Partition{mp}, tcfg, settings)
+	if err != nil {
+		return err
+	}
+	p := ps[0]
+	b.log.Info("partition reassigned here", "topic", t.Name, "partition", mp.Partition, "replicas", mp.Replicas)
+	b.applyPartitionState(p, mp, offset)
+	b.setPartition(t.ID, mp.Partition, p)
+	return nil
+}
+
+// removeReplica stops hosting p, whose reassignment took this broker off
+// its replicas: its coordinator (an internal topic's) resigns, and its
+// log is deleted.
+func (b *Broker) removeReplica(t *metadata.Topic, p *partition) {
+	b.log.Info("partition reassigned away", "topic", t.Name, "partition", p.index)
+	b.setPartition(t.ID, p.index, nil)
+	if b.cluster && isInternal(p.topic) {
+		p.mu.Lock()
+		epoch := p.leaderEpoch
+		p.mu.Unlock()
+		b.coordinatorRole(p.topic, p.index, false, epoch)
+	}
+	b.deletePartition(p, kerr.NotLeaderForPartition)
+}
+
+// removeStrayLogs removes the partition logs in the data directory that
+// img gives this broker no replica of: a partition reassigned away, or
+// a topic deleted, while the broker was down (Kafka's stray logs,
+// KIP-858), or a deletion a crash interrupted. A log is known by the
+// topic ID in its partition.metadata; a directory without one, or
+// naming a topic img has under another name, is left alone. Called at
+// Open, after reconcile: img is at least as new as any image the logs
+// were opened under, so a log it does not host is not needed here
+// (added back later, this broker fetches it anew).
+func (b *Broker) removeStrayLogs(img *metadata.Image) {
+	names, err := b.fs.List(b.dir)
+	if err != nil {
+		b.log.Warn("listing the data directory for stray logs", "err", err)
+		return
+	}
+	byID := make(map[string]*metadata.Topic, len(img.TopicIDs))
+	for id, t := range img.TopicIDs {
+		byID[id.String()] = t
+	}
+	for _, name := range names {
+		dash := strings.LastIndexByte(name, '-')
+		if dash <= 0 || name == ClusterMetadataTopic+"-0" {
+			continue
+		}
+		index, err := strconv.ParseInt(name[dash+1:], 10, 32)
+		if err != nil || index < 0 {
+			continue
+		}
+		data, err := vfs.ReadFile(b.fs, filepath.Join(b.dir, name, topicIDFile))
+		if err != nil {
+			continue
+		}
+		id := ""
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, found := strings.CutPrefix(line, "topic_id="); found {
+				id = v
+			}
+		}
+		if len(id) != 32 {
+			continue
+		}
+		why := "its topic was deleted"
+		if t, exists := byID[id]; exists {
+			if t.Name != name[:dash] {
+				continue
+			}
+			mp := t.Partition(int32(index))
+			if mp != nil && b.hosts(mp) {
+				continue
+			}
+			why = "this broker is not one of its replicas"
+		}
+		b.log.Info("removing stray partition log", "dir", name, "reason", why)
+		if err := b.fs.RemoveAll(filepath.Join(b.dir, name)); err != nil {
+			b.log.Warn("removing stray partition log", "dir", name, "err", err)
+		}
+	}
 }
 
 // At start, RecoverWorkers partitions are opened at once: recovering a

@@ -67,7 +67,15 @@ type Partition struct {
 	LeaderEpoch int32
 	// PartitionEpoch counts every change to the partition.
 	PartitionEpoch int32
+	// Adding and Removing are a reassignment in progress (KIP-455):
+	// the replicas joining and leaving, all of them in Replicas until
+	// it completes, when Replicas loses Removing. Both empty otherwise.
+	Adding   []int32 `json:",omitempty"`
+	Removing []int32 `json:",omitempty"`
 }
+
+// Reassigning reports whether a reassignment of p is in progress.
+func (p *Partition) Reassigning() bool { return len(p.Adding) > 0 || len(p.Removing) > 0 }
 
 // Empty returns the image before any record.
 func Empty() *Image {
@@ -216,6 +224,7 @@ func Apply(img *Image, offset int64, recs []Record) (*Image, error) {
 			}
 			if c.Replicas != nil {
 				np.Replicas = slices.Clone(c.Replicas)
+				np.Adding, np.Removing = slices.Clone(c.Adding), slices.Clone(c.Removing)
 			}
 			own(t).Partitions[c.Partition] = &np
 

@@ -94,13 +94,16 @@ type PartitionRecord struct {
 // epoch is bumped when the leader changes, or when BumpEpoch is set with
 // the same leader (a leader that restarted: its log may have lost an
 // unsynced tail its followers hold, and a new epoch makes them truncate
-// it).
+// it). Replicas, when set, replaces the replicas and the reassignment in
+// progress with Adding and Removing (none when nil).
 type PartitionChangeRecord struct {
 	TopicID   UUID    `json:"topicId"`
 	Partition int32   `json:"partition"`
 	Leader    *int32  `json:"leader,omitempty"`
 	ISR       []int32 `json:"isr,omitempty"`
 	Replicas  []int32 `json:"replicas,omitempty"`
+	Adding    []int32 `json:"adding,omitempty"`
+	Removing  []int32 `json:"removing,omitempty"`
 	BumpEpoch bool    `json:"bumpEpoch,omitempty"`
 }
 
