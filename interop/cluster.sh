@@ -20,8 +20,14 @@
 #                     surviving broker reads each delivered record once at
 #                     its delivered offset; the killed node, started again,
 #                     rejoins every ISR
+#   cluster.sh sarama sarama's ClusterAdmin moves every partition of a
+#                     replicated topic to other brokers
+#                     (AlterPartitionReassignments), waits for the moves
+#                     (ListPartitionReassignments), elects the preferred
+#                     leaders (ElectLeaders) and reads back every record
+#                     (interop/goclients TestSaramaClusterAdmin)
 set -euo pipefail
-MODE=${1:?mode: kcat, txn or failover}
+MODE=${1:?mode: kcat, txn, failover or sarama}
 : "${WORK:?run through interop/run.sh}"
 # The suite's other brokers' settings are not this cluster's (run.sh
 # exports the SASL_SSL broker's CA, which the gregor CLI would use).
@@ -171,6 +177,13 @@ while time.time() < deadline:
     time.sleep(0.2)
 sys.exit("ISRs: %s" % {i: p.isrs for i, p in t.partitions.items()})
 PY
+	stop_nodes
+	exit 0
+fi
+if [ "$MODE" = sarama ]; then
+	GREGOR_ADDR=$B0 GREGOR_CLUSTER="$B0,$B1,$B2" "$WORK/goclients.test" -test.v -test.timeout 120s \
+		-test.run '^TestSaramaClusterAdmin$' >"$TMP/sarama.out" 2>&1 || { cat "$TMP/sarama.out"; fail "sarama cluster admin"; }
+	grep '^--- PASS: TestSaramaClusterAdmin ' "$TMP/sarama.out" || { cat "$TMP/sarama.out"; fail "TestSaramaClusterAdmin did not pass"; }
 	stop_nodes
 	exit 0
 fi

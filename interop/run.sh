@@ -31,8 +31,8 @@
 # clients are allowed exactly that (TOPIC_AUTHORIZATION_FAILED,
 # GROUP_AUTHORIZATION_FAILED otherwise) and that bob may not manage ACLs
 # (CLUSTER_AUTHORIZATION_FAILED). Each uses its own topics and groups.
-# kcat-cluster starts three more gregor processes of its own: a cluster
-# (interop/cluster.sh).
+# The cluster cases start three more gregor processes of their own: a
+# cluster (interop/cluster.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -299,6 +299,7 @@ CASES=(
 	"kcat-cluster|^PASS|bash interop/cluster.sh kcat"
 	"confluent-kafka-python-cluster-txn|^PASS|bash interop/cluster.sh txn"
 	"confluent-kafka-python-cluster-failover|^PASS|bash interop/cluster.sh failover"
+	"sarama-cluster-reassign|^PASS|bash interop/cluster.sh sarama"
 )
 GATE_GROUPS='SKIP: broker lacks consumer groups'
 GATE_IDEMPOTENCE='SKIP: broker lacks idempotent producers'
