@@ -1,16 +1,10 @@
 package server
 
 import (
-	"bytes"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -66,7 +60,7 @@ func SecurityFor(cfg *config.BrokerConfig, l config.Listener, lookup auth.Lookup
 	var err error
 	var sec Security
 	if l.Protocol == config.SSL || l.Protocol == config.SASLSSL {
-		if sec.TLS, err = tlsFromConfig(get); err != nil {
+		if sec.TLS, err = auth.ServerTLS(get); err != nil {
 			return Security{}, err
 		}
 	}
@@ -84,54 +78,6 @@ func SecurityFor(cfg *config.BrokerConfig, l config.Listener, lookup auth.Lookup
 		sec.SASL = &SASL{Mechanisms: mechs, Lookup: lookup}
 	}
 	return sec, nil
-}
-
-func tlsFromConfig(get func(name string) string) (*tls.Config, error) {
-	tc := &tls.Config{}
-	if loc := get("ssl.keystore.location"); loc != "" {
-		ks, err := loadKeystore(loc)
-		if err != nil {
-			return nil, err
-		}
-		tc.GetCertificate = ks.certificate
-	} else {
-		certPEM, keyPEM := []byte(get("ssl.keystore.certificate.chain")), []byte(get("ssl.keystore.key"))
-		if len(certPEM) == 0 || len(keyPEM) == 0 {
-			return nil, fmt.Errorf("%w: an SSL listener needs ssl.keystore.location, or ssl.keystore.certificate.chain and ssl.keystore.key", config.ErrInvalid)
-		}
-		cert, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			return nil, fmt.Errorf("ssl keystore: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	var err error
-	if tc.MinVersion, tc.MaxVersion, err = tlsVersions(get("ssl.enabled.protocols")); err != nil {
-		return nil, err
-	}
-	switch get("ssl.client.auth") {
-	case "requested":
-		tc.ClientAuth = tls.VerifyClientCertIfGiven
-	case "required":
-		tc.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	var caPEM []byte
-	if loc := get("ssl.truststore.location"); loc != "" {
-		if caPEM, err = os.ReadFile(loc); err != nil {
-			return nil, fmt.Errorf("ssl.truststore.location: %w", err)
-		}
-	} else {
-		caPEM = []byte(get("ssl.truststore.certificates"))
-	}
-	if len(caPEM) > 0 {
-		tc.ClientCAs = x509.NewCertPool()
-		if !tc.ClientCAs.AppendCertsFromPEM(caPEM) {
-			return nil, errors.New("ssl truststore: no PEM certificate found")
-		}
-	} else if tc.ClientAuth != tls.NoClientCert {
-		return nil, fmt.Errorf("%w: ssl.client.auth=%s needs ssl.truststore.location or ssl.truststore.certificates", config.ErrInvalid, get("ssl.client.auth"))
-	}
-	return tc, nil
 }
 
 // saslState is a connection's SASL authentication, used only by its
@@ -284,85 +230,4 @@ func (c *Conn) identify() {
 			c.client.SetPrincipal("User:" + certs[0].Subject.String())
 		}
 	}
-}
-
-// tlsVersions maps ssl.enabled.protocols to the lowest and highest TLS
-// version offered. TLSv1 and TLSv1.1 are refused: Go's crypto/tls
-// serves them only with an insecure opt-in, and Kafka dropped them from
-// its defaults.
-func tlsVersions(list string) (lo, hi uint16, err error) {
-	for _, p := range config.SplitList(list) {
-		var v uint16
-		switch strings.ToUpper(p) {
-		case "TLSV1.2":
-			v = tls.VersionTLS12
-		case "TLSV1.3":
-			v = tls.VersionTLS13
-		default:
-			return 0, 0, fmt.Errorf("%w: ssl.enabled.protocols: %q (supported: TLSv1.2, TLSv1.3)", config.ErrInvalid, p)
-		}
-		if lo == 0 || v < lo {
-			lo = v
-		}
-		hi = max(hi, v)
-	}
-	if lo == 0 {
-		return 0, 0, fmt.Errorf("%w: ssl.enabled.protocols is empty", config.ErrInvalid)
-	}
-	return lo, hi, nil
-}
-
-// keystoreCheckEvery is how often a handshake looks whether the
-// keystore file changed.
-var keystoreCheckEvery = 10 * time.Second
-
-// keystore is ssl.keystore.location, reloaded when the file changes, so
-// a renewed certificate is served to new connections without a restart
-// (Kafka reloads through a dynamic config update; tools such as
-// cert-manager replace the file in place). A file that does not parse
-// keeps the certificate in use.
-type keystore struct {
-	path string
-
-	mu      sync.Mutex
-	cert    *tls.Certificate
-	pem     []byte // the file's content that cert was parsed from
-	checked time.Time
-}
-
-func loadKeystore(path string) (*keystore, error) {
-	ks := &keystore{path: path}
-	if err := ks.reload(); err != nil {
-		return nil, err
-	}
-	return ks, nil
-}
-
-// reload rereads the file and parses it when its content changed (a
-// few KiB: cheaper and surer than trusting modification times). Called
-// with mu held, or before ks is shared.
-func (ks *keystore) reload() error {
-	b, err := os.ReadFile(ks.path)
-	if err != nil {
-		return fmt.Errorf("ssl.keystore.location: %w", err)
-	}
-	if ks.cert != nil && bytes.Equal(b, ks.pem) {
-		return nil
-	}
-	cert, err := tls.X509KeyPair(b, b)
-	if err != nil {
-		return fmt.Errorf("ssl keystore %s: %w", ks.path, err)
-	}
-	ks.cert, ks.pem = &cert, b
-	return nil
-}
-
-func (ks *keystore) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	ks.mu.Lock()
-	defer ks.mu.Unlock()
-	if now := time.Now(); now.Sub(ks.checked) >= keystoreCheckEvery {
-		ks.checked = now
-		_ = ks.reload() // a broken file keeps the certificate in use
-	}
-	return ks.cert, nil
 }

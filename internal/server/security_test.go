@@ -1,21 +1,10 @@
 package server
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -255,87 +244,6 @@ func TestSecurityForListener(t *testing.T) {
 	}
 	if _, err := SecurityFor(cfg, config.Listener{Name: "EXTERNAL", Protocol: config.SSL}, nil); err == nil || strings.Contains(err.Error(), "nonexistent") {
 		t.Errorf("EXTERNAL without a keystore: %v", err)
-	}
-}
-
-// selfSigned writes a PEM key and self-signed certificate for 127.0.0.1
-// to path and returns the certificate's DER bytes.
-func selfSigned(t *testing.T, path string, serial int64) []byte {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: "gregor test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalPKCS8PrivateKey(key)
-	out := append(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
-	if err := os.WriteFile(path, out, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return der
-}
-
-// TestKeystoreReloaded: a renewed certificate written over
-// ssl.keystore.location is served to new connections without a restart;
-// a file that does not parse keeps the one in use; ssl.enabled.protocols
-// bounds the versions.
-func TestKeystoreReloaded(t *testing.T) {
-	saved := keystoreCheckEvery
-	keystoreCheckEvery = 0
-	t.Cleanup(func() { keystoreCheckEvery = saved })
-	path := filepath.Join(t.TempDir(), "broker.pem")
-	first := selfSigned(t, path, 1)
-	cfg, _, err := config.NewBroker(map[string]string{"ssl.keystore.location": path, "ssl.enabled.protocols": "TLSv1.3"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sec, err := SecurityFor(cfg, config.Listener{Protocol: config.SSL}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &testHandler{}
-	s := New(h, Config{}, nil)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.ServeListener(l, "SSL", sec); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(context.Background()); h.wg.Wait() })
-	served := func(maxVersion uint16) ([]byte, error) {
-		c, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{InsecureSkipVerify: true, MaxVersion: maxVersion})
-		if err != nil {
-			return nil, err
-		}
-		defer c.Close()
-		return c.ConnectionState().PeerCertificates[0].Raw, nil
-	}
-	if got, err := served(0); err != nil || !bytes.Equal(got, first) {
-		t.Fatalf("first certificate: %v", err)
-	}
-	if _, err := served(tls.VersionTLS12); err == nil {
-		t.Error("TLS 1.2 accepted with ssl.enabled.protocols=TLSv1.3")
-	}
-	second := selfSigned(t, path, 2)
-	if got, err := served(0); err != nil || !bytes.Equal(got, second) {
-		t.Fatalf("after renewal: %v, renewed certificate served: %v", err, bytes.Equal(got, second))
-	}
-	if err := os.WriteFile(path, []byte("half-written"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := served(0); err != nil || !bytes.Equal(got, second) {
-		t.Fatalf("after a broken file: %v, certificate kept: %v", err, bytes.Equal(got, second))
 	}
 }
 
