@@ -420,6 +420,10 @@ func (b *Broker) Close() error {
 		b.controlledShutdown()
 	}
 	b.cancel()
+	// The background loops (the controller's elections, ISR changes)
+	// may wait in an update that, with the other voters gone, never
+	// commits: they return now instead of after its timeout.
+	b.meta.StopUpdates()
 	b.wg.Wait()
 	b.closePeers()
 	return b.closeStorage(true)

@@ -541,3 +541,27 @@ func TestPreferredAndUncleanChanges(t *testing.T) {
 		t.Errorf("after the preferred election, partition 1: leader %d epoch %d, want 0 epoch 6", p.Leader, p.LeaderEpoch)
 	}
 }
+
+// TestCloseWithoutQuorum: the last voter of a cluster stopping does not
+// wait for an update that cannot commit. Its controller, finding the
+// other two gone, tries to fence them; without a quorum that update
+// would hold Close for its whole timeout (30 s).
+func TestCloseWithoutQuorum(t *testing.T) {
+	bs := controllerCluster(t, 3, map[string]string{"broker.session.timeout.ms": "500"})
+	var ctrl int32
+	waitImage(t, bs[0], 10*time.Second, "a controller", func(*metadata.Image) bool {
+		ctrl = bs[0].meta.Controller()
+		return ctrl >= 0 && bs[ctrl].meta.Controller() == ctrl
+	})
+	for i, b := range bs {
+		if int32(i) != ctrl {
+			b.CloseAbruptly()
+		}
+	}
+	time.Sleep(2 * time.Second) // past the session timeout: fencing
+	start := time.Now()
+	bs[ctrl].CloseAbruptly()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the last broker took %v to close", d)
+	}
+}

@@ -52,6 +52,31 @@ func TestClusterNemesis(t *testing.T) {
 	// third still reaches both) still serves the producer: it may lead
 	// partitions until it learns better, but must acknowledge nothing
 	// the others do not have.
+	// A random partition loses one replica (reassigned to the other
+	// two, in a random order: the leader may move) and gets it back,
+	// copied from scratch, under the producer.
+	t.Run("reassign", func(t *testing.T) {
+		testClusterNemesis(t, run, vfs.Default, func(bs []*ktest.Broker, _ *ktest.Network, v int) func() {
+			adm := bs[(v+1)%3].Admin()
+			p := rand.Int32N(nemesisPartitions)
+			assign := func(replicas []int32) {
+				rand.Shuffle(len(replicas), func(i, j int) { replicas[i], replicas[j] = replicas[j], replicas[i] })
+				var req kadm.AlterPartitionAssignmentsReq
+				req.Assign(nemesisTopic, p, replicas)
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				res, err := adm.AlterPartitionAssignments(ctx, req)
+				if err == nil {
+					err = res.Error()
+				}
+				if err != nil {
+					t.Errorf("reassigning partition %d to %v: %v", p, replicas, err)
+				}
+			}
+			assign([]int32{int32((v + 1) % 3), int32((v + 2) % 3)})
+			return func() { assign([]int32{0, 1, 2}) }
+		})
+	})
 	t.Run("partition", func(t *testing.T) {
 		testClusterNemesis(t, run, vfs.Default, func(_ []*ktest.Broker, n *ktest.Network, v int) func() {
 			if rand.IntN(2) == 0 {
@@ -63,6 +88,11 @@ func TestClusterNemesis(t *testing.T) {
 		})
 	})
 }
+
+const (
+	nemesisTopic      = "nemesis"
+	nemesisPartitions = 3
+)
 
 // testClusterNemesis runs the nemesis test: fault(v) takes broker v
 // down or away and returns what brings it back.
@@ -77,8 +107,8 @@ func testClusterNemesis(t *testing.T, run time.Duration, fs vfs.FS, fault func(b
 	ctx := ctxT(t, run+180*time.Second)
 	adm := bs[0].Admin()
 	waitRegistered(t, ctx, adm, 3)
-	const topic = "nemesis"
-	const parts = 3
+	const topic = nemesisTopic
+	const parts = nemesisPartitions
 	minISR := "2"
 	if _, err := adm.CreateTopic(ctx, parts, 3, map[string]*string{"min.insync.replicas": &minISR}, topic); err != nil {
 		t.Fatal(err)

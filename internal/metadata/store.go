@@ -353,6 +353,12 @@ func (s *Store) propose(e entry) (*Image, error) {
 }
 
 // Close stops replicating and closes the log. Idempotent.
+// StopUpdates makes the Updates waiting for a commit, and every later
+// one, return ErrClosed at once: a node shutting down stops waiting for
+// commits that may not come (the last voters of a cluster stopping have
+// no quorum). Close does it too, after taking the lock an Update holds.
+func (s *Store) StopUpdates() { s.cancel() }
+
 func (s *Store) Close() error {
 	s.cancel() // an Update waiting for a commit returns
 	s.mu.Lock()
