@@ -39,7 +39,7 @@ func NewBroker(static map[string]string) (c *BrokerConfig, unknown []string, err
 			// kept under the name in lower case as Kafka spells it
 			// (an upper-case name was accepted and then ignored).
 			if name, prop, isOverride := splitListenerOverride(k); isOverride {
-				d, ok = Broker.Lookup(prop)
+				d, ok = Broker.Lookup(overrideDef(prop))
 				k = "listener.name." + name + "." + prop
 			}
 		}
@@ -272,17 +272,39 @@ func FromEnv(environ []string, log *slog.Logger) map[string]string {
 
 // splitListenerOverride splits listener.name.NAME.PROPERTY into NAME in
 // lower case and PROPERTY, when PROPERTY is one a listener reads (ssl.*,
-// sasl.enabled.mechanisms).
+// sasl.enabled.mechanisms, MECHANISM.sasl.jaas.config with MECHANISM in
+// lower case).
 func splitListenerOverride(key string) (name, prop string, ok bool) {
 	rest, ok := strings.CutPrefix(key, "listener.name.")
 	if !ok {
 		return "", "", false
 	}
 	name, prop, ok = strings.Cut(rest, ".")
-	if !ok || !(strings.HasPrefix(prop, "ssl.") || prop == "sasl.enabled.mechanisms") {
+	if !ok {
+		return "", "", false
+	}
+	if mech, jaas, _ := strings.Cut(prop, "."); jaas == "sasl.jaas.config" {
+		// listener.name.NAME.MECHANISM.sasl.jaas.config: a
+		// listener's credentials for one mechanism (Kafka's form).
+		switch mech = strings.ToLower(mech); mech {
+		case "plain", "scram-sha-256", "scram-sha-512":
+			return strings.ToLower(name), mech + "." + jaas, true
+		}
+		return "", "", false
+	}
+	if !(strings.HasPrefix(prop, "ssl.") || prop == "sasl.enabled.mechanisms") {
 		return "", "", false
 	}
 	return strings.ToLower(name), prop, true
+}
+
+// overrideDef is the property a listener override's PROPERTY is checked
+// as: MECHANISM.sasl.jaas.config as sasl.jaas.config.
+func overrideDef(prop string) string {
+	if _, jaas, _ := strings.Cut(prop, "."); jaas == "sasl.jaas.config" {
+		return jaas
+	}
+	return prop
 }
 
 // ListenerString returns a property's value for the named listener:
