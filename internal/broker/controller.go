@@ -64,28 +64,7 @@ func (b *Broker) runController() {
 // not lead, is led by it again. Leaderships moved by failures and
 // controlled shutdowns so spread back over the brokers as they return.
 func (b *Broker) balanceLeaders() {
-	img := b.meta.Image()
-	live := b.brokerLiveness(img)
-	if live == nil || len(preferredRecords(img, live)) == 0 {
-		return
-	}
-	var before *metadata.Image
-	var recs []metadata.Record
-	_, err := b.meta.Update(func(img *metadata.Image) ([]metadata.Record, error) {
-		before, recs = img, nil
-		live := b.brokerLiveness(img)
-		if live == nil {
-			return nil, nil
-		}
-		recs = preferredRecords(img, live)
-		return recs, nil
-	})
-	if err != nil {
-		if b.ctx.Err() == nil {
-			b.log.Warn("preferred leader election not committed; retrying at the next check", "err", err)
-		}
-		return
-	}
+	before, recs := b.controllerUpdate("preferred leader election", preferredRecords)
 	b.logPartitionChanges(before, recs, "preferred replica elected")
 }
 
@@ -140,37 +119,48 @@ func uncleanChange(p *metadata.Partition, live func(int32) bool) (*metadata.Part
 	return c, nil
 }
 
-// electLeaders commits the records electionRecords finds for the
-// current image, if any, and logs them.
+// electLeaders commits the records fenceRecords and electionRecords
+// find for the current image, if any, and logs them.
 func (b *Broker) electLeaders() {
-	// Look first without the store's lock: nearly every tick finds
-	// nothing to do, and Update serializes with every other update.
+	before, recs := b.controllerUpdate("leader election", func(img *metadata.Image, live func(int32) bool) []metadata.Record {
+		return append(fenceRecords(img, live), electionRecords(img, live, b.uncleanElection)...)
+	})
+	b.logPartitionChanges(before, recs, "")
+}
+
+// controllerUpdate commits what compute finds in the current image, as
+// the active controller, and returns the image it was computed on and
+// the records committed (none when there was nothing to do, this node is
+// not the controller, or the update failed, which is logged as what's).
+// It looks first without the store's lock: nearly every tick finds
+// nothing to do, and Update serializes with every other update. Inside
+// Update compute runs again on the image the batch will follow: a batch
+// another node committed meanwhile (an ISR change, a new topic) makes it
+// compute again on the newer image.
+func (b *Broker) controllerUpdate(what string, compute func(img *metadata.Image, live func(int32) bool) []metadata.Record) (*metadata.Image, []metadata.Record) {
 	img := b.meta.Image()
 	live := b.brokerLiveness(img)
-	if live == nil || len(fenceRecords(img, live))+len(electionRecords(img, live, b.uncleanElection)) == 0 {
-		return
+	if live == nil || len(compute(img, live)) == 0 {
+		return nil, nil
 	}
 	var before *metadata.Image
 	var recs []metadata.Record
-	// Computed inside Update: a batch another node committed meanwhile
-	// (an ISR change, a new topic) makes it compute again on the newer
-	// image.
 	_, err := b.meta.Update(func(img *metadata.Image) ([]metadata.Record, error) {
 		before, recs = img, nil
 		live := b.brokerLiveness(img)
 		if live == nil {
 			return nil, nil // no longer the controller
 		}
-		recs = append(fenceRecords(img, live), electionRecords(img, live, b.uncleanElection)...)
+		recs = compute(img, live)
 		return recs, nil
 	})
 	if err != nil {
 		if b.ctx.Err() == nil {
-			b.log.Warn("leader election not committed; retrying at the next check", "err", err)
+			b.log.Warn(what+" not committed; retrying at the next check", "err", err)
 		}
-		return
+		return nil, nil
 	}
-	b.logPartitionChanges(before, recs, "")
+	return before, recs
 }
 
 // brokerLiveness returns which brokers the active controller deems

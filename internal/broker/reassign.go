@@ -284,28 +284,7 @@ func reassignmentRecords(img *metadata.Image, live func(int32) bool) []metadata.
 // completeReassignments commits the changes reassignmentRecords finds,
 // on the active controller (runController).
 func (b *Broker) completeReassignments() {
-	img := b.meta.Image()
-	live := b.brokerLiveness(img)
-	if live == nil || len(reassignmentRecords(img, live)) == 0 {
-		return
-	}
-	var before *metadata.Image
-	var recs []metadata.Record
-	_, err := b.meta.Update(func(img *metadata.Image) ([]metadata.Record, error) {
-		before, recs = img, nil
-		live := b.brokerLiveness(img)
-		if live == nil {
-			return nil, nil
-		}
-		recs = reassignmentRecords(img, live)
-		return recs, nil
-	})
-	if err != nil {
-		if b.ctx.Err() == nil {
-			b.log.Warn("reassignment completion not committed; retrying at the next check", "err", err)
-		}
-		return
-	}
+	before, recs := b.controllerUpdate("reassignment completion", reassignmentRecords)
 	for _, rec := range recs {
 		c := rec.PartitionChange
 		t, _ := before.TopicByID(c.TopicID)
