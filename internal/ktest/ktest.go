@@ -31,6 +31,9 @@ type Broker struct {
 	Addr string
 	// Dir is the data directory. Stable across Restart.
 	Dir string
+	// Listeners holds the addresses of the client listeners after the
+	// first (listeners), by name; they change with Restart.
+	Listeners map[string]string
 	// B is the running broker; replaced by Restart.
 	B   *broker.Broker
 	srv *server.Server
@@ -169,6 +172,9 @@ func (b *Broker) boot(addr string) error {
 	}
 	b.B = br
 	b.srv = srv
+	if err := b.openListeners(cfg, br, srv); err != nil {
+		return err
+	}
 	if controller != nil {
 		if err := br.Register(); err != nil {
 			return fmt.Errorf("ktest: register: %w", err)

@@ -18,7 +18,9 @@ import (
 
 // TLSFiles are PEM files for TLS tests: a CA, and a broker and a client
 // certificate it signed, each file holding the private key and the
-// certificate (what ssl.keystore.location wants).
+// certificate (what ssl.keystore.location wants). The broker's is good
+// for TLS servers and clients (mutual TLS between brokers). Each
+// NewTLSFiles makes a CA of its own.
 type TLSFiles struct {
 	CA, Broker, Client string
 	// Pool trusts the CA; ClientCert is Client's key pair.
@@ -49,7 +51,7 @@ func NewTLSFiles(t testing.TB) *TLSFiles {
 	f := &TLSFiles{CA: filepath.Join(dir, "ca.pem"), Broker: filepath.Join(dir, "broker.pem"), Client: filepath.Join(dir, "client.pem"), Pool: x509.NewCertPool()}
 	f.Pool.AddCert(caCert)
 	writePEM(t, f.CA, nil, caDER)
-	leaf := func(serial int64, cn string, usage x509.ExtKeyUsage, path string) tls.Certificate {
+	leaf := func(serial int64, cn string, path string, usages ...x509.ExtKeyUsage) tls.Certificate {
 		key := newKey(t)
 		tmpl := &x509.Certificate{
 			SerialNumber: big.NewInt(serial),
@@ -57,7 +59,7 @@ func NewTLSFiles(t testing.TB) *TLSFiles {
 			NotBefore:    time.Now().Add(-time.Hour),
 			NotAfter:     time.Now().Add(24 * time.Hour),
 			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+			ExtKeyUsage:  usages,
 			DNSNames:     []string{"localhost"},
 			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 		}
@@ -68,8 +70,10 @@ func NewTLSFiles(t testing.TB) *TLSFiles {
 		writePEM(t, path, key, der)
 		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 	}
-	leaf(2, "broker", x509.ExtKeyUsageServerAuth, f.Broker)
-	f.ClientCert = leaf(3, "client", x509.ExtKeyUsageClientAuth, f.Client)
+	// A broker's certificate is also its client certificate when it
+	// connects to the others (inter-broker and controller listeners).
+	leaf(2, "broker", f.Broker, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+	f.ClientCert = leaf(3, "client", f.Client, x509.ExtKeyUsageClientAuth)
 	return f
 }
 
