@@ -43,8 +43,11 @@ func resolveListeners(cfg *config.BrokerConfig, listen, advertise string, explic
 			return nil, nil, fmt.Errorf("advertised.listeners names %s, which listeners does not have", name)
 		}
 	}
+	controller := func(name string) bool {
+		return slices.ContainsFunc(config.SplitList(cfg.String("controller.listener.names")), func(n string) bool { return strings.EqualFold(n, name) })
+	}
 	for _, name := range cfg.ListenerOverrideNames() {
-		if !has(name) {
+		if !has(name) && !controller(name) {
 			return nil, nil, fmt.Errorf("listener.name.%s.* is set, but listeners has no listener %s", name, strings.ToUpper(name))
 		}
 	}

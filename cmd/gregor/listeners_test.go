@@ -21,6 +21,19 @@ func TestResolveListeners(t *testing.T) {
 	if err != nil || len(ls) != 2 || ls[0].Addr != "127.0.0.1:7000" || adv["INTERNAL"] != "10.0.0.1:7000" || adv["EXTERNAL"] != "kafka.example.com:9093" {
 		t.Errorf("resolveListeners = %+v %v %v", ls, adv, err)
 	}
+	// The controller listener's own settings name a listener that is
+	// not a client listener.
+	cfg, _, err = config.NewBroker(map[string]string{
+		"listeners":                      "PLAINTEXT://:9092,CONTROLLER://:9093",
+		"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:SSL",
+		"listener.name.controller.ssl.keystore.location": "/etc/gregor/controller.pem",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls, _, err := resolveListeners(cfg, "", "", nil); err != nil || len(ls) != 1 {
+		t.Errorf("listener.name.controller.*: %+v %v", ls, err)
+	}
 	ls, _, err = resolveListeners(config.Default(), "127.0.0.1:9092", "", nil)
 	if err != nil || len(ls) != 1 || ls[0].Protocol != config.Plaintext || ls[0].Addr != "127.0.0.1:9092" {
 		t.Errorf("default: %+v %v", ls, err)

@@ -147,6 +147,12 @@ Flags:
 			return 2
 		}
 	}
+	// The brokers' and controllers' connections to each other
+	// (inter.broker.listener.name, controller.listener.names).
+	if err := broker.CheckClusterSecurity(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "gregor serve:", err)
+		return 2
+	}
 	srvCfg, err := server.ConfigFrom(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gregor serve:", err)
@@ -390,7 +396,18 @@ func controllerListener(cfg *config.BrokerConfig, log *slog.Logger) (net.Listene
 	if err != nil {
 		return nil, fmt.Errorf("controller listener: %w", err)
 	}
-	log.Warn("cluster mode is a preview: brokers call each other without credentials, and the controller listener is neither encrypted nor authenticated (docs/CLUSTER.md)")
-	log.Info("controller listening", "addr", l.Addr().String(), "node_id", id, "voters", len(voters))
+	log.Warn("cluster mode is a preview (docs/CLUSTER.md)")
+	cl, err := cfg.ControllerListener()
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	if cl.Protocol == config.Plaintext {
+		log.Warn("the controller listener is neither encrypted nor authenticated: whoever reaches it can take part in the metadata quorum; map it to SSL (docs/SECURITY.md, \"Cluster security\")", "listener", cl.Name)
+	}
+	if ib, err := cfg.InterBrokerListener(); err == nil && ib.Protocol == config.Plaintext && cfg.String("authorizer.class.name") != "" {
+		log.Warn("the inter-broker listener is PLAINTEXT: the other brokers reach it as User:ANONYMOUS, which needs CLUSTER_ACTION on the cluster to replicate", "listener", ib.Name)
+	}
+	log.Info("controller listening", "addr", l.Addr().String(), "node_id", id, "voters", len(voters), "listener", cl.Name, "protocol", cl.Protocol)
 	return l, nil
 }

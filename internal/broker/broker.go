@@ -152,6 +152,10 @@ type Broker struct {
 	// dial connects to the other brokers (Options.Dial); nil = a
 	// net.Dialer. Immutable.
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// peerSec is how the peer client reaches the other brokers: the
+	// inter-broker listener, its TLS and SASL (interbroker.go).
+	// Immutable.
+	peerSec peerSecurity
 
 	// verifiedAppendHook, set by tests, runs after a transactional
 	// batch verified with the coordinator was appended (produce.go).
@@ -234,8 +238,25 @@ func Open(opts Options) (*Broker, error) {
 	}
 	b.cluster = len(voters) > 1
 	mopts := metadata.Options{NodeID: nodeID, Listener: opts.ControllerListener, Dial: opts.Dial}
+	if _, err := opts.Config.InterBrokerListener(); err != nil {
+		cancel()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	if b.cluster {
+		// CheckClusterSecurity's checks, keeping what they build.
 		mopts.Voters = voters
+		var ignored []string
+		if b.peerSec, ignored, err = peerSecurityFrom(opts.Config); err != nil {
+			cancel()
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+		if len(ignored) > 0 {
+			b.log.Warn("options of the inter-broker sasl.jaas.config ignored: Gregor's users are the SCRAM credentials in the cluster metadata (gregor serve --add-scram)", "options", ignored)
+		}
+		if mopts.TLS, err = controllerTLS(opts.Config); err != nil {
+			cancel()
+			return nil, fmt.Errorf("broker: %w", err)
+		}
 	}
 	meta, err := metadata.OpenOptions(b.fs, filepath.Join(b.dir, ClusterMetadataTopic+"-0"), b.log, mopts)
 	if err != nil {

@@ -234,7 +234,11 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 	}
 
 	respond = b.countFetch(targets, resp, respond)
-	respond = b.throttleFetch(req, targets, resp, respond)
+	if !replica {
+		// Replication is not a client's consumption: Kafka's client
+		// quotas leave it alone (it has its own replication quotas).
+		respond = b.throttleFetch(req, targets, resp, respond)
+	}
 	// MaxBytes 0 is a limit, not "none": the response still holds the
 	// first batch found (KIP-74), as Kafka answers. A negative one stays
 	// negative, as in Kafka's KafkaApis.handleFetchRequest (readFetch).

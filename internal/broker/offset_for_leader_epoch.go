@@ -37,17 +37,21 @@ func (b *Broker) handleOffsetForLeaderEpoch(req *wire.Request) kmsg.Response {
 	r := req.Body.(*kmsg.OffsetForLeaderEpochRequest)
 	resp := r.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
 	img := b.meta.Image()
+	// A follower's CLUSTER_ACTION covers every topic, else a consumer's
+	// DESCRIBE on each (Kafka's handleOffsetForLeaderEpochRequest: the
+	// API was inter-broker before KIP-320).
+	describable := allowAll
+	if !b.authorizedCluster(req, kmsg.ACLOperationClusterAction) {
+		describable = b.topicCheck(req, kmsg.ACLOperationDescribe)
+	}
 	for _, rt := range r.Topics {
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
-		described := b.authorizedTopic(req, kmsg.ACLOperationDescribe, rt.Topic)
+		described := describable(rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
 			if !described {
-				// A consumer's check, DESCRIBE on the topic (Kafka's
-				// handleOffsetForLeaderEpochRequest); followers'
-				// CLUSTER_ACTION comes with replication.
 				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 				sp.LeaderEpoch, sp.EndOffset = -1, -1
 			} else if p := b.partitionOf(img, rt.Topic, rp.Partition); p == nil {

@@ -23,6 +23,10 @@ type peersState struct {
 	// mu guards cl.
 	mu sync.Mutex
 	cl *kgo.Client
+	// warnMu guards warned: when each failure peerFailed logged at
+	// Warn was last logged so.
+	warnMu sync.Mutex
+	warned map[string]time.Time
 }
 
 // peerRequestTimeout bounds one request to another broker; the
@@ -30,7 +34,10 @@ type peersState struct {
 const peerRequestTimeout = 10 * time.Second
 
 // peerClient returns the client of the other brokers, seeded with every
-// registered one's default endpoint.
+// registered one's endpoint of the inter-broker listener, which it
+// connects to with that listener's TLS and SASL (interbroker.go). The
+// brokers it learns of from their Metadata answers are at their
+// endpoints of the same listener, the one the request came through.
 func (b *Broker) peerClient() (*kgo.Client, error) {
 	b.peers.mu.Lock()
 	defer b.peers.mu.Unlock()
@@ -40,15 +47,20 @@ func (b *Broker) peerClient() (*kgo.Client, error) {
 	var seeds []string
 	for id, r := range b.meta.Image().Brokers {
 		if id != b.nodeID {
-			seeds = append(seeds, net.JoinHostPort(r.Host, strconv.Itoa(int(r.Port))))
+			host, port := r.Endpoint(b.peerSec.listener)
+			seeds = append(seeds, net.JoinHostPort(host, strconv.Itoa(int(port))))
 		}
 	}
 	if len(seeds) == 0 {
 		return nil, kerr.BrokerNotAvailable
 	}
-	copts := []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.ClientID("gregor-broker-" + strconv.Itoa(int(b.nodeID)))}
-	if b.dial != nil {
-		copts = append(copts, kgo.Dialer(b.dial))
+	copts := []kgo.Opt{
+		kgo.SeedBrokers(seeds...),
+		kgo.ClientID("gregor-broker-" + strconv.Itoa(int(b.nodeID))),
+		kgo.Dialer(b.peerDialer()),
+	}
+	if b.peerSec.sasl != nil {
+		copts = append(copts, kgo.SASL(b.peerSec.sasl))
 	}
 	cl, err := kgo.NewClient(copts...)
 	if err != nil {
@@ -113,6 +125,7 @@ func (b *Broker) writeRemoteMarkers(leader int32, m txn.Markers, parts []remoteM
 		defer cancel()
 		kr, err := cl.Broker(int(leader)).Request(ctx, req)
 		if err != nil {
+			b.peerFailed(leader, "cannot send transaction markers to another broker", err)
 			fail(err)
 			return
 		}
@@ -130,6 +143,9 @@ func (b *Broker) writeRemoteMarkers(leader int32, m txn.Markers, parts []remoteM
 			case !ok:
 				errs[rp.index] = kerr.UnknownServerError
 			case code != 0:
+				if code == kerr.ClusterAuthorizationFailed.Code {
+					b.peerFailed(leader, "transaction markers refused by another broker", kerr.ClusterAuthorizationFailed)
+				}
 				errs[rp.index] = b.markerMoot(kerr.ErrorForCode(code), rp.tp, m)
 			}
 			one()
@@ -189,6 +205,7 @@ func (b *Broker) verifyTxnRemote(coordinator int32, txnID string, tp txn.TopicPa
 		defer cancel()
 		kr, err := cl.Broker(int(coordinator)).Request(ctx, req)
 		if err != nil {
+			b.peerFailed(coordinator, "cannot reach another broker's transaction coordinator", err)
 			respond(kerr.CoordinatorNotAvailable)
 			return
 		}
@@ -199,6 +216,9 @@ func (b *Broker) verifyTxnRemote(coordinator int32, txnID string, tp txn.TopicPa
 			code = kerr.UnknownServerError.Code
 		} else if code == 0 {
 			code = ts[0].Topics[0].Partitions[0].ErrorCode
+		}
+		if code == kerr.ClusterAuthorizationFailed.Code {
+			b.peerFailed(coordinator, "AddPartitionsToTxn refused by another broker", kerr.ClusterAuthorizationFailed)
 		}
 		respond(kerr.TypedErrorForCode(code)) // nil for 0
 	})

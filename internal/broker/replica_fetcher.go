@@ -141,7 +141,7 @@ func (f *replicaFetcher) run() {
 			err = f.fetch(fetch)
 		}
 		if err != nil && b.ctx.Err() == nil {
-			b.log.Debug("replica fetch", "leader", f.leader, "err", err)
+			b.peerFailed(f.leader, "cannot replicate from the leader", err)
 			select {
 			case <-b.ctx.Done():
 				return
