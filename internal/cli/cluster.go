@@ -10,9 +10,9 @@ import (
 
 var clusterCmd = &command{
 	name:    "cluster",
-	summary: "show the cluster: brokers, controller, version, APIs",
+	summary: "show the cluster: brokers, controller, version, APIs; elect leaders",
 	help:    "Inspect the cluster.",
-	sub:     []*command{clusterInfoCmd},
+	sub:     []*command{clusterInfoCmd, clusterElectCmd},
 }
 
 type clusterBroker struct {

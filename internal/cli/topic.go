@@ -20,6 +20,7 @@ var topicCmd = &command{
 	help:    "Manage topics.",
 	sub: []*command{
 		topicCreateCmd, topicListCmd, topicDescribeCmd, topicDeleteCmd, topicAlterConfigCmd, topicAddPartitionsCmd,
+		topicReassignCmd, topicReassignmentsCmd,
 	},
 }
 
