@@ -673,8 +673,9 @@ func waitFor(r *kmsg.ProduceRequest) time.Duration {
 // awaitDurable calls done once offsets below end are durable here
 // (durable mode; at once when flush.messages/flush.ms relax durability)
 // and, when isr is set (acks=all), replicated to the ISR: the high
-// watermark reached end, within isr. The high watermark follows the
-// ISR's synced offsets (replica.go).
+// watermark reached end, within isr, with min.insync.replicas in the
+// ISR (else NOT_ENOUGH_REPLICAS_AFTER_APPEND). The high watermark
+// follows the ISR's synced offsets (replica.go).
 func (b *Broker) awaitDurable(p *partition, end int64, syncs *produceSyncs, sp *kmsg.ProduceResponseTopicPartition, isr time.Duration, done func()) {
 	replicated := func(err *kerr.Error) {
 		if err != nil {
@@ -683,10 +684,11 @@ func (b *Broker) awaitDurable(p *partition, end int64, syncs *produceSyncs, sp *
 		}
 		done()
 	}
+	minISR := int(p.settings.Load().minInsync)
 	if !p.durable() {
 		p.log.RequestSync(func(int64, error) {})
 		if isr > 0 {
-			p.durableAwait(end, end, isr, replicated)
+			p.durableAwaitISR(end, end, isr, minISR, replicated)
 			return
 		}
 		p.durableTo(end)
@@ -703,7 +705,7 @@ func (b *Broker) awaitDurable(p *partition, end int64, syncs *produceSyncs, sp *
 			sp.BaseOffset = -1
 			done()
 		case isr > 0:
-			p.durableAwait(durable, end, isr, replicated)
+			p.durableAwaitISR(durable, end, isr, minISR, replicated)
 		default:
 			p.durableTo(durable)
 			done()

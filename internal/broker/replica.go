@@ -91,9 +91,18 @@ type hwWaiter struct {
 	fn    func(*kerr.Error)
 	// timer fires the timeout; set before the waiter is published.
 	timer *time.Timer
+	// minISR is min.insync.replicas for an acks=all produce (0: no
+	// check); short is set, under partition.mu, when the high
+	// watermark reached end with fewer in the (maximal) ISR, which
+	// fire then reports as NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+	minISR int
+	short  bool
 }
 
 func (w *hwWaiter) fire(err *kerr.Error) {
+	if err == nil && w.short {
+		err = kerr.NotEnoughReplicasAfterAppend
+	}
 	if w.fired.CompareAndSwap(false, true) {
 		if w.timer != nil {
 			w.timer.Stop() // or a busy partition keeps a timer per request
@@ -130,6 +139,16 @@ func (p *partition) durableTo(off int64) {
 // DelayedProduce), or the partition stops being led here
 // (NOT_LEADER_OR_FOLLOWER). A timeout of 0 waits without one.
 func (p *partition) durableAwait(off, end int64, timeout time.Duration, fn func(*kerr.Error)) {
+	p.durableAwaitISR(off, end, timeout, 0, fn)
+}
+
+// durableAwaitISR is durableAwait for an acks=all produce: when the
+// high watermark reaches end with fewer than minISR replicas in the
+// ISR (it shrank while the records waited), fn gets
+// NOT_ENOUGH_REPLICAS_AFTER_APPEND instead of nil, as Kafka's
+// Partition.checkEnoughReplicasReachOffset answers: the records are in
+// the log, but not on min.insync.replicas replicas.
+func (p *partition) durableAwaitISR(off, end int64, timeout time.Duration, minISR int, fn func(*kerr.Error)) {
 	p.mu.Lock()
 	p.rep.localEnd = max(p.rep.localEnd, off)
 	fire := p.updateHighWatermarkLocked()
@@ -140,8 +159,10 @@ func (p *partition) durableAwait(off, end int64, timeout time.Duration, fn func(
 		err = kerr.UnknownTopicOrPartition
 	case !p.leading.Load():
 		err = kerr.NotLeaderForPartition
+	case p.log.HighWatermark() >= end && minISR > len(p.rep.maxISR):
+		err = kerr.NotEnoughReplicasAfterAppend
 	case p.log.HighWatermark() < end:
-		w = &hwWaiter{end: end, fn: fn}
+		w = &hwWaiter{end: end, fn: fn, minISR: minISR}
 		if timeout > 0 {
 			w.timer = time.AfterFunc(timeout, func() {
 				p.mu.Lock()
@@ -189,6 +210,7 @@ func (p *partition) updateHighWatermarkLocked() []*hwWaiter {
 	kept := p.rep.hwWaiters[:0]
 	for _, w := range p.rep.hwWaiters {
 		if w.end <= hw {
+			w.short = w.minISR > len(p.rep.maxISR)
 			fire = append(fire, w)
 		} else {
 			kept = append(kept, w)

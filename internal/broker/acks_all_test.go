@@ -1,0 +1,67 @@
+package broker_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/gregor-streaming/gregor/internal/ktest"
+)
+
+// TestClusterAcksAllISRShrinksWhileWaiting: an acks=all produce that
+// was appended with the ISR at min.insync.replicas, and waits for a
+// follower that stopped fetching, is not acknowledged when the leader
+// drops that follower from the ISR: the high watermark then passes the
+// records with fewer in-sync replicas than min.insync.replicas hold,
+// and the producer is told NOT_ENOUGH_REPLICAS_AFTER_APPEND, as Kafka's
+// Partition.checkEnoughReplicasReachOffset answers.
+func TestClusterAcksAllISRShrinksWhileWaiting(t *testing.T) {
+	network := ktest.NewNetwork()
+	bs := ktest.NewCluster(t, 3, ktest.WithNetwork(network), ktest.Set("replica.lag.time.max.ms", "1500"))
+	ctx := ctxT(t, 60*time.Second)
+	adm := bs[0].Admin()
+	waitRegistered(t, ctx, adm, 3)
+	const topic = "shrinking"
+	minISR := "3"
+	if _, err := adm.CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": &minISR}, topic); err != nil {
+		t.Fatal(err)
+	}
+	var leader int32
+	var replicas []int32
+	waitFor(t, 20*time.Second, "three replicas in the ISR", func() bool {
+		var isr []int32
+		leader, replicas, isr = partitionState(t, ctx, adm, topic, 0)
+		return len(replicas) == 3 && slices.Equal(isr, []int32{0, 1, 2})
+	})
+	cl := bs[leader].Client(kgo.SeedBrokers(clusterSeeds(bs)...), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("replicated")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A follower stops fetching; the next record is appended with the
+	// ISR still full and waits for it until the leader shrinks the ISR.
+	// Not the active controller: the leader must still reach it to
+	// shrink the ISR.
+	md, err := adm.Metadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(replicas, func(id int32) bool { return id != leader && id != md.Controller })
+	follower := replicas[i]
+	network.Bridge(int(leader), int(follower))
+	t.Cleanup(network.Heal)
+	code, _ := produceBatch(t, bs[leader], topic, 0, 1, 10)
+	if code == 0 {
+		t.Fatal("acks=all acknowledged after the ISR shrank below min.insync.replicas")
+	}
+	if code != kerr.NotEnoughReplicasAfterAppend.Code {
+		t.Errorf("acks=all while the ISR shrank: %v, want NOT_ENOUGH_REPLICAS_AFTER_APPEND", kerr.ErrorForCode(code))
+	}
+	waitFor(t, 10*time.Second, "the cut follower out of the ISR", func() bool {
+		_, _, isr := partitionState(t, ctx, adm, topic, 0)
+		return len(isr) == 2 && !slices.Contains(isr, follower)
+	})
+}
