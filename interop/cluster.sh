@@ -26,8 +26,18 @@
 #                     (ListPartitionReassignments), elects the preferred
 #                     leaders (ElectLeaders) and reads back every record
 #                     (interop/goclients TestSaramaClusterAdmin)
+#   cluster.sh secure three nodes whose only client listener is SASL_SSL,
+#                     also their inter-broker listener (SCRAM-SHA-512 as
+#                     User:broker, a super user; the authorizer on), and
+#                     whose controller listener is mutual TLS
+#                     (CONTROLLER:SSL; docs/SECURITY.md, "Cluster
+#                     security"): kcat as User:admin produces acks=all to
+#                     a topic of three replicas with min.insync.replicas=3
+#                     and reads every record back through another broker;
+#                     every ISR stays full, no node logs a failure to
+#                     replicate or an ERROR
 set -euo pipefail
-MODE=${1:?mode: kcat, txn, failover or sarama}
+MODE=${1:?mode: kcat, txn, failover, sarama or secure}
 : "${WORK:?run through interop/run.sh}"
 # The suite's other brokers' settings are not this cluster's (run.sh
 # exports the SASL_SSL broker's CA, which the gregor CLI would use).
@@ -60,11 +70,41 @@ print("\n".join(str(s.getsockname()[1]) for s in ss))
 PY
 )
 VOTERS="0@127.0.0.1:${PORTS[1]},1@127.0.0.1:${PORTS[4]},2@127.0.0.1:${PORTS[7]}"
+# SECURE holds the secure mode's settings (empty otherwise).
+SECURE=()
+if [ "$MODE" = secure ]; then
+	mkdir "$TMP/tls"
+	(
+		cd "$TMP/tls"
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
+			-days 2 -subj "/CN=gregor interop cluster CA"
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout node.key -out node.csr -subj "/CN=127.0.0.1"
+		# Server and client: the nodes dial each other with it.
+		printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >ext.cnf
+		openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out node.crt -days 2 -extfile ext.cnf
+		cat node.key node.crt >node.pem
+	) >"$TMP/openssl.log" 2>&1 || {
+		cat "$TMP/openssl.log"
+		fail "making TLS certificates"
+	}
+	SECURE=(
+		--set listeners=SASL_SSL://127.0.0.1:0
+		--set listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL
+		--set ssl.keystore.location="$TMP/tls/node.pem" --set ssl.truststore.location="$TMP/tls/ca.pem"
+		--set sasl.enabled.mechanisms=SCRAM-SHA-512
+		--set sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+		--set 'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="broker-secret";'
+		--set authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+		--set 'super.users=User:broker;User:admin'
+		--add-scram 'SCRAM-SHA-512=[name=broker,password=broker-secret]'
+		--add-scram 'SCRAM-SHA-512=[name=admin,password=admin-secret]'
+	)
+fi
 start_node() {
 	local i=$1
 	"$WORK/gregor" serve --listen "127.0.0.1:${PORTS[$((3 * i))]}" --admin-listen "127.0.0.1:${PORTS[$((3 * i + 2))]}" \
 		--data-dir "$TMP/d$i" --set "node.id=$i" --set "controller.quorum.voters=$VOTERS" \
-		--set broker.session.timeout.ms=3000 >>"$TMP/n$i.log" 2>&1 &
+		--set broker.session.timeout.ms=3000 "${SECURE[@]}" >>"$TMP/n$i.log" 2>&1 &
 	PIDS[$i]=$!
 }
 for i in 0 1 2; do
@@ -81,16 +121,6 @@ done
 
 kc() { timeout 60 kcat -X client.id=interop-cluster "$@"; }
 
-brokers=0
-for _ in $(seq 100); do
-	brokers=$(kc -b "$B0" -L -J | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)["brokers"]))') || brokers=0
-	[ "$brokers" = 3 ] && break
-	sleep 0.1
-done
-[ "$brokers" = 3 ] || fail "kcat sees $brokers brokers, want 3"
-
-"$WORK/gregor" topic create events --partitions 6 --brokers "$B1" >/dev/null || fail "topic create"
-
 stop_nodes() {
 	for p in "${PIDS[@]}"; do kill -TERM "$p"; done
 	for i in 0 1 2; do
@@ -100,6 +130,52 @@ stop_nodes() {
 	PIDS=()
 	echo PASS
 }
+
+if [ "$MODE" = secure ]; then
+	SASL=(-X security.protocol=SASL_SSL -X ssl.ca.location="$TMP/tls/ca.pem" -X sasl.mechanisms=SCRAM-SHA-512
+		-X sasl.username=admin -X sasl.password=admin-secret)
+	brokers=0
+	for _ in $(seq 100); do
+		brokers=$(kc "${SASL[@]}" -b "$B0" -L -J | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)["brokers"]))') || brokers=0
+		[ "$brokers" = 3 ] && break
+		sleep 0.1
+	done
+	[ "$brokers" = 3 ] || fail "kcat over SASL_SSL sees $brokers brokers, want 3"
+	GREGOR_TLS_CA="$TMP/tls/ca.pem" GREGOR_SASL_MECHANISM=SCRAM-SHA-512 GREGOR_SASL_USER=admin GREGOR_SASL_PASSWORD=admin-secret \
+		"$WORK/gregor" topic create secured --partitions 3 --replication-factor 3 -c min.insync.replicas=3 --brokers "$B1" >/dev/null ||
+		fail "topic create over SASL_SSL"
+	N=300
+	seq 1 $N | awk '{ printf "s-%05d\n", $1 }' >"$TMP/in"
+	kc "${SASL[@]}" -b "$B0" -X acks=all -P -t secured <"$TMP/in" || fail "acks=all produce over SASL_SSL"
+	kc "${SASL[@]}" -b "$B2" -C -t secured -o beginning -e -q | sort >"$TMP/out" || fail "consume over SASL_SSL"
+	cmp -s "$TMP/in" "$TMP/out" || fail "consumed $(wc -l <"$TMP/out") records, not the $N produced"
+	/usr/bin/python3 - "$B1" "$TMP/tls/ca.pem" <<'PY' || fail "ISRs not full"
+import sys
+from confluent_kafka.admin import AdminClient
+a = AdminClient({"bootstrap.servers": sys.argv[1], "security.protocol": "SASL_SSL", "ssl.ca.location": sys.argv[2],
+                 "sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "admin", "sasl.password": "admin-secret"})
+t = a.list_topics("secured", timeout=10).topics["secured"]
+isrs = {i: sorted(p.isrs) for i, p in t.partitions.items()}
+if len(isrs) != 3 or any(isr != [0, 1, 2] for isr in isrs.values()):
+    sys.exit("ISRs %s, want [0, 1, 2] each" % isrs)
+PY
+	for i in 0 1 2; do
+		! grep -q 'cannot replicate' "$TMP/n$i.log" || fail "node $i: $(grep -m1 'cannot replicate' "$TMP/n$i.log")"
+	done
+	echo "kcat: $N records acks=all over SASL_SSL to 3 replicas (min.insync.replicas=3), read back at another broker; brokers on SASL_SSL, controllers on mutual TLS"
+	stop_nodes
+	exit 0
+fi
+
+brokers=0
+for _ in $(seq 100); do
+	brokers=$(kc -b "$B0" -L -J | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)["brokers"]))') || brokers=0
+	[ "$brokers" = 3 ] && break
+	sleep 0.1
+done
+[ "$brokers" = 3 ] || fail "kcat sees $brokers brokers, want 3"
+
+"$WORK/gregor" topic create events --partitions 6 --brokers "$B1" >/dev/null || fail "topic create"
 
 if [ "$MODE" = failover ]; then
 	"$WORK/gregor" topic create replicated --partitions 3 --replication-factor 3 -c min.insync.replicas=2 --brokers "$B1" >/dev/null ||

@@ -300,6 +300,7 @@ CASES=(
 	"confluent-kafka-python-cluster-txn|^PASS|bash interop/cluster.sh txn"
 	"confluent-kafka-python-cluster-failover|^PASS|bash interop/cluster.sh failover"
 	"sarama-cluster-reassign|^PASS|bash interop/cluster.sh sarama"
+	"kcat-cluster-secure|^PASS|bash interop/cluster.sh secure"
 )
 GATE_GROUPS='SKIP: broker lacks consumer groups'
 GATE_IDEMPOTENCE='SKIP: broker lacks idempotent producers'
