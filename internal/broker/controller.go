@@ -266,14 +266,12 @@ func electPartition(p *metadata.Partition, live func(int32) bool, unclean func()
 		}
 		return &metadata.PartitionChangeRecord{Partition: p.Partition, ISR: isr}
 	}
-	for _, r := range p.Replicas {
-		if slices.Contains(isr, r) {
-			c := &metadata.PartitionChangeRecord{Partition: p.Partition, Leader: leaderRef(r)}
-			if shrunk {
-				c.ISR = isr
-			}
-			return c
+	if r := firstLive(p.Replicas, isr, live); r >= 0 {
+		c := &metadata.PartitionChangeRecord{Partition: p.Partition, Leader: leaderRef(r)}
+		if shrunk {
+			c.ISR = isr
 		}
+		return c
 	}
 	if unclean() {
 		for _, r := range p.Replicas {

@@ -470,7 +470,7 @@ func (b *Broker) changeISR(p *partition, epoch int32, add, remove []int32) {
 		if mp == nil || mp.Leader != b.nodeID || mp.LeaderEpoch != epoch {
 			return nil, nil
 		}
-		isr := slices.DeleteFunc(slices.Clone(mp.ISR), func(id int32) bool { return slices.Contains(remove, id) })
+		isr := without(mp.ISR, remove)
 		for _, id := range add {
 			// A fenced broker does not join (Kafka's controller
 			// refuses it in AlterPartition, KIP-841).

@@ -442,17 +442,8 @@ func (b *Broker) removeStrayLogs(img *metadata.Image) {
 		if err != nil || index < 0 {
 			continue
 		}
-		data, err := vfs.ReadFile(b.fs, filepath.Join(b.dir, name, topicIDFile))
-		if err != nil {
-			continue
-		}
-		id := ""
-		for _, line := range strings.Split(string(data), "\n") {
-			if v, found := strings.CutPrefix(line, "topic_id="); found {
-				id = v
-			}
-		}
-		if len(id) != 32 {
+		id, err := b.logTopicID(filepath.Join(b.dir, name))
+		if err != nil || len(id) != 32 {
 			continue
 		}
 		why := "its topic was deleted"
@@ -471,6 +462,22 @@ func (b *Broker) removeStrayLogs(img *metadata.Image) {
 			b.log.Warn("removing stray partition log", "dir", name, "err", err)
 		}
 	}
+}
+
+// logTopicID returns the topic ID in the partition.metadata of the log
+// in dir ("" when the file names none), or the error reading it.
+func (b *Broker) logTopicID(dir string) (string, error) {
+	data, err := vfs.ReadFile(b.fs, filepath.Join(dir, topicIDFile))
+	if err != nil {
+		return "", err
+	}
+	id := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, found := strings.CutPrefix(line, "topic_id="); found {
+			id = v
+		}
+	}
+	return id, nil
 }
 
 // At start, RecoverWorkers partitions are opened at once: recovering a
@@ -557,8 +564,8 @@ func (b *Broker) openPartitions(t *metadata.Topic, mps []*metadata.Partition, tc
 func (b *Broker) openPartition(t *metadata.Topic, mp *metadata.Partition, tcfg *config.TopicConfig, settings *produceSettings, deferSync bool) (*partition, error) {
 	dir := b.partitionDir(t.Name, mp.Partition)
 	idFile := filepath.Join(dir, topicIDFile)
-	if data, err := vfs.ReadFile(b.fs, idFile); err == nil {
-		if !strings.Contains(string(data), "topic_id="+t.ID.String()+"\n") {
+	if id, err := b.logTopicID(dir); err == nil {
+		if id != t.ID.String() {
 			b.log.Warn("removing log of an earlier topic with the same name", "dir", dir)
 			if err := b.fs.RemoveAll(dir); err != nil {
 				return nil, fmt.Errorf("broker: %w", err)

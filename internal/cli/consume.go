@@ -72,13 +72,13 @@ Examples:
 			}
 			var onlyParts map[int32]bool
 			if *partsFlag != "" {
+				parts, err := parseIDs("--partitions", *partsFlag)
+				if err != nil {
+					return err
+				}
 				onlyParts = map[int32]bool{}
-				for _, s := range strings.Split(*partsFlag, ",") {
-					p, err := strconv.Atoi(strings.TrimSpace(s))
-					if err != nil || p < 0 {
-						return usagef("--partitions %q: want numbers like 0,1,2", *partsFlag)
-					}
-					onlyParts[int32(p)] = true
+				for _, p := range parts {
+					onlyParts[p] = true
 				}
 			}
 			c := &consumer{r: r, topics: topics, group: *group, start: start, onlyParts: onlyParts,

@@ -163,24 +163,12 @@ Examples:
 			}
 			t := newTable(r.env.Stdout, "TOPIC", "PARTITION", "REPLICAS", "ADDING", "REMOVING")
 			for _, m := range moves {
-				t.row(m.Topic, m.Partition, ids(m.Replicas), ids(m.Adding), ids(m.Removing))
+				t.row(m.Topic, m.Partition, dash(int32List(m.Replicas)), dash(int32List(m.Adding)), dash(int32List(m.Removing)))
 			}
 			t.flush()
 			return nil
 		}
 	},
-}
-
-// ids prints broker IDs as 1,2,3 ("-" for none).
-func ids(s []int32) string {
-	if len(s) == 0 {
-		return "-"
-	}
-	strs := make([]string, len(s))
-	for i, id := range s {
-		strs[i] = strconv.Itoa(int(id))
-	}
-	return strings.Join(strs, ",")
 }
 
 var clusterElectCmd = &command{
