@@ -257,6 +257,15 @@ func eosRecords(t *testing.T) int {
 // waitCopied waits until the group's committed offsets cover the input
 // (every record copied and committed), calling tick with the count
 // committed so far every 50ms.
+// killPoint is how many records are committed when the copy's kill
+// (0-based) of want is due: evenly spread over its first two thirds or
+// so, so that the last lands before the end even when the copy runs
+// faster than waitCopied's polls (without -race: once, the last fifth of
+// 50,000 records was copied between two polls).
+func killPoint(n, kill, want int) int64 {
+	return int64(n) * int64(kill+1) / int64(want+2)
+}
+
 func waitCopied(t *testing.T, b func() *ktest.Broker, n int, timeout time.Duration, tick func(committed int64)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -379,7 +388,7 @@ func TestEOSCopyWorkerKills(t *testing.T) {
 	kills := 0
 	const wantKills = 5
 	waitCopied(t, func() *ktest.Broker { return b }, n, 150*time.Second, func(committed int64) {
-		if kills >= wantKills || committed < int64(n)*int64(kills+1)/(wantKills+1) {
+		if kills >= wantKills || committed < killPoint(n, kills, wantKills) {
 			return
 		}
 		w := workers[rng.IntN(len(workers))]
@@ -478,7 +487,7 @@ func eosBrokerKills(t *testing.T, fs vfs.FS, kill func(*ktest.Broker)) {
 	var mu sync.Mutex
 	cur := func() *ktest.Broker { mu.Lock(); defer mu.Unlock(); return b }
 	waitCopied(t, cur, n, 150*time.Second, func(committed int64) {
-		if kills >= wantKills || committed < int64(n)*int64(kills+1)/(wantKills+1) {
+		if kills >= wantKills || committed < killPoint(n, kills, wantKills) {
 			return
 		}
 		time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
