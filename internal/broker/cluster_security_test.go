@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -513,4 +514,56 @@ func TestOffsetForLeaderEpochClusterAction(t *testing.T) {
 	if code := ask("bob"); code != kerr.TopicAuthorizationFailed.Code {
 		t.Errorf("without CLUSTER_ACTION or DESCRIBE: %v, want TOPIC_AUTHORIZATION_FAILED", kerr.ErrorForCode(code))
 	}
+}
+
+// TestClusterPrincipalMappingRules: brokers that authenticate to each
+// other with certificates (an SSL inter-broker listener, client
+// certificates required) are authorized by their mapped principals, as
+// any client: ssl.principal.mapping.rules has no DEFAULT and super.users
+// names only the mapped User:kafka-0…2, so replication works only if
+// the rules apply to the brokers' own connections. An acks=all topic
+// with min.insync.replicas=3 takes records and keeps its ISR full.
+func TestClusterPrincipalMappingRules(t *testing.T) {
+	files := ktest.NewTLSFiles(t)
+	opts := []ktest.Option{
+		ktest.Set("listeners", "SSL://127.0.0.1:0"),
+		ktest.Set("listener.security.protocol.map", "SSL:SSL,CONTROLLER:PLAINTEXT"),
+		ktest.Set("ssl.truststore.location", files.CA),
+		ktest.Set("ssl.client.auth", "required"),
+		ktest.Set("listener.name.ssl.ssl.principal.mapping.rules",
+			"RULE:^CN=(.*?),OU=Brokers,O=Acme$/$1/L, RULE:^CN=(.*?),OU=ServiceUsers,O=Acme$/$1/L"),
+		ktest.Set("authorizer.class.name", config.StandardAuthorizer),
+		ktest.Set("super.users", "User:kafka-0;User:kafka-1;User:kafka-2;User:admin"),
+		ktest.Set("replica.lag.time.max.ms", "2000"),
+	}
+	for i := range 3 {
+		keystore := files.BrokerFor(t, pkix.Name{CommonName: fmt.Sprintf("Kafka-%d", i), OrganizationalUnit: []string{"Brokers"}, Organization: []string{"Acme"}})
+		opts = append(opts, ktest.OnNode(i, ktest.Set("ssl.keystore.location", keystore)))
+	}
+	bs := ktest.NewCluster(t, 3, opts...)
+	tc := files.ClientConfig(false)
+	tc.Certificates = []tls.Certificate{files.ClientCertFor(t, pkix.Name{CommonName: "Admin", OrganizationalUnit: []string{"ServiceUsers"}, Organization: []string{"Acme"}})}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(clusterSeeds(bs)...), kgo.DialTLSConfig(tc),
+		kgo.DefaultProduceTopic("mapped"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := ctxT(t, 90*time.Second)
+	adm := kadm.NewClient(cl)
+	waitRegistered(t, ctx, adm, 3)
+	minISR := "3"
+	if _, err := adm.CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": &minISR}, "mapped"); err != nil {
+		t.Fatal(err)
+	}
+	fullISR(t, ctx, adm, "mapped", 1, 20*time.Second)
+	for i := range 10 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "record-%d", i)}).FirstErr(); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	if s := logSizesVia(t, ctx, adm, "mapped", 0); s[0] <= 0 || s[0] != s[1] || s[1] != s[2] {
+		t.Errorf("log sizes %v, want three equal", s)
+	}
+	fullISR(t, ctx, adm, "mapped", 1, time.Second)
 }
