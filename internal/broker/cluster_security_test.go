@@ -544,7 +544,11 @@ func TestClusterPrincipalMappingRules(t *testing.T) {
 	tc := files.ClientConfig(false)
 	tc.Certificates = []tls.Certificate{files.ClientCertFor(t, pkix.Name{CommonName: "Admin", OrganizationalUnit: []string{"ServiceUsers"}, Organization: []string{"Acme"}})}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(clusterSeeds(bs)...), kgo.DialTLSConfig(tc),
-		kgo.DefaultProduceTopic("mapped"), kgo.RequiredAcks(kgo.AllISRAcks()))
+		kgo.DefaultProduceTopic("mapped"), kgo.RequiredAcks(kgo.AllISRAcks()),
+		// A follower that may not fetch leaves acks=all records
+		// unacknowledged: fail, not hang (an idempotent producer
+		// does not give up on records already sent).
+		kgo.DisableIdempotentWrite(), kgo.RecordDeliveryTimeout(30*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -556,7 +560,9 @@ func TestClusterPrincipalMappingRules(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": &minISR}, "mapped"); err != nil {
 		t.Fatal(err)
 	}
-	fullISR(t, ctx, adm, "mapped", 1, 20*time.Second)
+	fullISR(t, ctx, adm, "mapped", 1, 20*time.Second) // at creation, before any fetch
+	// acks=all with min.insync.replicas 3: acknowledged once both
+	// followers fetched the records, as their mapped principals.
 	for i := range 10 {
 		if err := cl.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "record-%d", i)}).FirstErr(); err != nil {
 			t.Fatalf("record %d: %v", i, err)
