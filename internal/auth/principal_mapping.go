@@ -90,7 +90,7 @@ func ParsePrincipalMappingRules(s string) (*PrincipalMapper, error) {
 		}
 		r, err := compileMappingRule(it)
 		if err != nil {
-			return nil, fmt.Errorf("rule %q: %w", it.text, err)
+			return nil, fmt.Errorf("rule `%s`: %w", it.text, err)
 		}
 		m.rules = append(m.rules, r)
 	}
@@ -226,7 +226,7 @@ func splitMappingRules(s string) ([]ruleItem, error) {
 			end += i
 		}
 		if text := strings.TrimSpace(s[start:end]); text != "" {
-			return nil, fmt.Errorf("invalid rule %q: want DEFAULT or RULE:pattern/replacement/ with an optional L or U after the last slash", text)
+			return nil, fmt.Errorf("invalid rule `%s`: want DEFAULT or RULE:pattern/replacement/ with an optional L or U after the last slash", text)
 		}
 		i = next(s, end)
 	}
@@ -304,21 +304,21 @@ func next(s string, i int) int {
 // compileMappingRule compiles a RULE item's pattern and replacement.
 func compileMappingRule(it ruleItem) (mappingRule, error) {
 	if it.trailing != "" {
-		return mappingRule{}, fmt.Errorf("unexpected %q after the replacement's closing slash (want nothing, L or U)", it.trailing)
+		return mappingRule{}, fmt.Errorf("unexpected `%s` after the replacement's closing slash (want nothing, L or U)", it.trailing)
 	}
 	expr, err := javaRegexpToRE2(it.pattern)
 	if err != nil {
-		return mappingRule{}, fmt.Errorf("pattern %q: %w", it.pattern, err)
+		return mappingRule{}, fmt.Errorf("pattern `%s`: %w", it.pattern, err)
 	}
 	r := mappingRule{pattern: it.pattern, replacement: it.replacement, lower: it.flag == 'L', upper: it.flag == 'U'}
 	if r.re, err = regexp.Compile(expr); err != nil {
-		return mappingRule{}, fmt.Errorf("pattern %q: %w", it.pattern, err)
+		return mappingRule{}, fmt.Errorf("pattern `%s`: %w", it.pattern, err)
 	}
 	if r.whole, err = regexp.Compile(`\A(?:` + expr + `)\z`); err != nil {
-		return mappingRule{}, fmt.Errorf("pattern %q: %w", it.pattern, err)
+		return mappingRule{}, fmt.Errorf("pattern `%s`: %w", it.pattern, err)
 	}
 	if r.repl, err = parseReplacement(it.replacement, r.re); err != nil {
-		return mappingRule{}, fmt.Errorf("replacement %q: %w", it.replacement, err)
+		return mappingRule{}, fmt.Errorf("replacement `%s`: %w", it.replacement, err)
 	}
 	return r, nil
 }
