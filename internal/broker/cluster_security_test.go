@@ -573,3 +573,38 @@ func TestClusterPrincipalMappingRules(t *testing.T) {
 	}
 	fullISR(t, ctx, adm, "mapped", 1, time.Second)
 }
+
+// TestClusterPrincipalMappingNoMatch: when no rule of the inter-broker
+// listener's ssl.principal.mapping.rules matches the brokers'
+// certificate subjects, the leader closes the followers' connections
+// (as Kafka fails their authentication) and logs why, and the followers
+// log that they cannot replicate, with a hint naming the rules.
+func TestClusterPrincipalMappingNoMatch(t *testing.T) {
+	files := ktest.NewTLSFiles(t)
+	tap := &logTap{}
+	keystore := files.BrokerFor(t, pkix.Name{CommonName: "kafka", OrganizationalUnit: []string{"Brokers"}, Organization: []string{"Acme"}})
+	bs := ktest.NewCluster(t, 3, tap.option(),
+		ktest.Set("listeners", "SSL://127.0.0.1:0"),
+		ktest.Set("listener.security.protocol.map", "SSL:SSL,CONTROLLER:PLAINTEXT"),
+		ktest.Set("ssl.keystore.location", keystore),
+		ktest.Set("ssl.truststore.location", files.CA),
+		ktest.Set("ssl.client.auth", "required"),
+		ktest.Set("ssl.principal.mapping.rules", "RULE:^CN=(.*?),OU=ServiceUsers,O=Acme$/$1/L"))
+	tc := files.ClientConfig(false)
+	tc.Certificates = []tls.Certificate{files.ClientCertFor(t, pkix.Name{CommonName: "Admin", OrganizationalUnit: []string{"ServiceUsers"}, Organization: []string{"Acme"}})}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(clusterSeeds(bs)...), kgo.DialTLSConfig(tc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := ctxT(t, 60*time.Second)
+	adm := kadm.NewClient(cl)
+	waitRegistered(t, ctx, adm, 3)
+	if _, err := adm.CreateTopic(ctx, 1, 3, nil, "unreplicated"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the leader's and a follower's logs", func() bool {
+		return tap.has("TLS client authentication failed", "CN=kafka,OU=Brokers,O=Acme") &&
+			tap.has("cannot replicate from the leader", "ssl.principal.mapping.rules")
+	})
+}
