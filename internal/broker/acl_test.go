@@ -1,6 +1,8 @@
 package broker_test
 
 import (
+	"crypto/tls"
+	"crypto/x509/pkix"
 	"errors"
 	"slices"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/gregor-streaming/gregor/internal/auth"
+	"github.com/gregor-streaming/gregor/internal/config"
 	"github.com/gregor-streaming/gregor/internal/ktest"
 	"github.com/gregor-streaming/gregor/internal/server"
 )
@@ -392,5 +395,85 @@ func TestAuthorizerPrincipals(t *testing.T) {
 	}
 	if err := anon.ProduceSync(ctx, &kgo.Record{Topic: "closed", Value: []byte("x")}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
 		t.Errorf("anonymous producing to a topic with ACLs: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+}
+
+// TestAuthorizerPrincipalMappingRules: with ssl.principal.mapping.rules,
+// a TLS client's principal is its mapped name: an ACL on User:alice lets
+// the client whose certificate is CN=Alice,OU=ServiceUsers,O=Acme
+// produce, one on that whole subject no longer does, and a subject the
+// ServiceUsers rule does not match keeps its whole subject (DEFAULT).
+// super.users names a mapped principal; DescribeACLs shows the ACLs as
+// created.
+func TestAuthorizerPrincipalMappingRules(t *testing.T) {
+	files := ktest.NewTLSFiles(t)
+	const aliceDN = "CN=Alice,OU=ServiceUsers,O=Acme"
+	b := ktest.NewBroker(t,
+		ktest.Set("listeners", "SSL://127.0.0.1:0"),
+		ktest.Set("ssl.keystore.location", files.Broker),
+		ktest.Set("ssl.truststore.location", files.CA),
+		ktest.Set("ssl.client.auth", "required"),
+		ktest.Set("ssl.principal.mapping.rules", "RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/L,DEFAULT"),
+		ktest.Set("authorizer.class.name", config.StandardAuthorizer),
+		ktest.Set("super.users", "User:admin"))
+	ctx := ctxT(t, 30*time.Second)
+	certCl := func(subject pkix.Name, opts ...kgo.Opt) *kgo.Client {
+		tc := files.ClientConfig(false)
+		tc.Certificates = []tls.Certificate{files.ClientCertFor(t, subject)}
+		return b.Client(append([]kgo.Opt{kgo.DialTLSConfig(tc), kgo.RequestRetries(0), kgo.DisableIdempotentWrite()}, opts...)...)
+	}
+	serviceUser := func(cn string) pkix.Name {
+		return pkix.Name{CommonName: cn, OrganizationalUnit: []string{"ServiceUsers"}, Organization: []string{"Acme"}}
+	}
+	// CN=Admin,OU=ServiceUsers,O=Acme is User:admin, a super user.
+	adm := kadm.NewClient(certCl(serviceUser("Admin")))
+	for _, topic := range []string{"mapped", "whole"} {
+		if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	createACLs(t, adm, kadm.NewACLs().Allow("User:alice").Topics("mapped").
+		Operations(kadm.OpWrite, kadm.OpDescribe).ResourcePatternType(kadm.ACLPatternLiteral))
+	createACLs(t, adm, kadm.NewACLs().Allow("User:"+aliceDN).Topics("whole").
+		Operations(kadm.OpWrite, kadm.OpDescribe).ResourcePatternType(kadm.ACLPatternLiteral))
+	const carolDN = "CN=Carol,OU=Contractors,O=Acme"
+	createACLs(t, adm, kadm.NewACLs().Allow("User:"+carolDN).Topics("mapped").
+		Operations(kadm.OpWrite, kadm.OpDescribe).ResourcePatternType(kadm.ACLPatternLiteral))
+
+	alice := certCl(serviceUser("Alice"))
+	if err := alice.ProduceSync(ctx, &kgo.Record{Topic: "mapped", Value: []byte("x")}).FirstErr(); err != nil {
+		t.Errorf("%s producing with an ACL on User:alice: %v", aliceDN, err)
+	}
+	if err := alice.ProduceSync(ctx, &kgo.Record{Topic: "whole", Value: []byte("x")}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Errorf("%s producing with an ACL on its whole subject only: %v, want TOPIC_AUTHORIZATION_FAILED", aliceDN, err)
+	}
+	carol := certCl(pkix.Name{CommonName: "Carol", OrganizationalUnit: []string{"Contractors"}, Organization: []string{"Acme"}})
+	if err := carol.ProduceSync(ctx, &kgo.Record{Topic: "mapped", Value: []byte("x")}).FirstErr(); err != nil {
+		t.Errorf("%s (DEFAULT rule) producing with an ACL on its whole subject: %v", carolDN, err)
+	}
+	bob := certCl(serviceUser("Bob"))
+	if err := bob.ProduceSync(ctx, &kgo.Record{Topic: "mapped", Value: []byte("x")}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Errorf("User:bob producing without an ACL: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+
+	described, err := adm.DescribeACLs(ctx, kadm.NewACLs().AnyResource().Allow().Deny().AllowHosts().DenyHosts().
+		Operations(kadm.OpAny).ResourcePatternType(kadm.ACLPatternAny))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var principals []string
+	for _, d := range described {
+		if d.Err != nil {
+			t.Fatal(d.Err)
+		}
+		for _, a := range d.Described {
+			if !slices.Contains(principals, a.Principal) {
+				principals = append(principals, a.Principal)
+			}
+		}
+	}
+	slices.Sort(principals)
+	if want := []string{"User:" + aliceDN, "User:" + carolDN, "User:alice"}; !slices.Equal(principals, want) {
+		t.Errorf("DescribeACLs principals %q, want %q", principals, want)
 	}
 }

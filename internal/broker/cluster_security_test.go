@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -513,4 +514,97 @@ func TestOffsetForLeaderEpochClusterAction(t *testing.T) {
 	if code := ask("bob"); code != kerr.TopicAuthorizationFailed.Code {
 		t.Errorf("without CLUSTER_ACTION or DESCRIBE: %v, want TOPIC_AUTHORIZATION_FAILED", kerr.ErrorForCode(code))
 	}
+}
+
+// TestClusterPrincipalMappingRules: brokers that authenticate to each
+// other with certificates (an SSL inter-broker listener, client
+// certificates required) are authorized by their mapped principals, as
+// any client: ssl.principal.mapping.rules has no DEFAULT and super.users
+// names only the mapped User:kafka-0…2, so replication works only if
+// the rules apply to the brokers' own connections. An acks=all topic
+// with min.insync.replicas=3 takes records and keeps its ISR full.
+func TestClusterPrincipalMappingRules(t *testing.T) {
+	files := ktest.NewTLSFiles(t)
+	opts := []ktest.Option{
+		ktest.Set("listeners", "SSL://127.0.0.1:0"),
+		ktest.Set("listener.security.protocol.map", "SSL:SSL,CONTROLLER:PLAINTEXT"),
+		ktest.Set("ssl.truststore.location", files.CA),
+		ktest.Set("ssl.client.auth", "required"),
+		ktest.Set("listener.name.ssl.ssl.principal.mapping.rules",
+			"RULE:^CN=(.*?),OU=Brokers,O=Acme$/$1/L, RULE:^CN=(.*?),OU=ServiceUsers,O=Acme$/$1/L"),
+		ktest.Set("authorizer.class.name", config.StandardAuthorizer),
+		ktest.Set("super.users", "User:kafka-0;User:kafka-1;User:kafka-2;User:admin"),
+		ktest.Set("replica.lag.time.max.ms", "2000"),
+	}
+	for i := range 3 {
+		keystore := files.BrokerFor(t, pkix.Name{CommonName: fmt.Sprintf("Kafka-%d", i), OrganizationalUnit: []string{"Brokers"}, Organization: []string{"Acme"}})
+		opts = append(opts, ktest.OnNode(i, ktest.Set("ssl.keystore.location", keystore)))
+	}
+	bs := ktest.NewCluster(t, 3, opts...)
+	tc := files.ClientConfig(false)
+	tc.Certificates = []tls.Certificate{files.ClientCertFor(t, pkix.Name{CommonName: "Admin", OrganizationalUnit: []string{"ServiceUsers"}, Organization: []string{"Acme"}})}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(clusterSeeds(bs)...), kgo.DialTLSConfig(tc),
+		kgo.DefaultProduceTopic("mapped"), kgo.RequiredAcks(kgo.AllISRAcks()),
+		// A follower that may not fetch leaves acks=all records
+		// unacknowledged: fail, not hang (an idempotent producer
+		// does not give up on records already sent).
+		kgo.DisableIdempotentWrite(), kgo.RecordDeliveryTimeout(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := ctxT(t, 90*time.Second)
+	adm := kadm.NewClient(cl)
+	waitRegistered(t, ctx, adm, 3)
+	minISR := "3"
+	if _, err := adm.CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": &minISR}, "mapped"); err != nil {
+		t.Fatal(err)
+	}
+	fullISR(t, ctx, adm, "mapped", 1, 20*time.Second) // at creation, before any fetch
+	// acks=all with min.insync.replicas 3: acknowledged once both
+	// followers fetched the records, as their mapped principals.
+	for i := range 10 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "record-%d", i)}).FirstErr(); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	if s := logSizesVia(t, ctx, adm, "mapped", 0); s[0] <= 0 || s[0] != s[1] || s[1] != s[2] {
+		t.Errorf("log sizes %v, want three equal", s)
+	}
+	fullISR(t, ctx, adm, "mapped", 1, time.Second)
+}
+
+// TestClusterPrincipalMappingNoMatch: when no rule of the inter-broker
+// listener's ssl.principal.mapping.rules matches the brokers'
+// certificate subjects, the leader closes the followers' connections
+// (as Kafka fails their authentication) and logs why, and the followers
+// log that they cannot replicate, with a hint naming the rules.
+func TestClusterPrincipalMappingNoMatch(t *testing.T) {
+	files := ktest.NewTLSFiles(t)
+	tap := &logTap{}
+	keystore := files.BrokerFor(t, pkix.Name{CommonName: "kafka", OrganizationalUnit: []string{"Brokers"}, Organization: []string{"Acme"}})
+	bs := ktest.NewCluster(t, 3, tap.option(),
+		ktest.Set("listeners", "SSL://127.0.0.1:0"),
+		ktest.Set("listener.security.protocol.map", "SSL:SSL,CONTROLLER:PLAINTEXT"),
+		ktest.Set("ssl.keystore.location", keystore),
+		ktest.Set("ssl.truststore.location", files.CA),
+		ktest.Set("ssl.client.auth", "required"),
+		ktest.Set("ssl.principal.mapping.rules", "RULE:^CN=(.*?),OU=ServiceUsers,O=Acme$/$1/L"))
+	tc := files.ClientConfig(false)
+	tc.Certificates = []tls.Certificate{files.ClientCertFor(t, pkix.Name{CommonName: "Admin", OrganizationalUnit: []string{"ServiceUsers"}, Organization: []string{"Acme"}})}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(clusterSeeds(bs)...), kgo.DialTLSConfig(tc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := ctxT(t, 60*time.Second)
+	adm := kadm.NewClient(cl)
+	waitRegistered(t, ctx, adm, 3)
+	if _, err := adm.CreateTopic(ctx, 1, 3, nil, "unreplicated"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the leader's and a follower's logs", func() bool {
+		return tap.has("TLS client authentication failed", "CN=kafka,OU=Brokers,O=Acme") &&
+			tap.has("cannot replicate from the leader", "ssl.principal.mapping.rules")
+	})
 }

@@ -200,9 +200,9 @@ func peerHint(err error) string {
 	case errors.Is(err, kerr.UnsupportedSaslMechanism):
 		return "the other broker's inter-broker listener does not enable sasl.mechanism.inter.broker.protocol (sasl.enabled.mechanisms)"
 	case errors.Is(err, kerr.ClusterAuthorizationFailed), errors.Is(err, kerr.TopicAuthorizationFailed):
-		return "the inter-broker principal needs CLUSTER_ACTION on the cluster: add it to super.users (or grant it with an ACL)"
+		return "the inter-broker principal (the SASL user; over SSL, this broker's certificate subject as the other broker's ssl.principal.mapping.rules map it) needs CLUSTER_ACTION on the cluster: add it to super.users (or grant it with an ACL)"
 	case errors.As(err, new(*kgo.ErrFirstReadEOF)):
-		return "the other broker closed the connection at once: its inter-broker listener expects other security (TLS, SASL) than this broker uses for it; the brokers' listeners, listener.security.protocol.map and inter.broker.listener.name must agree"
+		return "the other broker closed the connection at once: its inter-broker listener expects other security (TLS, SASL) than this broker uses for it (the brokers' listeners, listener.security.protocol.map and inter.broker.listener.name must agree), or, over SSL, none of its ssl.principal.mapping.rules matches this broker's certificate subject"
 	case errors.Is(err, errPeerTLS), strings.Contains(err.Error(), "remote error: tls:"):
 		return "check the inter-broker listener's certificates: ssl.keystore.location (with extended key usage serverAuth and clientAuth), ssl.truststore.location, ssl.endpoint.identification.algorithm"
 	}

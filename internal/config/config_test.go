@@ -257,6 +257,26 @@ func TestValidation(t *testing.T) {
 			t.Errorf("CheckDynamicBroker(%s): %v, want ok=%v", name, err, ok)
 		}
 	}
+	// ssl.principal.mapping.rules is read-only, as in Kafka: a dynamic
+	// update is refused, so rules change with a restart, where bad ones
+	// stop the broker.
+	if err := CheckDynamicBroker("ssl.principal.mapping.rules", "DEFAULT"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("dynamic ssl.principal.mapping.rules: %v, want refused", err)
+	}
+	if got := Default().String("ssl.principal.mapping.rules"); got != "DEFAULT" {
+		t.Errorf("ssl.principal.mapping.rules defaults to %q, want DEFAULT", got)
+	}
+	// Per listener, as the other ssl.* settings.
+	c, unknown, err := NewBroker(map[string]string{"listener.name.EXTERNAL.ssl.principal.mapping.rules": "RULE:^CN=(.*)$/$1/"})
+	if err != nil || len(unknown) != 0 {
+		t.Fatalf("listener override: %v, unknown %v", err, unknown)
+	}
+	if got := c.ListenerString("external", "ssl.principal.mapping.rules"); got != "RULE:^CN=(.*)$/$1/" {
+		t.Errorf("EXTERNAL's rules %q", got)
+	}
+	if got := c.ListenerString("internal", "ssl.principal.mapping.rules"); got != "DEFAULT" {
+		t.Errorf("INTERNAL's rules %q, want DEFAULT", got)
+	}
 }
 
 // TestIdleDisabled: Kafka's Selector keeps idle connections forever for

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -26,6 +27,11 @@ type TLSFiles struct {
 	// Pool trusts the CA; ClientCert is Client's key pair.
 	Pool       *x509.CertPool
 	ClientCert tls.Certificate
+
+	dir    string
+	caKey  *ecdsa.PrivateKey
+	caCert *x509.Certificate
+	serial int64
 }
 
 // NewTLSFiles makes a CA and certificates for 127.0.0.1 and localhost in
@@ -48,33 +54,58 @@ func NewTLSFiles(t testing.TB) *TLSFiles {
 		t.Fatal(err)
 	}
 	caCert, _ := x509.ParseCertificate(caDER)
-	f := &TLSFiles{CA: filepath.Join(dir, "ca.pem"), Broker: filepath.Join(dir, "broker.pem"), Client: filepath.Join(dir, "client.pem"), Pool: x509.NewCertPool()}
+	f := &TLSFiles{CA: filepath.Join(dir, "ca.pem"), Broker: filepath.Join(dir, "broker.pem"), Client: filepath.Join(dir, "client.pem"), Pool: x509.NewCertPool(),
+		dir: dir, caKey: caKey, caCert: caCert, serial: 1}
 	f.Pool.AddCert(caCert)
 	writePEM(t, f.CA, nil, caDER)
-	leaf := func(serial int64, cn string, path string, usages ...x509.ExtKeyUsage) tls.Certificate {
-		key := newKey(t)
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial),
-			Subject:      pkix.Name{CommonName: cn},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().Add(24 * time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  usages,
-			DNSNames:     []string{"localhost"},
-			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		writePEM(t, path, key, der)
-		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	}
 	// A broker's certificate is also its client certificate when it
 	// connects to the others (inter-broker and controller listeners).
-	leaf(2, "broker", f.Broker, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
-	f.ClientCert = leaf(3, "client", f.Client, x509.ExtKeyUsageClientAuth)
+	f.leaf(t, pkix.Name{CommonName: "broker"}, f.Broker, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+	f.ClientCert = f.leaf(t, pkix.Name{CommonName: "client"}, f.Client, x509.ExtKeyUsageClientAuth)
 	return f
+}
+
+// leaf makes a certificate for subject signed by the CA, for 127.0.0.1
+// and localhost, and writes it with its key to path.
+func (f *TLSFiles) leaf(t testing.TB, subject pkix.Name, path string, usages ...x509.ExtKeyUsage) tls.Certificate {
+	t.Helper()
+	f.serial++
+	key := newKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(f.serial),
+		Subject:      subject,
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  usages,
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, f.caCert, &key.PublicKey, f.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, path, key, der)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// ClientCertFor returns a client certificate for subject (as
+// pkix.Name{CommonName: "Alice", OrganizationalUnit: []string{"ServiceUsers"}},
+// whose subject is CN=Alice,OU=ServiceUsers), signed by the CA. Not safe
+// for concurrent use.
+func (f *TLSFiles) ClientCertFor(t testing.TB, subject pkix.Name) tls.Certificate {
+	t.Helper()
+	return f.leaf(t, subject, filepath.Join(f.dir, fmt.Sprintf("client-%d.pem", f.serial+1)), x509.ExtKeyUsageClientAuth)
+}
+
+// BrokerFor returns the path of a keystore (as Broker) whose certificate
+// has subject, good for TLS servers and clients. Not safe for
+// concurrent use.
+func (f *TLSFiles) BrokerFor(t testing.TB, subject pkix.Name) string {
+	t.Helper()
+	path := filepath.Join(f.dir, fmt.Sprintf("broker-%d.pem", f.serial+1))
+	f.leaf(t, subject, path, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+	return path
 }
 
 // ClientConfig is a client's TLS configuration trusting the CA,

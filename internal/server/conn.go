@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregor-streaming/gregor/internal/auth"
 	"github.com/gregor-streaming/gregor/internal/wire"
 )
 
@@ -42,6 +43,8 @@ type Conn struct {
 	// sasl is the connection's authentication on a SASL listener; nil
 	// on others. Used by the reader only.
 	sasl *saslState
+	// mapper is the listener's ssl.principal.mapping.rules. Immutable.
+	mapper *auth.PrincipalMapper
 }
 
 func newConn(s *Server, nc net.Conn, listener string, sec Security) *Conn {
@@ -52,6 +55,7 @@ func newConn(s *Server, nc net.Conn, listener string, sec Security) *Conn {
 		client: &wire.Client{Remote: nc.RemoteAddr().String(), Host: remoteIP(nc), Listener: listener},
 		queue:  make(chan *slot, s.cfg.QueuedMaxRequests),
 		dead:   make(chan struct{}),
+		mapper: sec.PrincipalMapper,
 	}
 	// A handler's Close stops the reader; the responses to the requests
 	// already read are written, then the connection closes. Kafka closes
@@ -159,7 +163,10 @@ func (c *Conn) readLoop() {
 		if !identified {
 			// Authentication, if any, is over: the TLS handshake
 			// ran at the first read, SASL before this request.
-			c.identify()
+			if !c.identify() {
+				putBuf(buf)
+				return
+			}
 			identified = true
 		}
 		req, err := c.decode(*buf)

@@ -20,6 +20,10 @@ import (
 type Security struct {
 	TLS  *tls.Config
 	SASL *SASL
+	// PrincipalMapper maps a TLS client certificate's subject to the
+	// client's principal name (ssl.principal.mapping.rules); nil keeps
+	// the whole subject (DEFAULT).
+	PrincipalMapper *auth.PrincipalMapper
 }
 
 // SASL configures SASL authentication.
@@ -59,6 +63,17 @@ func SecurityFor(cfg *config.BrokerConfig, l config.Listener, lookup auth.Lookup
 	get := func(name string) string { return cfg.ListenerString(l.Name, name) }
 	var err error
 	var sec Security
+	// Parsed on every listener, as Kafka builds every listener's
+	// principal builder: bad rules stop the broker at start.
+	if sec.PrincipalMapper, err = auth.ParsePrincipalMappingRules(get(principalMappingRules)); err != nil {
+		setting := principalMappingRules
+		if o := "listener.name." + strings.ToLower(l.Name) + "." + principalMappingRules; l.Name != "" {
+			if _, ok := cfg.Static(o); ok {
+				setting = o
+			}
+		}
+		return Security{}, fmt.Errorf("%w: %s: %v", config.ErrInvalid, setting, err)
+	}
 	if l.Protocol == config.SSL || l.Protocol == config.SASLSSL {
 		if sec.TLS, err = auth.ServerTLS(get); err != nil {
 			return Security{}, err
@@ -79,6 +94,8 @@ func SecurityFor(cfg *config.BrokerConfig, l config.Listener, lookup auth.Lookup
 	}
 	return sec, nil
 }
+
+const principalMappingRules = "ssl.principal.mapping.rules"
 
 // saslState is a connection's SASL authentication, used only by its
 // reader goroutine.
@@ -217,17 +234,29 @@ func (c *Conn) finishStep(done bool) {
 }
 
 // identify sets the client's principal once authentication is over, as
-// Kafka's DefaultKafkaPrincipalBuilder: a SASL user is User:<name>, a
-// TLS client certificate User:<its subject in RFC 2253 form>, anybody
-// else User:ANONYMOUS (ssl.principal.mapping.rules is not supported).
-func (c *Conn) identify() {
+// Kafka's DefaultKafkaPrincipalBuilder: a SASL user is User:<name> (as
+// given: Kafka maps only Kerberos names, which Gregor does not serve), a
+// TLS client certificate User:<what ssl.principal.mapping.rules make of
+// its subject in RFC 2253 form, by default the subject>, anybody else
+// User:ANONYMOUS. A subject that no rule matches fails the connection's
+// authentication: false, and the connection closes, as Kafka closes it
+// when building the principal fails (NoMatchingRule) at its first
+// request.
+func (c *Conn) identify() bool {
 	if c.sasl != nil && c.sasl.done {
 		c.client.SetPrincipal("User:" + c.sasl.user)
-		return
+		return true
 	}
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
-			c.client.SetPrincipal("User:" + certs[0].Subject.String())
+			name, err := c.mapper.Name(certs[0].Subject.String())
+			if err != nil {
+				c.server.authFailed.Add(1)
+				c.server.log.Info("TLS client authentication failed: closing connection", "remote", c.Remote, "err", err)
+				return false
+			}
+			c.client.SetPrincipal("User:" + name)
 		}
 	}
+	return true
 }

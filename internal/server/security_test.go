@@ -2,8 +2,16 @@ package server
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
+	"errors"
 	"io"
+	"math/big"
 	"net"
 	"slices"
 	"strings"
@@ -272,4 +280,176 @@ func TestSASLPipeliningBounded(t *testing.T) {
 	if n := srv.Connections(); n != 0 {
 		t.Errorf("%d connections open 10 s after a client pipelined requests it never read", n)
 	}
+}
+
+// TestSecurityForPrincipalMappingRules: ssl.principal.mapping.rules is
+// parsed for every listener, a listener's override winning; bad rules
+// are an invalid config naming the setting that holds them.
+func TestSecurityForPrincipalMappingRules(t *testing.T) {
+	cfg, _, err := config.NewBroker(map[string]string{
+		"ssl.principal.mapping.rules":                        "RULE:^CN=([^,]*).*$/$1/L,DEFAULT",
+		"listener.name.external.ssl.principal.mapping.rules": "RULE:^CN=([^,]*).*$/$1/U",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for listener, want := range map[string]string{"INTERNAL": "alice", "EXTERNAL": "ALICE"} {
+		sec, err := SecurityFor(cfg, config.Listener{Name: listener, Protocol: config.Plaintext}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := sec.PrincipalMapper.Name("CN=Alice,O=Acme"); err != nil || got != want {
+			t.Errorf("%s: %q, %v; want %q", listener, got, err, want)
+		}
+	}
+	// The default keeps the whole subject.
+	sec, err := SecurityFor(config.Default(), config.Listener{Name: "PLAINTEXT", Protocol: config.Plaintext}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := sec.PrincipalMapper.Name("CN=Alice,O=Acme"); err != nil || got != "CN=Alice,O=Acme" {
+		t.Errorf("default rules: %q, %v", got, err)
+	}
+	for props, setting := range map[string]string{
+		"ssl.principal.mapping.rules":                        "ssl.principal.mapping.rules",
+		"listener.name.external.ssl.principal.mapping.rules": "listener.name.external.ssl.principal.mapping.rules",
+	} {
+		cfg, _, err := config.NewBroker(map[string]string{props: `RULE:^CN=(\w+),OU=\1$/$1/`})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = SecurityFor(cfg, config.Listener{Name: "EXTERNAL", Protocol: config.Plaintext}, nil)
+		if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), setting+": ") {
+			t.Errorf("%s with a back reference: %v, want an invalid config naming it", props, err)
+		}
+	}
+}
+
+// principalHandler records the principal of each ApiVersions request.
+type principalHandler struct {
+	testHandler
+	seen chan string
+}
+
+func (h *principalHandler) Serve(ctx context.Context, req *wire.Request, respond func(kmsg.Response)) {
+	if _, ok := req.Body.(*kmsg.ApiVersionsRequest); ok {
+		h.seen <- req.Client.Principal()
+	}
+	h.testHandler.Serve(ctx, req, respond)
+}
+
+// TestTLSPrincipalMapping: over mutual TLS, a client's principal is what
+// the listener's rules make of its certificate's subject; a subject that
+// no rule matches has its connection closed at its first request,
+// unanswered, as Kafka closes it.
+func TestTLSPrincipalMapping(t *testing.T) {
+	ca := newCertAuthority(t)
+	mapper, err := auth.ParsePrincipalMappingRules("RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/L")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &principalHandler{seen: make(chan string, 4)}
+	s := New(h, Config{IdleTimeout: 5 * time.Second, Security: Security{
+		TLS: &tls.Config{
+			Certificates: []tls.Certificate{ca.issue(t, pkix.Name{CommonName: "broker"}, true)},
+			ClientAuth:   tls.RequireAndVerifyClientCert,
+			ClientCAs:    ca.pool,
+		},
+		PrincipalMapper: mapper,
+	}}, nil)
+	l, err := s.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Shutdown(context.Background())
+		h.wg.Wait()
+	})
+	connect := func(subject pkix.Name) net.Conn {
+		t.Helper()
+		c, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{
+			RootCAs:      ca.pool,
+			ServerName:   "127.0.0.1",
+			Certificates: []tls.Certificate{ca.issue(t, subject, false)},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		send(t, c, kmsg.NewPtrApiVersionsRequest(), 1)
+		return c
+	}
+
+	alice := connect(pkix.Name{CommonName: "Alice", OrganizationalUnit: []string{"ServiceUsers"}, Organization: []string{"Acme"}})
+	readFrame(t, alice)
+	if p := <-h.seen; p != "User:alice" {
+		t.Errorf("CN=Alice,OU=ServiceUsers,O=Acme: principal %q, want User:alice", p)
+	}
+
+	bob := connect(pkix.Name{CommonName: "Bob", Organization: []string{"Acme"}})
+	if n, err := bob.Read(make([]byte, 1)); err == nil || n != 0 {
+		t.Errorf("CN=Bob,O=Acme, which no rule matches: read %d bytes, %v; want the connection closed", n, err)
+	}
+	select {
+	case p := <-h.seen:
+		t.Errorf("a request served as %q for a subject no rule matches", p)
+	default:
+	}
+}
+
+// certAuthority signs certificates for TLS tests.
+type certAuthority struct {
+	key  *ecdsa.PrivateKey
+	cert *x509.Certificate
+	pool *x509.CertPool
+}
+
+func newCertAuthority(t *testing.T) *certAuthority {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &certAuthority{key: key, cert: cert, pool: x509.NewCertPool()}
+	ca.pool.AddCert(cert)
+	return ca
+}
+
+// issue returns a key pair for subject, for a server at 127.0.0.1 or a
+// client.
+func (ca *certAuthority) issue(t *testing.T, subject pkix.Name, server bool) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: subject,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if server {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
