@@ -314,9 +314,12 @@ Flags:
 	signal.Stop(sig)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// Parked fetches answer at once; then the server stops reading and
-	// waits for in-flight requests (produces waiting for fsync finish
+	// A cluster's broker first hands its leaderships to other replicas
+	// while it still serves (what waits on them fails over); parked
+	// fetches answer at once; then the server stops reading and waits
+	// for in-flight requests (produces waiting for fsync finish
 	// normally); then logs are synced and closed.
+	b.ControlledShutdown()
 	b.Drain()
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("connections did not finish in time", "err", err)

@@ -65,3 +65,65 @@ func TestClusterAcksAllISRShrinksWhileWaiting(t *testing.T) {
 		return len(isr) == 2 && !slices.Contains(isr, follower)
 	})
 }
+
+// TestClusterStopWithAcksAllWaiting: a leader stopped gracefully while
+// an acks=all produce waits on it (a follower in the ISR cannot fetch)
+// hands its leadership over first, as Kafka's controlled shutdown: the
+// waiting request ends with NOT_LEADER_OR_FOLLOWER, the producer's
+// retry is acknowledged by the new leader, and the stop waits for no
+// timeout. Before, the server stopped reading (the followers' fetches
+// too) while the request waited for them: the stop took the 10 s the
+// harness gives the server's shutdown, and a coordinator's write in
+// flight held Close for 30 s.
+func TestClusterStopWithAcksAllWaiting(t *testing.T) {
+	network := ktest.NewNetwork()
+	bs := ktest.NewCluster(t, 3, ktest.WithNetwork(network), ktest.Set("replica.lag.time.max.ms", "30000"))
+	ctx := ctxT(t, 60*time.Second)
+	adm := bs[0].Admin()
+	waitRegistered(t, ctx, adm, 3)
+	const topic = "stopping"
+	if _, err := adm.CreateTopic(ctx, 1, 3, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	var leader int32
+	var replicas []int32
+	waitFor(t, 20*time.Second, "three replicas in the ISR", func() bool {
+		var isr []int32
+		leader, replicas, isr = partitionState(t, ctx, adm, topic, 0)
+		return len(replicas) == 3 && slices.Equal(isr, []int32{0, 1, 2})
+	})
+	md, err := adm.Metadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The cut follower is not the active controller: the stopping
+	// leader must reach a quorum to hand over.
+	i := slices.IndexFunc(replicas, func(id int32) bool { return id != leader && id != md.Controller })
+	follower := replicas[i]
+	cl := bs[(leader+1)%3].Client(kgo.SeedBrokers(clusterSeeds(bs)...), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("first")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	network.Bridge(int(leader), int(follower))
+	t.Cleanup(network.Heal)
+	done := make(chan error, 1)
+	go func() { done <- cl.ProduceSync(ctx, &kgo.Record{Value: []byte("waiting")}).FirstErr() }()
+	select {
+	case err := <-done:
+		t.Fatalf("acks=all answered while an ISR member could not fetch: %v", err)
+	case <-time.After(time.Second):
+	}
+	start := time.Now()
+	bs[leader].Stop()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("stopping the leader took %v", d.Round(time.Millisecond))
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("the waiting record after its leader stopped: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the waiting record was not acknowledged after its leader stopped")
+	}
+}

@@ -139,6 +139,8 @@ type Broker struct {
 	selfReplicas []int32
 	// abrupt skips the controlled shutdown (CloseAbruptly).
 	abrupt atomic.Bool
+	// shuttingDown is set once the controlled shutdown started.
+	shuttingDown atomic.Bool
 	// epochBumps are the partitions waiting to lead under a new epoch
 	// after a restart (replica.go).
 	epochBumps epochBumps
@@ -419,8 +421,25 @@ func (b *Broker) ClusterID() string { return b.meta.Image().ClusterID }
 // NodeID returns this broker's ID.
 func (b *Broker) NodeID() int32 { return b.nodeID }
 
+// ControlledShutdown moves the partition leaderships of a cluster's
+// broker to other in-sync replicas and takes it out of the ISRs while
+// it still serves (Kafka's controlled shutdown): the first step of a
+// graceful shutdown, before Drain and the server's Shutdown. Requests
+// waiting on its leaderships (acks=all produces, coordinator writes)
+// end with NOT_LEADER_OR_FOLLOWER and their clients retry at the new
+// leaders; otherwise they would wait, up to their timeouts, for
+// followers that cannot fetch from a server that stopped reading.
+// Close does it when it was not done. A single node has nothing to
+// move.
+func (b *Broker) ControlledShutdown() {
+	if b.cluster && b.shuttingDown.CompareAndSwap(false, true) {
+		b.controlledShutdown()
+	}
+}
+
 // Drain makes parked requests (long-poll fetches) answer at once and
-// new ones not park: the first step of a graceful shutdown.
+// new ones not park: the first step of a graceful shutdown (after
+// ControlledShutdown in a cluster).
 func (b *Broker) Drain() {
 	b.txns.coord.Drain()
 	b.groups.coord.Drain()
@@ -437,8 +456,8 @@ func (b *Broker) Close() error {
 	// need the logs open (transaction markers complete group commits).
 	b.txns.coord.Close()
 	b.groups.coord.Close()
-	if b.cluster && !b.abrupt.Load() {
-		b.controlledShutdown()
+	if !b.abrupt.Load() {
+		b.ControlledShutdown()
 	}
 	b.cancel()
 	// The background loops (the controller's elections, ISR changes)

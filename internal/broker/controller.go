@@ -39,7 +39,7 @@ func (b *Broker) runController() {
 		// Not while closing: a broker shutting down moves its
 		// leaderships away (moveLeadershipsAway) and must not elect
 		// itself again.
-		if b.meta.Controller() != b.nodeID || b.closed.Load() {
+		if b.meta.Controller() != b.nodeID || b.closed.Load() || b.shuttingDown.Load() {
 			lastBalance = time.Time{}
 			continue
 		}

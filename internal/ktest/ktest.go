@@ -205,6 +205,7 @@ func (b *Broker) Stop() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	b.B.ControlledShutdown()
 	b.B.Drain()
 	if err := b.srv.Shutdown(ctx); err != nil {
 		b.t.Errorf("ktest: shutdown: %v", err)
