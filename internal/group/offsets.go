@@ -88,6 +88,9 @@ func (g *Group) validateOffsetCommit(now time.Time, req CommitRequest) *kerr.Err
 	if g.state == Dead {
 		return kerr.CoordinatorNotAvailable
 	}
+	if g.consumer != nil {
+		return g.validateConsumerCommit(req.MemberID, req.InstanceID, req.Generation, req.Version, false)
+	}
 	if req.Generation < 0 && g.state == Empty {
 		return nil
 	}
@@ -231,6 +234,10 @@ func commitError(err error) *kerr.Error {
 // visible.
 func (g *Group) Fetch(req FetchRequest) FetchResult {
 	var res FetchResult
+	if err := g.validateConsumerFetch(req.MemberID, req.MemberEpoch); err != nil {
+		res.Err = err
+		return res
+	}
 	if req.Topics == nil {
 		if g.state == Dead {
 			return res
@@ -294,7 +301,7 @@ func (g *Group) Delete(now time.Time, cb func(*kerr.Error)) {
 		recs = append(recs, offsetTombstone(g.id, tp.topic, tp.partition))
 		g.offsets.remove(tp)
 	}
-	recs = append(recs, groupTombstone(g.id))
+	recs = append(recs, g.metadataTombstones()...)
 	g.transition(now, Dead)
 	g.append(recs, func(_ time.Time, err error) { cb(storeGroupError(err)) })
 }
@@ -309,7 +316,7 @@ func (g *Group) DeleteOffsets(now time.Time, topics []OffsetDeleteTopic, cb func
 		cb(res)
 		return
 	}
-	consumer := g.hasProtocolType && g.protocolType == ConsumerProtocolType
+	consumer := g.hasProtocolType && g.protocolType == ConsumerProtocolType || g.consumer != nil
 	if !consumer && g.state != Empty {
 		res.Err = kerr.NonEmptyGroup
 		cb(res)
@@ -366,7 +373,7 @@ func (g *Group) ExpireOffsets(now time.Time) bool {
 	var base func(o *offset) int64
 	onlyUnsubscribed := false
 	switch {
-	case g.hasProtocolType && g.state == Empty:
+	case (g.hasProtocolType || g.consumer != nil) && g.state == Empty:
 		base = func(o *offset) int64 {
 			if !g.stateTime.IsZero() {
 				return g.stateTime.UnixMilli()
@@ -376,6 +383,9 @@ func (g *Group) ExpireOffsets(now time.Time) bool {
 	case g.hasProtocolType && g.protocolType == ConsumerProtocolType && g.subscribedKnown && g.state == Stable:
 		base = func(o *offset) int64 { return o.CommitTimestamp }
 		onlyUnsubscribed = true
+	case g.consumer != nil:
+		base = func(o *offset) int64 { return o.CommitTimestamp }
+		onlyUnsubscribed = true
 	case !g.hasProtocolType:
 		base = func(o *offset) int64 { return o.CommitTimestamp }
 	}
@@ -383,7 +393,7 @@ func (g *Group) ExpireOffsets(now time.Time) bool {
 	if base != nil {
 		for _, tp := range g.offsets.sorted(false) {
 			o := g.offsets.committed[tp]
-			if g.offsets.pending[tp] > 0 || onlyUnsubscribed && g.subscribed[tp.topic] {
+			if g.offsets.pending[tp] > 0 || onlyUnsubscribed && g.isSubscribedTo(tp.topic) {
 				continue
 			}
 			expired := nowMs-base(o) >= retention
@@ -398,7 +408,7 @@ func (g *Group) ExpireOffsets(now time.Time) bool {
 	}
 	dead := g.state == Empty && len(g.offsets.committed) == 0 && g.idle()
 	if dead {
-		recs = append(recs, groupTombstone(g.id))
+		recs = append(recs, g.metadataTombstones()...)
 		g.transition(now, Dead)
 	}
 	if len(recs) > 0 {
@@ -443,4 +453,13 @@ func (g *Group) DeleteTopicOffsets(now time.Time, topics []string) {
 			g.log.Warn("writing tombstones for offsets of deleted topics failed", "group", g.id, "err", err)
 		}
 	})
+}
+
+// metadataTombstones delete the group's metadata records, classic or
+// consumer.
+func (g *Group) metadataTombstones() []Record {
+	if g.consumer != nil {
+		return g.consumerTombstones()
+	}
+	return []Record{groupTombstone(g.id)}
 }
