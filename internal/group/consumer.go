@@ -322,13 +322,21 @@ func (g *Group) toClassic(now time.Time) {
 
 // afterWrites runs fn once the writes in flight are durable, so an
 // answer never shows state that is not (Kafka answers a heartbeat once
-// the records up to its own are committed).
+// the records up to its own are committed); err is the last write's
+// failure, NOT_COORDINATOR if the group was unloaded meanwhile.
 func (g *Group) afterWrites(fn func(now time.Time, err error)) {
 	if len(g.writes) == 0 {
 		fn(time.Time{}, nil)
 		return
 	}
-	g.writes = append(g.writes, &write{done: func(now time.Time, _ error) { fn(now, nil) }, finished: true})
+	prev := g.writes[len(g.writes)-1]
+	g.writes = append(g.writes, &write{finished: true, done: func(now time.Time, _ error) {
+		err := prev.err
+		if err == nil && g.state == Dead {
+			err = kerr.NotCoordinator
+		}
+		fn(now, err)
+	}})
 }
 
 // validateConsumerHeartbeat checks the fields as Kafka's
@@ -580,16 +588,17 @@ func (g *Group) ConsumerHeartbeat(now time.Time, req ConsumerHeartbeatRequest, c
 // answerAfter writes recs, if any, and answers res once they and every
 // earlier write are durable.
 func (g *Group) answerAfter(recs []Record, res ConsumerHeartbeatResult, cb func(ConsumerHeartbeatResult)) {
-	if len(recs) == 0 {
-		g.afterWrites(func(time.Time, error) { cb(res) })
-		return
-	}
-	g.append(recs, func(_ time.Time, err error) {
+	done := func(_ time.Time, err error) {
 		if kerrv := storeGroupError(err); kerrv != nil {
 			res = ConsumerHeartbeatResult{Err: kerrv, MemberID: res.MemberID, MemberEpoch: res.MemberEpoch, HeartbeatInterval: res.HeartbeatInterval}
 		}
 		cb(res)
-	})
+	}
+	if len(recs) == 0 {
+		g.afterWrites(done)
+		return
+	}
+	g.append(recs, done)
 }
 
 func metaEqual(a, b *cgMemberMeta) bool {

@@ -623,3 +623,70 @@ func TestConsumerGroup848Records(t *testing.T) {
 		t.Fatalf("member metadata: %+v", m)
 	}
 }
+
+// A heartbeat that writes nothing is answered only once the group's
+// earlier writes are durable, with their failure if they failed.
+func TestConsumerGroup848AnswersAfterWrites(t *testing.T) {
+	s := newCGSim(t, fakeTopics{"a": 2})
+	s.join("m1", "", "a")
+	s.join("m2", "", "a")
+	s.settle("m1", "m2")
+	s.h.hold = true
+	// m1 moved to another host: its metadata is rewritten (no epoch
+	// bump).
+	var r1, r2 *ConsumerHeartbeatResult
+	s.g.ConsumerHeartbeat(s.now, ConsumerHeartbeatRequest{Version: 1, MemberID: "m1", MemberEpoch: s.epoch["m1"], RebalanceTimeout: -1,
+		ClientHost: "/elsewhere", Topics: s.topics}, func(r ConsumerHeartbeatResult) { r1 = &r })
+	if len(s.h.held) != 1 || r1 != nil {
+		t.Fatalf("held %d writes, answered %v", len(s.h.held), r1)
+	}
+	s.g.ConsumerHeartbeat(s.now, ConsumerHeartbeatRequest{Version: 1, MemberID: "m2", MemberEpoch: s.epoch["m2"], RebalanceTimeout: -1,
+		Topics: s.topics}, func(r ConsumerHeartbeatResult) { r2 = &r })
+	if len(s.h.held) != 1 || r2 != nil {
+		t.Fatalf("m2's keepalive wrote or was answered before m1's write: held %d, %v", len(s.h.held), r2)
+	}
+	s.h.held[0](s.now, kerr.NotLeaderForPartition)
+	if r1 == nil || r2 == nil || r1.Err != kerr.NotCoordinator || r2.Err != kerr.NotCoordinator {
+		t.Fatalf("answers after a failed write: %+v %+v", r1, r2)
+	}
+}
+
+func TestConsumerGroup848OffsetDeleteAndTxn(t *testing.T) {
+	s := newCGSim(t, fakeTopics{"a": 1, "b": 1})
+	s.join("m1", "", "a")
+	s.settle("m1")
+	for _, topic := range []string{"a", "b"} {
+		var res CommitResult
+		s.g.Commit(s.now, CommitRequest{MemberID: "m1", Generation: s.epoch["m1"], Version: 9, RetentionTime: -1,
+			Topics: []CommitTopic{{Topic: topic, Partitions: []CommitPartition{{Offset: 3}}}}}, func(r CommitResult) { res = r })
+		if res.Topics[0][0] != nil {
+			t.Fatalf("commit %s: %v", topic, res.Topics[0][0])
+		}
+	}
+	var od OffsetDeleteResult
+	s.g.DeleteOffsets(s.now, []OffsetDeleteTopic{{Topic: "a", Partitions: []int32{0}}, {Topic: "b", Partitions: []int32{0}}}, func(r OffsetDeleteResult) { od = r })
+	if od.Err != nil || od.Topics[0][0] != kerr.GroupSubscribedToTopic || od.Topics[1][0] != nil {
+		t.Fatalf("offset delete: %+v", od)
+	}
+	// TxnOffsetCommit: a member at a wrong epoch is fenced; no
+	// membership at all commits.
+	for _, c := range []struct {
+		member string
+		epoch  int32
+		want   *kerr.Error
+	}{{"m1", s.epoch["m1"] + 1, kerr.FencedMemberEpoch}, {"m1", s.epoch["m1"], nil}, {"", -1, nil}, {"zz", 1, kerr.UnknownMemberID}} {
+		var res CommitResult
+		s.g.TxnCommit(s.now, TxnCommitRequest{ProducerID: 1, MemberID: c.member, Generation: c.epoch,
+			Topics: []CommitTopic{{Topic: "a", Partitions: []CommitPartition{{Offset: 4}}}}}, func(r CommitResult) { res = r })
+		if res.Topics[0][0] != c.want {
+			t.Errorf("txn commit %s@%d: %v, want %v", c.member, c.epoch, res.Topics[0][0], c.want)
+		}
+	}
+	// Classic OffsetCommit versions are refused for members.
+	var res CommitResult
+	s.g.Commit(s.now, CommitRequest{MemberID: "m1", Generation: s.epoch["m1"], Version: 8, RetentionTime: -1,
+		Topics: []CommitTopic{{Topic: "a", Partitions: []CommitPartition{{Offset: 3}}}}}, func(r CommitResult) { res = r })
+	if res.Topics[0][0] != kerr.UnsupportedVersion {
+		t.Fatalf("commit v8 by a member: %v", res.Topics[0][0])
+	}
+}
