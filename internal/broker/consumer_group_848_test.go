@@ -378,3 +378,37 @@ func TestConsumerGroup848Errors(t *testing.T) {
 	}
 	cl.Close()
 }
+
+// TestConsumerGroup848Regex: a regex subscription (v1) is resolved by
+// the broker, including topics created later.
+func TestConsumerGroup848Regex(t *testing.T) {
+	b := broker848(t)
+	b.CreateTopic("logs-a", 2, nil)
+	b.CreateTopic("logs-b", 2, nil)
+	b.CreateTopic("metrics", 3, nil)
+	adm := b.Admin()
+	// The member's callbacks track one topic only: count the broker's
+	// view instead.
+	assigned := func() map[string]int {
+		out := map[string]int{}
+		d := describe848(t, adm, "g")
+		for _, m := range d.Members {
+			for topic, ps := range m.Assignment {
+				out[topic] += len(ps)
+			}
+		}
+		return out
+	}
+	start848(t, b, "a", "g", "logs-.*", kgo.CooperativeStickyBalancer(), nil, kgo.ConsumeRegex(),
+		kgo.MetadataMinAge(100*time.Millisecond), kgo.MetadataMaxAge(250*time.Millisecond))
+	waitFor(t, 20*time.Second, "logs-a and logs-b assigned", func() bool {
+		got := assigned()
+		return got["logs-a"] == 2 && got["logs-b"] == 2 && len(got) == 2
+	})
+	d := describe848(t, adm, "g")
+	if len(d.Members) != 1 || d.Members[0].SubscribedTopicRegex == nil {
+		t.Fatalf("described: %+v", d)
+	}
+	b.CreateTopic("logs-c", 1, nil)
+	waitFor(t, 20*time.Second, "logs-c assigned", func() bool { return assigned()["logs-c"] == 1 })
+}

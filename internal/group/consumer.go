@@ -250,6 +250,15 @@ func (cg *consumerGroup) preferredAssignor() string {
 	return best
 }
 
+// compileSubscription compiles a SubscribedTopicRegex. Kafka matches it
+// against whole topic names (RE2/J's matches()), so it is anchored.
+func compileSubscription(re string) (*regexp.Regexp, error) {
+	if _, err := regexp.Compile(re); err != nil {
+		return nil, err
+	}
+	return regexp.Compile("^(?:" + re + ")$")
+}
+
 // subscribedTopics returns the topics the member subscribes to by name
 // or regex, sorted.
 func (m *cmember) subscribedTopics(lookup TopicLookup, known map[string]topicMeta) []string {
@@ -375,7 +384,7 @@ func validateConsumerHeartbeat(req *ConsumerHeartbeatRequest) (*kerr.Error, stri
 		return kerr.UnsupportedAssignor, fmt.Sprintf("ServerAssignor %s is not supported. Supported assignors: %s.", *req.ServerAssignor, strings.Join(consumerAssignors, ", "))
 	}
 	if req.SubscribedTopicRegex != nil && *req.SubscribedTopicRegex != "" {
-		if _, err := regexp.Compile(*req.SubscribedTopicRegex); err != nil {
+		if _, err := compileSubscription(*req.SubscribedTopicRegex); err != nil {
 			return kerr.InvalidRegularExpression, err.Error()
 		}
 	}
@@ -537,7 +546,7 @@ func (g *Group) ConsumerHeartbeat(now time.Time, req ConsumerHeartbeatRequest, c
 		if !ptrEqual(meta.Regex, m.meta.Regex) {
 			m.regex = nil
 			if meta.Regex != nil {
-				m.regex = regexp.MustCompile(*meta.Regex) // validated above
+				m.regex, _ = compileSubscription(*meta.Regex) // validated above
 			}
 		}
 		m.meta = meta
@@ -1086,7 +1095,7 @@ func (g *Group) loadConsumer(l *cgLoad) {
 			m.meta.Topics = []string{}
 		}
 		if m.meta.Regex != nil {
-			if re, err := regexp.Compile(*m.meta.Regex); err == nil {
+			if re, err := compileSubscription(*m.meta.Regex); err == nil {
 				m.regex = re
 			}
 		}

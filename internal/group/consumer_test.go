@@ -436,13 +436,19 @@ func TestConsumerGroup848PartitionsAdded(t *testing.T) {
 }
 
 func TestConsumerGroup848Regex(t *testing.T) {
-	s := newCGSim(t, fakeTopics{"logs-a": 2, "logs-b": 2, "other": 3})
+	s := newCGSim(t, fakeTopics{"logs-a": 2, "logs-b": 2, "other": 3, "old-logs-c": 5})
 	re := "logs-.*"
 	res := s.hb(ConsumerHeartbeatRequest{MemberID: "m1", SubscribedTopicRegex: &re, RebalanceTimeout: time.Minute, Owned: []ConsumerTopicPartitions{}})
 	s.apply("m1", res)
 	s.settle("m1")
 	if count(s.owned["m1"]) != 4 {
-		t.Fatalf("m1 owns %v", s.owned["m1"])
+		t.Fatalf("m1 owns %v (the regex matches whole names)", s.owned["m1"])
+	}
+	// A topic created later that matches is assigned.
+	s.topics["logs-d"] = 1
+	s.settle("m1")
+	if count(s.owned["m1"]) != 5 {
+		t.Fatalf("m1 owns %v after logs-d was created", s.owned["m1"])
 	}
 }
 
