@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -411,4 +412,72 @@ func TestConsumerGroup848Regex(t *testing.T) {
 	}
 	b.CreateTopic("logs-c", 1, nil)
 	waitFor(t, 20*time.Second, "logs-c assigned", func() bool { return assigned()["logs-c"] == 1 })
+}
+
+// TestConsumerGroup848Authorization: READ on the group and DESCRIBE on
+// the subscribed topics for ConsumerGroupHeartbeat; DESCRIBE on the
+// group and the assigned topics for ConsumerGroupDescribe, as Kafka.
+func TestConsumerGroup848Authorization(t *testing.T) {
+	b := aclBroker(t, ktest.Set("group.consumer.heartbeat.interval.ms", "100"))
+	ctx := ctxT(t, 30*time.Second)
+	adm := kadm.NewClient(as(b, "admin"))
+	for _, topic := range []string{"orders", "secret"} {
+		if _, err := adm.CreateTopic(ctx, 2, 1, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	createACLs(t, adm, kadm.NewACLs().Allow("User:alice").AllowHosts().Topics("orders").
+		Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral))
+	createACLs(t, adm, kadm.NewACLs().Allow("User:alice").AllowHosts().Groups("alice-").
+		Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternPrefixed))
+	createACLs(t, adm, kadm.NewACLs().Allow("User:bob").AllowHosts().Groups("alice-app").
+		Operations(kadm.OpDescribe).ResourcePatternType(kadm.ACLPatternLiteral))
+	if err := as(b, "admin").ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	cons := as(b, "alice", kgo.ConsumeTopics("orders"), kgo.ConsumerGroup("alice-app"), kgo.ServerSideBalancer(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	for got := 0; got < 1; {
+		fs := cons.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("alice consumed nothing: %v", err)
+		}
+		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("alice fetch: %v", err) })
+		got += fs.NumRecords()
+	}
+
+	heartbeat := func(user, group string, topics ...string) int16 {
+		r := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		r.Group, r.MemberID, r.RebalanceTimeoutMillis = group, "m-"+user, 10000
+		r.SubscribedTopicNames, r.Topics = topics, []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+		resp, err := r.RequestWith(ctx, as(b, user, kgo.RequestRetries(0)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.ErrorCode
+	}
+	if code := heartbeat("alice", "alice-app", "secret"); code != kerr.TopicAuthorizationFailed.Code {
+		t.Errorf("alice subscribing to secret: error %d", code)
+	}
+	if code := heartbeat("bob", "alice-app", "orders"); code != kerr.GroupAuthorizationFailed.Code {
+		t.Errorf("bob joining alice-app: error %d", code)
+	}
+	describeAs := func(user string) int16 {
+		r := kmsg.NewPtrConsumerGroupDescribeRequest()
+		r.Groups = []string{"alice-app"}
+		resp, err := r.RequestWith(ctx, as(b, user, kgo.RequestRetries(0)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Groups[0].ErrorCode
+	}
+	if code := describeAs("alice"); code != 0 {
+		t.Errorf("alice describing her group: error %d", code)
+	}
+	// bob may describe the group but not the topic it is assigned.
+	if code := describeAs("bob"); code != kerr.TopicAuthorizationFailed.Code {
+		t.Errorf("bob describing alice-app: error %d", code)
+	}
+	cons.Close()
 }
