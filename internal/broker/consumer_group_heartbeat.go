@@ -30,18 +30,19 @@ func (b *Broker) handleConsumerGroupHeartbeat(_ context.Context, req *wire.Reque
 	r := req.Body.(*kmsg.ConsumerGroupHeartbeatRequest)
 	answer := func(res group.ConsumerHeartbeatResult) {
 		resp := r.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
-		resp.MemberEpoch = res.MemberEpoch
-		resp.HeartbeatIntervalMillis = int32(res.HeartbeatInterval.Milliseconds())
 		if res.Err != nil {
+			// An error response carries nothing else, as Kafka's.
 			resp.ErrorCode = res.Err.Code
 			if res.ErrMessage != "" {
 				resp.ErrorMessage = kmsg.StringPtr(res.ErrMessage)
 			}
+			respond(resp)
+			return
 		}
-		if res.MemberID != "" {
-			resp.MemberID = kmsg.StringPtr(res.MemberID)
-		}
-		if res.Err == nil && res.HasAssignment {
+		resp.MemberEpoch = res.MemberEpoch
+		resp.HeartbeatIntervalMillis = int32(res.HeartbeatInterval.Milliseconds())
+		resp.MemberID = kmsg.StringPtr(res.MemberID)
+		if res.HasAssignment {
 			a := kmsg.NewConsumerGroupHeartbeatResponseAssignment()
 			a.Topics = []kmsg.ConsumerGroupHeartbeatResponseAssignmentTopic{}
 			for _, t := range res.Assignment {

@@ -696,3 +696,72 @@ func TestConsumerGroup848OffsetDeleteAndTxn(t *testing.T) {
 		t.Fatalf("commit v8 by a member: %v", res.Topics[0][0])
 	}
 }
+
+func (e *coordEnv) consumerHB(group string, req ConsumerHeartbeatRequest) ConsumerHeartbeatResult {
+	e.t.Helper()
+	req.Version = 1
+	if req.Topics == nil {
+		req.Topics = fakeTopics{"a": 4}
+	}
+	cb, wait := await[ConsumerHeartbeatResult](e.t)
+	e.c.ConsumerHeartbeat(group, req, cb)
+	return wait()
+}
+
+// A consumer group moves to another coordinator (Resign here, Elect
+// there) and its members carry on at their epochs, without a
+// rebalance; their sessions then run on the new coordinator.
+func TestConsumerGroup848Failover(t *testing.T) {
+	log := newMemLog()
+	first := newCoordEnv(t, log, true)
+	join := func(e *coordEnv, id string) ConsumerHeartbeatResult {
+		return e.consumerHB("g", ConsumerHeartbeatRequest{MemberID: id, SubscribedTopicNames: []string{"a"}, RebalanceTimeout: time.Minute, Owned: []ConsumerTopicPartitions{}})
+	}
+	owned := map[string][]ConsumerTopicPartitions{}
+	epochs := map[string]int32{}
+	beat := func(e *coordEnv, id string) ConsumerHeartbeatResult {
+		r := e.consumerHB("g", ConsumerHeartbeatRequest{MemberID: id, MemberEpoch: epochs[id], RebalanceTimeout: -1, Owned: owned[id]})
+		if r.Err == nil {
+			epochs[id] = r.MemberEpoch
+			if r.HasAssignment {
+				owned[id] = r.Assignment
+			}
+		}
+		return r
+	}
+	for _, id := range []string{"m1", "m2"} {
+		r := join(first, id)
+		epochs[id], owned[id] = r.MemberEpoch, r.Assignment
+	}
+	for range 4 {
+		beat(first, "m1")
+		beat(first, "m2")
+	}
+	if count(owned["m1"])+count(owned["m2"]) != 4 || epochs["m1"] != 2 || epochs["m2"] != 2 {
+		t.Fatalf("before failover: %v %v", owned, epochs)
+	}
+	first.c.Resign(PartitionFor("g", 5), 1)
+	if r := beat(first, "m1"); r.Err != kerr.NotCoordinator {
+		t.Fatalf("heartbeat to the resigned coordinator: %v", r.Err)
+	}
+	first.c.Close()
+
+	e := newLeaderEnv(t, log)
+	e.elect("g", 2)
+	for _, id := range []string{"m1", "m2"} {
+		before := owned[id]
+		if r := beat(e, id); r.Err != nil || r.MemberEpoch != 2 || count(owned[id]) != count(before) {
+			t.Fatalf("%s after failover: %+v", id, r)
+		}
+	}
+	// Without heartbeats both sessions expire on the new coordinator;
+	// a new member then gets every partition.
+	e.advance(46 * time.Second)
+	if r := beat(e, "m1"); r.Err != kerr.UnknownMemberID {
+		t.Fatalf("m1 after its session: %v", r.Err)
+	}
+	r := join(e, "m3")
+	if r.Err != nil || count(r.Assignment) != 4 {
+		t.Fatalf("new member after both expired: %+v", r)
+	}
+}
