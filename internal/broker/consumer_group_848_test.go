@@ -481,3 +481,49 @@ func TestConsumerGroup848Authorization(t *testing.T) {
 	}
 	cons.Close()
 }
+
+// TestConsumerGroup848Static: a static member's temporary leave (epoch
+// -2 with its instance ID) keeps its partitions for its next
+// incarnation, which takes them over without a rebalance; a franz-go
+// static member restarted under the same instance ID gets its
+// partitions back.
+func TestConsumerGroup848Static(t *testing.T) {
+	b := broker848(t, ktest.Set("group.consumer.session.timeout.ms", "2000"))
+	b.CreateTopic("t", 2, nil)
+	adm := b.Admin()
+	hb := func(member string, epoch int32, instance string) *kmsg.ConsumerGroupHeartbeatResponse {
+		r := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		r.Version, r.Group, r.MemberID, r.MemberEpoch, r.InstanceID = 1, "raw", member, epoch, &instance
+		r.RebalanceTimeoutMillis = -1
+		if epoch == 0 {
+			r.RebalanceTimeoutMillis = 10000
+			r.SubscribedTopicNames, r.Topics = []string{"t"}, []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+		}
+		return send[*kmsg.ConsumerGroupHeartbeatResponse](t, b, r)
+	}
+	first := hb("m1", 0, "i1")
+	if first.ErrorCode != 0 || first.Assignment == nil || len(first.Assignment.Topics) != 1 || len(first.Assignment.Topics[0].Partitions) != 2 {
+		t.Fatalf("join: %+v", first)
+	}
+	if got := hb("m2", 0, "i1"); got.ErrorCode != kerr.UnreleasedInstanceID.Code {
+		t.Fatalf("second incarnation while the first is active: %d", got.ErrorCode)
+	}
+	if got := hb("m1", -2, "i1"); got.ErrorCode != 0 || got.MemberEpoch != -2 {
+		t.Fatalf("static leave: %+v", got)
+	}
+	second := hb("m2", 0, "i1")
+	if second.ErrorCode != 0 || second.Assignment == nil || len(second.Assignment.Topics) != 1 || len(second.Assignment.Topics[0].Partitions) != 2 {
+		t.Fatalf("rejoin: %+v", second)
+	}
+	if d := describe848(t, adm, "raw"); d.Epoch != 1 || len(d.Members) != 1 || d.Members[0].MemberID != "m2" {
+		t.Fatalf("after the static rejoin: %+v", d)
+	}
+
+	// franz-go: a static member closed and started again.
+	bal := kgo.CooperativeStickyBalancer()
+	a := start848(t, b, "a", "g", "t", bal, nil, kgo.InstanceID("static-a"))
+	waitStable848(t, adm, "g", 2, a)
+	a.stop()
+	a2 := start848(t, b, "a2", "g", "t", bal, nil, kgo.InstanceID("static-a"))
+	waitStable848(t, adm, "g", 2, a2)
+}
