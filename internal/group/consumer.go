@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Consumer groups of KIP-848 ("the next-generation consumer rebalance
@@ -978,44 +977,10 @@ func (g *Group) consumerSubscribed(topic string) bool {
 }
 
 // describeAsClassic is DescribeGroups of a consumer group, as Kafka 4
-// answers it: protocol type "consumer", the assignor as the protocol,
-// and each member's subscription and assignment in the consumer
-// protocol's encoding.
+// answers it: the group is not a classic one, so it is Dead (v6:
+// GROUP_ID_NOT_FOUND).
 func (g *Group) describeAsClassic() DescribedGroup {
-	cg := g.consumer
-	d := DescribedGroup{State: g.state, ProtocolType: ConsumerProtocolType, Protocol: cg.preferredAssignor()}
-	for _, m := range cg.sortedMembers() {
-		sub := consumerSubscription(m.meta.Topics)
-		asg := consumerAssignmentBytes(cg.describeAssignment(m.cur.Assigned))
-		d.Members = append(d.Members, DescribedMember{MemberID: m.id, InstanceID: m.meta.InstanceID,
-			ClientID: m.meta.ClientID, ClientHost: m.meta.ClientHost, Metadata: sub, Assignment: asg})
-	}
-	return d
-}
-
-// consumerSubscription encodes topics as a ConsumerProtocolSubscription.
-func consumerSubscription(topics []string) []byte {
-	v := kmsg.NewConsumerMemberMetadata()
-	v.Version = 3
-	v.Topics = slices.Clone(topics)
-	return v.AppendTo(nil)
-}
-
-// consumerAssignmentBytes encodes an assignment as a
-// ConsumerProtocolAssignment (topics the group cannot name are left
-// out).
-func consumerAssignmentBytes(a []ConsumerTopicPartitions) []byte {
-	v := kmsg.NewConsumerMemberAssignment()
-	v.Version = 3
-	for _, t := range a {
-		if t.Topic == "" {
-			continue
-		}
-		vt := kmsg.NewConsumerMemberAssignmentTopic()
-		vt.Topic, vt.Partitions = t.Topic, slices.Clone(t.Partitions)
-		v.Topics = append(v.Topics, vt)
-	}
-	return v.AppendTo(nil)
+	return DescribedGroup{State: Dead, ErrMessage: fmt.Sprintf("Group %s is not a classic group.", g.id)}
 }
 
 // ---- loading

@@ -265,7 +265,10 @@ type DescribedMember struct {
 
 // DescribedGroup is a DescribeGroups entry.
 type DescribedGroup struct {
-	Err          *kerr.Error
+	Err *kerr.Error
+	// ErrMessage explains a Dead group that exists but is not a
+	// classic group (a KIP-848 consumer group).
+	ErrMessage   string
 	State        State
 	ProtocolType string
 	Protocol     string
