@@ -1102,6 +1102,11 @@ func (c *Coordinator) ConsumerHeartbeat(groupID string, req ConsumerHeartbeatReq
 		fail(kerr.InvalidGroupID)
 		return
 	}
+	// A bad request must not create the group it names.
+	if err, msg := validateConsumerHeartbeat(&req); err != nil {
+		respond(ConsumerHeartbeatResult{Err: err, ErrMessage: msg})
+		return
+	}
 	if !c.busy.Enter() {
 		fail(kerr.NotCoordinator)
 		return

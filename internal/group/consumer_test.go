@@ -764,3 +764,15 @@ func TestConsumerGroup848Failover(t *testing.T) {
 		t.Fatalf("new member after both expired: %+v", r)
 	}
 }
+
+// A refused join does not leave a group behind.
+func TestConsumerGroup848BadJoinCreatesNothing(t *testing.T) {
+	e := newCoordEnv(t, newMemLog(), true)
+	r := e.consumerHB("g", ConsumerHeartbeatRequest{MemberID: "m", RebalanceTimeout: time.Second, Owned: []ConsumerTopicPartitions{}})
+	if r.Err != kerr.InvalidRequest {
+		t.Fatalf("join without a subscription: %v", r.Err)
+	}
+	if gs, _ := e.c.List(); len(gs) != 0 {
+		t.Fatalf("groups after a refused join: %+v", gs)
+	}
+}
