@@ -462,7 +462,9 @@ func (g *Group) ConsumerHeartbeat(now time.Time, req ConsumerHeartbeatRequest, c
 	}
 	res.MemberID = memberID
 	m := cg.members[memberID]
-	isNew := false
+	// isNew: a member that joined now; replaced: a static member's new
+	// incarnation. Both get their current assignment written.
+	isNew, replaced := false, false
 	if req.MemberEpoch == 0 {
 		if req.InstanceID != nil {
 			if oldID, ok := cg.static[*req.InstanceID]; ok && oldID != memberID {
@@ -487,7 +489,8 @@ func (g *Group) ConsumerHeartbeat(now time.Time, req ConsumerHeartbeatRequest, c
 					cg.target[memberID] = target
 					recs = append(recs, cgTargetMemberRecord(g.id, memberID, target))
 				}
-				recs = append(recs, cgMemberMetadataRecord(g.id, memberID, &m.meta), cgCurrentMemberRecord(g.id, memberID, &m.cur))
+				recs = append(recs, cgMemberMetadataRecord(g.id, memberID, &m.meta))
+				replaced = true
 			}
 		}
 		if m == nil {
@@ -571,7 +574,7 @@ func (g *Group) ConsumerHeartbeat(now time.Time, req ConsumerHeartbeatRequest, c
 	next := cg.reconcile(m, req.Owned)
 	assignedChanged := !next.Assigned.equal(before.Assigned)
 	if next.Epoch != before.Epoch || next.PrevEpoch != before.PrevEpoch || next.State != before.State ||
-		assignedChanged || !next.Revoking.equal(before.Revoking) || isNew {
+		assignedChanged || !next.Revoking.equal(before.Revoking) || isNew || replaced {
 		cg.setOwned(m, next)
 		recs = append(recs, cgCurrentMemberRecord(g.id, memberID, &m.cur))
 	}
