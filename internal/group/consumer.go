@@ -946,6 +946,10 @@ func (g *Group) validateConsumerCommit(memberID string, instanceID *string, epoc
 	switch {
 	case epoch > m.cur.Epoch:
 		return kerr.FencedMemberEpoch
+	case epoch < m.cur.Epoch && txn:
+		// STALE_MEMBER_EPOCH is not part of TxnOffsetCommit: Kafka
+		// answers ILLEGAL_GENERATION there.
+		return kerr.IllegalGeneration
 	case epoch < m.cur.Epoch:
 		return kerr.StaleMemberEpoch
 	}

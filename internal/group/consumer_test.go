@@ -679,7 +679,7 @@ func TestConsumerGroup848OffsetDeleteAndTxn(t *testing.T) {
 		member string
 		epoch  int32
 		want   *kerr.Error
-	}{{"m1", s.epoch["m1"] + 1, kerr.FencedMemberEpoch}, {"m1", s.epoch["m1"], nil}, {"", -1, nil}, {"zz", 1, kerr.UnknownMemberID}} {
+	}{{"m1", s.epoch["m1"] + 1, kerr.FencedMemberEpoch}, {"m1", s.epoch["m1"] - 1, kerr.IllegalGeneration}, {"m1", s.epoch["m1"], nil}, {"", -1, nil}, {"zz", 1, kerr.UnknownMemberID}} {
 		var res CommitResult
 		s.g.TxnCommit(s.now, TxnCommitRequest{ProducerID: 1, MemberID: c.member, Generation: c.epoch,
 			Topics: []CommitTopic{{Topic: "a", Partitions: []CommitPartition{{Offset: 4}}}}}, func(r CommitResult) { res = r })
