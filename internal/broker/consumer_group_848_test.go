@@ -529,3 +529,44 @@ func TestConsumerGroup848Static(t *testing.T) {
 	a2 := start848(t, b, "a2", "g", "t", bal, nil, kgo.InstanceID("static-a"))
 	waitStable848(t, adm, "g", 2, a2)
 }
+
+// TestConsumerGroup848EOS: franz-go's GroupTransactSession over a
+// consumer group (TxnOffsetCommit with the member epoch) copies the
+// input exactly once with two workers, one of them stopping half-way
+// so its partitions move.
+func TestConsumerGroup848EOS(t *testing.T) {
+	const n = 4000
+	b := txnBroker(t, ktest.Set("group.consumer.heartbeat.interval.ms", "100"))
+	eosInput(t, b, 4, n)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopA, cancelA := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, w := range []struct {
+		id  string
+		ctx context.Context
+	}{{"eos-848-a", stopA}, {"eos-848-b", ctx}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for w.ctx.Err() == nil {
+				err := eosWorker(w.ctx, b.Addr, w.id, 5, func(string, ...any) {}, kgo.ServerSideBalancer())
+				if err != nil && w.ctx.Err() == nil {
+					t.Errorf("%s: %v", w.id, err)
+					return
+				}
+			}
+		}()
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	waitCopied(t, func() *ktest.Broker { return b }, n, 60*time.Second, func(committed int64) {
+		if committed >= n/2 {
+			cancelA()
+		}
+	})
+	cancel()
+	wg.Wait()
+	eosCheck(t, b, n)
+	if d := describe848(t, b.Admin(), eosGroup); d.Err != nil {
+		t.Errorf("the group is not a consumer group: %v", d.Err)
+	}
+}
