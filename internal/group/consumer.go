@@ -443,7 +443,7 @@ func (g *Group) ConsumerHeartbeat(now time.Time, req ConsumerHeartbeatRequest, c
 			// The static member keeps its assignment until its session
 			// expires, for its next incarnation to take over.
 			cur := m.cur
-			cur.Epoch = staticLeaveEpoch
+			cur.Epoch, cur.PrevEpoch = staticLeaveEpoch, m.cur.Epoch
 			m.cur = cur
 			m.rebalanceDeadline = time.Time{}
 			recs = append(recs, cgCurrentMemberRecord(g.id, m.id, &m.cur))
@@ -474,11 +474,12 @@ func (g *Group) ConsumerHeartbeat(now time.Time, req ConsumerHeartbeatRequest, c
 					return
 				}
 				// The new incarnation takes over the old one's
-				// assignment and target: no rebalance.
+				// assignment, target and epoch (the one it left
+				// at): no rebalance.
 				m = newCMember(memberID)
-				m.meta = old.meta
+				m.meta, m.regex = old.meta, old.regex
 				cur := old.cur
-				cur.Epoch, cur.PrevEpoch = 0, 0
+				cur.Epoch = old.cur.PrevEpoch
 				target, hadTarget := cg.target[oldID]
 				g.dropConsumerMember(old)
 				recs = append(recs, memberTombstones(g.id, oldID)...)
