@@ -589,8 +589,13 @@ func (g *Group) ConsumerHeartbeat(now time.Time, req ConsumerHeartbeatRequest, c
 	g.updateConsumerState(now)
 
 	res.MemberEpoch = m.cur.Epoch
+	// The assignment goes to a full request (a join, or one after an
+	// error), when it changed, and, beyond Kafka, when the member's
+	// view is behind: a lost response (an older epoch) or owned
+	// partitions that differ from it. Sending it again is harmless.
 	full := req.MemberEpoch == 0 || req.RebalanceTimeout >= 0 && (req.SubscribedTopicNames != nil || req.SubscribedTopicRegex != nil) && req.Owned != nil
-	if full || assignedChanged {
+	behind := req.MemberEpoch != m.cur.Epoch || req.Owned != nil && !ownedAssignment(req.Owned).equal(m.cur.Assigned)
+	if full || assignedChanged || behind {
 		res.HasAssignment = true
 		res.Assignment = cg.describeAssignment(m.cur.Assigned)
 	}
