@@ -658,6 +658,7 @@ func TestConsumerGroup848AnswersAfterWrites(t *testing.T) {
 
 func TestConsumerGroup848OffsetDeleteAndTxn(t *testing.T) {
 	s := newCGSim(t, fakeTopics{"a": 1, "b": 1})
+	s.cfg.ConsumerSessionTimeout = 30 * 24 * time.Hour
 	s.join("m1", "", "a")
 	s.settle("m1")
 	for _, topic := range []string{"a", "b"} {
@@ -774,5 +775,45 @@ func TestConsumerGroup848BadJoinCreatesNothing(t *testing.T) {
 	}
 	if gs, _ := e.c.List(); len(gs) != 0 {
 		t.Fatalf("groups after a refused join: %+v", gs)
+	}
+}
+
+// A consumer group's offsets expire a retention period after their
+// commit for topics no member subscribes to; an empty consumer group
+// without offsets is then deleted.
+func TestConsumerGroup848OffsetExpiry(t *testing.T) {
+	s := newCGSim(t, fakeTopics{"a": 1, "b": 1})
+	s.cfg.ConsumerSessionTimeout = 30 * 24 * time.Hour
+	s.join("m1", "", "a")
+	s.settle("m1")
+	for _, topic := range []string{"a", "b"} {
+		var res CommitResult
+		s.g.Commit(s.now, CommitRequest{MemberID: "m1", Generation: s.epoch["m1"], Version: 9, RetentionTime: -1,
+			Topics: []CommitTopic{{Topic: topic, Partitions: []CommitPartition{{Offset: 3}}}}}, func(r CommitResult) { res = r })
+		if res.Topics[0][0] != nil {
+			t.Fatal(res.Topics[0][0])
+		}
+	}
+	s.now = s.now.Add(s.cfg.OffsetsRetention + time.Minute)
+	s.beat("m1")
+	if s.g.ExpireOffsets(s.now) {
+		t.Fatal("a group with a member died")
+	}
+	if _, ok := s.g.offsets.committed[topicPartition{"b", 0}]; ok {
+		t.Fatal("the offset of unsubscribed b did not expire")
+	}
+	if _, ok := s.g.offsets.committed[topicPartition{"a", 0}]; !ok {
+		t.Fatal("the offset of subscribed a expired")
+	}
+	s.hb(ConsumerHeartbeatRequest{MemberID: "m1", MemberEpoch: leaveEpoch, RebalanceTimeout: -1})
+	if !s.g.ExpireOffsets(s.now) || s.g.state != Dead {
+		t.Fatalf("empty group after expiry: %v", s.g.state)
+	}
+	ld := newLoader(slog.New(slog.DiscardHandler))
+	for i, r := range s.h.log {
+		ld.apply(int64(i), r.Key, r.Value)
+	}
+	if gs := ld.groups(s.now, &s.cfg); len(gs) != 0 {
+		t.Fatalf("groups after expiry: %v", gs)
 	}
 }

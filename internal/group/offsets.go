@@ -360,7 +360,9 @@ func (g *Group) DeleteOffsets(now time.Time, topics []OffsetDeleteTopic, cb func
 // Kafka 2.1+ does (KIP-211): an empty group's offsets expire together,
 // a retention period after the group emptied; a stable consumer group's
 // offsets of topics it no longer subscribes to expire a period after
-// their commit; so do those of groups that only store offsets. Commits
+// their commit; so do those of groups that only store offsets, and
+// those of KIP-848 consumer groups in any state of topics no member
+// subscribes to (Kafka's ConsumerGroup). Commits
 // that carried a retention time expire at their own expire timestamp.
 // An empty group left without offsets is deleted. It reports whether
 // the group is now Dead.
@@ -373,7 +375,7 @@ func (g *Group) ExpireOffsets(now time.Time) bool {
 	var base func(o *offset) int64
 	onlyUnsubscribed := false
 	switch {
-	case (g.hasProtocolType || g.consumer != nil) && g.state == Empty:
+	case g.hasProtocolType && g.state == Empty:
 		base = func(o *offset) int64 {
 			if !g.stateTime.IsZero() {
 				return g.stateTime.UnixMilli()
@@ -384,6 +386,8 @@ func (g *Group) ExpireOffsets(now time.Time) bool {
 		base = func(o *offset) int64 { return o.CommitTimestamp }
 		onlyUnsubscribed = true
 	case g.consumer != nil:
+		// Kafka's ConsumerGroup: a period after the commit, for topics
+		// no member subscribes to (all of them once it is empty).
 		base = func(o *offset) int64 { return o.CommitTimestamp }
 		onlyUnsubscribed = true
 	case !g.hasProtocolType:
