@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-streaming/gregor/internal/ktest"
+	"github.com/gregor-streaming/gregor/internal/vfs"
 )
 
 // End-to-end tests of KIP-848 consumer groups with franz-go's
@@ -36,13 +37,18 @@ func start848(t *testing.T, b *ktest.Broker, name, group, topic string, bal kgo.
 
 func describe848(t *testing.T, adm *kadm.Client, group string) kadm.DescribedConsumerGroup {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	dg, err := adm.DescribeConsumerGroups(ctx, group)
+	d, err := tryDescribe848(adm, group)
 	if err != nil {
 		t.Fatalf("describe consumer groups: %v", err)
 	}
-	return dg[group]
+	return d
+}
+
+func tryDescribe848(adm *kadm.Client, group string) (kadm.DescribedConsumerGroup, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	dg, err := adm.DescribeConsumerGroups(ctx, group)
+	return dg[group], err
 }
 
 // waitStable848 waits until the members own disjoint, covering,
@@ -246,7 +252,7 @@ func TestConsumerGroup848CommitRestart(t *testing.T) {
 		n := 0
 		for _, m := range []*member{a, bb} {
 			m.mu.Lock()
-			n += len(m.assigned) + len(m.revoked) + len(m.lost)
+			n += nonEmpty(m.assigned) + nonEmpty(m.revoked) + nonEmpty(m.lost)
 			m.mu.Unlock()
 		}
 		return n
@@ -568,5 +574,91 @@ func TestConsumerGroup848EOS(t *testing.T) {
 	eosCheck(t, b, n)
 	if d := describe848(t, b.Admin(), eosGroup); d.Err != nil {
 		t.Errorf("the group is not a consumer group: %v", d.Err)
+	}
+}
+
+// TestConsumerGroup848CoordinatorFailover: the broker coordinating a
+// consumer group is halted; the leadership of its __consumer_offsets
+// partition (three replicas) moves and the new coordinator loads the
+// group: the members carry on at their epochs with their partitions,
+// without a rebalance, and consume what is produced next.
+func TestConsumerGroup848CoordinatorFailover(t *testing.T) {
+	bs := ktest.NewCluster(t, 3, ktest.WithFS(vfs.Default),
+		ktest.Set("broker.session.timeout.ms", "2000"),
+		ktest.Set("offsets.topic.num.partitions", "3"),
+		ktest.Set("group.consumer.heartbeat.interval.ms", "200"),
+		ktest.Set("group.consumer.session.timeout.ms", "30000"))
+	ctx := ctxT(t, 120*time.Second)
+	seeds := clusterSeeds(bs)
+	adm := bs[0].Admin()
+	waitRegistered(t, ctx, adm, 3)
+	if _, err := adm.CreateTopic(ctx, 4, 3, nil, "work"); err != nil {
+		t.Fatal(err)
+	}
+	rs := &records{by: map[string][]string{}}
+	bal := kgo.CooperativeStickyBalancer()
+	a := start848(t, bs[0], "a", "g", "work", bal, rs.process, kgo.SeedBrokers(seeds...))
+	b := start848(t, bs[1], "b", "g", "work", bal, rs.process, kgo.SeedBrokers(seeds...))
+	gc := adm.FindGroupCoordinators(ctx, "g")["g"]
+	if gc.Err != nil {
+		t.Fatal(gc.Err)
+	}
+	victim := gc.NodeID
+	survivor := bs[(victim+1)%3]
+	sadm := survivor.Admin()
+	waitStable848(t, sadm, "g", 4, a, b)
+	before := describe848(t, sadm, "g")
+	callbacks := func() int {
+		n := 0
+		for _, m := range []*member{a, b} {
+			m.mu.Lock()
+			n += nonEmpty(m.assigned) + nonEmpty(m.revoked) + nonEmpty(m.lost)
+			m.mu.Unlock()
+		}
+		return n
+	}
+	nCallbacks := callbacks()
+
+	bs[victim].Halt()
+	waitFor(t, 60*time.Second, "the group's coordinator moved", func() bool {
+		c := sadm.FindGroupCoordinators(ctx, "g")["g"]
+		return c.Err == nil && c.NodeID != victim
+	})
+	waitFor(t, 60*time.Second, "the members heartbeating to the new coordinator", func() bool {
+		// A fresh client: a client's cached coordinator is not
+		// forgotten when it cannot be dialed.
+		cl, err := kgo.NewClient(kgo.SeedBrokers(survivor.Addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		d, err := tryDescribe848(kadm.NewClient(cl), "g")
+		return err == nil && d.Err == nil && d.State == "Stable" && len(d.Members) == 2
+	})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(survivor.Addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	sadm = kadm.NewClient(cl)
+	after := describe848(t, sadm, "g")
+	if after.Epoch != before.Epoch {
+		t.Errorf("group epoch %d after failover, was %d", after.Epoch, before.Epoch)
+	}
+	for i, m := range after.Members {
+		if m.MemberID != before.Members[i].MemberID || m.MemberEpoch != before.Members[i].MemberEpoch {
+			t.Errorf("member %s@%d, was %s@%d", m.MemberID, m.MemberEpoch, before.Members[i].MemberID, before.Members[i].MemberEpoch)
+		}
+	}
+	prod := survivor.Client(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("work"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	for i := range 40 {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 60*time.Second, "40 records consumed", func() bool { return rs.count() == 40 })
+	if n := callbacks(); n != nCallbacks {
+		t.Errorf("partitions moved across the failover: a assigned %v revoked %v lost %v, b assigned %v revoked %v lost %v",
+			a.assigned, a.revoked, a.lost, b.assigned, b.revoked, b.lost)
 	}
 }
