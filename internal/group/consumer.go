@@ -135,6 +135,11 @@ type consumerGroup struct {
 	// owners maps each partition a member holds (assigned or pending
 	// revocation) to that member.
 	owners map[TopicID]map[int32]string
+	// byName counts the members subscribing to each topic by name, and
+	// regexes the members with a regex, so a heartbeat gathers the
+	// subscribed topics without visiting every member.
+	byName  map[string]int
+	regexes int
 }
 
 type cmember struct {
@@ -156,6 +161,20 @@ func newConsumerGroup() *consumerGroup {
 		target:  map[string]assignment{},
 		topics:  map[string]topicMeta{},
 		owners:  map[TopicID]map[int32]string{},
+		byName:  map[string]int{},
+	}
+}
+
+// subscribe counts (delta 1) or uncounts (-1) a member's subscription
+// in byName and regexes.
+func (cg *consumerGroup) subscribe(m *cmember, delta int) {
+	for _, t := range m.meta.Topics {
+		if cg.byName[t] += delta; cg.byName[t] <= 0 {
+			delete(cg.byName, t)
+		}
+	}
+	if m.regex != nil {
+		cg.regexes += delta
 	}
 }
 
@@ -484,6 +503,7 @@ func (g *Group) ConsumerHeartbeat(now time.Time, req ConsumerHeartbeatRequest, c
 				g.dropConsumerMember(old)
 				recs = append(recs, memberTombstones(g.id, oldID)...)
 				cg.members[memberID] = m
+				cg.subscribe(m, 1)
 				cg.static[*req.InstanceID] = memberID
 				cg.setOwned(m, cur)
 				if hadTarget {
@@ -546,6 +566,7 @@ func (g *Group) ConsumerHeartbeat(now time.Time, req ConsumerHeartbeatRequest, c
 		if !slices.Equal(meta.Topics, m.meta.Topics) || !ptrEqual(meta.Regex, m.meta.Regex) || !ptrEqual(meta.ServerAssignor, m.meta.ServerAssignor) {
 			bump = true
 		}
+		cg.subscribe(m, -1)
 		if !ptrEqual(meta.Regex, m.meta.Regex) {
 			m.regex = nil
 			if meta.Regex != nil {
@@ -553,6 +574,7 @@ func (g *Group) ConsumerHeartbeat(now time.Time, req ConsumerHeartbeatRequest, c
 			}
 		}
 		m.meta = meta
+		cg.subscribe(m, 1)
 		recs = append(recs, cgMemberMetadataRecord(g.id, memberID, &m.meta))
 	}
 
@@ -674,19 +696,40 @@ func ownedAssignment(owned []ConsumerTopicPartitions) assignment {
 func (g *Group) subscriptionMetadata(lookup TopicLookup) (map[string]topicMeta, bool) {
 	cg := g.consumer
 	out := map[string]topicMeta{}
-	for _, m := range cg.members {
-		for _, name := range m.subscribedTopics(lookup, cg.topics) {
-			if _, ok := out[name]; ok {
+	add := func(name string) {
+		if _, ok := out[name]; ok {
+			return
+		}
+		if lookup == nil {
+			if t, ok := cg.topics[name]; ok {
+				out[name] = t
+			}
+			return
+		}
+		if id, n, ok := lookup.Topic(name); ok && n > 0 {
+			out[name] = topicMeta{ID: id, Name: name, Partitions: n}
+		}
+	}
+	for name := range cg.byName {
+		add(name)
+	}
+	if cg.regexes > 0 {
+		var names []string
+		if lookup != nil {
+			names = lookup.TopicNames()
+		} else {
+			for n := range cg.topics {
+				names = append(names, n)
+			}
+		}
+		for _, m := range cg.members {
+			if m.regex == nil {
 				continue
 			}
-			if lookup == nil {
-				if t, ok := cg.topics[name]; ok {
-					out[name] = t
+			for _, n := range names {
+				if m.regex.MatchString(n) {
+					add(n)
 				}
-				continue
-			}
-			if id, n, ok := lookup.Topic(name); ok && n > 0 {
-				out[name] = topicMeta{ID: id, Name: name, Partitions: n}
 			}
 		}
 	}
@@ -846,6 +889,7 @@ func (cg *consumerGroup) describeAssignment(a assignment) []ConsumerTopicPartiti
 func (g *Group) dropConsumerMember(m *cmember) {
 	cg := g.consumer
 	cg.setOwned(m, cgCurrent{Assigned: assignment{}, Revoking: assignment{}})
+	cg.subscribe(m, -1)
 	delete(cg.members, m.id)
 	delete(cg.target, m.id)
 	if m.meta.InstanceID != nil && cg.static[*m.meta.InstanceID] == m.id {
@@ -1078,6 +1122,7 @@ func (g *Group) loadConsumer(l *cgLoad) {
 			}
 		}
 		cg.members[id] = m
+		cg.subscribe(m, 1)
 		if m.meta.InstanceID != nil {
 			cg.static[*m.meta.InstanceID] = id
 		}

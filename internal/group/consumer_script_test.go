@@ -74,6 +74,9 @@ func parsePartitions(spec string) []ConsumerTopicPartitions {
 var memberStateNames = map[int8]string{memberStable: "stable", memberUnrevokedPartitions: "unrevoked", memberUnreleasedPartitions: "unreleased"}
 
 func consumerStateLine(cg *consumerGroup) string {
+	if err := subscriptionCountsError(cg); err != "" {
+		return " " + err
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, " epoch=%d target=%d", cg.epoch, cg.targetEpoch)
 	if len(cg.members) > 0 {
@@ -211,4 +214,27 @@ func (h *harness) runConsumer(c *scriptCmd) bool {
 		return false
 	}
 	return true
+}
+
+// subscriptionCountsError reports byName or regexes disagreeing with
+// the members' subscriptions; the scripts print it in the state line.
+func subscriptionCountsError(cg *consumerGroup) string {
+	byName, regexes := map[string]int{}, 0
+	for _, m := range cg.members {
+		for _, n := range m.meta.Topics {
+			byName[n]++
+		}
+		if m.regex != nil {
+			regexes++
+		}
+	}
+	if len(byName) != len(cg.byName) || regexes != cg.regexes {
+		return fmt.Sprintf("BROKEN subscription counts %v/%d, members say %v/%d", cg.byName, cg.regexes, byName, regexes)
+	}
+	for n, c := range byName {
+		if cg.byName[n] != c {
+			return fmt.Sprintf("BROKEN subscription counts %v/%d, members say %v/%d", cg.byName, cg.regexes, byName, regexes)
+		}
+	}
+	return ""
 }

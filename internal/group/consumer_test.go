@@ -157,6 +157,7 @@ func (s *cgSim) checkOwnership() {
 	if s.g.consumer == nil {
 		return
 	}
+	checkSubscriptionCounts(s.t, s.g.consumer)
 	seen := map[string]string{}
 	for _, m := range s.g.consumer.sortedMembers() {
 		for _, a := range []assignment{m.cur.Assigned, m.cur.Revoking} {
@@ -815,5 +816,14 @@ func TestConsumerGroup848OffsetExpiry(t *testing.T) {
 	}
 	if gs := ld.groups(s.now, &s.cfg); len(gs) != 0 {
 		t.Fatalf("groups after expiry: %v", gs)
+	}
+}
+
+// checkSubscriptionCounts fails if byName or regexes disagree with the
+// members' subscriptions.
+func checkSubscriptionCounts(t *testing.T, cg *consumerGroup) {
+	t.Helper()
+	if err := subscriptionCountsError(cg); err != "" {
+		t.Fatal(err)
 	}
 }
