@@ -148,6 +148,10 @@ type cmember struct {
 	cur  cgCurrent
 	// regex is meta.Regex compiled; nil without one.
 	regex *regexp.Regexp
+	// assignedAt is, for each partition the member holds, the member
+	// epoch at which it got it (in memory only: after a load, the
+	// loaded epoch), for the commit check of KIP-1251.
+	assignedAt map[TopicID]map[int32]int32
 	// sessionDeadline expires the member without heartbeats;
 	// rebalanceDeadline one that does not revoke in time (zero: none).
 	sessionDeadline   time.Time
@@ -216,16 +220,26 @@ func (cg *consumerGroup) setOwned(m *cmember, cur cgCurrent) {
 		}
 	}
 	m.cur = cur
+	at := map[TopicID]map[int32]int32{}
 	for _, a := range []assignment{cur.Assigned, cur.Revoking} {
 		for t, ps := range a {
 			if cg.owners[t] == nil {
 				cg.owners[t] = map[int32]string{}
 			}
+			if at[t] == nil {
+				at[t] = map[int32]int32{}
+			}
 			for _, p := range ps {
 				cg.owners[t][p] = m.id
+				e, held := m.assignedAt[t][p]
+				if !held {
+					e = cur.Epoch
+				}
+				at[t][p] = e
 			}
 		}
 	}
+	m.assignedAt = at
 }
 
 // updateState derives the group state as Kafka's ConsumerGroup does.
@@ -972,6 +986,33 @@ func (g *Group) ConsumerDescribe() ConsumerDescribed {
 		})
 	}
 	return d
+}
+
+// validateConsumerCommitPartitions is validateConsumerCommit, except
+// that an OffsetCommit at an older member epoch gets, instead of
+// STALE_MEMBER_EPOCH for the whole request, a check per partition, as
+// Kafka 4.3 does (KIP-1251): a partition the member still holds, and
+// got at that epoch or before, is committed; others are
+// STALE_MEMBER_EPOCH. No other member can hold such a partition, so
+// this fences zombies as strictly, while a commit racing the heartbeat
+// that moved the member on (franz-go commits on revocation) succeeds.
+func (g *Group) validateConsumerCommitPartitions(memberID string, instanceID *string, epoch int32, version int16, txn bool) (*kerr.Error, func(topic string, partition int32) *kerr.Error) {
+	err := g.validateConsumerCommit(memberID, instanceID, epoch, version, txn)
+	if err != kerr.StaleMemberEpoch {
+		return err, nil
+	}
+	cg := g.consumer
+	m := cg.members[memberID]
+	return nil, func(topic string, partition int32) *kerr.Error {
+		t, ok := cg.topics[topic]
+		if !ok {
+			return kerr.StaleMemberEpoch
+		}
+		if at, held := m.assignedAt[t.ID][partition]; !held || at > epoch {
+			return kerr.StaleMemberEpoch
+		}
+		return nil
+	}
 }
 
 // validateConsumerCommit checks an OffsetCommit (or, txn set, a

@@ -827,3 +827,43 @@ func checkSubscriptionCounts(t *testing.T, cg *consumerGroup) {
 		t.Fatal(err)
 	}
 }
+
+// KIP-1251: a commit at an older member epoch is accepted for the
+// partitions the member still holds and got at that epoch or before;
+// the others are STALE_MEMBER_EPOCH.
+func TestConsumerGroup848CommitAssignmentEpochs(t *testing.T) {
+	s := newCGSim(t, fakeTopics{"a": 2})
+	s.join("m1", "", "a")
+	s.settle("m1")
+	old := s.epoch["m1"]
+	s.join("m2", "", "a")
+	s.beat("m1") // told to revoke one partition
+	s.beat("m1") // revoked: on to the next epoch
+	if s.epoch["m1"] == old {
+		t.Fatal("m1 did not move on")
+	}
+	kept := s.owned["m1"][0].Partitions[0]
+	commit := func(epoch int32) []*kerr.Error {
+		var res CommitResult
+		s.g.Commit(s.now, CommitRequest{MemberID: "m1", Generation: epoch, Version: 9, RetentionTime: -1,
+			Topics: []CommitTopic{{Topic: "a", Partitions: []CommitPartition{{Partition: 0, Offset: 1}, {Partition: 1, Offset: 1}}}}}, func(r CommitResult) { res = r })
+		return res.Topics[0]
+	}
+	got := commit(old)
+	for p, err := range got {
+		want := kerr.StaleMemberEpoch
+		if int32(p) == kept {
+			want = nil
+		}
+		if err != want {
+			t.Errorf("commit of a:%d at the old epoch: %v, want %v", p, err, want)
+		}
+	}
+	if got := commit(old - 1); got[0] != kerr.StaleMemberEpoch || got[1] != kerr.StaleMemberEpoch {
+		t.Errorf("commit before the partitions were assigned: %v", got)
+	}
+	if got := commit(s.epoch["m1"]); got[0] != nil || got[1] != nil {
+		// The current epoch commits whatever it names, as Kafka.
+		t.Errorf("commit at the current epoch: %v", got)
+	}
+}

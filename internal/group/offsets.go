@@ -84,13 +84,20 @@ func compareTP(a, b topicPartition) int {
 // that assign partitions themselves, admin tools); otherwise the
 // member and generation must be current, and not while the group waits
 // for its assignment.
-func (g *Group) validateOffsetCommit(now time.Time, req CommitRequest) *kerr.Error {
+//
+// For a consumer group (KIP-848) it may instead return a check per
+// partition (validateConsumerCommitPartitions).
+func (g *Group) validateOffsetCommit(now time.Time, req CommitRequest) (*kerr.Error, func(topic string, partition int32) *kerr.Error) {
 	if g.state == Dead {
-		return kerr.CoordinatorNotAvailable
+		return kerr.CoordinatorNotAvailable, nil
 	}
 	if g.consumer != nil {
-		return g.validateConsumerCommit(req.MemberID, req.InstanceID, req.Generation, req.Version, false)
+		return g.validateConsumerCommitPartitions(req.MemberID, req.InstanceID, req.Generation, req.Version, false)
 	}
+	return g.validateClassicCommit(now, req), nil
+}
+
+func (g *Group) validateClassicCommit(now time.Time, req CommitRequest) *kerr.Error {
 	if req.Generation < 0 && g.state == Empty {
 		return nil
 	}
@@ -120,7 +127,8 @@ func (g *Group) validateOffsetCommit(now time.Time, req CommitRequest) *kerr.Err
 // Commit handles an OffsetCommit; cb runs once the offsets are durable
 // (or failed).
 func (g *Group) Commit(now time.Time, req CommitRequest, cb func(CommitResult)) {
-	if err := g.validateOffsetCommit(now, req); err != nil {
+	err, check := g.validateOffsetCommit(now, req)
+	if err != nil {
 		cb(commitResult(req.Topics, err))
 		return
 	}
@@ -139,6 +147,12 @@ func (g *Group) Commit(now time.Time, req CommitRequest, cb func(CommitResult)) 
 			if metadataTooLarge(p.Metadata, g.cfg.OffsetMetadataMaxBytes) {
 				res.Topics[i][j] = kerr.OffsetMetadataTooLarge
 				continue
+			}
+			if check != nil {
+				if err := check(t.Topic, p.Partition); err != nil {
+					res.Topics[i][j] = err
+					continue
+				}
 			}
 			o := &offset{Offset: p.Offset, LeaderEpoch: p.LeaderEpoch, Metadata: p.Metadata, CommitTimestamp: ts, ExpireTimestamp: -1}
 			if req.RetentionTime >= 0 {
