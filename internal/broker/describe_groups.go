@@ -21,7 +21,9 @@ import (
 //     where older versions describe it as Dead without an error
 //
 // Member metadata and assignments are shown in the Stable state only,
-// as Kafka does.
+// as Kafka does. A KIP-848 consumer group is not a classic group: Dead,
+// GROUP_ID_NOT_FOUND from v6, as Kafka 4 answers (ConsumerGroupDescribe
+// describes it).
 func init() { register(15, 0, 6, (*Broker).handleDescribeGroups) }
 
 func (b *Broker) handleDescribeGroups(_ context.Context, req *wire.Request, respond func(kmsg.Response)) {
@@ -49,6 +51,9 @@ func (b *Broker) handleDescribeGroups(_ context.Context, req *wire.Request, resp
 			case d.State == group.Dead && r.Version >= 6:
 				out.ErrorCode = kerr.GroupIDNotFound.Code
 				out.ErrorMessage = kmsg.StringPtr("group " + id + " not found")
+				if d.ErrMessage != "" {
+					out.ErrorMessage = kmsg.StringPtr(d.ErrMessage)
+				}
 			}
 			// Kafka's KafkaApis.handleDescribeGroupsRequest fills them
 			// in only for groups described without an error.

@@ -35,6 +35,9 @@ func groupConfig(cfg *config.BrokerConfig) group.Config {
 		OffsetsRetention:              time.Duration(cfg.Int("offsets.retention.minutes")) * time.Minute,
 		OffsetsRetentionCheckInterval: ms("offsets.retention.check.interval.ms"),
 		OffsetMetadataMaxBytes:        int(cfg.Int("offset.metadata.max.bytes")),
+		ConsumerHeartbeatInterval:     ms("group.consumer.heartbeat.interval.ms"),
+		ConsumerSessionTimeout:        ms("group.consumer.session.timeout.ms"),
+		ConsumerMaxSize:               int(cfg.Int("group.consumer.max.size")),
 	}
 }
 

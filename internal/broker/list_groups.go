@@ -15,8 +15,7 @@ import (
 //   - v1: ThrottleMillis
 //   - v3: flexible
 //   - v4: StatesFilter and GroupState, case-insensitive (KIP-518)
-//   - v5: TypesFilter and GroupType (KIP-848): every group here is
-//     "classic"
+//   - v5: TypesFilter and GroupType (KIP-848): "classic" or "consumer"
 //
 // While a partition of __consumer_offsets is still loading, the groups
 // of the loaded ones are listed with COORDINATOR_LOAD_IN_PROGRESS, as
@@ -45,12 +44,12 @@ func (b *Broker) handleListGroups(req *wire.Request) kmsg.Response {
 			continue
 		}
 		if r.Version >= 4 && !matches(r.StatesFilter, lg.State.String()) ||
-			r.Version >= 5 && !matches(r.TypesFilter, "classic") {
+			r.Version >= 5 && !matches(r.TypesFilter, lg.Type) {
 			continue
 		}
 		g := kmsg.NewListGroupsResponseGroup()
 		g.Group, g.ProtocolType = lg.Group, lg.ProtocolType
-		g.GroupState, g.GroupType = lg.State.String(), "classic"
+		g.GroupState, g.GroupType = lg.State.String(), lg.Type
 		resp.Groups = append(resp.Groups, g)
 	}
 	return resp

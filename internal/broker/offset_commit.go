@@ -42,6 +42,7 @@ func (b *Broker) handleOffsetCommit(_ context.Context, req *wire.Request, respon
 	var cr group.CommitRequest
 	cr.MemberID, cr.InstanceID, cr.Generation = r.MemberID, r.InstanceID, r.Generation
 	cr.RetentionTime = -1
+	cr.Version = r.Version
 	if r.Version <= 4 && r.RetentionTimeMillis >= 0 {
 		cr.RetentionTime = time.Duration(r.RetentionTimeMillis) * time.Millisecond
 	}

@@ -23,8 +23,9 @@ import (
 //   - v7: RequireStable: UNSTABLE_OFFSET_COMMIT for partitions with a
 //     commit still being written (KIP-447)
 //   - v8: several groups per request, each with its own error
-//   - v9: MemberID/MemberEpoch (KIP-848 groups; ignored for classic
-//     groups, as Kafka does)
+//   - v9: MemberID/MemberEpoch, checked for KIP-848 consumer groups
+//     (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH; epoch -1 reads freely)
+//     and ignored for classic groups, as Kafka does
 //   - v10: topics by ID (KIP-516)
 //
 // A group the broker never saw has no offsets: -1 and no error
@@ -85,6 +86,9 @@ func (b *Broker) handleOffsetFetch(_ context.Context, req *wire.Request, respond
 		out := &resp.Groups[i]
 		out.Group = rg.Group
 		fr := group.FetchRequest{RequireStable: r.RequireStable}
+		if r.Version >= 9 {
+			fr.MemberID, fr.MemberEpoch = rg.MemberID, rg.MemberEpoch
+		}
 		// unknownIDs are partitions of topic IDs this broker does not
 		// know: UNKNOWN_TOPIC_ID, without asking the group.
 		var unknownIDs []kmsg.OffsetFetchResponseGroupTopic

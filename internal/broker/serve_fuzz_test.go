@@ -462,6 +462,16 @@ func sampleRequests() map[int16]kmsg.Request {
 	dg.Groups = []string{"g", "none"}
 	add(dg)
 
+	cgh := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	cgh.Group, cgh.MemberID, cgh.RebalanceTimeoutMillis = "cg", "m", 1000
+	cgh.SubscribedTopicNames, cgh.SubscribedTopicRegex = []string{"fuzz"}, str("fu.*")
+	cgh.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+	add(cgh)
+
+	cgd := kmsg.NewPtrConsumerGroupDescribeRequest()
+	cgd.Groups = []string{"cg", "g", "none"}
+	add(cgd)
+
 	lgs := kmsg.NewPtrListGroupsRequest()
 	lgs.StatesFilter = []string{"Stable"}
 	add(lgs)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -132,14 +133,22 @@ Examples:
 				if !ok {
 					return fmt.Errorf("group %q: no answer from the cluster", name)
 				}
-				if e := l.Error(); e != nil {
-					if errors.Is(e, kerr.GroupIDNotFound) {
-						return &failedError{msg: fmt.Sprintf("group %q does not exist", name)}
-					}
+				e := l.Error()
+				if e != nil && !errors.Is(e, kerr.GroupIDNotFound) {
 					return fmt.Errorf("group %q: %w", name, r.wrap(e, "DescribeGroups"))
 				}
-				if l.State == "Dead" && len(l.Lag) == 0 {
-					return &failedError{msg: fmt.Sprintf("group %q does not exist", name)}
+				if e != nil || l.State == "Dead" && len(l.Lag) == 0 {
+					// Not a classic group: a KIP-848 consumer group,
+					// which only ConsumerGroupDescribe describes?
+					g, found, err := consumerGroupLag(ctx, adm, name)
+					if err != nil {
+						return fmt.Errorf("group %q: %w", name, r.wrap(err, "ConsumerGroupDescribe"))
+					}
+					if !found {
+						return &failedError{msg: fmt.Sprintf("group %q does not exist", name)}
+					}
+					out = append(out, g)
+					continue
 				}
 				out = append(out, groupToJSON(l))
 			}
@@ -155,6 +164,90 @@ Examples:
 			return nil
 		}
 	},
+}
+
+// consumerGroupLag describes a KIP-848 consumer group as groupToJSON
+// does a classic one: ConsumerGroupDescribe for the members and their
+// assignments (the assignor is the protocol), the committed offsets and
+// the end offsets for the lag. found is false when the group is not a
+// consumer group either.
+func consumerGroupLag(ctx context.Context, adm *kadm.Client, name string) (g groupJSON, found bool, err error) {
+	described, err := adm.DescribeConsumerGroups(ctx, name)
+	if err != nil && len(described) == 0 {
+		return g, false, err
+	}
+	d, ok := described[name]
+	if !ok || errors.Is(d.Err, kerr.GroupIDNotFound) || errors.Is(d.Err, kerr.UnsupportedVersion) {
+		return g, false, nil
+	}
+	if d.Err != nil {
+		return g, false, d.Err
+	}
+	g = groupJSON{Group: name, Coordinator: d.Coordinator.NodeID, State: d.State, ProtocolType: "consumer",
+		Protocol: d.AssignorName, Members: []groupMemberJSON{}, Partitions: []groupLagJSON{}}
+	owner := map[string]map[int32]kadm.ConsumerGroupMember{}
+	topics := map[string]bool{}
+	for _, m := range d.Members {
+		mj := groupMemberJSON{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, Host: m.ClientHost,
+			Assignments: map[string][]int{}}
+		for t, ps := range m.Assignment {
+			topics[t] = true
+			if owner[t] == nil {
+				owner[t] = map[int32]kadm.ConsumerGroupMember{}
+			}
+			for p := range ps {
+				mj.Assignments[t] = append(mj.Assignments[t], int(p))
+				owner[t][p] = m
+			}
+			sort.Ints(mj.Assignments[t])
+		}
+		g.Members = append(g.Members, mj)
+	}
+	commits, err := adm.FetchOffsets(ctx, name)
+	if err != nil {
+		return g, true, err
+	}
+	commits.Each(func(o kadm.OffsetResponse) { topics[o.Topic] = true })
+	names := make([]string, 0, len(topics))
+	for t := range topics {
+		names = append(names, t)
+	}
+	ends, err := adm.ListEndOffsets(ctx, names...)
+	if err != nil {
+		return g, true, err
+	}
+	ends.Each(func(e kadm.ListedOffset) {
+		c, committed := commits.Lookup(e.Topic, e.Partition)
+		m, owned := owner[e.Topic][e.Partition]
+		if !committed && !owned {
+			return
+		}
+		lj := groupLagJSON{Topic: e.Topic, Partition: e.Partition, CurrentOffset: -1, LogEndOffset: e.Offset, Lag: -1}
+		if committed {
+			lj.CurrentOffset = c.At
+			if c.At >= 0 && e.Offset >= 0 {
+				lj.Lag = e.Offset - c.At
+			}
+		}
+		if owned {
+			lj.MemberID, lj.ClientID, lj.Host = m.MemberID, m.ClientID, m.ClientHost
+		}
+		switch {
+		case e.Err != nil:
+			lj.Error = errorText(e.Err, "")
+		case committed && c.Err != nil:
+			lj.Error = errorText(c.Err, "")
+		}
+		if lj.Lag > 0 {
+			g.TotalLag += lj.Lag
+		}
+		g.Partitions = append(g.Partitions, lj)
+	})
+	sort.Slice(g.Partitions, func(i, j int) bool {
+		a, b := g.Partitions[i], g.Partitions[j]
+		return a.Topic < b.Topic || a.Topic == b.Topic && a.Partition < b.Partition
+	})
+	return g, true, nil
 }
 
 func groupToJSON(l kadm.DescribedGroupLag) groupJSON {

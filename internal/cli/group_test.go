@@ -116,3 +116,49 @@ func TestGroupLifecycle(t *testing.T) {
 		t.Errorf("describe deleted group: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestGroupDescribeConsumerGroup: group describe shows a KIP-848
+// consumer group (which DescribeGroups calls not found) through
+// ConsumerGroupDescribe, with its lag.
+func TestGroupDescribeConsumerGroup(t *testing.T) {
+	kb := ktest.NewBroker(t, ktest.Set("group.consumer.heartbeat.interval.ms", "100"))
+	requireAPI(t, kb, kmsg.ConsumerGroupHeartbeat, kmsg.ConsumerGroupDescribe)
+	a := kb.Addr
+	ok(t, a, "", "topic", "create", "orders", "-p", "2")
+	ok(t, a, "a\nb\nc\n", "produce", "orders", "-p", "0")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := kb.Client(kgo.ConsumerGroup("next"), kgo.ConsumeTopics("orders"), kgo.ServerSideBalancer(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+	for got := 0; got < 3; {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of 3", got)
+		}
+		got += fs.NumRecords()
+	}
+	if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ok(t, a, "d\n", "produce", "orders", "-p", "0")
+
+	var groups []groupJSON
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		decode(t, a, "", &groups, "group", "describe", "next")
+		if groups[0].State == "Stable" && len(groups[0].Members) == 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	g := groups[0]
+	if g.State != "Stable" || g.ProtocolType != "consumer" || g.Protocol != "uniform" || len(g.Members) != 1 ||
+		len(g.Members[0].Assignments["orders"]) != 2 || g.TotalLag != 1 {
+		t.Fatalf("group describe --json: %+v", g)
+	}
+	out := ok(t, a, "", "group", "describe", "next")
+	if !strings.Contains(out, "consumer/uniform") || !strings.Contains(out, "orders:0,1") {
+		t.Errorf("group describe:\n%s", out)
+	}
+	cl.Close()
+}

@@ -652,3 +652,46 @@ func TestConsoleRefusesOtherHosts(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumerGroupPages: a KIP-848 consumer group, which
+// DescribeGroups calls not found, is listed and shown through
+// ConsumerGroupDescribe.
+func TestConsumerGroupPages(t *testing.T) {
+	kb := ktest.NewBroker(t, ktest.Set("group.consumer.heartbeat.interval.ms", "100"))
+	kb.CreateTopic("orders", 2, nil)
+	ctx := ctxT(t)
+	prod := kb.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := prod.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte("a")}, &kgo.Record{Topic: "orders", Value: []byte("b")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	member := kb.Client(kgo.ConsumerGroup("next"), kgo.ConsumeTopics("orders"), kgo.ServerSideBalancer(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+	for got := 0; got < 2; {
+		fs := member.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatal("the consumer group member consumed nothing")
+		}
+		got += fs.NumRecords()
+	}
+	if err := member.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatal(err)
+	}
+	base := serveConsole(t, kb)
+	var g console.Group
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if code := getJSON(t, base+"group?id=next", &g); code != 200 {
+			t.Fatalf("group page: %d", code)
+		}
+		if g.State == "Stable" && len(g.Members) == 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if g.ProtocolType != "consumer" || g.Protocol != "uniform" || len(g.Members) != 1 || len(g.Members[0].Assigned) != 1 || len(g.Offsets) != 2 || g.Lag != 0 {
+		t.Fatalf("group page: %+v", g)
+	}
+	var l console.GroupList
+	if code := getJSON(t, base+"groups", &l); code != 200 || len(l.Groups) != 1 || l.Groups[0].State != "Stable" || l.Groups[0].Members != 1 || l.Groups[0].Error != "" {
+		t.Fatalf("groups page: %d %+v", code, l)
+	}
+}

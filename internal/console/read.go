@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -294,7 +295,16 @@ func (c *Console) groups(ctx context.Context, filter string) (*GroupList, error)
 	for _, name := range names {
 		lg := listed[name]
 		row := GroupRow{Group: name, State: lg.State, ProtocolType: lg.ProtocolType, Coordinator: lg.Coordinator}
-		if gl, ok := lags[name]; ok {
+		if gl, ok := lags[name]; ok && lg.GroupType == "consumer" && errors.Is(gl.DescribeErr, kerr.GroupIDNotFound) {
+			// A KIP-848 consumer group, which DescribeGroups does not
+			// describe.
+			if g, found, err := c.consumerGroup(ctx, name); err != nil {
+				row.Error = errText(err)
+			} else if found {
+				row.State, row.ProtocolType, row.Protocol = g.State, g.ProtocolType, g.Protocol
+				row.Members, row.Lag = len(g.Members), g.Lag
+			}
+		} else if ok {
 			row.State, row.ProtocolType, row.Protocol = cmp.Or(gl.State, row.State), cmp.Or(gl.ProtocolType, row.ProtocolType), gl.Protocol
 			row.Members, row.Lag = len(gl.Members), gl.Lag.Total()
 			if e := gl.Error(); e != nil {
@@ -318,8 +328,17 @@ func (c *Console) group(ctx context.Context, id string) (*Group, error) {
 	case !ok:
 		return nil, fmt.Errorf("group %q: no answer from the cluster", id)
 	case errors.Is(gl.DescribeErr, kerr.GroupIDNotFound), gl.DescribeErr == nil && gl.State == "Dead" && len(gl.Lag) == 0:
-		// Kafka describes a group it does not know as Dead.
-		return nil, &errNotFound{fmt.Sprintf("group %q", id)}
+		// Kafka describes a group it does not know as Dead, and so a
+		// KIP-848 consumer group, which ConsumerGroupDescribe
+		// describes.
+		g, found, err := c.consumerGroup(ctx, id)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("group %q: ConsumerGroupDescribe: %s", id, errText(err))
+		case !found:
+			return nil, &errNotFound{fmt.Sprintf("group %q", id)}
+		}
+		return g, nil
 	case gl.DescribeErr != nil:
 		return nil, fmt.Errorf("group %q: DescribeGroups: %s", id, errText(gl.DescribeErr))
 	}
@@ -352,6 +371,86 @@ func (c *Console) group(ctx context.Context, id string) (*Group, error) {
 		g.Offsets = append(g.Offsets, o)
 	}
 	return g, nil
+}
+
+// consumerGroup describes a KIP-848 consumer group as group does a
+// classic one: members and assignments from ConsumerGroupDescribe (the
+// assignor as the protocol), the committed offsets, the end offsets and
+// the lag. found is false when it is not a consumer group either.
+func (c *Console) consumerGroup(ctx context.Context, id string) (g *Group, found bool, err error) {
+	described, err := c.adm.DescribeConsumerGroups(ctx, id)
+	if err != nil && len(described) == 0 {
+		return nil, false, err
+	}
+	d, ok := described[id]
+	if !ok || errors.Is(d.Err, kerr.GroupIDNotFound) || errors.Is(d.Err, kerr.UnsupportedVersion) {
+		return nil, false, nil
+	}
+	if d.Err != nil {
+		return nil, false, d.Err
+	}
+	g = &Group{Group: id, State: d.State, ProtocolType: "consumer", Protocol: d.AssignorName,
+		Coordinator: d.Coordinator.NodeID, Members: []Member{}, Offsets: []Offset{}}
+	owner := map[string]map[int32]string{}
+	topics := map[string]bool{}
+	for _, m := range d.Members {
+		mm := Member{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost, Assigned: []Assignment{}}
+		for t, ps := range m.Assignment {
+			topics[t] = true
+			if owner[t] == nil {
+				owner[t] = map[int32]string{}
+			}
+			a := Assignment{Topic: t}
+			for p := range ps {
+				a.Partitions = append(a.Partitions, p)
+				owner[t][p] = m.MemberID
+			}
+			slices.Sort(a.Partitions)
+			mm.Assigned = append(mm.Assigned, a)
+		}
+		slices.SortFunc(mm.Assigned, func(a, b Assignment) int { return strings.Compare(a.Topic, b.Topic) })
+		g.Members = append(g.Members, mm)
+	}
+	commits, err := c.adm.FetchOffsets(ctx, id)
+	if err != nil {
+		g.OffsetsError = "OffsetFetch: " + errText(err)
+	}
+	commits.Each(func(o kadm.OffsetResponse) { topics[o.Topic] = true })
+	if len(topics) == 0 {
+		return g, true, nil
+	}
+	ends, err := c.adm.ListEndOffsets(ctx, slices.Sorted(maps.Keys(topics))...)
+	if err != nil && len(ends) == 0 {
+		return nil, true, err
+	}
+	ends.Each(func(e kadm.ListedOffset) {
+		cm, committed := commits.Lookup(e.Topic, e.Partition)
+		member, owned := owner[e.Topic][e.Partition]
+		if !committed && !owned {
+			return
+		}
+		o := Offset{Topic: e.Topic, Partition: e.Partition, Committed: -1, LogEndOffset: -1, Lag: -1, MemberID: member}
+		if e.Err == nil {
+			o.LogEndOffset = e.Offset
+		} else {
+			o.Error = errText(e.Err)
+		}
+		if committed {
+			o.Committed = cm.At
+			if cm.Err != nil {
+				o.Error = errText(cm.Err)
+			}
+		}
+		if o.Committed >= 0 && o.LogEndOffset >= 0 {
+			o.Lag = o.LogEndOffset - o.Committed
+			g.Lag += o.Lag
+		}
+		g.Offsets = append(g.Offsets, o)
+	})
+	slices.SortFunc(g.Offsets, func(a, b Offset) int {
+		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	return g, true, nil
 }
 
 func (c *Console) security(ctx context.Context) (*Security, error) {

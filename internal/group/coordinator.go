@@ -347,7 +347,7 @@ func (c *Coordinator) install(sh *shard, gen uint64, groups map[string]*Group) b
 	for id, g := range groups {
 		mb := c.newMailbox(sh, g)
 		sh.PutLocked(id, mb)
-		if len(g.members) > 0 {
+		if g.memberCount() > 0 {
 			kick = append(kick, mb)
 		}
 	}
@@ -738,7 +738,7 @@ func (c *Coordinator) List() ([]ListedGroup, *kerr.Error) {
 			if s.state == Dead {
 				continue
 			}
-			out = append(out, ListedGroup{Group: mb.id, ProtocolType: s.protocolType, State: s.state, Members: s.members})
+			out = append(out, ListedGroup{Group: mb.id, ProtocolType: s.protocolType, Type: s.typ, State: s.state, Members: s.members})
 		}
 	}
 	slices.SortFunc(out, func(a, b ListedGroup) int { return strings.Compare(a.Group, b.Group) })
@@ -752,7 +752,9 @@ func (c *Coordinator) List() ([]ListedGroup, *kerr.Error) {
 type summary struct {
 	state        State
 	protocolType string
-	members      int
+	// typ is "classic" or "consumer".
+	typ     string
+	members int
 }
 
 // mailbox owns one group.
@@ -800,9 +802,12 @@ func (c *Coordinator) newMailbox(sh *shard, g *Group) *mailbox {
 }
 
 func (mb *mailbox) publish() {
-	s := &summary{state: mb.g.state, members: len(mb.g.members)}
+	s := &summary{state: mb.g.state, members: mb.g.memberCount(), typ: "classic"}
 	if mb.g.hasProtocolType {
 		s.protocolType = mb.g.protocolType
+	}
+	if mb.g.consumer != nil {
+		s.protocolType, s.typ = ConsumerProtocolType, "consumer"
 	}
 	mb.summary.Store(s)
 }

@@ -1,6 +1,8 @@
 // Package group is the consumer group coordinator: Kafka's classic group
-// protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) and committed
-// offsets, stored in the compacted internal topic __consumer_offsets.
+// protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup), the consumer
+// groups of KIP-848 (ConsumerGroupHeartbeat: the coordinator assigns;
+// consumer.go) and committed offsets, stored in the compacted internal
+// topic __consumer_offsets.
 //
 // # Structure
 //
@@ -44,9 +46,10 @@
 //	                 GroupMetadataValue v3: protocol type, generation,
 //	                 protocol, leader, state timestamp, members with
 //	                 their subscription and assignment
+//	key version 3-8  KIP-848 consumer group records (consumer_records.go)
 //	null value       tombstone: the offset or the group is deleted
 //
-// Other key versions (KIP-848 records) are skipped on load. A record
+// Other key versions (share and streams groups) are skipped on load. A record
 // batch holds one request's records, appended with producer ID -1, and
 // the request is answered once it is durable. Transactional offset
 // commits (TxnOffsetCommit) are a transactional batch of the producer

@@ -149,6 +149,10 @@ type Group struct {
 
 	offsets offsets
 
+	// consumer is the state of a KIP-848 consumer group; nil for a
+	// classic group (consumer.go).
+	consumer *consumerGroup
+
 	// writes are appends in flight, oldest first.
 	writes []*write
 }
@@ -187,7 +191,7 @@ func (g *Group) transition(now time.Time, s State) {
 // idle reports whether nothing is in flight or parked: a group that is
 // also Empty without offsets may be forgotten.
 func (g *Group) idle() bool {
-	return len(g.writes) == 0 && len(g.pending) == 0 && len(g.members) == 0 && g.offsets.pendingCount() == 0 && len(g.offsets.txn) == 0
+	return len(g.writes) == 0 && len(g.pending) == 0 && g.memberCount() == 0 && g.offsets.pendingCount() == 0 && len(g.offsets.txn) == 0
 }
 
 // ---- membership bookkeeping
@@ -450,6 +454,15 @@ func (g *Group) Join(now time.Time, req JoinRequest, cb func(JoinResult)) {
 		// the coordinator again and rejoins.
 		cb(joinError(req.MemberID, kerr.CoordinatorNotAvailable))
 		return
+	case g.consumer != nil && len(g.consumer.members) > 0:
+		// Kafka without online migration: the group is of the other
+		// type.
+		cb(joinError(req.MemberID, kerr.GroupIDNotFound))
+		return
+	case g.consumer != nil:
+		g.toClassic(now)
+	}
+	switch {
 	case req.SessionTimeout < g.cfg.MinSessionTimeout || req.SessionTimeout > g.cfg.MaxSessionTimeout:
 		cb(joinError(req.MemberID, kerr.InvalidSessionTimeout))
 		return
@@ -835,6 +848,9 @@ func subscriptionTopics(b []byte) ([]string, bool) {
 // generation, or members whose metadata cannot be parsed), a consumer
 // group counts as subscribed to every topic, so its offsets are kept.
 func (g *Group) isSubscribedTo(topic string) bool {
+	if g.consumer != nil {
+		return g.consumerSubscribed(topic)
+	}
 	if !g.subscribedKnown {
 		return g.hasProtocolType && g.protocolType == ConsumerProtocolType
 	}
@@ -895,6 +911,10 @@ func (g *Group) removeMemberAndUpdateGroup(now time.Time, m *member, reason stri
 func (g *Group) Sync(now time.Time, req SyncRequest, cb func(SyncResult)) {
 	if g.state == Dead {
 		cb(SyncResult{Err: kerr.CoordinatorNotAvailable})
+		return
+	}
+	if g.consumer != nil {
+		cb(SyncResult{Err: kerr.GroupIDNotFound})
 		return
 	}
 	m, err := g.validateMember(req.MemberID, req.InstanceID)
@@ -961,6 +981,9 @@ func (g *Group) Heartbeat(now time.Time, req HeartbeatRequest) *kerr.Error {
 	if g.state == Dead {
 		return kerr.CoordinatorNotAvailable
 	}
+	if g.consumer != nil {
+		return kerr.GroupIDNotFound
+	}
 	m, err := g.validateMember(req.MemberID, req.InstanceID)
 	if err != nil {
 		return err
@@ -986,6 +1009,9 @@ func (g *Group) Heartbeat(now time.Time, req HeartbeatRequest) *kerr.Error {
 func (g *Group) Leave(now time.Time, members []LeaveMember) LeaveResult {
 	if g.state == Dead {
 		return LeaveResult{Err: kerr.CoordinatorNotAvailable}
+	}
+	if g.consumer != nil {
+		return LeaveResult{Err: kerr.GroupIDNotFound}
 	}
 	res := LeaveResult{Members: make([]*kerr.Error, len(members))}
 	for i, lm := range members {
@@ -1044,6 +1070,7 @@ func (g *Group) Deadline() time.Time {
 	}
 	earliest(g.joinDeadline)
 	earliest(g.syncDeadline)
+	earliest(g.consumerDeadline())
 	return d
 }
 
@@ -1071,6 +1098,8 @@ func (g *Group) fire(now, d time.Time) {
 	case g.syncDeadline.Equal(d):
 		g.syncDeadline = time.Time{}
 		g.syncExpired(now)
+		return
+	case g.fireConsumer(now, d):
 		return
 	}
 	var ids []string
@@ -1269,6 +1298,10 @@ func (g *Group) loadMetadata(v *kmsg.GroupMetadataValue) {
 // loaded finishes loading: members' sessions start now, and a group
 // larger than group.max.size rebalances to shed members.
 func (g *Group) loaded(now time.Time) {
+	if g.consumer != nil {
+		g.loadedConsumer(now)
+		return
+	}
 	for _, m := range g.order {
 		g.scheduleHeartbeat(now, m, m.sessionTimeout)
 	}
@@ -1284,6 +1317,9 @@ func (g *Group) Describe() DescribedGroup {
 	if g.state == Dead {
 		d.ProtocolType = ""
 		return d
+	}
+	if g.consumer != nil {
+		return g.describeAsClassic()
 	}
 	stable := g.state == Stable
 	if stable {

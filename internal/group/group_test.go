@@ -58,6 +58,9 @@ type harness struct {
 	nAppends  int
 	log       []Record
 	lastState string
+	// topics is the cluster's topics for consumer group heartbeats
+	// (consumer_script_test.go).
+	topics fakeTopics
 }
 
 func newHarness(t *testing.T) *harness {
@@ -104,6 +107,8 @@ func describeRecord(r Record) string {
 		return "malformed: " + err.Error()
 	case !ok:
 		return "unknown key version"
+	case d.isConsumer:
+		return describeConsumerRecord(d)
 	case d.isOffset && d.offset == nil:
 		return fmt.Sprintf("offset %s:%d tombstone", d.topic, d.partition)
 	case d.isOffset:
@@ -483,7 +488,9 @@ func (h *harness) run(c *scriptCmd) string {
 		h.lastState = ""
 
 	default:
-		h.t.Fatalf("line %d: unknown command %q", c.line, c.name)
+		if !h.runConsumer(c) {
+			h.t.Fatalf("line %d: unknown command %q", c.line, c.name)
+		}
 	}
 	if st := h.stateLine(); st != h.lastState {
 		h.lastState = st
@@ -538,6 +545,9 @@ func (h *harness) stateLine() string {
 		}
 		slices.Sort(ids)
 		fmt.Fprintf(&b, " pending=%v", ids)
+	}
+	if g.consumer != nil {
+		b.WriteString(consumerStateLine(g.consumer))
 	}
 	if d := g.Deadline(); !d.IsZero() {
 		fmt.Fprintf(&b, " next=+%s", d.Sub(scriptStart))

@@ -168,6 +168,11 @@ func (g *Group) unload(now time.Time) {
 	for _, m := range g.order {
 		m.heartbeatDeadline = time.Time{}
 	}
+	if g.consumer != nil {
+		for _, m := range g.consumer.members {
+			m.sessionDeadline, m.rebalanceDeadline = time.Time{}, time.Time{}
+		}
+	}
 	clear(g.pending)
 	g.joinDeadline, g.syncDeadline = time.Time{}, time.Time{}
 }

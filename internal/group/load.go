@@ -16,7 +16,9 @@ import (
 type loader struct {
 	log   *slog.Logger
 	metas map[string]*kmsg.GroupMetadataValue
-	offs  map[string]map[topicPartition]*offset
+	// cons holds consumer groups' (KIP-848) records.
+	cons map[string]*cgLoad
+	offs map[string]map[topicPartition]*offset
 	// order is the order groups first appeared in, so loading is
 	// deterministic.
 	order []string
@@ -30,6 +32,7 @@ func newLoader(log *slog.Logger) *loader {
 	return &loader{
 		log:   log,
 		metas: map[string]*kmsg.GroupMetadataValue{},
+		cons:  map[string]*cgLoad{},
 		offs:  map[string]map[topicPartition]*offset{},
 		seen:  map[string]bool{},
 		txn:   map[int64]map[string]map[topicPartition]*offset{},
@@ -50,6 +53,15 @@ func (ld *loader) apply(off int64, key, value []byte) {
 	if !ld.seen[d.group] {
 		ld.seen[d.group] = true
 		ld.order = append(ld.order, d.group)
+	}
+	if d.isConsumer {
+		l := ld.cons[d.group]
+		if l == nil {
+			l = newCGLoad()
+			ld.cons[d.group] = l
+		}
+		l.apply(d.cg)
+		return
 	}
 	if d.isGroup {
 		if d.meta == nil {
@@ -97,11 +109,20 @@ func (ld *loader) groups(now time.Time, cfg *Config) map[string]*Group {
 	}
 	for _, id := range ld.order {
 		meta := ld.metas[id]
-		if meta == nil && len(ld.offs[id]) == 0 && len(open[id]) == 0 {
+		cons := ld.cons[id]
+		if cons != nil && !cons.hasMeta {
+			cons = nil
+		}
+		if meta == nil && cons == nil && len(ld.offs[id]) == 0 && len(open[id]) == 0 {
 			continue
 		}
 		g := newGroup(id, cfg, nil, ld.log)
-		if meta != nil {
+		switch {
+		case cons != nil:
+			// A group converted to a consumer group tombstoned its
+			// classic metadata, so at most one survives.
+			g.loadConsumer(cons)
+		case meta != nil:
 			g.loadMetadata(meta)
 		}
 		for tp, o := range ld.offs[id] {

@@ -84,10 +84,20 @@ func compareTP(a, b topicPartition) int {
 // that assign partitions themselves, admin tools); otherwise the
 // member and generation must be current, and not while the group waits
 // for its assignment.
-func (g *Group) validateOffsetCommit(now time.Time, req CommitRequest) *kerr.Error {
+//
+// For a consumer group (KIP-848) it may instead return a check per
+// partition (validateConsumerCommitPartitions).
+func (g *Group) validateOffsetCommit(now time.Time, req CommitRequest) (*kerr.Error, func(topic string, partition int32) *kerr.Error) {
 	if g.state == Dead {
-		return kerr.CoordinatorNotAvailable
+		return kerr.CoordinatorNotAvailable, nil
 	}
+	if g.consumer != nil {
+		return g.validateConsumerCommitPartitions(req.MemberID, req.InstanceID, req.Generation, req.Version, false)
+	}
+	return g.validateClassicCommit(now, req), nil
+}
+
+func (g *Group) validateClassicCommit(now time.Time, req CommitRequest) *kerr.Error {
 	if req.Generation < 0 && g.state == Empty {
 		return nil
 	}
@@ -117,7 +127,8 @@ func (g *Group) validateOffsetCommit(now time.Time, req CommitRequest) *kerr.Err
 // Commit handles an OffsetCommit; cb runs once the offsets are durable
 // (or failed).
 func (g *Group) Commit(now time.Time, req CommitRequest, cb func(CommitResult)) {
-	if err := g.validateOffsetCommit(now, req); err != nil {
+	err, check := g.validateOffsetCommit(now, req)
+	if err != nil {
 		cb(commitResult(req.Topics, err))
 		return
 	}
@@ -136,6 +147,12 @@ func (g *Group) Commit(now time.Time, req CommitRequest, cb func(CommitResult)) 
 			if metadataTooLarge(p.Metadata, g.cfg.OffsetMetadataMaxBytes) {
 				res.Topics[i][j] = kerr.OffsetMetadataTooLarge
 				continue
+			}
+			if check != nil {
+				if err := check(t.Topic, p.Partition); err != nil {
+					res.Topics[i][j] = err
+					continue
+				}
 			}
 			o := &offset{Offset: p.Offset, LeaderEpoch: p.LeaderEpoch, Metadata: p.Metadata, CommitTimestamp: ts, ExpireTimestamp: -1}
 			if req.RetentionTime >= 0 {
@@ -231,6 +248,10 @@ func commitError(err error) *kerr.Error {
 // visible.
 func (g *Group) Fetch(req FetchRequest) FetchResult {
 	var res FetchResult
+	if err := g.validateConsumerFetch(req.MemberID, req.MemberEpoch); err != nil {
+		res.Err = err
+		return res
+	}
 	if req.Topics == nil {
 		if g.state == Dead {
 			return res
@@ -294,7 +315,7 @@ func (g *Group) Delete(now time.Time, cb func(*kerr.Error)) {
 		recs = append(recs, offsetTombstone(g.id, tp.topic, tp.partition))
 		g.offsets.remove(tp)
 	}
-	recs = append(recs, groupTombstone(g.id))
+	recs = append(recs, g.metadataTombstones()...)
 	g.transition(now, Dead)
 	g.append(recs, func(_ time.Time, err error) { cb(storeGroupError(err)) })
 }
@@ -309,7 +330,7 @@ func (g *Group) DeleteOffsets(now time.Time, topics []OffsetDeleteTopic, cb func
 		cb(res)
 		return
 	}
-	consumer := g.hasProtocolType && g.protocolType == ConsumerProtocolType
+	consumer := g.hasProtocolType && g.protocolType == ConsumerProtocolType || g.consumer != nil
 	if !consumer && g.state != Empty {
 		res.Err = kerr.NonEmptyGroup
 		cb(res)
@@ -353,7 +374,9 @@ func (g *Group) DeleteOffsets(now time.Time, topics []OffsetDeleteTopic, cb func
 // Kafka 2.1+ does (KIP-211): an empty group's offsets expire together,
 // a retention period after the group emptied; a stable consumer group's
 // offsets of topics it no longer subscribes to expire a period after
-// their commit; so do those of groups that only store offsets. Commits
+// their commit; so do those of groups that only store offsets, and
+// those of KIP-848 consumer groups in any state of topics no member
+// subscribes to (Kafka's ConsumerGroup). Commits
 // that carried a retention time expire at their own expire timestamp.
 // An empty group left without offsets is deleted. It reports whether
 // the group is now Dead.
@@ -376,6 +399,11 @@ func (g *Group) ExpireOffsets(now time.Time) bool {
 	case g.hasProtocolType && g.protocolType == ConsumerProtocolType && g.subscribedKnown && g.state == Stable:
 		base = func(o *offset) int64 { return o.CommitTimestamp }
 		onlyUnsubscribed = true
+	case g.consumer != nil:
+		// Kafka's ConsumerGroup: a period after the commit, for topics
+		// no member subscribes to (all of them once it is empty).
+		base = func(o *offset) int64 { return o.CommitTimestamp }
+		onlyUnsubscribed = true
 	case !g.hasProtocolType:
 		base = func(o *offset) int64 { return o.CommitTimestamp }
 	}
@@ -383,7 +411,7 @@ func (g *Group) ExpireOffsets(now time.Time) bool {
 	if base != nil {
 		for _, tp := range g.offsets.sorted(false) {
 			o := g.offsets.committed[tp]
-			if g.offsets.pending[tp] > 0 || onlyUnsubscribed && g.subscribed[tp.topic] {
+			if g.offsets.pending[tp] > 0 || onlyUnsubscribed && g.isSubscribedTo(tp.topic) {
 				continue
 			}
 			expired := nowMs-base(o) >= retention
@@ -398,7 +426,7 @@ func (g *Group) ExpireOffsets(now time.Time) bool {
 	}
 	dead := g.state == Empty && len(g.offsets.committed) == 0 && g.idle()
 	if dead {
-		recs = append(recs, groupTombstone(g.id))
+		recs = append(recs, g.metadataTombstones()...)
 		g.transition(now, Dead)
 	}
 	if len(recs) > 0 {
@@ -443,4 +471,13 @@ func (g *Group) DeleteTopicOffsets(now time.Time, topics []string) {
 			g.log.Warn("writing tombstones for offsets of deleted topics failed", "group", g.id, "err", err)
 		}
 	})
+}
+
+// metadataTombstones delete the group's metadata records, classic or
+// consumer.
+func (g *Group) metadataTombstones() []Record {
+	if g.consumer != nil {
+		return g.consumerTombstones()
+	}
+	return []Record{groupTombstone(g.id)}
 }

@@ -93,10 +93,14 @@ type decoded struct {
 	// Group metadata (key version 2).
 	isGroup bool
 	meta    *kmsg.GroupMetadataValue // nil: tombstone
+
+	// KIP-848 consumer group records (key versions 3-8).
+	isConsumer bool
+	cg         cgDecoded
 }
 
 // decodeRecord decodes a record of __consumer_offsets. Keys of other
-// versions (KIP-848 consumer groups, share groups, …) give ok=false.
+// versions (share and streams groups, …) give ok=false.
 func decodeRecord(key, value []byte) (d decoded, ok bool, err error) {
 	if len(key) < 2 {
 		return d, false, fmt.Errorf("%w: key of %d bytes", errSchema, len(key))
@@ -138,6 +142,13 @@ func decodeRecord(key, value []byte) (d decoded, ok bool, err error) {
 			return d, false, fmt.Errorf("%w: group value: %v", errSchema, err)
 		}
 		d.meta = &v
+		return d, true, nil
+	case cgMetadataKey, cgPartitionMetadataKey, cgMemberMetadataKey, cgTargetMetadataKey, cgTargetMemberKey, cgCurrentMemberKey:
+		group, cd, err := decodeConsumerRecord(version, key, value)
+		if err != nil {
+			return d, false, err
+		}
+		d.isConsumer, d.group, d.cg = true, group, cd
 		return d, true, nil
 	default:
 		return d, false, nil

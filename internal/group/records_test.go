@@ -55,9 +55,15 @@ func TestRecordBytes(t *testing.T) {
 	if err != nil || !ok || d.partition != 1 || d.offset.Offset != 42 {
 		t.Errorf("key v0: %+v %v %v", d, ok, err)
 	}
-	// KIP-848 records (key version 3+) are skipped.
-	if _, ok, err := decodeRecord([]byte{0, 3, 0, 1, 'g'}, []byte{0}); ok || err != nil {
-		t.Errorf("key v3: ok=%v err=%v", ok, err)
+	// Share and streams group records (key version 9+) are skipped.
+	if _, ok, err := decodeRecord([]byte{0, 9, 0, 1, 'g'}, []byte{0}); ok || err != nil {
+		t.Errorf("key v9: ok=%v err=%v", ok, err)
+	}
+	// KIP-848: ConsumerGroupMetadataKey (version 3, group) and value
+	// (version 0, epoch 7, no tagged fields).
+	r = cgMetadataRecord("g", 7)
+	if got, want := hex.EncodeToString(r.Key)+"/"+hex.EncodeToString(r.Value), "0003"+"000167"+"/"+"0000"+"00000007"+"00"; got != want {
+		t.Errorf("consumer group metadata record %s, want %s", got, want)
 	}
 }
 

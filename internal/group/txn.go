@@ -80,6 +80,8 @@ func (g *Group) validateTxnCommit(req TxnCommitRequest) *kerr.Error {
 		return nil
 	case req.Generation < 0 && req.MemberID == "" && req.InstanceID == nil:
 		return nil
+	case g.consumer != nil:
+		return g.validateConsumerCommit(req.MemberID, req.InstanceID, req.Generation, 0, true)
 	}
 	if _, err := g.validateMember(req.MemberID, req.InstanceID); err != nil {
 		return err

@@ -24,7 +24,7 @@ const (
 	Dead
 )
 
-var stateNames = [...]string{"Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead"}
+var stateNames = [...]string{"Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead", "Assigning", "Reconciling"}
 
 func (s State) String() string {
 	if int(s) < len(stateNames) {
@@ -54,6 +54,13 @@ type Config struct {
 	OffsetsRetentionCheckInterval time.Duration
 	// OffsetMetadataMaxBytes is offset.metadata.max.bytes.
 	OffsetMetadataMaxBytes int
+	// ConsumerHeartbeatInterval, ConsumerSessionTimeout and
+	// ConsumerMaxSize are group.consumer.heartbeat.interval.ms,
+	// group.consumer.session.timeout.ms and group.consumer.max.size
+	// (KIP-848 consumer groups).
+	ConsumerHeartbeatInterval time.Duration
+	ConsumerSessionTimeout    time.Duration
+	ConsumerMaxSize           int
 }
 
 // DefaultConfig returns Kafka's defaults.
@@ -66,6 +73,9 @@ func DefaultConfig() Config {
 		OffsetsRetention:              7 * 24 * time.Hour,
 		OffsetsRetentionCheckInterval: 10 * time.Minute,
 		OffsetMetadataMaxBytes:        4096,
+		ConsumerHeartbeatInterval:     5 * time.Second,
+		ConsumerSessionTimeout:        45 * time.Second,
+		ConsumerMaxSize:               1<<31 - 1,
 	}
 }
 
@@ -189,7 +199,10 @@ type CommitRequest struct {
 	Generation int32
 	// RetentionTime is v2-v4's retention, -1 for the broker's.
 	RetentionTime time.Duration
-	Topics        []CommitTopic
+	// Version is the OffsetCommit version (0: unknown); members of
+	// consumer groups must commit with v9+.
+	Version int16
+	Topics  []CommitTopic
 }
 
 // CommitResult holds an error (nil = committed) per requested
@@ -211,6 +224,10 @@ type FetchRequest struct {
 	// RequireStable answers UNSTABLE_OFFSET_COMMIT for partitions with
 	// a commit still being written (KIP-447).
 	RequireStable bool
+	// MemberID and MemberEpoch (v9+) are checked against a consumer
+	// group's members; nil MemberID or epoch -1 reads freely.
+	MemberID    *string
+	MemberEpoch int32
 }
 
 // FetchPartition is one partition of an OffsetFetch response.
@@ -248,7 +265,10 @@ type DescribedMember struct {
 
 // DescribedGroup is a DescribeGroups entry.
 type DescribedGroup struct {
-	Err          *kerr.Error
+	Err *kerr.Error
+	// ErrMessage explains a Dead group that exists but is not a
+	// classic group (a KIP-848 consumer group).
+	ErrMessage   string
 	State        State
 	ProtocolType string
 	Protocol     string
@@ -259,7 +279,9 @@ type DescribedGroup struct {
 type ListedGroup struct {
 	Group        string
 	ProtocolType string
-	State        State
+	// Type is "classic" or "consumer" (KIP-848).
+	Type  string
+	State State
 	// Members is the member count (for metrics; not in ListGroups).
 	Members int
 }

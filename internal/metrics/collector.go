@@ -33,14 +33,16 @@ type PartitionInfo struct {
 type GroupInfo struct {
 	Group string
 	// State is Kafka's state name: Empty, PreparingRebalance,
-	// CompletingRebalance, Stable, Dead.
+	// CompletingRebalance, Stable, Dead; Assigning and Reconciling for
+	// KIP-848 consumer groups.
 	State   string
 	Members int
 }
 
-// GroupStates are Kafka's classic group states, always exported (as 0
-// when no group is in them) so dashboards and alerts see the series.
-var GroupStates = []string{"Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead"}
+// GroupStates are Kafka's group states (classic, then KIP-848 consumer
+// groups' own), always exported (as 0 when no group is in them) so
+// dashboards and alerts see the series.
+var GroupStates = []string{"Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead", "Assigning", "Reconciling"}
 
 // BrokerSource is the broker as a Collector sees it.
 type BrokerSource interface {
