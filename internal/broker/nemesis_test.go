@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -23,7 +24,8 @@ import (
 // (default 6) each way: "kill" (kill -9: its written bytes stay in the
 // page cache), "powerloss" (what it had not synced is lost, on the
 // crash-simulating file system), "reassign" (a replica removed and
-// added back), "double" (a kill overlapping a network cut of another
+// added back), "reassign-kill" (reassignments while a broker is
+// down), "double" (a kill overlapping a network cut of another
 // broker) and "partition" (a network cut). A broker taken down keeps
 // its leaderships until the controller fences it. Afterwards every
 // acknowledged record is read back exactly once, at the offset it was
@@ -61,22 +63,29 @@ func TestClusterNemesis(t *testing.T) {
 		testClusterNemesis(t, run, vfs.Default, func(bs []*ktest.Broker, _ *ktest.Network, v int) func() {
 			adm := bs[(v+1)%3].Admin()
 			p := rand.Int32N(nemesisPartitions)
-			assign := func(replicas []int32) {
-				rand.Shuffle(len(replicas), func(i, j int) { replicas[i], replicas[j] = replicas[j], replicas[i] })
-				var req kadm.AlterPartitionAssignmentsReq
-				req.Assign(nemesisTopic, p, replicas)
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				res, err := adm.AlterPartitionAssignments(ctx, req)
-				if err == nil {
-					err = res.Error()
-				}
-				if err != nil {
-					t.Errorf("reassigning partition %d to %v: %v", p, replicas, err)
-				}
+			nemesisReassign(t, adm, p, []int32{int32((v + 1) % 3), int32((v + 2) % 3)})
+			return func() { nemesisReassign(t, adm, p, []int32{0, 1, 2}) }
+		})
+	})
+	// Reassignments while a broker is down: a partition moves off the
+	// killed broker (the move completes without it, and its log is a
+	// stray one when it returns), or onto all three in a new order (the
+	// move waits for it); when it is back the partition gets all three
+	// again, in yet another order.
+	t.Run("reassign-kill", func(t *testing.T) {
+		testClusterNemesis(t, run, vfs.Default, func(bs []*ktest.Broker, _ *ktest.Network, v int) func() {
+			adm := bs[(v+1)%3].Admin()
+			bs[v].Halt()
+			p := rand.Int32N(nemesisPartitions)
+			if rand.IntN(2) == 0 {
+				nemesisReassign(t, adm, p, []int32{int32((v + 1) % 3), int32((v + 2) % 3)})
+			} else {
+				nemesisReassign(t, adm, p, []int32{0, 1, 2})
 			}
-			assign([]int32{int32((v + 1) % 3), int32((v + 2) % 3)})
-			return func() { assign([]int32{0, 1, 2}) }
+			return func() {
+				bs[v].Start()
+				nemesisReassign(t, adm, p, []int32{0, 1, 2})
+			}
 		})
 	})
 	// Two faults overlapping: a broker killed, and a moment later
@@ -272,5 +281,23 @@ func testClusterNemesis(t *testing.T, run time.Duration, fs vfs.FS, fault func(b
 	}
 	if lost > 0 {
 		t.Fatalf("%d acknowledged records lost", lost)
+	}
+}
+
+// nemesisReassign moves partition p of the nemesis topic to replicas,
+// in a random order (the first leads, so the leadership may move).
+func nemesisReassign(t *testing.T, adm *kadm.Client, p int32, replicas []int32) {
+	replicas = slices.Clone(replicas)
+	rand.Shuffle(len(replicas), func(i, j int) { replicas[i], replicas[j] = replicas[j], replicas[i] })
+	var req kadm.AlterPartitionAssignmentsReq
+	req.Assign(nemesisTopic, p, replicas)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := adm.AlterPartitionAssignments(ctx, req)
+	if err == nil {
+		err = res.Error()
+	}
+	if err != nil {
+		t.Errorf("reassigning partition %d to %v: %v", p, replicas, err)
 	}
 }
