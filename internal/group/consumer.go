@@ -60,6 +60,23 @@ type TopicLookup interface {
 	TopicNames() []string
 }
 
+// namesOnce is a TopicLookup that lists the topic names once: a
+// heartbeat that recomputes the assignment matches the subscription
+// metadata's and every regex member's patterns against one list, not
+// one list (every topic of the image, each authorized) per member.
+type namesOnce struct {
+	TopicLookup
+	names []string
+	done  bool
+}
+
+func (l *namesOnce) TopicNames() []string {
+	if !l.done {
+		l.names, l.done = l.TopicLookup.TopicNames(), true
+	}
+	return l.names
+}
+
 // ConsumerHeartbeatRequest is a ConsumerGroupHeartbeat. Nil fields are
 // unchanged since the member's last heartbeat.
 type ConsumerHeartbeatRequest struct {
@@ -434,6 +451,9 @@ func (g *Group) ConsumerHeartbeat(now time.Time, req ConsumerHeartbeatRequest, c
 	if err, msg := validateConsumerHeartbeat(&req); err != nil {
 		fail(err, msg)
 		return
+	}
+	if req.Topics != nil {
+		req.Topics = &namesOnce{TopicLookup: req.Topics}
 	}
 	if g.state == Dead {
 		fail(kerr.CoordinatorNotAvailable, "")
