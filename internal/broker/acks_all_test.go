@@ -1,10 +1,12 @@
 package broker_test
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -26,16 +28,7 @@ func TestClusterAcksAllISRShrinksWhileWaiting(t *testing.T) {
 	waitRegistered(t, ctx, adm, 3)
 	const topic = "shrinking"
 	minISR := "3"
-	if _, err := adm.CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": &minISR}, topic); err != nil {
-		t.Fatal(err)
-	}
-	var leader int32
-	var replicas []int32
-	waitFor(t, 20*time.Second, "three replicas in the ISR", func() bool {
-		var isr []int32
-		leader, replicas, isr = partitionState(t, ctx, adm, topic, 0)
-		return len(replicas) == 3 && slices.Equal(isr, []int32{0, 1, 2})
-	})
+	leader, follower := threeReplicas(t, ctx, adm, topic, map[string]*string{"min.insync.replicas": &minISR})
 	cl := bs[leader].Client(kgo.SeedBrokers(clusterSeeds(bs)...), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
 	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("replicated")}).FirstErr(); err != nil {
 		t.Fatal(err)
@@ -43,14 +36,6 @@ func TestClusterAcksAllISRShrinksWhileWaiting(t *testing.T) {
 
 	// A follower stops fetching; the next record is appended with the
 	// ISR still full and waits for it until the leader shrinks the ISR.
-	// Not the active controller: the leader must still reach it to
-	// shrink the ISR.
-	md, err := adm.Metadata(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := slices.IndexFunc(replicas, func(id int32) bool { return id != leader && id != md.Controller })
-	follower := replicas[i]
 	network.Bridge(int(leader), int(follower))
 	t.Cleanup(network.Heal)
 	code, _ := produceBatch(t, bs[leader], topic, 0, 1, 10)
@@ -82,24 +67,7 @@ func TestClusterStopWithAcksAllWaiting(t *testing.T) {
 	adm := bs[0].Admin()
 	waitRegistered(t, ctx, adm, 3)
 	const topic = "stopping"
-	if _, err := adm.CreateTopic(ctx, 1, 3, nil, topic); err != nil {
-		t.Fatal(err)
-	}
-	var leader int32
-	var replicas []int32
-	waitFor(t, 20*time.Second, "three replicas in the ISR", func() bool {
-		var isr []int32
-		leader, replicas, isr = partitionState(t, ctx, adm, topic, 0)
-		return len(replicas) == 3 && slices.Equal(isr, []int32{0, 1, 2})
-	})
-	md, err := adm.Metadata(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The cut follower is not the active controller: the stopping
-	// leader must reach a quorum to hand over.
-	i := slices.IndexFunc(replicas, func(id int32) bool { return id != leader && id != md.Controller })
-	follower := replicas[i]
+	leader, follower := threeReplicas(t, ctx, adm, topic, nil)
 	cl := bs[(leader+1)%3].Client(kgo.SeedBrokers(clusterSeeds(bs)...), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
 	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("first")}).FirstErr(); err != nil {
 		t.Fatal(err)
@@ -126,4 +94,27 @@ func TestClusterStopWithAcksAllWaiting(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the waiting record was not acknowledged after its leader stopped")
 	}
+}
+
+// threeReplicas creates topic with one partition of three replicas and
+// waits for all three in its ISR. It returns the leader and a follower
+// that is not the active controller, to cut from the leader: the leader
+// must still reach the quorum (to shrink the ISR, to hand over).
+func threeReplicas(t *testing.T, ctx context.Context, adm *kadm.Client, topic string, configs map[string]*string) (leader, follower int32) {
+	t.Helper()
+	if _, err := adm.CreateTopic(ctx, 1, 3, configs, topic); err != nil {
+		t.Fatal(err)
+	}
+	var replicas []int32
+	waitFor(t, 20*time.Second, "three replicas in the ISR", func() bool {
+		var isr []int32
+		leader, replicas, isr = partitionState(t, ctx, adm, topic, 0)
+		return len(replicas) == 3 && slices.Equal(isr, []int32{0, 1, 2})
+	})
+	md, err := adm.Metadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(replicas, func(id int32) bool { return id != leader && id != md.Controller })
+	return leader, replicas[i]
 }

@@ -421,22 +421,6 @@ func (b *Broker) ClusterID() string { return b.meta.Image().ClusterID }
 // NodeID returns this broker's ID.
 func (b *Broker) NodeID() int32 { return b.nodeID }
 
-// ControlledShutdown moves the partition leaderships of a cluster's
-// broker to other in-sync replicas and takes it out of the ISRs while
-// it still serves (Kafka's controlled shutdown): the first step of a
-// graceful shutdown, before Drain and the server's Shutdown. Requests
-// waiting on its leaderships (acks=all produces, coordinator writes)
-// end with NOT_LEADER_OR_FOLLOWER and their clients retry at the new
-// leaders; otherwise they would wait, up to their timeouts, for
-// followers that cannot fetch from a server that stopped reading.
-// Close does it when it was not done. A single node has nothing to
-// move.
-func (b *Broker) ControlledShutdown() {
-	if b.cluster && b.shuttingDown.CompareAndSwap(false, true) {
-		b.controlledShutdown()
-	}
-}
-
 // Drain makes parked requests (long-poll fetches) answer at once and
 // new ones not park: the first step of a graceful shutdown (after
 // ControlledShutdown in a cluster).

@@ -438,10 +438,21 @@ func (b *Broker) logPartitionChanges(before *metadata.Image, recs []metadata.Rec
 // stopping) the change cannot commit, and the broker stops anyway.
 const controlledShutdownWait = 5 * time.Second
 
-// controlledShutdown moves this broker's leaderships to other in-sync
-// replicas before it stops (Kafka's controlled shutdown), so clients
-// move to them at once instead of after broker.session.timeout.ms.
-func (b *Broker) controlledShutdown() {
+// ControlledShutdown moves the partition leaderships of a cluster's
+// broker to other in-sync replicas and takes it out of the ISRs while
+// it still serves (Kafka's controlled shutdown): the first step of a
+// graceful shutdown, before Drain and the server's Shutdown. Requests
+// waiting on its leaderships (acks=all produces, coordinator writes)
+// end with NOT_LEADER_OR_FOLLOWER and their clients retry at the new
+// leaders; otherwise they would wait, up to their timeouts, for
+// followers that cannot fetch from a server that stopped reading.
+// Clients move to the new leaders at once instead of after
+// broker.session.timeout.ms. Close does it when it was not done; it
+// runs once. A single node has nothing to move.
+func (b *Broker) ControlledShutdown() {
+	if !b.cluster || !b.shuttingDown.CompareAndSwap(false, true) {
+		return
+	}
 	done := make(chan error, 1)
 	go func() { done <- b.moveLeadershipsAway() }()
 	select {
