@@ -129,8 +129,8 @@ var (
 	descLogEnd          = desc("log_end_offset", "The partition's log end offset (Kafka: Log LogEndOffset).", "topic", "partition")
 	descHW              = desc("log_high_watermark", "The partition's high watermark: the offset consumers read up to.", "topic", "partition")
 	descFsync           = desc("log_flush_duration_seconds", "Duration of log fsyncs; one group commit is one observation (Kafka: LogFlushStats LogFlushRateAndTimeMs).")
-	descCacheReleased   = desc("log_cache_released_bytes_total", "Bytes of durable segment data released from the page cache behind the writers (log.cache.keep.bytes).")
-	descCachePrefetched = desc("log_prefetched_bytes_total", "Bytes of segment files prefetched for readers more than log.cache.keep.bytes behind the log end: roughly what consumers read from disk.")
+	descCacheReleased   = desc("log_cache_released_bytes_total", "Bytes of durable segment data released from the page cache behind the writers (log.cache.budget.bytes).")
+	descCachePrefetched = desc("log_prefetched_bytes_total", "Bytes of segment files prefetched for readers further behind the log end than their share of log.cache.budget.bytes: roughly what consumers read from disk.")
 	descPreallocated    = desc("log_preallocated_bytes_total", "Bytes of zeros written past active segments' data, so that the small durable appends of partitions synced on their own do not grow their files; trimmed when the segment rolls or closes.")
 
 	descGroups       = desc("groups", "Consumer groups by state (Kafka: GroupMetadataManager NumGroups<State>).", "state")

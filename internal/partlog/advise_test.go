@@ -2,7 +2,10 @@ package partlog
 
 import (
 	"fmt"
+	"maps"
 	"path"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -134,6 +137,20 @@ func (a *adviseFS) take() []advice {
 	return as
 }
 
+// windowLimits is, for segment files named by base offset with the
+// sizes given, how much of each lies further back than the log's newest
+// keep bytes.
+func windowLimits(size map[string]int64, keep int64) map[string]int64 {
+	names := slices.Sorted(maps.Keys(size))
+	limit := map[string]int64{}
+	after := int64(0)
+	for _, name := range slices.Backward(names) {
+		limit[name] = max(size[name]-max(keep-after, 0), 0)
+		after += size[name]
+	}
+	return limit
+}
+
 // checkDrops checks that the drops of each file are page-aligned,
 // contiguous from 0 and end at or below limit(name), and returns where
 // each file's drops end.
@@ -196,12 +213,14 @@ func TestDropCachedBehindDurable(t *testing.T) {
 		t.Fatal(err)
 	}
 	as := afs.take()
-	end := checkDrops(t, as, func(name string) int64 { return size[name] - keep })
+	// The window is the log's newest keep bytes, across segments.
+	limit := windowLimits(size, keep)
+	end := checkDrops(t, as, func(name string) int64 { return limit[name] })
 	if len(size) < 2 {
 		t.Fatalf("want a rolled segment, have %v", size)
 	}
-	for name, n := range size {
-		want := (n - keep) &^ 4095
+	for name := range size {
+		want := limit[name] &^ 4095
 		if name != active() && end[name] != want {
 			t.Errorf("rolled %s: dropped up to %d, want %d", name, end[name], want)
 		}
@@ -214,8 +233,9 @@ func TestDropCachedBehindDurable(t *testing.T) {
 		t.Fatalf("read %d batches, want 300", len(hs))
 	}
 
-	// Negative keep: nothing is released.
+	// No cap and no budget: nothing is released, as Kafka.
 	s.KeepCached(-1)
+	s.CacheBudget(-1)
 	afs.take()
 	for range 100 {
 		tl.append(b)
@@ -225,7 +245,7 @@ func TestDropCachedBehindDurable(t *testing.T) {
 	}
 	for _, a := range afs.take() {
 		if a.drop {
-			t.Fatalf("KeepCached(-1): drop %+v", a)
+			t.Fatalf("KeepCached(-1), CacheBudget(-1): drop %+v", a)
 		}
 	}
 }
@@ -292,6 +312,12 @@ func TestCacheBudgetSharedByBusyLogs(t *testing.T) {
 		t.Errorf("released %d bytes, want %d (%d logs of %d bytes, share %d)", got, want, logs, size, share)
 	}
 
+	// Without a cap of its own a log keeps its share.
+	s.KeepCached(-1)
+	if w := tls[0].cacheWindow(); w != share {
+		t.Fatalf("window %d without a cap, want %d", w, share)
+	}
+	s.KeepCached(keep)
 	// A budget shared by many logs still leaves each cacheWindowMin.
 	s.CacheBudget(logs * cacheWindowMin / 4)
 	if w := tls[0].cacheWindow(); w != cacheWindowMin {
@@ -302,8 +328,19 @@ func TestCacheBudgetSharedByBusyLogs(t *testing.T) {
 	if w := tls[0].cacheWindow(); w != keep {
 		t.Fatalf("window %d without a budget, want %d", w, keep)
 	}
+	// Nor a cap: never released.
+	s.KeepCached(-1)
+	if w := tls[0].cacheWindow(); w >= 0 {
+		t.Fatalf("window %d without a budget or a cap, want none", w)
+	}
+	s.KeepCached(keep)
 	if dropped := round(4); dropped != 0 {
 		t.Fatalf("released %d bytes without a budget", dropped)
+	}
+	// 0 is the automatic budget: half of the memory, where Linux says.
+	s.CacheBudget(0)
+	if got, want := s.cacheBudget.Load(), AutoCacheBudget(); got != want || runtime.GOOS == "linux" && got <= 0 {
+		t.Fatalf("CacheBudget(0) set %d, want AutoCacheBudget() %d", got, want)
 	}
 	// Idle logs stop counting after an interval without syncs.
 	s.CacheBudget(budget)
@@ -405,5 +442,110 @@ func TestDropCachedOSFiles(t *testing.T) {
 	tl.reopen()
 	if hs := tl.readAll(0); len(hs) != want {
 		t.Fatalf("after reopen: read %d batches, want %d", len(hs), want)
+	}
+}
+
+// TestCacheWindowAcrossSegments: a window larger than a segment keeps
+// the log's newest bytes cached across the rolled segments that hold
+// them, releases each as the window passes it (whole once it is all
+// behind), reads inside the window prefetch nothing while reads behind
+// it do, and a window over more segments than maxCachedSegs releases
+// the oldest of them whole.
+func TestCacheWindowAcrossSegments(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		segBytes int64
+		keep     int64
+	}{
+		{"window over a few segments", 1 << 20, 4 << 20},
+		{"window over more than maxCachedSegs", 32 << 10, 16 << 20},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := NewSyncer(1)
+			defer s.Close()
+			s.KeepCached(c.keep)
+			s.CacheBudget(-1)
+			afs := &adviseFS{MemFS: vfs.NewMem(), t: t}
+			tl := openTest(t, afs, Config{SegmentBytes: c.segBytes})
+			tl.syn = s
+			tl.Close()
+			tl.reopen()
+			b := mkBatch(t, 4, 1, 8<<10) // ~32 KiB
+			size := map[string]int64{}
+			active := func() string { return segName(tl.act.seg.base, logSuffix) }
+			for i := range 640 { // ~20 MiB
+				tl.append(b)
+				size[active()] += int64(len(b))
+				if i%8 == 7 {
+					if err := tl.Sync(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				tl.syncMu.Lock()
+				n := len(tl.cacheTail)
+				tl.syncMu.Unlock()
+				if n > maxCachedSegs {
+					t.Fatalf("%d rolled segments tracked", n)
+				}
+			}
+			if err := tl.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			// The window, but over the newest maxCachedSegs rolled
+			// segments and the active one at most.
+			names := slices.Sorted(maps.Keys(size))
+			newest := names[max(len(names)-maxCachedSegs-1, 0):]
+			tracked := map[string]int64{}
+			window := int64(0)
+			for _, name := range newest {
+				tracked[name] = size[name]
+				window += size[name]
+			}
+			window = min(window, c.keep)
+			limit := windowLimits(tracked, window)
+			for _, name := range names[:len(names)-len(newest)] {
+				limit[name] = size[name]
+			}
+			end := checkDrops(t, afs.take(), func(name string) int64 { return limit[name] })
+			for name, n := range size {
+				if limit[name] == n && end[name] != n&^4095 {
+					t.Errorf("%s behind the window: released up to %d of %d", name, end[name], n)
+				}
+			}
+			var cached int64
+			for name := range size {
+				cached += size[name] - end[name]
+			}
+			if cached < window-4096*int64(len(newest)) || cached > window+dropCacheMin+2*c.segBytes {
+				t.Errorf("%d bytes left cached, window %d", cached, window)
+			}
+
+			// Reads: from the window's start on nothing is prefetched,
+			// from the log's start on the released segments are.
+			readFrom := func(off int64) (prefetched int64) {
+				for off < tl.LogEndOffset() {
+					out, err := tl.Read(nil, off, 256<<10, 1<<62, true)
+					if err != nil {
+						t.Fatal(err)
+					}
+					off += int64(len(out)/len(b)) * 4
+				}
+				for _, a := range afs.take() {
+					if !a.drop {
+						prefetched += a.n
+					}
+				}
+				return prefetched
+			}
+			// The window's oldest batches: keep bytes back from the end.
+			inWindow := tl.LogEndOffset() - 4*(window-c.segBytes)/int64(len(b))
+			if n := readFrom(inWindow); n != 0 {
+				t.Errorf("reads inside the window prefetched %d bytes", n)
+			}
+			// (Segments smaller than prefetchMin are left to the reads.)
+			if n := readFrom(0); c.segBytes >= prefetchMin && n < (20<<20-window)/2 {
+				t.Errorf("reads from the start prefetched %d bytes, want the ~%d released", n, 20<<20-window)
+			}
+		})
 	}
 }

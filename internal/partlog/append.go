@@ -293,6 +293,7 @@ func (l *Log) rollLocked(newBase int64) error {
 		}
 		l.segs = l.segs[:len(l.segs)-1]
 	} else {
+		old.cacheFrom.Store(0) // just written: cached until its sync says
 		// A closed segment always has both index files, empty or not
 		// (the active one gets them with its first entries).
 		ierr := l.finishActiveIndexLocked()

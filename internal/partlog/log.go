@@ -88,6 +88,11 @@ type Log struct {
 	// cacheEpoch, guarded by syncMu: the Syncer's interval in which this
 	// log last counted as busy (countBusy).
 	cacheEpoch uint64
+	// cacheTail, guarded by syncMu: the rolled segments of which the
+	// cache window still holds pages, oldest first (dropCached), as of
+	// readGen cacheTailGen.
+	cacheTail    []cachedSeg
+	cacheTailGen uint64
 
 	// mu guards the fields below.
 	mu sync.Mutex

@@ -1,19 +1,35 @@
 package partlog
 
-import "github.com/gregor-streaming/gregor/internal/vfs"
+import (
+	"math"
+	"slices"
+	"sync"
+
+	"github.com/gregor-streaming/gregor/internal/vfs"
+)
 
 // Page-cache advice: what a log releases behind its writers once
 // durable (dropCached, after each sync) and prefetches ahead of readers
 // that are far behind (prefetch, on each read). See KeepCached,
 // Observers.CacheAdvice and docs/PERFORMANCE.md, "The page cache".
 
-// DefaultCacheKeep is how many of the newest bytes of each partition's
-// segments stay in the page cache once durable (Syncer.KeepCached).
-const DefaultCacheKeep = 8 << 20
+// DefaultCacheKeep is the default per-log cap on the page-cache window
+// (Syncer.KeepCached): none, the budget alone sets the windows.
+const DefaultCacheKeep = -1
 
-// DefaultCacheBudget is how many bytes the cache windows of all busy
-// logs share (Syncer.CacheBudget).
-const DefaultCacheBudget = 256 << 20
+// AutoCacheBudget is the default budget the windows of all busy logs
+// share (Syncer.CacheBudget): half of the memory this process may use
+// (vfs.MemoryLimit: the machine's, or its cgroup's limit), so consumers
+// catching up on what the machine could hold read it from memory, as
+// from Kafka, while the broker recycles its own oldest pages before the
+// kernel would have to reclaim. -1 (no budget, nothing released) where
+// the memory is unknown.
+var AutoCacheBudget = sync.OnceValue(func() int64 {
+	if m := vfs.MemoryLimit(); m > 0 {
+		return m / 2
+	}
+	return -1
+})
 
 // dropCacheMin is the least a dropCached call releases (or the window,
 // if smaller): fewer, larger calls.
@@ -23,43 +39,54 @@ const dropCacheMin = 4 << 20
 // the budget.
 const cacheWindowMin = 64 << 10
 
-// KeepCached sets how many of the newest durable bytes of each log's
+// KeepCached caps how many of the newest durable bytes of each log's
 // segment files stay in the page cache; older durable pages are
-// released after each sync. Negative: never release.
+// released after each sync. Negative: no cap of its own, the budget
+// alone sets the window (CacheBudget); with no budget either, nothing
+// is released, as Kafka leaves the page cache to the kernel.
 //
 // Streaming writes fill the page cache with pages nothing reads again
-// once consumers at the tail have read them. Taking a fresh page costs
-// far more than reusing one that was just released (in a VM whose host
-// reclaims the guest's free memory, several times more: see
-// docs/PERFORMANCE.md), and leaving the kernel to evict them under
-// memory pressure makes every allocation slower. Consumers further
-// behind than the window read from disk, as they would from a broker
-// whose data outgrew its memory.
+// once consumers have read them. Taking a fresh page costs far more
+// than reusing one that was just released (in a VM whose host reclaims
+// the guest's free memory, several times more: see docs/PERFORMANCE.md),
+// and leaving the kernel to evict them under memory pressure makes every
+// allocation slower. Consumers further behind than the window read from
+// disk, as they would from a broker whose data outgrew its memory.
 func (s *Syncer) KeepCached(n int64) { s.cacheKeep.Store(n) }
 
-// CacheBudget sets how many bytes the KeepCached windows of all busy
-// logs share: with more logs synced in the last checkpoint interval
-// than n/keep, each keeps n divided among them (at least 64 KiB).
-// Negative: no budget, every log keeps the whole window.
+// CacheBudget sets how many bytes the page-cache windows of all busy
+// logs share: each log synced in the last checkpoint interval keeps n
+// divided among them (at least 64 KiB), or its KeepCached cap if that
+// is smaller. 0: AutoCacheBudget. Negative: no budget, each log keeps
+// its KeepCached window.
 //
 // With thousands of busy partitions a window each would never fill, so
 // nothing would be released and every write would take a fresh page.
-func (s *Syncer) CacheBudget(n int64) { s.cacheBudget.Store(n) }
+func (s *Syncer) CacheBudget(n int64) {
+	if n == 0 {
+		n = AutoCacheBudget()
+	}
+	s.cacheBudget.Store(n)
+}
 
-// cacheWindow is how many of l's newest durable bytes stay cached: the
-// KeepCached window, or its share of the budget. DefaultCacheKeep for a
-// log opened without a Syncer; negative: never release.
+// cacheWindow is how many of l's newest durable bytes stay cached: its
+// share of the budget, at most the KeepCached cap. Negative: never
+// release (no cap and no budget, or a log opened without a Syncer).
 func (l *Log) cacheWindow() int64 {
 	s := l.syncer
 	if s == nil {
-		return DefaultCacheKeep
+		return -1
 	}
 	keep, budget := s.cacheKeep.Load(), s.cacheBudget.Load()
-	if keep <= cacheWindowMin || budget < 0 {
+	if keep >= 0 && keep <= cacheWindowMin || budget < 0 {
 		return keep
 	}
 	busy := max(s.cacheBusy.Load(), s.cacheBusyNow.Load(), 1)
-	return min(keep, max(budget/busy, cacheWindowMin))
+	share := max(budget/busy, cacheWindowMin)
+	if keep < 0 {
+		return share
+	}
+	return min(keep, share)
 }
 
 // countBusy counts l among the logs busy this interval, once.
@@ -87,10 +114,13 @@ func (s *Syncer) nextCacheEpoch() {
 const pageSize = 4 << 10
 
 // dropCached releases the cached pages of f, a segment file this log
-// wrote, below size minus the Syncer's keep window; f's first size bytes
-// were just made durable. final says f rolled and will not grow: what is
-// due goes however little it is. Called with syncMu held.
-func (l *Log) dropCached(f *rcFile, size int64, final bool) {
+// wrote, that fell out of the log's cache window: below size minus the
+// window, where f's first size bytes were just made durable, and of
+// the log's rolled segments (cacheTail) what lies further back than
+// the window. rolled is f's segment when it rolled and will not grow:
+// what is due goes however little it is, and what is not yet due waits
+// in cacheTail for later syncs. Called with syncMu held.
+func (l *Log) dropCached(f *rcFile, size int64, rolled *segment) {
 	if l.syncer == nil {
 		return
 	}
@@ -99,20 +129,78 @@ func (l *Log) dropCached(f *rcFile, size int64, final bool) {
 	if keep < 0 {
 		return
 	}
+	if gen := l.readGen(); gen != l.cacheTailGen {
+		// Truncated or compacted since: the files behind may be others.
+		l.cacheTail, l.cacheTailGen = nil, gen
+	}
+	step := min(dropCacheMin, max(keep, cacheWindowMin))
 	end := max(size-keep, 0) &^ (pageSize - 1)
 	if end < f.dropped {
 		f.dropped = end // truncated since: the rewritten pages are due again
 	}
-	if end-f.dropped < min(dropCacheMin, max(keep, cacheWindowMin)) && !(final && end > f.dropped) {
+	if end-f.dropped >= step || rolled != nil && end > f.dropped {
+		_ = vfs.DropCache(f.f, f.dropped, end-f.dropped) // advice: nothing depends on it
+		l.syncer.observeAdvice(true, end-f.dropped)
+		f.dropped = end
+	}
+	if rolled != nil {
+		rolled.cacheFrom.Store(f.dropped)
+		if f.dropped < size&^(pageSize-1) {
+			l.cacheTail = append(l.cacheTail, cachedSeg{seg: rolled, size: size, dropped: f.dropped})
+		}
 		return
 	}
-	_ = vfs.DropCache(f.f, f.dropped, end-f.dropped) // advice: nothing depends on it
-	l.syncer.observeAdvice(true, end-f.dropped)
-	f.dropped = end
+	l.dropTail(keep-size, step)
 }
 
-// Prefetching: a reader more than the Syncer's cache window behind the
-// end of the log is reading what is probably no longer cached, and the
+// cachedSeg is a rolled segment of which the log's cache window still
+// holds pages: dropped is where they start, size the file's size.
+type cachedSeg struct {
+	seg           *segment
+	size, dropped int64
+}
+
+// maxCachedSegs bounds a log's cacheTail: with windows over more
+// segments than this (small segments), the oldest are released whole.
+const maxCachedSegs = 256
+
+// dropTail releases what of the rolled segments in cacheTail lies
+// further back than left, the part of the window behind the active
+// segment, newest first, and forgets the segments released whole.
+// Called with syncMu held.
+func (l *Log) dropTail(left, step int64) {
+	for i := len(l.cacheTail) - 1; i >= 0; i-- {
+		c := &l.cacheTail[i]
+		whole := c.size &^ (pageSize - 1)
+		end := whole
+		if i >= len(l.cacheTail)-maxCachedSegs {
+			end = max(c.size-max(left, 0), 0) &^ (pageSize - 1)
+		}
+		left -= c.size
+		if end-c.dropped >= step || end == whole && end > c.dropped {
+			if fh, err := l.fs.Open(c.seg.logName); err == nil { // gone: deleted, pages with it
+				_ = vfs.DropCache(fh, c.dropped, end-c.dropped) // advice: nothing depends on it
+				_ = fh.Close()
+				l.syncer.observeAdvice(true, end-c.dropped)
+			}
+			c.dropped = end
+			c.seg.cacheFrom.Store(end)
+		}
+	}
+	n := 0
+	for n < len(l.cacheTail) && l.cacheTail[n].dropped >= l.cacheTail[n].size&^(pageSize-1) {
+		l.cacheTail[n].seg.cacheFrom.Store(math.MaxInt64)
+		n++
+	}
+	if n > 0 {
+		l.cacheTail = slices.Delete(l.cacheTail, 0, n)
+	}
+}
+
+// Prefetching: a reader more than the cache window behind the end of
+// the log is reading what is probably no longer cached (in the active
+// segment: further from its end than the window; in a closed one: below
+// its cacheFrom), and the
 // kernel's own readahead falls behind when several partitions are read
 // in turn (8 files read round-robin 1 MiB at a time: 6 s for 2 GiB with
 // readahead alone, 2.3 s with this). Such a read first asks for the
@@ -126,7 +214,7 @@ const (
 
 func (l *Log) prefetch(v *segView) {
 	keep := l.cacheWindow()
-	if keep < 0 || v.active && v.end-v.pos <= keep {
+	if keep < 0 || v.active && v.end-v.pos <= keep || !v.active && v.pos >= v.seg.cacheFrom.Load() {
 		return
 	}
 	from, to := v.pos, min(v.pos+prefetchAhead, v.end)

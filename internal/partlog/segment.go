@@ -2,6 +2,7 @@ package partlog
 
 import (
 	"fmt"
+	"math"
 	"path"
 	"strconv"
 	"strings"
@@ -86,6 +87,13 @@ type segment struct {
 	// rebuilding serializes index rebuilds.
 	rebuilding atomic.Bool
 
+	// cacheFrom is, for a closed segment, where the pages its log still
+	// keeps cached start (pagecache.go): reads below it prefetch. 0 while
+	// the segment is active (its log's window decides) and until its
+	// roll's sync; math.MaxInt64 for a segment found at open or released
+	// whole.
+	cacheFrom atomic.Int64
+
 	// File cache state, guarded by fileCache.mu.
 	cLog, cIdx   *rcFile
 	cPrev, cNext *segment
@@ -93,7 +101,7 @@ type segment struct {
 }
 
 func newSegment(dir string, base int64) *segment {
-	return &segment{
+	s := &segment{
 		base:     base,
 		next:     base,
 		logName:  path.Join(dir, segmentName(base, logSuffix)),
@@ -102,6 +110,8 @@ func newSegment(dir string, base int64) *segment {
 		maxTs:    -1,
 		maxTsOff: base,
 	}
+	s.cacheFrom.Store(math.MaxInt64)
+	return s
 }
 
 // segMeta is a copy of a closed segment's metadata.

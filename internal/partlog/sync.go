@@ -95,7 +95,7 @@ func newSyncer(workers int, interval time.Duration) *Syncer {
 	s := &Syncer{interval: interval, journalInterval: DefaultJournalCycleInterval, journalMinLogs: journalMinLogsDefault, stop: make(chan struct{}), resWake: make(chan struct{}, 1)}
 	s.cond.L = &s.mu
 	s.cacheKeep.Store(DefaultCacheKeep)
-	s.cacheBudget.Store(DefaultCacheBudget)
+	s.cacheBudget.Store(AutoCacheBudget())
 	s.cacheEpoch.Store(1)
 	workers = max(workers, 1)
 	s.wg.Add(workers + 2)
@@ -365,7 +365,7 @@ func (s *Syncer) syncPrepared(preps []syncPrep) []error {
 			errs[i] = p.l.syncFiles(p.w, p.rolled, p.dirDirty, nil)
 		} else {
 			for _, r := range p.rolled {
-				p.l.dropCached(r.f, r.size, true)
+				p.l.dropCached(r.f, r.size, r.seg)
 				r.f.release()
 			}
 		}
@@ -747,7 +747,7 @@ func (l *Log) syncSyncMuHeld(takeWaiters bool) (rp int64, ws []func(int64, error
 // (err nil), its durable pages behind the cache window are released.
 func (p *syncPrep) releaseActive(err error) {
 	if err == nil {
-		p.l.dropCached(p.w, p.size, false)
+		p.l.dropCached(p.w, p.size, nil)
 	}
 	p.w.release()
 }
@@ -843,7 +843,7 @@ func (l *Log) syncFiles(w *rcFile, rolled []rolledSegment, dir bool, active *seg
 	for _, r := range rolled {
 		err := r.f.f.Sync()
 		if err == nil {
-			l.dropCached(r.f, r.size, true)
+			l.dropCached(r.f, r.size, r.seg)
 		}
 		keep(err)
 		r.f.release()
