@@ -139,8 +139,7 @@ func (l *Log) dropCached(f *rcFile, size int64, rolled *segment) {
 		f.dropped = end // truncated since: the rewritten pages are due again
 	}
 	if end-f.dropped >= step || rolled != nil && end > f.dropped {
-		_ = vfs.DropCache(f.f, f.dropped, end-f.dropped) // advice: nothing depends on it
-		l.syncer.observeAdvice(true, end-f.dropped)
+		l.release(f.f, f.dropped, end)
 		f.dropped = end
 	}
 	if rolled != nil {
@@ -151,6 +150,23 @@ func (l *Log) dropCached(f *rcFile, size int64, rolled *segment) {
 		return
 	}
 	l.dropTail(keep-size, step)
+}
+
+// releaseAlign: the page cache holds a file's pages in folios of up to
+// 2 MiB (large folios, aligned to their size), and POSIX_FADV_DONTNEED
+// drops only the folios wholly inside its range. When each release
+// began where the last one ended, the folio across that boundary stayed
+// cached for good: 8% of 1 KiB records produced to 8 partitions, in runs
+// of 64-512 KiB at every 4 MiB release (Linux 6.18, ext4). A release
+// therefore starts at the previous one's end rounded down to this.
+const releaseAlign = 2 << 20
+
+// release drops f's cached pages in [from, to), where from is where
+// the previous release ended: from releaseAlign before it.
+func (l *Log) release(f vfs.File, from, to int64) {
+	start := from &^ (releaseAlign - 1)
+	_ = vfs.DropCache(f, start, to-start) // advice: nothing depends on it
+	l.syncer.observeAdvice(true, to-from)
 }
 
 // cachedSeg is a rolled segment of which the log's cache window still
@@ -179,9 +195,8 @@ func (l *Log) dropTail(left, step int64) {
 		left -= c.size
 		if end-c.dropped >= step || end == whole && end > c.dropped {
 			if fh, err := l.fs.Open(c.seg.logName); err == nil { // gone: deleted, pages with it
-				_ = vfs.DropCache(fh, c.dropped, end-c.dropped) // advice: nothing depends on it
+				l.release(fh, c.dropped, end)
 				_ = fh.Close()
-				l.syncer.observeAdvice(true, end-c.dropped)
 			}
 			c.dropped = end
 			c.seg.cacheFrom.Store(end)
