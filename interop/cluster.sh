@@ -36,8 +36,14 @@
 #                     and reads every record back through another broker;
 #                     every ISR stays full, no node logs a failure to
 #                     replicate or an ERROR
+#   cluster.sh rack   three nodes in racks r0, r1, r2 with Kafka's
+#                     RackAwareReplicaSelector (KIP-392): kcat with
+#                     client.rack naming a follower's rack reads every
+#                     record of a topic of three replicas, and its fetch log
+#                     shows the leader sending it to that follower and the
+#                     follower serving the records
 set -euo pipefail
-MODE=${1:?mode: kcat, txn, failover, sarama or secure}
+MODE=${1:?mode: kcat, txn, failover, sarama, secure or rack}
 : "${WORK:?run through interop/run.sh}"
 # The suite's other brokers' settings are not this cluster's (run.sh
 # exports the SASL_SSL broker's CA, which the gregor CLI would use).
@@ -102,9 +108,13 @@ if [ "$MODE" = secure ]; then
 fi
 start_node() {
 	local i=$1
+	local rack=()
+	if [ "$MODE" = rack ]; then
+		rack=(--set "broker.rack=r$i" --set replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector)
+	fi
 	"$WORK/gregor" serve --listen "127.0.0.1:${PORTS[$((3 * i))]}" --admin-listen "127.0.0.1:${PORTS[$((3 * i + 2))]}" \
 		--data-dir "$TMP/d$i" --set "node.id=$i" --set "controller.quorum.voters=$VOTERS" \
-		--set broker.session.timeout.ms=3000 "${SECURE[@]}" >>"$TMP/n$i.log" 2>&1 &
+		--set broker.session.timeout.ms=3000 "${SECURE[@]}" "${rack[@]}" >>"$TMP/n$i.log" 2>&1 &
 	PIDS[$i]=$!
 }
 for i in 0 1 2; do
@@ -177,23 +187,52 @@ done
 
 "$WORK/gregor" topic create events --partitions 6 --brokers "$B1" >/dev/null || fail "topic create"
 
-if [ "$MODE" = failover ]; then
-	"$WORK/gregor" topic create replicated --partitions 3 --replication-factor 3 -c min.insync.replicas=2 --brokers "$B1" >/dev/null ||
-		fail "topic create"
-	leader=$(/usr/bin/python3 - "$B0" <<'PY'
+# replicated_leader TOPIC PARTITIONS waits until every partition of
+# TOPIC (of three replicas) has a full ISR and prints partition 0's leader.
+replicated_leader() {
+	/usr/bin/python3 - "$B0" "$1" "$2" <<'PY'
 import sys, time
 from confluent_kafka.admin import AdminClient
 a = AdminClient({"bootstrap.servers": sys.argv[1]})
+topic, n = sys.argv[2], int(sys.argv[3])
 deadline = time.time() + 30
 while time.time() < deadline:
-    t = a.list_topics("replicated", timeout=10).topics.get("replicated")
-    if t and len(t.partitions) == 3 and all(len(p.isrs) == 3 for p in t.partitions.values()):
+    t = a.list_topics(topic, timeout=10).topics.get(topic)
+    if t and len(t.partitions) == n and all(len(p.isrs) == 3 for p in t.partitions.values()):
         print(t.partitions[0].leader)
         sys.exit(0)
     time.sleep(0.2)
 sys.exit("the ISRs did not fill")
 PY
-	) || fail "topic not replicated"
+}
+
+if [ "$MODE" = rack ]; then
+	"$WORK/gregor" topic create racked --partitions 1 --replication-factor 3 --brokers "$B1" >/dev/null || fail "topic create"
+	leader=$(replicated_leader racked 1) || fail "topic not replicated"
+	follower=$(((leader + 1) % 3))
+	N=2000
+	seq 1 $N | awk '{ printf "r-%05d\n", $1 }' >"$TMP/in"
+	kc -b "$B0" -X acks=all -P -t racked <"$TMP/in" || fail "produce"
+	# librdkafka logs each fetch from its broker thread, named by
+	# address and node ID, and the leader's redirect.
+	kc -b "$B0" -X client.rack="r$follower" -X debug=fetch -C -t racked -o beginning -e >"$TMP/out" 2>"$TMP/fetch.log" || # (-q would hide the log)
+		fail "consume with client.rack"
+	cmp -s "$TMP/in" "$TMP/out" || fail "consumed $(wc -l <"$TMP/out") records, not the $N produced"
+	grep -q "migrating from broker $leader to $follower .*preferred replica" "$TMP/fetch.log" || {
+		grep -m20 'racked' "$TMP/fetch.log" >&2 || true
+		fail "no redirect from the leader $leader to the follower $follower in kcat's fetch log"
+	}
+	served=$(grep -c "/$follower: Fetch topic racked \[0\] at offset" "$TMP/fetch.log" || true)
+	[ "$served" -gt 0 ] || fail "no fetch of racked [0] from the follower $follower"
+	echo "kcat in rack r$follower: $N records, fetched from the follower $follower ($served fetches) after the leader $leader's redirect"
+	stop_nodes
+	exit 0
+fi
+
+if [ "$MODE" = failover ]; then
+	"$WORK/gregor" topic create replicated --partitions 3 --replication-factor 3 -c min.insync.replicas=2 --brokers "$B1" >/dev/null ||
+		fail "topic create"
+	leader=$(replicated_leader replicated 3) || fail "topic not replicated"
 	survivor=$(((leader + 1) % 3))
 	SB=127.0.0.1:${PORTS[$((3 * survivor))]}
 	/usr/bin/python3 - "$B0,$B1,$B2" "$SB" "${PIDS[$leader]}" <<'PY' || fail "failover"

@@ -301,6 +301,7 @@ CASES=(
 	"confluent-kafka-python-cluster-failover|^PASS|bash interop/cluster.sh failover"
 	"sarama-cluster-reassign|^PASS|bash interop/cluster.sh sarama"
 	"kcat-cluster-secure|^PASS|bash interop/cluster.sh secure"
+	"kcat-cluster-rack|^PASS|bash interop/cluster.sh rack"
 )
 GATE_GROUPS='SKIP: broker lacks consumer groups'
 GATE_IDEMPOTENCE='SKIP: broker lacks idempotent producers'

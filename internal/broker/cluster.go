@@ -31,7 +31,7 @@ func (b *Broker) Register() error {
 // brokerRecord describes this broker's current endpoints.
 func (b *Broker) brokerRecord() *metadata.BrokerRecord {
 	host, port := b.endpoint("")
-	rec := &metadata.BrokerRecord{ID: b.nodeID, Host: host, Port: port}
+	rec := &metadata.BrokerRecord{ID: b.nodeID, Host: host, Port: port, Rack: b.Config().String("broker.rack")}
 	b.listenerEndpoints.Range(func(k, v any) bool {
 		ep := v.(*endpoint)
 		rec.Endpoints = append(rec.Endpoints, metadata.BrokerEndpoint{Listener: k.(string), Host: ep.host, Port: ep.port})

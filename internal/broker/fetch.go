@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 	"unsafe"
@@ -44,6 +45,12 @@ type fetchTarget struct {
 	// replica is set for a follower's fetch: it reads up to the log
 	// end, not the high watermark, and parks until the next append.
 	replica bool
+	// anyReplica is set for a consumer's fetch of v11 or later, which a
+	// follower serves too, up to its high watermark (KIP-392).
+	anyReplica bool
+	// rack is the consumer's client.rack when the leader picks its read
+	// replica (replica.selector.class): see preferredReadReplica.
+	rack string
 }
 
 // fetchResponse is a FetchResponse whose record batches live in pooled
@@ -185,6 +192,10 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 	if replica {
 		readable = func(string) bool { return true } // CLUSTER_ACTION, above
 	}
+	var rack string
+	if r.Rack != "" && b.Config().String("replica.selector.class") != "" {
+		rack = r.Rack
+	}
 	parts := make([]kmsg.FetchResponseTopicPartition, len(items))
 	targets := make([]fetchTarget, len(items))
 	for i := range items {
@@ -217,6 +228,13 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request, respond fun
 				t.replica = true
 				if t.p = hostedAt(b.partitions(topic.ID), it.req.Partition); t.p == nil || !t.p.leading.Load() {
 					t.p, t.err = nil, b.absentError(topic, it.req.Partition)
+				}
+			} else if r.Version >= 11 && b.cluster {
+				// Consumers that know of preferred read replicas may
+				// fetch from any replica (KIP-392).
+				t.anyReplica, t.rack = true, rack
+				if t.p = hostedAt(b.partitions(topic.ID), it.req.Partition); t.p == nil {
+					t.err = b.absentError(topic, it.req.Partition)
 				}
 			} else if t.p = b.partition(topic.ID, it.req.Partition); t.p == nil {
 				t.err = b.absentError(topic, it.req.Partition)
@@ -327,6 +345,7 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 		sp.RecordBatches = noRecords
 		sp.AbortedTransactions = nil
 		sp.ErrorCode = 0
+		sp.PreferredReadReplica = -1
 		if t.err != nil {
 			sp.ErrorCode = t.err.Code
 			failed = true
@@ -335,13 +354,17 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 		p := t.p
 		p.mu.Lock()
 		epoch, deleted := p.leaderEpoch, p.deleted
+		// A follower of a known leader (not a leader waiting for its
+		// epoch bump after a restart, nor a stray log).
+		following := p.rep.leader >= 0 && p.rep.leader != p.rep.self && slices.Contains(p.rep.replicas, p.rep.self)
 		p.mu.Unlock()
 		if deleted {
 			sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			failed = true
 			continue
 		}
-		if !p.leading.Load() {
+		leading := p.leading.Load()
+		if !leading && (!t.anyReplica || !following) {
 			// Leadership moved while the fetch was parked.
 			sp.ErrorCode = kerr.NotLeaderForPartition.Code
 			failed = true
@@ -358,9 +381,25 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 		sp.LogStartOffset = p.log.LogStartOffset()
 		offset := t.req.FetchOffset
 		if offset < sp.LogStartOffset || offset > p.log.LogEndOffset() {
+			if !leading && t.req.CurrentLeaderEpoch < 0 {
+				// A follower behind a consumer that sent no leader
+				// epoch, and may be here on stale metadata: an empty
+				// answer, which it retries, as Kafka (KAFKA-14274).
+				continue
+			}
+			// A consumer with an epoch asks the leader (KIP-392).
 			sp.ErrorCode = kerr.OffsetOutOfRange.Code
 			failed = true
 			continue
+		}
+		if leading && t.rack != "" {
+			if id := b.preferredReadReplica(p, t.rack, offset); id >= 0 {
+				// No records: the consumer fetches from id next,
+				// and is answered at once (Kafka's ReplicaManager).
+				sp.PreferredReadReplica = id
+				failed = true
+				continue
+			}
 		}
 		upTo := hw
 		switch {

@@ -297,7 +297,7 @@ func assembleFetch(resp *kmsg.FetchResponse, items []fetchItem, parts []kmsg.Fet
 		it := &items[i]
 		p := &parts[i]
 		if sp := it.sp; sp != nil {
-			changed := !sp.sentOnce || p.ErrorCode != 0 || len(p.RecordBatches) > 0 ||
+			changed := !sp.sentOnce || p.ErrorCode != 0 || len(p.RecordBatches) > 0 || p.PreferredReadReplica >= 0 ||
 				p.HighWatermark != sp.sentHW || p.LastStableOffset != sp.sentLSO || p.LogStartOffset != sp.sentLogStart
 			if incremental && !changed {
 				continue

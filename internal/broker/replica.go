@@ -632,3 +632,35 @@ func (b *Broker) bumpEpochs() {
 		}
 	}
 }
+
+// preferredReadReplica is the replica a consumer in rack should fetch
+// p from at offset, as Kafka's RackAwareReplicaSelector picks it: -1
+// (this leader) when this broker is in that rack or no in-sync replica
+// there holds offset; else the one of them furthest ahead. Only
+// in-sync replicas of live brokers count (KAFKA-14372): one that lags
+// would keep the consumer behind the producers.
+func (b *Broker) preferredReadReplica(p *partition, rack string, offset int64) int32 {
+	img := b.meta.Image()
+	rackOf := func(id int32) string {
+		if r := img.Brokers[id]; r != nil {
+			return r.Rack
+		}
+		return ""
+	}
+	if rackOf(b.nodeID) == rack {
+		return -1
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	best, bestEnd := int32(-1), int64(-1)
+	for _, id := range p.rep.isr {
+		f := p.rep.followers[id]
+		if id == b.nodeID || f == nil || img.Fenced[id] || rackOf(id) != rack || f.end < offset {
+			continue
+		}
+		if f.end > bestEnd {
+			best, bestEnd = id, f.end
+		}
+	}
+	return best
+}

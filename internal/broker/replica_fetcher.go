@@ -537,8 +537,12 @@ func (p *partition) followerHighWatermark(hw int64) {
 	if p.leading.Load() || p.deleted {
 		return
 	}
+	before := p.log.HighWatermark()
 	p.log.SetHighWatermark(min(hw, p.log.LogEndOffset()))
 	p.pruneUnstableLocked()
+	if p.log.HighWatermark() > before {
+		p.notifyLocked() // consumers fetching from this follower
+	}
 }
 
 // tpKey names a partition in a fetcher's request and its answer.
