@@ -253,3 +253,56 @@ func TestClusterFetchFromFollowerStops(t *testing.T) {
 		t.Errorf("records by node %v: want 1000 from the stopped follower %d, the rest from the others", n, follower)
 	}
 }
+
+// TestClusterFetchFromFollowerReadCommitted: a read_committed consumer
+// served by a follower sees exactly the committed transactions' records
+// (the follower's last stable offset and aborted transactions, from the
+// markers it replicated), and waits at an open transaction.
+func TestClusterFetchFromFollowerReadCommitted(t *testing.T) {
+	bs := rackedCluster(t, true)
+	ctx := ctxT(t, 60*time.Second)
+	adm := bs[0].Admin()
+	waitRegistered(t, ctx, adm, 3)
+	const topic = "racked-txn"
+	leader, follower := threeReplicas(t, ctx, adm, topic, nil)
+	txn := bs[leader].Client(kgo.SeedBrokers(clusterSeeds(bs)...), kgo.DefaultProduceTopic(topic), kgo.TransactionalID("racked-txn"))
+	defer txn.Close()
+	run := func(from, n int, commit bool) {
+		t.Helper()
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		produceValues(t, ctx, txn, from, n)
+		if err := txn.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(0, 100, true)
+	run(-1000, 100, false) // aborted: values the reader would reject
+	run(100, 100, true)
+
+	var hook servedBy
+	cl := bs[leader].Client(kgo.SeedBrokers(clusterSeeds(bs)...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.Rack(fmt.Sprintf("r%d", follower)), kgo.WithHooks(&hook))
+	defer cl.Close()
+	consumeValues(t, ctx, cl, 200, 0)
+
+	// An open transaction holds the reader back until it commits.
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	produceValues(t, ctx, txn, 200, 50)
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	if fs := cl.PollFetches(short); fs.NumRecords() > 0 {
+		t.Fatalf("read %d records of an open transaction", fs.NumRecords())
+	}
+	cancel()
+	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	consumeValues(t, ctx, cl, 50, 200)
+	if n := hook.counts(); n[follower] < 250 || len(n) != 1 {
+		t.Errorf("records by node %v, want all from the follower %d", n, follower)
+	}
+}
