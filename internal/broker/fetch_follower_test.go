@@ -41,17 +41,34 @@ func (s *servedBy) counts() map[int32]int {
 	return out
 }
 
-// rackedCluster starts three brokers in racks r0, r1, r2 that send
-// consumers to a replica in their rack (replica.selector.class).
-func rackedCluster(t *testing.T, selector bool) []*ktest.Broker {
-	var opts []ktest.Option
+// racked is a three-broker cluster in racks r0, r1, r2 and a topic of
+// one partition on all three.
+type racked struct {
+	bs               []*ktest.Broker
+	ctx              context.Context
+	leader, follower int32 // follower: one that is not the controller
+}
+
+// newRacked starts the cluster, with Kafka's RackAwareReplicaSelector
+// when selector is set, and creates topic.
+func newRacked(t *testing.T, selector bool, topic string) *racked {
+	opts := []ktest.Option{}
 	for i := range 3 {
 		opts = append(opts, ktest.OnNode(i, ktest.Set("broker.rack", "r"+strconv.Itoa(i))))
 	}
 	if selector {
 		opts = append(opts, ktest.Set("replica.selector.class", "org.apache.kafka.common.replica.RackAwareReplicaSelector"))
 	}
-	return ktest.NewCluster(t, 3, opts...)
+	r := &racked{bs: ktest.NewCluster(t, 3, opts...), ctx: ctxT(t, 60*time.Second)}
+	adm := r.bs[0].Admin()
+	waitRegistered(t, r.ctx, adm, 3)
+	r.leader, r.follower = threeReplicas(t, r.ctx, adm, topic, nil)
+	return r
+}
+
+// client is a client of the cluster through the leader.
+func (r *racked) client(opts ...kgo.Opt) *kgo.Client {
+	return r.bs[r.leader].Client(append([]kgo.Opt{kgo.SeedBrokers(clusterSeeds(r.bs)...)}, opts...)...)
 }
 
 // produceValues produces the values from..from+n-1 through cl,
@@ -94,13 +111,10 @@ func consumeValues(t *testing.T, ctx context.Context, cl *kgo.Client, n, from in
 // reads from the leader. Without a selector a consumer with a rack
 // reads from the leader.
 func TestClusterFetchFromFollower(t *testing.T) {
-	bs := rackedCluster(t, true)
-	ctx := ctxT(t, 60*time.Second)
-	adm := bs[0].Admin()
-	waitRegistered(t, ctx, adm, 3)
 	const topic = "racked"
-	leader, follower := threeReplicas(t, ctx, adm, topic, nil)
-	prod := bs[leader].Client(kgo.SeedBrokers(clusterSeeds(bs)...), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
+	r := newRacked(t, true, topic)
+	ctx, leader, follower := r.ctx, r.leader, r.follower
+	prod := r.client(kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
 	defer prod.Close()
 	produceValues(t, ctx, prod, 0, 2000)
 
@@ -112,7 +126,7 @@ func TestClusterFetchFromFollower(t *testing.T) {
 		{fmt.Sprintf("r%d", leader), leader},
 	} {
 		var hook servedBy
-		cl := bs[leader].Client(kgo.SeedBrokers(clusterSeeds(bs)...), kgo.ConsumeTopics(topic),
+		cl := r.client(kgo.ConsumeTopics(topic),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.Rack(c.rack), kgo.WithHooks(&hook),
 			kgo.FetchMaxPartitionBytes(16<<10)) // several fetches
 		consumeValues(t, ctx, cl, 2000, 0)
@@ -144,18 +158,15 @@ func TestClusterFetchFromFollower(t *testing.T) {
 // consumer that fetches from it directly (Fetch v11+), up to its high
 // watermark, while an older Fetch to it is NOT_LEADER_OR_FOLLOWER.
 func TestClusterFetchFromFollowerNoSelector(t *testing.T) {
-	bs := rackedCluster(t, false)
-	ctx := ctxT(t, 60*time.Second)
-	adm := bs[0].Admin()
-	waitRegistered(t, ctx, adm, 3)
 	const topic = "unselected"
-	leader, follower := threeReplicas(t, ctx, adm, topic, nil)
-	cl := bs[leader].Client(kgo.SeedBrokers(clusterSeeds(bs)...), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
+	r := newRacked(t, false, topic)
+	bs, ctx, leader, follower := r.bs, r.ctx, r.leader, r.follower
+	cl := r.client(kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
 	produceValues(t, ctx, cl, 0, 100)
 	cl.Close()
 
 	var hook servedBy
-	cons := bs[leader].Client(kgo.SeedBrokers(clusterSeeds(bs)...), kgo.ConsumeTopics(topic),
+	cons := r.client(kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.Rack(fmt.Sprintf("r%d", follower)), kgo.WithHooks(&hook))
 	consumeValues(t, ctx, cons, 100, 0)
 	cons.Close()
@@ -168,7 +179,7 @@ func TestClusterFetchFromFollowerNoSelector(t *testing.T) {
 	defer direct.Close()
 	old := bs[follower].Client(kgo.SeedBrokers(bs[follower].Addr), kgo.MaxVersions(kversion.V2_2_0())) // Fetch v10
 	defer old.Close()
-	md, err := adm.ListTopics(ctx, topic)
+	md, err := bs[0].Admin().ListTopics(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,13 +228,10 @@ func TestClusterFetchFromFollowerNoSelector(t *testing.T) {
 // follower in its rack goes on from another replica when that follower
 // stops, with nothing lost or repeated.
 func TestClusterFetchFromFollowerStops(t *testing.T) {
-	bs := rackedCluster(t, true)
-	ctx := ctxT(t, 60*time.Second)
-	adm := bs[0].Admin()
-	waitRegistered(t, ctx, adm, 3)
 	const topic = "racked-stop"
-	leader, follower := threeReplicas(t, ctx, adm, topic, nil)
-	prod := bs[leader].Client(kgo.SeedBrokers(clusterSeeds(bs)...), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
+	r := newRacked(t, true, topic)
+	bs, ctx, leader, follower := r.bs, r.ctx, r.leader, r.follower
+	prod := r.client(kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
 	defer prod.Close()
 	produceValues(t, ctx, prod, 0, 1000)
 	var hook servedBy
@@ -259,13 +267,10 @@ func TestClusterFetchFromFollowerStops(t *testing.T) {
 // (the follower's last stable offset and aborted transactions, from the
 // markers it replicated), and waits at an open transaction.
 func TestClusterFetchFromFollowerReadCommitted(t *testing.T) {
-	bs := rackedCluster(t, true)
-	ctx := ctxT(t, 60*time.Second)
-	adm := bs[0].Admin()
-	waitRegistered(t, ctx, adm, 3)
 	const topic = "racked-txn"
-	leader, follower := threeReplicas(t, ctx, adm, topic, nil)
-	txn := bs[leader].Client(kgo.SeedBrokers(clusterSeeds(bs)...), kgo.DefaultProduceTopic(topic), kgo.TransactionalID("racked-txn"))
+	r := newRacked(t, true, topic)
+	ctx, follower := r.ctx, r.follower
+	txn := r.client(kgo.DefaultProduceTopic(topic), kgo.TransactionalID("racked-txn"))
 	defer txn.Close()
 	run := func(from, n int, commit bool) {
 		t.Helper()
@@ -282,7 +287,7 @@ func TestClusterFetchFromFollowerReadCommitted(t *testing.T) {
 	run(100, 100, true)
 
 	var hook servedBy
-	cl := bs[leader].Client(kgo.SeedBrokers(clusterSeeds(bs)...), kgo.ConsumeTopics(topic),
+	cl := r.client(kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.Rack(fmt.Sprintf("r%d", follower)), kgo.WithHooks(&hook))
 	defer cl.Close()
