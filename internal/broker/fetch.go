@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"slices"
 	"sync"
 	"time"
 	"unsafe"
@@ -354,9 +353,7 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 		p := t.p
 		p.mu.Lock()
 		epoch, deleted := p.leaderEpoch, p.deleted
-		// A follower of a known leader (not a leader waiting for its
-		// epoch bump after a restart, nor a stray log).
-		following := p.rep.leader >= 0 && p.rep.leader != p.rep.self && slices.Contains(p.rep.replicas, p.rep.self)
+		following := t.anyReplica && p.followingLocked()
 		p.mu.Unlock()
 		if deleted {
 			sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
@@ -364,7 +361,7 @@ func (b *Broker) readFetch(targets []fetchTarget, maxBytes int, committed bool, 
 			continue
 		}
 		leading := p.leading.Load()
-		if !leading && (!t.anyReplica || !following) {
+		if !leading && !following {
 			// Leadership moved while the fetch was parked.
 			sp.ErrorCode = kerr.NotLeaderForPartition.Code
 			failed = true

@@ -633,6 +633,13 @@ func (b *Broker) bumpEpochs() {
 	}
 }
 
+// followingLocked says p follows a known leader here: not a leader
+// waiting for its epoch bump after a restart, nor a stray log. Called
+// with p.mu held.
+func (p *partition) followingLocked() bool {
+	return p.rep.leader >= 0 && p.rep.leader != p.rep.self && slices.Contains(p.rep.replicas, p.rep.self)
+}
+
 // preferredReadReplica is the replica a consumer in rack should fetch
 // p from at offset, as Kafka's RackAwareReplicaSelector picks it: -1
 // (this leader) when this broker is in that rack or no in-sync replica

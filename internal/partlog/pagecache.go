@@ -131,6 +131,9 @@ func (l *Log) dropCached(f *rcFile, size int64, rolled *segment) {
 	}
 	if gen := l.readGen(); gen != l.cacheTailGen {
 		// Truncated or compacted since: the files behind may be others.
+		for _, c := range l.cacheTail {
+			c.seg.cacheFrom.Store(math.MaxInt64)
+		}
 		l.cacheTail, l.cacheTailGen = nil, gen
 	}
 	step := min(dropCacheMin, max(keep, cacheWindowMin))
@@ -143,9 +146,11 @@ func (l *Log) dropCached(f *rcFile, size int64, rolled *segment) {
 		f.dropped = end
 	}
 	if rolled != nil {
-		rolled.cacheFrom.Store(f.dropped)
 		if f.dropped < size&^(pageSize-1) {
-			l.cacheTail = append(l.cacheTail, cachedSeg{seg: rolled, size: size, dropped: f.dropped})
+			rolled.cacheFrom.Store(f.dropped)
+			l.cacheTail = append(l.cacheTail, cachedSeg{seg: rolled, size: size})
+		} else {
+			rolled.cacheFrom.Store(math.MaxInt64) // released whole
 		}
 		return
 	}
@@ -169,11 +174,11 @@ func (l *Log) release(f vfs.File, from, to int64) {
 	l.syncer.observeAdvice(true, to-from)
 }
 
-// cachedSeg is a rolled segment of which the log's cache window still
-// holds pages: dropped is where they start, size the file's size.
+// cachedSeg is a rolled segment of size bytes of which the log's cache
+// window still holds pages, from seg.cacheFrom on.
 type cachedSeg struct {
-	seg           *segment
-	size, dropped int64
+	seg  *segment
+	size int64
 }
 
 // maxCachedSegs bounds a log's cacheTail: with windows over more
@@ -186,24 +191,23 @@ const maxCachedSegs = 256
 // Called with syncMu held.
 func (l *Log) dropTail(left, step int64) {
 	for i := len(l.cacheTail) - 1; i >= 0; i-- {
-		c := &l.cacheTail[i]
+		c := l.cacheTail[i]
 		whole := c.size &^ (pageSize - 1)
 		end := whole
 		if i >= len(l.cacheTail)-maxCachedSegs {
 			end = max(c.size-max(left, 0), 0) &^ (pageSize - 1)
 		}
 		left -= c.size
-		if end-c.dropped >= step || end == whole && end > c.dropped {
+		if dropped := c.seg.cacheFrom.Load(); end-dropped >= step || end == whole && end > dropped {
 			if fh, err := l.fs.Open(c.seg.logName); err == nil { // gone: deleted, pages with it
-				l.release(fh, c.dropped, end)
+				l.release(fh, dropped, end)
 				_ = fh.Close()
 			}
-			c.dropped = end
 			c.seg.cacheFrom.Store(end)
 		}
 	}
 	n := 0
-	for n < len(l.cacheTail) && l.cacheTail[n].dropped >= l.cacheTail[n].size&^(pageSize-1) {
+	for n < len(l.cacheTail) && l.cacheTail[n].seg.cacheFrom.Load() >= l.cacheTail[n].size&^(pageSize-1) {
 		l.cacheTail[n].seg.cacheFrom.Store(math.MaxInt64)
 		n++
 	}

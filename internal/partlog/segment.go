@@ -88,10 +88,11 @@ type segment struct {
 	rebuilding atomic.Bool
 
 	// cacheFrom is, for a closed segment, where the pages its log still
-	// keeps cached start (pagecache.go): reads below it prefetch. 0 while
-	// the segment is active (its log's window decides) and until its
-	// roll's sync; math.MaxInt64 for a segment found at open or released
-	// whole.
+	// keeps cached start (pagecache.go): reads below it prefetch, and
+	// releases of the log's cacheTail go on from it (written under the
+	// log's syncMu). 0 while the segment is active (its log's window
+	// decides) and until its roll's sync; math.MaxInt64 for a segment
+	// found at open, released whole, or no longer tracked.
 	cacheFrom atomic.Int64
 
 	// File cache state, guarded by fileCache.mu.
